@@ -1,0 +1,85 @@
+# Homelab services VM: the user's entry point. Every target is a thin call of orchestrator.py.
+# Run `make` or `make help` for the list. Every target takes ENV_FILE=path (default ./.env).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ENV_FILE ?= ./.env
+# VENV_DIR comes from the .env file when it is set there, else ./.venv next to this Makefile.
+VENV_DIR ?= $(or $(shell sed -n 's/^[[:space:]]*VENV_DIR[[:space:]]*=[[:space:]]*["'\'']\{0,1\}\([^"'\''[:space:]]*\).*/\1/p' $(ENV_FILE) 2>/dev/null | tail -n1),$(CURDIR)/.venv)
+PYTHON := $(VENV_DIR)/bin/python
+# Root runs the CLI directly; anyone else goes through sudo (not every machine has sudo).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+DRY_RUN ?=
+ORCH := $(SUDO) $(PYTHON) $(CURDIR)/orchestrator.py --env-file $(ENV_FILE) $(if $(DRY_RUN),--dry-run) $(V)
+
+# Apt packages: ZFS tools (production: zfsutils-linux; the lab uses zfs-fuse), borg, docker.
+ZFS_PACKAGE ?= zfsutils-linux
+APT_PACKAGES ?= $(ZFS_PACKAGE) borgbackup docker.io docker-compose python3-venv
+
+# Tests use their own virtualenv, independent of any .env.
+TEST_VENV := $(CURDIR)/.venv
+PYTEST_ARGS ?=
+
+.PHONY: help install venv config-check config-show test test-unit lab-up lab-down lint
+
+help: ## List every target with one line each
+	@echo "Usage: make TARGET [ENV_FILE=./.env] [SERVICE_NAME=...] [DRY_RUN=1] [V=-v]"
+	@echo
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-22s %s\n", $$1, $$2}'
+
+# --- setup -----------------------------------------------------------------------------------
+
+install: ## Install apt packages (zfs, borg, docker), create VENV_DIR, pip install (idempotent)
+	@missing=""; for bin in zfs borg docker python3; do command -v $$bin >/dev/null || missing="$$missing $$bin"; done; \
+	if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then missing="$$missing compose"; fi; \
+	if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then missing="$$missing venv"; fi; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages (missing:$$missing): $(APT_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	else echo "apt packages: all present"; fi
+	@$(MAKE) --no-print-directory venv
+	@chmod +x orchestrator.py tests/lab/lab.sh
+	@echo "install: done. Next: cp .env.example .env && chmod 600 .env, edit it, then 'make config-check'."
+
+venv: ## Create VENV_DIR and install requirements.txt into it
+	@[ -x $(PYTHON) ] || python3 -m venv $(VENV_DIR)
+	@$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@echo "venv: $(VENV_DIR) ready"
+
+config-check: ## Validate ENV_FILE and list every problem at once
+	$(ORCH) config check
+
+config-show: ## Show every setting with secrets masked
+	$(ORCH) config show
+
+# --- storage (ZFS) ---------------------------------------------------------------------------
+# (targets added by the storage work)
+
+# --- stacks (docker compose) -----------------------------------------------------------------
+# (targets added by the compose work)
+
+# --- backup (borg) ---------------------------------------------------------------------------
+# (targets added by the backup work)
+
+# --- development -----------------------------------------------------------------------------
+
+$(TEST_VENV)/.dev-installed: requirements.txt requirements-dev.txt
+	@[ -x $(TEST_VENV)/bin/python ] || python3 -m venv $(TEST_VENV)
+	@$(TEST_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+lab-up: ## Install and start the test lab (zfs-fuse pool, dockerd with userns-remap, sshd, images)
+	bash tests/lab/lab.sh up
+
+lab-down: ## Tear down what the test lab created
+	bash tests/lab/lab.sh down
+
+test: $(TEST_VENV)/.dev-installed lab-up ## Run the whole suite (unit + lab tests against real tools); as root on Debian
+	$(TEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(TEST_VENV)/.dev-installed ## Run only the unit tests (no outside tools needed)
+	$(TEST_VENV)/bin/python -m pytest -m "not lab" $(PYTEST_ARGS)
+
+lint: $(TEST_VENV)/.dev-installed ## ruff check
+	$(TEST_VENV)/bin/ruff check .

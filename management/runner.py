@@ -1,0 +1,171 @@
+"""The single place that runs an outside command.
+
+Every manager builds an argv list with a pure function and hands it to `Runner.run`.
+Here, and only here:
+- commands run without a shell (`sh` with an argv list, `_tty_out=False`);
+- secrets travel in the environment, never in argv, and are masked in every log line
+  and error message;
+- every call has a timeout;
+- `dry_run` skips commands that change something, while read-only queries still run;
+- failures become one `CommandError` carrying the masked command, exit code and stderr tail.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import sh
+
+from .errors import CommandError
+
+log = logging.getLogger("orchestrator.runner")
+# sh logs every command line at INFO/DEBUG with its arguments; we do our own masked logging.
+logging.getLogger("sh").setLevel(logging.WARNING)
+
+MASK = "***"
+MIN_SECRET_LEN = 3
+STDERR_TAIL_LINES = 15
+DEFAULT_TIMEOUT = 600.0
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of every secret in `text` with ***.
+
+    Longer secrets are replaced first so a secret containing another is fully hidden.
+    Secrets shorter than MIN_SECRET_LEN are ignored: masking single letters would
+    garble every message (config validation rejects such passphrases anyway).
+    """
+    for secret in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LEN}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def format_argv(argv: Sequence[str], secrets: Iterable[str] = ()) -> str:
+    """A copy-pasteable, masked rendering of argv for logs and errors."""
+    return mask(shlex.join(argv), secrets)
+
+
+def tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0
+    skipped: bool = False  # True when dry-run skipped a mutating command
+
+
+@dataclass
+class Runner:
+    """Runs outside commands. One instance per CLI invocation, shared by all managers."""
+
+    dry_run: bool = False
+    secrets: tuple[str, ...] = ()
+    default_timeout: float = DEFAULT_TIMEOUT
+    base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def add_secret(self, value: str | None) -> None:
+        if value:
+            self.secrets = tuple(self.secrets) + (value,)
+
+    def mask(self, text: str) -> str:
+        return mask(text, self.secrets)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        mutating: bool = True,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        ok_codes: Sequence[int] = (0,),
+        cwd: str | None = None,
+        stdin: str | None = None,
+    ) -> Result:
+        """Run argv. Raises CommandError unless the exit code is in ok_codes.
+
+        `mutating=False` marks a read-only query: it runs even under dry-run.
+        `env` adds variables (for secrets such as BORG_PASSPHRASE) to the base environment;
+        only their names are logged.
+        """
+        argv = tuple(str(a) for a in argv)
+        shown = format_argv(argv, self.secrets)
+        env_note = f" [env: {', '.join(sorted(env))}]" if env else ""
+        if self.dry_run and mutating:
+            log.info("dry-run, not running: %s%s", shown, env_note)
+            return Result(argv, 0, skipped=True)
+        log.debug("running: %s%s", shown, env_note)
+
+        full_env = dict(self.base_env)
+        if env:
+            full_env.update(env)
+        limit = self.default_timeout if timeout is None else timeout
+        started = time.monotonic()
+        try:
+            program = sh.Command(argv[0])
+        except sh.CommandNotFound:
+            raise CommandError(shown, None, "", reason=f"program not found: {argv[0]}") from None
+        proc = None
+        try:
+            proc = program(
+                *argv[1:],
+                _env=full_env,
+                _tty_out=False,
+                _ok_code=list(ok_codes),
+                _timeout=limit,
+                _timeout_signal=signal.SIGKILL,
+                _cwd=cwd,
+                _in=stdin,
+                _bg=True,
+                _bg_exc=False,
+                _return_cmd=True,
+            )
+            proc.wait()
+        except sh.TimeoutException:
+            raise CommandError(shown, None, "", reason=f"timed out after {limit:g}s") from None
+        except sh.ErrorReturnCode as exc:
+            stderr = self.mask(_decode(exc.stderr))
+            log.debug("failed (exit %s): %s", exc.exit_code, shown)
+            raise CommandError(shown, exc.exit_code, tail(stderr)) from None
+        except BaseException:
+            # Interrupted (SIGINT/SIGTERM turned into an exception): do not leave the child behind.
+            _terminate(proc)
+            raise
+        duration = time.monotonic() - started
+        stdout = _decode(proc.stdout)
+        stderr = _decode(proc.stderr)
+        log.debug("exit %s in %.2fs: %s", proc.exit_code, duration, shown)
+        return Result(argv, proc.exit_code, stdout, stderr, duration)
+
+
+def _decode(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, str):
+        return data
+    return data.decode("utf-8", errors="replace")
+
+
+def _terminate(proc) -> None:
+    if proc is None:
+        return
+    try:
+        if proc.process.is_alive()[0]:
+            proc.terminate()
+            deadline = time.monotonic() + 10
+            while proc.process.is_alive()[0] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if proc.process.is_alive()[0]:
+                proc.kill()
+    except Exception:  # pragma: no cover - best effort while unwinding
+        pass

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""orchestrator: the command line of the homelab services VM.
+
+A thin Click layer: it parses options, loads the settings, builds the managers, calls
+them and turns their errors into messages and exit codes. It never builds an argv.
+
+Exit codes: 0 success, 1 a command or step failed, 2 usage error, 3 configuration error,
+4 another run holds the lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from functools import cached_property
+from pathlib import Path
+
+import click
+
+from management import __version__
+from management.config import Settings, load_settings
+from management.errors import ConfigError, OrchestratorError
+from management.runner import Runner, mask
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 3
+EXIT_LOCKED = 4
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+log = logging.getLogger("orchestrator")
+
+
+class App:
+    """What every command needs, built lazily so `--help` stays fast and needs no .env."""
+
+    def __init__(self, env_file: str, dry_run: bool, verbose: int):
+        self.env_file = Path(env_file)
+        self.dry_run = dry_run
+        self.verbose = verbose
+
+    @cached_property
+    def settings(self) -> Settings:
+        settings, warnings = load_settings(self.env_file)
+        for warning in warnings:
+            click.secho(f"warning: {warning}", fg="yellow", err=True)
+        return settings
+
+    @cached_property
+    def runner(self) -> Runner:
+        s = self.settings
+        return Runner(dry_run=self.dry_run, secrets=s.secrets, default_timeout=float(s.command_timeout))
+
+    def mask(self, text: str) -> str:
+        try:
+            return mask(text, self.settings.secrets)
+        except ConfigError:
+            return text
+
+
+class OrchestratorGroup(click.Group):
+    """Turns project errors into ClickExceptions at the edge, with secrets masked."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            for warning in exc.warnings:
+                click.secho(f"warning: {warning}", fg="yellow", err=True)
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(EXIT_CONFIG)
+        except OrchestratorError as exc:
+            app = ctx.find_object(App)
+            text = app.mask(str(exc)) if app else str(exc)
+            click.secho(f"error: {text}", fg="red", err=True)
+            ctx.exit(getattr(exc, "exit_code_hint", EXIT_FAILED))
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@click.group(cls=OrchestratorGroup, context_settings=CONTEXT)
+@click.option(
+    "--env-file",
+    envvar="ORCHESTRATOR_ENV_FILE",
+    default=".env",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Settings file (also read from ORCHESTRATOR_ENV_FILE).",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would change; run only read-only queries.")
+@click.option("-v", "--verbose", count=True, help="-v shows steps, -vv every command run (secrets masked).")
+@click.version_option(__version__, prog_name="orchestrator")
+@click.pass_context
+def cli(ctx: click.Context, env_file: str, dry_run: bool, verbose: int) -> None:
+    """Run the homelab services VM: ZFS datasets and snapshots, Docker Compose stacks
+    behind one Caddy hub, and Borg backups (one repository per dataset)."""
+    _setup_logging(verbose)
+    ctx.obj = App(env_file, dry_run, verbose)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+# --- config --------------------------------------------------------------------------------
+
+
+@cli.group()
+def config() -> None:
+    """Validate and show the settings file."""
+
+
+@config.command("check")
+@pass_app
+def config_check(app: App) -> None:
+    """Validate the .env file and list every problem at once (exit 3 if any)."""
+    s = app.settings
+    click.echo(f"{app.env_file}: OK ({len(s.services)} services: {', '.join(s.services)})")
+
+
+@config.command("show")
+@pass_app
+def config_show(app: App) -> None:
+    """Print every setting after defaults are applied, with secrets masked."""
+    rows = app.settings.masked()
+    width = max(map(len, rows))
+    for key, value in rows.items():
+        click.echo(f"{key:<{width}}  {value}")
+
+
+# --- storage (ZFS datasets, snapshots, host setup) -----------------------------------------
+# (commands added by the storage work)
+
+# --- stacks (docker compose) ---------------------------------------------------------------
+# (commands added by the compose work)
+
+# --- backup (borg) -------------------------------------------------------------------------
+# (commands added by the backup work)
+
+
+def main() -> None:
+    cli(prog_name="orchestrator")
+
+
+if __name__ == "__main__":
+    main()

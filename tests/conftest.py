@@ -1,0 +1,101 @@
+"""Shared fixtures.
+
+Tests marked `lab` run against the real tools that `tests/lab/lab.sh up` installs and starts
+(zfs-fuse with a file-backed pool, dockerd with userns-remap, sshd with a borg-serve key,
+locally built images). `make test` brings the lab up first.
+
+Outside CI a missing lab skips lab tests with the reason; with CI=true a missing lab is a
+failure, and so is any skipped test: CI must never pass by not running something.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB_SH = ROOT / "tests" / "lab" / "lab.sh"
+sys.path.insert(0, str(ROOT))
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class Lab:
+    dir: Path
+    pool: str
+    pool_mountpoint: Path
+    busybox_image: str
+    caddy_image: str
+    ssh_key: Path
+    ssh_known_hosts: Path
+    ssh_port: int
+    borg_user: str
+    borg_repos: str
+    borg_rsh: str
+
+    def unique(self, stem: str) -> str:
+        """A name no other test (or concurrent run) uses: for datasets, networks, projects."""
+        return f"{stem}{uuid.uuid4().hex[:8]}"
+
+    def ssh_repo_base(self, subdir: str) -> str:
+        return f"ssh://{self.borg_user}@127.0.0.1:{self.ssh_port}{self.borg_repos}/{subdir}"
+
+
+def _lab_env() -> dict[str, str]:
+    status = subprocess.run(["bash", str(LAB_SH), "status"], capture_output=True, text=True, timeout=120)
+    if status.returncode != 0:
+        raise RuntimeError(f"lab is not up (run `make lab-up`):\n{status.stdout}{status.stderr}")
+    out = subprocess.run(["bash", str(LAB_SH), "env"], capture_output=True, text=True, timeout=60, check=True)
+    return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    try:
+        env = _lab_env()
+    except Exception as exc:  # noqa: BLE001 - any failure means: no lab
+        if IN_CI:
+            pytest.fail(f"CI=true but the lab is not available: {exc}")
+        pytest.skip(f"lab not available: {exc}")
+    return Lab(
+        dir=Path(env["LAB_DIR"]),
+        pool=env["LAB_POOL"],
+        pool_mountpoint=Path(env["LAB_POOL_MOUNTPOINT"]),
+        busybox_image=env["LAB_BUSYBOX_IMAGE"],
+        caddy_image=env["LAB_CADDY_IMAGE"],
+        ssh_key=Path(env["LAB_SSH_KEY"]),
+        ssh_known_hosts=Path(env["LAB_SSH_KNOWN_HOSTS"]),
+        ssh_port=int(env["LAB_SSH_PORT"]),
+        borg_user=env["LAB_BORG_USER"],
+        borg_repos=env["LAB_BORG_REPOS"],
+        borg_rsh=env["LAB_BORG_RSH"],
+    )
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if IN_CI and _skipped and session.exitstatus == 0:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if IN_CI and _skipped:
+        terminalreporter.write_line(
+            f"CI=true: {len(_skipped)} test(s) were skipped; in CI every test must run:", red=True
+        )
+        for nodeid in _skipped:
+            terminalreporter.write_line(f"  {nodeid}", red=True)
