@@ -1,0 +1,52 @@
+"""Write a .env for a lab test: a unique parent dataset on the lab pool, its own services dir,
+borg repos, keys and state under a temp dir. Every test gets its own, so tests never share state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+LAB_PASSPHRASE = "lab-passphrase-do-not-use-7f3a9c"
+
+
+def write_lab_env(tmp_path: Path, lab, volume_paths: list[str], *, name: str | None = None,
+                  repo_base: str | None = None, extra: dict[str, str] | None = None) -> tuple[Path, dict[str, str]]:
+    """Returns (env_path, values). volume_paths are 'service/sub:UID_KEY' lines.
+
+    The parent dataset is <pool>/<name> mounted at <pool mountpoint>/<name>; views go to
+    <pool>/<name>-views so they stay outside the recursively snapshotted tree.
+    """
+    name = name or lab.unique("t")
+    parent = f"{lab.pool}/{name}"
+    mgmt = tmp_path / "management"
+    services = tmp_path / "services"
+    for d in (mgmt, services):
+        d.mkdir(parents=True, exist_ok=True)
+    values = {
+        "ADMIN_USER": "root",
+        "MANAGEMENT_DIR": str(mgmt),
+        "VENV_DIR": str(mgmt / ".venv"),
+        "SERVICES_DIR": str(services),
+        "ZFS_PARENT_DATASET": parent,
+        "ZFS_BASE_MOUNTPOINT": str(lab.pool_mountpoint / name),
+        "BORG_REPO_BASE_PATH": repo_base or str(tmp_path / "repos"),
+        "BORG_PASSPHRASE": LAB_PASSPHRASE,
+        "BORG_RSH": lab.borg_rsh,
+        "REMAPPED_ROOT_UID": "100000",
+        "REMAPPED_APP_UID": "100999",
+        "SNAPSHOT_PREFIX": "orchestrator",
+        "VIEW_DATASET": f"{parent}-views",
+        "VIEW_MOUNTPOINT": str(tmp_path / "views"),
+        "LOCK_FILE": str(tmp_path / "orchestrator.lock"),
+        "STATE_DIR": str(tmp_path / "state"),
+        "HEALTH_TIMEOUT": "60",
+        "STOP_TIMEOUT": "10",
+        "COMMAND_TIMEOUT": "120",
+    }
+    values.update(extra or {})
+    lines = [f"{k}={v}" for k, v in values.items()]
+    lines.append('SERVICE_VOLUME_PATHS_AND_OWNERS="\n' + "\n".join(volume_paths) + '\n"')
+    env_path = tmp_path / ".env"
+    env_path.write_text("\n".join(lines) + "\n")
+    os.chmod(env_path, 0o600)
+    return env_path, values
