@@ -16,6 +16,7 @@ import logging
 import os
 import shlex
 import signal
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ class Runner:
     secrets: tuple[str, ...] = ()
     default_timeout: float = DEFAULT_TIMEOUT
     base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    _live: dict = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def add_secret(self, value: str | None) -> None:
         if value:
@@ -129,7 +132,12 @@ class Runner:
                 _bg=True,
                 _bg_exc=False,
                 _return_cmd=True,
+                # Own session: a Ctrl-C on the terminal reaches only us, and we decide what to
+                # stop. Otherwise it would also kill a `docker compose start` mid-window.
+                _new_session=True,
             )
+            with self._lock:
+                self._live[id(proc)] = (argv, proc)
             proc.wait()
         except sh.TimeoutException:
             raise CommandError(shown, None, "", reason=f"timed out after {limit:g}s") from None
@@ -141,11 +149,27 @@ class Runner:
             # Interrupted (SIGINT/SIGTERM turned into an exception): do not leave the child behind.
             _terminate(proc)
             raise
+        finally:
+            if proc is not None:
+                with self._lock:
+                    self._live.pop(id(proc), None)
         duration = time.monotonic() - started
         stdout = _decode(proc.stdout)
         stderr = _decode(proc.stderr)
         log.debug("exit %s in %.2fs: %s", proc.exit_code, duration, shown)
         return Result(argv, proc.exit_code, stdout, stderr, duration)
+
+
+    def terminate_running(self, programs: Iterable[str]) -> int:
+        """Terminate live commands whose program name is in `programs` (used on SIGINT/SIGTERM
+        to stop borg runs in worker threads). Returns how many were signalled. zfs commands are
+        never in this set: killing a zfs client mid-operation can wedge zfs-fuse."""
+        wanted = set(programs)
+        with self._lock:
+            victims = [proc for argv, proc in self._live.values() if os.path.basename(argv[0]) in wanted]
+        for proc in victims:
+            _terminate(proc)
+        return len(victims)
 
 
 def _decode(data: bytes | str | None) -> str:

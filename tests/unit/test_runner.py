@@ -66,3 +66,28 @@ def test_dry_run_skips_mutating_commands_but_runs_queries(tmp_path):
     skipped = runner.run(["touch", str(target)])
     assert skipped.skipped and not target.exists()
     assert runner.run(["echo", "q"], mutating=False).stdout == "q\n"
+
+
+def test_terminate_running_stops_only_the_named_programs():
+    import threading
+
+    runner = Runner()
+    outcome = {}
+
+    def slow():
+        try:
+            runner.run(["sleep", "30"])
+        except CommandError as exc:
+            outcome["err"] = exc
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    for _ in range(100):
+        if runner._live:
+            break
+        threading.Event().wait(0.02)
+    assert runner.terminate_running({"borg"}) == 0
+    assert runner.terminate_running({"sleep"}) == 1
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert outcome["err"].exit_code is not None  # killed by a signal, reported as a failure
