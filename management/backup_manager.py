@@ -1,0 +1,307 @@
+"""BackupOrchestrator: the nightly cycle.
+
+    lock -> preflight -> stop stacks (hub last) -> ONE recursive atomic snapshot
+    -> start stacks (hub first) -> per dataset: read-only view at a stable path,
+    borg create, prune, compact when due, remove the view -> destroy the snapshot -> report
+
+Promises (each has a test):
+- a failed preflight stops nothing;
+- stacks that were running are started again on every way out of the stop window
+  (error, SIGINT, SIGTERM); stacks that were stopped before stay stopped;
+- one dataset's failure does not stop the others; views and the snapshot are removed anyway;
+- only snapshots with the tool's prefix and views under VIEW_DATASET are ever destroyed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .config import Settings
+from .errors import OrchestratorError, ValidationError
+from .lock import Interrupted, RunLock, SignalGuard
+from .report import (
+    FAILED,
+    OK,
+    SKIPPED,
+    WARNING,
+    DatasetResult,
+    RunReport,
+    load_last_success,
+    prometheus_text,
+    push,
+    write_atomic,
+)
+
+log = logging.getLogger("orchestrator.backup")
+
+
+def snapshot_name(prefix: str, now: float) -> str:
+    """`<prefix>-YYYYmmddTHHMMSSZ`: sortable, unique per second, and marks the snapshot as ours."""
+    return f"{prefix}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}"
+
+
+def stop_order(stacks: Sequence[str], hub: str) -> list[str]:
+    """Hub last: it keeps serving (error pages) until every spoke is down."""
+    return [s for s in stacks if s != hub] + ([hub] if hub in stacks else [])
+
+
+def start_order(stacks: Sequence[str], hub: str) -> list[str]:
+    """Hub first."""
+    return ([hub] if hub in stacks else []) + [s for s in stacks if s != hub]
+
+
+def compact_due(last: float | None, every_days: int, now: float) -> bool:
+    return every_days == 0 or last is None or now - last >= every_days * 86400 - 3600
+
+
+class BackupOrchestrator:
+    def __init__(self, settings: Settings, runner, zfs, docker, borg,
+                 echo: Callable[[str], None] = print, clock: Callable[[], float] = time.time):
+        self.s = settings
+        self.runner = runner
+        self.zfs = zfs
+        self.docker = docker
+        self.borg = borg
+        self.echo = echo
+        self.clock = clock
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _targets(self, services: Sequence[str] | None) -> list[str]:
+        if not services:
+            return list(self.s.services)
+        unknown = [s for s in services if s not in self.s.services]
+        if unknown:
+            raise ValidationError(
+                f"unknown service(s) {', '.join(map(repr, unknown))}; known: {', '.join(self.s.services)}"
+            )
+        return list(services)
+
+    def _view_path(self, service: str) -> Path:
+        return self.s.view_mountpoint / service
+
+    def _view_dataset(self, service: str) -> str:
+        return f"{self.s.view_dataset}/{service}"
+
+    def cleanup_leftovers(self) -> list[str]:
+        """Remove views and prefixed snapshots a killed run left behind. Only ours."""
+        removed: list[str] = []
+        for view in self.zfs.list_views(self.s.view_dataset):
+            self.zfs.destroy_view(view)
+            removed.append(view)
+        for snap in self.zfs.list_snapshots(self.s.zfs_parent_dataset):
+            dataset, _, name = snap.partition("@")
+            if dataset == self.s.zfs_parent_dataset and name.startswith(self.s.snapshot_prefix + "-"):
+                self.zfs.destroy_recursive_snapshot(dataset, name, prefix=self.s.snapshot_prefix)
+                removed.append(snap)
+        # Children snapshotted alone (backup-one) carry the prefix too.
+        for snap in self.zfs.list_snapshots(self.s.zfs_parent_dataset):
+            dataset, _, name = snap.partition("@")
+            if name.startswith(self.s.snapshot_prefix + "-"):
+                self.zfs.destroy_recursive_snapshot(dataset, name, prefix=self.s.snapshot_prefix)
+                removed.append(snap)
+        return removed
+
+    def preflight(self, targets: Sequence[str]) -> list[str]:
+        """Everything that must hold before any downtime. Returns problems; changes nothing
+        on the services (it may initialise a missing borg repository)."""
+        problems: list[str] = []
+        for service in targets:
+            dataset = self.s.dataset(service)
+            if not self.zfs.is_mounted(dataset):
+                problems.append(f"{service}: dataset {dataset} is not mounted (or does not exist); "
+                                "run `make setup-storage` or `zfs mount` it")
+        if problems:
+            return problems
+        for service in targets:
+            try:
+                self.borg.init_repo(service)
+            except OrchestratorError as exc:
+                problems.append(f"{service}: repository {self.s.repo(service)} is not usable: {exc}")
+        return problems
+
+    # -- the cycle ------------------------------------------------------------------------
+
+    def backup(self, services: Sequence[str] | None = None) -> RunReport:
+        targets = self._targets(services)
+        report = RunReport(started_at=self.clock())
+        with RunLock(self.s.lock_file, "backup"), SignalGuard() as guard:
+            warning = push(self.s.push_url, "start")
+            if warning:
+                self.echo(f"warning: {warning}")
+            try:
+                self._cycle(targets, report, guard)
+            except Interrupted as exc:
+                report.interrupted = str(exc)
+            finally:
+                report.finished_at = self.clock()
+                self._publish(report)
+        return report
+
+    def _cycle(self, targets: list[str], report: RunReport, guard: SignalGuard) -> None:
+        report.datasets = [DatasetResult(s) for s in targets]
+        leftovers = self.cleanup_leftovers()
+        if leftovers:
+            self.echo(f"removed leftovers of an earlier run: {', '.join(leftovers)}")
+        problems = self.preflight(targets)
+        if problems:
+            report.errors.extend(f"preflight: {p}" for p in problems)
+            for d in report.datasets:
+                d.message = "preflight failed; nothing was stopped"
+            return
+
+        backup_all = list(targets) == list(self.s.services)
+        snap_root = self.s.zfs_parent_dataset if backup_all else None
+        snap = snapshot_name(self.s.snapshot_prefix, self.clock())
+        snapshotted: list[str] = []  # datasets holding our snapshot, for cleanup
+        try:
+            self._window(targets, snap, snap_root, report, guard, snapshotted)
+            if report.errors or not snapshotted:
+                return  # no borg without a complete snapshot
+            self._borg_phase(targets, snap, report)
+        finally:
+            with guard.critical():
+                self._cleanup(targets, snap, snapshotted, report)
+
+    def _window(self, targets, snap, snap_root, report, guard, snapshotted) -> None:
+        """Stop -> snapshot -> start, all of it with SIGINT/SIGTERM held back.
+
+        The window lasts seconds. A signal arriving inside it skips the snapshot if it has
+        not been taken yet, the stacks are started again, and only then is the signal
+        raised. An error takes the same way out. So no signal can leave services down.
+        """
+        hub = self.s.hub_service
+        with guard.critical():
+            stacks = self.docker.discover_names()
+            wanted = stacks if snap_root else [s for s in stacks if s in targets]
+            running = set(self.docker.running_stacks())
+            to_stop = stop_order([s for s in wanted if s in running], hub)
+            skipped = [s for s in wanted if s not in running]
+            if skipped:
+                self.echo(f"not running, left stopped: {', '.join(skipped)}")
+            t0 = time.monotonic()
+            try:
+                self.echo(f"stopping {len(to_stop)} stack(s): {', '.join(to_stop) or '-'}")
+                for result in self.docker.stop(to_stop):
+                    if not result.ok:
+                        report.stack_failures.append(f"{result.stack}: stop failed: {result.message}")
+                if guard.pending:
+                    self.echo("interrupted while stopping: no snapshot, starting stacks again")
+                    return
+                self.echo(f"snapshot {snap}")
+                for dataset in [snap_root] if snap_root else [self.s.dataset(t) for t in targets]:
+                    self.zfs.snapshot(dataset, snap, recursive=True)
+                    snapshotted.append(dataset)
+                report.snapshot = ", ".join(f"{d}@{snap}" for d in snapshotted)
+            except OrchestratorError as exc:
+                report.errors.append(f"snapshot: {exc}")
+            finally:
+                order = start_order(to_stop, hub)
+                if order:
+                    self.echo(f"starting {len(order)} stack(s): {', '.join(order)}")
+                    for result in self.docker.start(order):
+                        if result.ok:
+                            report.restarted_stacks.append(result.stack)
+                        else:
+                            report.stack_failures.append(f"{result.stack}: start failed: {result.message}")
+                report.stopped_stacks = list(to_stop)
+                report.downtime = time.monotonic() - t0 if to_stop else None
+                if report.downtime is not None:
+                    self.echo(f"downtime: {report.downtime:.1f}s")
+
+    def _borg_phase(self, targets: list[str], snap: str, report: RunReport) -> None:
+        by_service = {d.service: d for d in report.datasets}
+        compact_state = self.s.state_dir / "compact.json"
+        last_compact = load_last_success(compact_state)
+
+        def one(service: str) -> None:
+            d = by_service[service]
+            started = time.monotonic()
+            view = self._view_dataset(service)
+            try:
+                self.zfs.create_view(f"{self.s.dataset(service)}@{snap}", view, self._view_path(service))
+                created = self.borg.create(service, self._view_path(service))
+                d.archive = created.archive
+                d.nfiles = created.nfiles
+                d.original_size = created.original_size
+                d.deduplicated_size = created.deduplicated_size
+                d.result = WARNING if created.warning else OK
+                d.message = created.warning or ""
+                self.borg.prune(service)
+                d.pruned = True
+                if compact_due(last_compact.get(service), self.s.borg_compact_every_days, self.clock()):
+                    self.borg.compact(service)
+                    d.compacted = True
+                    last_compact[service] = self.clock()
+            except OrchestratorError as exc:
+                d.result = FAILED
+                d.message = str(exc)
+            finally:
+                d.duration = time.monotonic() - started
+                try:
+                    self.zfs.destroy_view(view)
+                except OrchestratorError as exc:
+                    report.errors.append(f"{service}: could not remove view {view}: {exc}")
+
+        workers = max(1, min(self.s.borg_parallel, len(targets)))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="borg")
+        futures = []
+        try:
+            for service in targets:
+                futures.append(pool.submit(one, service))
+            for future in futures:
+                while True:
+                    try:
+                        future.result(timeout=0.5)  # short waits so signals are handled promptly
+                        break
+                    except TimeoutError:
+                        continue
+        except Interrupted:
+            for f in futures:
+                f.cancel()
+            self.runner.terminate_running({"borg"})
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            if any(d.compacted for d in report.datasets):
+                write_atomic(compact_state, json.dumps(last_compact))
+
+    def _cleanup(self, targets, snap, snapshotted, report) -> None:
+        for service in targets:
+            view = self._view_dataset(service)
+            try:
+                if self.zfs.exists(view):
+                    self.zfs.destroy_view(view)
+            except OrchestratorError as exc:
+                report.errors.append(f"cleanup: view {view}: {exc}")
+        for dataset in snapshotted:
+            try:
+                self.zfs.destroy_recursive_snapshot(dataset, snap, prefix=self.s.snapshot_prefix)
+            except OrchestratorError as exc:
+                report.errors.append(f"cleanup: snapshot {dataset}@{snap}: {exc}")
+        for d in report.datasets:
+            if d.result == SKIPPED and not d.message:
+                d.message = "not backed up (see errors)"
+
+    def _publish(self, report: RunReport) -> None:
+        now = self.clock()
+        state = self.s.state_dir / "last_success.json"
+        last = load_last_success(state)
+        for d in report.datasets:
+            if d.result in (OK, WARNING):
+                last[d.service] = now
+        try:
+            write_atomic(state, json.dumps(last))
+            if self.s.prometheus_textfile:
+                write_atomic(self.s.prometheus_textfile, prometheus_text(report, last))
+        except OSError as exc:
+            report.errors.append(f"could not write run state: {exc}")
+        warning = push(self.s.push_url, "success" if report.ok else "fail",
+                       body=self.runner.mask(json.dumps(report.to_dict(), default=str)))
+        if warning:
+            self.echo(f"warning: {warning}")

@@ -1,0 +1,256 @@
+"""The cycle's promises, with fake managers that record the order of events."""
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from management.backup_manager import BackupOrchestrator, compact_due, snapshot_name, start_order, stop_order
+from management.config import load_settings
+from management.errors import CommandError, OrchestratorError
+from management.report import FAILED, OK
+from tests.fakes import FakeRunner
+from tests.unit.test_config import BASE
+
+
+@dataclass
+class StackResult:
+    stack: str
+    ok: bool = True
+    message: str = ""
+
+
+@dataclass
+class Created:
+    archive: str
+    nfiles: int = 3
+    original_size: int = 100
+    deduplicated_size: int = 10
+    warning: str = ""
+
+
+class World:
+    """Fake zfs + docker + borg sharing one event log."""
+
+    def __init__(self, stacks=("git", "photo", "reverseproxy"), running=None):
+        self.events = []
+        self.stacks = list(stacks)
+        self.running = set(self.stacks if running is None else running)
+        self.snapshots = set()
+        self.views = set()
+        self.mounted = {"datapool/services/git", "datapool/services/photo"}
+        self.fail = {}
+
+    # docker
+    def discover_names(self):
+        return list(self.stacks)
+
+    def running_stacks(self):
+        return sorted(self.running)
+
+    def stop(self, stacks):
+        out = []
+        for s in stacks:
+            self.events.append(("stop", s))
+            if self.fail.get(("stop", s)):
+                out.append(StackResult(s, False, "boom"))
+            else:
+                self.running.discard(s)
+                out.append(StackResult(s))
+            if self.fail.get(("signal-during-stop", s)):
+                os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    def start(self, stacks):
+        for s in stacks:
+            self.events.append(("start", s))
+            self.running.add(s)
+        return [StackResult(s) for s in stacks]
+
+    # zfs
+    def is_mounted(self, dataset):
+        return dataset in self.mounted
+
+    def snapshot(self, dataset, name, recursive=True):
+        self.events.append(("snapshot", f"{dataset}@{name}"))
+        if self.fail.get("snapshot"):
+            raise CommandError("zfs snapshot", 1, "out of space")
+        self.snapshots.add(f"{dataset}@{name}")
+
+    def list_snapshots(self, dataset):
+        return sorted(self.snapshots)
+
+    def destroy_recursive_snapshot(self, dataset, name, prefix):
+        assert name.startswith(prefix + "-")
+        self.events.append(("destroy", f"{dataset}@{name}"))
+        self.snapshots = {s for s in self.snapshots if not s.endswith("@" + name)}
+
+    def list_views(self, parent):
+        return sorted(self.views)
+
+    def exists(self, name):
+        return name in self.views
+
+    def create_view(self, snap, view, path):
+        self.events.append(("view", view))
+        self.views.add(view)
+
+    def destroy_view(self, view):
+        self.views.discard(view)
+
+    # borg
+    def init_repo(self, service):
+        if self.fail.get(("init", service)):
+            raise CommandError("borg info", 2, "Connection refused")
+
+    def create(self, service, path):
+        self.events.append(("create", service))
+        if self.fail.get(("create", service)):
+            raise CommandError("borg create", 2, "Repository does not exist")
+        if self.fail.get(("signal-during-create", service)):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return Created(f"{service}-x")
+
+    def prune(self, service):
+        self.events.append(("prune", service))
+
+    def compact(self, service):
+        self.events.append(("compact", service))
+
+
+@pytest.fixture
+def settings(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text(BASE + f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nHUB_SERVICE=reverseproxy\n")
+    os.chmod(env, 0o600)
+    return load_settings(env)[0]
+
+
+def orchestrator(settings, world):
+    return BackupOrchestrator(settings, FakeRunner(), world, world, world, echo=lambda _: None)
+
+
+def kinds(world, kind):
+    return [e[1] for e in world.events if e[0] == kind]
+
+
+def test_full_cycle_order_hub_stops_last_and_starts_first(settings):
+    world = World()
+    report = orchestrator(settings, world).backup()
+    assert report.ok, report
+    assert kinds(world, "stop") == ["git", "photo", "reverseproxy"]
+    assert kinds(world, "start") == ["reverseproxy", "git", "photo"]
+    assert len(kinds(world, "snapshot")) == 1 and kinds(world, "snapshot")[0].startswith("datapool/services@")
+    last_start = max(i for i, e in enumerate(world.events) if e[0] == "start")
+    first_create = min(i for i, e in enumerate(world.events) if e[0] == "create")
+    assert last_start < first_create, "borg must run after the stacks are back"
+    assert world.snapshots == set() and world.views == set()
+    assert report.downtime is not None and world.running == {"git", "photo", "reverseproxy"}
+
+
+def test_stacks_that_were_stopped_stay_stopped(settings):
+    world = World(running={"git", "reverseproxy"})
+    orchestrator(settings, world).backup()
+    assert "photo" not in kinds(world, "stop") + kinds(world, "start")
+    assert world.running == {"git", "reverseproxy"}
+
+
+def test_failed_preflight_stops_nothing(settings):
+    world = World()
+    world.mounted.discard("datapool/services/photo")
+    report = orchestrator(settings, world).backup()
+    assert not report.ok and "not mounted" in report.errors[0]
+    assert kinds(world, "stop") == [] and kinds(world, "snapshot") == []
+
+
+def test_unreachable_repository_fails_preflight_before_downtime(settings):
+    world = World()
+    world.fail[("init", "photo")] = True
+    report = orchestrator(settings, world).backup()
+    assert "photo" in report.errors[0] and kinds(world, "stop") == []
+
+
+def test_snapshot_failure_restarts_stacks_and_runs_no_borg(settings):
+    world = World()
+    world.fail["snapshot"] = True
+    report = orchestrator(settings, world).backup()
+    assert not report.ok and "out of space" in report.errors[0]
+    assert sorted(kinds(world, "start")) == ["git", "photo", "reverseproxy"]
+    assert kinds(world, "create") == []
+
+
+def test_one_dataset_failing_does_not_stop_the_others(settings):
+    world = World()
+    world.fail[("create", "git")] = True
+    report = orchestrator(settings, world).backup()
+    results = {d.service: d.result for d in report.datasets}
+    assert results == {"git": FAILED, "photo": OK}
+    assert not report.ok and world.snapshots == set() and world.views == set()
+
+
+def test_stack_failing_to_stop_is_reported_and_the_rest_goes_on(settings):
+    world = World()
+    world.fail[("stop", "photo")] = True
+    report = orchestrator(settings, world).backup()
+    assert any("photo: stop failed" in f for f in report.stack_failures)
+    assert kinds(world, "create") == ["git", "photo"] and not report.ok
+
+
+def test_sigterm_while_stopping_skips_snapshot_and_restarts_everything(settings):
+    world = World()
+    world.fail[("signal-during-stop", "git")] = True
+    report = orchestrator(settings, world).backup()
+    assert report.interrupted == "interrupted by SIGTERM"
+    assert kinds(world, "snapshot") == [] and kinds(world, "create") == []
+    assert world.running == {"git", "photo", "reverseproxy"}
+    assert not report.ok
+
+
+def test_sigterm_during_borg_removes_views_and_snapshot(settings):
+    world = World()
+    world.fail[("signal-during-create", "git")] = True
+    report = orchestrator(settings, world).backup()
+    assert report.interrupted and world.snapshots == set() and world.views == set()
+    assert world.running == {"git", "photo", "reverseproxy"}
+
+
+def test_leftovers_of_a_killed_run_are_removed_but_foreign_snapshots_kept(settings):
+    world = World()
+    world.snapshots = {"datapool/services@orchestrator-20260101T000000Z", "datapool/services@manual-keep"}
+    world.views = {"datapool/orchestrator-views/git"}
+    orchestrator(settings, world).backup()
+    assert world.snapshots == {"datapool/services@manual-keep"}
+
+
+def test_backup_one_snapshots_only_that_dataset_and_stops_only_its_stack(settings):
+    world = World()
+    orchestrator(settings, world).backup(["git"])
+    assert kinds(world, "stop") == ["git"] and kinds(world, "start") == ["git"]
+    assert kinds(world, "snapshot")[0].startswith("datapool/services/git@")
+    assert kinds(world, "create") == ["git"]
+
+
+def test_unknown_service_is_rejected_before_anything(settings):
+    world = World()
+    with pytest.raises(OrchestratorError, match="unknown service"):
+        orchestrator(settings, world).backup(["../etc"])
+    assert world.events == []
+
+
+def test_compact_runs_when_due_and_state_is_kept(settings):
+    world = World()
+    orchestrator(settings, world).backup()
+    assert kinds(world, "compact") == ["git", "photo"]
+    world.events.clear()
+    orchestrator(settings, world).backup()
+    assert kinds(world, "compact") == []  # default every 7 days
+    assert Path(settings.state_dir / "compact.json").exists()
+
+
+def test_pure_helpers():
+    assert snapshot_name("orchestrator", 0) == "orchestrator-19700101T000000Z"
+    assert stop_order(["hub", "a", "b"], "hub") == ["a", "b", "hub"]
+    assert start_order(["a", "hub"], "hub") == ["hub", "a"]
+    assert compact_due(None, 7, 0) and compact_due(0, 0, 1) and not compact_due(0, 7, 86400)
