@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# The test lab: the real tools the orchestrator drives, on one Debian machine, as root.
+#
+#   lab.sh up           install what is missing and start everything (idempotent)
+#   lab.sh status       one line per part; exit 0 only when every part answers
+#   lab.sh env          LAB_* facts for tests (tests/conftest.py reads them)
+#   lab.sh recover-zfs  kill a wedged zfs-fuse, lazily unmount its mounts, start it, remount
+#   lab.sh down         stop and remove what `up` made (pool, images, users, files it wrote)
+#
+# Parts (see ../shared/LAB.md): zfs-fuse with a file-backed pool, dockerd with userns-remap and
+# the `local` log driver, images built FROM scratch (no registry), sshd on 127.0.0.1 with a key
+# restricted to `borg serve`. Every wait is bounded; every zfs call has a timeout.
+set -euo pipefail
+
+LAB_DIR=${LAB_DIR:-/var/tmp/orchestrator-lab}
+POOL=${LAB_POOL:-orchlab}
+POOL_IMG=$LAB_DIR/pool.img
+POOL_SIZE=${LAB_POOL_SIZE:-6G}
+POOL_MNT=$LAB_DIR/mnt
+REMAP_USER=dockeruser
+SSH_PORT=${LAB_SSH_PORT:-2222}
+BORG_USER=borgsrv
+BORG_HOME=/home/$BORG_USER
+BORG_REPOS=$BORG_HOME/repos
+SSH_KEY=$LAB_DIR/ssh/id_ed25519
+KNOWN_HOSTS=$LAB_DIR/ssh/known_hosts
+BUSYBOX_IMAGE=orchestrator-lab/busybox:1
+CADDY_IMAGE=orchestrator-lab/caddy:1
+CREATED=$LAB_DIR/created          # one line per thing `up` made, so `down` removes only those
+PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static openssh-server curl iproute2)
+
+log() { printf 'lab: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+zfs_t() { timeout 30 zfs "$@"; }
+zpool_t() { timeout 30 zpool "$@"; }
+created() { grep -qxF "$1" "$CREATED" 2>/dev/null || echo "$1" >>"$CREATED"; }
+
+[ "$(id -u)" = 0 ] || die "run as root (the lab starts daemons and creates a ZFS pool)"
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing: ${missing[*]}"
+  timeout 900 apt-get update -qq
+  # policy-rc.d: do not let package scripts try to start daemons (no init system here).
+  local prc=/usr/sbin/policy-rc.d had_prc=0
+  [ -e $prc ] && had_prc=1
+  [ $had_prc = 1 ] || { printf '#!/bin/sh\nexit 101\n' >$prc; chmod +x $prc; }
+  DEBIAN_FRONTEND=noninteractive timeout 1500 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ $had_prc = 1 ] || rm -f $prc
+}
+
+# --- zfs-fuse -------------------------------------------------------------------------------
+
+zfs_daemon_pid() { pgrep -x zfs-fuse | head -n1 || true; }
+
+start_zfs_daemon() {
+  mkdir -p /var/run/zfs /var/lock/zfs
+  if [ -z "$(zfs_daemon_pid)" ]; then
+    log "starting zfs-fuse"
+    zfs-fuse --pidfile "$LAB_DIR/zfs-fuse.pid" >/dev/null 2>&1 || true
+  fi
+  for _ in $(seq 1 60); do
+    timeout 5 zpool list >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  die "zfs-fuse does not answer (try: lab.sh recover-zfs)"
+}
+
+ensure_pool() {
+  if ! zpool_t list -H -o name "$POOL" >/dev/null 2>&1; then
+    if [ -f "$POOL_IMG" ]; then
+      log "importing pool $POOL from $POOL_IMG"
+      zpool_t import -d "$LAB_DIR" "$POOL" || die "cannot import $POOL from $POOL_IMG"
+    else
+      log "creating pool $POOL ($POOL_SIZE file at $POOL_IMG)"
+      truncate -s "$POOL_SIZE" "$POOL_IMG"
+      mkdir -p "$POOL_MNT"
+      zpool_t create -f -m "$POOL_MNT" "$POOL" "$POOL_IMG"
+    fi
+  fi
+  zfs_t mount -a || true
+  [ "$(zfs_t get -H -o value mounted "$POOL")" = yes ] || die "pool $POOL is not mounted"
+}
+
+recover_zfs() {
+  local pid
+  pid=$(zfs_daemon_pid)
+  if [ -n "$pid" ]; then
+    log "killing zfs-fuse ($pid)"
+    pkill -9 -x zfs-fuse || true
+    for _ in $(seq 1 40); do [ -z "$(zfs_daemon_pid)" ] && break; sleep 0.25; done
+  fi
+  pkill -9 -x zfs || true
+  pkill -9 -x zpool || true
+  # zfs-fuse mounts show up as fuse mounts whose source is the dataset name.
+  awk -v p="$POOL" '$3 ~ /^fuse/ && ($1 == p || index($1, p "/") == 1) {print $2}' /proc/mounts \
+    | sort -r | while read -r m; do umount -l "$(printf '%b' "$m")" 2>/dev/null || true; done
+  rm -f /var/run/zfs/zfs_socket "$LAB_DIR/zfs-fuse.pid"
+  start_zfs_daemon
+  ensure_pool
+  log "zfs-fuse recovered"
+}
+
+# --- docker ---------------------------------------------------------------------------------
+
+ensure_remap_user() {
+  if ! id "$REMAP_USER" >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$REMAP_USER"
+    created "user $REMAP_USER"
+  fi
+  local f
+  for f in /etc/subuid /etc/subgid; do
+    touch "$f"
+    if ! grep -q "^$REMAP_USER:" "$f"; then
+      echo "$REMAP_USER:100000:65536" >>"$f"
+      created "subid $f"
+    fi
+  done
+}
+
+ensure_daemon_json() {
+  local want='{"userns-remap": "dockeruser", "log-driver": "local", "log-opts": {"max-size": "10m", "max-file": "3"}}'
+  mkdir -p /etc/docker
+  if [ ! -f /etc/docker/daemon.json ]; then
+    echo "$want" >/etc/docker/daemon.json
+    created "file /etc/docker/daemon.json"
+    return
+  fi
+  python3 - <<'EOF' || die "/etc/docker/daemon.json lacks userns-remap=dockeruser; fix it or remove it"
+import json, sys
+d = json.load(open("/etc/docker/daemon.json"))
+sys.exit(0 if d.get("userns-remap") == "dockeruser" else 1)
+EOF
+}
+
+docker_ok() { timeout 10 docker info >/dev/null 2>&1; }
+
+start_dockerd() {
+  docker_ok && return 0
+  if pgrep -x dockerd >/dev/null; then
+    log "dockerd runs but does not answer; restarting it"
+    pkill -x dockerd || true
+    for _ in $(seq 1 60); do pgrep -x dockerd >/dev/null || break; sleep 0.5; done
+    pkill -9 -x dockerd || true
+  fi
+  log "starting dockerd (log: $LAB_DIR/dockerd.log)"
+  setsid dockerd >"$LAB_DIR/dockerd.log" 2>&1 </dev/null &
+  for _ in $(seq 1 120); do docker_ok && break; sleep 0.5; done
+  docker_ok || { tail -n 20 "$LAB_DIR/dockerd.log" >&2; die "dockerd did not come up"; }
+  docker info --format '{{.SecurityOptions}}' | grep -q userns || die "dockerd runs without userns-remap"
+}
+
+build_images() {
+  local ctx
+  if ! docker image inspect "$BUSYBOX_IMAGE" >/dev/null 2>&1; then
+    log "building $BUSYBOX_IMAGE"
+    ctx=$(mktemp -d)
+    cp /bin/busybox "$ctx/busybox"
+    cat >"$ctx/Dockerfile" <<'EOF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN ["/bin/sh", "-c", "mkdir -p /tmp /etc && chmod 1777 /tmp && echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd && echo 'app:x:999:999:app:/tmp:/bin/sh' >> /etc/passwd && echo 'root:x:0:' > /etc/group && echo 'app:x:999:' >> /etc/group"]
+CMD ["/bin/sh"]
+EOF
+    DOCKER_BUILDKIT=0 docker build -q -t "$BUSYBOX_IMAGE" "$ctx" >/dev/null
+    rm -rf "$ctx"
+  fi
+  if ! docker image inspect "$CADDY_IMAGE" >/dev/null 2>&1; then
+    log "building $CADDY_IMAGE"
+    ctx=$(mktemp -d)
+    mkdir -p "$ctx/rootfs/usr/bin" "$ctx/rootfs/etc/caddy" "$ctx/rootfs/data" "$ctx/rootfs/config" "$ctx/rootfs/tmp"
+    cp /usr/bin/caddy "$ctx/rootfs/usr/bin/caddy"
+    cp /bin/busybox "$ctx/rootfs/usr/bin/busybox"
+    # every shared library caddy links against, at the same path
+    ldd /usr/bin/caddy | grep -o '/[^ ]*' | while read -r lib; do
+      mkdir -p "$ctx/rootfs$(dirname "$lib")"; cp -L "$lib" "$ctx/rootfs$lib"
+    done
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$ctx/rootfs/etc/passwd"
+    echo 'root:x:0:' >"$ctx/rootfs/etc/group"
+    printf ':80 {\n\trespond "lab caddy"\n}\n' >"$ctx/rootfs/etc/caddy/Caddyfile"
+    cat >"$ctx/Dockerfile" <<'EOF'
+FROM scratch
+COPY rootfs/ /
+RUN ["/usr/bin/busybox", "--install", "-s", "/usr/bin"]
+ENV PATH=/usr/bin XDG_DATA_HOME=/data XDG_CONFIG_HOME=/config
+ENTRYPOINT ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
+EOF
+    DOCKER_BUILDKIT=0 docker build -q -t "$CADDY_IMAGE" "$ctx" >/dev/null
+    rm -rf "$ctx"
+  fi
+}
+
+# --- sshd with a borg-serve key ------------------------------------------------------------
+
+sshd_ok() { timeout 3 bash -c "</dev/tcp/127.0.0.1/$SSH_PORT" 2>/dev/null; }
+
+ensure_sshd() {
+  if ! id "$BORG_USER" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/sh "$BORG_USER"
+    # OpenSSH refuses a locked account ("!" in shadow); set an unusable but unlocked password.
+    usermod -p '*' "$BORG_USER"
+    created "user $BORG_USER"
+  fi
+  install -d -o "$BORG_USER" -g "$BORG_USER" -m 700 "$BORG_HOME/.ssh" "$BORG_REPOS"
+  mkdir -p "$LAB_DIR/ssh"; chmod 700 "$LAB_DIR/ssh"
+  [ -f "$SSH_KEY" ] || ssh-keygen -q -t ed25519 -N '' -C orchestrator-lab -f "$SSH_KEY"
+  printf 'command="borg serve --restrict-to-path %s",restrict %s\n' "$BORG_REPOS" "$(cat "$SSH_KEY.pub")" \
+    >"$BORG_HOME/.ssh/authorized_keys"
+  chown "$BORG_USER:$BORG_USER" "$BORG_HOME/.ssh/authorized_keys"; chmod 600 "$BORG_HOME/.ssh/authorized_keys"
+  ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || ssh-keygen -A
+  mkdir -p /run/sshd; chmod 755 /run/sshd
+  if ! sshd_ok; then
+    log "starting sshd on 127.0.0.1:$SSH_PORT"
+    /usr/sbin/sshd -p "$SSH_PORT" -o ListenAddress=127.0.0.1 -o PasswordAuthentication=no \
+      -o PidFile="$LAB_DIR/sshd.pid" -o AllowUsers="$BORG_USER"
+    for _ in $(seq 1 40); do sshd_ok && break; sleep 0.25; done
+    sshd_ok || die "sshd did not start on 127.0.0.1:$SSH_PORT"
+  fi
+  [ -s "$KNOWN_HOSTS" ] || timeout 10 ssh-keyscan -p "$SSH_PORT" -t ed25519 127.0.0.1 >"$KNOWN_HOSTS" 2>/dev/null
+  [ -s "$KNOWN_HOSTS" ] || die "ssh-keyscan of 127.0.0.1:$SSH_PORT failed"
+}
+
+borg_rsh() {
+  echo "ssh -i $SSH_KEY -o UserKnownHostsFile=$KNOWN_HOSTS -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=10"
+}
+
+# --- commands -------------------------------------------------------------------------------
+
+cmd_up() {
+  local t0=$SECONDS
+  mkdir -p "$LAB_DIR"; chmod 755 "$LAB_DIR"; touch "$CREATED"
+  install_packages
+  start_zfs_daemon
+  ensure_pool
+  ensure_remap_user
+  ensure_daemon_json
+  start_dockerd
+  build_images
+  ensure_sshd
+  cmd_status >/dev/null || { cmd_status; die "lab is not healthy after up"; }
+  log "up in $((SECONDS - t0))s (lab.sh status / env / down)"
+}
+
+cmd_status() {
+  local ok=0
+  check() { if eval "$2" >/dev/null 2>&1; then echo "ok    $1"; else echo "FAIL  $1"; ok=1; fi; }
+  check "zfs-fuse answers" "timeout 10 zpool list -H $POOL"
+  check "pool $POOL mounted at $POOL_MNT" "[ \"\$(timeout 10 zfs get -H -o value mounted $POOL)\" = yes ]"
+  check "dockerd answers with userns-remap" "docker info --format '{{.SecurityOptions}}' | grep -q userns"
+  check "image $BUSYBOX_IMAGE" "docker image inspect $BUSYBOX_IMAGE"
+  check "image $CADDY_IMAGE" "docker image inspect $CADDY_IMAGE"
+  check "sshd on 127.0.0.1:$SSH_PORT" "sshd_ok"
+  check "borg binary" "command -v borg"
+  return $ok
+}
+
+cmd_env() {
+  cat <<EOF
+LAB_DIR=$LAB_DIR
+LAB_POOL=$POOL
+LAB_POOL_MOUNTPOINT=$POOL_MNT
+LAB_BUSYBOX_IMAGE=$BUSYBOX_IMAGE
+LAB_CADDY_IMAGE=$CADDY_IMAGE
+LAB_SSH_KEY=$SSH_KEY
+LAB_SSH_KNOWN_HOSTS=$KNOWN_HOSTS
+LAB_SSH_PORT=$SSH_PORT
+LAB_BORG_USER=$BORG_USER
+LAB_BORG_REPOS=$BORG_REPOS
+LAB_BORG_RSH=$(borg_rsh)
+EOF
+}
+
+cmd_down() {
+  [ -d "$LAB_DIR" ] || { log "nothing to tear down"; return 0; }
+  if docker_ok; then
+    # containers and networks of lab tests carry the compose project label or our images
+    docker ps -aq --filter "ancestor=$BUSYBOX_IMAGE" --filter "ancestor=$CADDY_IMAGE" | xargs -r docker rm -f >/dev/null 2>&1 || true
+    docker image rm -f "$BUSYBOX_IMAGE" "$CADDY_IMAGE" >/dev/null 2>&1 || true
+  fi
+  if [ -f "$LAB_DIR/sshd.pid" ]; then kill "$(cat "$LAB_DIR/sshd.pid")" 2>/dev/null || true; fi
+  if [ -n "$(zfs_daemon_pid)" ]; then
+    zpool_t destroy -f "$POOL" 2>/dev/null || true
+    pkill -x zfs-fuse || true
+  fi
+  if grep -qxF "file /etc/docker/daemon.json" "$CREATED" 2>/dev/null; then
+    pkill -x dockerd || true
+    rm -f /etc/docker/daemon.json
+  fi
+  grep -qxF "user $BORG_USER" "$CREATED" 2>/dev/null && userdel -r "$BORG_USER" 2>/dev/null || true
+  local f
+  for f in /etc/subuid /etc/subgid; do
+    grep -qxF "subid $f" "$CREATED" 2>/dev/null && sed -i "/^$REMAP_USER:100000:65536\$/d" "$f"
+  done
+  grep -qxF "user $REMAP_USER" "$CREATED" 2>/dev/null && userdel "$REMAP_USER" 2>/dev/null || true
+  rm -rf "$LAB_DIR"
+  log "down: removed what the lab made"
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  down) cmd_down ;;
+  recover-zfs) recover_zfs ;;
+  *) echo "usage: $0 up|status|env|recover-zfs|down" >&2; exit 2 ;;
+esac
