@@ -54,7 +54,29 @@ config-show: ## Show every setting with secrets masked
 	$(ORCH) config show
 
 # --- storage (ZFS) ---------------------------------------------------------------------------
-# (targets added by the storage work)
+.PHONY: setup-storage snapshot-all snapshot-one list-snapshots-all destroy-snapshot
+
+# $(call require,VAR,example): stop with a clear message when a make variable is missing.
+require = $(if $(strip $($(1))),,$(error $(1) is required, e.g. make $@ $(1)=$(2)))
+
+setup-storage: ## Datasets, volume dirs + owners, userns-remap user, subuid/subgid, daemon.json (safe to repeat; FIX_OWNERSHIP=1)
+	$(ORCH) setup-storage $(if $(FIX_OWNERSHIP),--fix-ownership)
+
+snapshot-all: ## Snapshot every service dataset atomically: SNAPSHOT_NAME=name
+	$(call require,SNAPSHOT_NAME,before-upgrade)
+	$(ORCH) snapshot create $(SNAPSHOT_NAME)
+
+snapshot-one: ## Snapshot one service's dataset: SERVICE_NAME=git SNAPSHOT_NAME=name
+	$(call require,SERVICE_NAME,git)
+	$(call require,SNAPSHOT_NAME,before-upgrade)
+	$(ORCH) snapshot create --service $(SERVICE_NAME) $(SNAPSHOT_NAME)
+
+list-snapshots-all: ## List the snapshots of every service dataset
+	$(ORCH) snapshot list
+
+destroy-snapshot: ## Destroy a snapshot (asks; YES=1 skips): SNAPSHOT_NAME=name [SERVICE_NAME=git]
+	$(call require,SNAPSHOT_NAME,before-upgrade)
+	$(ORCH) snapshot destroy $(if $(SERVICE_NAME),--service $(SERVICE_NAME)) $(if $(YES),--yes) $(SNAPSHOT_NAME)
 
 # --- stacks (docker compose) -----------------------------------------------------------------
 # (targets added by the compose work)

@@ -50,6 +50,19 @@ class App:
         s = self.settings
         return Runner(dry_run=self.dry_run, secrets=s.secrets, default_timeout=float(s.command_timeout))
 
+    @cached_property
+    def zfs(self):
+        from management.zfs_manager import ZFSManager
+
+        return ZFSManager(self.runner, timeout=float(self.settings.command_timeout))
+
+    def service(self, name: str | None) -> str | None:
+        """A service named on the command line: must be one the .env lists."""
+        if name is not None and name not in self.settings.services:
+            known = ", ".join(self.settings.services)
+            raise click.BadParameter(f"unknown service {name!r}; known: {known}", param_hint="SERVICE_NAME")
+        return name
+
     def mask(self, text: str) -> str:
         try:
             return mask(text, self.settings.secrets)
@@ -130,7 +143,80 @@ def config_show(app: App) -> None:
 
 
 # --- storage (ZFS datasets, snapshots, host setup) -----------------------------------------
-# (commands added by the storage work)
+
+
+@cli.command("setup-storage")
+@click.option("--fix-ownership", is_flag=True,
+              help="Also chown existing contents whose owner is wrong (changes ctime: the next backup re-reads them).")
+@pass_app
+def setup_storage(app: App, fix_ownership: bool) -> None:
+    """One-time host setup, safe to repeat: datasets, volume directories and their owners,
+    the userns-remap user and its subuid/subgid ranges, /etc/docker/daemon.json."""
+    from management.storage_manager import StorageManager
+
+    StorageManager(app.settings, app.runner, app.zfs, echo=click.echo).setup(fix_ownership=fix_ownership)
+
+
+@cli.group()
+def snapshot() -> None:
+    """Manual ZFS snapshots of the service datasets (the nightly cycle takes its own)."""
+
+
+@snapshot.command("create")
+@click.argument("name")
+@click.option("--service", "-s", help="Only this service's dataset (default: all, one atomic snapshot).")
+@pass_app
+def snapshot_create(app: App, name: str, service: str | None) -> None:
+    """Take snapshot NAME of every dataset at once (zfs snapshot -r), or of one service."""
+    s = app.settings
+    dataset = s.dataset(app.service(service)) if service else s.zfs_parent_dataset
+    created = app.zfs.snapshot(dataset, name, recursive=True)
+    scope = "" if service else " (recursive, atomic)"
+    click.echo(f"{'would snapshot' if app.dry_run else 'snapshot'} {created}{scope}")
+
+
+@snapshot.command("list")
+@click.option("--service", "-s", help="Only this service's dataset.")
+@pass_app
+def snapshot_list(app: App, service: str | None) -> None:
+    """List snapshots of the service datasets: name, creation time, space used."""
+    import time as _time
+
+    from management.report import human_size
+
+    s = app.settings
+    root = s.dataset(app.service(service)) if service else s.zfs_parent_dataset
+    snaps = app.zfs.snapshots(root)
+    if not snaps:
+        click.echo(f"no snapshots of {root}")
+        return
+    width = max(len(x.name) for x in snaps)
+    click.echo(f"{'SNAPSHOT':<{width}}  {'CREATED':<19}  USED")
+    for x in snaps:
+        created = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(x.creation))
+        click.echo(f"{x.name:<{width}}  {created}  {human_size(x.used)}")
+
+
+@snapshot.command("destroy")
+@click.argument("name")
+@click.option("--service", "-s", help="Only this service's snapshot (default: NAME on every dataset).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def snapshot_destroy(app: App, name: str, service: str | None, yes: bool) -> None:
+    """Destroy snapshot NAME (never a dataset). Asks first unless --yes."""
+    from management.zfs_manager import check_snapshot_name
+
+    s = app.settings
+    check_snapshot_name(name)
+    dataset = s.dataset(app.service(service)) if service else s.zfs_parent_dataset
+    target = f"{dataset}@{name}"
+    if not app.zfs.exists(target):
+        raise click.ClickException(f"no snapshot {target}")
+    scope = "" if service else " and the same snapshot of every child dataset"
+    if not yes and not app.dry_run:
+        click.confirm(f"Destroy {target}{scope}? This cannot be undone", abort=True)
+    app.zfs.destroy_snapshot(target, recursive=not service)
+    click.echo(f"{'would destroy' if app.dry_run else 'destroyed'} {target}{scope}")
 
 # --- stacks (docker compose) ---------------------------------------------------------------
 # (commands added by the compose work)

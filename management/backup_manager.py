@@ -94,17 +94,18 @@ class BackupOrchestrator:
         for view in self.zfs.list_views(self.s.view_dataset):
             self.zfs.destroy_view(view)
             removed.append(view)
-        for snap in self.zfs.list_snapshots(self.s.zfs_parent_dataset):
-            dataset, _, name = snap.partition("@")
-            if dataset == self.s.zfs_parent_dataset and name.startswith(self.s.snapshot_prefix + "-"):
-                self.zfs.destroy_recursive_snapshot(dataset, name, prefix=self.s.snapshot_prefix)
-                removed.append(snap)
-        # Children snapshotted alone (backup-one) carry the prefix too.
-        for snap in self.zfs.list_snapshots(self.s.zfs_parent_dataset):
-            dataset, _, name = snap.partition("@")
-            if name.startswith(self.s.snapshot_prefix + "-"):
-                self.zfs.destroy_recursive_snapshot(dataset, name, prefix=self.s.snapshot_prefix)
-                removed.append(snap)
+        # Shallowest first: a recursive destroy of parent@name also removes child@name, and
+        # children snapshotted alone (backup-one) carry the prefix too.
+        done: list[tuple[str, str]] = []
+        snaps = [snap.partition("@")[::2] for snap in self.zfs.list_snapshots(self.s.zfs_parent_dataset)]
+        for dataset, name in sorted(snaps, key=lambda dn: dn[0].count("/")):
+            if not name.startswith(self.s.snapshot_prefix + "-"):
+                continue
+            if any(n == name and (dataset == d or dataset.startswith(d + "/")) for d, n in done):
+                continue
+            self.zfs.destroy_recursive_snapshot(dataset, name, prefix=self.s.snapshot_prefix)
+            done.append((dataset, name))
+            removed.append(f"{dataset}@{name}")
         return removed
 
     def preflight(self, targets: Sequence[str]) -> list[str]:

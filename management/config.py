@@ -111,6 +111,10 @@ class Settings:
     docker_remap_user: str = "dockeruser"
     subid_start: int = 100000
     subid_count: int = 65536
+    docker_daemon_json: Path = Path("/etc/docker/daemon.json")
+    subuid_file: Path = Path("/etc/subuid")
+    subgid_file: Path = Path("/etc/subgid")
+    docker_restart_command: str = ""  # empty: systemctl/service, whichever the host has
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -519,7 +523,8 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         "BORG_RSH", "BORG_BASE_DIR", "BORG_KEYS_DIR", "BORG_EXCLUDES_FILE", "BORG_COMPRESSION",
         "BORG_RETENTION", "BORG_RETENTION_OVERRIDES", "HUB_SERVICE", "SNAPSHOT_PREFIX",
         "VIEW_DATASET", "VIEW_MOUNTPOINT", "LOCK_FILE", "STATE_DIR", "PUSH_URL",
-        "PROMETHEUS_TEXTFILE", "DOCKER_REMAP_USER",
+        "PROMETHEUS_TEXTFILE", "DOCKER_REMAP_USER", "DOCKER_DAEMON_JSON", "SUBUID_FILE", "SUBGID_FILE",
+        "DOCKER_RESTART_COMMAND",
     }
     for key in values:
         if key not in known and not UID_KEY_RE.match(key):
@@ -564,6 +569,10 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         docker_remap_user=get("DOCKER_REMAP_USER") or "dockeruser",
         subid_start=subid_start,
         subid_count=subid_count,
+        docker_daemon_json=opt_path("DOCKER_DAEMON_JSON", Path("/etc/docker/daemon.json")),
+        subuid_file=opt_path("SUBUID_FILE", Path("/etc/subuid")),
+        subgid_file=opt_path("SUBGID_FILE", Path("/etc/subgid")),
+        docker_restart_command=get("DOCKER_RESTART_COMMAND"),
     )
     if p.errors:
         raise ConfigError(p.errors, str(path), p.warnings)

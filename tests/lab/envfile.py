@@ -50,3 +50,30 @@ def write_lab_env(tmp_path: Path, lab, volume_paths: list[str], *, name: str | N
     env_path.write_text("\n".join(lines) + "\n")
     os.chmod(env_path, 0o600)
     return env_path, values
+
+
+def destroy_tree(dataset: str) -> None:
+    """Test teardown: remove a lab dataset tree (and its views dataset). zfs-fuse says "busy"
+    for a moment after unmount, so unmount first and retry, bounded."""
+    import subprocess
+    import time
+
+    for name in (f"{dataset}-views", dataset):
+        if subprocess.run(["zfs", "list", "-H", name], capture_output=True, timeout=60).returncode != 0:
+            continue
+        subprocess.run(["zfs", "unmount", "-f", name], capture_output=True, timeout=60)
+        for attempt in range(6):
+            r = subprocess.run(["zfs", "destroy", "-r", "-f", name], capture_output=True, text=True, timeout=120)
+            if r.returncode == 0:
+                break
+            time.sleep(0.3 * (attempt + 1))
+
+
+def run_cli(env_path: Path, *args: str, timeout: float = 300, input: str | None = None):
+    """Run orchestrator.py with this .env, as the Makefile does. Returns CompletedProcess."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, str(root / "orchestrator.py"), "--env-file", str(env_path), *args],
+                          capture_output=True, text=True, timeout=timeout, input=input)

@@ -1,0 +1,106 @@
+"""ZFS argv builders, name validation, and the pure merges behind setup-storage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from management.errors import ValidationError
+from management.storage_manager import merge_daemon_json, merge_subid, parse_daemon_json
+from management.zfs_manager import (
+    ZFSManager,
+    clone_argv,
+    create_argv,
+    destroy_snapshot_argv,
+    parse_props,
+    props_argv,
+    snapshot_argv,
+    split_snapshot,
+)
+from tests.fakes import FakeRunner
+
+
+def test_argv_builders():
+    assert create_argv("pool/svc/git") == ["zfs", "create", "-p", "pool/svc/git"]
+    assert create_argv("pool/svc", mountpoint="/srv") == ["zfs", "create", "-p", "-o", "mountpoint=/srv", "pool/svc"]
+    assert snapshot_argv("pool/svc", "orchestrator-1") == ["zfs", "snapshot", "-r", "pool/svc@orchestrator-1"]
+    assert destroy_snapshot_argv("pool/svc", "x", recursive=True) == ["zfs", "destroy", "-r", "pool/svc@x"]
+    assert clone_argv("pool/svc/git@s", "pool/views/git", "/run/v/git") == [
+        "zfs", "clone", "-o", "readonly=on", "-o", "mountpoint=/run/v/git", "pool/svc/git@s", "pool/views/git"]
+    assert props_argv("pool/svc", ("creation", "used"))[-2:] == ["creation,used", "pool/svc"]
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "a@b", "has space", "-dash", "x;rm -rf /", "$(id)"])
+def test_bad_snapshot_names_are_rejected_before_any_call(bad):
+    with pytest.raises(ValidationError):
+        snapshot_argv("pool/svc", bad)
+
+
+@pytest.mark.parametrize("bad", ["pool/svc/git", "pool/svc@a@b", "pool//x@s"])
+def test_split_snapshot_refuses_non_snapshots(bad):
+    with pytest.raises(ValidationError):
+        split_snapshot(bad)
+
+
+def test_parse_props_groups_by_name():
+    out = "p/a\tcreation\t10\np/a\tused\t5\np/a@s\tcreation\t11\n"
+    assert parse_props(out) == {"p/a": {"creation": "10", "used": "5"}, "p/a@s": {"creation": "11"}}
+
+
+def test_destroy_recursive_snapshot_only_destroys_prefixed_names():
+    fake = FakeRunner()
+    zfs = ZFSManager(fake)
+    with pytest.raises(ValidationError, match="not created by this tool"):
+        zfs.destroy_recursive_snapshot("pool/svc", "before-upgrade", prefix="orchestrator")
+    with pytest.raises(ValidationError):
+        zfs.destroy_recursive_snapshot("pool/svc", "orchestratorX", prefix="orchestrator")
+    assert fake.calls == []
+    zfs.destroy_recursive_snapshot("pool/svc", "orchestrator-20260101T000000Z", prefix="orchestrator")
+    assert fake.argvs == [("zfs", "destroy", "-r", "pool/svc@orchestrator-20260101T000000Z")]
+
+
+def test_destroy_view_refuses_a_dataset_that_is_not_a_clone():
+    fake = FakeRunner({("zfs", "get", "-H", "-p", "-o", "value", "origin"): "-\n"})
+    with pytest.raises(ValidationError, match="not a clone"):
+        ZFSManager(fake).destroy_view("pool/svc/git")
+    assert not [a for a in fake.argvs if a[1] == "destroy"]
+
+
+def test_list_views_returns_only_clones():
+    fake = FakeRunner({
+        ("zfs", "list"): "pool/views\n",
+        ("zfs", "get"): "pool/views\torigin\t-\npool/views/git\torigin\tpool/s/git@o-1\npool/views/tmp\torigin\t-\n",
+    })
+    assert ZFSManager(fake).list_views("pool/views") == ["pool/views/git"]
+
+
+def test_merge_subid_keeps_other_lines_and_is_idempotent():
+    text = "alice:165536:65536\n"
+    merged, changed = merge_subid(text, "dockeruser", 100000, 65536)
+    assert changed and merged == "alice:165536:65536\ndockeruser:100000:65536\n"
+    assert merge_subid(merged, "dockeruser", 100000, 65536) == (merged, False)
+    # a wider existing range for the user already covers ours
+    assert merge_subid("dockeruser:100000:131072\n", "dockeruser", 100000, 65536)[1] is False
+    assert merge_subid("alice:1:2", "dockeruser", 100000, 65536)[0] == "alice:1:2\ndockeruser:100000:65536\n"
+
+
+def test_merge_daemon_json_sets_ours_and_keeps_the_rest():
+    current = {"data-root": "/srv/docker", "log-opts": {"tag": "x", "max-size": "1m"}}
+    merged = merge_daemon_json(current, "dockeruser")
+    assert merged == {"data-root": "/srv/docker", "userns-remap": "dockeruser", "log-driver": "local",
+                      "log-opts": {"tag": "x", "max-size": "10m", "max-file": "3"}}
+    assert merge_daemon_json(merged, "dockeruser") == merged
+    # options of another log driver do not carry over to `local`
+    assert merge_daemon_json({"log-driver": "syslog", "log-opts": {"syslog-address": "udp://x"}}, "d")["log-opts"] == {
+        "max-size": "10m", "max-file": "3"}
+
+
+def test_parse_daemon_json_names_the_line(tmp_path):
+    path = tmp_path / "daemon.json"
+    assert parse_daemon_json(path) == {}
+    path.write_text(json.dumps({"a": 1}))
+    assert parse_daemon_json(path) == {"a": 1}
+    path.write_text('{\n "a": 1,\n bad\n}')
+    with pytest.raises(ValidationError, match=r"line 3"):
+        parse_daemon_json(path)
