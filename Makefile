@@ -82,7 +82,41 @@ destroy-snapshot: ## Destroy a snapshot (asks; YES=1 skips): SNAPSHOT_NAME=name 
 # (targets added by the compose work)
 
 # --- backup (borg) ---------------------------------------------------------------------------
-# (targets added by the backup work)
+.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos restore install-cron uninstall-cron
+
+backup-all: ## The nightly cycle for every service: stop, snapshot, start, borg, prune (JSON=1 for JSON)
+	$(ORCH) backup $(if $(JSON),--json)
+
+backup-one: ## The cycle for one service: SERVICE_NAME=git
+	$(call require,SERVICE_NAME,git)
+	$(ORCH) backup $(if $(JSON),--json) $(SERVICE_NAME)
+
+init-repos: ## Create missing borg repositories (repokey-blake2) and export their keys to borg_keys/
+	$(ORCH) init-repos $(SERVICE_NAME)
+
+list-archives: ## List a service's archives: SERVICE_NAME=git
+	$(call require,SERVICE_NAME,git)
+	$(ORCH) list-archives $(SERVICE_NAME)
+
+extract-archive: ## Extract an archive to an empty dir: SERVICE_NAME= ARCHIVE_NAME= DESTINATION= [FORCE=1]
+	$(call require,SERVICE_NAME,git)
+	$(call require,ARCHIVE_NAME,git-2026-01-01T03:30:00Z)
+	$(call require,DESTINATION,/tmp/restore-git)
+	$(ORCH) extract-archive $(if $(FORCE),--force) $(SERVICE_NAME) $(ARCHIVE_NAME) $(DESTINATION)
+
+check-repos: ## borg check every repository (VERIFY_DATA=1 reads every chunk) [SERVICE_NAME=git]
+	$(ORCH) check-repos $(if $(VERIFY_DATA),--verify-data) $(SERVICE_NAME)
+
+restore: ## Replace a service's data with an archive (safety snapshot first): SERVICE_NAME= ARCHIVE_NAME= [YES=1]
+	$(call require,SERVICE_NAME,git)
+	$(call require,ARCHIVE_NAME,git-2026-01-01T03:30:00Z)
+	$(ORCH) restore $(if $(YES),--yes) $(SERVICE_NAME) $(ARCHIVE_NAME)
+
+install-cron: ## Nightly backup-all from /etc/cron.d with a rotated log [CRON_SCHEDULE="30 3 * * *"]
+	$(ORCH) install-cron $(if $(CRON_SCHEDULE),--schedule "$(CRON_SCHEDULE)")
+
+uninstall-cron: ## Remove the nightly cron entry and its logrotate rule
+	$(ORCH) uninstall-cron
 
 # --- development -----------------------------------------------------------------------------
 

@@ -56,6 +56,27 @@ class App:
 
         return ZFSManager(self.runner, timeout=float(self.settings.command_timeout))
 
+    @cached_property
+    def borg(self):
+        from management.borg_manager import BorgBackupRepoManager
+
+        return BorgBackupRepoManager(self.settings, self.runner)
+
+    @cached_property
+    def docker(self):
+        from management.docker_manager import DockerComposeManager
+
+        return DockerComposeManager(self.settings, self.runner, self.zfs)
+
+    def orchestrator(self, echo=None):
+        from management.backup_manager import BackupOrchestrator
+
+        return BackupOrchestrator(self.settings, self.runner, self.zfs, self.docker, self.borg,
+                                  echo=echo or click.echo)
+
+    def services_or_all(self, names) -> list[str]:
+        return [self.service(n) for n in names] if names else list(self.settings.services)
+
     def service(self, name: str | None) -> str | None:
         """A service named on the command line: must be one the .env lists."""
         if name is not None and name not in self.settings.services:
@@ -222,7 +243,149 @@ def snapshot_destroy(app: App, name: str, service: str | None, yes: bool) -> Non
 # (commands added by the compose work)
 
 # --- backup (borg) -------------------------------------------------------------------------
-# (commands added by the backup work)
+
+
+@cli.command("backup")
+@click.argument("services", nargs=-1, metavar="[SERVICE]...")
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout (progress on stderr).")
+@pass_app
+def backup(app: App, services: tuple[str, ...], as_json: bool) -> None:
+    """The nightly cycle: stop stacks, one atomic snapshot, start stacks, borg create from the
+    snapshot per dataset, prune, remove the snapshot. Default: every service.
+
+    Exit 0 when every dataset was backed up, 1 when any failed, 4 when another run holds the lock."""
+    import json as _json
+
+    from management.report import render_table
+
+    names = [app.service(n) for n in services] or None
+    echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    if app.dry_run:
+        raise click.UsageError("backup has no dry run (its stop/snapshot/start window is the point); "
+                               "use `config check` and `backup --help`")
+    report = app.orchestrator(echo).backup(names)
+    if as_json:
+        click.echo(app.mask(_json.dumps(report.to_dict(), indent=2, default=str)))
+    else:
+        click.echo(app.mask(render_table(report)))
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command("init-repos")
+@click.argument("services", nargs=-1, metavar="[SERVICE]...")
+@pass_app
+def init_repos(app: App, services: tuple[str, ...]) -> None:
+    """Create each service's borg repository (repokey-blake2) unless it exists, and export its
+    key to BORG_KEYS_DIR/<service>.key (mode 0600)."""
+    failed = 0
+    for service in app.services_or_all(services):
+        try:
+            created = app.borg.init_repo(service)
+        except OrchestratorError as exc:
+            failed += 1
+            click.secho(f"{service}: {app.mask(str(exc))}", fg="red", err=True)
+            continue
+        if created:
+            click.echo(f"{service}: {'would initialise' if app.dry_run else 'initialised'} {app.settings.repo(service)}"
+                       + ("" if app.dry_run else f", key exported to {app.borg.key_path(service)}"))
+        else:
+            click.echo(f"{service}: {app.settings.repo(service)} already initialised")
+    if failed:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command("list-archives")
+@click.argument("service")
+@pass_app
+def list_archives(app: App, service: str) -> None:
+    """List the archives in SERVICE's repository, oldest first."""
+    archives = app.borg.list_archives(app.service(service))
+    if not archives:
+        click.echo(f"no archives in {app.settings.repo(service)}")
+    for a in archives:
+        click.echo(f"{a.get('name', '?'):<40}  {a.get('time', a.get('start', ''))[:19]}")
+
+
+@cli.command("extract-archive")
+@click.argument("service")
+@click.argument("archive")
+@click.argument("destination", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Extract even if DESTINATION is not empty.")
+@pass_app
+def extract_archive(app: App, service: str, archive: str, destination: str, force: bool) -> None:
+    """Extract ARCHIVE of SERVICE into DESTINATION (an empty or new directory). Live data is not touched."""
+    dest = Path(destination).resolve()
+    app.borg.extract(app.service(service), archive, dest, force=force)
+    click.echo(f"{'would extract' if app.dry_run else 'extracted'} {archive} into {dest}")
+
+
+@cli.command("check-repos")
+@click.argument("services", nargs=-1, metavar="[SERVICE]...")
+@click.option("--verify-data", is_flag=True, help="Also read and verify every chunk (slow).")
+@pass_app
+def check_repos(app: App, services: tuple[str, ...], verify_data: bool) -> None:
+    """Run `borg check` on each repository; exit 1 if any is damaged or unreachable."""
+    failed = []
+    for service in app.services_or_all(services):
+        try:
+            app.borg.check(service, verify_data=verify_data)
+            click.echo(f"{service}: OK")
+        except OrchestratorError as exc:
+            failed.append(service)
+            click.secho(f"{service}: FAILED\n{app.mask(str(exc))}", fg="red", err=True)
+    if failed:
+        click.secho(f"check-repos: {len(failed)} failed: {', '.join(failed)}", fg="red", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command("restore")
+@click.argument("service")
+@click.argument("archive")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def restore(app: App, service: str, archive: str, yes: bool) -> None:
+    """Replace SERVICE's data with ARCHIVE: stop the stack, take a safety snapshot, swap the
+    contents, start the stack. On failure the dataset is rolled back to the safety snapshot."""
+    app.service(service)
+    if app.dry_run:
+        raise click.UsageError("restore has no dry run; use extract-archive into an empty directory to look first")
+    if not yes:
+        click.confirm(f"Replace everything in {app.settings.mountpoint(service)} with {archive}? "
+                      "(a safety snapshot is taken first)", abort=True)
+    app.orchestrator().restore(service, archive)
+
+
+@cli.command("install-cron")
+@click.option("--schedule", default="30 3 * * *", show_default=True, help="cron time fields.")
+@click.option("--log-file", default="/var/log/orchestrator-backup.log", show_default=True, type=click.Path())
+@click.option("--cron-dir", default="/etc/cron.d", hidden=True, type=click.Path(file_okay=False))
+@click.option("--logrotate-dir", default="/etc/logrotate.d", hidden=True, type=click.Path(file_okay=False))
+@pass_app
+def install_cron(app: App, schedule: str, log_file: str, cron_dir: str, logrotate_dir: str) -> None:
+    """Run `backup` every night from /etc/cron.d as root, logging to a rotated log file."""
+    from management import schedule as sched
+
+    app.settings  # noqa: B018 - validate the .env the cron job will use now, not at 3am
+    here = Path(__file__).resolve()
+    cron = sched.render_cron(schedule, Path(sys.executable), here, app.env_file.resolve(), Path(log_file))
+    rotate = sched.render_logrotate(Path(log_file))
+    if app.dry_run:
+        click.echo(cron + "\n" + rotate)
+        return
+    for path in sched.install(Path(cron_dir), Path(logrotate_dir), cron, rotate):
+        click.echo(f"wrote {path}")
+
+
+@cli.command("uninstall-cron")
+@click.option("--cron-dir", default="/etc/cron.d", hidden=True, type=click.Path(file_okay=False))
+@click.option("--logrotate-dir", default="/etc/logrotate.d", hidden=True, type=click.Path(file_okay=False))
+def uninstall_cron(cron_dir: str, logrotate_dir: str) -> None:
+    """Remove the nightly cron entry and its logrotate rule (only files this tool wrote)."""
+    from management import schedule as sched
+
+    removed = sched.uninstall(Path(cron_dir), Path(logrotate_dir))
+    click.echo("\n".join(f"removed {p}" for p in removed) or "nothing to remove")
 
 
 def main() -> None:
