@@ -108,23 +108,28 @@ class BackupOrchestrator:
             removed.append(f"{dataset}@{name}")
         return removed
 
-    def preflight(self, targets: Sequence[str]) -> list[str]:
-        """Everything that must hold before any downtime. Returns problems; changes nothing
-        on the services (it may initialise a missing borg repository)."""
-        problems: list[str] = []
+    def preflight(self, targets: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        """Everything that must hold before any downtime. Changes nothing on the services (it
+        may initialise a missing borg repository).
+
+        Returns (blocking, per_service): a blocking problem (a dataset not mounted: the stacks
+        would write to the OS disk) stops the whole run before anything is stopped; a
+        repository that cannot be used fails only its own service, the others go on."""
+        blocking: list[str] = []
         for service in targets:
             dataset = self.s.dataset(service)
             if not self.zfs.is_mounted(dataset):
-                problems.append(f"{service}: dataset {dataset} is not mounted (or does not exist); "
+                blocking.append(f"{service}: dataset {dataset} is not mounted (or does not exist); "
                                 "run `make setup-storage` or `zfs mount` it")
-        if problems:
-            return problems
+        if blocking:
+            return blocking, {}
+        per_service: dict[str, str] = {}
         for service in targets:
             try:
                 self.borg.init_repo(service)
             except OrchestratorError as exc:
-                problems.append(f"{service}: repository {self.s.repo(service)} is not usable: {exc}")
-        return problems
+                per_service[service] = f"repository {self.s.repo(service)} is not usable: {exc}"
+        return blocking, per_service
 
     # -- the cycle ------------------------------------------------------------------------
 
@@ -149,13 +154,20 @@ class BackupOrchestrator:
         leftovers = self.cleanup_leftovers()
         if leftovers:
             self.echo(f"removed leftovers of an earlier run: {', '.join(leftovers)}")
-        problems = self.preflight(targets)
-        if problems:
-            report.errors.extend(f"preflight: {p}" for p in problems)
+        blocking, repo_problems = self.preflight(targets)
+        if blocking:
+            report.errors.extend(f"preflight: {p}" for p in blocking)
             for d in report.datasets:
                 d.message = "preflight failed; nothing was stopped"
             return
-
+        for d in report.datasets:
+            if d.service in repo_problems:
+                d.result, d.message = FAILED, repo_problems[d.service]
+                self.echo(f"{d.service}: {d.message}")
+        usable = [t for t in targets if t not in repo_problems]
+        if not usable:
+            report.errors.append("preflight: no repository is usable; nothing was stopped")
+            return
         backup_all = list(targets) == list(self.s.services)
         snap_root = self.s.zfs_parent_dataset if backup_all else None
         snap = snapshot_name(self.s.snapshot_prefix, self.clock())
@@ -164,7 +176,7 @@ class BackupOrchestrator:
             self._window(targets, snap, snap_root, report, guard, snapshotted)
             if report.errors or not snapshotted:
                 return  # no borg without a complete snapshot
-            self._borg_phase(targets, snap, report)
+            self._borg_phase(usable, snap, report)
         finally:
             with guard.critical():
                 self._cleanup(targets, snap, snapshotted, report)
@@ -231,6 +243,7 @@ class BackupOrchestrator:
                 d.nfiles = created.nfiles
                 d.original_size = created.original_size
                 d.deduplicated_size = created.deduplicated_size
+                d.files_read = getattr(created, "files_read", None)
                 d.result = WARNING if created.warning else OK
                 d.message = created.warning or ""
                 self.borg.prune(service)

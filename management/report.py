@@ -29,6 +29,7 @@ class DatasetResult:
     nfiles: int | None = None
     original_size: int | None = None
     deduplicated_size: int | None = None
+    files_read: int | None = None  # files borg read (the rest were skipped by its files cache)
     pruned: bool = False
     compacted: bool = False
     message: str = ""
@@ -79,6 +80,8 @@ def render_table(report: RunReport) -> str:
     for d in report.datasets:
         note = d.message.splitlines()[0] if d.message else ""
         files = "-" if d.nfiles is None else str(d.nfiles)
+        if d.files_read is not None and d.nfiles is not None:
+            files += f" ({d.files_read} read)"
         size, dedup = human_size(d.original_size), human_size(d.deduplicated_size)
         rows.append((d.service, d.result, f"{d.duration:.1f}s", files, size, dedup, note))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

@@ -165,11 +165,23 @@ def test_failed_preflight_stops_nothing(settings):
     assert kinds(world, "stop") == [] and kinds(world, "snapshot") == []
 
 
-def test_unreachable_repository_fails_preflight_before_downtime(settings):
+def test_unreachable_repository_fails_only_its_service(settings):
     world = World()
     world.fail[("init", "photo")] = True
     report = orchestrator(settings, world).backup()
-    assert "photo" in report.errors[0] and kinds(world, "stop") == []
+    results = {d.service: d.result for d in report.datasets}
+    assert results == {"git": OK, "photo": FAILED} and not report.ok
+    assert "Connection refused" in report.datasets[1].message
+    assert kinds(world, "create") == ["git"] and world.snapshots == set()
+    assert sorted(kinds(world, "start")) == ["git", "photo", "reverseproxy"]
+
+
+def test_no_usable_repository_stops_nothing(settings):
+    world = World()
+    world.fail[("init", "photo")] = world.fail[("init", "git")] = True
+    report = orchestrator(settings, world).backup()
+    assert not report.ok and "no repository is usable" in report.errors[-1]
+    assert kinds(world, "stop") == [] and kinds(world, "snapshot") == []
 
 
 def test_snapshot_failure_restarts_stacks_and_runs_no_borg(settings):
