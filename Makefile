@@ -118,6 +118,18 @@ install-cron: ## Nightly backup-all from /etc/cron.d with a rotated log [CRON_SC
 uninstall-cron: ## Remove the nightly cron entry and its logrotate rule
 	$(ORCH) uninstall-cron
 
+# --- benchmark -------------------------------------------------------------------------------
+# (targets added by the bench work)
+
+# --- demo ------------------------------------------------------------------------------------
+.PHONY: demo demo-clean
+
+demo: $(TEST_VENV)/.dev-installed ## The main job on a sandbox: lab, hub + 2 spokes, backup-all, restore, compare (root)
+	PYTHON=$(TEST_VENV)/bin/python bash demo/demo.sh
+
+demo-clean: $(TEST_VENV)/.dev-installed ## Remove the demo sandbox (the lab stays; make lab-down removes it)
+	PYTHON=$(TEST_VENV)/bin/python bash demo/demo.sh clean
+
 # --- development -----------------------------------------------------------------------------
 
 $(TEST_VENV)/.dev-installed: requirements.txt requirements-dev.txt

@@ -1,0 +1,98 @@
+"""A lab services dir: a Caddy hub and busybox spokes built from the lab's local images,
+laid out as a user keeps them (one folder per stack, the hub joining each spoke's external
+network, data bind-mounted from ZFS_BASE_MOUNTPOINT). Used by lab tests, the demo and the
+benchmark.
+
+Every name carries `prefix` so stacks of different tests never collide on one docker host.
+Spokes stop quickly (`trap` on TERM) unless `stop_delay` asks for a slow stop.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SPOKE_PORT = 8080
+
+
+def spoke_compose(name: str, prefix: str, image: str, base: Path, *, stop_delay: float = 0,
+                  data_dir: str = "data") -> str:
+    """A spoke: busybox httpd serving its ZFS data dir as user 999 (host 100999)."""
+    stop = f"sleep {stop_delay}; " if stop_delay else ""
+    script = (f"httpd -p {SPOKE_PORT} -h /www; trap '{stop}exit 0' TERM; "
+              "while :; do sleep 3600 & wait $!; done")
+    doc = {
+        "services": {
+            "web": {
+                "image": image,
+                "container_name": f"{prefix}{name}",
+                "user": "999:999",
+                "command": ["sh", "-c", script],
+                "stop_grace_period": f"{int(stop_delay) + 20}s",
+                "volumes": [f"{base}/{name}/{data_dir}:/www"],
+                "networks": [f"{prefix}{name}_net"],
+                "healthcheck": {
+                    "test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{SPOKE_PORT}/"],
+                    "interval": "1s", "timeout": "2s", "retries": 30,
+                },
+            }
+        },
+        "networks": {f"{prefix}{name}_net": {"external": True}},
+    }
+    return json.dumps(doc, indent=2) + "\n"  # JSON is YAML
+
+
+def hub_compose(prefix: str, image: str, base: Path, spokes: list[str], port: int, hub: str = "reverseproxy") -> str:
+    doc = {
+        "services": {
+            "caddy": {
+                "image": image,
+                "container_name": f"{prefix}central_hub",
+                "ports": [f"127.0.0.1:{port}:443"],
+                "volumes": ["./Caddyfile:/etc/caddy/Caddyfile:ro", f"{base}/{hub}/data:/data"],
+                "networks": [f"{prefix}{s}_net" for s in spokes],
+            }
+        },
+        "networks": {f"{prefix}{s}_net": {"external": True} for s in spokes},
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def caddyfile(prefix: str, spokes: list[str], domain: str = "lab.test") -> str:
+    sites = [f"{s}.{domain} {{\n\ttls internal\n\treverse_proxy {prefix}{s}:{SPOKE_PORT}\n}}\n" for s in spokes]
+    return "{\n\tadmin off\n\tskip_install_trust\n}\n\n" + "\n".join(sites)
+
+
+def write_services(services_dir: Path, *, prefix: str, busybox_image: str, caddy_image: str, base: Path,
+                   spokes: list[str], port: int, hub: str = "reverseproxy", stop_delay: float = 0) -> None:
+    """Write the hub and spokes. Data dirs ('<base>/<spoke>/data', '<base>/<hub>/data') come
+    from setup-storage: list them in SERVICE_VOLUME_PATHS_AND_OWNERS (see volume_lines)."""
+    services_dir.mkdir(parents=True, exist_ok=True)
+    services_dir.chmod(0o755)
+    hub_dir = services_dir / hub
+    hub_dir.mkdir(exist_ok=True)
+    (hub_dir / "compose.yaml").write_text(hub_compose(prefix, caddy_image, base, spokes, port, hub))
+    (hub_dir / "Caddyfile").write_text(caddyfile(prefix, spokes))
+    for name in spokes:
+        d = services_dir / name
+        d.mkdir(exist_ok=True)
+        (d / "compose.yaml").write_text(spoke_compose(name, prefix, busybox_image, base, stop_delay=stop_delay))
+
+
+def volume_lines(spokes: list[str], hub: str = "reverseproxy") -> list[str]:
+    return [f"{hub}/data:REMAPPED_ROOT_UID"] + [f"{s}/data:REMAPPED_APP_UID" for s in spokes]
+
+
+def seed(base: Path, service: str, files: dict[str, bytes], uid: int = 100999) -> None:
+    """Write files into a spoke's data dir, owned as the container user would own them."""
+    import os
+
+    root = base / service / "data"
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        for p in [path, *path.parents]:
+            if p == root.parent:
+                break
+            os.chown(p, uid, uid)
