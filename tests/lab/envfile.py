@@ -69,11 +69,34 @@ def destroy_tree(dataset: str) -> None:
             time.sleep(0.3 * (attempt + 1))
 
 
-def run_cli(env_path: Path, *args: str, timeout: float = 300, input: str | None = None):
-    """Run orchestrator.py with this .env, as the Makefile does. Returns CompletedProcess."""
-    import subprocess
+def cli_argv(env_path: Path, *args: str) -> list[str]:
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    return subprocess.run([sys.executable, str(root / "orchestrator.py"), "--env-file", str(env_path), *args],
-                          capture_output=True, text=True, timeout=timeout, input=input)
+    return [sys.executable, str(root / "orchestrator.py"), "--env-file", str(env_path), *args]
+
+
+def run_cli(env_path: Path, *args: str, timeout: float = 300, input: str | None = None,
+            path_prefix: Path | None = None):
+    """Run orchestrator.py with this .env, as the Makefile does. Returns CompletedProcess.
+    `path_prefix` puts a directory of fault-injecting wrappers first on PATH."""
+    import subprocess
+
+    env = dict(os.environ)
+    if path_prefix:
+        env["PATH"] = f"{path_prefix}:{env['PATH']}"
+    return subprocess.run(cli_argv(env_path, *args), capture_output=True, text=True, timeout=timeout, input=input,
+                          env=env)
+
+
+def write_shim(directory: Path, program: str, script: str) -> Path:
+    """A wrapper named `program` that runs `script` (sh) and otherwise execs the real program.
+    In the script, "$REAL" is the real binary. For fault injection on top of real tools."""
+    import shutil
+
+    directory.mkdir(parents=True, exist_ok=True)
+    real = shutil.which(program, path=os.environ["PATH"])
+    path = directory / program
+    path.write_text(f'#!/bin/sh\nREAL={real}\n{script}\nexec "$REAL" "$@"\n')
+    path.chmod(0o755)
+    return path

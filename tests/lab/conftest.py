@@ -1,0 +1,106 @@
+"""Fixtures for lab tests that need the whole cycle: storage set up, data seeded, a Caddy hub
+and spokes running from the lab's local images, borg repositories over ssh on loopback."""
+
+from __future__ import annotations
+
+import random
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.lab.envfile import destroy_tree, run_cli, write_lab_env
+from tests.lab.stacks import seed, volume_lines, write_services
+
+SPOKES = ["git", "photo"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def running_containers(prefix: str) -> set[str]:
+    out = subprocess.run(["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True, check=True)
+    return {n for n in out.stdout.split() if n.startswith(prefix)}
+
+
+def our_snapshots(parent: str) -> list[str]:
+    """Snapshots the cycle made (prefix `orchestrator-`) anywhere below `parent`."""
+    out = subprocess.run(["zfs", "get", "-H", "-r", "-o", "name", "type", parent], capture_output=True, text=True)
+    return [n for n in out.stdout.split() if "@orchestrator-" in n]
+
+
+def views_left(view_dataset: str) -> list[str]:
+    out = subprocess.run(["zfs", "get", "-H", "-r", "-o", "name", "type", view_dataset],
+                         capture_output=True, text=True)
+    return [n for n in out.stdout.split() if n != view_dataset]
+
+
+@dataclass
+class Cycle:
+    env_path: Path
+    values: dict
+    prefix: str
+    base: Path
+    services_dir: Path
+    spokes: list
+
+    @property
+    def parent(self) -> str:
+        return self.values["ZFS_PARENT_DATASET"]
+
+    def containers(self) -> set[str]:
+        return running_containers(self.prefix)
+
+    def host_is_clean(self) -> list[str]:
+        """What a run must leave behind: every stack running, no snapshot, no view. Returns problems."""
+        problems = []
+        if len(self.containers()) != len(self.spokes) + 1:
+            problems.append(f"running: {sorted(self.containers())}")
+        if our_snapshots(self.parent):
+            problems.append(f"snapshots left: {our_snapshots(self.parent)}")
+        if views_left(self.values["VIEW_DATASET"]):
+            problems.append(f"views left: {views_left(self.values['VIEW_DATASET'])}")
+        return problems
+
+
+def build_cycle(lab, tmp_path, *, spokes=SPOKES, repo_base=None, extra=None, stop_delay=0.0) -> Cycle:
+    prefix = lab.unique("bk")
+    services_dir = lab.dir / "services" / prefix
+    env_path, v = write_lab_env(tmp_path, lab, volume_lines(spokes), repo_base=repo_base or lab.ssh_repo_base(prefix),
+                                extra={"SERVICES_DIR": str(services_dir), "STOP_TIMEOUT": "20", **(extra or {})})
+    base = Path(v["ZFS_BASE_MOUNTPOINT"])
+    cyc = Cycle(env_path, v, prefix, base, services_dir, list(spokes))
+    write_services(services_dir, prefix=prefix, busybox_image=lab.busybox_image, caddy_image=lab.caddy_image,
+                   base=base, spokes=spokes, port=free_port(), stop_delay=stop_delay)
+    r = run_cli(env_path, "setup-storage")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rng = random.Random(7)
+    for svc in spokes:
+        files = {"index.html": f"<h1>{svc}</h1>".encode()}
+        files.update({f"d{i % 5}/f{i}.bin": rng.randbytes(rng.randint(10, 20000)) for i in range(60)})
+        seed(base, svc, files)
+    up = run_cli(env_path, "docker-up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    return cyc
+
+
+def teardown_cycle(cyc: Cycle) -> None:
+    run_cli(cyc.env_path, "docker-down", timeout=300)
+    subprocess.run(["docker", "rm", "-f", *sorted(running_containers(cyc.prefix))], capture_output=True, timeout=120)
+    for net in cyc.spokes:
+        subprocess.run(["docker", "network", "rm", f"{cyc.prefix}{net}_net"], capture_output=True, timeout=60)
+    destroy_tree(cyc.parent)
+    subprocess.run(["rm", "-rf", str(cyc.services_dir)], timeout=60)
+
+
+@pytest.fixture
+def cycle(lab, tmp_path):
+    """Storage set up, data seeded, a hub and two spokes running; torn down afterwards."""
+    cyc = build_cycle(lab, tmp_path)
+    yield cyc
+    teardown_cycle(cyc)

@@ -1,0 +1,95 @@
+"""Borg argv builders, retention, the manager's environment (secrets never in argv), and the
+cron/logrotate rendering."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from management import schedule
+from management.borg_manager import (
+    BorgBackupRepoManager,
+    archive_name,
+    create_argv,
+    extract_argv,
+    init_argv,
+    prune_argv,
+    retention_args,
+)
+from management.config import load_settings
+from management.errors import ValidationError
+from tests.fakes import FakeRunner
+from tests.unit.test_config import BASE
+
+
+@pytest.fixture
+def settings(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text(BASE + f"BORG_BASE_DIR={tmp_path}/borgbase\nBORG_KEYS_DIR={tmp_path}/keys\n")
+    os.chmod(env, 0o600)
+    return load_settings(env)[0]
+
+
+def test_argv_builders():
+    assert init_argv("/r/git") == ["borg", "init", "--encryption=repokey-blake2", "--make-parent-dirs", "/r/git"]
+    argv = create_argv("/r/git", "git-2026-01-01T00:00:00Z", compression="zstd,3", excludes=Path("/x/ex.txt"))
+    assert argv[-2:] == ["/r/git::git-2026-01-01T00:00:00Z", "."]
+    assert "--compression=zstd,3" in argv and "--exclude-from=/x/ex.txt" in argv and "--json" in argv
+    assert extract_argv("/r/git", "git-1") == ["borg", "extract", "--numeric-ids", "/r/git::git-1"]
+    assert archive_name("git", 0) == "git-1970-01-01T00:00:00Z"
+
+
+def test_retention_and_prune_only_touch_the_services_archives():
+    assert retention_args({"daily": "7", "weekly": "4", "monthly": "0", "within": "2d"}) == [
+        "--keep-within=2d", "--keep-daily=7", "--keep-weekly=4"]
+    argv = prune_argv("/r/git", "git", {"daily": "365"})
+    assert "--glob-archives=git-*" in argv and "--keep-daily=365" in argv
+    with pytest.raises(ValidationError, match="keeps nothing"):
+        prune_argv("/r/git", "git", {"daily": "0"})
+
+
+@pytest.mark.parametrize("bad", ["../x", "a b", "x;id", "$(id)", ""])
+def test_bad_archive_or_service_names_are_rejected(bad):
+    with pytest.raises(ValidationError):
+        extract_argv("/r/git", bad)
+
+
+def test_passphrase_goes_to_the_environment_never_argv(settings):
+    fake = FakeRunner({("borg", "info"): "{}"}, secrets=settings.secrets)
+    borg = BorgBackupRepoManager(settings, fake)
+    assert borg.init_repo("git") is False
+    call = fake.calls[0]
+    assert call.env["BORG_PASSPHRASE"] == settings.borg_passphrase
+    assert all(settings.borg_passphrase not in a for a in call.argv)
+    assert call.env["BORG_BASE_DIR"] == str(settings.borg_base_dir)
+    assert call.mutating is False
+
+
+def test_create_parses_stats_and_counts_files_read(settings, tmp_path):
+    from management.runner import Result
+
+    out = '{"archive": {"stats": {"nfiles": 5, "original_size": 1000, "deduplicated_size": 10}}}'
+    fake = FakeRunner({("borg", "create"): Result(("borg",), 1, out, "A ./a\nM ./b\nfile changed while we read it\n")})
+    created = BorgBackupRepoManager(settings, fake, clock=lambda: 0).create("git", tmp_path)
+    assert (created.nfiles, created.original_size, created.deduplicated_size, created.files_read) == (5, 1000, 10, 2)
+    assert created.warning == "borg warning: file changed while we read it"
+    assert fake.calls[0].cwd == str(tmp_path)
+
+
+def test_cron_and_logrotate(tmp_path):
+    text = schedule.render_cron("30 3 * * *", Path("/v/bin/python"), Path("/m/orchestrator.py"), Path("/m/.env"),
+                                Path("/var/log/o.log"))
+    assert "30 3 * * * root /v/bin/python /m/orchestrator.py --env-file /m/.env backup >> /var/log/o.log 2>&1" in text
+    with pytest.raises(ValidationError):
+        schedule.render_cron("30 3 * *\n* * * * * root rm -rf /", Path("p"), Path("o"), Path("e"), Path("l"))
+    cron_dir, rot_dir = tmp_path / "cron.d", tmp_path / "logrotate.d"
+    written = schedule.install(cron_dir, rot_dir, text, schedule.render_logrotate(Path("/var/log/o.log")))
+    assert [p.name for p in written] == ["orchestrator-backup"] * 2
+    assert oct(written[0].stat().st_mode & 0o777) == "0o644"
+    (cron_dir / "orchestrator-backup").write_text("someone else's\n")
+    with pytest.raises(ValidationError, match="not written by this tool"):
+        schedule.uninstall(cron_dir, rot_dir)
+    (cron_dir / "orchestrator-backup").write_text(text)
+    assert len(schedule.uninstall(cron_dir, rot_dir)) == 2 and not list(cron_dir.iterdir())
