@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from functools import cached_property
 from pathlib import Path
 
@@ -66,13 +67,14 @@ class App:
     def docker(self):
         from management.docker_manager import DockerComposeManager
 
-        return DockerComposeManager(self.settings, self.runner, self.zfs)
+        return DockerComposeManager(self.settings, self.runner, self.zfs, echo=click.echo)
 
     def orchestrator(self, echo=None):
         from management.backup_manager import BackupOrchestrator
 
-        return BackupOrchestrator(self.settings, self.runner, self.zfs, self.docker, self.borg,
-                                  echo=echo or click.echo)
+        echo = echo or click.echo
+        self.docker.echo = echo  # progress goes where the run's progress goes (stderr with --json)
+        return BackupOrchestrator(self.settings, self.runner, self.zfs, self.docker, self.borg, echo=echo)
 
     def services_or_all(self, names) -> list[str]:
         return [self.service(n) for n in names] if names else list(self.settings.services)
@@ -240,7 +242,58 @@ def snapshot_destroy(app: App, name: str, service: str | None, yes: bool) -> Non
     click.echo(f"{'would destroy' if app.dry_run else 'destroyed'} {target}{scope}")
 
 # --- stacks (docker compose) ---------------------------------------------------------------
-# (commands added by the compose work)
+
+
+def _stack_command(name: str, method: str, verb: str, doc: str):
+    @cli.command(name, help=doc)
+    @click.argument("stacks", nargs=-1, metavar="[STACK]...")
+    @pass_app
+    def command(app: App, stacks: tuple[str, ...]) -> None:
+        click.echo(f"{verb} {', '.join(stacks) or 'all stacks'} (hub {app.settings.hub_service})")
+        started = time.monotonic()
+        results = getattr(app.docker, method)(list(stacks) or None)
+        failed = [r for r in results if not r.ok]
+        took = time.monotonic() - started
+        click.echo(f"{name}: {len(results) - len(failed)} ok, {len(failed)} failed in {took:.1f}s")
+        for r in failed:
+            click.secho(f"  {r.stack}: {r.message}", fg="red", err=True)
+        if failed:
+            sys.exit(EXIT_FAILED)
+
+    return command
+
+
+_stack_command("docker-up", "up", "up", "Create and start stacks (all, or the ones named): external networks first, "
+               "the hub first, the rest in parallel; waits for healthchecks.")
+_stack_command("docker-start", "start", "starting", "Start existing stacks: the hub first, then the rest in parallel.")
+_stack_command("docker-stop", "stop", "stopping", "Stop stacks in parallel, the hub last.")
+_stack_command("docker-down", "down", "down", "Stop and remove stacks' containers (data on ZFS is kept), the hub last.")
+_stack_command("docker-pull", "pull", "pulling", "Pull the images of stacks.")
+
+
+@cli.command("status")
+@click.argument("stacks", nargs=-1, metavar="[STACK]...")
+@pass_app
+def status(app: App, stacks: tuple[str, ...]) -> None:
+    """A table of stacks: containers running/total, state, health."""
+    rows = app.docker.status(list(stacks) or None)
+    width = max([5, *(len(r.stack) for r in rows)])
+    click.echo(f"{'STACK':<{width}}  CONTAINERS  {'STATE':<8}  HEALTH")
+    for r in rows:
+        click.echo(f"{r.stack:<{width}}  {f'{r.running}/{r.total}':<10}  {r.state:<8}  {r.health}")
+
+
+@cli.command("check-stacks")
+@pass_app
+def check_stacks_cmd(app: App) -> None:
+    """Check the hub-and-spoke rules in SERVICES_DIR; print each violation with its file, exit 1 if any."""
+    violations = app.docker.check()
+    for v in violations:
+        click.echo(str(v))
+    if violations:
+        click.secho(f"check-stacks: {len(violations)} violation(s)", fg="red", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"check-stacks: OK ({len(app.docker.discover_names())} stacks in {app.settings.services_dir})")
 
 # --- backup (borg) -------------------------------------------------------------------------
 

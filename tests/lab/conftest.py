@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,11 @@ def build_cycle(lab, tmp_path, *, spokes=SPOKES, repo_base=None, extra=None, sto
         files = {"index.html": f"<h1>{svc}</h1>".encode()}
         files.update({f"d{i % 5}/f{i}.bin": rng.randbytes(rng.randint(10, 20000)) for i in range(60)})
         seed(base, svc, files)
+    # zfs-fuse keeps 1-second timestamps, and borg never caches a file whose ctime equals the
+    # newest ctime of the run (race protection). One file written a second later is that newest.
+    time.sleep(1.1)
+    for svc in spokes:
+        seed(base, svc, {"stamp.txt": b"newest file"})
     up = run_cli(env_path, "docker-up")
     assert up.returncode == 0, up.stdout + up.stderr
     return cyc

@@ -20,7 +20,7 @@ def spoke_compose(name: str, prefix: str, image: str, base: Path, *, stop_delay:
     """A spoke: busybox httpd serving its ZFS data dir as user 999 (host 100999)."""
     stop = f"sleep {stop_delay}; " if stop_delay else ""
     script = (f"httpd -p {SPOKE_PORT} -h /www; trap '{stop}exit 0' TERM; "
-              "while :; do sleep 3600 & wait $!; done")
+              "while :; do sleep 3600 & wait $$!; done")
     doc = {
         "services": {
             "web": {
