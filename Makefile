@@ -79,7 +79,34 @@ destroy-snapshot: ## Destroy a snapshot (asks; YES=1 skips): SNAPSHOT_NAME=name 
 	$(ORCH) snapshot destroy $(if $(SERVICE_NAME),--service $(SERVICE_NAME)) $(if $(YES),--yes) $(SNAPSHOT_NAME)
 
 # --- stacks (docker compose) -----------------------------------------------------------------
-# (targets added by the compose work)
+.PHONY: docker-up docker-down docker-stop docker-start docker-pull status check-stacks install-autostart uninstall-autostart
+
+docker-up: ## Create and start stacks: external networks, hub first, rest in parallel, wait healthy [SERVICE_NAME=]
+	$(ORCH) docker-up $(SERVICE_NAME)
+
+docker-down: ## Stop and remove stacks' containers, hub last (data on ZFS is kept) [SERVICE_NAME=]
+	$(ORCH) docker-down $(SERVICE_NAME)
+
+docker-stop: ## Stop stacks in parallel, hub last [SERVICE_NAME=]
+	$(ORCH) docker-stop $(SERVICE_NAME)
+
+docker-start: ## Start stacks, hub first [SERVICE_NAME=]
+	$(ORCH) docker-start $(SERVICE_NAME)
+
+docker-pull: ## Pull the stacks' images [SERVICE_NAME=]
+	$(ORCH) docker-pull $(SERVICE_NAME)
+
+status: ## Table of stacks: containers running/total, state, health
+	$(ORCH) status $(SERVICE_NAME)
+
+check-stacks: ## Check the hub-and-spoke rules; print each violation with its file
+	$(ORCH) check-stacks
+
+install-autostart: ## systemd unit that runs docker-up after docker and ZFS mounts at boot
+	$(ORCH) install-autostart
+
+uninstall-autostart: ## Remove the autostart unit
+	$(ORCH) uninstall-autostart
 
 # --- backup (borg) ---------------------------------------------------------------------------
 .PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos restore install-cron uninstall-cron

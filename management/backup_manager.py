@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .config import Settings
-from .errors import OrchestratorError, ValidationError
+from .errors import CommandError, OrchestratorError, ValidationError
 from .lock import Interrupted, RunLock, SignalGuard
 from .report import (
     FAILED,
@@ -53,6 +53,23 @@ def stop_order(stacks: Sequence[str], hub: str) -> list[str]:
 def start_order(stacks: Sequence[str], hub: str) -> list[str]:
     """Hub first."""
     return ([hub] if hub in stacks else []) + [s for s in stacks if s != hub]
+
+
+# Lines of borg/ssh/zfs stderr that say why, rather than "Connection closed by remote host".
+_TELLING = ("refused", "denied", "No space", "passphrase", "does not exist", "not allowed", "Insufficient",
+            "timed out", "Errno", "No route", "not a valid repository", "Failed to create/acquire the lock")
+
+
+def brief(exc: OrchestratorError) -> str:
+    """One line for the summary: what failed and borg's (or zfs's) own last word on why."""
+    if isinstance(exc, CommandError):
+        words = exc.command.split()
+        what = " ".join(words[:2]) if words else "command"
+        lines = [ln.strip() for ln in exc.stderr_tail.strip().splitlines() if ln.strip()]
+        telling = [ln for ln in lines if any(k in ln for k in _TELLING)]
+        why = (telling or lines or [exc.reason])[-1]
+        return f"{what} failed ({exc.reason}): {why}"
+    return str(exc).splitlines()[0]
 
 
 def compact_due(last: float | None, every_days: int, now: float) -> bool:
@@ -128,7 +145,7 @@ class BackupOrchestrator:
             try:
                 self.borg.init_repo(service)
             except OrchestratorError as exc:
-                per_service[service] = f"repository {self.s.repo(service)} is not usable: {exc}"
+                per_service[service] = f"repository {self.s.repo(service)} is not usable: {brief(exc)}"
         return blocking, per_service
 
     # -- the cycle ------------------------------------------------------------------------
@@ -254,7 +271,7 @@ class BackupOrchestrator:
                     last_compact[service] = self.clock()
             except OrchestratorError as exc:
                 d.result = FAILED
-                d.message = str(exc)
+                d.message = brief(exc)
             finally:
                 d.duration = time.monotonic() - started
                 try:
