@@ -146,7 +146,11 @@ uninstall-cron: ## Remove the nightly cron entry and its logrotate rule
 	$(ORCH) uninstall-cron
 
 # --- benchmark -------------------------------------------------------------------------------
-# (targets added by the bench work)
+.PHONY: bench
+BENCH_ARGS ?=
+
+bench: $(TEST_VENV)/.dev-installed lab-up ## Downtime and nightly cost: this tool vs a naive script vs borgmatic, markdown table (root; BENCH_ARGS="--runs 1")
+	$(TEST_VENV)/bin/python bench/bench.py $(BENCH_ARGS)
 
 # --- demo ------------------------------------------------------------------------------------
 .PHONY: demo demo-clean
