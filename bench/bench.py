@@ -320,6 +320,10 @@ class Workload:
             spoke = next(s for s in self.spokes if key.startswith(s + "_"))
             with open(self.base / spoke / "data" / key, "r+b") as f:
                 f.write(rng.randbytes(self.files[key]))
+        # the same-second rule again (see generate): later runs must not re-read this burst
+        time.sleep(1.1)
+        for s in self.spokes:
+            (self.base / s / "data" / ".generated").write_text(f"changed {seed}\n")
         return set(chosen)
 
     # stacks
