@@ -27,7 +27,7 @@ KNOWN_HOSTS=$LAB_DIR/ssh/known_hosts
 BUSYBOX_IMAGE=orchestrator-lab/busybox:1
 CADDY_IMAGE=orchestrator-lab/caddy:1
 CREATED=$LAB_DIR/created          # one line per thing `up` made, so `down` removes only those
-PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static openssh-server curl iproute2)
+PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static openssh-server curl iproute2 strace)
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -57,17 +57,55 @@ install_packages() {
 
 zfs_daemon_pid() { pgrep -x zfs-fuse | head -n1 || true; }
 
-start_zfs_daemon() {
-  mkdir -p /var/run/zfs /var/lock/zfs
-  if [ -z "$(zfs_daemon_pid)" ]; then
-    log "starting zfs-fuse"
-    zfs-fuse --pidfile "$LAB_DIR/zfs-fuse.pid" >/dev/null 2>&1 || true
-  fi
-  for _ in $(seq 1 60); do
+# A daemon killed without unmounting (a machine restored from an image, a session that ended)
+# leaves a pidfile, a socket and dead FUSE mounts behind; zfs-fuse then exits at start without a
+# word (it logs to syslog, absent here). Clear them whenever no daemon runs.
+clear_stale_zfs() {
+  awk -v p="$POOL" '($3 == "fuse.zfs" && ($1 == p || index($1, p "/") == 1)) || $2 == "/zfs-kstat" {print $2}' \
+    /proc/mounts | sort -r | while read -r m; do umount -l "$(printf '%b' "$m")" 2>/dev/null || true; done
+  rm -f /var/run/zfs/zfs_socket "$LAB_DIR/zfs-fuse.pid"
+}
+
+zfs_answers() {
+  local _
+  for _ in $(seq 1 "$1"); do
     timeout 5 zpool list >/dev/null 2>&1 && return 0
     sleep 0.5
   done
-  die "zfs-fuse does not answer (try: lab.sh recover-zfs)"
+  return 1
+}
+
+zfs_diagnostics() {
+  log "zfs-fuse diagnostics:"
+  ls -l /dev/fuse >&2 || true
+  pgrep -a zfs-fuse >&2 || log "no zfs-fuse process"
+  awk '$3 ~ /^fuse/' /proc/mounts >&2 || true
+  if command -v strace >/dev/null; then
+    clear_stale_zfs
+    timeout 15 strace -f -e trace=file,network -o "$LAB_DIR/zfs-fuse.strace" zfs-fuse --no-daemon >/dev/null 2>&1 || true
+    grep -E '= -1 E(NOENT|ACCES|PERM|BUSY|EXIST|ADDRINUSE)' "$LAB_DIR/zfs-fuse.strace" \
+      | grep -vE '\.so|nscd|/dev/log|locale' | tail -n 15 >&2 || true
+  fi
+}
+
+start_zfs_daemon() {
+  mkdir -p /var/run/zfs /var/lock/zfs /var/lib/zfs
+  [ -c /dev/fuse ] || modprobe fuse 2>/dev/null || mknod -m 666 /dev/fuse c 10 229 || true
+  local attempt
+  for attempt in 1 2 3; do
+    if [ -z "$(zfs_daemon_pid)" ]; then
+      clear_stale_zfs
+      log "starting zfs-fuse"
+      zfs-fuse --pidfile "$LAB_DIR/zfs-fuse.pid" >/dev/null 2>&1 || true
+      created "daemon zfs-fuse"
+    fi
+    zfs_answers 30 && return 0
+    log "zfs-fuse does not answer (attempt $attempt); killing it and clearing its state"
+    pkill -9 -x zfs-fuse || true; pkill -9 -x zfs || true; pkill -9 -x zpool || true
+    for _ in $(seq 1 40); do [ -z "$(zfs_daemon_pid)" ] && break; sleep 0.25; done
+  done
+  zfs_diagnostics
+  die "zfs-fuse does not answer after 3 starts (see above; lab.sh recover-zfs)"
 }
 
 ensure_pool() {
@@ -80,6 +118,7 @@ ensure_pool() {
       truncate -s "$POOL_SIZE" "$POOL_IMG"
       mkdir -p "$POOL_MNT"
       zpool_t create -f -m "$POOL_MNT" "$POOL" "$POOL_IMG"
+      created "pool $POOL"
     fi
   fi
   zfs_t mount -a || true
@@ -87,20 +126,14 @@ ensure_pool() {
 }
 
 recover_zfs() {
-  local pid
-  pid=$(zfs_daemon_pid)
-  if [ -n "$pid" ]; then
-    log "killing zfs-fuse ($pid)"
+  if [ -n "$(zfs_daemon_pid)" ]; then
+    log "killing zfs-fuse ($(zfs_daemon_pid))"
     pkill -9 -x zfs-fuse || true
     for _ in $(seq 1 40); do [ -z "$(zfs_daemon_pid)" ] && break; sleep 0.25; done
   fi
   pkill -9 -x zfs || true
   pkill -9 -x zpool || true
-  # zfs-fuse mounts show up as fuse mounts whose source is the dataset name.
-  awk -v p="$POOL" '$3 ~ /^fuse/ && ($1 == p || index($1, p "/") == 1) {print $2}' /proc/mounts \
-    | sort -r | while read -r m; do umount -l "$(printf '%b' "$m")" 2>/dev/null || true; done
-  rm -f /var/run/zfs/zfs_socket "$LAB_DIR/zfs-fuse.pid"
-  start_zfs_daemon
+  start_zfs_daemon   # clears the dead mounts, the socket and the pidfile first
   ensure_pool
   log "zfs-fuse recovered"
 }
@@ -147,8 +180,11 @@ start_dockerd() {
     for _ in $(seq 1 60); do pgrep -x dockerd >/dev/null || break; sleep 0.5; done
     pkill -9 -x dockerd || true
   fi
+  # a dockerd that died leaves its pidfile, and a new one refuses to start while it is there
+  pgrep -x dockerd >/dev/null || rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
   log "starting dockerd (log: $LAB_DIR/dockerd.log)"
   setsid dockerd >"$LAB_DIR/dockerd.log" 2>&1 </dev/null &
+  created "daemon dockerd"
   for _ in $(seq 1 120); do docker_ok && break; sleep 0.5; done
   docker_ok || { tail -n 20 "$LAB_DIR/dockerd.log" >&2; die "dockerd did not come up"; }
   docker info --format '{{.SecurityOptions}}' | grep -q userns || die "dockerd runs without userns-remap"
@@ -215,6 +251,7 @@ ensure_sshd() {
   ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || ssh-keygen -A
   mkdir -p /run/sshd; chmod 755 /run/sshd
   if ! sshd_ok; then
+    rm -f "$LAB_DIR/sshd.pid"
     log "starting sshd on 127.0.0.1:$SSH_PORT"
     /usr/sbin/sshd -p "$SSH_PORT" -o ListenAddress=127.0.0.1 -o PasswordAuthentication=no \
       -o PidFile="$LAB_DIR/sshd.pid" -o AllowUsers="$BORG_USER"
@@ -283,14 +320,20 @@ cmd_down() {
     docker image rm -f "$BUSYBOX_IMAGE" "$CADDY_IMAGE" >/dev/null 2>&1 || true
   fi
   if [ -f "$LAB_DIR/sshd.pid" ]; then kill "$(cat "$LAB_DIR/sshd.pid")" 2>/dev/null || true; fi
-  if [ -n "$(zfs_daemon_pid)" ]; then
+  if [ -n "$(zfs_daemon_pid)" ] && [ -f "$POOL_IMG" ]; then
     zpool_t destroy -f "$POOL" 2>/dev/null || true
+  fi
+  if grep -qxF "daemon zfs-fuse" "$CREATED"; then
     pkill -x zfs-fuse || true
+    for _ in $(seq 1 40); do [ -z "$(zfs_daemon_pid)" ] && break; sleep 0.25; done
+    [ -z "$(zfs_daemon_pid)" ] || pkill -9 -x zfs-fuse || true
+    clear_stale_zfs
   fi
-  if grep -qxF "file /etc/docker/daemon.json" "$CREATED" 2>/dev/null; then
+  if grep -qxF "daemon dockerd" "$CREATED"; then
     pkill -x dockerd || true
-    rm -f /etc/docker/daemon.json
+    for _ in $(seq 1 60); do pgrep -x dockerd >/dev/null || break; sleep 0.5; done
   fi
+  grep -qxF "file /etc/docker/daemon.json" "$CREATED" 2>/dev/null && rm -f /etc/docker/daemon.json
   grep -qxF "user $BORG_USER" "$CREATED" 2>/dev/null && userdel -r "$BORG_USER" 2>/dev/null || true
   local f
   for f in /etc/subuid /etc/subgid; do
