@@ -111,6 +111,7 @@ class DockerComposeManager:
         if not stacks:
             return []
         workers = max(1, min(self.s.compose_parallel, len(stacks)))
+        self.compose_base()  # detect v1/v2 once, before the workers race to do it
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compose") as pool:
             return list(pool.map(lambda st: self._guarded(st, action), stacks))
 
@@ -226,11 +227,15 @@ class DockerComposeManager:
             stacks = self.stacks(names)
         except ValidationError:
             return  # reported per stack by the caller
-        for net in sorted(set().union(*(s.external_networks for s in stacks)) if stacks else set()):
-            probe = self.runner.run(["docker", "network", "inspect", net], mutating=False, ok_codes=(0, 1))
-            if probe.returncode != 0:
-                self.echo(f"creating external network {net}")
-                self.runner.run(["docker", "network", "create", net])
+        wanted = set().union(*(s.external_networks for s in stacks)) if stacks else set()
+        if not wanted:
+            return
+        # one query for all of them: this runs inside the backup's downtime window
+        existing = set(self.runner.run(["docker", "network", "ls", "--format", "{{.Name}}"],
+                                       mutating=False).stdout.split())
+        for net in sorted(wanted - existing):
+            self.echo(f"creating external network {net}")
+            self.runner.run(["docker", "network", "create", net])
 
     # -- status ------------------------------------------------------------------------------
 
