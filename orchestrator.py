@@ -441,6 +441,60 @@ def uninstall_cron(cron_dir: str, logrotate_dir: str) -> None:
     click.echo("\n".join(f"removed {p}" for p in removed) or "nothing to remove")
 
 
+@cli.command("install-autostart")
+@click.option("--unit-dir", default="/etc/systemd/system", hidden=True, type=click.Path(file_okay=False))
+@pass_app
+def install_autostart(app: App, unit_dir: str) -> None:
+    """Install and enable a systemd unit that runs `docker-up` at boot (hub first).
+
+    The unit is a oneshot ordered after docker and the ZFS mounts; `systemctl status
+    orchestrator-stacks` shows `active (exited)` once every stack was started. It is checked
+    with `systemd-analyze verify` before it is written. Stopping it runs `docker-stop`. A
+    drop-in also orders docker.service after the ZFS mounts, so containers that docker
+    restarts itself never start on an empty mountpoint.
+    """
+    from management import schedule as sched
+
+    app.settings  # noqa: B018 - validate the .env the unit will use now, not at boot
+    here = Path(__file__).resolve()
+    unit = sched.render_unit(Path(sys.executable), here, app.env_file.resolve())
+    if app.dry_run:
+        click.echo(unit)
+        return
+    warnings = sched.verify_unit(app.runner, unit)
+    if warnings is None:
+        click.echo("systemd-analyze not found: the unit was not verified")
+    elif warnings:
+        click.echo(f"systemd-analyze verify:\n{warnings}", err=True)
+    else:
+        click.echo("systemd-analyze verify: ok")
+    for path in sched.install_unit(Path(unit_dir), unit):
+        click.echo(f"wrote {path}")
+    if sched.systemd_running() and Path(unit_dir) == Path("/etc/systemd/system"):
+        sched.enable_unit(app.runner)
+        click.echo(f"enabled {sched.UNIT_NAME}: stacks start at the next boot "
+                   f"(now: systemctl start {sched.UNIT_NAME})")
+    else:
+        click.echo("systemd is not running here: enable it with "
+                   f"`systemctl daemon-reload && systemctl enable {sched.UNIT_NAME}` on the VM")
+
+
+@cli.command("uninstall-autostart")
+@click.option("--unit-dir", default="/etc/systemd/system", hidden=True, type=click.Path(file_okay=False))
+@pass_app
+def uninstall_autostart(app: App, unit_dir: str) -> None:
+    """Disable and remove the boot unit (only a unit this tool wrote). Running stacks keep running."""
+    from management import schedule as sched
+
+    managed = sched.systemd_running() and Path(unit_dir) == Path("/etc/systemd/system")
+    if managed and sched.installed_unit(Path(unit_dir)):
+        sched.disable_unit(app.runner)
+    removed = sched.uninstall_unit(Path(unit_dir))
+    if removed and managed:
+        sched.reload_units(app.runner)
+    click.echo("\n".join(f"removed {p}" for p in removed) or "nothing to remove")
+
+
 def main() -> None:
     cli(prog_name="orchestrator")
 

@@ -1,13 +1,21 @@
-"""The nightly schedule: a cron.d entry and its logrotate rule, rendered by pure functions.
+"""When the tool runs by itself: the nightly cron entry (and its logrotate rule) and the systemd
+unit that brings every stack up after a reboot. Rendering is pure; installing writes files
+atomically and only ever replaces or removes files that carry this tool's marker.
 
 cron runs `orchestrator.py backup` as root with the project's virtualenv; the tool's own lock
 (LOCK_FILE) keeps two runs from overlapping, and the log is rotated weekly by logrotate.
+
+The unit is a oneshot with RemainAfterExit, so after a boot `systemctl status` shows
+`active (exited)` when every stack was started (spec 000), and `failed` with the summary in
+the journal when one was not.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import tempfile
 from pathlib import Path
 
 from .errors import ValidationError
@@ -39,24 +47,131 @@ def render_logrotate(log_file: Path) -> str:
     )
 
 
+UNIT_NAME = "orchestrator-stacks.service"
+UNIT_MARKER = "# Managed by orchestrator (make install-autostart); remove with make uninstall-autostart."
+
+
+def render_unit(python: Path, orchestrator: Path, env_file: Path) -> str:
+    """A oneshot unit: after docker and the ZFS mounts, `docker-up` (hub first); on stop, `docker-stop`."""
+    for p in (python, orchestrator, env_file):
+        if not p.is_absolute():
+            raise ValidationError(f"{p} must be an absolute path in a systemd unit")
+
+    def cmd(action: str) -> str:
+        # systemd's own quoting rules match the shell's for plain double quotes
+        return " ".join(f'"{a}"' if re.search(r"\s", a) else a
+                        for a in (str(python), str(orchestrator), "--env-file", str(env_file), action))
+
+    return (
+        f"{UNIT_MARKER}\n"
+        "[Unit]\n"
+        "Description=Start every Docker Compose stack (hub first) after docker and ZFS are up\n"
+        "Requires=docker.service\n"
+        "Wants=network-online.target\n"
+        # OpenZFS mounts datasets in zfs-mount.service, zfs-fuse in zfs-fuse.service; ordering
+        # after a unit that does not exist is a no-op, so both are named.
+        "After=docker.service network-online.target local-fs.target zfs-mount.service zfs-fuse.service\n"
+        "\n"
+        "[Service]\n"
+        "Type=oneshot\n"
+        "RemainAfterExit=yes\n"
+        f"WorkingDirectory={orchestrator.parent}\n"
+        f"ExecStart={cmd('docker-up')}\n"
+        f"ExecStop={cmd('docker-stop')}\n"
+        "TimeoutStartSec=15min\n"
+        "TimeoutStopSec=5min\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+DROPIN = Path("docker.service.d") / "orchestrator-after-zfs.conf"
+
+
+def render_docker_dropin() -> str:
+    """Containers with a restart policy are started by dockerd itself at boot, before our unit
+    runs: order dockerd after the ZFS mounts so they never start on an empty mountpoint."""
+    return (
+        f"{UNIT_MARKER}\n"
+        "[Unit]\n"
+        "After=zfs-mount.service zfs-fuse.service\n"
+    )
+
+
+def install_unit(unit_dir: Path, text: str) -> list[Path]:
+    unit = _write_managed(unit_dir / UNIT_NAME, text, UNIT_MARKER)
+    return [unit, _write_managed(unit_dir / DROPIN, render_docker_dropin(), UNIT_MARKER)]
+
+
+def uninstall_unit(unit_dir: Path) -> list[Path]:
+    removed = [_remove_managed(unit_dir / p, UNIT_MARKER) for p in (Path(UNIT_NAME), DROPIN)]
+    dropin_dir = unit_dir / DROPIN.parent
+    if dropin_dir.is_dir() and not any(dropin_dir.iterdir()):
+        dropin_dir.rmdir()
+    return [p for p in removed if p]
+
+
+def installed_unit(unit_dir: Path) -> Path | None:
+    """The unit file when it exists and is ours; raises when someone else wrote it."""
+    path = unit_dir / UNIT_NAME
+    if path.exists() and UNIT_MARKER not in path.read_text():
+        raise ValidationError(f"{path} was not written by this tool; not touching it")
+    return path if path.exists() else None
+
+
+def systemd_running() -> bool:
+    """systemd is PID 1 (sd_booted(3)): only then can units be enabled and started."""
+    return Path("/run/systemd/system").is_dir()
+
+
+def verify_unit(runner, text: str) -> str | None:
+    """`systemd-analyze verify` on the rendered unit before it is installed, where the tool
+    exists. Returns None when it could not run, else its warnings ("" for none); raises
+    CommandError when the unit is bad (a missing executable, say)."""
+    if not shutil.which("systemd-analyze"):
+        return None
+    with tempfile.TemporaryDirectory(prefix="orchestrator-unit.") as tmp:
+        path = Path(tmp) / UNIT_NAME
+        path.write_text(text)
+        result = runner.run(["systemd-analyze", "verify", str(path)], mutating=False, timeout=60)
+    return result.stderr.strip()
+
+
+def enable_unit(runner) -> None:
+    runner.run(["systemctl", "daemon-reload"], timeout=60)
+    runner.run(["systemctl", "enable", UNIT_NAME], timeout=60)
+
+
+def disable_unit(runner) -> None:
+    runner.run(["systemctl", "disable", UNIT_NAME], timeout=60, ok_codes=(0, 1))
+
+
+def reload_units(runner) -> None:
+    runner.run(["systemctl", "daemon-reload"], timeout=60)
+
+
 def install(cron_dir: Path, logrotate_dir: Path, cron_text: str, logrotate_text: str) -> list[Path]:
-    written = []
-    for directory, text in ((cron_dir, cron_text), (logrotate_dir, logrotate_text)):
-        path = directory / CRON_NAME
-        if path.exists() and MARKER not in path.read_text():
-            raise ValidationError(f"{path} exists and was not written by this tool; not touching it")
-        write_atomic(path, text, mode=0o644)
-        written.append(path)
-    return written
+    return [_write_managed(cron_dir / CRON_NAME, cron_text, MARKER),
+            _write_managed(logrotate_dir / CRON_NAME, logrotate_text, MARKER)]
 
 
 def uninstall(cron_dir: Path, logrotate_dir: Path) -> list[Path]:
-    removed = []
-    for directory in (cron_dir, logrotate_dir):
-        path = directory / CRON_NAME
-        if path.exists():
-            if MARKER not in path.read_text():
-                raise ValidationError(f"{path} was not written by this tool; not removing it")
-            path.unlink()
-            removed.append(path)
-    return removed
+    removed = (_remove_managed(d / CRON_NAME, MARKER) for d in (cron_dir, logrotate_dir))
+    return [p for p in removed if p]
+
+
+def _write_managed(path: Path, text: str, marker: str) -> Path:
+    if path.exists() and marker not in path.read_text():
+        raise ValidationError(f"{path} exists and was not written by this tool; not touching it")
+    write_atomic(path, text, mode=0o644)
+    return path
+
+
+def _remove_managed(path: Path, marker: str) -> Path | None:
+    if not path.exists():
+        return None
+    if marker not in path.read_text():
+        raise ValidationError(f"{path} was not written by this tool; not removing it")
+    path.unlink()
+    return path

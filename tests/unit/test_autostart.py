@@ -1,0 +1,62 @@
+"""The boot unit: rendered by a pure function, installed only over a file this tool wrote."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import orchestrator
+from management import schedule
+from management.errors import ValidationError
+from tests.unit.test_config import BASE
+
+PY, ORCH, ENV = Path("/opt/o/.venv/bin/python"), Path("/opt/o/orchestrator.py"), Path("/opt/o/.env")
+
+
+def test_unit_is_a_oneshot_after_docker_and_zfs_that_runs_docker_up():
+    unit = schedule.render_unit(PY, ORCH, ENV)
+    lines = unit.splitlines()
+    assert lines[0] == schedule.UNIT_MARKER
+    assert "Type=oneshot" in lines and "RemainAfterExit=yes" in lines
+    assert "Requires=docker.service" in lines
+    after = next(line for line in lines if line.startswith("After=")).split("=", 1)[1].split()
+    assert {"docker.service", "zfs-mount.service", "network-online.target"} <= set(after)
+    assert "ExecStart=/opt/o/.venv/bin/python /opt/o/orchestrator.py --env-file /opt/o/.env docker-up" in lines
+    assert "ExecStop=/opt/o/.venv/bin/python /opt/o/orchestrator.py --env-file /opt/o/.env docker-stop" in lines
+    assert "WantedBy=multi-user.target" in lines
+
+
+def test_paths_with_spaces_are_quoted_and_relative_paths_refused():
+    unit = schedule.render_unit(PY, Path("/opt/my tools/orchestrator.py"), ENV)
+    assert 'ExecStart=/opt/o/.venv/bin/python "/opt/my tools/orchestrator.py" --env-file' in unit
+    with pytest.raises(ValidationError, match="absolute"):
+        schedule.render_unit(PY, ORCH, Path(".env"))
+
+
+def test_install_replaces_only_our_unit_and_uninstall_removes_only_ours(tmp_path):
+    text = schedule.render_unit(PY, ORCH, ENV)
+    path, dropin = schedule.install_unit(tmp_path, text)
+    assert path.read_text() == text and oct(path.stat().st_mode & 0o777) == "0o644"
+    assert dropin == tmp_path / "docker.service.d" / "orchestrator-after-zfs.conf"
+    assert "After=zfs-mount.service" in dropin.read_text()
+    assert schedule.install_unit(tmp_path, text) == [path, dropin]  # again: same files
+    assert schedule.uninstall_unit(tmp_path) == [path, dropin] and not path.exists()
+    assert not dropin.parent.exists()
+    assert schedule.uninstall_unit(tmp_path) == []
+    path.write_text("[Unit]\nDescription=someone else's\n")
+    with pytest.raises(ValidationError, match="not written by this tool"):
+        schedule.install_unit(tmp_path, text)
+    with pytest.raises(ValidationError, match="not written by this tool"):
+        schedule.uninstall_unit(tmp_path)
+    assert "someone else's" in path.read_text()
+
+
+def test_cli_dry_run_prints_the_unit_and_writes_nothing(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text(BASE)
+    env.chmod(0o600)
+    result = CliRunner().invoke(orchestrator.cli, ["--env-file", str(env), "--dry-run", "install-autostart",
+                                                   "--unit-dir", str(tmp_path / "units")])
+    assert result.exit_code == 0, result.output
+    assert "Type=oneshot" in result.output and f"--env-file {env} docker-up" in result.output
+    assert not (tmp_path / "units").exists()
