@@ -13,8 +13,6 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from dotenv import dotenv_values
-
 from .errors import ConfigError
 
 REQUIRED_KEYS = (
@@ -364,6 +362,8 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
             p.error(f"{key}: set more than once (lines {', '.join(map(str, lines))}); keep one")
 
     import io
+
+    from dotenv import dotenv_values  # lazily: `--help` does not read a .env
 
     values = dotenv_values(stream=io.StringIO(raw), interpolate=True)
 

@@ -21,8 +21,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import sh
-
 from .errors import CommandError
 
 log = logging.getLogger("orchestrator.runner")
@@ -114,6 +112,8 @@ class Runner:
             full_env.update(env)
         limit = self.default_timeout if timeout is None else timeout
         started = time.monotonic()
+        import sh  # here, not at the top: it pulls in asyncio, and `--help` needs none of it
+
         try:
             program = sh.Command(argv[0])
         except sh.CommandNotFound:
