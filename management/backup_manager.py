@@ -55,6 +55,8 @@ def start_order(stacks: Sequence[str], hub: str) -> list[str]:
     return ([hub] if hub in stacks else []) + [s for s in stacks if s != hub]
 
 
+PREFLIGHT_PARALLEL = 4  # repositories probed at once before the window (ssh round trips)
+
 # Lines of borg/ssh/zfs stderr that say why, rather than "Connection closed by remote host".
 _TELLING = ("refused", "denied", "No space", "passphrase", "does not exist", "not allowed", "Insufficient",
             "timed out", "Errno", "No route", "not a valid repository", "Failed to create/acquire the lock")
@@ -140,13 +142,18 @@ class BackupOrchestrator:
                                 "run `make setup-storage` or `zfs mount` it")
         if blocking:
             return blocking, {}
-        per_service: dict[str, str] = {}
-        for service in targets:
+        def probe(service: str) -> str | None:
             try:
                 self.borg.init_repo(service)
             except OrchestratorError as exc:
-                per_service[service] = f"repository {self.s.repo(service)} is not usable: {brief(exc)}"
-        return blocking, per_service
+                return f"repository {self.s.repo(service)} is not usable: {brief(exc)}"
+            return None
+
+        # one `borg info` (an ssh round trip each) per repository: ask them all at once
+        workers = max(1, min(len(targets), PREFLIGHT_PARALLEL))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preflight") as pool:
+            problems = dict(zip(targets, pool.map(probe, targets), strict=True))
+        return blocking, {svc: msg for svc, msg in problems.items() if msg}
 
     # -- the cycle ------------------------------------------------------------------------
 
