@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from management.backup_manager import BackupOrchestrator, compact_due, snapshot_name, start_order, stop_order
-from management.config import load_settings
 from management.errors import CommandError, OrchestratorError
 from management.report import FAILED, OK
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE
+from tests.unit.test_config import settings_with
 
 
 @dataclass
@@ -93,6 +92,9 @@ class World:
     def exists(self, name):
         return name in self.views
 
+    def ensure_view_parent(self, parent):
+        self.events.append(("view-parent", parent))
+
     def create_view(self, snap, view, path):
         self.events.append(("view", view))
         self.views.add(view)
@@ -122,10 +124,7 @@ class World:
 
 @pytest.fixture
 def settings(tmp_path):
-    env = tmp_path / ".env"
-    env.write_text(BASE + f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nHUB_SERVICE=reverseproxy\n")
-    os.chmod(env, 0o600)
-    return load_settings(env)[0]
+    return settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nHUB_SERVICE=reverseproxy\n")
 
 
 def orchestrator(settings, world):

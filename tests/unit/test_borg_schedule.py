@@ -3,7 +3,6 @@ cron/logrotate rendering."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,14 @@ from management.borg_manager import (
     prune_argv,
     retention_args,
 )
-from management.config import load_settings
 from management.errors import ValidationError
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE
+from tests.unit.test_config import settings_with
 
 
 @pytest.fixture
 def settings(tmp_path):
-    env = tmp_path / ".env"
-    env.write_text(BASE + f"BORG_BASE_DIR={tmp_path}/borgbase\nBORG_KEYS_DIR={tmp_path}/keys\n")
-    os.chmod(env, 0o600)
-    return load_settings(env)[0]
+    return settings_with(tmp_path, f"BORG_BASE_DIR={tmp_path}/borgbase\nBORG_KEYS_DIR={tmp_path}/keys\n")
 
 
 def test_argv_builders():

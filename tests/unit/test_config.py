@@ -28,6 +28,11 @@ photo/library:REMAPPED_ROOT_UID
 """
 
 
+def settings_with(tmp_path, extra: str = "", base: str = BASE):
+    """Settings loaded from BASE plus `extra` lines, through the real loader."""
+    return load_settings(write(tmp_path, base + extra))[0]
+
+
 def write(tmp_path, text, mode=0o600, binary=False):
     path = tmp_path / ".env"
     if binary:

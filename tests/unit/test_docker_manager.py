@@ -6,13 +6,12 @@ import threading
 
 import pytest
 
-from management.config import load_settings
 from management.docker_manager import DockerComposeManager, compose_argv, order_hub
 from management.errors import CommandError, ValidationError
 from management.runner import Result
 from tests.fakes import FakeRunner
 from tests.unit.test_compose_file import HUB, spoke, stack_dir
-from tests.unit.test_config import BASE
+from tests.unit.test_config import BASE, settings_with
 
 
 class FakeZFS:
@@ -28,11 +27,8 @@ def make(tmp_path, answers=None, unmounted=(), parallel=4):
     stack_dir(services, "reverseproxy", HUB, "git.lan {\n\treverse_proxy gitea:3000\n}\n")
     stack_dir(services, "git", spoke("git_net", "gitea"))
     stack_dir(services, "photo", spoke("photo_net", "immich_server"))
-    env = tmp_path / ".env"
-    env.write_text(BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}")
-                   + f"HUB_SERVICE=reverseproxy\nCOMPOSE_PARALLEL={parallel}\nSTOP_TIMEOUT=7\n")
-    env.chmod(0o600)
-    settings, _ = load_settings(env)
+    settings = settings_with(tmp_path, f"HUB_SERVICE=reverseproxy\nCOMPOSE_PARALLEL={parallel}\nSTOP_TIMEOUT=7\n",
+                             base=BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}"))
     runner = FakeRunner({("docker", "compose", "version"): "Docker Compose version v2.29.0", **(answers or {})})
     lines = []
     return DockerComposeManager(settings, runner, FakeZFS(unmounted), echo=lines.append), runner, lines

@@ -61,10 +61,17 @@ def test_destroy_recursive_snapshot_only_destroys_prefixed_names():
 
 
 def test_destroy_view_refuses_a_dataset_that_is_not_a_clone():
-    fake = FakeRunner({("zfs", "get", "-H", "-p", "-o", "value", "origin"): "-\n"})
+    fake = FakeRunner({("zfs", "get"): "pool/svc/git\torigin\t-\npool/svc/git\tmounted\tyes\n"})
     with pytest.raises(ValidationError, match="not a clone"):
         ZFSManager(fake).destroy_view("pool/svc/git")
-    assert not [a for a in fake.argvs if a[1] == "destroy"]
+    assert not [a for a in fake.argvs if a[1] in ("destroy", "unmount")]
+
+
+def test_destroy_view_of_a_mounted_clone_is_three_calls():
+    fake = FakeRunner({("zfs", "get"): "pool/v/git\torigin\tpool/s/git@o-1\npool/v/git\tmounted\tyes\n"})
+    ZFSManager(fake).destroy_view("pool/v/git")
+    assert [a[1] for a in fake.argvs] == ["get", "unmount", "destroy"]
+    assert fake.argvs[-1] == ("zfs", "destroy", "pool/v/git")
 
 
 def test_list_views_returns_only_clones():
