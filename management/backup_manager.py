@@ -256,6 +256,8 @@ class BackupOrchestrator:
         compact_state = self.s.state_dir / "compact.json"
         last_compact = load_last_success(compact_state)
 
+        self.zfs.ensure_view_parent(self.s.view_dataset)
+
         def one(service: str) -> None:
             d = by_service[service]
             started = time.monotonic()
@@ -310,11 +312,16 @@ class BackupOrchestrator:
                 write_atomic(compact_state, json.dumps(last_compact))
 
     def _cleanup(self, targets, snap, snapshotted, report) -> None:
-        for service in targets:
-            view = self._view_dataset(service)
+        try:
+            left = set(self.zfs.list_views(self.s.view_dataset))  # one query, not one per service
+        except OrchestratorError as exc:
+            left = set()
+            report.errors.append(f"cleanup: cannot list views under {self.s.view_dataset}: {exc}")
+        for view in [self._view_dataset(s) for s in targets]:
+            if view not in left:
+                continue
             try:
-                if self.zfs.exists(view):
-                    self.zfs.destroy_view(view)
+                self.zfs.destroy_view(view)
             except OrchestratorError as exc:
                 report.errors.append(f"cleanup: view {view}: {exc}")
         for dataset in snapshotted:

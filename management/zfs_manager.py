@@ -210,22 +210,24 @@ class ZFSManager:
     def rollback(self, dataset: str, name: str) -> None:
         self._run(rollback_argv(dataset, name))
 
-    def create_view(self, snapshot: str, view: str, path) -> None:
-        """A read-only clone of `snapshot` mounted at `path` (a stable path for borg)."""
-        parent = view.rsplit("/", 1)[0]
-        if "/" in view and not self.exists(parent):
-            # the view parent holds nothing itself: no mountpoint, never mounted
+    def ensure_view_parent(self, parent: str) -> None:
+        """The dataset the views live under. It holds nothing itself: no mountpoint, never mounted."""
+        if not self.exists(parent):
             self._run(create_argv(parent, props={"mountpoint": "none", "canmount": "off"}))
+
+    def create_view(self, snapshot: str, view: str, path) -> None:
+        """A read-only clone of `snapshot` mounted at `path` (a stable path for borg). The view
+        parent must exist (ensure_view_parent, once per run)."""
         self._run(clone_argv(snapshot, view, str(path)))
         if not self.is_mounted(view) and not self.runner.dry_run:
             self.mount(view)
 
     def destroy_view(self, view: str) -> None:
         """Unmount and destroy a clone. Refuses a dataset without an origin (real data)."""
-        origin = self.get("origin", view)
-        if origin in ("", "-"):
+        props = self._props(view, ("origin", "mounted")).get(view, {})
+        if props.get("origin", "-") in ("", "-"):
             raise ValidationError(f"refusing to destroy {view}: it is not a clone made by this tool")
-        if self.is_mounted(view):
+        if props.get("mounted") == "yes":
             self._run(["zfs", "unmount", view], ok_codes=(0, 1))
         self._destroy(["zfs", "destroy", view])
 
