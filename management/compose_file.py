@@ -22,6 +22,7 @@ from .errors import ValidationError
 
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # what compose accepts as a project name
+NETWORK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # never read as an option by docker
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$\$")
 
 
@@ -227,7 +228,10 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str]) -
         if not s.external_networks:
             v.append(Violation(s.file, "declares no external network: each spoke needs its own, "
                                        f"joined by the hub (e.g. {s.name}_net)"))
-        for net in s.external_networks:
+        for net in sorted(s.external_networks):
+            if not NETWORK_RE.match(net):
+                v.append(Violation(s.file, f"external network {net!r} is not a valid name "
+                                           "(letters, digits, '_', '.', '-'; not starting with '-')"))
             owners.setdefault(net, []).append(s.name)
             if hub_stack and net not in hub_nets:
                 v.append(Violation(hub_stack.file, f"the hub does not join {net!r}, the network of {s.name}"))

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .compose_file import PROJECT_RE, Stack, Violation, check_stacks, find_stacks, parse_stack, under
+from .compose_file import NETWORK_RE, PROJECT_RE, Stack, Violation, check_stacks, find_stacks, parse_stack, under
 from .config import Settings
 from .errors import CommandError, OrchestratorError, ValidationError
 from .runner import Runner
@@ -63,6 +63,7 @@ class DockerComposeManager:
         self.zfs = zfs
         self.echo = echo or (lambda _m: None)
         self._base: tuple[str, ...] | None = None
+        self._network_problems: dict[str, str] = {}
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -162,6 +163,9 @@ class DockerComposeManager:
         return StackResult(stack.name, True)
 
     def _start_one(self, stack: Stack, *args: str) -> StackResult:
+        bad_nets = [self._network_problems[n] for n in sorted(stack.external_networks) if n in self._network_problems]
+        if bad_nets:
+            return StackResult(stack.name, False, f"not started ({stack.file}): " + "; ".join(bad_nets))
         unmounted = self.unmounted_binds(stack)
         if unmounted:
             return StackResult(stack.name, False, "not started: " + "; ".join(unmounted))
@@ -222,12 +226,19 @@ class DockerComposeManager:
             time.sleep(0.5)
 
     def _ensure_networks(self, names: Sequence[str] | None) -> None:
-        """Create the external networks the stacks declare, and only those, before anything starts."""
+        """Create the external networks the stacks declare, and only those, before anything
+        starts. A name docker should not get (it would read '-x' as an option) or a create
+        that fails is remembered, and only the stacks that need that network are refused."""
+        self._network_problems = {}
         try:
             stacks = self.stacks(names)
         except ValidationError:
             return  # reported per stack by the caller
         wanted = set().union(*(s.external_networks for s in stacks)) if stacks else set()
+        for net in sorted(n for n in wanted if not NETWORK_RE.match(n)):
+            self._network_problems[net] = (f"external network {net!r} is not a valid name "
+                                           "(letters, digits, '_', '.', '-'; not starting with '-')")
+        wanted -= set(self._network_problems)
         if not wanted:
             return
         # one query for all of them: this runs inside the backup's downtime window
@@ -235,7 +246,10 @@ class DockerComposeManager:
                                        mutating=False).stdout.split())
         for net in sorted(wanted - existing):
             self.echo(f"creating external network {net}")
-            self.runner.run(["docker", "network", "create", net])
+            try:
+                self.runner.run(["docker", "network", "create", net])
+            except CommandError as exc:
+                self._network_problems[net] = f"external network {net!r} cannot be created: {exc}"
 
     # -- status ------------------------------------------------------------------------------
 

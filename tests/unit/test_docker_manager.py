@@ -139,3 +139,15 @@ def test_wait_healthy_reports_the_unhealthy_container(tmp_path):
 def test_order_hub():
     assert order_hub(["git", "reverseproxy", "photo"], "reverseproxy") == (["reverseproxy"], ["git", "photo"])
     assert order_hub(["git"], "reverseproxy") == ([], ["git"])
+
+
+def test_a_network_that_cannot_be_created_refuses_only_the_stacks_that_need_it(tmp_path):
+    err = CommandError("docker network create photo_net", 1, "Error response from daemon: pool overlaps")
+    mgr, runner, _ = make(tmp_path, {("docker", "network", "ls"): "git_net\n",
+                                     ("docker", "network", "create", "photo_net"): err})
+    results = {r.stack: r for r in mgr.up()}
+    assert not results["photo"].ok and "'photo_net' cannot be created" in results["photo"].message
+    assert "pool overlaps" in results["photo"].message and "photo/compose.yaml" in results["photo"].message
+    assert results["git"].ok  # the hub joins photo_net too, and is refused with it
+    assert not results["reverseproxy"].ok
+    assert [c.argv[3] for c in compose_calls(runner, "up")] == ["git"]
