@@ -43,7 +43,7 @@ WITHIN_RE = re.compile(r"^\d+[HdwmyS]$")
 INT_KEYS = {
     # key: (default, minimum, maximum)
     "BORG_PARALLEL": (1, 1, 16),
-    "COMPOSE_PARALLEL": (4, 1, 64),
+    "COMPOSE_PARALLEL": (8, 1, 64),
     "HEALTH_TIMEOUT": (120, 0, 3600),
     "STOP_TIMEOUT": (30, 1, 3600),
     "COMMAND_TIMEOUT": (600, 10, 7 * 24 * 3600),
@@ -95,7 +95,7 @@ class Settings:
     retention_default: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RETENTION), hash=False)
     retention_overrides: dict[str, dict[str, str]] = field(default_factory=dict, hash=False)
     hub_service: str = "reverseproxy"
-    compose_parallel: int = 4
+    compose_parallel: int = 8
     health_timeout: int = 120
     stop_timeout: int = 30
     command_timeout: int = 600
