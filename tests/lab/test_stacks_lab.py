@@ -1,0 +1,177 @@
+"""Compose stacks on the real lab: dockerd with userns-remap, a Caddy hub and busybox spokes
+from locally built images, data on zfs-fuse datasets."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.lab.conftest import build_cycle, teardown_cycle
+from tests.lab.envfile import run_cli, write_lab_env
+from tests.lab.stacks import volume_lines, write_services
+
+pytestmark = pytest.mark.lab
+CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+def hub_port(cyc) -> int:
+    spec = json.loads((cyc.services_dir / "reverseproxy" / "compose.yaml").read_text())
+    return int(spec["services"]["caddy"]["ports"][0].split(":")[1])
+
+
+def started_at(container: str) -> str:
+    out = subprocess.run(["docker", "inspect", "--format", "{{.State.StartedAt}}", container],
+                         capture_output=True, text=True, check=True, timeout=30)
+    return out.stdout.strip()  # RFC 3339 in UTC, same width: compares as a string
+
+
+def https_through_hub(host: str, port: int, deadline: float = 30) -> str:
+    """GET https://<host>:<port>/ via 127.0.0.1, as a browser on the LAN would (the hub's CA is
+    internal, hence -k). Caddy issues the certificate on the first handshake: retry briefly."""
+    end = time.monotonic() + deadline
+    while True:
+        r = subprocess.run(["curl", "-sk", "--max-time", "5", "--resolve", f"{host}:{port}:127.0.0.1",
+                            f"https://{host}:{port}/"], capture_output=True, text=True)
+        if r.returncode == 0 and r.stdout or time.monotonic() > end:
+            return r.stdout
+        time.sleep(0.5)
+
+
+def test_docker_up_starts_the_hub_first_and_it_reaches_every_spoke_over_https(cycle):
+    prefix = cycle.prefix
+    hub = f"{prefix}central_hub"
+    assert cycle.containers() == {hub, f"{prefix}git", f"{prefix}photo"}
+    for spoke in cycle.spokes:
+        assert started_at(hub) < started_at(f"{prefix}{spoke}")
+        assert https_through_hub(f"{spoke}.lab.test", hub_port(cycle)) == f"<h1>{spoke}</h1>"
+    # up again changes nothing and says so per stack
+    again = run_cli(cycle.env_path, "docker-up")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.index("reverseproxy: ok") < again.stdout.index("git: ok")
+    status = run_cli(cycle.env_path, "status")
+    assert status.returncode == 0
+    for stack in ("reverseproxy", "git", "photo"):
+        assert any(line.split()[:1] == [stack] and "running" in line for line in status.stdout.splitlines()), \
+            status.stdout
+
+
+def test_a_spoke_on_an_unmounted_dataset_is_refused_and_the_others_start(cycle):
+    down = run_cli(cycle.env_path, "docker-down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert cycle.containers() == set()
+    dataset = f"{cycle.parent}/photo"
+    subprocess.run(["zfs", "unmount", dataset], check=True, timeout=60)
+    try:
+        up = run_cli(cycle.env_path, "docker-up")
+        assert up.returncode == 1
+        out = up.stdout + up.stderr
+        assert "photo: FAILED - not started" in out and f"{dataset}, which is not mounted" in out
+        assert cycle.containers() == {f"{cycle.prefix}central_hub", f"{cycle.prefix}git"}
+        assert not (cycle.base / "photo" / "data").exists()  # nothing landed on the OS disk
+    finally:
+        subprocess.run(["zfs", "mount", dataset], check=True, timeout=60)
+    up = run_cli(cycle.env_path, "docker-up", "photo")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert len(cycle.containers()) == 3
+
+
+def test_check_stacks_flags_a_published_spoke_port_and_a_hub_missing_a_network(lab, tmp_path):
+    prefix = lab.unique("ck")
+    env_path, v = write_lab_env(tmp_path, lab, volume_lines(["git", "photo"]))
+    services = Path(v["SERVICES_DIR"])
+    write_services(services, prefix=prefix, busybox_image=lab.busybox_image, caddy_image=lab.caddy_image,
+                   base=Path(v["ZFS_BASE_MOUNTPOINT"]), spokes=["git", "photo"], port=8443)
+    ok = run_cli(env_path, "check-stacks")
+    assert ok.returncode == 0 and "OK (3 stacks" in ok.stdout, ok.stdout + ok.stderr
+
+    photo = services / "photo" / "compose.yaml"
+    spec = json.loads(photo.read_text())
+    spec["services"]["web"]["ports"] = ["8080:8080"]
+    photo.write_text(json.dumps(spec))
+    hub = services / "reverseproxy" / "compose.yaml"
+    spec = json.loads(hub.read_text())
+    spec["services"]["caddy"]["networks"].remove(f"{prefix}photo_net")
+    hub.write_text(json.dumps(spec))
+
+    bad = run_cli(env_path, "check-stacks")
+    assert bad.returncode == 1
+    out = bad.stdout + bad.stderr
+    assert f"{photo}: service 'web' publishes ports ['8080:8080']" in out
+    assert f"{hub}: the hub does not join '{prefix}photo_net'" in out
+
+
+def test_stopping_several_slow_stacks_takes_about_as_long_as_the_slowest(lab, tmp_path):
+    delay = 4
+    spokes = ["alpha", "bravo", "charlie"]
+    cyc = build_cycle(lab, tmp_path, spokes=spokes, stop_delay=delay)
+    try:
+        started = time.monotonic()
+        stop = run_cli(cyc.env_path, "docker-stop")
+        elapsed = time.monotonic() - started
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert cyc.containers() == set()
+        # one after another would be at least len(spokes) * delay = 12 s
+        assert delay <= elapsed < delay * 2 + 2, f"docker-stop took {elapsed:.1f}s"
+    finally:
+        teardown_cycle(cyc)
+
+
+def test_the_boot_unit_verifies_and_its_commands_bring_stacks_up_and_down(cycle, tmp_path):
+    units = tmp_path / "units"
+    installed = run_cli(cycle.env_path, "install-autostart", "--unit-dir", str(units))
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "systemd-analyze verify: ok" in installed.stdout  # systemd-analyze is on the lab
+    unit = (units / "orchestrator-stacks.service").read_text()
+    assert "RemainAfterExit=yes" in unit
+    assert "After=zfs-mount.service" in (units / "docker.service.d" / "orchestrator-after-zfs.conf").read_text()
+
+    assert run_cli(cycle.env_path, "docker-down").returncode == 0
+    assert cycle.containers() == set()
+
+    def command(key: str) -> list[str]:
+        line = next(x for x in unit.splitlines() if x.startswith(f"{key}="))
+        return shlex.split(line.split("=", 1)[1])
+
+    # what systemd would run at boot, and at shutdown
+    boot = subprocess.run(command("ExecStart"), capture_output=True, text=True, timeout=300, cwd="/")
+    assert boot.returncode == 0, boot.stdout + boot.stderr
+    assert len(cycle.containers()) == 3
+    halt = subprocess.run(command("ExecStop"), capture_output=True, text=True, timeout=300, cwd="/")
+    assert halt.returncode == 0, halt.stdout + halt.stderr
+    assert cycle.containers() == set()
+    assert run_cli(cycle.env_path, "docker-start").returncode == 0
+
+    removed = run_cli(cycle.env_path, "uninstall-autostart", "--unit-dir", str(units))
+    assert removed.returncode == 0 and not (units / "orchestrator-stacks.service").exists()
+    assert not (units / "docker.service.d").exists()
+    (units / "orchestrator-stacks.service").write_text("[Unit]\nDescription=not ours\n")
+    refused = run_cli(cycle.env_path, "install-autostart", "--unit-dir", str(units))
+    assert refused.returncode != 0 and "not written by this tool" in refused.stdout + refused.stderr
+    assert "not ours" in (units / "orchestrator-stacks.service").read_text()
+
+
+@pytest.mark.parametrize("name", ["reverseproxy", "git", "photo"])
+def test_example_services_pass_docker_compose_config(name, tmp_path):
+    """The shipped examples are valid compose files for the compose the lab has (v1 here)."""
+    stack = tmp_path / name
+    shutil.copytree(ROOT / "services" / name, stack)
+    shutil.copy(stack / ".env.example", stack / ".env")
+    base = shutil.which("docker-compose") and ["docker-compose"] or ["docker", "compose"]
+    r = subprocess.run([*base, "-f", "compose.yaml", "config", "-q"], cwd=stack, capture_output=True, text=True,
+                       timeout=60, env={**CLEAN_ENV, "ZFS_BASE_MOUNTPOINT": "/datapool/services"})
+    assert r.returncode == 0, r.stderr
+    # without the folder's .env, the missing passwords are named instead of silently empty
+    (stack / ".env").unlink()
+    r = subprocess.run([*base, "-f", "compose.yaml", "config", "-q"], cwd=stack, capture_output=True, text=True,
+                       timeout=60, env=CLEAN_ENV)
+    if name == "reverseproxy":
+        assert r.returncode == 0, r.stderr
+    else:
+        assert r.returncode != 0 and "_DB_PASSWORD" in r.stderr
