@@ -27,7 +27,7 @@ KNOWN_HOSTS=$LAB_DIR/ssh/known_hosts
 BUSYBOX_IMAGE=orchestrator-lab/busybox:1
 CADDY_IMAGE=orchestrator-lab/caddy:1
 CREATED=$LAB_DIR/created          # one line per thing `up` made, so `down` removes only those
-PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static openssh-server curl iproute2 strace)
+PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static openssh-server curl iproute2 strace logrotate systemd)
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
