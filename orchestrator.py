@@ -470,7 +470,7 @@ def install_autostart(app: App, unit_dir: str) -> None:
         click.echo("systemd-analyze verify: ok")
     for path in sched.install_unit(Path(unit_dir), unit):
         click.echo(f"wrote {path}")
-    if sched.systemd_running() and Path(unit_dir) == Path("/etc/systemd/system"):
+    if sched.manages_systemd(Path(unit_dir)):
         sched.enable_unit(app.runner)
         click.echo(f"enabled {sched.UNIT_NAME}: stacks start at the next boot "
                    f"(now: systemctl start {sched.UNIT_NAME})")
@@ -486,7 +486,7 @@ def uninstall_autostart(app: App, unit_dir: str) -> None:
     """Disable and remove the boot unit (only a unit this tool wrote). Running stacks keep running."""
     from management import schedule as sched
 
-    managed = sched.systemd_running() and Path(unit_dir) == Path("/etc/systemd/system")
+    managed = sched.manages_systemd(Path(unit_dir))
     if managed and sched.installed_unit(Path(unit_dir)):
         sched.disable_unit(app.runner)
     removed = sched.uninstall_unit(Path(unit_dir))

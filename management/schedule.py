@@ -100,29 +100,30 @@ def render_docker_dropin() -> str:
 
 
 def install_unit(unit_dir: Path, text: str) -> list[Path]:
-    unit = _write_managed(unit_dir / UNIT_NAME, text, UNIT_MARKER)
-    return [unit, _write_managed(unit_dir / DROPIN, render_docker_dropin(), UNIT_MARKER)]
+    return _write_managed([(unit_dir / UNIT_NAME, text), (unit_dir / DROPIN, render_docker_dropin())], UNIT_MARKER)
 
 
 def uninstall_unit(unit_dir: Path) -> list[Path]:
-    removed = [_remove_managed(unit_dir / p, UNIT_MARKER) for p in (Path(UNIT_NAME), DROPIN)]
+    removed = _remove_managed([unit_dir / UNIT_NAME, unit_dir / DROPIN], UNIT_MARKER)
     dropin_dir = unit_dir / DROPIN.parent
     if dropin_dir.is_dir() and not any(dropin_dir.iterdir()):
         dropin_dir.rmdir()
-    return [p for p in removed if p]
+    return removed
 
 
 def installed_unit(unit_dir: Path) -> Path | None:
     """The unit file when it exists and is ours; raises when someone else wrote it."""
     path = unit_dir / UNIT_NAME
-    if path.exists() and UNIT_MARKER not in path.read_text():
-        raise ValidationError(f"{path} was not written by this tool; not touching it")
-    return path if path.exists() else None
+    return path if _ours(path, UNIT_MARKER) else None
 
 
-def systemd_running() -> bool:
-    """systemd is PID 1 (sd_booted(3)): only then can units be enabled and started."""
-    return Path("/run/systemd/system").is_dir()
+SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
+
+
+def manages_systemd(unit_dir: Path) -> bool:
+    """Talk to systemctl only for the real unit directory on a host where systemd is PID 1
+    (sd_booted(3)); a unit written elsewhere (a test, a chroot) is left to the caller."""
+    return Path(unit_dir) == SYSTEM_UNIT_DIR and Path("/run/systemd/system").is_dir()
 
 
 def verify_unit(runner, text: str) -> str | None:
@@ -139,7 +140,7 @@ def verify_unit(runner, text: str) -> str | None:
 
 
 def enable_unit(runner) -> None:
-    runner.run(["systemctl", "daemon-reload"], timeout=60)
+    reload_units(runner)
     runner.run(["systemctl", "enable", UNIT_NAME], timeout=60)
 
 
@@ -152,26 +153,33 @@ def reload_units(runner) -> None:
 
 
 def install(cron_dir: Path, logrotate_dir: Path, cron_text: str, logrotate_text: str) -> list[Path]:
-    return [_write_managed(cron_dir / CRON_NAME, cron_text, MARKER),
-            _write_managed(logrotate_dir / CRON_NAME, logrotate_text, MARKER)]
+    return _write_managed([(cron_dir / CRON_NAME, cron_text), (logrotate_dir / CRON_NAME, logrotate_text)], MARKER)
 
 
 def uninstall(cron_dir: Path, logrotate_dir: Path) -> list[Path]:
-    removed = (_remove_managed(d / CRON_NAME, MARKER) for d in (cron_dir, logrotate_dir))
-    return [p for p in removed if p]
+    return _remove_managed([cron_dir / CRON_NAME, logrotate_dir / CRON_NAME], MARKER)
 
 
-def _write_managed(path: Path, text: str, marker: str) -> Path:
-    if path.exists() and marker not in path.read_text():
-        raise ValidationError(f"{path} exists and was not written by this tool; not touching it")
-    write_atomic(path, text, mode=0o644)
-    return path
-
-
-def _remove_managed(path: Path, marker: str) -> Path | None:
+def _ours(path: Path, marker: str) -> bool:
+    """True when path exists and carries our marker, False when it does not exist; raises
+    when someone else wrote it, so nothing of theirs is ever replaced or removed."""
     if not path.exists():
-        return None
+        return False
     if marker not in path.read_text():
-        raise ValidationError(f"{path} was not written by this tool; not removing it")
-    path.unlink()
-    return path
+        raise ValidationError(f"{path} exists and was not written by this tool; not touching it")
+    return True
+
+
+def _write_managed(files: list[tuple[Path, str]], marker: str) -> list[Path]:
+    for path, _text in files:  # every file checked before any is written: all or nothing
+        _ours(path, marker)
+    for path, text in files:
+        write_atomic(path, text, mode=0o644)
+    return [path for path, _text in files]
+
+
+def _remove_managed(paths: list[Path], marker: str) -> list[Path]:
+    ours = [p for p in paths if _ours(p, marker)]  # checked first, as for writing
+    for path in ours:
+        path.unlink()
+    return ours

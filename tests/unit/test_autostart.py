@@ -60,3 +60,17 @@ def test_cli_dry_run_prints_the_unit_and_writes_nothing(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Type=oneshot" in result.output and f"--env-file {env} docker-up" in result.output
     assert not (tmp_path / "units").exists()
+
+
+def test_a_foreign_drop_in_stops_the_install_before_anything_is_written(tmp_path):
+    foreign = tmp_path / "docker.service.d" / "orchestrator-after-zfs.conf"
+    foreign.parent.mkdir()
+    foreign.write_text("[Unit]\nAfter=mine.service\n")
+    with pytest.raises(ValidationError, match="not written by this tool"):
+        schedule.install_unit(tmp_path, schedule.render_unit(PY, ORCH, ENV))
+    assert not (tmp_path / schedule.UNIT_NAME).exists()
+    assert foreign.read_text() == "[Unit]\nAfter=mine.service\n"
+
+
+def test_systemctl_is_only_used_for_the_real_unit_dir(tmp_path):
+    assert not schedule.manages_systemd(tmp_path)
