@@ -174,8 +174,9 @@ lab-up: ## Install and start the test lab (zfs-fuse pool, dockerd with userns-re
 lab-down: ## Tear down what the test lab created
 	bash tests/lab/lab.sh down
 
-test: $(TEST_VENV)/.dev-installed lab-up ## Run the whole suite (unit + lab tests against real tools); as root on Debian
+test: $(TEST_VENV)/.dev-installed lab-up ## The whole suite: unit + lab tests on compose v2, compose tests again on v1 (root, Debian)
 	$(TEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	LAB_COMPOSE=v1 $(TEST_VENV)/bin/python -m pytest -m compose $(PYTEST_ARGS)
 
 test-unit: $(TEST_VENV)/.dev-installed ## Run only the unit tests (no outside tools needed)
 	$(TEST_VENV)/bin/python -m pytest -m "not lab" $(PYTEST_ARGS)

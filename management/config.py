@@ -40,12 +40,13 @@ SNAPSHOT_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 RETENTION_KEYS = ("within", "hourly", "daily", "weekly", "monthly", "yearly")
 DEFAULT_RETENTION = {"daily": "7", "weekly": "4", "monthly": "6"}
 WITHIN_RE = re.compile(r"^\d+[HdwmyS]$")
+COMPOSE_COMMANDS = ("auto", "v2", "v1")
 INT_KEYS = {
     # key: (default, minimum, maximum)
     "BORG_PARALLEL": (1, 1, 16),
     "COMPOSE_PARALLEL": (8, 1, 64),
     "HEALTH_TIMEOUT": (120, 0, 3600),
-    "STOP_TIMEOUT": (30, 1, 3600),
+    "STOP_TIMEOUT": (120, 1, 3600),
     "COMMAND_TIMEOUT": (600, 10, 7 * 24 * 3600),
     "BORG_TIMEOUT": (6 * 3600, 60, 7 * 24 * 3600),
     "BORG_COMPACT_EVERY_DAYS": (7, 0, 365),
@@ -97,7 +98,8 @@ class Settings:
     hub_service: str = "reverseproxy"
     compose_parallel: int = 8
     health_timeout: int = 120
-    stop_timeout: int = 30
+    stop_timeout: int = 120
+    compose_command: str = "auto"  # auto | v2 (docker compose) | v1 (docker-compose)
     command_timeout: int = 600
     snapshot_prefix: str = "orchestrator"
     view_dataset: str = ""
@@ -461,6 +463,10 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
             continue
         overrides[service] = _parse_retention(spec, where, p)
 
+    compose_command = get("COMPOSE_COMMAND") or "auto"
+    if compose_command not in COMPOSE_COMMANDS:
+        p.error(f"COMPOSE_COMMAND: {compose_command!r} must be one of {', '.join(COMPOSE_COMMANDS)}")
+
     prefix = get("SNAPSHOT_PREFIX") or "orchestrator"
     if not SNAPSHOT_PREFIX_RE.match(prefix):
         p.error(f"SNAPSHOT_PREFIX: {prefix!r} must be a letter followed by letters, digits, '_' or '-' (max 32)")
@@ -524,7 +530,7 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         "BORG_RETENTION", "BORG_RETENTION_OVERRIDES", "HUB_SERVICE", "SNAPSHOT_PREFIX",
         "VIEW_DATASET", "VIEW_MOUNTPOINT", "LOCK_FILE", "STATE_DIR", "PUSH_URL",
         "PROMETHEUS_TEXTFILE", "DOCKER_REMAP_USER", "DOCKER_DAEMON_JSON", "SUBUID_FILE", "SUBGID_FILE",
-        "DOCKER_RESTART_COMMAND",
+        "DOCKER_RESTART_COMMAND", "COMPOSE_COMMAND",
     }
     for key in values:
         if key not in known and not UID_KEY_RE.match(key):
@@ -558,6 +564,7 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         compose_parallel=_int(values, "COMPOSE_PARALLEL", p),
         health_timeout=_int(values, "HEALTH_TIMEOUT", p),
         stop_timeout=_int(values, "STOP_TIMEOUT", p),
+        compose_command=compose_command,
         command_timeout=_int(values, "COMMAND_TIMEOUT", p),
         snapshot_prefix=prefix,
         view_dataset=view_dataset,

@@ -1,29 +1,52 @@
 """DockerComposeManager: the stacks under SERVICES_DIR, hub first up and last down.
 
-- Compose v2 (`docker compose`) when present, else v1 (`docker-compose`): detected once.
-- The project name is the folder name; every command runs in the stack's folder with
-  ZFS_BASE_MOUNTPOINT (and the stack's own .env) available for interpolation.
+- Compose v2 (`docker compose`) when present, else v1 (`docker-compose`), detected once;
+  COMPOSE_COMMAND=v1|v2 picks one.
+- Every fact about a stack comes from compose's own resolved model (`config`), read once per
+  run, in parallel, before anything is stopped. Every compose command runs in the stack's
+  folder without `-f`, so compose picks the same files (override, `.env`, COMPOSE_FILE and
+  COMPOSE_PROFILES set there) as `docker compose up` typed in that folder. The project name is
+  the folder name.
+- One stack's problem is that stack's problem: a stack compose cannot read is refused alone,
+  with compose's message; the others go on. One stack's failure is a failed `StackResult`.
+- `stop`/`down` honour each service's `stop_grace_period` (no `-t`); STOP_TIMEOUT bounds the
+  whole stop of one stack: past it the tool gives up waiting and reports.
 - Stacks run in parallel with COMPOSE_PARALLEL workers; the hub alone before (start) or after
-  (stop) the others. One stack's failure is a failed `StackResult`, never an exception.
-- After up/start, containers with a healthcheck are waited for (HEALTH_TIMEOUT).
-- Safety: a stack whose bind mount lies under ZFS_BASE_MOUNTPOINT on a dataset that is not
-  mounted is not started (its data would land on the OS disk).
+  (stop) the others. After up/start, containers with a healthcheck are waited for.
+- Safety: a stack with a bind source or volume device under ZFS_BASE_MOUNTPOINT on a dataset
+  that is not mounted is not started (its data would land on the OS disk).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .compose_file import NETWORK_RE, PROJECT_RE, Stack, Violation, check_stacks, find_stacks, parse_stack, under
+from .compose_file import (
+    NETWORK_RE,
+    PROJECT_RE,
+    Stack,
+    StackDir,
+    Violation,
+    check_stacks,
+    find_stacks,
+    stack_from_model,
+    under,
+)
 from .config import Settings
 from .errors import CommandError, OrchestratorError, ValidationError
 from .runner import Runner
 
 PROJECT_LABEL = "com.docker.compose.project"
+# Taken from the caller's shell these would apply to every stack at once (and differ between a
+# login shell and cron): compose reads them from each stack's own .env instead.
+COMPOSE_ENV_UNSET = ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "COMPOSE_PATH_SEPARATOR",
+                     "COMPOSE_ENV_FILES", "COMPOSE_PROJECT_DIRECTORY")
+CONFIG_TIMEOUT = 120
 
 
 @dataclass
@@ -43,17 +66,38 @@ class StackStatus:
     health: str
 
 
-def compose_argv(base: Sequence[str], project: str, file: Path, *args: str) -> list[str]:
-    """`docker compose -p <project> -f <file> <args>` (v2) or `docker-compose ...` (v1)."""
+def compose_argv(base: Sequence[str], project: str, *args: str) -> list[str]:
+    """`docker compose -p <project> <args>` (v2) or `docker-compose -p <project> <args>` (v1).
+    No `-f`: run in the stack's folder, compose picks its files (and the override) itself."""
     if not PROJECT_RE.match(project):
         raise ValidationError(f"stack folder {project!r} is not a valid compose project name "
                               "(lowercase letters, digits, '-' and '_')")
-    return [*base, "-p", project, "-f", str(file), *args]
+    return [*base, "-p", project, *args]
+
+
+def config_argv(base: Sequence[str], project: str) -> list[str]:
+    """Compose's resolved model: JSON on v2, YAML on v1 (which has no --format)."""
+    return compose_argv(base, project, "config", *(["--format", "json"] if base[0] == "docker" else []))
 
 
 def order_hub(stacks: Sequence[str], hub: str) -> tuple[list[str], list[str]]:
     """(hub or [], the others)."""
     return ([hub] if hub in stacks else []), [s for s in stacks if s != hub]
+
+
+def v1_profiles(stack_dir: Path) -> set[str]:
+    """COMPOSE_PROFILES as v1 reads it from the stack's .env (v2 applies profiles itself)."""
+    from dotenv import dotenv_values
+
+    env = stack_dir / ".env"
+    raw = (dotenv_values(env).get("COMPOSE_PROFILES") or "") if env.is_file() else ""
+    return {p.strip() for p in raw.split(",") if p.strip()}
+
+
+def compose_error(exc: CommandError) -> str:
+    """Compose's own words on why it cannot read a stack (the last lines it printed)."""
+    lines = [ln.rstrip() for ln in exc.stderr_tail.splitlines() if ln.strip()]
+    return " ".join(ln.strip() for ln in lines[-4:]) or exc.reason
 
 
 class DockerComposeManager:
@@ -64,37 +108,84 @@ class DockerComposeManager:
         self.echo = echo or (lambda _m: None)
         self._base: tuple[str, ...] | None = None
         self._network_problems: dict[str, str] = {}
+        self._models: dict[str, Stack] = {}  # one `config` per stack per run
 
     # -- discovery ---------------------------------------------------------------------------
 
     def compose_base(self) -> tuple[str, ...]:
         if self._base is None:
-            try:
-                self.runner.run(["docker", "compose", "version"], mutating=False, timeout=30)
-                self._base = ("docker", "compose")
-            except CommandError:
+            choice = self.s.compose_command
+            if choice == "v1":
                 self._base = ("docker-compose",)
+            elif choice == "v2":
+                self._base = ("docker", "compose")
+            else:
+                try:
+                    self.runner.run(["docker", "compose", "version"], mutating=False, timeout=30)
+                    self._base = ("docker", "compose")
+                except CommandError:
+                    self._base = ("docker-compose",)
         return self._base
 
-    def env(self) -> dict[str, str]:
-        return {"ZFS_BASE_MOUNTPOINT": str(self.s.zfs_base_mountpoint)}
+    @property
+    def is_v1(self) -> bool:
+        return self.compose_base() == ("docker-compose",)
+
+    def env(self, stack_dir: Path | None = None) -> dict[str, str]:
+        env = {"ZFS_BASE_MOUNTPOINT": str(self.s.zfs_base_mountpoint)}
+        if stack_dir is not None:
+            env["PWD"] = str(stack_dir)
+        return env
+
+    def stack_dirs(self) -> list[StackDir]:
+        return find_stacks(self.s.services_dir)[0]
 
     def discover_names(self) -> list[str]:
-        return [name for name, _ in find_stacks(self.s.services_dir)]
+        return [d.name for d in self.stack_dirs()]
+
+    def _read(self, d: StackDir) -> Stack:
+        try:
+            out = self.runner.run(config_argv(self.compose_base(), d.name), cwd=str(d.dir), env=self.env(d.dir),
+                                  unset_env=COMPOSE_ENV_UNSET, timeout=CONFIG_TIMEOUT, mutating=False).stdout
+            if self.is_v1:
+                import yaml
+
+                return stack_from_model(d, yaml.safe_load(out), v1_profiles(d.dir))
+            return stack_from_model(d, json.loads(out))
+        except CommandError as exc:
+            return Stack(d.name, d.dir, d.file, error=self.runner.mask(compose_error(exc)))
+        except (ValidationError, ValueError) as exc:
+            return Stack(d.name, d.dir, d.file, error=str(exc))
 
     def stacks(self, names: Sequence[str] | None = None) -> list[Stack]:
-        found = dict(find_stacks(self.s.services_dir))
+        """The named stacks (all when None) as compose resolves them; a stack compose cannot
+        read comes back with `error` set. Read once per run, COMPOSE_PARALLEL at a time."""
+        found = {d.name: d for d in self.stack_dirs()}
         if names:
             unknown = [n for n in names if n not in found]
             if unknown:
                 raise ValidationError(f"unknown stack(s) {', '.join(map(repr, unknown))} in {self.s.services_dir}; "
                                       f"known: {', '.join(found) or 'none'}")
         wanted = list(names) if names else list(found)
-        return [parse_stack(n, found[n], self.env()) for n in wanted]
+        missing = [found[n] for n in wanted if n not in self._models and PROJECT_RE.match(n)]
+        if missing:
+            self.compose_base()  # detect v1/v2 once, before the workers race to do it
+            workers = max(1, min(self.s.compose_parallel, len(missing)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="config") as pool:
+                for stack in pool.map(self._read, missing):
+                    self._models[stack.name] = stack
+        for n in wanted:
+            if n not in self._models:  # a folder compose would not take as a project name
+                d = found[n]
+                self._models[n] = Stack(n, d.dir, d.file, error=f"folder name {n!r} is not a valid compose "
+                                        "project name (lowercase letters, digits, '-' and '_')")
+        return [self._models[n] for n in wanted]
 
     def check(self) -> list[Violation]:
         listed = [vp.relative for vp in self.s.volume_paths]
-        return check_stacks(self.stacks(), self.s.hub_service, self.s.zfs_base_mountpoint, listed)
+        _found, empty = find_stacks(self.s.services_dir)
+        return check_stacks(self.stacks(), self.s.hub_service, self.s.zfs_base_mountpoint, listed,
+                            empty_dirs=empty, stop_timeout=self.s.stop_timeout)
 
     def running_stacks(self) -> list[str]:
         out = self.runner.run(["docker", "ps", "--filter", f"label={PROJECT_LABEL}",
@@ -105,8 +196,9 @@ class DockerComposeManager:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def _compose(self, stack: Stack, *args: str, timeout: float | None = None, mutating: bool = True):
-        return self.runner.run(compose_argv(self.compose_base(), stack.name, stack.file, *args),
-                               cwd=str(stack.dir), env=self.env(), timeout=timeout, mutating=mutating)
+        return self.runner.run(compose_argv(self.compose_base(), stack.name, *args), cwd=str(stack.dir),
+                               env=self.env(stack.dir), unset_env=COMPOSE_ENV_UNSET, timeout=timeout,
+                               mutating=mutating)
 
     def _each(self, stacks: list[Stack], action: Callable[[Stack], StackResult]) -> list[StackResult]:
         if not stacks:
@@ -119,7 +211,10 @@ class DockerComposeManager:
     def _guarded(self, stack: Stack, action: Callable[[Stack], StackResult]) -> StackResult:
         started = time.monotonic()
         try:
-            result = action(stack)
+            if stack.error:
+                result = StackResult(stack.name, False, f"refused ({stack.file}): {stack.error}")
+            else:
+                result = action(stack)
         except OrchestratorError as exc:
             result = StackResult(stack.name, False, self.runner.mask(str(exc)))
         result.duration = time.monotonic() - started
@@ -148,18 +243,30 @@ class DockerComposeManager:
         return self._hub_then_rest(names, lambda st: self._start_one(st, "start"), hub_first=True)
 
     def stop(self, names: Sequence[str] | None = None) -> list[StackResult]:
-        t = str(self.s.stop_timeout)
-        return self._hub_then_rest(names, lambda st: self._simple(st, "stop", "-t", t), hub_first=False)
+        return self._hub_then_rest(names, lambda st: self._stop_one(st, "stop"), hub_first=False)
 
     def down(self, names: Sequence[str] | None = None) -> list[StackResult]:
-        t = str(self.s.stop_timeout)
-        return self._hub_then_rest(names, lambda st: self._simple(st, "down", "-t", t), hub_first=False)
+        return self._hub_then_rest(names, lambda st: self._stop_one(st, "down"), hub_first=False)
 
     def pull(self, names: Sequence[str] | None = None) -> list[StackResult]:
         return self._hub_then_rest(names, lambda st: self._simple(st, "pull"), hub_first=True)
 
     def _simple(self, stack: Stack, *args: str) -> StackResult:
-        self._compose(stack, *args, timeout=self.s.stop_timeout * 4 + 120)
+        self._compose(stack, *args, timeout=self.s.command_timeout)
+        return StackResult(stack.name, True)
+
+    def _stop_one(self, stack: Stack, verb: str) -> StackResult:
+        """No `-t`: compose gives each service its own stop_grace_period. STOP_TIMEOUT bounds
+        the whole stop; past it the tool stops waiting and says so (the containers may still
+        be stopping)."""
+        try:
+            self._compose(stack, verb, timeout=self.s.stop_timeout)
+        except CommandError as exc:
+            if exc.exit_code is None and exc.reason.startswith("timed out"):
+                return StackResult(stack.name, False, f"{verb} did not finish within STOP_TIMEOUT="
+                                                      f"{self.s.stop_timeout}s (longest declared stop_grace_period: "
+                                                      f"{stack.max_stop_grace:g}s)")
+            raise
         return StackResult(stack.name, True)
 
     def _start_one(self, stack: Stack, *args: str) -> StackResult:
@@ -175,7 +282,7 @@ class DockerComposeManager:
         return self._wait_healthy(stack)
 
     def unmounted_binds(self, stack: Stack) -> list[str]:
-        """Bind mounts under ZFS_BASE_MOUNTPOINT whose dataset is not mounted."""
+        """Bind sources and volume devices under ZFS_BASE_MOUNTPOINT whose dataset is not mounted."""
         if self.zfs is None:
             return []
         problems, checked = [], {}
@@ -194,8 +301,8 @@ class DockerComposeManager:
                                     "(its data would land on the OS disk)")
         return problems
 
-    def _project_containers(self, stack: Stack, all_states: bool = False) -> list[str]:
-        argv = ["docker", "ps", "-q", "--filter", f"label={PROJECT_LABEL}={stack.name}"]
+    def _project_containers(self, project: str, all_states: bool = False) -> list[str]:
+        argv = ["docker", "ps", "-q", "--filter", f"label={PROJECT_LABEL}={project}"]
         if all_states:
             argv.insert(2, "-a")
         return self.runner.run(argv, mutating=False).stdout.split()
@@ -216,7 +323,7 @@ class DockerComposeManager:
     def _wait_healthy(self, stack: Stack) -> StackResult:
         deadline = time.monotonic() + self.s.health_timeout
         while True:
-            rows = self._inspect(self._project_containers(stack))
+            rows = self._inspect(self._project_containers(stack.name))
             waiting = [n for n, _state, health in rows if health not in ("healthy", "none")]
             if not waiting:
                 return StackResult(stack.name, True, "healthy" if rows else "")
@@ -231,7 +338,7 @@ class DockerComposeManager:
         that fails is remembered, and only the stacks that need that network are refused."""
         self._network_problems = {}
         try:
-            stacks = self.stacks(names)
+            stacks = [s for s in self.stacks(names) if not s.error]
         except ValidationError:
             return  # reported per stack by the caller
         wanted = set().union(*(s.external_networks for s in stacks)) if stacks else set()
@@ -255,12 +362,15 @@ class DockerComposeManager:
 
     def status(self, names: Sequence[str] | None = None) -> list[StackStatus]:
         rows = []
-        for stack in self.stacks(names):
-            containers = self._inspect(self._project_containers(stack, all_states=True))
+        found = [d.name for d in self.stack_dirs()]
+        for name in names or found:
+            if name not in found:
+                raise ValidationError(f"unknown stack {name!r} in {self.s.services_dir}; known: {', '.join(found)}")
+            containers = self._inspect(self._project_containers(name, all_states=True))
             running = sum(1 for _n, state, _h in containers if state == "running")
             health = sorted({h for _n, _s, h in containers if h != "none"})
             state = "running" if containers and running == len(containers) else (
                 "stopped" if not running else "partial")
-            rows.append(StackStatus(stack.name, running, len(containers), state if containers else "absent",
+            rows.append(StackStatus(name, running, len(containers), state if containers else "absent",
                                     ",".join(health) or "-"))
         return rows

@@ -92,12 +92,13 @@ class Runner:
         ok_codes: Sequence[int] = (0,),
         cwd: str | None = None,
         stdin: str | None = None,
+        unset_env: Sequence[str] = (),
     ) -> Result:
         """Run argv. Raises CommandError unless the exit code is in ok_codes.
 
         `mutating=False` marks a read-only query: it runs even under dry-run.
         `env` adds variables (for secrets such as BORG_PASSPHRASE) to the base environment;
-        only their names are logged.
+        only their names are logged. `unset_env` names variables the command must not inherit.
         """
         argv = tuple(str(a) for a in argv)
         shown = format_argv(argv, self.secrets)
@@ -107,7 +108,7 @@ class Runner:
             return Result(argv, 0, skipped=True)
         log.debug("running: %s%s", shown, env_note)
 
-        full_env = dict(self.base_env)
+        full_env = {k: v for k, v in self.base_env.items() if k not in unset_env}
         if env:
             full_env.update(env)
         limit = self.default_timeout if timeout is None else timeout

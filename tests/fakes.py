@@ -37,7 +37,7 @@ class FakeRunner(Runner):
         self.calls = []
 
     def run(self, argv: Sequence[str], *, mutating=True, env=None, timeout=None, ok_codes=(0,), cwd=None,
-            stdin=None) -> Result:
+            stdin=None, unset_env=()) -> Result:
         argv = tuple(str(a) for a in argv)
         self.calls.append(Call(argv, mutating, dict(env or {}), timeout, cwd))
         if self.dry_run and mutating:

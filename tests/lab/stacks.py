@@ -18,7 +18,10 @@ SPOKE_PORT = 8080
 def spoke_compose(name: str, prefix: str, image: str, base: Path, *, stop_delay: float = 0,
                   data_dir: str = "data") -> str:
     """A spoke: busybox httpd serving its ZFS data dir as user 999 (host 100999)."""
-    stop = f"sleep {stop_delay}; " if stop_delay else ""
+    # a slow stop leaves the kernel's uptime (one clock for every container) in the data dir
+    # when TERM arrives and when it is done: tests compare the intervals, not wall-clock time
+    stop = (f"cat /proc/uptime > /www/.term; sleep {stop_delay}; cat /proc/uptime > /www/.stopped; "
+            if stop_delay else "")
     script = (f"httpd -p {SPOKE_PORT} -h /www; trap '{stop}exit 0' TERM; "
               "while :; do sleep 3600 & wait $$!; done")
     doc = {

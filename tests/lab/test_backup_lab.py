@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 from tests.lab.conftest import our_snapshots, running_containers
 from tests.lab.envfile import LAB_PASSPHRASE, run_cli
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.compose]
 SPOKES = ["git", "photo"]
 
 

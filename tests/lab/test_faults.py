@@ -20,7 +20,7 @@ from tests.conftest import LAB_SH
 from tests.lab.conftest import build_cycle, teardown_cycle
 from tests.lab.envfile import LAB_PASSPHRASE, cli_argv, run_cli, write_lab_env, write_shim
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.compose]
 
 
 def started_at(prefix: str) -> dict[str, str]:

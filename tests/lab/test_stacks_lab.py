@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.lab.conftest import build_cycle, teardown_cycle
 from tests.lab.envfile import run_cli, write_lab_env
 from tests.lab.stacks import volume_lines, write_services
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.compose]
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
@@ -107,18 +105,22 @@ def test_check_stacks_flags_a_published_spoke_port_and_a_hub_missing_a_network(l
     assert f"{hub}: the hub does not join '{prefix}photo_net'" in out
 
 
-def test_stopping_several_slow_stacks_takes_about_as_long_as_the_slowest(lab, tmp_path):
-    delay = 4
+def uptime_marks(base: Path, spoke: str) -> tuple[float, float]:
+    """(TERM received, stop done) in the spoke's own words, on the kernel's uptime clock."""
+    data = base / spoke / "data"
+    return tuple(float((data / f).read_text().split()[0]) for f in (".term", ".stopped"))
+
+
+def test_several_slow_stacks_stop_at_the_same_time(lab, tmp_path):
     spokes = ["alpha", "bravo", "charlie"]
-    cyc = build_cycle(lab, tmp_path, spokes=spokes, stop_delay=delay)
+    cyc = build_cycle(lab, tmp_path, spokes=spokes, stop_delay=3)
     try:
-        started = time.monotonic()
         stop = run_cli(cyc.env_path, "docker-stop")
-        elapsed = time.monotonic() - started
         assert stop.returncode == 0, stop.stdout + stop.stderr
         assert cyc.containers() == set()
-        # one after another would be at least len(spokes) * delay = 12 s
-        assert delay <= elapsed < delay * 2 + 2, f"docker-stop took {elapsed:.1f}s"
+        marks = [uptime_marks(cyc.base, s) for s in spokes]
+        # each got TERM before any other had finished stopping: the intervals overlap
+        assert max(t for t, _ in marks) < min(done for _, done in marks), marks
     finally:
         teardown_cycle(cyc)
 
@@ -157,21 +159,3 @@ def test_the_boot_unit_verifies_and_its_commands_bring_stacks_up_and_down(cycle,
     assert "not ours" in (units / "orchestrator-stacks.service").read_text()
 
 
-@pytest.mark.parametrize("name", ["reverseproxy", "git", "photo"])
-def test_example_services_pass_docker_compose_config(name, tmp_path):
-    """The shipped examples are valid compose files for the compose the lab has (v1 here)."""
-    stack = tmp_path / name
-    shutil.copytree(ROOT / "services" / name, stack)
-    shutil.copy(stack / ".env.example", stack / ".env")
-    base = shutil.which("docker-compose") and ["docker-compose"] or ["docker", "compose"]
-    r = subprocess.run([*base, "-f", "compose.yaml", "config", "-q"], cwd=stack, capture_output=True, text=True,
-                       timeout=60, env={**CLEAN_ENV, "ZFS_BASE_MOUNTPOINT": "/datapool/services"})
-    assert r.returncode == 0, r.stderr
-    # without the folder's .env, the missing passwords are named instead of silently empty
-    (stack / ".env").unlink()
-    r = subprocess.run([*base, "-f", "compose.yaml", "config", "-q"], cwd=stack, capture_output=True, text=True,
-                       timeout=60, env=CLEAN_ENV)
-    if name == "reverseproxy":
-        assert r.returncode == 0, r.stderr
-    else:
-        assert r.returncode != 0 and "_DB_PASSWORD" in r.stderr

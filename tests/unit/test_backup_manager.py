@@ -22,6 +22,13 @@ class StackResult:
 
 
 @dataclass
+class Model:
+    name: str
+    file: Path
+    error: str | None = None
+
+
+@dataclass
 class Created:
     archive: str
     nfiles: int = 3
@@ -35,8 +42,9 @@ class World:
 
     def __init__(self, stacks=("git", "photo", "reverseproxy"), running=None):
         self.events = []
-        self.stacks = list(stacks)
-        self.running = set(self.stacks if running is None else running)
+        self.names = list(stacks)
+        self.running = set(self.names if running is None else running)
+        self.unreadable = {}  # stack -> compose's error
         self.snapshots = set()
         self.views = set()
         self.mounted = {"datapool/services/git", "datapool/services/photo"}
@@ -44,7 +52,11 @@ class World:
 
     # docker
     def discover_names(self):
-        return list(self.stacks)
+        return list(self.names)
+
+    def stacks(self, names):
+        self.events.append(("read", tuple(names)))
+        return [Model(n, Path(f"/services/{n}/compose.yaml"), self.unreadable.get(n)) for n in names]
 
     def running_stacks(self):
         return sorted(self.running)
@@ -207,6 +219,20 @@ def test_stack_failing_to_stop_is_reported_and_the_rest_goes_on(settings):
     report = orchestrator(settings, world).backup()
     assert any("photo: stop failed" in f for f in report.stack_failures)
     assert kinds(world, "create") == ["git", "photo"] and not report.ok
+
+
+def test_a_stack_compose_cannot_read_is_left_running_and_snapshotted_crash_consistent(settings):
+    world = World()
+    world.unreadable["photo"] = "required variable IMG is missing a value"
+    report = orchestrator(settings, world).backup()
+    first_stop = next(i for i, e in enumerate(world.events) if e[0] == "stop")
+    assert world.events.index(("read", ("git", "photo", "reverseproxy"))) < first_stop  # read before the window
+    assert kinds(world, "stop") == ["git", "reverseproxy"] and "photo" in world.running
+    assert kinds(world, "create") == ["git", "photo"]  # its data is still in the one snapshot
+    (failure,) = report.stack_failures
+    assert failure.startswith("photo: not stopped, compose cannot read it (/services/photo/compose.yaml: "
+                              "required variable IMG is missing a value)") and "crash-consistent" in failure
+    assert not report.ok
 
 
 def test_sigterm_while_stopping_skips_snapshot_and_restarts_everything(settings):

@@ -2,15 +2,16 @@
 the unmounted-dataset refusal, one stack failing while the others go on."""
 
 import dataclasses
+import json
 import threading
 
 import pytest
 
-from management.docker_manager import DockerComposeManager, compose_argv, order_hub
+from management.docker_manager import COMPOSE_ENV_UNSET, DockerComposeManager, compose_argv, config_argv, order_hub
 from management.errors import CommandError, ValidationError
 from management.runner import Result
 from tests.fakes import FakeRunner
-from tests.unit.test_compose_file import HUB, spoke, stack_dir
+from tests.unit.test_compose_file import CADDY, hub_model, spoke_model, stack_dir
 from tests.unit.test_config import BASE, settings_with
 
 
@@ -22,48 +23,92 @@ class FakeZFS:
         return dataset not in self.unmounted
 
 
-def make(tmp_path, answers=None, unmounted=(), parallel=4):
+def make(tmp_path, answers=None, unmounted=(), parallel=4, models=None):
+    """Three stacks; `docker compose -p NAME config` answers with each one's model."""
     services = tmp_path / "services"
-    stack_dir(services, "reverseproxy", HUB, "git.lan {\n\treverse_proxy gitea:3000\n}\n")
-    stack_dir(services, "git", spoke("git_net", "gitea"))
-    stack_dir(services, "photo", spoke("photo_net", "immich_server"))
+    models = {"reverseproxy": hub_model(), "git": spoke_model("git", "git_net", "gitea"),
+              "photo": spoke_model("photo", "photo_net", "immich_server"), **(models or {})}
+    stack_dir(services, "reverseproxy", models["reverseproxy"], CADDY)
+    for name in ("git", "photo"):
+        stack_dir(services, name, models[name])
     settings = settings_with(tmp_path, f"HUB_SERVICE=reverseproxy\nCOMPOSE_PARALLEL={parallel}\nSTOP_TIMEOUT=7\n",
                              base=BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}"))
-    runner = FakeRunner({("docker", "compose", "version"): "Docker Compose version v2.29.0", **(answers or {})})
+    config = {tuple(config_argv(("docker", "compose"), n)): json.dumps(m) for n, m in models.items()}
+    runner = FakeRunner({("docker", "compose", "version"): "Docker Compose version v2.29.0", **config,
+                         **(answers or {})})
     lines = []
     return DockerComposeManager(settings, runner, FakeZFS(unmounted), echo=lines.append), runner, lines
 
 
 def compose_calls(runner, verb):
-    return [c for c in runner.calls if c.argv[:2] == ("docker", "compose") and verb in c.argv[6:]]
+    return [c for c in runner.calls if c.argv[:2] == ("docker", "compose") and c.argv[4:5] == (verb,)]
 
 
-def test_compose_argv_v1_and_v2(tmp_path):
-    f = tmp_path / "compose.yaml"
-    assert compose_argv(("docker", "compose"), "git", f, "up", "-d") == [
-        "docker", "compose", "-p", "git", "-f", str(f), "up", "-d"]
-    assert compose_argv(("docker-compose",), "git", f, "stop") == ["docker-compose", "-p", "git", "-f", str(f), "stop"]
+def test_compose_argv_has_no_file_flag_and_config_asks_for_json_on_v2_only():
+    assert compose_argv(("docker", "compose"), "git", "up", "-d") == ["docker", "compose", "-p", "git", "up", "-d"]
+    assert config_argv(("docker", "compose"), "git") == ["docker", "compose", "-p", "git", "config", "--format", "json"]
+    assert config_argv(("docker-compose",), "git") == ["docker-compose", "-p", "git", "config"]
     with pytest.raises(ValidationError, match="'Git Lab' is not a valid compose project name"):
-        compose_argv(("docker-compose",), "Git Lab", f, "up")
+        compose_argv(("docker-compose",), "Git Lab", "up")
 
 
 def test_v1_is_used_when_docker_compose_v2_is_missing(tmp_path):
-    mgr, runner, _ = make(tmp_path, {("docker", "compose", "version"): CommandError("docker compose version", 1, "")})
+    v1 = {tuple(config_argv(("docker-compose",), "git")): "services:\n  app: {image: busybox}\n"}
+    mgr, runner, _ = make(tmp_path, {("docker", "compose", "version"): CommandError("docker compose version", 1, ""),
+                                     **v1})
     mgr.stop(["git"])
-    assert runner.argvs[-1][:3] == ("docker-compose", "-p", "git")
+    assert runner.argvs[-1] == ("docker-compose", "-p", "git", "stop")
     assert sum(a[:3] == ("docker", "compose", "version") for a in runner.argvs) == 1
 
 
-def test_up_starts_the_hub_first_stop_stops_it_last(tmp_path):
+def test_compose_runs_in_the_stack_folder_without_the_callers_compose_variables(tmp_path):
+    mgr, runner, _ = make(tmp_path)
+    mgr.up(["git"])
+    (up,) = compose_calls(runner, "up")
+    assert up.cwd == str(tmp_path / "services" / "git")
+    assert up.env == {"ZFS_BASE_MOUNTPOINT": "/datapool/services", "PWD": up.cwd}
+    assert "COMPOSE_FILE" in COMPOSE_ENV_UNSET and "COMPOSE_PROFILES" in COMPOSE_ENV_UNSET
+
+
+def test_each_stack_is_read_once_per_run(tmp_path):
+    mgr, runner, _ = make(tmp_path)
+    mgr.up()
+    mgr.stop()
+    mgr.start()
+    assert sorted(c.argv[3] for c in compose_calls(runner, "config")) == ["git", "photo", "reverseproxy"]
+
+
+def test_up_starts_the_hub_first_stop_stops_it_last_without_shortening_grace(tmp_path):
     mgr, runner, _ = make(tmp_path)
     mgr.up()
     ups = [c.argv[3] for c in compose_calls(runner, "up")]
     assert ups[0] == "reverseproxy" and sorted(ups[1:]) == ["git", "photo"]
-    assert all(c.env == {"ZFS_BASE_MOUNTPOINT": "/datapool/services"} for c in compose_calls(runner, "up"))
     runner.calls.clear()
     mgr.stop()
-    stops = [c.argv for c in compose_calls(runner, "stop")]
-    assert [a[3] for a in stops][-1] == "reverseproxy" and all(a[-2:] == ("-t", "7") for a in stops)
+    stops = compose_calls(runner, "stop")
+    assert [c.argv[3] for c in stops][-1] == "reverseproxy"
+    assert all(c.argv[4:] == ("stop",) and c.timeout == 7 for c in stops)  # no -t; STOP_TIMEOUT bounds the wait
+
+
+def test_a_stop_past_stop_timeout_is_reported_with_the_declared_grace(tmp_path):
+    err = CommandError("docker compose -p git stop", None, "", reason="timed out after 7s")
+    mgr, _, _ = make(tmp_path, {("docker", "compose", "-p", "git", "stop"): err})
+    results = {r.stack: r for r in mgr.stop()}
+    assert not results["git"].ok and results["photo"].ok
+    assert results["git"].message == "stop did not finish within STOP_TIMEOUT=7s (longest declared " \
+                                     "stop_grace_period: 90s)"
+
+
+def test_a_stack_compose_cannot_read_is_refused_alone_with_composes_words(tmp_path):
+    bad = CommandError("docker compose -p photo config", 1,
+                       "error while interpolating services.app.image: required variable IMG is missing a value")
+    mgr, runner, lines = make(tmp_path, {tuple(config_argv(("docker", "compose"), "photo")): bad})
+    results = {r.stack: r for r in mgr.up()}
+    assert results["git"].ok and results["reverseproxy"].ok
+    assert not results["photo"].ok and "required variable IMG is missing a value" in results["photo"].message
+    assert str(tmp_path / "services" / "photo" / "compose.yaml") in results["photo"].message
+    assert "photo" not in [c.argv[3] for c in compose_calls(runner, "up")]
+    assert {r.stack: r.ok for r in mgr.stop()} == {"git": True, "photo": False, "reverseproxy": True}
 
 
 def test_external_networks_created_once_and_only_missing_ones(tmp_path):
@@ -72,7 +117,7 @@ def test_external_networks_created_once_and_only_missing_ones(tmp_path):
     assert [a for a in runner.argvs if a[:2] == ("docker", "network")] == [
         ("docker", "network", "ls", "--format", "{{.Name}}"), ("docker", "network", "create", "photo_net")]
     creates = [i for i, a in enumerate(runner.argvs) if a[:3] == ("docker", "network", "create")]
-    first_up = min(i for i, a in enumerate(runner.argvs) if "up" in a[6:])
+    first_up = min(i for i, a in enumerate(runner.argvs) if a[4:5] == ("up",))
     assert creates[0] < first_up
     assert "creating external network photo_net" in lines
 
@@ -111,8 +156,8 @@ def test_stacks_run_in_parallel_bounded_by_compose_parallel(tmp_path):
                     active[0] -= 1
             return super().run(argv, **kw)
 
-    mgr, _, _ = make(tmp_path, parallel=2)
-    mgr.runner = Slow({("docker", "compose", "version"): "v2"})
+    mgr, runner, _ = make(tmp_path, parallel=2)
+    mgr.runner = Slow(runner.answers)
     assert all(r.ok for r in mgr.stop())
     assert peak[0] == 2
 
@@ -131,7 +176,6 @@ def test_wait_healthy_reports_the_unhealthy_container(tmp_path):
     })
     mgr.s = dataclasses.replace(mgr.s, health_timeout=0)
     stack = mgr.stacks(["git"])[0]
-    stack.healthchecks.add("app")
     result = mgr._wait_healthy(stack)
     assert not result.ok and "gitea (unhealthy)" in result.message
 
