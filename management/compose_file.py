@@ -336,7 +336,8 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
                 v.append(Violation(by_name[name].file, f"network {net!r} is shared by {', '.join(names)}: "
                                                        "each spoke needs its own"))
     if hub_stack:
-        v += _check_upstreams(hub_stack, readable, hub_nets)
+        # an upstream no readable stack answers to may belong to one compose cannot read: undecided
+        v += _check_upstreams(hub_stack, readable, hub_nets, report_unknown=len(readable) == len(stacks))
     allowed = [PurePosixPath(p) for p in listed]
     for s in readable:
         for b in s.binds:
@@ -356,7 +357,8 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
     return v
 
 
-def _check_upstreams(hub_stack: Stack, stacks: list[Stack], hub_nets: set[str]) -> list[Violation]:
+def _check_upstreams(hub_stack: Stack, stacks: list[Stack], hub_nets: set[str], *,
+                     report_unknown: bool = True) -> list[Violation]:
     caddyfile = next((b.source for b in hub_stack.binds if b.target.startswith("/etc/caddy/Caddyfile")),
                      hub_stack.dir / "Caddyfile")
     if not caddyfile.is_file():
@@ -370,7 +372,7 @@ def _check_upstreams(hub_stack: Stack, stacks: list[Stack], hub_nets: set[str]) 
         if host in ("localhost", "127.0.0.1"):
             continue
         who = answering.get(host, set())
-        if not who:
+        if not who and report_unknown:
             v.append(Violation(Path(f"{caddyfile}:{line}"), f"reverse_proxy upstream {host!r} is not a service, "
                                                             "container name or alias on a network the hub shares"))
         elif len(who) > 1:

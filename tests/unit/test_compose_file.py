@@ -213,10 +213,9 @@ def test_an_unreadable_stack_and_a_bad_folder_name_are_named_and_the_rest_is_che
     stacks = world(tmp_path)
     stacks[0].error, stacks[0].services = "yaml: line 3: did not find expected key", {}
     violations = check(stacks)
+    # gitea's upstream may well be in the stack compose cannot read: not called unreachable
     assert [str(v) for v in violations] == [
-        f"{tmp_path}/git/compose.yaml: compose cannot read this stack: yaml: line 3: did not find expected key",
-        f"{tmp_path}/reverseproxy/Caddyfile:3: reverse_proxy upstream 'gitea' is not a service, container name "
-        "or alias on a network the hub shares"]
+        f"{tmp_path}/git/compose.yaml: compose cannot read this stack: yaml: line 3: did not find expected key"]
     stack_dir(tmp_path / "c", "Git Lab", spoke_model("git", "git_net", "gitea"))
     found, _ = find_stacks(tmp_path / "c")
     bad = stack_from_model(found[0], spoke_model("git", "git_net", "gitea"))
