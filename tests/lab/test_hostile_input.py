@@ -107,6 +107,26 @@ def test_invalid_compose_yaml_is_named(lab, tmp_path):
         assert "Traceback" not in r.stderr
 
 
+def test_a_compose_file_that_is_not_utf8_is_named_and_the_other_stacks_start(lab, tmp_path):
+    env_path, v = env_with(tmp_path, lab, lines=["app/data:REMAPPED_APP_UID", "good/data:REMAPPED_APP_UID"])
+    bad = tmp_path / "services" / "app"
+    bad.mkdir(parents=True)
+    (bad / "compose.yaml").write_bytes(b"services:\n  web:\n    image: caf\xe9\xff\n")
+    good = tmp_path / "services" / "good"
+    good.mkdir(parents=True)
+    name = lab.unique("utf8")
+    (good / "compose.yaml").write_text(f"services:\n  web:\n    image: {lab.busybox_image}\n"
+                                       f"    container_name: {name}\n    command: [sleep, '600']\n")
+    try:
+        r = run_cli(env_path, "docker-up")
+        out = r.stdout + r.stderr
+        assert r.returncode == 1 and "Traceback" not in out, out
+        assert f"app: FAILED - refused ({bad / 'compose.yaml'})" in out and "UTF-8" in out
+        assert "good: ok" in out
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+
+
 def test_external_network_that_cannot_be_created(lab, tmp_path):
     """A network name docker would read as an option is refused before anything is created;
     only the stack that declares it is not started, and its file and the name are shown."""
