@@ -108,6 +108,19 @@ install-autostart: ## systemd unit that runs docker-up after docker and ZFS moun
 uninstall-autostart: ## Remove the autostart unit
 	$(ORCH) uninstall-autostart
 
+# --- image updates -------------------------------------------------------------------------
+.PHONY: outdated update rollback
+
+outdated: ## Which services' registries serve a newer image (read-only) [SERVICE_NAME=] [JSON=1]
+	$(ORCH) outdated $(if $(JSON),--json) $(SERVICE_NAME)
+
+update: ## Pull, snapshot, restart on new images, roll back image+data if unhealthy [SERVICE_NAME=] [YES=1]
+	$(ORCH) update $(if $(YES),--yes) $(SERVICE_NAME)
+
+rollback: ## Back to the last pre-update snapshot and its images: SERVICE_NAME= [SNAPSHOT_NAME=] [YES=1]
+	$(call require,SERVICE_NAME,git)
+	$(ORCH) rollback $(if $(YES),--yes) $(if $(SNAPSHOT_NAME),--snapshot $(SNAPSHOT_NAME)) $(SERVICE_NAME)
+
 # --- backup (borg) ---------------------------------------------------------------------------
 .PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos restore install-cron uninstall-cron
 

@@ -76,6 +76,11 @@ class App:
         self.docker.echo = echo  # progress goes where the run's progress goes (stderr with --json)
         return BackupOrchestrator(self.settings, self.runner, self.zfs, self.docker, self.borg, echo=echo)
 
+    def updater(self):
+        from management.update_manager import UpdateOrchestrator
+
+        return UpdateOrchestrator(self.settings, self.runner, self.zfs, self.docker, echo=click.echo)
+
     def services_or_all(self, names) -> list[str]:
         return [self.service(n) for n in names] if names else list(self.settings.services)
 
@@ -295,6 +300,91 @@ def check_stacks_cmd(app: App) -> None:
         sys.exit(EXIT_FAILED)
     click.echo(f"check-stacks: OK ({len(app.docker.discover_names())} stacks in {app.settings.services_dir})")
 
+# --- image updates -------------------------------------------------------------------------
+
+
+@cli.command("outdated")
+@click.argument("stacks", nargs=-1, metavar="[STACK]...")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per service.")
+@pass_app
+def outdated(app: App, stacks: tuple[str, ...], as_json: bool) -> None:
+    """Per service: its image reference, the image ID it runs, and whether the registry serves a
+    different one for that reference. Read-only: nothing is pulled or restarted. A registry that
+    cannot be reached is named on its own services' rows."""
+    import json as _json
+
+    from management.update_manager import as_dicts
+
+    rows = app.updater().outdated(list(stacks) or None)
+    if as_json:
+        click.echo(_json.dumps(as_dicts(rows), indent=2))
+        return
+    click.echo(f"{'STACK':<14} {'SERVICE':<18} {'RUNNING':<14} {'STATUS':<18} IMAGE")
+    for r in rows:
+        running = (r.running or "-").removeprefix("sha256:")[:12]
+        click.echo(f"{r.stack:<14} {r.service:<18} {running:<14} {r.status:<18} {r.image}")
+    newer = sum(r.status == "newer available" for r in rows)
+    click.echo(f"outdated: {newer} service(s) with a newer image" + (" - `make update` applies them" if newer else ""))
+
+
+@cli.command("update")
+@click.argument("stacks", nargs=-1, metavar="[STACK]...")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def update(app: App, stacks: tuple[str, ...], yes: bool) -> None:
+    """Pull newer images; for each stack that got one: stop it, snapshot its dataset
+    (pre-update-<time>), start the new images and gate on health. A stack that fails the gate
+    is stopped, its dataset rolled back and its old images started again. Stacks with nothing
+    new are not restarted. Exit 1 when any stack failed or was rolled back."""
+    from management.lock import Interrupted
+    from management.update_manager import FAILED, ROLLED_BACK
+
+    if app.dry_run:
+        for r in app.updater().outdated(list(stacks) or None):
+            if r.status == "newer available":
+                click.echo(f"would update {r.stack}/{r.service} ({r.image}): stop, snapshot "
+                           f"{app.settings.dataset(r.stack)}@pre-update-<time>, up -d, health gate, "
+                           "roll back on failure")
+        return
+    if not yes:
+        click.confirm(f"Update {', '.join(stacks) or 'every stack'} (each with a newer image is restarted)?",
+                      abort=True)
+    try:
+        results = app.updater().update(list(stacks) or None)
+    except Interrupted as exc:
+        click.secho(f"update: {exc}; every stack was left on its old or its new version with matching data",
+                    fg="red", err=True)
+        sys.exit(EXIT_FAILED)
+    for r in results:
+        line = f"{r.stack:<14} {r.result:<12} {app.mask(r.message)}"
+        click.secho(line, fg="red" if r.result in (FAILED, ROLLED_BACK) else None)
+    bad = [r.stack for r in results if r.result in (FAILED, ROLLED_BACK)]
+    if bad:
+        click.secho(f"update: {len(bad)} stack(s) not updated: {', '.join(bad)}", fg="red", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command("rollback")
+@click.argument("stack")
+@click.option("--snapshot", "snapshot", default=None, help="A pre-update-<time> snapshot (default: the last).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def rollback(app: App, stack: str, snapshot: str | None, yes: bool) -> None:
+    """Put STACK back to its last (or the named) pre-update snapshot and the images it ran then.
+    Later snapshots of its dataset are destroyed by the rollback (zfs rollback -r)."""
+    from management.update_manager import ROLLED_BACK
+
+    if app.dry_run:
+        raise click.UsageError("rollback has no dry run; `make list-snapshots-all` shows the pre-update snapshots")
+    if not yes:
+        click.confirm(f"Roll {stack} back to {snapshot or 'its last pre-update snapshot'}? Data written since "
+                      "is lost.", abort=True)
+    result = app.updater().rollback(stack, snapshot)
+    click.echo(f"{stack}: {result.result} {result.message}")
+    if result.result != ROLLED_BACK:
+        sys.exit(EXIT_FAILED)
+
+
 # --- backup (borg) -------------------------------------------------------------------------
 
 
@@ -416,12 +506,14 @@ def restore(app: App, service: str, archive: str, yes: bool) -> None:
 @click.option("--logrotate-dir", default="/etc/logrotate.d", hidden=True, type=click.Path(file_okay=False))
 @pass_app
 def install_cron(app: App, schedule: str, log_file: str, cron_dir: str, logrotate_dir: str) -> None:
-    """Run `backup` every night from /etc/cron.d as root, logging to a rotated log file."""
+    """Run `backup` every night from /etc/cron.d as root, logging to a rotated log file; with
+    UPDATE_SCHEDULE set in the .env, also `update --yes` on that schedule (same lock, same log)."""
     from management import schedule as sched
 
     app.settings  # noqa: B018 - validate the .env the cron job will use now, not at 3am
     here = Path(__file__).resolve()
-    cron = sched.render_cron(schedule, Path(sys.executable), here, app.env_file.resolve(), Path(log_file))
+    cron = sched.render_cron(schedule, Path(sys.executable), here, app.env_file.resolve(), Path(log_file),
+                             update_schedule=app.settings.update_schedule)
     rotate = sched.render_logrotate(Path(log_file))
     if app.dry_run:
         click.echo(cron + "\n" + rotate)

