@@ -26,7 +26,7 @@ REQUIRED_KEYS = (
     "SERVICE_VOLUME_PATHS_AND_OWNERS",
 )
 PASSPHRASE_KEYS = ("BORG_PASSPHRASE", "BORG_PASSCOMMAND", "BORG_PASSPHRASE_FILE")
-SECRET_KEYS = ("BORG_PASSPHRASE", "PUSH_URL")
+SECRET_KEYS = ("BORG_PASSPHRASE", "PUSH_URL", "UPDATE_PUSH_URL")
 UID_KEY_RE = re.compile(r"^REMAPPED_[A-Z0-9_]+_UID$")
 # A service name becomes a ZFS dataset component, a borg repository directory, an archive
 # prefix and a compose folder name. Stricter than ZFS on purpose: no spaces, no shell
@@ -112,6 +112,7 @@ class Settings:
     lock_file: Path = Path("/run/lock/orchestrator.lock")
     state_dir: Path = Path("/var/lib/orchestrator")
     push_url: str | None = field(default=None, repr=False)
+    update_push_url: str | None = field(default=None, repr=False)
     prometheus_textfile: Path | None = None
     docker_remap_user: str = "dockeruser"
     subid_start: int = 100000
@@ -146,9 +147,10 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in output (masked by the runner and the CLI)."""
-        out = [s for s in (self.borg_passphrase, self.push_url) if s]
-        if self.push_url:
-            out.extend(_url_secret_parts(self.push_url))
+        out = [s for s in (self.borg_passphrase, self.push_url, self.update_push_url) if s]
+        for url in (self.push_url, self.update_push_url):
+            if url:
+                out.extend(_url_secret_parts(url))
         return tuple(out)
 
     def masked(self) -> dict[str, str]:
@@ -156,7 +158,7 @@ class Settings:
         rows: dict[str, str] = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            if name in ("borg_passphrase", "push_url"):
+            if name in ("borg_passphrase", "push_url", "update_push_url"):
                 value = "***" if value else ""
             elif name == "volume_paths":
                 value = "; ".join(f"{v.relative} -> {v.uid}:{v.gid} ({v.uid_key})" for v in value)
@@ -503,8 +505,10 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         p.error(f"BORG_REPO_BASE_PATH: {repo_base!r} must look like ssh://user@host[:port]/path")
 
     push_url = get("PUSH_URL") or None
-    if push_url and not re.match(r"^https?://", push_url):
-        p.error("PUSH_URL: must start with http:// or https://")
+    update_push_url = get("UPDATE_PUSH_URL") or None
+    for key, url in (("PUSH_URL", push_url), ("UPDATE_PUSH_URL", update_push_url)):
+        if url and not re.match(r"^https?://", url):
+            p.error(f"{key}: must start with http:// or https://")
 
     def opt_path(key: str, default: Path | None) -> Path | None:
         v = get(key)
@@ -539,7 +543,7 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
     known = set(REQUIRED_KEYS) | set(PASSPHRASE_KEYS) | set(INT_KEYS) | {
         "BORG_RSH", "BORG_BASE_DIR", "BORG_KEYS_DIR", "BORG_EXCLUDES_FILE", "BORG_COMPRESSION",
         "BORG_RETENTION", "BORG_RETENTION_OVERRIDES", "HUB_SERVICE", "SNAPSHOT_PREFIX",
-        "VIEW_DATASET", "VIEW_MOUNTPOINT", "LOCK_FILE", "STATE_DIR", "PUSH_URL",
+        "VIEW_DATASET", "VIEW_MOUNTPOINT", "LOCK_FILE", "STATE_DIR", "PUSH_URL", "UPDATE_PUSH_URL",
         "PROMETHEUS_TEXTFILE", "DOCKER_REMAP_USER", "DOCKER_DAEMON_JSON", "SUBUID_FILE", "SUBGID_FILE",
         "DOCKER_RESTART_COMMAND", "COMPOSE_COMMAND", "UPDATE_SCHEDULE",
     }
@@ -586,6 +590,7 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         lock_file=opt_path("LOCK_FILE", Path("/run/lock/orchestrator.lock")),
         state_dir=opt_path("STATE_DIR", Path("/var/lib/orchestrator")),
         push_url=push_url,
+        update_push_url=update_push_url,
         prometheus_textfile=opt_path("PROMETHEUS_TEXTFILE", None),
         docker_remap_user=get("DOCKER_REMAP_USER") or "dockeruser",
         subid_start=subid_start,

@@ -30,7 +30,7 @@ from .compose_file import Stack
 from .config import Settings
 from .errors import CommandError, OrchestratorError, ValidationError
 from .lock import Interrupted, RunLock, SignalGuard
-from .report import write_atomic
+from .report import push, write_atomic
 
 UPDATE_PREFIX = "pre-update"
 UPDATE_SNAP_RE = re.compile(rf"^{UPDATE_PREFIX}-\d{{8}}T\d{{6}}Z$")
@@ -140,6 +140,7 @@ class UpdateOrchestrator:
         results: list[UpdateResult] = []
         interrupted: Interrupted | None = None
         with RunLock(self.s.lock_file, "update"), SignalGuard() as guard:
+            self._push("start")
             stacks = self.docker.stacks(names)
             hub = self.s.hub_service
             ordered = [s for s in stacks if s.name == hub] + [s for s in stacks if s.name != hub]
@@ -302,6 +303,15 @@ class UpdateOrchestrator:
                 write_atomic(update_textfile(self.s.prometheus_textfile), update_metrics(state))
         except OSError as exc:
             self.echo(f"warning: could not write update state: {exc}")
+        ok = all(r.result in (UPDATED, UNCHANGED, SKIPPED) for r in results)
+        body = json.dumps([{"stack": r.stack, "result": r.result, "message": r.message} for r in results])
+        self._push("success" if ok else "fail", self.runner.mask(body))
+
+    def _push(self, event: str, body: str = "") -> None:
+        """UPDATE_PUSH_URL, healthchecks / Uptime Kuma style, like PUSH_URL for backups."""
+        warning = push(self.s.update_push_url, event, body=body)
+        if warning:
+            self.echo(f"warning: {warning}")
 
 
 def update_textfile(backup_textfile: Path) -> Path:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 import time
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.lab.conftest import build_cycle, teardown_cycle
 from tests.lab.envfile import cli_argv, run_cli
+from tests.lab.test_monitoring_lab import Recorder
 
 pytestmark = [pytest.mark.lab, pytest.mark.compose]
 
@@ -64,12 +67,18 @@ def upd(lab, tmp_path_factory):
         compose.write_text(json.dumps(doc))
         (cyc.services_dir / "app" / ".env").write_text(f"APP_IMAGE={repo}:stable\n")
 
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     cyc = build_cycle(lab, tmp, spokes=["app", "other"], rewrite=rewrite,
-                      extra={"UPDATE_SETTLE_SECONDS": "2", "HEALTH_TIMEOUT": "20", "UPDATE_SNAPSHOTS_KEEP": "2"})
+                      extra={"UPDATE_SETTLE_SECONDS": "2", "HEALTH_TIMEOUT": "20", "UPDATE_SNAPSHOTS_KEEP": "2",
+                             "UPDATE_PUSH_URL": f"http://127.0.0.1:{server.server_port}/ping/upd",
+                             "PROMETHEUS_TEXTFILE": str(tmp / "textfile" / "orchestrator.prom")})
+    cyc.textfile = tmp / "textfile" / "orchestrator_update.prom"
     cyc.repo, cyc.v1 = repo, v1
     cyc.app, cyc.other = f"{cyc.prefix}app", f"{cyc.prefix}other"
     cyc.other_started = container(cyc.other, "{{.State.StartedAt}}")
     yield cyc
+    server.shutdown()
     teardown_cycle(cyc)
 
 
@@ -114,6 +123,7 @@ def test_a_healthy_new_image_runs_and_its_pre_update_snapshot_is_kept(upd, lab):
 def test_a_failing_new_image_is_rolled_back_with_its_data(upd, lab):
     build_push(lab, upd.repo, 3, healthy=False)
     subprocess.run(["docker", "image", "tag", upd.v2, f"{upd.repo}:stable"], check=True, timeout=30)
+    Recorder.seen = []
     r = run_cli(upd.env_path, "update", "--yes", "app", timeout=300)
     out = r.stdout + r.stderr
     assert r.returncode == 1, out
@@ -122,6 +132,10 @@ def test_a_failing_new_image_is_rolled_back_with_its_data(upd, lab):
     assert data(upd, "migrated") is None  # what v3 wrote on start is gone with the rollback
     assert data(upd, "version") == "2"
     assert image_id(f"{upd.repo}:stable") == upd.v2  # docker-up keeps starting the old version
+    # the same kind of monitoring as backups: the push URL hears start then fail, the textfile says why
+    assert [(m, p) for m, p, _ in Recorder.seen] == [("GET", "/ping/upd/start"), ("POST", "/ping/upd/fail")]
+    assert "rolled back" in Recorder.seen[-1][2]
+    assert 'orchestrator_update_last_result{stack="app",result="rolled_back"} 1' in upd.textfile.read_text()
     up = run_cli(upd.env_path, "docker-up", "app")
     assert up.returncode == 0 and container(upd.app, "{{.Image}}") == upd.v2
 
