@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .compose_file import LIVE, Policy, policy_of
 from .config import Settings
 from .errors import CommandError, OrchestratorError, ValidationError
 from .lock import Interrupted, RunLock, SignalGuard
@@ -212,9 +213,12 @@ class BackupOrchestrator:
     def _window(self, targets, snap, snap_root, report, guard, snapshotted) -> None:
         """Stop -> snapshot -> start, all of it with SIGINT/SIGTERM held back.
 
-        The window lasts seconds. A signal arriving inside it skips the snapshot if it has
-        not been taken yet, the stacks are started again, and only then is the signal
-        raised. An error takes the same way out. So no signal can leave services down.
+        Stacks whose compose file says `x-orchestrator: {consistency: live}` are not stopped:
+        their before-snapshot commands run right before the snapshot; one that fails stops its
+        stack for this night instead (never a skipped snapshot). The window lasts seconds. A
+        signal arriving inside it skips the snapshot if it has not been taken yet, the stacks
+        are started again, and only then is the signal raised. An error takes the same way
+        out. So no signal can leave services down.
         """
         hub = self.s.hub_service
         with guard.critical():
@@ -222,23 +226,38 @@ class BackupOrchestrator:
             wanted = stacks if snap_root else [s for s in stacks if s in targets]
             running = set(self.docker.running_stacks())
             # compose's model of each stack, read now: outside the downtime window
-            unreadable = {st.name: st for st in self.docker.stacks([s for s in wanted if s in running]) if st.error}
-            for name, st in unreadable.items():
-                report.stack_failures.append(f"{name}: not stopped, compose cannot read it ({st.file}: {st.error}); "
-                                             f"{CRASH_CONSISTENT}")
-            to_stop = stop_order([s for s in wanted if s in running and s not in unreadable], hub)
+            models = {st.name: st for st in self.docker.stacks([s for s in wanted if s in running])}
+            live: dict[str, Policy] = {}
+            for name, st in models.items():
+                if st.error:
+                    report.stack_failures.append(f"{name}: not stopped, compose cannot read it ({st.file}: "
+                                                 f"{st.error}); {CRASH_CONSISTENT}")
+                    continue
+                policy, problems = policy_of(st)
+                for problem in problems:
+                    report.notes.append(f"{name}: {problem} ({st.file}); stopped for the snapshot")
+                if policy.consistency == LIVE:
+                    live[name] = policy
+            to_stop = stop_order([s for s in wanted if s in running and s not in live and not models[s].error], hub)
             skipped = [s for s in wanted if s not in running]
             if skipped:
                 self.echo(f"not running, left stopped: {', '.join(skipped)}")
+            stopped_at: dict[str, float] = {}
             t0 = time.monotonic()
             try:
                 self.echo(f"stopping {len(to_stop)} stack(s): {', '.join(to_stop) or '-'}")
-                for result in self.docker.stop(to_stop):
-                    if not result.ok:
-                        report.stack_failures.append(f"{result.stack}: stop failed: {result.message}; "
-                                                     f"{CRASH_CONSISTENT}")
+                self._stop(to_stop, report, stopped_at)
                 if guard.pending:
                     self.echo("interrupted while stopping: no snapshot, starting stacks again")
+                    return
+                fallback = self._before_snapshot(live, models, report)
+                if fallback:
+                    self.echo(f"stopping {', '.join(fallback)} instead (a before-snapshot command failed)")
+                    to_stop += fallback
+                    self._stop(fallback, report, stopped_at)
+                report.live_stacks = [s for s in live if s not in fallback]
+                if guard.pending:
+                    self.echo("interrupted before the snapshot: no snapshot, starting stacks again")
                     return
                 self.echo(f"snapshot {snap}")
                 for dataset in [snap_root] if snap_root else [self.s.dataset(t) for t in targets]:
@@ -256,10 +275,46 @@ class BackupOrchestrator:
                             report.restarted_stacks.append(result.stack)
                         else:
                             report.stack_failures.append(f"{result.stack}: start failed: {result.message}")
+                        if result.stack in stopped_at:  # stop issued .. healthy again, for this stack
+                            downtime = result.finished_at - stopped_at[result.stack]
+                            report.stack_downtime[result.stack] = round(downtime, 3)
+                for name in report.live_stacks:
+                    report.stack_downtime[name] = 0.0
                 report.stopped_stacks = list(to_stop)
                 report.downtime = time.monotonic() - t0 if to_stop else None
                 if report.downtime is not None:
                     self.echo(f"downtime: {report.downtime:.1f}s")
+
+    def _stop(self, names: list[str], report: RunReport, stopped_at: dict[str, float]) -> None:
+        for result in self.docker.stop(names):
+            stopped_at[result.stack] = result.started_at
+            if not result.ok:
+                report.stack_failures.append(f"{result.stack}: stop failed: {result.message}; {CRASH_CONSISTENT}")
+
+    def _before_snapshot(self, live: dict[str, Policy], models: dict, report: RunReport) -> list[str]:
+        """Each live stack's before-snapshot commands, in order (stacks in parallel), each bounded
+        by HOOK_TIMEOUT, output logged masked. Returns the stacks whose command failed: they are
+        stopped for this night's snapshot, and the report says so."""
+        def run(name: str) -> str | None:
+            for hook in live[name].before_snapshot:
+                try:
+                    out = self.docker.run_hook(models[name], hook.service, hook.command, self.s.hook_timeout)
+                    log.info("%s: before-snapshot in %s: %s", name, hook.service, self.runner.mask(out.strip()))
+                except OrchestratorError as exc:
+                    return f"{name}: before-snapshot {' '.join(hook.command)!r} in {hook.service} failed " \
+                           f"({brief(exc)}); stopped for the snapshot instead (stop mode this night)"
+            return None
+
+        if not live:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(len(live), self.s.compose_parallel)),
+                                thread_name_prefix="hook") as pool:
+            outcomes = dict(zip(live, pool.map(run, list(live)), strict=True))
+        failed = [name for name, why in outcomes.items() if why]
+        for name in failed:
+            self.echo(outcomes[name])
+            report.notes.append(self.runner.mask(outcomes[name]))
+        return stop_order(failed, self.s.hub_service)
 
     def _borg_phase(self, targets: list[str], snap: str, report: RunReport) -> None:
         by_service = {d.service: d for d in report.datasets}

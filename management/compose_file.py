@@ -237,6 +237,68 @@ def stack_from_model(stack: StackDir, model: dict, active_profiles: set[str] | N
     return out
 
 
+# --- x-orchestrator: how a stack is made consistent for the nightly snapshot ----------------
+
+STOP, LIVE = "stop", "live"
+POLICY_KEY = "x-orchestrator"
+POLICY_KEYS = {"consistency", "before-snapshot"}
+HOOK_KEYS = {"service", "command"}
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A command run in a running service right before the snapshot (`compose exec -T`)."""
+
+    service: str
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Policy:
+    consistency: str = STOP
+    before_snapshot: tuple[Hook, ...] = ()
+
+
+def policy_of(stack: Stack) -> tuple[Policy, list[str]]:
+    """The stack's `x-orchestrator` block, read from compose's model (so it may come from an
+    override or an include), and every problem with it. With a problem the stack is treated
+    as `stop`: the safe way."""
+    raw = stack.extensions.get(POLICY_KEY)
+    if raw is None:
+        return Policy(), []
+    if not isinstance(raw, dict):
+        return Policy(), [f"{POLICY_KEY} must be a mapping (consistency, before-snapshot)"]
+    problems = [f"{POLICY_KEY}: unknown key {k!r} (known: {', '.join(sorted(POLICY_KEYS))})"
+                for k in raw if k not in POLICY_KEYS]
+    consistency = raw.get("consistency", STOP)
+    if consistency not in (STOP, LIVE):
+        problems.append(f"{POLICY_KEY}.consistency: {consistency!r} must be {STOP!r} or {LIVE!r}")
+    hooks = []
+    entries = raw.get("before-snapshot") or []
+    if not isinstance(entries, list):
+        problems.append(f"{POLICY_KEY}.before-snapshot must be a list of {{service, command}}")
+        entries = []
+    for n, entry in enumerate(entries, 1):
+        where = f"{POLICY_KEY}.before-snapshot[{n}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where} must be a mapping with service and command")
+            continue
+        problems += [f"{where}: unknown key {k!r}" for k in entry if k not in HOOK_KEYS]
+        service, command = entry.get("service"), entry.get("command")
+        if service not in stack.services:
+            problems.append(f"{where}: service {service!r} is not a service of this stack "
+                            f"(services: {', '.join(stack.services)})")
+        if isinstance(command, str) and command.strip():
+            command = ["sh", "-c", command]
+        if not (isinstance(command, list) and command and all(isinstance(c, str) for c in command)):
+            problems.append(f"{where}: command must be a list of strings (exec form) or a string (run by sh -c)")
+            continue
+        hooks.append(Hook(str(service), tuple(command)))
+    if problems:
+        return Policy(), problems
+    return Policy(consistency, tuple(hooks)), []
+
+
 _UPSTREAM_SKIP = re.compile(r"^(@|/|\*|\{)")
 
 
@@ -288,11 +350,14 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
     4. every reverse_proxy upstream in the hub's Caddyfile is a service, container name or
        alias on a network the hub shares, answered by one stack only;
     5. every bind source or volume device under ZFS_BASE_MOUNTPOINT belongs to a listed path;
-    6. no container name is used by two stacks.
+    6. no container name is used by two stacks;
+    7. an `x-orchestrator` block is valid (keys, consistency, before-snapshot services).
     """
     v: list[Violation] = [Violation(d, "holds no compose file (compose.yaml, compose.yml, docker-compose.yaml "
                                        "or docker-compose.yml); it is not a stack") for d in empty_dirs]
     for s in stacks:
+        if not s.error:
+            v += [Violation(s.file, problem) for problem in policy_of(s)[1]]
         if not PROJECT_RE.match(s.name):
             v.append(Violation(s.dir, f"folder name {s.name!r} is not a valid compose project name "
                                       "(lowercase letters, digits, '-' and '_', starting with a letter or digit)"))

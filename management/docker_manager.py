@@ -55,6 +55,8 @@ class StackResult:
     ok: bool
     message: str = ""
     duration: float = 0.0
+    started_at: float = 0.0  # time.monotonic() when the action on this stack began
+    finished_at: float = 0.0  # ... and when it ended (after the health wait, for up/start)
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,8 @@ class DockerComposeManager:
                 result = action(stack)
         except OrchestratorError as exc:
             result = StackResult(stack.name, False, self.runner.mask(str(exc)))
-        result.duration = time.monotonic() - started
+        result.started_at, result.finished_at = started, time.monotonic()
+        result.duration = result.finished_at - started
         note = f" - {result.message}" if result.message else ""
         self.echo(f"  {stack.name}: {'ok' if result.ok else 'FAILED'}{note}")
         return result
@@ -272,6 +275,10 @@ class DockerComposeManager:
 
     def pull(self, names: Sequence[str] | None = None) -> list[StackResult]:
         return self._hub_then_rest(names, lambda st: self._simple(st, "pull"), hub_first=True)
+
+    def run_hook(self, stack: Stack, service: str, command: Sequence[str], timeout: float) -> str:
+        """A before-snapshot command in a running service: `compose exec -T` (no TTY, as cron)."""
+        return self._compose(stack, "exec", "-T", service, *command, timeout=timeout).stdout
 
     def _simple(self, stack: Stack, *args: str) -> StackResult:
         self._compose(stack, *args, timeout=self.s.command_timeout)

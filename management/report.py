@@ -43,6 +43,9 @@ class RunReport:
     stopped_stacks: list[str] = field(default_factory=list)
     restarted_stacks: list[str] = field(default_factory=list)
     stack_failures: list[str] = field(default_factory=list)
+    live_stacks: list[str] = field(default_factory=list)  # backed up running (x-orchestrator consistency: live)
+    stack_downtime: dict[str, float] = field(default_factory=dict)  # stack -> stop issued .. healthy again
+    notes: list[str] = field(default_factory=list)  # worth reading, not a failure (a live stack fell back)
     datasets: list[DatasetResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     finished_at: float | None = None
@@ -91,6 +94,13 @@ def render_table(report: RunReport) -> str:
     lines.append("")
     lines.append(f"snapshot: {report.snapshot or '-'}    downtime: {downtime}    "
                  f"stacks stopped/restarted: {len(report.stopped_stacks)}/{len(report.restarted_stacks)}")
+    if report.live_stacks:
+        lines.append(f"live (not stopped): {', '.join(report.live_stacks)}")
+    if report.stack_downtime:
+        per_stack = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(report.stack_downtime.items()))
+        lines.append(f"downtime per stack: {per_stack}")
+    for note in report.notes:
+        lines.append(f"note: {note}")
     for failure in report.stack_failures:
         lines.append(f"stack problem: {failure}")
     for error in report.errors:

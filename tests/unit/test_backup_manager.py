@@ -2,7 +2,7 @@
 
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,8 @@ class StackResult:
     stack: str
     ok: bool = True
     message: str = ""
+    started_at: float = 0.0
+    finished_at: float = 0.0
 
 
 @dataclass
@@ -26,6 +28,8 @@ class Model:
     name: str
     file: Path
     error: str | None = None
+    extensions: dict = field(default_factory=dict)
+    services: dict = field(default_factory=lambda: {"db": None, "web": None})
 
 
 @dataclass
@@ -45,6 +49,7 @@ class World:
         self.names = list(stacks)
         self.running = set(self.names if running is None else running)
         self.unreadable = {}  # stack -> compose's error
+        self.policies = {}  # stack -> its x-orchestrator block
         self.snapshots = set()
         self.views = set()
         self.mounted = {"datapool/services/git", "datapool/services/photo"}
@@ -56,7 +61,14 @@ class World:
 
     def stacks(self, names):
         self.events.append(("read", tuple(names)))
-        return [Model(n, Path(f"/services/{n}/compose.yaml"), self.unreadable.get(n)) for n in names]
+        return [Model(n, Path(f"/services/{n}/compose.yaml"), self.unreadable.get(n),
+                      {"x-orchestrator": self.policies[n]} if n in self.policies else {}) for n in names]
+
+    def run_hook(self, stack, service, command, timeout):
+        self.events.append(("hook", f"{stack.name}/{service}"))
+        if self.fail.get(("hook", stack.name)):
+            raise CommandError("docker compose exec", 1, "psql: could not connect to server")
+        return "CHECKPOINT\n"
 
     def running_stacks(self):
         return sorted(self.running)
@@ -291,3 +303,39 @@ def test_pure_helpers():
     assert stop_order(["hub", "a", "b"], "hub") == ["a", "b", "hub"]
     assert start_order(["a", "hub"], "hub") == ["hub", "a"]
     assert compact_due(None, 7, 0) and compact_due(0, 0, 1) and not compact_due(0, 7, 86400)
+
+
+LIVE_DB = {"consistency": "live", "before-snapshot": [{"service": "db", "command": ["psql", "-c", "CHECKPOINT"]}]}
+
+
+def test_a_live_stack_is_not_stopped_and_its_hook_runs_right_before_the_snapshot(settings):
+    world = World()
+    world.policies["photo"] = LIVE_DB
+    report = orchestrator(settings, world).backup()
+    assert report.ok and report.live_stacks == ["photo"]
+    assert kinds(world, "stop") == ["git", "reverseproxy"] and "photo" not in kinds(world, "start")
+    order = [e[0] for e in world.events if e[0] in ("stop", "hook", "snapshot", "start")]
+    assert order == ["stop", "stop", "hook", "snapshot", "start", "start"]
+    assert report.stack_downtime["photo"] == 0.0 and set(report.stack_downtime) == {"git", "photo", "reverseproxy"}
+    assert kinds(world, "create") == ["git", "photo"]
+
+
+def test_a_failing_hook_stops_that_stack_for_the_snapshot_and_the_night_is_still_ok(settings):
+    world = World()
+    world.policies["photo"] = LIVE_DB
+    world.fail[("hook", "photo")] = True
+    report = orchestrator(settings, world).backup()
+    order = [e for e in world.events if e[0] in ("stop", "hook", "snapshot", "start")]
+    assert [e[0] for e in order] == ["stop", "stop", "hook", "stop", "snapshot", "start", "start", "start"]
+    assert order[3] == ("stop", "photo") and report.live_stacks == []
+    assert report.ok and "photo" in report.restarted_stacks
+    (note,) = report.notes
+    assert "before-snapshot 'psql -c CHECKPOINT' in db failed" in note and "stop mode this night" in note
+
+
+def test_an_invalid_policy_is_noted_and_the_stack_is_stopped(settings):
+    world = World()
+    world.policies["photo"] = {"consistency": "sometimes"}
+    report = orchestrator(settings, world).backup()
+    assert "photo" in kinds(world, "stop") and report.live_stacks == []
+    assert any("'sometimes' must be 'stop' or 'live'" in n for n in report.notes)

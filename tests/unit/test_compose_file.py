@@ -8,11 +8,14 @@ import pytest
 import yaml
 
 from management.compose_file import (
+    Hook,
+    Policy,
     StackDir,
     caddy_upstreams,
     check_stacks,
     find_stacks,
     parse_duration,
+    policy_of,
     stack_from_model,
 )
 from management.errors import ValidationError
@@ -237,3 +240,23 @@ def test_caddy_upstreams_skip_matchers_and_options():
     text = ("a {\n\treverse_proxy @api backend:8080 other:81 {\n\t\thealth_uri /h\n\t}\n"
             "\treverse_proxy /static/* http://static:80  # comment\n\t# reverse_proxy ignored:1\n}\n")
     assert caddy_upstreams(text) == [(2, "backend"), (2, "other"), (5, "static")]
+
+
+def test_x_orchestrator_policy_and_its_problems(tmp_path):
+    d = StackDir("git", tmp_path, tmp_path / "compose.yaml")
+    model = spoke_model("git", "git_net", "gitea")
+    model["x-orchestrator"] = {"consistency": "live",
+                               "before-snapshot": [{"service": "db", "command": ["psql", "-c", "CHECKPOINT"]},
+                                                   {"service": "app", "command": "sync"}]}
+    assert policy_of(stack_from_model(d, model)) == (Policy("live", (
+        Hook("db", ("psql", "-c", "CHECKPOINT")), Hook("app", ("sh", "-c", "sync")))), [])
+    model["x-orchestrator"] = {"consistency": "live", "pre": 1,
+                               "before-snapshot": [{"service": "cache", "command": []}]}
+    stack = stack_from_model(d, model)
+    policy, problems = policy_of(stack)
+    assert policy == Policy()  # a stack with a problem is stopped: the safe way
+    assert problems == [
+        "x-orchestrator: unknown key 'pre' (known: before-snapshot, consistency)",
+        "x-orchestrator.before-snapshot[1]: service 'cache' is not a service of this stack (services: app, db)",
+        "x-orchestrator.before-snapshot[1]: command must be a list of strings (exec form) or a string (run by sh -c)"]
+    assert [v.message for v in check_stacks([stack], "git", BASE, LISTED)][:3] == problems
