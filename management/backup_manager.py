@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +28,10 @@ from .errors import CommandError, OrchestratorError, ValidationError
 from .lock import Interrupted, RunLock, SignalGuard
 from .report import (
     FAILED,
+    GOOD,
     OK,
     SKIPPED,
+    UNCHANGED,
     WARNING,
     DatasetResult,
     RunReport,
@@ -79,6 +82,31 @@ def brief(exc: OrchestratorError) -> str:
     return str(exc).splitlines()[0]
 
 
+def tree_manifest(root: Path, taken_at: float) -> tuple[str, bool]:
+    """A digest of every entry under `root`: path, type, size, inode, mode, owner, mtime, ctime,
+    symlink target. Any write, chmod, chown, rename or delete changes it. Returns (digest,
+    settled): not settled when an entry changed within a second of `taken_at` (1-second
+    timestamps cannot tell a later change in the same second), and then it is not trusted."""
+    import hashlib
+
+    digest, settled = hashlib.sha256(), True
+    stack = [root]
+    while stack:
+        here = stack.pop()
+        with os.scandir(here) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                st = entry.stat(follow_symlinks=False)
+                target = os.readlink(entry.path) if entry.is_symlink() else ""
+                rel = os.path.relpath(entry.path, root)
+                digest.update(f"{rel}\0{st.st_mode}\0{st.st_size}\0{st.st_ino}\0{st.st_uid}\0{st.st_gid}\0"
+                              f"{st.st_mtime_ns}\0{st.st_ctime_ns}\0{target}\n".encode(errors="surrogateescape"))
+                if st.st_ctime >= taken_at - 1.0:
+                    settled = False
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+    return digest.hexdigest(), settled
+
+
 def compact_due(last: float | None, every_days: int, now: float) -> bool:
     return every_days == 0 or last is None or now - last >= every_days * 86400 - 3600
 
@@ -93,6 +121,7 @@ class BackupOrchestrator:
         self.borg = borg
         self.echo = echo
         self.clock = clock
+        self._snap_time = 0.0  # when tonight's snapshot was taken (for 1-second timestamps)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -112,24 +141,48 @@ class BackupOrchestrator:
     def _view_dataset(self, service: str) -> str:
         return f"{self.s.view_dataset}/{service}"
 
+    # -- the last backed-up snapshot of each dataset (KEEP_LAST_SNAPSHOT) ------------------
+
+    @property
+    def _kept_file(self) -> Path:
+        return self.s.state_dir / "kept_snapshots.json"
+
+    def kept(self) -> dict[str, dict]:
+        """service -> {snapshot, archive, manifest}: the snapshot the service's last archive was
+        made from, kept until the next backup of that dataset succeeds."""
+        try:
+            data = json.loads(self._kept_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, dict) and v.get("snapshot")}
+
     def cleanup_leftovers(self) -> list[str]:
-        """Remove views and prefixed snapshots a killed run left behind. Only ours."""
+        """Remove views and prefixed snapshots a killed run left behind. Only ours, and never
+        the kept last snapshot of a dataset."""
         removed: list[str] = []
         for view in self.zfs.list_views(self.s.view_dataset):
             self.zfs.destroy_view(view)
             removed.append(view)
+        keep = {f"{self.s.dataset(svc)}@{e['snapshot']}" for svc, e in self.kept().items()} \
+            if self.s.keep_last_snapshot else set()
+        ours = [snap for snap in self.zfs.list_snapshots(self.s.zfs_parent_dataset)
+                if snap.partition("@")[2].startswith(self.s.snapshot_prefix + "-") and snap not in keep]
+        if keep:  # one by one: a recursive destroy would take a kept namesake below with it
+            for snap in ours:
+                self.zfs.destroy_ours(snap, prefix=self.s.snapshot_prefix)
+                removed.append(snap)
+            return removed
         # Shallowest first: a recursive destroy of parent@name also removes child@name, and
         # children snapshotted alone (backup-one) carry the prefix too.
         done: list[tuple[str, str]] = []
-        snaps = [snap.partition("@")[::2] for snap in self.zfs.list_snapshots(self.s.zfs_parent_dataset)]
-        for dataset, name in sorted(snaps, key=lambda dn: dn[0].count("/")):
-            if not name.startswith(self.s.snapshot_prefix + "-"):
-                continue
+        for dataset, name in sorted((s.partition("@")[::2] for s in ours), key=lambda dn: dn[0].count("/")):
             if any(n == name and (dataset == d or dataset.startswith(d + "/")) for d, n in done):
                 continue
             self.zfs.destroy_recursive_snapshot(dataset, name, prefix=self.s.snapshot_prefix)
             done.append((dataset, name))
             removed.append(f"{dataset}@{name}")
+        if not self.s.keep_last_snapshot and self._kept_file.exists():
+            self._kept_file.unlink()
         return removed
 
     def preflight(self, targets: Sequence[str]) -> tuple[list[str], dict[str, str]]:
@@ -201,14 +254,15 @@ class BackupOrchestrator:
         snap_root = self.s.zfs_parent_dataset if backup_all else None
         snap = snapshot_name(self.s.snapshot_prefix, self.clock())
         snapshotted: list[str] = []  # datasets holding our snapshot, for cleanup
+        new_kept: dict[str, dict] = {}  # services whose new snapshot stays (their backup succeeded)
         try:
             self._window(targets, snap, snap_root, report, guard, snapshotted)
             if report.errors or not snapshotted:
                 return  # no borg without a complete snapshot
-            self._borg_phase(usable, snap, report)
+            self._borg_phase(usable, snap, report, new_kept)
         finally:
             with guard.critical():
-                self._cleanup(targets, snap, snapshotted, report)
+                self._cleanup(targets, snap, snapshotted, report, new_kept)
 
     def _window(self, targets, snap, snap_root, report, guard, snapshotted) -> None:
         """Stop -> snapshot -> start, all of it with SIGINT/SIGTERM held back.
@@ -260,6 +314,7 @@ class BackupOrchestrator:
                     self.echo("interrupted before the snapshot: no snapshot, starting stacks again")
                     return
                 self.echo(f"snapshot {snap}")
+                self._snap_time = self.clock()
                 for dataset in [snap_root] if snap_root else [self.s.dataset(t) for t in targets]:
                     self.zfs.snapshot(dataset, snap, recursive=True)
                     snapshotted.append(dataset)
@@ -316,7 +371,24 @@ class BackupOrchestrator:
             report.notes.append(self.runner.mask(outcomes[name]))
         return stop_order(failed, self.s.hub_service)
 
-    def _borg_phase(self, targets: list[str], snap: str, report: RunReport) -> None:
+    def _unchanged(self, service: str, last: dict, snap: str) -> str | None:
+        """Why the dataset is known to hold exactly what its last archive holds, or None.
+        OpenZFS: nothing written since the kept snapshot. zfs-fuse has no `written`: the view's
+        manifest equals the one recorded when that archive was made (and was settled)."""
+        dataset = self.s.dataset(service)
+        if not self.zfs.exists(f"{dataset}@{last['snapshot']}"):
+            return None
+        written = self.zfs.written_since(f"{dataset}@{snap}", last["snapshot"])
+        if written is not None:
+            return f"nothing written since {last['snapshot']}" if written == 0 else None
+        if not last.get("manifest"):
+            return None
+        manifest, settled = tree_manifest(self._view_path(service), self._snap_time)
+        return f"no file changed since {last['snapshot']}" if settled and manifest == last["manifest"] else None
+
+    def _borg_phase(self, targets: list[str], snap: str, report: RunReport, new_kept: dict | None = None) -> None:
+        new_kept = {} if new_kept is None else new_kept
+        kept = self.kept() if self.s.keep_last_snapshot else {}
         by_service = {d.service: d for d in report.datasets}
         compact_state = self.s.state_dir / "compact.json"
         last_compact = load_last_success(compact_state)
@@ -329,6 +401,17 @@ class BackupOrchestrator:
             view = self._view_dataset(service)
             try:
                 self.zfs.create_view(f"{self.s.dataset(service)}@{snap}", view, self._view_path(service))
+                last = kept.get(service)
+                why = self._unchanged(service, last, snap) if last and self.s.skip_unchanged else None
+                if why:  # the archive made from the kept snapshot still holds it: no borg tonight
+                    d.result, d.archive = UNCHANGED, last.get("archive", "")
+                    d.message = f"{why}; {d.archive or 'its last archive'} holds it"
+                    return
+                manifest = None
+                if self.s.keep_last_snapshot and self.s.skip_unchanged and \
+                        self.zfs.written_since(f"{self.s.dataset(service)}@{snap}", snap) is None:
+                    digest, settled = tree_manifest(self._view_path(service), self._snap_time)
+                    manifest = digest if settled else None
                 created = self.borg.create(service, self._view_path(service))
                 d.archive = created.archive
                 d.nfiles = created.nfiles
@@ -337,6 +420,8 @@ class BackupOrchestrator:
                 d.files_read = getattr(created, "files_read", None)
                 d.result = WARNING if created.warning else OK
                 d.message = created.warning or ""
+                if self.s.keep_last_snapshot:
+                    new_kept[service] = {"snapshot": snap, "archive": created.archive, "manifest": manifest}
                 self.borg.prune(service)
                 d.pruned = True
                 if compact_due(last_compact.get(service), self.s.borg_compact_every_days, self.clock()):
@@ -376,7 +461,7 @@ class BackupOrchestrator:
             if any(d.compacted for d in report.datasets):
                 write_atomic(compact_state, json.dumps(last_compact))
 
-    def _cleanup(self, targets, snap, snapshotted, report) -> None:
+    def _cleanup(self, targets, snap, snapshotted, report, new_kept: dict | None = None) -> None:
         try:
             left = set(self.zfs.list_views(self.s.view_dataset))  # one query, not one per service
         except OrchestratorError as exc:
@@ -389,21 +474,51 @@ class BackupOrchestrator:
                 self.zfs.destroy_view(view)
             except OrchestratorError as exc:
                 report.errors.append(f"cleanup: view {view}: {exc}")
+        keep = {f"{self.s.dataset(svc)}@{snap}" for svc in (new_kept or {})}
         for dataset in snapshotted:
             try:
-                self.zfs.destroy_recursive_snapshot(dataset, snap, prefix=self.s.snapshot_prefix)
+                if not keep:
+                    self.zfs.destroy_recursive_snapshot(dataset, snap, prefix=self.s.snapshot_prefix)
+                    continue
+                for full in self.zfs.list_snapshots(dataset):
+                    if full.endswith(f"@{snap}") and full not in keep:
+                        self.zfs.destroy_ours(full, prefix=self.s.snapshot_prefix)
             except OrchestratorError as exc:
                 report.errors.append(f"cleanup: snapshot {dataset}@{snap}: {exc}")
+        if new_kept:
+            self._supersede(new_kept, report)
         for d in report.datasets:
             if d.result == SKIPPED and not d.message:
                 d.message = "not backed up (see errors)"
+
+    def _supersede(self, new_kept: dict[str, dict], report: RunReport) -> None:
+        """Each dataset whose backup succeeded tonight keeps tonight's snapshot; only now is its
+        previous one destroyed. The record is written first: a crash in between leaves an extra
+        snapshot of ours for the next run's cleanup, never a record of a missing one."""
+        kept = self.kept()
+        previous = {svc: kept.get(svc) for svc in new_kept}
+        kept.update(new_kept)
+        try:
+            write_atomic(self._kept_file, json.dumps(kept, indent=2))
+        except OSError as exc:
+            report.errors.append(f"could not record the kept snapshots: {exc}")
+            return
+        for svc, prev in previous.items():
+            if not prev or prev["snapshot"] == new_kept[svc]["snapshot"]:
+                continue
+            full = f"{self.s.dataset(svc)}@{prev['snapshot']}"
+            try:
+                if self.zfs.exists(full):
+                    self.zfs.destroy_ours(full, prefix=self.s.snapshot_prefix)
+            except OrchestratorError as exc:
+                report.errors.append(f"cleanup: previous snapshot {full}: {exc}")
 
     def _publish(self, report: RunReport) -> None:
         now = self.clock()
         state = self.s.state_dir / "last_success.json"
         last = load_last_success(state)
         for d in report.datasets:
-            if d.result in (OK, WARNING):
+            if d.result in GOOD:
                 last[d.service] = now
         try:
             write_atomic(state, json.dumps(last))

@@ -51,6 +51,8 @@ INT_KEYS = {
     "BORG_TIMEOUT": (6 * 3600, 60, 7 * 24 * 3600),
     "BORG_COMPACT_EVERY_DAYS": (7, 0, 365),
     "HOOK_TIMEOUT": (60, 1, 3600),
+    "KEEP_LAST_SNAPSHOT": (1, 0, 1),
+    "SKIP_UNCHANGED": (1, 0, 1),
     "UPDATE_SNAPSHOTS_KEEP": (3, 1, 100),
     "UPDATE_SETTLE_SECONDS": (10, 0, 600),
     "SUBID_START": (100000, 1, 4294967294),
@@ -104,6 +106,8 @@ class Settings:
     stop_timeout: int = 120
     compose_command: str = "auto"  # auto | v2 (docker compose) | v1 (docker-compose)
     hook_timeout: int = 60
+    keep_last_snapshot: int = 1
+    skip_unchanged: int = 1
     update_snapshots_keep: int = 3
     update_settle_seconds: int = 10
     update_schedule: str = ""  # cron fields for a scheduled `update`; empty: none
@@ -583,6 +587,8 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         stop_timeout=_int(values, "STOP_TIMEOUT", p),
         compose_command=compose_command,
         hook_timeout=_int(values, "HOOK_TIMEOUT", p),
+        keep_last_snapshot=_int(values, "KEEP_LAST_SNAPSHOT", p),
+        skip_unchanged=_int(values, "SKIP_UNCHANGED", p),
         update_snapshots_keep=_int(values, "UPDATE_SNAPSHOTS_KEEP", p),
         update_settle_seconds=_int(values, "UPDATE_SETTLE_SECONDS", p),
         update_schedule=update_schedule,

@@ -17,7 +17,8 @@ from pathlib import Path
 
 log = logging.getLogger("orchestrator.report")
 
-OK, WARNING, FAILED, SKIPPED = "ok", "warning", "failed", "skipped"
+OK, WARNING, FAILED, SKIPPED, UNCHANGED = "ok", "warning", "failed", "skipped", "unchanged"
+GOOD = (OK, WARNING, UNCHANGED)  # the dataset is held by an archive as it is now
 
 
 @dataclass
@@ -57,7 +58,7 @@ class RunReport:
             not self.errors
             and not self.stack_failures
             and not self.interrupted
-            and all(d.result in (OK, WARNING) for d in self.datasets)
+            and all(d.result in GOOD for d in self.datasets)
         )
 
     def to_dict(self) -> dict:
@@ -137,7 +138,7 @@ def prometheus_text(report: RunReport, last_success: dict[str, float]) -> str:
             label = f'{{service="{_escape(d.service)}"}}'
             value: float | int | None
             if name == "orchestrator_backup_success":
-                value = int(d.result in (OK, WARNING))
+                value = int(d.result in GOOD)
             elif name == "orchestrator_backup_last_success_timestamp_seconds":
                 value = last_success.get(d.service)
             elif name == "orchestrator_backup_duration_seconds":

@@ -207,6 +207,24 @@ class ZFSManager:
                                   f"(its snapshots are named {prefix}-...)")
         self.destroy_snapshot(f"{dataset}@{name}", recursive=True)
 
+    def destroy_ours(self, snapshot: str, *, prefix: str) -> None:
+        """One snapshot (not its descendants' namesakes), only when its name has our prefix."""
+        dataset, name = split_snapshot(snapshot)
+        if not prefix or not name.startswith(prefix + "-"):
+            raise ValidationError(f"refusing to destroy {snapshot}: not created by this tool "
+                                  f"(its snapshots are named {prefix}-...)")
+        self.destroy_snapshot(snapshot)
+
+    def written_since(self, snapshot: str, earlier: str) -> int | None:
+        """Bytes written to the dataset between snapshot `earlier` (a name) and `snapshot`
+        (dataset@name), from OpenZFS's `written@<earlier>`. None where the property does not
+        exist (zfs-fuse, pool version 23): the caller must find out another way."""
+        dataset, _ = split_snapshot(snapshot)
+        r = self._run(["zfs", "get", "-H", "-p", "-o", "value", f"written@{check_snapshot_name(earlier)}",
+                       snapshot], mutating=False, ok_codes=(0, 1, 2))
+        value = r.stdout.strip()
+        return int(value) if r.returncode == 0 and value.isdigit() else None
+
     def rollback(self, dataset: str, name: str) -> None:
         self._run(rollback_argv(dataset, name))
 

@@ -50,6 +50,8 @@ class World:
         self.running = set(self.names if running is None else running)
         self.unreadable = {}  # stack -> compose's error
         self.policies = {}  # stack -> its x-orchestrator block
+        self.datasets = ["datapool/services", "datapool/services/git", "datapool/services/photo"]
+        self.written = {}  # dataset -> bytes written since the kept snapshot (OpenZFS `written@`)
         self.snapshots = set()
         self.views = set()
         self.mounted = {"datapool/services/git", "datapool/services/photo"}
@@ -101,20 +103,32 @@ class World:
         if self.fail.get("snapshot"):
             raise CommandError("zfs snapshot", 1, "out of space")
         self.snapshots.add(f"{dataset}@{name}")
+        if recursive:  # every dataset below gets the same name, atomically
+            self.snapshots |= {f"{d}@{name}" for d in self.datasets if d.startswith(dataset + "/")}
 
     def list_snapshots(self, dataset):
-        return sorted(self.snapshots)
+        return sorted(s for s in self.snapshots if s.split("@")[0] == dataset or s.startswith(dataset + "/"))
 
     def destroy_recursive_snapshot(self, dataset, name, prefix):
         assert name.startswith(prefix + "-")
         self.events.append(("destroy", f"{dataset}@{name}"))
-        self.snapshots = {s for s in self.snapshots if not s.endswith("@" + name)}
+        below = (dataset + "/", dataset + "@")
+        self.snapshots = {s for s in self.snapshots if not (s.endswith("@" + name) and s.startswith(below))}
+
+    def destroy_ours(self, snap, prefix):
+        assert snap.split("@")[1].startswith(prefix + "-")
+        self.events.append(("destroy-one", snap))
+        self.snapshots.discard(snap)
+
+    def written_since(self, snap, earlier):
+        """OpenZFS-like: bytes written since `earlier`; `written` maps a dataset to it (default: changed)."""
+        return self.written.get(snap.split("@")[0], 4096)
 
     def list_views(self, parent):
         return sorted(self.views)
 
     def exists(self, name):
-        return name in self.views
+        return name in self.views or name in self.snapshots
 
     def ensure_view_parent(self, parent):
         self.events.append(("view-parent", parent))
@@ -148,6 +162,14 @@ class World:
 
 @pytest.fixture
 def settings(tmp_path):
+    """The cycle as it was before KEEP_LAST_SNAPSHOT: every snapshot of the run is destroyed."""
+    return settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nHUB_SERVICE=reverseproxy\n"
+                                   "KEEP_LAST_SNAPSHOT=0\n")
+
+
+@pytest.fixture
+def keeping(tmp_path):
+    """The defaults: the last backed-up snapshot is kept, unchanged datasets are skipped."""
     return settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nHUB_SERVICE=reverseproxy\n")
 
 
@@ -339,3 +361,65 @@ def test_an_invalid_policy_is_noted_and_the_stack_is_stopped(settings):
     report = orchestrator(settings, world).backup()
     assert "photo" in kinds(world, "stop") and report.live_stacks == []
     assert any("'sometimes' must be 'stop' or 'live'" in n for n in report.notes)
+
+
+NIGHT = [1_800_000_000]
+
+
+def run_nights(settings, world, n):
+    """n nights, each a day after the last one run (a clock that moves a minute per call)."""
+    def clock():
+        NIGHT[0] += 60
+        return NIGHT[0]
+
+    orch = BackupOrchestrator(settings, FakeRunner(), world, world, world, echo=lambda _: None, clock=clock)
+    report = None
+    for _ in range(n):
+        NIGHT[0] += 86400
+        report = orch.backup()
+    return orch, report
+
+
+def test_the_last_snapshot_is_kept_and_the_previous_destroyed_only_after_success(keeping):
+    world = World()
+    orch, first = run_nights(keeping, world, 1)
+    assert first.ok
+    kept = {s for s in world.snapshots}
+    assert {s.split("@")[0] for s in kept} == {"datapool/services/git", "datapool/services/photo"}  # not the parent
+    night1 = orch.kept()["git"]["snapshot"]
+    # night 2: git's backup fails: git keeps night 1, photo moves on to night 2
+    world.fail[("create", "git")] = True
+    _, second = run_nights(keeping, world, 1)
+    after = orch.kept()
+    assert after["git"]["snapshot"] == night1 and after["photo"]["snapshot"] != night1
+    assert f"datapool/services/git@{night1}" in world.snapshots
+    assert f"datapool/services/photo@{night1}" not in world.snapshots
+    assert len(world.snapshots) == 2
+
+
+def test_an_unchanged_dataset_costs_no_borg_and_names_the_archive_that_holds_it(keeping):
+    world = World()
+    orch, _ = run_nights(keeping, world, 1)
+    held = orch.kept()["git"]
+    world.events.clear()
+    world.written = {"datapool/services/git": 0}
+    _, report = run_nights(keeping, world, 1)
+    results = {d.service: d for d in report.datasets}
+    assert results["git"].result == "unchanged" and results["git"].archive == held["archive"]
+    assert "nothing written since" in results["git"].message
+    assert kinds(world, "create") == ["photo"] and report.ok
+    assert orch.kept()["git"] == held  # the archive's own snapshot stays, tonight's is gone
+    assert not any(s.endswith(report.snapshot.split("@")[1]) and s.startswith("datapool/services/git")
+                   for s in world.snapshots)
+
+
+def test_leftovers_never_include_a_kept_snapshot(keeping):
+    world = World()
+    orch, _ = run_nights(keeping, world, 1)
+    kept = set(world.snapshots)
+    world.snapshots |= {"datapool/services@orchestrator-20200101T000000Z",
+                        "datapool/services/git@orchestrator-20200101T000000Z", "datapool/services/git@mine"}
+    removed = orch.cleanup_leftovers()
+    assert sorted(removed) == ["datapool/services/git@orchestrator-20200101T000000Z",
+                               "datapool/services@orchestrator-20200101T000000Z"]
+    assert world.snapshots == kept | {"datapool/services/git@mine"}
