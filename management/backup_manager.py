@@ -122,6 +122,7 @@ class BackupOrchestrator:
         self.echo = echo
         self.clock = clock
         self._snap_time = 0.0  # when tonight's snapshot was taken (for 1-second timestamps)
+        self._written_supported: bool | None = None
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -386,6 +387,12 @@ class BackupOrchestrator:
         manifest, settled = tree_manifest(self._view_path(service), self._snap_time)
         return f"no file changed since {last['snapshot']}" if settled and manifest == last["manifest"] else None
 
+    def _has_written(self, service: str, snap: str) -> bool:
+        """Whether this pool knows `written@` (OpenZFS) or not (zfs-fuse): asked once per run."""
+        if self._written_supported is None:
+            self._written_supported = self.zfs.written_since(f"{self.s.dataset(service)}@{snap}", snap) is not None
+        return self._written_supported
+
     def _borg_phase(self, targets: list[str], snap: str, report: RunReport, new_kept: dict | None = None) -> None:
         new_kept = {} if new_kept is None else new_kept
         kept = self.kept() if self.s.keep_last_snapshot else {}
@@ -408,8 +415,7 @@ class BackupOrchestrator:
                     d.message = f"{why}; {d.archive or 'its last archive'} holds it"
                     return
                 manifest = None
-                if self.s.keep_last_snapshot and self.s.skip_unchanged and \
-                        self.zfs.written_since(f"{self.s.dataset(service)}@{snap}", snap) is None:
+                if self.s.keep_last_snapshot and self.s.skip_unchanged and not self._has_written(service, snap):
                     digest, settled = tree_manifest(self._view_path(service), self._snap_time)
                     manifest = digest if settled else None
                 created = self.borg.create(service, self._view_path(service))
