@@ -29,10 +29,24 @@ def running_containers(prefix: str) -> set[str]:
     return {n for n in out.stdout.split() if n.startswith(prefix)}
 
 
-def our_snapshots(parent: str) -> list[str]:
-    """Snapshots the cycle made (prefix `orchestrator-`) anywhere below `parent`."""
+def our_snapshots(parent: str, state_dir: str | None = None) -> list[str]:
+    """Snapshots the cycle made (prefix `orchestrator-`) anywhere below `parent`, except the
+    last backed-up one per dataset that the run recorded as kept in `state_dir`."""
+    import json
+
     out = subprocess.run(["zfs", "get", "-H", "-r", "-o", "name", "type", parent], capture_output=True, text=True)
-    return [n for n in out.stdout.split() if "@orchestrator-" in n]
+    kept = set()
+    if state_dir and (Path(state_dir) / "kept_snapshots.json").is_file():
+        entries = json.loads((Path(state_dir) / "kept_snapshots.json").read_text())
+        kept = {f"{parent}/{svc}@{e['snapshot']}" for svc, e in entries.items()}
+    return [n for n in out.stdout.split() if "@orchestrator-" in n and n not in kept]
+
+
+def kept_snapshots(parent: str, state_dir: str) -> list[str]:
+    """The kept ones: exactly one per backed-up dataset, and each exists."""
+    out = subprocess.run(["zfs", "get", "-H", "-r", "-o", "name", "type", parent], capture_output=True, text=True)
+    return sorted(n for n in out.stdout.split() if "@orchestrator-" in n
+                  and n not in our_snapshots(parent, state_dir))
 
 
 def views_left(view_dataset: str) -> list[str]:
@@ -58,12 +72,14 @@ class Cycle:
         return running_containers(self.prefix)
 
     def host_is_clean(self) -> list[str]:
-        """What a run must leave behind: every stack running, no snapshot, no view. Returns problems."""
+        """What a run must leave behind: every stack running, no snapshot but the kept last one per
+        dataset, no view. Returns problems."""
         problems = []
         if len(self.containers()) != len(self.spokes) + 1:
             problems.append(f"running: {sorted(self.containers())}")
-        if our_snapshots(self.parent):
-            problems.append(f"snapshots left: {our_snapshots(self.parent)}")
+        left = our_snapshots(self.parent, self.values["STATE_DIR"])
+        if left:
+            problems.append(f"snapshots left: {left}")
         if views_left(self.values["VIEW_DATASET"]):
             problems.append(f"views left: {views_left(self.values['VIEW_DATASET'])}")
         return problems

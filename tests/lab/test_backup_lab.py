@@ -14,8 +14,9 @@ import time
 import pytest
 
 from tests.conftest import ROOT
-from tests.lab.conftest import our_snapshots, running_containers
+from tests.lab.conftest import kept_snapshots, our_snapshots, running_containers
 from tests.lab.envfile import LAB_PASSPHRASE, run_cli
+from tests.lab.stacks import seed
 
 pytestmark = [pytest.mark.lab, pytest.mark.compose]
 SPOKES = ["git", "photo"]
@@ -35,22 +36,44 @@ def test_backup_all_then_unchanged_rerun_reads_nothing_and_restore_is_byte_ident
         "reverseproxy": "ok", "git": "ok", "photo": "ok"}
     assert "downtime:" in first.stderr
     assert running_containers(prefix) == before
-    assert our_snapshots(v["ZFS_PARENT_DATASET"]) == []
+    parent, state = v["ZFS_PARENT_DATASET"], v["STATE_DIR"]
+    assert our_snapshots(parent, state) == []
+    # the snapshot each archive was made from is kept, one per dataset, none for the parent
+    night1 = kept_snapshots(parent, state)
+    assert sorted(n.split("@")[0] for n in night1) == [f"{parent}/{s}" for s in ("git", "photo", "reverseproxy")]
     assert LAB_PASSPHRASE not in first.stdout + first.stderr
 
     for svc in SPOKES:
         archives = run_cli(env_path, "list-archives", svc)
         assert archives.returncode == 0 and archives.stdout.count(f"{svc}-") == 1
 
-    # Nothing changed: borg's files cache skips every unchanged file (same view path every
-    # night). Only stamp.txt is read again: it holds the newest ctime, which borg never caches.
+    # Nothing changed in the spokes (they only read): no borg run for them, each reported
+    # unchanged with the archive that holds it; their kept snapshot stays the first night's.
     second = run_cli(env_path, "backup", "--json", timeout=600)
     assert second.returncode == 0, second.stderr
     rep1 = {d["service"]: d for d in report["datasets"]}
     rep2 = {d["service"]: d for d in json.loads(second.stdout)["datasets"]}
     for svc in SPOKES:
         assert rep1[svc]["nfiles"] == rep1[svc]["files_read"] == 62, rep1[svc]
-        assert rep2[svc]["nfiles"] == 62 and rep2[svc]["files_read"] == 1, rep2[svc]
+        assert rep2[svc]["result"] == "unchanged" and rep2[svc]["archive"] == rep1[svc]["archive"], rep2[svc]
+        assert run_cli(env_path, "list-archives", svc).stdout.count(f"{svc}-") == 1
+        assert [n for n in kept_snapshots(parent, state) if n.startswith(f"{parent}/{svc}@")] == \
+            [n for n in night1 if n.startswith(f"{parent}/{svc}@")]
+
+    # One new file in git: the next night backs git up, and borg's files cache (the same view
+    # path every night) reads only the new file and stamp.txt (the newest ctime of night 1,
+    # which borg never caches); photo is still unchanged. The previous kept snapshot is gone.
+    time.sleep(1.1)  # zfs-fuse keeps 1-second ctimes: a change must not share the snapshot's second
+    seed(base, "git", {"later.txt": b"written after the first night"})
+    time.sleep(1.1)
+    third = run_cli(env_path, "backup", "--json", timeout=600)
+    assert third.returncode == 0, third.stderr
+    rep3 = {d["service"]: d for d in json.loads(third.stdout)["datasets"]}
+    assert rep3["git"]["result"] == "ok" and rep3["git"]["nfiles"] == 63 and rep3["git"]["files_read"] == 2
+    assert rep3["photo"]["result"] == "unchanged"
+    git_kept = [n for n in kept_snapshots(parent, state) if n.startswith(f"{parent}/git@")]
+    assert len(git_kept) == 1 and git_kept[0] not in night1
+    second = third
 
     # The table form shows the same, with the downtime.
     archive = json.loads(second.stdout)["datasets"][1]["archive"]
