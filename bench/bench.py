@@ -9,8 +9,10 @@ busybox/caddy images, borg). Everything it makes carries a unique prefix (datase
 containers, compose projects, paths) and is removed at the end, also on Ctrl-C (unless --keep).
 
 Per round (median over --runs rounds), each system starts from empty repositories:
-  tool       orchestrator.py backup --json (full), 1% of files changed, again (incremental);
-             the same full run with BORG_PARALLEL=2; backup of a hub + 1 spoke setup (downtime)
+  tool       orchestrator.py backup --json (full, compose v2), again with nothing changed
+             (unchanged night), 1% of files changed and again (incremental), once more with
+             every stack `x-orchestrator: consistency: live`; the full run on compose v1, and
+             with BORG_PARALLEL=2; backup of a hub + 1 spoke setup (downtime)
   naive      bench/naive_backup.sh (full, then incremental on the next "night")
   borgmatic  the pinned borgmatic from PyPI, one config per dataset, command hooks
 Measured identically for all: downtime by a watcher polling the Docker API every 50 ms
@@ -53,6 +55,7 @@ APP_UID = 100999
 ROOT_UID = 100000
 SPOKE_PORT = 8080
 STOP_SECONDS = 2
+COMPOSE_V2 = ["docker", "compose"]  # the bench's own setup; the tool's rows say which compose they drive
 
 
 def log(msg: str) -> None:
@@ -191,6 +194,8 @@ class Measure:
     unchanged_reread: int | None = None
     changed: int | None = None
     tool_files_read: int | None = None
+    unchanged_datasets: int | None = None  # reported `unchanged` (no borg run) by the tool
+    max_stack_downtime: float | None = None  # the longest per-stack downtime the tool reported
     borg_seconds: float = 0.0
     rc: int = 0
     extra: dict = field(default_factory=dict)
@@ -329,7 +334,18 @@ class Workload:
     # stacks
     def compose(self, stack: str, *args: str, timeout: float = 120) -> None:
         d = self.services_dir / stack
-        sh(["docker-compose", "-p", stack, "-f", str(d / "compose.yaml"), *args], timeout=timeout, cwd=str(d))
+        sh([*COMPOSE_V2, "-p", stack, *args], timeout=timeout, cwd=str(d))
+
+    def set_live(self, live: bool) -> None:
+        """Every spoke (and the hub) x-orchestrator consistency: live, or back to stop mode."""
+        for stack in self.stacks:
+            path = self.services_dir / stack / "compose.yaml"
+            doc = json.loads(path.read_text())
+            if live:
+                doc["x-orchestrator"] = {"consistency": "live"}
+            else:
+                doc.pop("x-orchestrator", None)
+            path.write_text(json.dumps(doc, indent=2) + "\n")
 
     def up(self) -> None:
         for s in self.spokes:
@@ -355,7 +371,7 @@ class Workload:
         for stack in self.stacks:
             d = self.services_dir / stack
             if (d / "compose.yaml").exists():
-                subprocess.run(["docker-compose", "-p", stack, "-f", str(d / "compose.yaml"), "down", "-t", "1"],
+                subprocess.run([*COMPOSE_V2, "-p", stack, "down", "-t", "1"],
                                capture_output=True, timeout=120, cwd=str(d))
         for s in self.spokes:
             subprocess.run(["docker", "network", "rm", self.net(s)], capture_output=True, timeout=60)
@@ -413,6 +429,7 @@ class Bench:
             sh(["zfs", "create", "-o", "mountpoint=none", "-o", "canmount=off", parent])
         self.envs = {
             "tool": self.write_env(self.wl, "tool", borg_parallel=1),
+            "tool-v1": self.write_env(self.wl, "tool-v1", borg_parallel=1, compose="v1"),
             "tool-p2": self.write_env(self.wl, "tool-p2", borg_parallel=2),
             "tool-one": self.write_env(self.single, "tool-one", borg_parallel=1),
         }
@@ -427,7 +444,7 @@ class Bench:
     def want(self, system: str) -> bool:
         return self.args.only in (None, system)
 
-    def write_env(self, wl: Workload, name: str, *, borg_parallel: int) -> Path:
+    def write_env(self, wl: Workload, name: str, *, borg_parallel: int, compose: str = "v2") -> Path:
         d = self.work / name
         values = {
             "ADMIN_USER": "root",
@@ -445,7 +462,8 @@ class Bench:
             "BORG_COMPRESSION": COMPRESSION,
             "BORG_PARALLEL": str(borg_parallel),
             "COMPOSE_PARALLEL": str(self.args.compose_parallel),
-            "STOP_TIMEOUT": "10",
+            "COMPOSE_COMMAND": compose,
+            "STOP_TIMEOUT": "30",
             "HEALTH_TIMEOUT": "60",
             "COMMAND_TIMEOUT": "600",
             "LOCK_FILE": str(d / "orchestrator.lock"),
@@ -481,7 +499,7 @@ class Bench:
         conf.mkdir(parents=True)
         wl = self.wl
         for stack in wl.stacks:
-            compose = f"docker-compose -p {stack} -f {wl.services_dir / stack / 'compose.yaml'}"
+            compose = f"docker compose -p {stack} -f {wl.services_dir / stack / 'compose.yaml'}"
             snap = f"{wl.parent}/{stack}@borgmatic"
             clone = f"{self.bm_clone_parent}/{stack}"
             path = self.bm_root / stack
@@ -574,7 +592,11 @@ class Bench:
                 report = json.loads(Path(f"{out_path}.stdout").read_text())
                 m.downtime_self = report.get("downtime")
                 m.tool_files_read = sum(d.get("files_read") or 0 for d in report.get("datasets", []))
-                bad = [d["service"] for d in report.get("datasets", []) if d.get("result") not in ("ok", "warning")]
+                m.unchanged_datasets = sum(d.get("result") == "unchanged" for d in report.get("datasets", []))
+                per_stack = report.get("stack_downtime") or {}
+                m.max_stack_downtime = max(per_stack.values()) if per_stack else None
+                bad = [d["service"] for d in report.get("datasets", [])
+                       if d.get("result") not in ("ok", "warning", "unchanged")]
                 if bad or not report.get("ok"):
                     log(f"warning: {system} {kind}: report not ok: {bad} {report.get('errors')}")
             except (OSError, ValueError) as exc:
@@ -618,10 +640,19 @@ class Bench:
 
     def run_tool(self, r: int) -> None:
         cli = [self.python, str(ROOT / "orchestrator.py"), "--env-file"]
+        tool = [*cli, str(self.envs["tool"]), "backup", "--json"]
         self.fresh_repos("tool")
-        self.measure("tool", "full", [*cli, str(self.envs["tool"]), "backup", "--json"], {}, self.wl)
+        self.measure("tool", "full", tool, {}, self.wl)
+        self.measure("tool", "unchanged", tool, {}, self.wl, set())  # nothing written since the first night
         changed = self.wl.change(f"{self.args.seed}:change:{r}:tool")
-        self.measure("tool", "incremental", [*cli, str(self.envs["tool"]), "backup", "--json"], {}, self.wl, changed)
+        self.measure("tool", "incremental", tool, {}, self.wl, changed)
+        self.wl.set_live(True)  # every stack x-orchestrator live: nothing stops
+        try:
+            self.measure("tool-live", "incremental", tool, {}, self.wl, set())
+        finally:
+            self.wl.set_live(False)
+        self.fresh_repos("tool-v1")
+        self.measure("tool-v1", "full", [*cli, str(self.envs["tool-v1"]), "backup", "--json"], {}, self.wl)
         self.fresh_repos("tool-p2")
         self.measure("tool-p2", "full", [*cli, str(self.envs["tool-p2"]), "backup", "--json"], {}, self.wl)
         self.fresh_repos("tool-one")
@@ -745,6 +776,7 @@ def table(b: Bench) -> str:
             if b.want(other) or b.args.only is None:
                 targets.append((f"downtime: this tool / {names[other]}", d6, pick(other, "full", "downtime"), 0.2))
         w1, w2 = pick("tool", "full", "wall"), pick("tool", "incremental", "wall")
+        targets.append(("unchanged night / 1st run, wall", pick("tool", "unchanged", "wall"), w1, 0.3))
         targets.append(("2nd run (1% changed) / 1st run, wall", w2, w1, 0.25))
         targets.append(("BORG_PARALLEL=2 / BORG_PARALLEL=1, 1st-run wall", pick("tool-p2", "full", "wall"), w1, 0.7))
     out += ["", "| target | measured | goal | result |", "|---|---|---|---|"]
@@ -756,12 +788,25 @@ def table(b: Bench) -> str:
         verdict = "PASS" if ratio <= goal else "MISS"
         out.append(f"| {label} | {num:.1f}s / {den:.1f}s = {ratio:.2f} | ≤ {goal} | {verdict} |")
     if b.want("tool"):
+        live = pick("tool-live", "incremental", "downtime")
+        out.append(f"| every stack live: downtime (watcher) | {fmt(live)} | 0 | "
+                   f"{'PASS' if live is not None and live == 0 else 'MISS'} |")
         reread = pick("tool", "incremental", "unchanged_reread")
         out.append(f"| 2nd run: unchanged files re-read by this tool | {fmt(reread, '', 0)} | 0 | "
                    f"{'PASS' if reread == 0 else 'MISS'} |")
         h = med(b.help_times)
         out.append(f"| `orchestrator.py --help` start-up (median of 10) | {fmt(h, 's', 2)} | ≤ 0.3s | "
                    f"{'PASS' if h is not None and h <= 0.3 else 'MISS'} |")
+    if b.want("tool"):
+        out += ["", "| this tool | downtime (watcher) | downtime (self-reported) | longest per-stack downtime "
+                "| wall | datasets unchanged |", "|---|---|---|---|---|---|"]
+        for system, kind, label in (("tool", "full", "compose v2, 1st run"), ("tool-v1", "full", "compose v1, 1st run"),
+                                    ("tool", "unchanged", "compose v2, unchanged night"),
+                                    ("tool", "incremental", "compose v2, 1% changed"),
+                                    ("tool-live", "incremental", "compose v2, every stack live")):
+            cells = [fmt(pick(system, kind, a)) for a in ("downtime", "downtime_self", "max_stack_downtime", "wall")]
+            cells.append(fmt(pick(system, kind, "unchanged_datasets"), "", 0))
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 

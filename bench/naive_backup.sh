@@ -25,11 +25,11 @@ for dir in "$SERVICES_DIR"/*/; do
   clone="$CLONE_PARENT/$svc-$NIGHT"
   path="$CLONE_ROOT/$svc-$NIGHT"
   echo "== $svc"
-  docker-compose -p "$svc" -f "$dir/compose.yaml" stop || status=1
-  zfs snapshot "$snap" || { status=1; docker-compose -p "$svc" -f "$dir/compose.yaml" start; continue; }
+  docker compose -p "$svc" -f "$dir/compose.yaml" stop || status=1
+  zfs snapshot "$snap" || { status=1; docker compose -p "$svc" -f "$dir/compose.yaml" start; continue; }
   zfs clone -o readonly=on -o mountpoint="$path" "$snap" "$clone" || status=1
   borg create --compression zstd,3 "$REPO_BASE/$svc::$svc-$NIGHT" "$path" || status=1
-  docker-compose -p "$svc" -f "$dir/compose.yaml" start || status=1
+  docker compose -p "$svc" -f "$dir/compose.yaml" start || status=1
   borg prune --keep-daily 7 --keep-weekly 4 --keep-monthly 6 "$REPO_BASE/$svc" || status=1
   zfs unmount "$clone"
   for _ in 1 2 3 4 5; do zfs destroy "$clone" 2>/dev/null && break; sleep 0.5; done
