@@ -154,6 +154,15 @@ def parse_duration(value, default: float = DEFAULT_STOP_GRACE) -> float:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
+def port_text(port) -> str:
+    """A port as a user writes it ([ip:]published:target), from either model's shape."""
+    if not isinstance(port, dict):
+        return str(port)
+    host = f"{port['host_ip']}:" if port.get("host_ip") else ""
+    published = port.get("published") or ""
+    return f"{host}{published}:{port.get('target')}" if published else str(port.get("target"))
+
+
 def _active(profiles: list[str], active: set[str]) -> bool:
     return not profiles or "*" in active or bool(set(profiles) & active)
 
@@ -384,7 +393,8 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
         if s.name == hub:
             continue
         for svc, ports in s.ports.items():
-            v.append(Violation(s.file, f"service {svc!r} publishes ports {ports}: only the hub ({hub}) may"))
+            shown = ", ".join(port_text(p) for p in ports)
+            v.append(Violation(s.file, f"service {svc!r} publishes ports {shown}: only the hub ({hub}) may"))
         if not s.external_networks:
             v.append(Violation(s.file, "declares no external network: each spoke needs its own, "
                                        f"joined by the hub (e.g. {s.name}_net)"))

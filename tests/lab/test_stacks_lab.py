@@ -101,7 +101,7 @@ def test_check_stacks_flags_a_published_spoke_port_and_a_hub_missing_a_network(l
     bad = run_cli(env_path, "check-stacks")
     assert bad.returncode == 1
     out = bad.stdout + bad.stderr
-    assert f"{photo}: service 'web' publishes ports ['8080:8080']" in out
+    assert f"{photo}: service 'web' publishes ports 8080:8080: only the hub" in out
     assert f"{hub}: the hub does not join '{prefix}photo_net'" in out
 
 

@@ -160,7 +160,7 @@ def test_a_spoke_publishing_a_port_is_named_with_its_file(tmp_path):
     violations = check(world(tmp_path, photo=photo))
     assert len(violations) == 1
     assert violations[0].file == tmp_path / "photo" / "compose.yaml"
-    assert "publishes ports" in violations[0].message and "2283" in violations[0].message
+    assert "publishes ports 2283:2283: only the hub" in violations[0].message
 
 
 def test_network_mode_host_is_flagged_on_a_spoke_and_on_the_hub(tmp_path):
