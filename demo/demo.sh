@@ -127,7 +127,13 @@ step "7. the archives"
 orch list-archives git
 ARCHIVE=$("$PY" "$ROOT/orchestrator.py" --env-file "$ENV_FILE" list-archives git | tail -n1 | awk '{print $1}')
 
-step "8. the next night, nothing changed: borg reads only the newest file of each dataset"
+step "8. the next night, nothing changed: no borg run for the spokes, the first archive still holds them"
+orch backup
+
+step "8b. one new file in git, another night: borg reads it (and night 1's newest file) and nothing else"
+sleep 1.1   # 1-second timestamps: a change must not share the snapshot's second
+echo "a new page" >"$BASE/git/data/new.html"; chown "$(stat -c %u:%g "$BASE/git/data")" "$BASE/git/data/new.html"
+sleep 1.1
 orch backup
 
 step "9. restore $ARCHIVE into a temp dir and compare with the snapshot"
@@ -152,7 +158,7 @@ cat <<EOF
 What happened: the stacks were stopped for seconds, one atomic 'zfs snapshot -r' froze
 all three datasets, the stacks came back, and borg read the snapshot through read-only
 views into one encrypted repository per dataset ($DEMO/repos/<service>).
-Try:   $PY orchestrator.py --env-file $ENV_FILE backup        (touch a file first, see it read)
+Try:   $PY orchestrator.py --env-file $ENV_FILE backup        (unchanged; touch a file first, see it read)
        $PY orchestrator.py --env-file $ENV_FILE status
 Clean: make demo-clean   (the sandbox)   and   make lab-down   (the lab itself)
 EOF

@@ -179,15 +179,27 @@ def _volume_entry(entry) -> dict:
     return {"type": kind, "source": source, "target": target}
 
 
+def _unescape(node):
+    """v2's `config` writes a literal `$` as `$$` (so its output reads back the same)."""
+    if isinstance(node, str):
+        return node.replace("$$", "$")
+    if isinstance(node, list):
+        return [_unescape(x) for x in node]
+    if isinstance(node, dict):
+        return {k: _unescape(v) for k, v in node.items()}
+    return node
+
+
 def stack_from_model(stack: StackDir, model: dict, active_profiles: set[str] | None = None) -> Stack:
     """Read compose's resolved model (JSON from v2, YAML from v1) into a Stack.
 
     `active_profiles` is given for v1 only, whose `config` keeps services of inactive
-    profiles; v2 already leaves them out."""
+    profiles; v2 already leaves them out. v1's `config` also drops top-level `x-` keys, so
+    an `x-orchestrator` block is seen on v2 only (docs/backup.md)."""
     if not isinstance(model, dict) or not isinstance(model.get("services", {}), dict):
         raise ValidationError(f"{stack.file}: compose printed no services mapping")
     out = Stack(stack.name, stack.dir, stack.file)
-    out.extensions = {k: v for k, v in model.items() if str(k).startswith("x-")}
+    out.extensions = {k: _unescape(v) for k, v in model.items() if str(k).startswith("x-")}
     for key, spec in (model.get("networks") or {}).items():
         spec = spec or {}
         ext = spec.get("external")

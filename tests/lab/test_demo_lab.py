@@ -22,8 +22,9 @@ def test_demo_runs_the_cycle_and_the_restore_equals_the_snapshot(lab, tmp_path):
         out = r.stdout + r.stderr
         assert r.returncode == 0, out[-4000:]
         assert "restored archive == snapshot" in out
-        assert out.count("result: OK") == 2
-        assert "git           ok" in out and "(1 read)" in out  # the second night reads one file per dataset
+        assert out.count("result: OK") == 3
+        assert "git           unchanged" in out  # the second night: no borg run for an unchanged spoke
+        assert "git           ok" in out and "(2 read)" in out  # the third: the new file and night 1's newest
     finally:
         clean = subprocess.run(["bash", str(ROOT / "demo" / "demo.sh"), "clean"], cwd=ROOT, env=env,
                                capture_output=True, text=True, timeout=600)

@@ -247,9 +247,10 @@ def test_x_orchestrator_policy_and_its_problems(tmp_path):
     model = spoke_model("git", "git_net", "gitea")
     model["x-orchestrator"] = {"consistency": "live",
                                "before-snapshot": [{"service": "db", "command": ["psql", "-c", "CHECKPOINT"]},
-                                                   {"service": "app", "command": "sync"}]}
+                                                   {"service": "app", "command": "sync; echo $$(date)"}]}
+    # v2 prints a literal $ as $$: the command gets the $ back
     assert policy_of(stack_from_model(d, model)) == (Policy("live", (
-        Hook("db", ("psql", "-c", "CHECKPOINT")), Hook("app", ("sh", "-c", "sync")))), [])
+        Hook("db", ("psql", "-c", "CHECKPOINT")), Hook("app", ("sh", "-c", "sync; echo $(date)")))), [])
     model["x-orchestrator"] = {"consistency": "live", "pre": 1,
                                "before-snapshot": [{"service": "cache", "command": []}]}
     stack = stack_from_model(d, model)
