@@ -47,6 +47,7 @@ PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_ENV_UNSET = ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "COMPOSE_PATH_SEPARATOR",
                      "COMPOSE_ENV_FILES", "COMPOSE_PROJECT_DIRECTORY")
 CONFIG_TIMEOUT = 120
+HEALTH_POLL = 0.2  # seconds between health polls: inside the backup window, every poll counts
 
 
 @dataclass
@@ -359,7 +360,7 @@ class DockerComposeManager:
             if time.monotonic() >= deadline:
                 detail = ", ".join(f"{n} ({h})" for n, _s, h in rows if h not in ("healthy", "none"))
                 return StackResult(stack.name, False, f"not healthy after {self.s.health_timeout}s: {detail}")
-            time.sleep(0.5)
+            time.sleep(HEALTH_POLL)
 
     def _ensure_networks(self, names: Sequence[str] | None) -> None:
         """Create the external networks the stacks declare, and only those, before anything
@@ -467,7 +468,7 @@ class DockerComposeManager:
             if now >= deadline:
                 names = ", ".join(f"{r['service']} ({r['health']})" for r in waiting)
                 return StackResult(stack.name, False, f"not healthy after {self.s.health_timeout}s: {names}")
-            time.sleep(0.5)
+            time.sleep(HEALTH_POLL)
 
     # -- status ------------------------------------------------------------------------------
 
