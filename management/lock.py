@@ -46,8 +46,14 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 4096).decode(errors="replace").strip() or "unknown process"
+            # the holder writes who it is right after it takes the lock: give it a moment
+            holder, deadline = "", time.monotonic() + 2
+            while not holder and time.monotonic() < deadline:
+                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+                if not holder:
+                    time.sleep(0.05)
             os.close(fd)
+            holder = holder or "unknown process"
             raise LockHeld(f"another run holds the lock {self.path}: {holder}") from None
         os.ftruncate(fd, 0)
         started = time.strftime("%Y-%m-%d %H:%M:%S")
