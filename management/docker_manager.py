@@ -183,7 +183,7 @@ class DockerComposeManager:
             return Stack(d.name, d.dir, d.file, error=str(exc))
 
     def stacks(self, names: Sequence[str] | None = None) -> list[Stack]:
-        """The named stacks (all when None) as compose resolves them; a stack compose cannot
+        """The named stacks (all when None; none for an empty list) as compose resolves them; a stack compose cannot
         read comes back with `error` set. Read once per run, COMPOSE_PARALLEL at a time."""
         found = {d.name: d for d in self.stack_dirs()}
         if names:
@@ -191,7 +191,7 @@ class DockerComposeManager:
             if unknown:
                 raise ValidationError(f"unknown stack(s) {', '.join(map(repr, unknown))} in {self.s.services_dir}; "
                                       f"known: {', '.join(found) or 'none'}")
-        wanted = list(names) if names else list(found)
+        wanted = list(found) if names is None else list(names)  # [] is no stack, not every stack
         missing = [found[n] for n in wanted if n not in self._models and PROJECT_RE.match(n)]
         if missing:
             self.compose_base()  # detect v1/v2 once, before the workers race to do it

@@ -423,3 +423,12 @@ def test_leftovers_never_include_a_kept_snapshot(keeping):
     assert sorted(removed) == ["datapool/services/git@orchestrator-20200101T000000Z",
                                "datapool/services@orchestrator-20200101T000000Z"]
     assert world.snapshots == kept | {"datapool/services/git@mine"}
+
+
+def test_when_every_stack_is_live_nothing_stops(settings):
+    world = World()
+    for name in ("git", "photo", "reverseproxy"):
+        world.policies[name] = {"consistency": "live"}
+    report = orchestrator(settings, world).backup()
+    assert report.ok and kinds(world, "stop") == [] and kinds(world, "start") == []
+    assert report.downtime is None and sorted(report.live_stacks) == ["git", "photo", "reverseproxy"]

@@ -195,3 +195,10 @@ def test_a_network_that_cannot_be_created_refuses_only_the_stacks_that_need_it(t
     assert results["git"].ok  # the hub joins photo_net too, and is refused with it
     assert not results["reverseproxy"].ok
     assert [c.argv[3] for c in compose_calls(runner, "up")] == ["git"]
+
+
+def test_an_empty_list_of_stacks_is_no_stack_not_every_stack(tmp_path):
+    """The backup window stops `[]` when every running stack is live: nothing may stop."""
+    mgr, runner, _ = make(tmp_path)
+    assert mgr.stop([]) == [] and mgr.start([]) == [] and mgr.down([]) == []
+    assert [c for c in runner.calls if c.argv[4:5] in (("stop",), ("start",), ("down",))] == []
