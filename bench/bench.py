@@ -157,7 +157,7 @@ class Watcher(threading.Thread):
     @property
     def downtime(self) -> float | None:
         if self.first_down is None:
-            return None
+            return 0.0  # no spoke container was ever seen down
         if self.last_up is None or self.last_up < self.first_down:
             return float("nan")
         return self.last_up - self.first_down
