@@ -27,8 +27,6 @@ from .errors import ValidationError
 
 # compose's own precedence; the override file beside the one it picks is merged by compose.
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-OVERRIDE_FILES = ("compose.override.yaml", "compose.override.yml",
-                  "docker-compose.override.yaml", "docker-compose.override.yml")
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # what compose accepts as a project name
 NETWORK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # never read as an option by docker
 DEFAULT_STOP_GRACE = 10.0  # compose's default stop_grace_period, seconds
@@ -44,10 +42,6 @@ class StackDir:
     name: str
     dir: Path
     file: Path
-
-    @property
-    def override(self) -> Path | None:
-        return next((self.dir / f for f in OVERRIDE_FILES if (self.dir / f).is_file()), None)
 
 
 @dataclass(frozen=True)

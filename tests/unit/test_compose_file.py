@@ -90,7 +90,7 @@ def test_a_correct_hub_and_spokes_pass(tmp_path):
     assert check(stacks, stop_timeout=120) == []
 
 
-def test_discovery_follows_compose_precedence_and_names_the_override(tmp_path):
+def test_discovery_follows_compose_precedence(tmp_path):
     d = tmp_path / "app"
     d.mkdir()
     for f in ("docker-compose.yml", "compose.yml", "docker-compose.override.yml"):
@@ -99,7 +99,6 @@ def test_discovery_follows_compose_precedence_and_names_the_override(tmp_path):
     (tmp_path / ".git").mkdir()
     found, empty = find_stacks(tmp_path)
     assert [(s.name, s.file.name) for s in found] == [("app", "compose.yml")]
-    assert found[0].override == d / "docker-compose.override.yml"
     assert empty == [tmp_path / "notes"]
     assert "holds no compose file" in check_stacks([], "app", BASE, [], empty_dirs=empty)[0].message
 
