@@ -111,6 +111,8 @@ class Settings:
     update_snapshots_keep: int = 3
     update_settle_seconds: int = 10
     update_schedule: str = ""  # cron fields for a scheduled `update`; empty: none
+    drill_schedule: str = "0 5 * * 0"  # cron fields for the restore drill; empty: none
+    drill_dir: Path | None = None  # scratch for drills; None: a temporary dataset beside the views
     command_timeout: int = 600
     snapshot_prefix: str = "orchestrator"
     view_dataset: str = ""
@@ -486,6 +488,12 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
     if update_schedule and not SCHEDULE_RE.match(update_schedule):
         p.error(f"UPDATE_SCHEDULE: {update_schedule!r} is not five cron fields (e.g. '0 5 * * 0') or @weekly")
 
+    drill_schedule = (get("DRILL_SCHEDULE") if "DRILL_SCHEDULE" in values else "0 5 * * 0").strip()
+    if drill_schedule.lower() == "off":
+        drill_schedule = ""
+    if drill_schedule and not SCHEDULE_RE.match(drill_schedule):
+        p.error(f"DRILL_SCHEDULE: {drill_schedule!r} is not five cron fields (e.g. '0 5 * * 0'), @weekly or off")
+
     prefix = get("SNAPSHOT_PREFIX") or "orchestrator"
     if not SNAPSHOT_PREFIX_RE.match(prefix):
         p.error(f"SNAPSHOT_PREFIX: {prefix!r} must be a letter followed by letters, digits, '_' or '-' (max 32)")
@@ -552,6 +560,7 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         "VIEW_DATASET", "VIEW_MOUNTPOINT", "LOCK_FILE", "STATE_DIR", "PUSH_URL", "UPDATE_PUSH_URL",
         "PROMETHEUS_TEXTFILE", "DOCKER_REMAP_USER", "DOCKER_DAEMON_JSON", "SUBUID_FILE", "SUBGID_FILE",
         "DOCKER_RESTART_COMMAND", "COMPOSE_COMMAND", "UPDATE_SCHEDULE",
+        "DRILL_SCHEDULE", "DRILL_DIR",
     }
     for key in values:
         if key not in known and not UID_KEY_RE.match(key):
@@ -592,6 +601,8 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         update_snapshots_keep=_int(values, "UPDATE_SNAPSHOTS_KEEP", p),
         update_settle_seconds=_int(values, "UPDATE_SETTLE_SECONDS", p),
         update_schedule=update_schedule,
+        drill_schedule=drill_schedule,
+        drill_dir=opt_path("DRILL_DIR", None),
         command_timeout=_int(values, "COMMAND_TIMEOUT", p),
         snapshot_prefix=prefix,
         view_dataset=view_dataset,
