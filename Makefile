@@ -122,7 +122,7 @@ rollback: ## Back to the last pre-update snapshot and its images: SERVICE_NAME= 
 	$(ORCH) rollback $(if $(YES),--yes) $(if $(SNAPSHOT_NAME),--snapshot $(SNAPSHOT_NAME)) $(SERVICE_NAME)
 
 # --- backup (borg) ---------------------------------------------------------------------------
-.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos restore install-cron uninstall-cron
+.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos restore restore-all drill install-cron uninstall-cron
 
 backup-all: ## The nightly cycle for every service: stop, snapshot, start, borg, prune (JSON=1 for JSON)
 	$(ORCH) backup $(if $(JSON),--json)
@@ -147,12 +147,18 @@ extract-archive: ## Extract an archive to an empty dir: SERVICE_NAME= ARCHIVE_NA
 check-repos: ## borg check every repository (VERIFY_DATA=1 reads every chunk) [SERVICE_NAME=git]
 	$(ORCH) check-repos $(if $(VERIFY_DATA),--verify-data) $(SERVICE_NAME)
 
-restore: ## Replace a service's data with an archive (safety snapshot first): SERVICE_NAME= ARCHIVE_NAME= [YES=1]
+restore: ## Data + stack folder from an archive (safety snapshot, old folder kept): SERVICE_NAME= ARCHIVE_NAME= [ONLY=data|stack] [YES=1]
 	$(call require,SERVICE_NAME,git)
 	$(call require,ARCHIVE_NAME,git-2026-01-01T03:30:00Z)
-	$(ORCH) restore $(if $(YES),--yes) $(SERVICE_NAME) $(ARCHIVE_NAME)
+	$(ORCH) restore $(if $(YES),--yes) $(if $(ONLY),--only $(ONLY)) $(SERVICE_NAME) $(ARCHIVE_NAME)
 
-install-cron: ## Nightly backup-all from /etc/cron.d with a rotated log [CRON_SCHEDULE="30 3 * * *"]
+restore-all: ## Every service from its latest archive (data + stack folders), then docker-up: recovery on a new machine [YES=1]
+	$(ORCH) restore-all $(if $(YES),--yes)
+
+drill: ## Restore drill: extract latest archives to scratch, compare with their snapshots [SERVICE_NAME=] [JSON=1]
+	$(ORCH) drill $(if $(JSON),--json) $(SERVICE_NAME)
+
+install-cron: ## Nightly backup-all + weekly drill (DRILL_SCHEDULE) from /etc/cron.d, rotated log [CRON_SCHEDULE="30 3 * * *"]
 	$(ORCH) install-cron $(if $(CRON_SCHEDULE),--schedule "$(CRON_SCHEDULE)")
 
 uninstall-cron: ## Remove the nightly cron entry and its logrotate rule

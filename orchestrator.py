@@ -76,6 +76,17 @@ class App:
         self.docker.echo = echo  # progress goes where the run's progress goes (stderr with --json)
         return BackupOrchestrator(self.settings, self.runner, self.zfs, self.docker, self.borg, echo=echo)
 
+    def restorer(self):
+        from management.restore_manager import RestoreOrchestrator
+
+        self.docker.echo = click.echo
+        return RestoreOrchestrator(self.settings, self.runner, self.zfs, self.docker, self.borg, echo=click.echo)
+
+    def driller(self, echo=None):
+        from management.drill_manager import DrillOrchestrator
+
+        return DrillOrchestrator(self.settings, self.runner, self.zfs, self.borg, echo=echo or click.echo)
+
     def updater(self):
         from management.update_manager import UpdateOrchestrator
 
@@ -485,18 +496,70 @@ def check_repos(app: App, services: tuple[str, ...], verify_data: bool) -> None:
 @cli.command("restore")
 @click.argument("service")
 @click.argument("archive")
+@click.option("--only", type=click.Choice(["data", "stack"]), help="Restore one half: the dataset or the stack folder.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
-def restore(app: App, service: str, archive: str, yes: bool) -> None:
-    """Replace SERVICE's data with ARCHIVE: stop the stack, take a safety snapshot, swap the
-    contents, start the stack. On failure the dataset is rolled back to the safety snapshot."""
+def restore(app: App, service: str, archive: str, only: str | None, yes: bool) -> None:
+    """Restore SERVICE from ARCHIVE: its data and its stack folder (compose files, .env, ...).
+
+    Stops the stack, takes a safety snapshot of the dataset, swaps the data in, keeps the
+    current stack folder aside as SERVICES_DIR/.SERVICE.before-restore-TIME, swaps the archived
+    one in, and starts the stack. On any failure both are put back. The output says how to undo."""
     app.service(service)
     if app.dry_run:
         raise click.UsageError("restore has no dry run; use extract-archive into an empty directory to look first")
     if not yes:
-        click.confirm(f"Replace everything in {app.settings.mountpoint(service)} with {archive}? "
-                      "(a safety snapshot is taken first)", abort=True)
-    app.orchestrator().restore(service, archive)
+        what = {"data": f"everything in {app.settings.mountpoint(service)}",
+                "stack": f"the stack folder {app.settings.services_dir / service}"}.get(
+            only or "", f"{app.settings.mountpoint(service)} and {app.settings.services_dir / service}")
+        click.confirm(f"Replace {what} with {archive}? (a safety snapshot / the old folder is kept)", abort=True)
+    app.restorer().restore(service, archive, only=only)
+
+
+@cli.command("restore-all")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def restore_all(app: App, yes: bool) -> None:
+    """Every service from its latest archive (data and stack folder), then every stack up, hub
+    first: the last step of a recovery onto a new machine (docs/restore.md). One service's
+    failure is reported; the others go on. Exit 1 if any failed."""
+    if app.dry_run:
+        raise click.UsageError("restore-all has no dry run; `make list-archives` shows what it would take")
+    if not yes:
+        click.confirm(f"Replace the data and stack folders of {', '.join(app.settings.services)} with their "
+                      "latest archives? (safety snapshots / old folders are kept)", abort=True)
+    started = time.monotonic()
+    restored, failures = app.restorer().restore_all()
+    click.echo(f"restore-all: {len(restored)} restored, {len(failures)} failed in {time.monotonic() - started:.0f}s")
+    if failures:
+        for failure in failures:
+            click.secho(f"  {failure}", fg="red", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command("drill")
+@click.argument("services", nargs=-1, metavar="[SERVICE]...")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--wait", type=click.IntRange(0), default=0, show_default=True,
+              help="Seconds to wait for a running backup to finish (cron uses BORG_TIMEOUT).")
+@pass_app
+def drill(app: App, services: tuple[str, ...], as_json: bool, wait: int) -> None:
+    """Restore drill: extract each service's latest archive to scratch space and compare every
+    entry with the snapshot it was made from (content, size, type, owner, mode, links).
+    Never writes into a service dataset. Exit 1 on any difference or error."""
+    import json
+
+    echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    if app.dry_run:
+        raise click.UsageError("drill has no dry run: it only reads, then removes its scratch space")
+    report = app.driller(echo).drill(app.services_or_all(services), wait=float(wait))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo("drill: OK" if report.ok else
+                   f"drill: FAILED ({', '.join(r.service for r in report.results if not r.ok)})")
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
 
 
 @cli.command("install-cron")
@@ -506,14 +569,16 @@ def restore(app: App, service: str, archive: str, yes: bool) -> None:
 @click.option("--logrotate-dir", default="/etc/logrotate.d", hidden=True, type=click.Path(file_okay=False))
 @pass_app
 def install_cron(app: App, schedule: str, log_file: str, cron_dir: str, logrotate_dir: str) -> None:
-    """Run `backup` every night from /etc/cron.d as root, logging to a rotated log file; with
-    UPDATE_SCHEDULE set in the .env, also `update --yes` on that schedule (same lock, same log)."""
+    """Run `backup` every night from /etc/cron.d as root, logging to a rotated log file; the
+    restore drill on DRILL_SCHEDULE (weekly by default; off: none); with UPDATE_SCHEDULE set in
+    the .env, also `update --yes` on that schedule (same lock, same log)."""
     from management import schedule as sched
 
     app.settings  # noqa: B018 - validate the .env the cron job will use now, not at 3am
     here = Path(__file__).resolve()
     cron = sched.render_cron(schedule, Path(sys.executable), here, app.env_file.resolve(), Path(log_file),
-                             update_schedule=app.settings.update_schedule)
+                             update_schedule=app.settings.update_schedule,
+                             drill_schedule=app.settings.drill_schedule, drill_wait=app.settings.borg_timeout)
     rotate = sched.render_logrotate(Path(log_file))
     if app.dry_run:
         click.echo(cron + "\n" + rotate)

@@ -130,7 +130,7 @@ ARCHIVE=$("$PY" "$ROOT/orchestrator.py" --env-file "$ENV_FILE" list-archives git
 step "8. the next night, nothing changed: no borg run for the spokes, the first archive still holds them"
 orch backup
 
-step "8b. one new file in git, another night: borg reads it (and night 1's newest file) and nothing else"
+step "8b. one new file in git, another night: borg reads it (and the stack folder's fresh copy) and nothing else"
 sleep 1.1   # 1-second timestamps: a change must not share the snapshot's second
 echo "a new page" >"$BASE/git/data/new.html"; chown "$(stat -c %u:%g "$BASE/git/data")" "$BASE/git/data/new.html"
 sleep 1.1
@@ -142,8 +142,11 @@ rmdir "$RESTORE"
 orch extract-archive git "$ARCHIVE" "$RESTORE"
 timeout 60 zfs clone -o readonly=on -o mountpoint="$DEMO/compare" "$LAB_POOL/demo/git@demo-compare" "$LAB_POOL/demo-compare"
 # owner, mode and (for files) size of every entry; a directory's size is the filesystem's business
-listing() { (cd "$1" && find . \( -type d -printf '%P %U:%G %m dir\n' \) -o -printf '%P %U:%G %m %s\n' | sort); }
-if diff -r "$DEMO/compare" "$RESTORE" && diff <(listing "$DEMO/compare") <(listing "$RESTORE"); then
+# (the stack folder rides along in the archive under .orchestrator-stack/; the data is beside it)
+listing() { (cd "$1" && find . -path ./.orchestrator-stack -prune -o \( -type d -printf '%P %U:%G %m dir\n' \) \
+  -o -printf '%P %U:%G %m %s\n' | sort); }
+echo "stack folder in the archive: $(cd "$RESTORE/.orchestrator-stack" && ls -A | tr '\n' ' ')"
+if diff -r -x .orchestrator-stack "$DEMO/compare" "$RESTORE" && diff <(listing "$DEMO/compare") <(listing "$RESTORE"); then
   echo "restored archive == snapshot: $(listing "$RESTORE" | wc -l) entries, same bytes, owners and modes"
   same=1
 else
@@ -153,12 +156,16 @@ timeout 60 zfs unmount "$LAB_POOL/demo-compare" || true
 timeout 60 zfs destroy "$LAB_POOL/demo-compare" || true
 rm -rf "$RESTORE"
 
+step "10. the restore drill: each latest archive extracted to scratch, compared with its kept snapshot"
+orch drill
+
 step "done"
 cat <<EOF
 What happened: the stacks were stopped for seconds, one atomic 'zfs snapshot -r' froze
 all three datasets, the stacks came back, and borg read the snapshot through read-only
 views into one encrypted repository per dataset ($DEMO/repos/<service>).
 Try:   $PY orchestrator.py --env-file $ENV_FILE backup        (unchanged; touch a file first, see it read)
+       $PY orchestrator.py --env-file $ENV_FILE restore git <archive>   (data and stack folder)
        $PY orchestrator.py --env-file $ENV_FILE status
 Clean: make demo-clean   (the sandbox)   and   make lab-down   (the lab itself)
 EOF

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .borg_manager import STACK_PREFIX
 from .compose_file import LIVE, Policy, policy_of
 from .config import Settings
 from .errors import CommandError, OrchestratorError, ValidationError
@@ -40,6 +41,7 @@ from .report import (
     push,
     write_atomic,
 )
+from .trees import copy_tree_argv, manifest_key, stack_manifest, tree_manifest
 
 log = logging.getLogger("orchestrator.backup")
 
@@ -63,6 +65,8 @@ def start_order(stacks: Sequence[str], hub: str) -> list[str]:
 # covers it (docs/backup.md), as a power cut would have caught it.
 CRASH_CONSISTENT = "its dataset is in the snapshot as it was while running (crash-consistent)"
 
+SKIP_STACK = frozenset({STACK_PREFIX})  # the data's change digest leaves the stack copy out
+
 PREFLIGHT_PARALLEL = 4  # repositories probed at once before the window (ssh round trips)
 
 # Lines of borg/ssh/zfs stderr that say why, rather than "Connection closed by remote host".
@@ -82,29 +86,15 @@ def brief(exc: OrchestratorError) -> str:
     return str(exc).splitlines()[0]
 
 
-def tree_manifest(root: Path, taken_at: float) -> tuple[str, bool]:
-    """A digest of every entry under `root`: path, type, size, inode, mode, owner, mtime, ctime,
-    symlink target. Any write, chmod, chown, rename or delete changes it. Returns (digest,
-    settled): not settled when an entry changed within a second of `taken_at` (1-second
-    timestamps cannot tell a later change in the same second), and then it is not trusted."""
-    import hashlib
-
-    digest, settled = hashlib.sha256(), True
-    stack = [root]
-    while stack:
-        here = stack.pop()
-        with os.scandir(here) as entries:
-            for entry in sorted(entries, key=lambda e: e.name):
-                st = entry.stat(follow_symlinks=False)
-                target = os.readlink(entry.path) if entry.is_symlink() else ""
-                rel = os.path.relpath(entry.path, root)
-                digest.update(f"{rel}\0{st.st_mode}\0{st.st_size}\0{st.st_ino}\0{st.st_uid}\0{st.st_gid}\0"
-                              f"{st.st_mtime_ns}\0{st.st_ctime_ns}\0{target}\n".encode(errors="surrogateescape"))
-                if st.st_ctime >= taken_at - 1.0:
-                    settled = False
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
-    return digest.hexdigest(), settled
+def load_kept(state_dir: Path) -> dict[str, dict]:
+    """service -> {snapshot, archive, manifest, stack}: the snapshot the service's last archive
+    was made from (kept until the next backup of that dataset succeeds), the change digest of
+    its data, and the manifest of the stack folder that went into that archive."""
+    try:
+        data = json.loads((state_dir / "kept_snapshots.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict) and v.get("snapshot")}
 
 
 def compact_due(last: float | None, every_days: int, now: float) -> bool:
@@ -142,6 +132,25 @@ class BackupOrchestrator:
     def _view_dataset(self, service: str) -> str:
         return f"{self.s.view_dataset}/{service}"
 
+    def _stack_dir(self, service: str) -> Path | None:
+        """The service's stack folder under SERVICES_DIR, when there is one."""
+        path = self.s.services_dir / service
+        return path if path.is_dir() and not path.is_symlink() else None
+
+    def _key(self) -> bytes:
+        return manifest_key(self.s.state_dir)
+
+    def _add_stack(self, service: str, stack_dir: Path, view: str) -> dict[str, str]:
+        """Copy the stack folder into the view under STACK_PREFIX (owners, modes, links and times
+        kept), make the view read-only, and return the manifest of what borg will read."""
+        target = self._view_path(service) / STACK_PREFIX
+        if os.path.lexists(target):
+            raise ValidationError(f"{self.s.dataset(service)} has {STACK_PREFIX} at its root, a name this tool "
+                                  "keeps for the stack folder in the archive; rename it")
+        self.runner.run(copy_tree_argv(stack_dir, target))
+        self.zfs.set_readonly(view)
+        return stack_manifest(target, self._key())
+
     # -- the last backed-up snapshot of each dataset (KEEP_LAST_SNAPSHOT) ------------------
 
     @property
@@ -149,13 +158,7 @@ class BackupOrchestrator:
         return self.s.state_dir / "kept_snapshots.json"
 
     def kept(self) -> dict[str, dict]:
-        """service -> {snapshot, archive, manifest}: the snapshot the service's last archive was
-        made from, kept until the next backup of that dataset succeeds."""
-        try:
-            data = json.loads(self._kept_file.read_text())
-        except (OSError, ValueError):
-            return {}
-        return {k: v for k, v in data.items() if isinstance(v, dict) and v.get("snapshot")}
+        return load_kept(self.s.state_dir)
 
     def cleanup_leftovers(self) -> list[str]:
         """Remove views and prefixed snapshots a killed run left behind. Only ours, and never
@@ -384,7 +387,7 @@ class BackupOrchestrator:
             return f"nothing written since {last['snapshot']}" if written == 0 else None
         if not last.get("manifest"):
             return None
-        manifest, settled = tree_manifest(self._view_path(service), self._snap_time)
+        manifest, settled = tree_manifest(self._view_path(service), self._snap_time, SKIP_STACK)
         return f"no file changed since {last['snapshot']}" if settled and manifest == last["manifest"] else None
 
     def _has_written(self, service: str, snap: str) -> bool:
@@ -406,18 +409,25 @@ class BackupOrchestrator:
             d = by_service[service]
             started = time.monotonic()
             view = self._view_dataset(service)
+            stack_dir = self._stack_dir(service)
             try:
-                self.zfs.create_view(f"{self.s.dataset(service)}@{snap}", view, self._view_path(service))
+                # writable until the stack folder is copied in, then read-only for borg
+                self.zfs.create_view(f"{self.s.dataset(service)}@{snap}", view, self._view_path(service),
+                                     readonly=stack_dir is None)
+                stack_now = stack_manifest(stack_dir, self._key()) if stack_dir else None
                 last = kept.get(service)
                 why = self._unchanged(service, last, snap) if last and self.s.skip_unchanged else None
+                if why and last.get("stack") != stack_now:
+                    why = None  # the data is the same but the stack folder changed: a new archive
                 if why:  # the archive made from the kept snapshot still holds it: no borg tonight
                     d.result, d.archive = UNCHANGED, last.get("archive", "")
                     d.message = f"{why}; {d.archive or 'its last archive'} holds it"
                     return
                 manifest = None
                 if self.s.keep_last_snapshot and self.s.skip_unchanged and not self._has_written(service, snap):
-                    digest, settled = tree_manifest(self._view_path(service), self._snap_time)
+                    digest, settled = tree_manifest(self._view_path(service), self._snap_time, SKIP_STACK)
                     manifest = digest if settled else None
+                archived_stack = self._add_stack(service, stack_dir, view) if stack_dir else None
                 created = self.borg.create(service, self._view_path(service))
                 d.archive = created.archive
                 d.nfiles = created.nfiles
@@ -427,7 +437,8 @@ class BackupOrchestrator:
                 d.result = WARNING if created.warning else OK
                 d.message = created.warning or ""
                 if self.s.keep_last_snapshot:
-                    new_kept[service] = {"snapshot": snap, "archive": created.archive, "manifest": manifest}
+                    new_kept[service] = {"snapshot": snap, "archive": created.archive, "manifest": manifest,
+                                         "stack": archived_stack}
                 self.borg.prune(service)
                 d.pruned = True
                 if compact_due(last_compact.get(service), self.s.borg_compact_every_days, self.clock()):
@@ -536,72 +547,3 @@ class BackupOrchestrator:
                        body=self.runner.mask(json.dumps(report.to_dict(), default=str)))
         if warning:
             self.echo(f"warning: {warning}")
-
-    # -- restore --------------------------------------------------------------------------
-
-    def restore(self, service: str, archive: str) -> str:
-        """Replace a service dataset's contents with an archive's. Returns the safety snapshot.
-
-        stop the stack -> snapshot `restore-safety-<time>` (not our nightly prefix, so no
-        cleanup ever removes it) -> extract into a hidden directory on the same dataset ->
-        swap it in -> start the stack. Any failure rolls the dataset back to the safety
-        snapshot, so the dataset is as it was; the stack is started again either way.
-        Undo a restore you regret: `zfs rollback -r <dataset>@<safety snapshot>`.
-        """
-        import shutil
-
-        self._targets([service])
-        dataset, mountpoint = self.s.dataset(service), self.s.mountpoint(service)
-        names = [a.get("name") for a in self.borg.list_archives(service)]
-        if archive not in names:
-            recent = ", ".join(names[-5:]) or "none"
-            raise ValidationError(f"{service}: no archive {archive!r} in {self.s.repo(service)} (latest: {recent})")
-        if not self.zfs.is_mounted(dataset):
-            raise ValidationError(f"{service}: dataset {dataset} is not mounted; nothing was changed")
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.clock()))
-        safety = f"restore-safety-{stamp}"
-        with RunLock(self.s.lock_file, "restore"), SignalGuard() as guard:
-            with guard.critical():
-                running = service in self.docker.discover_names() and service in self.docker.running_stacks()
-                if running:
-                    self.echo(f"stopping {service}")
-                    failed = [r for r in self.docker.stop([service]) if not r.ok]
-                    if failed:
-                        self._start_again(service)
-                        raise OrchestratorError(f"{service}: could not stop the stack: {failed[0].message}; "
-                                                "nothing was changed")
-            try:
-                self.zfs.snapshot(dataset, safety, recursive=False)
-                self.echo(f"safety snapshot {dataset}@{safety}")
-                staging = mountpoint / f".orchestrator-restore-{stamp}"
-                try:
-                    self.echo(f"extracting {archive}")
-                    self.borg.extract(service, archive, staging)
-                    with guard.critical():  # the swap is quick; never leave it half done
-                        for entry in list(mountpoint.iterdir()):
-                            if entry == staging:
-                                continue
-                            if entry.is_dir() and not entry.is_symlink():
-                                shutil.rmtree(entry)
-                            else:
-                                entry.unlink()
-                        for entry in list(staging.iterdir()):
-                            entry.rename(mountpoint / entry.name)
-                        staging.rmdir()
-                except BaseException:
-                    self.echo(f"restore failed: rolling {dataset} back to {safety}")
-                    self.zfs.rollback(dataset, safety)
-                    raise
-            finally:
-                if running:
-                    with guard.critical():
-                        self._start_again(service)
-        self.echo(f"restored {service} from {archive}. Undo: zfs rollback -r {dataset}@{safety}; "
-                  f"when satisfied: make destroy-snapshot SERVICE_NAME={service} SNAPSHOT_NAME={safety}")
-        return safety
-
-    def _start_again(self, service: str) -> None:
-        self.echo(f"starting {service}")
-        for r in self.docker.start([service]):
-            if not r.ok:
-                self.echo(f"warning: {service} did not start: {r.message}")

@@ -25,6 +25,10 @@ from .runner import Runner
 ARCHIVE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,200}$")
 ENCRYPTION = "repokey-blake2"
 WARNING = 1  # borg's exit code for "finished with warnings"
+# Where a service's stack folder (compose files, .env, Caddyfile...) sits in its archives, beside
+# the data at the archive's root. A name no application uses; the backup refuses a dataset that has it.
+STACK_PREFIX = ".orchestrator-stack"
+NEVER_MATCHED = "never matched"  # borg's warning when a path given to extract is not in the archive
 
 
 def check_service(service: str) -> str:
@@ -91,8 +95,10 @@ def list_argv(repo: str) -> list[str]:
     return ["borg", "list", "--json", repo]
 
 
-def extract_argv(repo: str, archive: str) -> list[str]:
-    return ["borg", "extract", "--numeric-ids", f"{repo}::{check_archive(archive)}"]
+def extract_argv(repo: str, archive: str, paths: tuple[str, ...] = (), excludes: tuple[str, ...] = ()) -> list[str]:
+    """Extract into the cwd. `paths`: only these archive paths; `excludes`: path prefixes left out."""
+    return ["borg", "extract", "--numeric-ids", *[f"--exclude=pp:{e}" for e in excludes],
+            f"{repo}::{check_archive(archive)}", *paths]
 
 
 def check_argv(repo: str, verify_data: bool = False) -> list[str]:
@@ -232,9 +238,11 @@ class BorgBackupRepoManager:
         out = self._run(list_argv(self.repo(service)), mutating=False, timeout=min(self.timeout, 600)).stdout
         return json.loads(out).get("archives", []) if out.strip() else []
 
-    def extract(self, service: str, archive: str, destination: Path, *, force: bool = False) -> None:
-        """Extract an archive into `destination` (created if missing). A non-empty destination
-        is refused unless `force`: extracting over live files mixes two states."""
+    def extract(self, service: str, archive: str, destination: Path, *, force: bool = False,
+                paths: tuple[str, ...] = (), excludes: tuple[str, ...] = ()) -> bool:
+        """Extract an archive (or only `paths` of it, without `excludes`) into `destination`
+        (created if missing). A non-empty destination is refused unless `force`: extracting over
+        live files mixes two states. Returns False when none of `paths` is in the archive."""
         destination = Path(destination)
         if destination.exists() and not destination.is_dir():
             raise ValidationError(f"destination {destination} exists and is not a directory")
@@ -243,7 +251,16 @@ class BorgBackupRepoManager:
                                   "or pass --force to extract over what is there")
         if not self.runner.dry_run:
             destination.mkdir(parents=True, exist_ok=True)
-        self._run(extract_argv(self.repo(service), archive), cwd=str(destination) if destination.exists() else None)
+        ok_codes = (0, WARNING) if paths else (0,)
+        result = self._run(extract_argv(self.repo(service), archive, paths, excludes), ok_codes=ok_codes,
+                           cwd=str(destination) if destination.exists() else None)
+        if result.returncode == WARNING:
+            if NEVER_MATCHED in result.stderr:
+                return False
+            tail = self.runner.mask("\n".join(result.stderr.strip().splitlines()[-5:]))
+            raise CommandError(self.runner.mask(" ".join(result.argv)), WARNING, tail,
+                               "borg extract finished with warnings")
+        return True
 
     def check(self, service: str, verify_data: bool = False) -> None:
         self._run(check_argv(self.repo(service), verify_data), mutating=False)

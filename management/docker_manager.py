@@ -331,6 +331,21 @@ class DockerComposeManager:
                                     "(its data would land on the OS disk)")
         return problems
 
+    def forget(self, names: Sequence[str]) -> None:
+        """Drop the cached compose model of these stacks (their folder was replaced)."""
+        for name in names:
+            self._models.pop(name, None)
+
+    def running_containers(self, project: str) -> list[str]:
+        """IDs of a project's running containers, whether or not its folder still exists."""
+        return self._project_containers(project)
+
+    def stop_containers(self, ids: Sequence[str]) -> None:
+        """`docker stop` for containers whose compose folder is gone: each keeps the stop
+        timeout compose gave it (stop_grace_period); STOP_TIMEOUT bounds the whole call."""
+        if ids:
+            self.runner.run(["docker", "stop", *ids], timeout=self.s.stop_timeout)
+
     def _project_containers(self, project: str, all_states: bool = False) -> list[str]:
         argv = ["docker", "ps", "-q", "--filter", f"label={PROJECT_LABEL}={project}"]
         if all_states:

@@ -35,31 +35,41 @@ class Interrupted(BaseException):
 
 
 class RunLock:
-    def __init__(self, path: Path, what: str = "backup"):
+    def __init__(self, path: Path, what: str = "backup", wait: float = 0.0):
         self.path = Path(path)
         self.what = what
+        self.wait = wait  # seconds to wait for a holder to finish (a drill from cron after a long backup)
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            # the holder writes who it is right after it takes the lock: give it a moment
-            holder, deadline = "", time.monotonic() + 2
-            while not holder and time.monotonic() < deadline:
-                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
-                if not holder:
-                    time.sleep(0.05)
-            os.close(fd)
-            holder = holder or "unknown process"
-            raise LockHeld(f"another run holds the lock {self.path}: {holder}") from None
+        give_up = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= give_up:
+                    self._held(fd)
+                time.sleep(1.0)
         os.ftruncate(fd, 0)
         started = time.strftime("%Y-%m-%d %H:%M:%S")
         os.write(fd, f"pid {os.getpid()}, {self.what} started {started}: {' '.join(sys.argv[:4])}\n".encode())
         self._fd = fd
         return self
+
+    def _held(self, fd: int) -> None:
+        # the holder writes who it is right after it takes the lock: give it a moment
+        holder, deadline = "", time.monotonic() + 2
+        while not holder and time.monotonic() < deadline:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+            if not holder:
+                time.sleep(0.05)
+        os.close(fd)
+        holder = holder or "unknown process"
+        waited = f" (waited {self.wait:.0f}s)" if self.wait else ""
+        raise LockHeld(f"another run holds the lock {self.path}: {holder}{waited}") from None
 
     def __exit__(self, *exc) -> None:
         if self._fd is not None:

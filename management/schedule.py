@@ -27,12 +27,14 @@ SCHEDULE_RE = re.compile(r"^(@(daily|midnight|weekly|monthly|hourly)|(\S+\s+){4}
 
 
 def render_cron(schedule: str, python: Path, orchestrator: Path, env_file: Path, log_file: Path,
-                update_schedule: str = "") -> str:
-    """The nightly `backup`, and a scheduled `update --yes` when `update_schedule` is set. Both
-    take the same run lock, so they never overlap."""
+                update_schedule: str = "", drill_schedule: str = "", drill_wait: int = 0) -> str:
+    """The nightly `backup`, the restore drill when `drill_schedule` is set, and a scheduled
+    `update --yes` when `update_schedule` is set. All take the same run lock, so they never
+    overlap; the drill waits up to `drill_wait` seconds for a backup still running."""
     lines = []
-    for when, args in ((schedule, ["backup"]), (update_schedule, ["update", "--yes"])):
-        if not when and args[0] == "update":
+    for when, args in ((schedule, ["backup"]), (drill_schedule, ["drill", "--wait", str(drill_wait)]),
+                       (update_schedule, ["update", "--yes"])):
+        if not when and args[0] != "backup":
             continue
         if not SCHEDULE_RE.match(when.strip()) or "\n" in when:
             raise ValidationError(f"cron schedule {when!r} is not five fields (e.g. '30 3 * * *')")

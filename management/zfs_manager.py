@@ -101,9 +101,13 @@ def rollback_argv(dataset: str, name: str) -> list[str]:
     return ["zfs", "rollback", "-r", f"{check_dataset(dataset)}@{check_snapshot_name(name)}"]
 
 
-def clone_argv(snapshot: str, target: str, mountpoint: str) -> list[str]:
+def clone_argv(snapshot: str, target: str, mountpoint: str, *, readonly: bool = True) -> list[str]:
     split_snapshot(snapshot)
-    return ["zfs", "clone", "-o", "readonly=on", "-o", f"mountpoint={mountpoint}", snapshot, check_dataset(target)]
+    return ["zfs", "clone", *(["-o", "readonly=on"] if readonly else []), "-o", f"mountpoint={mountpoint}",
+            snapshot, check_dataset(target)]
+
+
+SCRATCH_PREFIX = "drill-"  # scratch datasets a restore drill extracts into, below the view parent
 
 
 @dataclass(frozen=True)
@@ -233,12 +237,40 @@ class ZFSManager:
         if not self.exists(parent):
             self._run(create_argv(parent, props={"mountpoint": "none", "canmount": "off"}))
 
-    def create_view(self, snapshot: str, view: str, path) -> None:
+    def create_view(self, snapshot: str, view: str, path, *, readonly: bool = True) -> None:
         """A read-only clone of `snapshot` mounted at `path` (a stable path for borg). The view
-        parent must exist (ensure_view_parent, once per run)."""
-        self._run(clone_argv(snapshot, view, str(path)))
+        parent must exist (ensure_view_parent, once per run). `readonly=False`: writable until
+        `set_readonly` (the backup adds the stack folder first)."""
+        self._run(clone_argv(snapshot, view, str(path), readonly=readonly))
         if not self.is_mounted(view) and not self.runner.dry_run:
             self.mount(view)
+
+    def set_readonly(self, view: str) -> None:
+        self._run(["zfs", "set", "readonly=on", check_dataset(view)])
+
+    def create_scratch(self, parent: str, name: str, mountpoint) -> str:
+        """An empty dataset `<parent>/drill-<name>` mounted at `mountpoint`, for a restore drill.
+        Below the view parent: outside the snapshotted tree and never a service dataset."""
+        dataset = check_dataset(f"{parent}/{SCRATCH_PREFIX}{name}")
+        self._run(create_argv(dataset, mountpoint=str(mountpoint), parents=False))
+        if not self.is_mounted(dataset) and not self.runner.dry_run:
+            self.mount(dataset)
+        return dataset
+
+    def list_scratch(self, parent: str) -> list[str]:
+        if not self.exists(parent):
+            return []
+        return [d.name for d in self.list_datasets(parent)
+                if d.name.rpartition("/")[0] == parent and d.name.rpartition("/")[2].startswith(SCRATCH_PREFIX)]
+
+    def destroy_scratch(self, parent: str, dataset: str) -> None:
+        """Unmount and destroy a drill's scratch dataset; refuses anything else."""
+        head, _, tail = dataset.rpartition("/")
+        if head != parent or not tail.startswith(SCRATCH_PREFIX):
+            raise ValidationError(f"refusing to destroy {dataset}: not a drill scratch dataset below {parent}")
+        if self.is_mounted(dataset):
+            self._run(["zfs", "unmount", dataset], ok_codes=(0, 1))
+        self._destroy(["zfs", "destroy", check_dataset(dataset)])
 
     def destroy_view(self, view: str) -> None:
         """Unmount and destroy a clone. Refuses a dataset without an origin (real data)."""

@@ -54,22 +54,24 @@ def test_backup_all_then_unchanged_rerun_reads_nothing_and_restore_is_byte_ident
     rep1 = {d["service"]: d for d in report["datasets"]}
     rep2 = {d["service"]: d for d in json.loads(second.stdout)["datasets"]}
     for svc in SPOKES:
-        assert rep1[svc]["nfiles"] == rep1[svc]["files_read"] == 62, rep1[svc]
+        # 62 data files and the stack folder's compose.yaml (under .orchestrator-stack/)
+        assert rep1[svc]["nfiles"] == rep1[svc]["files_read"] == 63, rep1[svc]
         assert rep2[svc]["result"] == "unchanged" and rep2[svc]["archive"] == rep1[svc]["archive"], rep2[svc]
         assert run_cli(env_path, "list-archives", svc).stdout.count(f"{svc}-") == 1
         assert [n for n in kept_snapshots(parent, state) if n.startswith(f"{parent}/{svc}@")] == \
             [n for n in night1 if n.startswith(f"{parent}/{svc}@")]
 
     # One new file in git: the next night backs git up, and borg's files cache (the same view
-    # path every night) reads only the new file and stamp.txt (the newest ctime of night 1,
-    # which borg never caches); photo is still unchanged. The previous kept snapshot is gone.
+    # path every night) reads only the new file and the stack folder's compose.yaml (a fresh
+    # copy in each night's view: a new ctime, and the newest of night 1, which borg never
+    # caches); photo is still unchanged. The previous kept snapshot is gone.
     time.sleep(1.1)  # zfs-fuse keeps 1-second ctimes: a change must not share the snapshot's second
     seed(base, "git", {"later.txt": b"written after the first night"})
     time.sleep(1.1)
     third = run_cli(env_path, "backup", "--json", timeout=600)
     assert third.returncode == 0, third.stderr
     rep3 = {d["service"]: d for d in json.loads(third.stdout)["datasets"]}
-    assert rep3["git"]["result"] == "ok" and rep3["git"]["nfiles"] == 63 and rep3["git"]["files_read"] == 2
+    assert rep3["git"]["result"] == "ok" and rep3["git"]["nfiles"] == 64 and rep3["git"]["files_read"] == 2
     assert rep3["photo"]["result"] == "unchanged"
     git_kept = [n for n in kept_snapshots(parent, state) if n.startswith(f"{parent}/git@")]
     assert len(git_kept) == 1 and git_kept[0] not in night1

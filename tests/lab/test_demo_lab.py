@@ -24,7 +24,9 @@ def test_demo_runs_the_cycle_and_the_restore_equals_the_snapshot(lab, tmp_path):
         assert "restored archive == snapshot" in out
         assert out.count("result: OK") == 3
         assert "git           unchanged" in out  # the second night: no borg run for an unchanged spoke
-        assert "git           ok" in out and "(2 read)" in out  # the third: the new file and night 1's newest
+        assert "git           ok" in out and "(2 read)" in out  # the third: the new file and the stack copy
+        assert "stack folder in the archive: compose.yaml" in out
+        assert "drill: OK" in out and out.count("entries") >= 3
     finally:
         clean = subprocess.run(["bash", str(ROOT / "demo" / "demo.sh"), "clean"], cwd=ROOT, env=env,
                                capture_output=True, text=True, timeout=600)

@@ -31,6 +31,13 @@ def test_cron_entry_runs_a_backup_into_its_log_and_logrotate_accepts_the_rule(cy
     text = log.read_text()
     assert "result: OK" in text and "downtime:" in text
     assert cycle.host_is_clean() == []
+    # the weekly restore drill (DRILL_SCHEDULE's default), run the way cron runs it, after that backup
+    drill_job = next(line for line in entry.splitlines() if " drill --wait " in line)
+    assert drill_job.startswith("0 5 * * 0 root ")
+    run = subprocess.run([env["SHELL"], "-c", drill_job.split(" root ", 1)[1]], env={"PATH": env["PATH"]}, cwd="/",
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr + log.read_text()
+    assert "drill: OK" in log.read_text() and cycle.host_is_clean() == []
 
     state = tmp_path / "logrotate.state"
     check = subprocess.run(["logrotate", "-d", "-s", str(state), str(rotate_dir / "orchestrator-backup")],

@@ -133,9 +133,12 @@ class World:
     def ensure_view_parent(self, parent):
         self.events.append(("view-parent", parent))
 
-    def create_view(self, snap, view, path):
+    def create_view(self, snap, view, path, readonly=True):
         self.events.append(("view", view))
         self.views.add(view)
+
+    def set_readonly(self, view):
+        self.events.append(("readonly", view))
 
     def destroy_view(self, view):
         self.views.discard(view)
