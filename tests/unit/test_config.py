@@ -164,3 +164,71 @@ def test_masked_show_hides_passphrase_and_push_url_token(tmp_path):
     shown = "\n".join(f"{k}={v}" for k, v in s.masked().items())
     assert PASS not in shown and token not in shown
     assert token in s.secrets
+
+
+# --- one test per kind of setting: what the declaration must keep doing --------------------
+
+
+def test_defaults_including_those_derived_from_other_settings(tmp_path):
+    s = settings_with(tmp_path)
+    assert (s.health_timeout, s.borg_timeout, s.keep_last_snapshot, s.compose_command) == (120, 21600, 1, "auto")
+    assert s.borg_base_dir == Path("/home/runner/management/.borg")
+    assert s.borg_keys_dir == Path("/home/runner/management/borg_keys")
+    assert s.borg_excludes_file == Path("/home/runner/management/borg_excludes.txt")
+    assert s.view_dataset == "datapool/orchestrator-views"
+    assert (s.borg_rsh, s.push_url, s.drill_dir, s.docker_restart_command) == (None, None, None, "")
+    s = settings_with(tmp_path, "BORG_BASE_DIR=/srv/borg\nVIEW_DATASET=tank/views\nHEALTH_TIMEOUT= 30 \n")
+    assert (s.borg_base_dir, s.view_dataset, s.health_timeout) == (Path("/srv/borg"), "tank/views", 30)
+
+
+def test_drill_schedule_defaults_weekly_and_empty_or_off_disables_it(tmp_path):
+    assert settings_with(tmp_path).drill_schedule == "0 5 * * 0"
+    assert settings_with(tmp_path, "DRILL_SCHEDULE=\n").drill_schedule == ""
+    assert settings_with(tmp_path, "DRILL_SCHEDULE=Off\n").drill_schedule == ""
+    assert settings_with(tmp_path, "DRILL_SCHEDULE=@weekly\n").drill_schedule == "@weekly"
+    assert settings_with(tmp_path, "UPDATE_SCHEDULE=\n").update_schedule == ""
+    found = problems(tmp_path, BASE + "DRILL_SCHEDULE=sundays\nUPDATE_SCHEDULE=off\n")
+    assert "DRILL_SCHEDULE: 'sundays' is not five cron fields (e.g. '0 5 * * 0'), @weekly or off" in found
+    assert any(p.startswith("UPDATE_SCHEDULE: 'off' is not five cron fields") for p in found)
+
+
+def test_drill_dir_is_an_optional_absolute_path(tmp_path):
+    assert settings_with(tmp_path, "DRILL_DIR=/var/tmp/drill\n").drill_dir == Path("/var/tmp/drill")
+    assert problems(tmp_path, BASE + "DRILL_DIR=tmp/drill\n") == ["DRILL_DIR: 'tmp/drill' must be an absolute path"]
+
+
+def test_whole_numbers_with_bounds_and_0_1_switches(tmp_path):
+    found = problems(tmp_path, BASE + "HEALTH_TIMEOUT=2m\nKEEP_LAST_SNAPSHOT=2\nBORG_PARALLEL=0\n")
+    assert sorted(found) == ["BORG_PARALLEL: 0 is outside 1..16", "HEALTH_TIMEOUT: '2m' is not a whole number",
+                             "KEEP_LAST_SNAPSHOT: 2 is outside 0..1"]
+    assert settings_with(tmp_path, "SKIP_UNCHANGED=0\n").skip_unchanged == 0
+
+
+def test_each_kind_of_value_names_its_key(tmp_path):
+    text = (BASE.replace("BORG_REPO_BASE_PATH=/backup/repos", "BORG_REPO_BASE_PATH=ssh://host/repos")
+            .replace("SERVICES_DIR=/home/runner/services", "SERVICES_DIR=/home/../services")
+            + "COMPOSE_COMMAND=v3\nHUB_SERVICE=a;b\nSNAPSHOT_PREFIX=1x\nPUSH_URL=hc.example/x\nLOCK_FILE=lock\n")
+    assert sorted(problems(tmp_path, text)) == [
+        "BORG_REPO_BASE_PATH: 'ssh://host/repos' must look like ssh://user@host[:port]/path",
+        "COMPOSE_COMMAND: 'v3' must be one of auto, v2, v1",
+        "HUB_SERVICE: 'a;b' is not a valid service folder name",
+        "LOCK_FILE: 'lock' must be an absolute path",
+        "PUSH_URL: must start with http:// or https://",
+        "SERVICES_DIR: '/home/../services' must not contain '..'",
+        "SNAPSHOT_PREFIX: '1x' must be a letter followed by letters, digits, '_' or '-' (max 32)",
+    ]
+
+
+def test_unknown_keys_warn_but_remapped_uid_keys_are_known(tmp_path):
+    _, warnings = load_settings(write(tmp_path, BASE + "HEALTH_TIMOUT=5\nREMAPPED_EXTRA_UID=100005\n"))
+    assert warnings == ["HEALTH_TIMOUT: unknown key, ignored (typo?)"]
+
+
+def test_every_secret_is_masked_and_handed_to_the_runner(tmp_path):
+    token = "5f3e9a0c1b2d"
+    s = settings_with(tmp_path, f"PUSH_URL=https://hc.example/ping/{token}\n"
+                                f"UPDATE_PUSH_URL=https://hc.example/ping/{token}x\n")
+    assert {PASS, f"https://hc.example/ping/{token}", token, f"{token}x"} <= set(s.secrets)
+    shown = s.masked()
+    assert (shown["BORG_PASSPHRASE"], shown["PUSH_URL"], shown["UPDATE_PUSH_URL"]) == ("***", "***", "***")
+    assert PASS not in repr(s) and token not in repr(s)
