@@ -264,6 +264,9 @@ class Retention(Kind):
     def parse(self, key: str, text: str, p: _Problems) -> Any:
         return _parse_retention(text, key, p) or UNSET
 
+    def show(self, value: Any) -> str:
+        return _show_retention(value)
+
 
 @dataclass(frozen=True)
 class Lines(Kind):
@@ -311,6 +314,18 @@ class Setting:
     def name(self) -> str:
         return self.attr or self.key.lower()
 
+    @property
+    def described(self) -> str:
+        """The doc line, with the default when there is one worth saying."""
+        if isinstance(self.default, Derived):
+            shown = self.default.text
+        else:
+            shown = "" if self.default is None else self.kind.show(self.default)
+        bounds = f"{self.kind.low}..{self.kind.high}" if isinstance(self.kind, Int) else ""
+        if shown and bounds:
+            return f"{self.doc} Default: {shown}, within {bounds}."
+        return f"{self.doc} Default: {shown}." if shown else self.doc
+
     def default_value(self, parsed: dict[str, Any]) -> Any:
         if isinstance(self.default, Derived):
             return self.default.value(parsed)
@@ -343,6 +358,14 @@ class Setting:
 def _below(key: str, name: str) -> Derived:
     """The default `<key's path>/<name>`."""
     return Derived(f"{key}/{name}", (key,), lambda directory: directory / name)
+
+
+def _show_retention(keep: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in keep.items())
+
+
+def _show_retention_overrides(overrides: dict[str, dict[str, str]]) -> str:
+    return "; ".join(f"{service}:{_show_retention(keep)}" for service, keep in overrides.items())
 
 
 def _show_volume_paths(paths: tuple[VolumePath, ...]) -> str:
@@ -410,7 +433,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BORG_PARALLEL", Int(1, 16), "Datasets borg backs up at once.", default=1),
     Setting("BORG_RETENTION", Retention(), "Retention for every service (daily=N,weekly=N,...).",
             default=DEFAULT_RETENTION, attr="retention_default"),
-    Setting("BORG_RETENTION_OVERRIDES", Lines(dict[str, dict[str, str]], hashable=False),
+    Setting("BORG_RETENTION_OVERRIDES",
+            Lines(dict[str, dict[str, str]], hashable=False, render=_show_retention_overrides),
             "Per-service retention, one service:daily=N,... per line.", default={}, attr="retention_overrides"),
     Setting("KEEP_LAST_SNAPSHOT", SWITCH, "Keep each dataset's last backed-up snapshot until the next backup.",
             default=1),
@@ -490,13 +514,21 @@ class _SettingsMethods:
                 out.extend(s.kind.secret_extras(value))
         return tuple(out)
 
-    def masked(self) -> dict[str, str]:
-        """Every setting as text, secrets replaced, for `config show`."""
-        rows = {"ENV_FILE": str(self.env_file)}
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(key, value as text with secrets replaced, documentation) of every setting, in the
+        order of the declaration, for `config show`. A family of keys gives one row per key."""
+        out = [("ENV_FILE", str(self.env_file), "The settings file read (--env-file).")]
         for s in SETTINGS:
             value = getattr(self, s.name)
-            rows[s.name.upper()] = ("***" if value else "") if s.secret else s.kind.show(value)
-        return rows
+            if s.family:
+                out.extend((key, s.kind.show(v), s.described) for key, v in value.items())
+            else:
+                out.append((s.key, ("***" if value else "") if s.secret else s.kind.show(value), s.described))
+        return out
+
+    def masked(self) -> dict[str, str]:
+        """Every setting as text, secrets replaced: {key: value}."""
+        return {key: value for key, value, _ in self.rows()}
 
 
 def _field(s: Setting) -> tuple[str, Any, dataclasses.Field]:

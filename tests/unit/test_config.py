@@ -232,3 +232,29 @@ def test_every_secret_is_masked_and_handed_to_the_runner(tmp_path):
     shown = s.masked()
     assert (shown["BORG_PASSPHRASE"], shown["PUSH_URL"], shown["UPDATE_PUSH_URL"]) == ("***", "***", "***")
     assert PASS not in repr(s) and token not in repr(s)
+
+
+def test_config_show_prints_each_declared_setting_once_and_doc_adds_its_line(tmp_path):
+    from click.testing import CliRunner
+
+    import orchestrator
+    from management.config import SETTINGS
+
+    env = write(tmp_path, BASE + "PUSH_URL=https://hc.example/ping/5f3e9a0c1b2d\n")
+    shown = CliRunner().invoke(orchestrator.cli, ["--env-file", str(env), "config", "show"])
+    assert shown.exit_code == 0, shown.output
+    keys = [line.split()[0] for line in shown.output.splitlines()]
+    declared = [s.key for s in SETTINGS if not s.family]
+    assert keys[0] == "ENV_FILE"
+    assert [k for k in keys if k in declared] == declared  # once each, in the declaration's order
+    assert [k for k in keys if k.startswith("REMAPPED_")] == ["REMAPPED_ROOT_UID", "REMAPPED_POSTGRES_UID"]
+    assert len(keys) == 1 + len(declared) + 2
+    assert PASS not in shown.output and "5f3e9a0c1b2d" not in shown.output
+    assert "BORG_RETENTION                   daily=7,weekly=4,monthly=6" in shown.output
+
+    documented = CliRunner().invoke(orchestrator.cli, ["--env-file", str(env), "config", "show", "--doc"])
+    lines = documented.output.splitlines()
+    at = lines.index(next(line for line in lines if line.startswith("BORG_BASE_DIR ")))
+    assert lines[at - 1] == "# Borg's cache, config and security dirs. Default: MANAGEMENT_DIR/.borg."
+    assert "# Datasets borg backs up at once. Default: 1, within 1..16." in lines
+    assert [line for line in lines if not line.startswith("#")] == shown.output.splitlines()
