@@ -1,10 +1,11 @@
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from management.config import load_settings, validate_dataset_name
+from management.config import SETTINGS, load_settings, validate_dataset_name
 from management.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,7 +239,6 @@ def test_config_show_prints_each_declared_setting_once_and_doc_adds_its_line(tmp
     from click.testing import CliRunner
 
     import orchestrator
-    from management.config import SETTINGS
 
     env = write(tmp_path, BASE + "PUSH_URL=https://hc.example/ping/5f3e9a0c1b2d\n")
     shown = CliRunner().invoke(orchestrator.cli, ["--env-file", str(env), "config", "show"])
@@ -258,3 +258,58 @@ def test_config_show_prints_each_declared_setting_once_and_doc_adds_its_line(tmp
     assert lines[at - 1] == "# Borg's cache, config and security dirs. Default: MANAGEMENT_DIR/.borg."
     assert "# Datasets borg backs up at once. Default: 1, within 1..16." in lines
     assert [line for line in lines if not line.startswith("#")] == shown.output.splitlines()
+
+
+# --- .env.example and the declaration agree ------------------------------------------------
+# .env.example is written by hand (its grouped comments and worked examples are the point of
+# it), and checked here against management.config.SETTINGS rather than generated from it.
+
+EXAMPLE_KEY_LINE = re.compile(r"^(#?)([A-Z][A-Z0-9_]*)=")
+
+
+def example_keys() -> dict[str, list[bool]]:
+    """Every key .env.example shows, set (False) or commented out (True), per occurrence."""
+    shown: dict[str, list[bool]] = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        m = EXAMPLE_KEY_LINE.match(line)
+        if m:
+            shown.setdefault(m.group(2), []).append(bool(m.group(1)))
+    return shown
+
+
+def test_env_example_shows_every_declared_key_once_and_nothing_else():
+    shown = example_keys()
+    assert {k: v for k, v in shown.items() if len(v) > 1} == {}
+    undeclared = [k for k in shown if not any(s.matches(k) for s in SETTINGS)]
+    assert undeclared == [], "declare these in management/config.py SETTINGS"
+    missing = [s.key for s in SETTINGS if not any(s.matches(k) for k in shown)]
+    assert missing == [], "add these to .env.example (commented out if optional)"
+
+
+def test_env_example_shows_the_declared_default_wherever_there_is_one(tmp_path):
+    """A value shown for a key with a default (set, or commented out) is that default; keys
+    without one (required, or empty by default) show an example instead."""
+    text = (ROOT / ".env.example").read_text()
+    with_default = [s for s in SETTINGS if not s.family and s.described != s.doc]
+    keys = [s.key for s in with_default]
+    uncommented = re.sub(rf"^#(({'|'.join(keys)})=)", r"\1", text, flags=re.M)
+    removed = re.sub(rf"^#?({'|'.join(keys)})=.*\n", "", text, flags=re.M)
+    as_shown = load_settings(write(tmp_path, uncommented))[0]
+    as_default = load_settings(write(tmp_path, removed))[0]
+    differ = {s.key: (getattr(as_shown, s.name), getattr(as_default, s.name)) for s in with_default
+              if getattr(as_shown, s.name) != getattr(as_default, s.name)}
+    assert differ == {}, "(shown in .env.example, declared default)"
+    assert {"BORG_BASE_DIR", "VIEW_DATASET", "DRILL_SCHEDULE", "BORG_RETENTION", "LOCK_FILE"} <= set(keys)
+
+
+def test_each_setting_is_declared_once_with_a_doc_line():
+    for field in ("key", "name"):
+        names = [getattr(s, field) for s in SETTINGS]
+        assert len(names) == len(set(names)), field
+    assert all(s.doc and "\n" not in s.doc for s in SETTINGS)
+    assert [s.key for s in SETTINGS if s.secret] == ["BORG_PASSPHRASE", "UPDATE_PUSH_URL", "PUSH_URL"]
+
+
+def test_a_wrong_parent_dataset_is_one_problem_not_also_one_of_the_view_derived_from_it(tmp_path):
+    assert problems(tmp_path, BASE.replace("datapool/services", "datapool", 1)) == [
+        "ZFS_PARENT_DATASET: 'datapool' is a pool; use a dataset inside it (e.g. datapool/services)"]
