@@ -304,7 +304,7 @@ class Setting:
     key: str  # as written in the .env; for a family of keys, a readable name (REMAPPED_*_UID)
     kind: Kind
     doc: str  # one line, shown by `config show --doc`
-    default: Any = None  # a value, or Derived(...); for a family: an empty dict
+    default: Any = None  # a value, or Derived(...); None: none (a family always gives a dict)
     required: bool = False
     secret: bool = False  # never printed; handed to the runner, which masks it everywhere
     attr: str = ""  # the Settings attribute (default: the key in lower case)
