@@ -50,8 +50,8 @@ venv: ## Create VENV_DIR and install requirements.txt into it
 config-check: ## Validate ENV_FILE and list every problem at once
 	$(ORCH) config check
 
-config-show: ## Show every setting with secrets masked
-	$(ORCH) config show
+config-show: ## Show every setting with secrets masked (DOC=1 adds each one's description and default)
+	$(ORCH) config show $(if $(DOC),--doc)
 
 # --- storage (ZFS) ---------------------------------------------------------------------------
 .PHONY: setup-storage snapshot-all snapshot-one list-snapshots-all destroy-snapshot

@@ -172,13 +172,18 @@ def config_check(app: App) -> None:
 
 
 @config.command("show")
+@click.option("--doc", is_flag=True, help="Precede each setting with its one-line description and default.")
 @pass_app
-def config_show(app: App) -> None:
-    """Print every setting after defaults are applied, with secrets masked."""
-    rows = app.settings.masked()
-    width = max(map(len, rows))
-    for key, value in rows.items():
-        click.echo(f"{key:<{width}}  {value}")
+def config_show(app: App, doc: bool) -> None:
+    """Print every setting after defaults are applied, one per line, with secrets masked."""
+    rows = app.settings.rows()
+    width = max(len(key) for key, _, _ in rows)
+    last_doc = None
+    for key, value, text in rows:
+        if doc and text != last_doc:  # a family of keys (REMAPPED_*_UID) shares one
+            click.echo(f"# {text}")
+        last_doc = text
+        click.echo(f"{key:<{width}}  {value}".rstrip())
 
 
 # --- storage (ZFS datasets, snapshots, host setup) -----------------------------------------

@@ -1,5 +1,16 @@
 """Settings: the .env file read into one frozen object, every problem reported at once.
 
+Every setting is declared once, in `SETTINGS` below: its key, its kind (how the text becomes
+a value and what makes it wrong), its default (a value, or `Derived` from other settings),
+whether it is required or a secret, and one line of documentation. From that table come the
+per-key checks, the `Settings` class and its values, `config show`, the unknown-key warning
+and the list of secrets the runner masks. Rules that span several keys (the volume list and
+its REMAPPED_*_UID keys, per-service retention, where VIEW_DATASET may live, how the
+passphrase is given) are the functions in `CROSS_CHECKS`, run after every key was parsed.
+
+Adding a setting: one `Setting(...)` line here and its line in .env.example (a unit test
+checks that the two agree).
+
 `load_settings(path)` reads the file with `dotenv_values` (os.environ is never touched),
 checks everything, and either returns `(Settings, warnings)` or raises `ConfigError`
 listing every problem with its key and, for multi-line values, the line.
@@ -7,26 +18,19 @@ listing every problem with its key and, for multi-line values, the line.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import io
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .errors import ConfigError
 
-REQUIRED_KEYS = (
-    "ADMIN_USER",
-    "MANAGEMENT_DIR",
-    "VENV_DIR",
-    "SERVICES_DIR",
-    "ZFS_PARENT_DATASET",
-    "ZFS_BASE_MOUNTPOINT",
-    "BORG_REPO_BASE_PATH",
-    "SERVICE_VOLUME_PATHS_AND_OWNERS",
-)
-PASSPHRASE_KEYS = ("BORG_PASSPHRASE", "BORG_PASSCOMMAND", "BORG_PASSPHRASE_FILE")
-SECRET_KEYS = ("BORG_PASSPHRASE", "PUSH_URL", "UPDATE_PUSH_URL")
 UID_KEY_RE = re.compile(r"^REMAPPED_[A-Z0-9_]+_UID$")
 # A service name becomes a ZFS dataset component, a borg repository directory, an archive
 # prefix and a compose folder name. Stricter than ZFS on purpose: no spaces, no shell
@@ -40,24 +44,8 @@ SNAPSHOT_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 RETENTION_KEYS = ("within", "hourly", "daily", "weekly", "monthly", "yearly")
 DEFAULT_RETENTION = {"daily": "7", "weekly": "4", "monthly": "6"}
 WITHIN_RE = re.compile(r"^\d+[HdwmyS]$")
-COMPOSE_COMMANDS = ("auto", "v2", "v1")
-INT_KEYS = {
-    # key: (default, minimum, maximum)
-    "BORG_PARALLEL": (1, 1, 16),
-    "COMPOSE_PARALLEL": (8, 1, 64),
-    "HEALTH_TIMEOUT": (120, 0, 3600),
-    "STOP_TIMEOUT": (120, 1, 3600),
-    "COMMAND_TIMEOUT": (600, 10, 7 * 24 * 3600),
-    "BORG_TIMEOUT": (6 * 3600, 60, 7 * 24 * 3600),
-    "BORG_COMPACT_EVERY_DAYS": (7, 0, 365),
-    "HOOK_TIMEOUT": (60, 1, 3600),
-    "KEEP_LAST_SNAPSHOT": (1, 0, 1),
-    "SKIP_UNCHANGED": (1, 0, 1),
-    "UPDATE_SNAPSHOTS_KEEP": (3, 1, 100),
-    "UPDATE_SETTLE_SECONDS": (10, 0, 600),
-    "SUBID_START": (100000, 1, 4294967294),
-    "SUBID_COUNT": (65536, 1, 4294967294),
-}
+LARGEST_ID = 4294967294
+PASSPHRASE_KEYS = ("BORG_PASSPHRASE", "BORG_PASSCOMMAND", "BORG_PASSPHRASE_FILE")
 
 
 @dataclass(frozen=True)
@@ -75,60 +63,424 @@ class VolumePath:
         return self.relative.split("/", 1)[0]
 
 
+class _Problems:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def error(self, msg: str) -> None:
+        self.errors.append(msg)
+
+    def warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+
+
+# ---------------------------------------------------------------------------------------
+# Kinds of value: how a setting's text becomes a value, and what makes it wrong
+# ---------------------------------------------------------------------------------------
+
+UNSET = object()  # a parser's answer for "use the default" (its problem, if any, is reported)
+
+
+class Kind:
+    """Base of every kind. `parse` gets the text (stripped unless `strip` is False) of a key
+    that is set and not blank, reports what is wrong with it, and returns the value or UNSET."""
+
+    type: Any = str  # the Settings attribute's type
+    strip = True  # parse the value with surrounding blanks removed
+    blank_is_value = False  # `KEY=` is parsed as a value, not replaced by the default
+    hashable = True
+
+    def parse(self, key: str, text: str, p: _Problems) -> Any:
+        return text
+
+    def show(self, value: Any) -> str:
+        """The value as `config show` prints it (secrets are masked before this)."""
+        return "" if value is None else str(value)
+
+    def secret_extras(self, value: Any) -> list[str]:
+        """For a secret setting that is set: parts of the value to mask on their own too."""
+        return []
+
+
 @dataclass(frozen=True)
-class Settings:
+class Text(Kind):
+    """Free text, or text a pattern must match (`why` completes "KEY: 'value' ...")."""
+
+    pattern: re.Pattern[str] | None = None
+    why: str = ""
+    strip: bool = True
+
+    def parse(self, key: str, text: str, p: _Problems) -> Any:
+        if self.pattern and not self.pattern.match(text):
+            p.error(f"{key}: {text!r} {self.why}")
+            return UNSET
+        return text
+
+
+@dataclass(frozen=True)
+class Int(Kind):
+    """A whole number within bounds; 0..1 is an on/off switch."""
+
+    low: int
+    high: int
+    type = int
+
+    def parse(self, key: str, text: str, p: _Problems) -> Any:
+        if not re.fullmatch(r"\d+", text):
+            p.error(f"{key}: {text!r} is not a whole number")
+            return UNSET
+        number = int(text)
+        if not self.low <= number <= self.high:
+            p.error(f"{key}: {number} is outside {self.low}..{self.high}")
+            return UNSET
+        return number
+
+
+SWITCH = Int(0, 1)
+
+
+@dataclass(frozen=True)
+class Uid(Kind):
+    """A host user or group id."""
+
+    type = int
+
+    def parse(self, key: str, text: str, p: _Problems) -> Any:
+        if not re.fullmatch(r"\d+", text):
+            p.error(f"{key}: {text!r} is not a number")
+            return UNSET
+        number = int(text)
+        if number > LARGEST_ID:
+            p.error(f"{key}: {number} is larger than the largest UID ({LARGEST_ID})")
+            return UNSET
+        return number
+
+
+@dataclass(frozen=True)
+class AbsPath(Kind):
+    """An absolute path; `strict` also refuses '..' components."""
+
+    strict: bool = False
+    type = Path
+
+    def parse(self, key: str, text: str, p: _Problems) -> Any:
+        if not text.startswith("/"):
+            p.error(f"{key}: {text!r} must be an absolute path")
+            return UNSET
+        if self.strict and ".." in text.split("/"):
+            p.error(f"{key}: {text!r} must not contain '..'")
+            return UNSET
+        return Path(text)
+
+
+@dataclass(frozen=True)
+class Choice(Kind):
+    """One of a few words."""
+
+    choices: tuple[str, ...]
+
+    def parse(self, key: str, text: str, p: _Problems) -> Any:
+        if text not in self.choices:
+            p.error(f"{key}: {text!r} must be one of {', '.join(self.choices)}")
+            return UNSET
+        return text
+
+
+@dataclass(frozen=True)
+class Schedule(Kind):
+    """Five cron fields or an @word; with `off`, the word off (or an empty value) means none."""
+
+    off: bool = False
+
+    @property
+    def blank_is_value(self) -> bool:
+        return self.off
+
+    def parse(self, key: str, text: str, p: _Problems) -> Any:
+        from .schedule import SCHEDULE_RE  # lazily, as the cron file's module pulls in more
+
+        if self.off and text.lower() == "off":
+            return ""
+        if text and not SCHEDULE_RE.match(text):
+            alternatives = "), @weekly or off" if self.off else ") or @weekly"
+            p.error(f"{key}: {text!r} is not five cron fields (e.g. '0 5 * * 0'{alternatives}")
+            return UNSET
+        return text
+
+
+@dataclass(frozen=True)
+class Url(Kind):
+    """An http(s) URL. Its token-like parts are secrets too when the setting is one."""
+
+    def parse(self, key: str, text: str, p: _Problems) -> Any:
+        if not re.match(r"^https?://", text):
+            p.error(f"{key}: must start with http:// or https://")  # the value may be a secret
+            return UNSET
+        return text
+
+    def secret_extras(self, value: Any) -> list[str]:
+        return _url_secret_parts(value)
+
+
+@dataclass(frozen=True)
+class Dataset(Kind):
+    """A ZFS filesystem name; with `pool_ok=False` it must lie inside a pool, not be one."""
+
+    pool_ok: bool = True
+
+    def parse(self, key: str, text: str, p: _Problems) -> Any:
+        why = validate_dataset_name(text)
+        if why:
+            p.error(f"{key}: {text!r} {why}")
+            return UNSET
+        if not self.pool_ok and "/" not in text:
+            p.error(f"{key}: {text!r} is a pool; use a dataset inside it (e.g. {text}/services)")
+            return UNSET
+        return text
+
+
+@dataclass(frozen=True)
+class BorgRepo(Kind):
+    """A local absolute path or ssh://user@host[:port]/path."""
+
+    def parse(self, key: str, text: str, p: _Problems) -> Any:
+        if not (text.startswith("/") or text.startswith("ssh://")):
+            p.error(f"{key}: {text!r} must be an absolute path or ssh://user@host[:port]/path")
+            return UNSET
+        if text.startswith("ssh://") and not re.match(r"^ssh://[^/@\s]+@[^/\s]+(/.*)$", text):
+            p.error(f"{key}: {text!r} must look like ssh://user@host[:port]/path")
+            return UNSET
+        return text
+
+
+@dataclass(frozen=True)
+class Retention(Kind):
+    """daily=7,weekly=4,... (borg prune's --keep-* options)."""
+
+    type = dict[str, str]
+    hashable = False
+
+    def parse(self, key: str, text: str, p: _Problems) -> Any:
+        return _parse_retention(text, key, p) or UNSET
+
+    def show(self, value: Any) -> str:
+        return _show_retention(value)
+
+
+@dataclass(frozen=True)
+class Lines(Kind):
+    """A multi-line value that a cross-check parses (it needs other settings to do so).
+    The text is kept as written: line numbers in messages count from the opening quote."""
+
+    type: Any = str
+    strip = False
+    hashable: bool = True
+    render: Callable[[Any], str] | None = None
+
+    def show(self, value: Any) -> str:
+        return self.render(value) if self.render else super().show(value)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A default computed from other settings' values (after their own checks): `compute`
+    gets the values of `sources`; when one of them is missing or wrong, the default is None
+    (loading fails anyway). `text` says what it is, for the documentation."""
+
+    text: str
+    sources: tuple[str, ...]
+    compute: Callable[..., Any]
+
+    def value(self, parsed: dict[str, Any]) -> Any:
+        args = [parsed.get(key) for key in self.sources]
+        return None if any(a is None for a in args) else self.compute(*args)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting, declared once."""
+
+    key: str  # as written in the .env; for a family of keys, a readable name (REMAPPED_*_UID)
+    kind: Kind
+    doc: str  # one line, shown by `config show --doc`
+    default: Any = None  # a value, or Derived(...); None: none (a family always gives a dict)
+    required: bool = False
+    secret: bool = False  # never printed; handed to the runner, which masks it everywhere
+    attr: str = ""  # the Settings attribute (default: the key in lower case)
+    family: re.Pattern[str] | None = None  # a family of keys: the value is {key: parsed value}
+
+    @property
+    def name(self) -> str:
+        return self.attr or self.key.lower()
+
+    @property
+    def described(self) -> str:
+        """The doc line, with the default when there is one worth saying."""
+        if isinstance(self.default, Derived):
+            shown = self.default.text
+        else:
+            shown = "" if self.default is None else self.kind.show(self.default)
+        bounds = f"{self.kind.low}..{self.kind.high}" if isinstance(self.kind, Int) else ""
+        if shown and bounds:
+            return f"{self.doc} Default: {shown}, within {bounds}."
+        return f"{self.doc} Default: {shown}." if shown else self.doc
+
+    def default_value(self, parsed: dict[str, Any]) -> Any:
+        if isinstance(self.default, Derived):
+            return self.default.value(parsed)
+        return copy.deepcopy(self.default)
+
+    def matches(self, key: str) -> bool:
+        return bool(self.family.match(key)) if self.family else key == self.key
+
+    def read(self, values: dict[str, str | None], p: _Problems) -> Any:
+        """This setting's value from the .env, after its own checks; UNSET means the default."""
+        if self.family:
+            found: dict[str, Any] = {}
+            for key, raw in values.items():
+                if self.family.match(key):
+                    value = self.kind.parse(key, (raw or "").strip(), p)
+                    if value is not UNSET:
+                        found[key] = value
+            return found
+        raw = values.get(self.key) or ""
+        if not raw.strip():
+            if self.kind.blank_is_value and self.key in values:
+                return self.kind.parse(self.key, "", p)
+            if self.required:
+                p.error(f"{self.key}: required but missing or empty")
+                return None
+            return UNSET
+        return self.kind.parse(self.key, raw.strip() if self.kind.strip else raw, p)
+
+
+def _below(key: str, name: str) -> Derived:
+    """The default `<key's path>/<name>`."""
+    return Derived(f"{key}/{name}", (key,), lambda directory: directory / name)
+
+
+def _show_retention(keep: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in keep.items())
+
+
+def _show_retention_overrides(overrides: dict[str, dict[str, str]]) -> str:
+    return "; ".join(f"{service}:{_show_retention(keep)}" for service, keep in overrides.items())
+
+
+def _show_volume_paths(paths: tuple[VolumePath, ...]) -> str:
+    return "; ".join(f"{v.relative} -> {v.uid}:{v.gid} ({v.uid_key})" for v in paths)
+
+
+# ---------------------------------------------------------------------------------------
+# The declaration: every setting once, in the order of .env.example
+# ---------------------------------------------------------------------------------------
+
+SETTINGS: tuple[Setting, ...] = (
+    # --- General
+    Setting("ADMIN_USER", Text(), "Your main non-root user.", required=True),
+    Setting("MANAGEMENT_DIR", AbsPath(strict=True), "Where this project (Makefile, management/) lives.",
+            required=True),
+    Setting("VENV_DIR", AbsPath(strict=True), "The virtualenv `make install` creates and uses.", required=True),
+    Setting("SERVICES_DIR", AbsPath(strict=True), "One folder per Docker Compose stack.", required=True),
+    Setting("HUB_SERVICE", Text(SERVICE_NAME_RE, "is not a valid service folder name"),
+            "The reverse-proxy stack: started first, stopped last.", default="reverseproxy"),
+    # --- Storage (ZFS)
+    Setting("ZFS_PARENT_DATASET", Dataset(pool_ok=False), "Parent dataset; one child dataset per service.",
+            required=True),
+    Setting("ZFS_BASE_MOUNTPOINT", AbsPath(strict=True), "Where the parent dataset is mounted.", required=True),
+    Setting("SNAPSHOT_PREFIX",
+            Text(SNAPSHOT_PREFIX_RE, "must be a letter followed by letters, digits, '_' or '-' (max 32)"),
+            "Snapshots the tool takes (and the only ones it destroys) are <prefix>-<timestamp>.",
+            default="orchestrator"),
+    Setting("VIEW_DATASET", Dataset(), "Read-only clones borg reads from; must be outside ZFS_PARENT_DATASET.",
+            default=Derived("<pool>/orchestrator-views", ("ZFS_PARENT_DATASET",),
+                            lambda parent: parent.split("/", 1)[0] + "/orchestrator-views")),
+    Setting("VIEW_MOUNTPOINT", AbsPath(), "Where the views are mounted (stable, for borg's files cache).",
+            default=Path("/run/orchestrator/views")),
+    # --- Storage & permissions (userns-remap)
+    Setting("DOCKER_REMAP_USER", Text(), "Host user docker maps container users to.", default="dockeruser"),
+    Setting("SUBID_START", Int(1, LARGEST_ID), "First host id of that user's subordinate range.", default=100000),
+    Setting("SUBID_COUNT", Int(1, LARGEST_ID), "Size of that user's subordinate id range.", default=65536),
+    Setting("DOCKER_DAEMON_JSON", AbsPath(), "The daemon.json setup-storage merges userns-remap into.",
+            default=Path("/etc/docker/daemon.json")),
+    Setting("SUBUID_FILE", AbsPath(), "Where setup-storage adds the subordinate uid range.",
+            default=Path("/etc/subuid")),
+    Setting("SUBGID_FILE", AbsPath(), "Where setup-storage adds the subordinate gid range.",
+            default=Path("/etc/subgid")),
+    Setting("DOCKER_RESTART_COMMAND", Text(), "Restarts docker after daemon.json changed; empty: systemctl or service.",
+            default=""),
+    Setting("REMAPPED_*_UID", Uid(), "Host ids (container id + SUBID_START) the volume list names.",
+            family=UID_KEY_RE, attr="remapped_uids"),
+    Setting("SERVICE_VOLUME_PATHS_AND_OWNERS", Lines(tuple[VolumePath, ...], render=_show_volume_paths),
+            "One service/path:UID_KEY[:GID_KEY] per line; the first component is the service.",
+            required=True, attr="volume_paths"),
+    # --- Backups (Borg)
+    Setting("BORG_REPO_BASE_PATH", BorgRepo(), "One repository per service below this: a path or ssh://.",
+            required=True),
+    Setting("BORG_PASSPHRASE", Text(strip=False), "The repositories' passphrase (or one of the next two).",
+            secret=True),
+    Setting("BORG_PASSCOMMAND", Text(), "A command that prints the passphrase."),
+    Setting("BORG_PASSPHRASE_FILE", AbsPath(), "A file that holds the passphrase (chmod 600)."),
+    Setting("BORG_RSH", Text(), "ssh command borg uses for ssh:// repositories."),
+    Setting("BORG_BASE_DIR", AbsPath(), "Borg's cache, config and security dirs.",
+            default=_below("MANAGEMENT_DIR", ".borg")),
+    Setting("BORG_KEYS_DIR", AbsPath(), "Exported repository keys, written 0600 on init.",
+            default=_below("MANAGEMENT_DIR", "borg_keys")),
+    Setting("BORG_EXCLUDES_FILE", AbsPath(), "Patterns borg skips.",
+            default=_below("MANAGEMENT_DIR", "borg_excludes.txt")),
+    Setting("BORG_COMPRESSION", Text(), "borg create --compression.", default="zstd,3"),
+    Setting("BORG_PARALLEL", Int(1, 16), "Datasets borg backs up at once.", default=1),
+    Setting("BORG_RETENTION", Retention(), "Retention for every service (daily=N,weekly=N,...).",
+            default=DEFAULT_RETENTION, attr="retention_default"),
+    Setting("BORG_RETENTION_OVERRIDES",
+            Lines(dict[str, dict[str, str]], hashable=False, render=_show_retention_overrides),
+            "Per-service retention, one service:daily=N,... per line.", default={}, attr="retention_overrides"),
+    Setting("KEEP_LAST_SNAPSHOT", SWITCH, "Keep each dataset's last backed-up snapshot until the next backup.",
+            default=1),
+    Setting("SKIP_UNCHANGED", SWITCH, "No borg run for a dataset with nothing written since its last backup.",
+            default=1),
+    Setting("BORG_COMPACT_EVERY_DAYS", Int(0, 365), "borg compact at most every N days per repository (0: every run).",
+            default=7),
+    # --- Compose
+    Setting("COMPOSE_PARALLEL", Int(1, 64), "Stacks handled at once by docker-up/stop/start/down.", default=8),
+    Setting("HEALTH_TIMEOUT", Int(0, 3600), "Seconds to wait for healthchecks after up/start.", default=120),
+    Setting("STOP_TIMEOUT", Int(1, 3600), "Upper bound, in seconds, on stopping one whole stack.", default=120),
+    Setting("HOOK_TIMEOUT", Int(1, 3600), "Seconds a stack's before-snapshot command may take.", default=60),
+    Setting("COMPOSE_COMMAND", Choice(("auto", "v2", "v1")), "Which compose runs the stacks: auto, v2 or v1.",
+            default="auto"),
+    # --- Image updates
+    Setting("UPDATE_SNAPSHOTS_KEEP", Int(1, 100), "Pre-update snapshots kept per stack.", default=3),
+    Setting("UPDATE_SETTLE_SECONDS", Int(0, 600), "Seconds a service without healthcheck must stay up after update.",
+            default=10),
+    Setting("UPDATE_SCHEDULE", Schedule(), "Cron fields for a scheduled `update --yes`; empty: none.", default=""),
+    Setting("UPDATE_PUSH_URL", Url(), "Push URL for update runs (start / success / fail).", secret=True),
+    # --- Restore drills
+    Setting("DRILL_SCHEDULE", Schedule(off=True), "Cron fields for the restore drill; empty or off: none.",
+            default="0 5 * * 0"),
+    Setting("DRILL_DIR", AbsPath(), "Where drills extract to; empty: a temporary dataset beside the views."),
+    # --- Running
+    Setting("COMMAND_TIMEOUT", Int(10, 7 * 24 * 3600), "Seconds any single zfs/docker command may take.",
+            default=600),
+    Setting("BORG_TIMEOUT", Int(60, 7 * 24 * 3600), "Seconds any single borg command may take.", default=6 * 3600),
+    Setting("LOCK_FILE", AbsPath(), "Keeps two runs from overlapping.", default=Path("/run/lock/orchestrator.lock")),
+    Setting("STATE_DIR", AbsPath(), "Where run state is kept.", default=Path("/var/lib/orchestrator")),
+    # --- Monitoring
+    Setting("PUSH_URL", Url(), "Push URL for backup runs; /start and /fail are appended.", secret=True),
+    Setting("PROMETHEUS_TEXTFILE", AbsPath(), "node_exporter textfile collector output."),
+)
+
+
+# ---------------------------------------------------------------------------------------
+# The Settings object, built from the declaration
+# ---------------------------------------------------------------------------------------
+
+
+class _SettingsMethods:
+    """What every Settings object can answer besides its values (the attributes)."""
+
     env_file: Path
-    admin_user: str
-    management_dir: Path
-    venv_dir: Path
-    services_dir: Path
-    zfs_parent_dataset: str
-    zfs_base_mountpoint: Path
-    borg_repo_base_path: str
     volume_paths: tuple[VolumePath, ...]
-    remapped_uids: dict[str, int] = field(hash=False)
-    borg_passphrase: str | None = field(default=None, repr=False)
-    borg_passcommand: str | None = None
-    borg_passphrase_file: Path | None = None
-    borg_rsh: str | None = None
-    borg_base_dir: Path | None = None
-    borg_keys_dir: Path | None = None
-    borg_excludes_file: Path | None = None
-    borg_compression: str = "zstd,3"
-    borg_parallel: int = 1
-    borg_timeout: int = 6 * 3600
-    borg_compact_every_days: int = 7
-    retention_default: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RETENTION), hash=False)
-    retention_overrides: dict[str, dict[str, str]] = field(default_factory=dict, hash=False)
-    hub_service: str = "reverseproxy"
-    compose_parallel: int = 8
-    health_timeout: int = 120
-    stop_timeout: int = 120
-    compose_command: str = "auto"  # auto | v2 (docker compose) | v1 (docker-compose)
-    hook_timeout: int = 60
-    keep_last_snapshot: int = 1
-    skip_unchanged: int = 1
-    update_snapshots_keep: int = 3
-    update_settle_seconds: int = 10
-    update_schedule: str = ""  # cron fields for a scheduled `update`; empty: none
-    drill_schedule: str = "0 5 * * 0"  # cron fields for the restore drill; empty: none
-    drill_dir: Path | None = None  # scratch for drills; None: a temporary dataset beside the views
-    command_timeout: int = 600
-    snapshot_prefix: str = "orchestrator"
-    view_dataset: str = ""
-    view_mountpoint: Path = Path("/run/orchestrator/views")
-    lock_file: Path = Path("/run/lock/orchestrator.lock")
-    state_dir: Path = Path("/var/lib/orchestrator")
-    push_url: str | None = field(default=None, repr=False)
-    update_push_url: str | None = field(default=None, repr=False)
-    prometheus_textfile: Path | None = None
-    docker_remap_user: str = "dockeruser"
-    subid_start: int = 100000
-    subid_count: int = 65536
-    docker_daemon_json: Path = Path("/etc/docker/daemon.json")
-    subuid_file: Path = Path("/etc/subuid")
-    subgid_file: Path = Path("/etc/subgid")
-    docker_restart_command: str = ""  # empty: systemctl/service, whichever the host has
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -155,83 +507,58 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in output (masked by the runner and the CLI)."""
-        out = [s for s in (self.borg_passphrase, self.push_url, self.update_push_url) if s]
-        for url in (self.push_url, self.update_push_url):
-            if url:
-                out.extend(_url_secret_parts(url))
+        set_secrets = [(s, getattr(self, s.name)) for s in SETTINGS if s.secret]
+        out = [value for _, value in set_secrets if value]
+        for s, value in set_secrets:
+            if value:
+                out.extend(s.kind.secret_extras(value))
         return tuple(out)
 
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(key, value as text with secrets replaced, documentation) of every setting, in the
+        order of the declaration, for `config show`. A family of keys gives one row per key."""
+        out = [("ENV_FILE", str(self.env_file), "The settings file read (--env-file).")]
+        for s in SETTINGS:
+            value = getattr(self, s.name)
+            if s.family:
+                out.extend((key, s.kind.show(v), s.described) for key, v in value.items())
+            else:
+                out.append((s.key, ("***" if value else "") if s.secret else s.kind.show(value), s.described))
+        return out
+
     def masked(self) -> dict[str, str]:
-        """Every setting as text, secrets replaced, for `config show`."""
-        rows: dict[str, str] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if name in ("borg_passphrase", "push_url", "update_push_url"):
-                value = "***" if value else ""
-            elif name == "volume_paths":
-                value = "; ".join(f"{v.relative} -> {v.uid}:{v.gid} ({v.uid_key})" for v in value)
-            elif value is None:
-                value = ""
-            rows[name.upper()] = str(value)
-        return rows
+        """Every setting as text, secrets replaced: {key: value}."""
+        return {key: value for key, value, _ in self.rows()}
+
+
+def _field(s: Setting) -> tuple[str, Any, dataclasses.Field]:
+    typ, hashable = s.kind.type, s.kind.hashable
+    if s.family:
+        typ, hashable = dict[str, typ], False
+    elif not s.required and s.default is None:
+        typ = typ | None
+    return s.name, typ, dataclasses.field(repr=not s.secret, hash=None if hashable else False)
+
+
+Settings = dataclasses.make_dataclass(
+    "Settings",
+    [("env_file", Path), *(_field(s) for s in SETTINGS)],
+    bases=(_SettingsMethods,),
+    frozen=True,
+)
+Settings.__module__ = __name__
+Settings.__doc__ = "Every setting's value (attributes named after the keys, in lower case); see SETTINGS."
+
+
+# ---------------------------------------------------------------------------------------
+# Checks of single values that cross-checks and other modules share
+# ---------------------------------------------------------------------------------------
 
 
 def _url_secret_parts(url: str) -> list[str]:
     """Path segments and query values of a push URL that look like tokens."""
     parts = re.split(r"[/?&=#@:]", url)
     return [p for p in parts if len(p) >= 8 and not re.fullmatch(r"[A-Za-z.-]+", p)]
-
-
-# ---------------------------------------------------------------------------------------
-# Loading and validation
-# ---------------------------------------------------------------------------------------
-
-
-class _Problems:
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-        self.warnings: list[str] = []
-
-    def error(self, msg: str) -> None:
-        self.errors.append(msg)
-
-    def warn(self, msg: str) -> None:
-        self.warnings.append(msg)
-
-
-def _key_lines(raw_lines: list[str]) -> dict[str, list[int]]:
-    """Map each assigned key to the 1-based .env lines where it is assigned."""
-    found: dict[str, list[int]] = {}
-    in_multiline: str | None = None
-    for number, line in enumerate(raw_lines, start=1):
-        if in_multiline:
-            if line.rstrip().endswith(in_multiline):
-                in_multiline = None
-            continue
-        m = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$", line)
-        if not m:
-            continue
-        found.setdefault(m.group(1), []).append(number)
-        value = m.group(2).strip()
-        for quote in ('"', "'"):
-            if value.startswith(quote) and (len(value) == 1 or not value.rstrip().endswith(quote) or value == quote):
-                in_multiline = quote
-    return found
-
-
-def _int(values: dict[str, str | None], key: str, p: _Problems) -> int:
-    default, low, high = INT_KEYS[key]
-    raw = (values.get(key) or "").strip()
-    if not raw:
-        return default
-    if not re.fullmatch(r"\d+", raw):
-        p.error(f"{key}: {raw!r} is not a whole number")
-        return default
-    number = int(raw)
-    if not low <= number <= high:
-        p.error(f"{key}: {number} is outside {low}..{high}")
-        return default
-    return number
 
 
 def validate_dataset_name(name: str) -> str | None:
@@ -280,50 +607,6 @@ def _check_relative_path(rel: str) -> str | None:
     return None
 
 
-def _parse_volume_paths(
-    raw: str, uids: dict[str, int], broken_keys: set[str], base_line: int | None, p: _Problems
-) -> tuple[VolumePath, ...]:
-    out: list[VolumePath] = []
-    seen: dict[str, int] = {}
-    for number, line in enumerate(raw.split("\n"), start=1):
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        where = f"SERVICE_VOLUME_PATHS_AND_OWNERS line {number}"
-        if base_line:
-            where += f" (.env line {base_line + number - 1})"
-        fields = entry.split(":")
-        if len(fields) not in (2, 3):
-            p.error(f"{where}: {entry!r} is not 'relative/path:UID_KEY' (or 'path:UID_KEY:GID_KEY')")
-            continue
-        rel = fields[0].strip().rstrip("/")
-        keys = [f.strip() for f in fields[1:]]
-        bad = False
-        reason = _check_relative_path(rel)
-        if reason:
-            p.error(f"{where}: {reason}")
-            bad = True
-        for key in keys:
-            if key in broken_keys:
-                bad = True  # already reported as not a number
-            elif key not in uids:
-                known = ", ".join(sorted(uids)) or "none defined"
-                p.error(f"{where}: unknown UID key {key!r} (defined: {known})")
-                bad = True
-        if rel in seen and not bad:
-            p.error(f"{where}: duplicate entry {rel!r} (first on line {seen[rel]})")
-            bad = True
-        if bad:
-            continue
-        seen[rel] = number
-        uid = uids[keys[0]]
-        gid = uids[keys[1]] if len(keys) == 2 else uid
-        out.append(VolumePath(rel, keys[0], uid, gid, number))
-    if not out and not p.errors:
-        p.error("SERVICE_VOLUME_PATHS_AND_OWNERS: no entries (one 'service/path:UID_KEY' per line)")
-    return tuple(out)
-
-
 def _parse_retention(spec: str, where: str, p: _Problems) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in filter(None, (s.strip() for s in re.split(r"[,\s]+", spec))):
@@ -344,10 +627,204 @@ def _parse_retention(spec: str, where: str, p: _Problems) -> dict[str, str]:
     return out
 
 
-def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]]:
-    """Read and validate `env_file`. Returns (settings, warnings) or raises ConfigError."""
-    path = Path(env_file)
-    p = _Problems()
+# ---------------------------------------------------------------------------------------
+# Cross-checks: rules that span several settings, run after every key was parsed
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Loading:
+    """What the cross-checks see: the file, its raw values, and every setting's parsed value
+    by key (a setting whose own check failed holds its default, or None)."""
+
+    path: Path
+    values: dict[str, str | None]
+    key_lines: dict[str, list[int]]
+    parsed: dict[str, Any]
+    p: _Problems
+
+
+def check_one_passphrase_source(ld: _Loading) -> None:
+    """Exactly one of BORG_PASSPHRASE / BORG_PASSCOMMAND / BORG_PASSPHRASE_FILE; a passphrase
+    of at least 8 characters."""
+    present = [k for k in PASSPHRASE_KEYS if (ld.values.get(k) or "").strip()]
+    if not present:
+        ld.p.error("BORG_PASSPHRASE: required (or BORG_PASSCOMMAND / BORG_PASSPHRASE_FILE instead)")
+    elif len(present) > 1:
+        ld.p.error(f"{' and '.join(present)}: set only one way to give the passphrase")
+    passphrase = ld.parsed["BORG_PASSPHRASE"]
+    if passphrase is not None and len(passphrase) < 8:
+        ld.p.error("BORG_PASSPHRASE: shorter than 8 characters")
+
+
+def parse_volume_paths(ld: _Loading) -> None:
+    """SERVICE_VOLUME_PATHS_AND_OWNERS, line by line, against the REMAPPED_*_UID keys."""
+    key = "SERVICE_VOLUME_PATHS_AND_OWNERS"
+    raw = ld.parsed[key]
+    if not isinstance(raw, str):  # missing: already reported as required
+        ld.parsed[key] = ()
+        return
+    uids = ld.parsed["REMAPPED_*_UID"]
+    broken = {k for k in ld.values if UID_KEY_RE.match(k)} - set(uids)  # reported as not a number
+    # The value usually starts on the line after `KEY="`; dotenv keeps the leading newline.
+    base_line = ld.key_lines.get(key, [None])[0]
+    p = ld.p
+    out: list[VolumePath] = []
+    seen: dict[str, int] = {}
+    bad_lines = 0
+    for number, line in enumerate(raw.split("\n"), start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        where = f"{key} line {number}"
+        if base_line:
+            where += f" (.env line {base_line + number - 1})"
+        fields = entry.split(":")
+        if len(fields) not in (2, 3):
+            p.error(f"{where}: {entry!r} is not 'relative/path:UID_KEY' (or 'path:UID_KEY:GID_KEY')")
+            bad_lines += 1
+            continue
+        rel = fields[0].strip().rstrip("/")
+        keys = [f.strip() for f in fields[1:]]
+        bad = False
+        reason = _check_relative_path(rel)
+        if reason:
+            p.error(f"{where}: {reason}")
+            bad = True
+        for uid_key in keys:
+            if uid_key in broken:
+                bad = True  # already reported as not a number
+            elif uid_key not in uids:
+                known = ", ".join(sorted(uids)) or "none defined"
+                p.error(f"{where}: unknown UID key {uid_key!r} (defined: {known})")
+                bad = True
+        if rel in seen and not bad:
+            p.error(f"{where}: duplicate entry {rel!r} (first on line {seen[rel]})")
+            bad = True
+        if bad:
+            bad_lines += 1
+            continue
+        seen[rel] = number
+        uid = uids[keys[0]]
+        gid = uids[keys[1]] if len(keys) == 2 else uid
+        out.append(VolumePath(rel, keys[0], uid, gid, number))
+    if not out and not bad_lines:
+        p.error(f"{key}: no entries (one 'service/path:UID_KEY' per line)")
+    ld.parsed[key] = tuple(out)
+
+
+def warn_ids_outside_subid_range(ld: _Loading) -> None:
+    """A volume owner outside the remap user's subordinate range: no container will own it."""
+    start, count = ld.parsed["SUBID_START"], ld.parsed["SUBID_COUNT"]
+    for vp in ld.parsed["SERVICE_VOLUME_PATHS_AND_OWNERS"]:
+        for kind, number in (("UID", vp.uid), ("GID", vp.gid)):
+            if not start <= number < start + count:
+                ld.p.warn(
+                    f"SERVICE_VOLUME_PATHS_AND_OWNERS line {vp.line}: {kind} {number} is outside the "
+                    f"userns-remap range {start}..{start + count - 1}; containers will not own it"
+                )
+
+
+def parse_retention_overrides(ld: _Loading) -> None:
+    """BORG_RETENTION_OVERRIDES: one `service:daily=N,...` per line, for a known service."""
+    key = "BORG_RETENTION_OVERRIDES"
+    raw = ld.parsed[key]
+    overrides: dict[str, dict[str, str]] = {}
+    services = list(dict.fromkeys(vp.service for vp in ld.parsed["SERVICE_VOLUME_PATHS_AND_OWNERS"]))
+    for number, line in enumerate(raw.split("\n") if isinstance(raw, str) else [], start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        where = f"{key} line {number}"
+        service, sep, spec = entry.partition(":")
+        service = service.strip()
+        if not sep:
+            ld.p.error(f"{where}: {entry!r} is not 'service:daily=N,weekly=N,...'")
+            continue
+        if services and service not in services:
+            ld.p.error(f"{where}: unknown service {service!r} (known: {', '.join(services)})")
+            continue
+        if service in overrides:
+            ld.p.error(f"{where}: duplicate entry for {service!r}")
+            continue
+        overrides[service] = _parse_retention(spec, where, ld.p)
+    ld.parsed[key] = overrides
+
+
+def check_view_dataset_outside_parent(ld: _Loading) -> None:
+    """The views must not lie inside ZFS_PARENT_DATASET: the recursive snapshot would take them."""
+    view, parent = ld.parsed["VIEW_DATASET"], ld.parsed["ZFS_PARENT_DATASET"]
+    if view and parent and (view == parent or view.startswith(parent + "/")):
+        ld.p.error(
+            f"VIEW_DATASET: {view!r} lies inside ZFS_PARENT_DATASET; it would be included "
+            "in the recursive snapshot. Put it beside it (e.g. POOL/orchestrator-views)"
+        )
+
+
+def warn_readable_passphrase(ld: _Loading) -> None:
+    """The .env holding BORG_PASSPHRASE, or BORG_PASSPHRASE_FILE, readable by others."""
+    try:
+        mode = ld.path.stat().st_mode
+        if ld.parsed["BORG_PASSPHRASE"] and mode & (stat.S_IROTH | stat.S_IRGRP):
+            who = "everyone" if mode & stat.S_IROTH else "its group"
+            ld.p.warn(f"{ld.path} holds BORG_PASSPHRASE and is readable by {who}: run `chmod 600 {ld.path}`")
+    except OSError:
+        pass
+    passphrase_file = ld.parsed["BORG_PASSPHRASE_FILE"]
+    if passphrase_file:
+        try:
+            if passphrase_file.stat().st_mode & (stat.S_IROTH | stat.S_IRGRP):
+                ld.p.warn(
+                    f"BORG_PASSPHRASE_FILE {passphrase_file} is readable by others: "
+                    f"run `chmod 600 {passphrase_file}`"
+                )
+        except OSError:
+            ld.p.error(f"BORG_PASSPHRASE_FILE: {passphrase_file} does not exist or cannot be read")
+
+
+def warn_unknown_keys(ld: _Loading) -> None:
+    for key in ld.values:
+        if not any(s.matches(key) for s in SETTINGS):
+            ld.p.warn(f"{key}: unknown key, ignored (typo?)")
+
+
+CROSS_CHECKS: tuple[Callable[[_Loading], None], ...] = (
+    check_one_passphrase_source,
+    parse_volume_paths,
+    warn_ids_outside_subid_range,
+    parse_retention_overrides,
+    check_view_dataset_outside_parent,
+    warn_readable_passphrase,
+    warn_unknown_keys,
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------
+
+
+def _key_lines(raw_lines: list[str]) -> dict[str, list[int]]:
+    """Map each assigned key to the 1-based .env lines where it is assigned."""
+    found: dict[str, list[int]] = {}
+    in_multiline: str | None = None
+    for number, line in enumerate(raw_lines, start=1):
+        if in_multiline:
+            if line.rstrip().endswith(in_multiline):
+                in_multiline = None
+            continue
+        m = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$", line)
+        if not m:
+            continue
+        found.setdefault(m.group(1), []).append(number)
+        value = m.group(2).strip()
+        for quote in ('"', "'"):
+            if value.startswith(quote) and (len(value) == 1 or not value.rstrip().endswith(quote) or value == quote):
+                in_multiline = quote
+    return found
+
+
+def _read_text(path: Path) -> str:
     try:
         raw_bytes = path.read_bytes()
     except FileNotFoundError:
@@ -361,9 +838,16 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
     if not raw_bytes.strip():
         raise ConfigError(["the file is empty (copy .env.example and fill it in)"], str(path))
     try:
-        raw = raw_bytes.decode("utf-8")
+        return raw_bytes.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([f"not UTF-8 text (byte {exc.start})"], str(path)) from None
+
+
+def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]]:
+    """Read and validate `env_file`. Returns (settings, warnings) or raises ConfigError."""
+    path = Path(env_file)
+    p = _Problems()
+    raw = _read_text(path)
 
     raw_lines = raw.split("\n")
     crlf = [n for n, line in enumerate(raw_lines, start=1) if line.endswith("\r")]
@@ -378,249 +862,20 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         if len(lines) > 1:
             p.error(f"{key}: set more than once (lines {', '.join(map(str, lines))}); keep one")
 
-    import io
-
     from dotenv import dotenv_values  # lazily: `--help` does not read a .env
 
     values = dotenv_values(stream=io.StringIO(raw), interpolate=True)
 
-    def get(key: str) -> str:
-        return (values.get(key) or "").strip()
+    parsed = {s.key: s.read(values, p) for s in SETTINGS}
+    unset = [s for s in SETTINGS if parsed[s.key] is UNSET]
+    # Plain defaults first, then the derived ones: they may derive from a defaulted value.
+    for s in sorted(unset, key=lambda s: isinstance(s.default, Derived)):
+        parsed[s.key] = s.default_value(parsed)
+    loading = _Loading(path, values, key_lines, parsed, p)
+    for check in CROSS_CHECKS:
+        check(loading)
 
-    for key in REQUIRED_KEYS:
-        if not get(key):
-            p.error(f"{key}: required but missing or empty")
-
-    present_pass = [k for k in PASSPHRASE_KEYS if get(k)]
-    if not present_pass:
-        p.error("BORG_PASSPHRASE: required (or BORG_PASSCOMMAND / BORG_PASSPHRASE_FILE instead)")
-    elif len(present_pass) > 1:
-        p.error(f"{' and '.join(present_pass)}: set only one way to give the passphrase")
-    passphrase = values.get("BORG_PASSPHRASE") or None
-    if passphrase is not None and len(passphrase) < 8:
-        p.error("BORG_PASSPHRASE: shorter than 8 characters")
-
-    # UIDs first: volume paths refer to them.
-    uids: dict[str, int] = {}
-    broken_uid_keys: list[str] = []
-    for key, value in values.items():
-        if UID_KEY_RE.match(key):
-            text = (value or "").strip()
-            if not re.fullmatch(r"\d+", text):
-                p.error(f"{key}: {text!r} is not a number")
-                broken_uid_keys.append(key)
-                continue
-            number = int(text)
-            if number > 4294967294:
-                p.error(f"{key}: {number} is larger than the largest UID (4294967294)")
-                broken_uid_keys.append(key)
-                continue
-            uids[key] = number
-
-    for key in ("MANAGEMENT_DIR", "VENV_DIR", "SERVICES_DIR", "ZFS_BASE_MOUNTPOINT"):
-        v = get(key)
-        if v and not v.startswith("/"):
-            p.error(f"{key}: {v!r} must be an absolute path")
-        elif v and ".." in v.split("/"):
-            p.error(f"{key}: {v!r} must not contain '..'")
-
-    parent = get("ZFS_PARENT_DATASET")
-    if parent:
-        why = validate_dataset_name(parent)
-        if why:
-            p.error(f"ZFS_PARENT_DATASET: {parent!r} {why}")
-        elif "/" not in parent:
-            p.error(f"ZFS_PARENT_DATASET: {parent!r} is a pool; use a dataset inside it (e.g. {parent}/services)")
-
-    volume_paths: tuple[VolumePath, ...] = ()
-    if get("SERVICE_VOLUME_PATHS_AND_OWNERS"):
-        start = key_lines.get("SERVICE_VOLUME_PATHS_AND_OWNERS", [None])[0]
-        # The value usually starts on the line after `KEY="`; dotenv keeps the leading newline.
-        volume_paths = _parse_volume_paths(
-            values["SERVICE_VOLUME_PATHS_AND_OWNERS"] or "", uids, set(broken_uid_keys), start, p
-        )
-
-    subid_start = _int(values, "SUBID_START", p)
-    subid_count = _int(values, "SUBID_COUNT", p)
-    for vp in volume_paths:
-        for kind, number in (("UID", vp.uid), ("GID", vp.gid)):
-            if not subid_start <= number < subid_start + subid_count:
-                p.warn(
-                    f"SERVICE_VOLUME_PATHS_AND_OWNERS line {vp.line}: {kind} {number} is outside the "
-                    f"userns-remap range {subid_start}..{subid_start + subid_count - 1}; containers will not own it"
-                )
-
-    services = list(dict.fromkeys(vp.service for vp in volume_paths))
-    hub = get("HUB_SERVICE") or "reverseproxy"
-    if not SERVICE_NAME_RE.match(hub):
-        p.error(f"HUB_SERVICE: {hub!r} is not a valid service folder name")
-
-    retention_default = dict(DEFAULT_RETENTION)
-    if get("BORG_RETENTION"):
-        retention_default = _parse_retention(get("BORG_RETENTION"), "BORG_RETENTION", p) or retention_default
-    overrides: dict[str, dict[str, str]] = {}
-    raw_over = values.get("BORG_RETENTION_OVERRIDES") or ""
-    for number, line in enumerate(raw_over.split("\n"), start=1):
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        where = f"BORG_RETENTION_OVERRIDES line {number}"
-        service, sep, spec = entry.partition(":")
-        service = service.strip()
-        if not sep:
-            p.error(f"{where}: {entry!r} is not 'service:daily=N,weekly=N,...'")
-            continue
-        if services and service not in services:
-            p.error(f"{where}: unknown service {service!r} (known: {', '.join(services)})")
-            continue
-        if service in overrides:
-            p.error(f"{where}: duplicate entry for {service!r}")
-            continue
-        overrides[service] = _parse_retention(spec, where, p)
-
-    compose_command = get("COMPOSE_COMMAND") or "auto"
-    if compose_command not in COMPOSE_COMMANDS:
-        p.error(f"COMPOSE_COMMAND: {compose_command!r} must be one of {', '.join(COMPOSE_COMMANDS)}")
-
-    update_schedule = get("UPDATE_SCHEDULE").strip() if get("UPDATE_SCHEDULE") else ""
-    from .schedule import SCHEDULE_RE
-
-    if update_schedule and not SCHEDULE_RE.match(update_schedule):
-        p.error(f"UPDATE_SCHEDULE: {update_schedule!r} is not five cron fields (e.g. '0 5 * * 0') or @weekly")
-
-    drill_schedule = (get("DRILL_SCHEDULE") if "DRILL_SCHEDULE" in values else "0 5 * * 0").strip()
-    if drill_schedule.lower() == "off":
-        drill_schedule = ""
-    if drill_schedule and not SCHEDULE_RE.match(drill_schedule):
-        p.error(f"DRILL_SCHEDULE: {drill_schedule!r} is not five cron fields (e.g. '0 5 * * 0'), @weekly or off")
-
-    prefix = get("SNAPSHOT_PREFIX") or "orchestrator"
-    if not SNAPSHOT_PREFIX_RE.match(prefix):
-        p.error(f"SNAPSHOT_PREFIX: {prefix!r} must be a letter followed by letters, digits, '_' or '-' (max 32)")
-
-    pool = parent.split("/", 1)[0] if parent else ""
-    view_dataset = get("VIEW_DATASET") or (f"{pool}/orchestrator-views" if pool else "")
-    if view_dataset:
-        why = validate_dataset_name(view_dataset)
-        if why:
-            p.error(f"VIEW_DATASET: {view_dataset!r} {why}")
-        elif parent and (view_dataset == parent or view_dataset.startswith(parent + "/")):
-            p.error(
-                f"VIEW_DATASET: {view_dataset!r} lies inside ZFS_PARENT_DATASET; it would be included "
-                "in the recursive snapshot. Put it beside it (e.g. POOL/orchestrator-views)"
-            )
-
-    repo_base = get("BORG_REPO_BASE_PATH")
-    if repo_base and not (repo_base.startswith("/") or repo_base.startswith("ssh://")):
-        p.error(
-            f"BORG_REPO_BASE_PATH: {repo_base!r} must be an absolute path or ssh://user@host[:port]/path"
-        )
-    if repo_base.startswith("ssh://") and not re.match(r"^ssh://[^/@\s]+@[^/\s]+(/.*)$", repo_base):
-        p.error(f"BORG_REPO_BASE_PATH: {repo_base!r} must look like ssh://user@host[:port]/path")
-
-    push_url = get("PUSH_URL") or None
-    update_push_url = get("UPDATE_PUSH_URL") or None
-    for key, url in (("PUSH_URL", push_url), ("UPDATE_PUSH_URL", update_push_url)):
-        if url and not re.match(r"^https?://", url):
-            p.error(f"{key}: must start with http:// or https://")
-
-    def opt_path(key: str, default: Path | None) -> Path | None:
-        v = get(key)
-        if not v:
-            return default
-        if not v.startswith("/"):
-            p.error(f"{key}: {v!r} must be an absolute path")
-            return default
-        return Path(v)
-
-    mgmt = Path(get("MANAGEMENT_DIR") or "/nonexistent")
-    passphrase_file = opt_path("BORG_PASSPHRASE_FILE", None)
-
-    # Warnings: readable secrets.
-    try:
-        mode = path.stat().st_mode
-        if passphrase and mode & (stat.S_IROTH | stat.S_IRGRP):
-            who = "everyone" if mode & stat.S_IROTH else "its group"
-            p.warn(f"{path} holds BORG_PASSPHRASE and is readable by {who}: run `chmod 600 {path}`")
-    except OSError:
-        pass
-    if passphrase_file:
-        try:
-            if passphrase_file.stat().st_mode & (stat.S_IROTH | stat.S_IRGRP):
-                p.warn(
-                    f"BORG_PASSPHRASE_FILE {passphrase_file} is readable by others: "
-                    f"run `chmod 600 {passphrase_file}`"
-                )
-        except OSError:
-            p.error(f"BORG_PASSPHRASE_FILE: {passphrase_file} does not exist or cannot be read")
-
-    known = set(REQUIRED_KEYS) | set(PASSPHRASE_KEYS) | set(INT_KEYS) | {
-        "BORG_RSH", "BORG_BASE_DIR", "BORG_KEYS_DIR", "BORG_EXCLUDES_FILE", "BORG_COMPRESSION",
-        "BORG_RETENTION", "BORG_RETENTION_OVERRIDES", "HUB_SERVICE", "SNAPSHOT_PREFIX",
-        "VIEW_DATASET", "VIEW_MOUNTPOINT", "LOCK_FILE", "STATE_DIR", "PUSH_URL", "UPDATE_PUSH_URL",
-        "PROMETHEUS_TEXTFILE", "DOCKER_REMAP_USER", "DOCKER_DAEMON_JSON", "SUBUID_FILE", "SUBGID_FILE",
-        "DOCKER_RESTART_COMMAND", "COMPOSE_COMMAND", "UPDATE_SCHEDULE",
-        "DRILL_SCHEDULE", "DRILL_DIR",
-    }
-    for key in values:
-        if key not in known and not UID_KEY_RE.match(key):
-            p.warn(f"{key}: unknown key, ignored (typo?)")
-
-    kwargs = dict(
-        env_file=path,
-        admin_user=get("ADMIN_USER"),
-        management_dir=mgmt,
-        venv_dir=Path(get("VENV_DIR")),
-        services_dir=Path(get("SERVICES_DIR")),
-        zfs_parent_dataset=parent,
-        zfs_base_mountpoint=Path(get("ZFS_BASE_MOUNTPOINT")),
-        borg_repo_base_path=repo_base,
-        volume_paths=volume_paths,
-        remapped_uids=uids,
-        borg_passphrase=passphrase,
-        borg_passcommand=get("BORG_PASSCOMMAND") or None,
-        borg_passphrase_file=passphrase_file,
-        borg_rsh=get("BORG_RSH") or None,
-        borg_base_dir=opt_path("BORG_BASE_DIR", mgmt / ".borg"),
-        borg_keys_dir=opt_path("BORG_KEYS_DIR", mgmt / "borg_keys"),
-        borg_excludes_file=opt_path("BORG_EXCLUDES_FILE", mgmt / "borg_excludes.txt"),
-        borg_compression=get("BORG_COMPRESSION") or "zstd,3",
-        borg_parallel=_int(values, "BORG_PARALLEL", p),
-        borg_timeout=_int(values, "BORG_TIMEOUT", p),
-        borg_compact_every_days=_int(values, "BORG_COMPACT_EVERY_DAYS", p),
-        retention_default=retention_default,
-        retention_overrides=overrides,
-        hub_service=hub,
-        compose_parallel=_int(values, "COMPOSE_PARALLEL", p),
-        health_timeout=_int(values, "HEALTH_TIMEOUT", p),
-        stop_timeout=_int(values, "STOP_TIMEOUT", p),
-        compose_command=compose_command,
-        hook_timeout=_int(values, "HOOK_TIMEOUT", p),
-        keep_last_snapshot=_int(values, "KEEP_LAST_SNAPSHOT", p),
-        skip_unchanged=_int(values, "SKIP_UNCHANGED", p),
-        update_snapshots_keep=_int(values, "UPDATE_SNAPSHOTS_KEEP", p),
-        update_settle_seconds=_int(values, "UPDATE_SETTLE_SECONDS", p),
-        update_schedule=update_schedule,
-        drill_schedule=drill_schedule,
-        drill_dir=opt_path("DRILL_DIR", None),
-        command_timeout=_int(values, "COMMAND_TIMEOUT", p),
-        snapshot_prefix=prefix,
-        view_dataset=view_dataset,
-        view_mountpoint=opt_path("VIEW_MOUNTPOINT", Path("/run/orchestrator/views")),
-        lock_file=opt_path("LOCK_FILE", Path("/run/lock/orchestrator.lock")),
-        state_dir=opt_path("STATE_DIR", Path("/var/lib/orchestrator")),
-        push_url=push_url,
-        update_push_url=update_push_url,
-        prometheus_textfile=opt_path("PROMETHEUS_TEXTFILE", None),
-        docker_remap_user=get("DOCKER_REMAP_USER") or "dockeruser",
-        subid_start=subid_start,
-        subid_count=subid_count,
-        docker_daemon_json=opt_path("DOCKER_DAEMON_JSON", Path("/etc/docker/daemon.json")),
-        subuid_file=opt_path("SUBUID_FILE", Path("/etc/subuid")),
-        subgid_file=opt_path("SUBGID_FILE", Path("/etc/subgid")),
-        docker_restart_command=get("DOCKER_RESTART_COMMAND"),
-    )
     if p.errors:
         raise ConfigError(p.errors, str(path), p.warnings)
-    settings = Settings(**kwargs)
+    settings = Settings(env_file=path, **{s.name: parsed[s.key] for s in SETTINGS})
     return settings, p.warnings

@@ -1,10 +1,11 @@
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from management.config import load_settings, validate_dataset_name
+from management.config import SETTINGS, load_settings, validate_dataset_name
 from management.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,3 +165,151 @@ def test_masked_show_hides_passphrase_and_push_url_token(tmp_path):
     shown = "\n".join(f"{k}={v}" for k, v in s.masked().items())
     assert PASS not in shown and token not in shown
     assert token in s.secrets
+
+
+# --- one test per kind of setting: what the declaration must keep doing --------------------
+
+
+def test_defaults_including_those_derived_from_other_settings(tmp_path):
+    s = settings_with(tmp_path)
+    assert (s.health_timeout, s.borg_timeout, s.keep_last_snapshot, s.compose_command) == (120, 21600, 1, "auto")
+    assert s.borg_base_dir == Path("/home/runner/management/.borg")
+    assert s.borg_keys_dir == Path("/home/runner/management/borg_keys")
+    assert s.borg_excludes_file == Path("/home/runner/management/borg_excludes.txt")
+    assert s.view_dataset == "datapool/orchestrator-views"
+    assert (s.borg_rsh, s.push_url, s.drill_dir, s.docker_restart_command) == (None, None, None, "")
+    s = settings_with(tmp_path, "BORG_BASE_DIR=/srv/borg\nVIEW_DATASET=tank/views\nHEALTH_TIMEOUT= 30 \n")
+    assert (s.borg_base_dir, s.view_dataset, s.health_timeout) == (Path("/srv/borg"), "tank/views", 30)
+
+
+def test_drill_schedule_defaults_weekly_and_empty_or_off_disables_it(tmp_path):
+    assert settings_with(tmp_path).drill_schedule == "0 5 * * 0"
+    assert settings_with(tmp_path, "DRILL_SCHEDULE=\n").drill_schedule == ""
+    assert settings_with(tmp_path, "DRILL_SCHEDULE=Off\n").drill_schedule == ""
+    assert settings_with(tmp_path, "DRILL_SCHEDULE=@weekly\n").drill_schedule == "@weekly"
+    assert settings_with(tmp_path, "UPDATE_SCHEDULE=\n").update_schedule == ""
+    found = problems(tmp_path, BASE + "DRILL_SCHEDULE=sundays\nUPDATE_SCHEDULE=off\n")
+    assert "DRILL_SCHEDULE: 'sundays' is not five cron fields (e.g. '0 5 * * 0'), @weekly or off" in found
+    assert any(p.startswith("UPDATE_SCHEDULE: 'off' is not five cron fields") for p in found)
+
+
+def test_drill_dir_is_an_optional_absolute_path(tmp_path):
+    assert settings_with(tmp_path, "DRILL_DIR=/var/tmp/drill\n").drill_dir == Path("/var/tmp/drill")
+    assert problems(tmp_path, BASE + "DRILL_DIR=tmp/drill\n") == ["DRILL_DIR: 'tmp/drill' must be an absolute path"]
+
+
+def test_whole_numbers_with_bounds_and_0_1_switches(tmp_path):
+    found = problems(tmp_path, BASE + "HEALTH_TIMEOUT=2m\nKEEP_LAST_SNAPSHOT=2\nBORG_PARALLEL=0\n")
+    assert sorted(found) == ["BORG_PARALLEL: 0 is outside 1..16", "HEALTH_TIMEOUT: '2m' is not a whole number",
+                             "KEEP_LAST_SNAPSHOT: 2 is outside 0..1"]
+    assert settings_with(tmp_path, "SKIP_UNCHANGED=0\n").skip_unchanged == 0
+
+
+def test_each_kind_of_value_names_its_key(tmp_path):
+    text = (BASE.replace("BORG_REPO_BASE_PATH=/backup/repos", "BORG_REPO_BASE_PATH=ssh://host/repos")
+            .replace("SERVICES_DIR=/home/runner/services", "SERVICES_DIR=/home/../services")
+            + "COMPOSE_COMMAND=v3\nHUB_SERVICE=a;b\nSNAPSHOT_PREFIX=1x\nPUSH_URL=hc.example/x\nLOCK_FILE=lock\n")
+    assert sorted(problems(tmp_path, text)) == [
+        "BORG_REPO_BASE_PATH: 'ssh://host/repos' must look like ssh://user@host[:port]/path",
+        "COMPOSE_COMMAND: 'v3' must be one of auto, v2, v1",
+        "HUB_SERVICE: 'a;b' is not a valid service folder name",
+        "LOCK_FILE: 'lock' must be an absolute path",
+        "PUSH_URL: must start with http:// or https://",
+        "SERVICES_DIR: '/home/../services' must not contain '..'",
+        "SNAPSHOT_PREFIX: '1x' must be a letter followed by letters, digits, '_' or '-' (max 32)",
+    ]
+
+
+def test_unknown_keys_warn_but_remapped_uid_keys_are_known(tmp_path):
+    _, warnings = load_settings(write(tmp_path, BASE + "HEALTH_TIMOUT=5\nREMAPPED_EXTRA_UID=100005\n"))
+    assert warnings == ["HEALTH_TIMOUT: unknown key, ignored (typo?)"]
+
+
+def test_every_secret_is_masked_and_handed_to_the_runner(tmp_path):
+    token = "5f3e9a0c1b2d"
+    s = settings_with(tmp_path, f"PUSH_URL=https://hc.example/ping/{token}\n"
+                                f"UPDATE_PUSH_URL=https://hc.example/ping/{token}x\n")
+    assert {PASS, f"https://hc.example/ping/{token}", token, f"{token}x"} <= set(s.secrets)
+    shown = s.masked()
+    assert (shown["BORG_PASSPHRASE"], shown["PUSH_URL"], shown["UPDATE_PUSH_URL"]) == ("***", "***", "***")
+    assert PASS not in repr(s) and token not in repr(s)
+
+
+def test_config_show_prints_each_declared_setting_once_and_doc_adds_its_line(tmp_path):
+    from click.testing import CliRunner
+
+    import orchestrator
+
+    env = write(tmp_path, BASE + "PUSH_URL=https://hc.example/ping/5f3e9a0c1b2d\n")
+    shown = CliRunner().invoke(orchestrator.cli, ["--env-file", str(env), "config", "show"])
+    assert shown.exit_code == 0, shown.output
+    keys = [line.split()[0] for line in shown.output.splitlines()]
+    declared = [s.key for s in SETTINGS if not s.family]
+    assert keys[0] == "ENV_FILE"
+    assert [k for k in keys if k in declared] == declared  # once each, in the declaration's order
+    assert [k for k in keys if k.startswith("REMAPPED_")] == ["REMAPPED_ROOT_UID", "REMAPPED_POSTGRES_UID"]
+    assert len(keys) == 1 + len(declared) + 2
+    assert PASS not in shown.output and "5f3e9a0c1b2d" not in shown.output
+    assert "BORG_RETENTION                   daily=7,weekly=4,monthly=6" in shown.output
+
+    documented = CliRunner().invoke(orchestrator.cli, ["--env-file", str(env), "config", "show", "--doc"])
+    lines = documented.output.splitlines()
+    at = lines.index(next(line for line in lines if line.startswith("BORG_BASE_DIR ")))
+    assert lines[at - 1] == "# Borg's cache, config and security dirs. Default: MANAGEMENT_DIR/.borg."
+    assert "# Datasets borg backs up at once. Default: 1, within 1..16." in lines
+    assert [line for line in lines if not line.startswith("#")] == shown.output.splitlines()
+
+
+# --- .env.example and the declaration agree ------------------------------------------------
+# .env.example is written by hand (its grouped comments and worked examples are the point of
+# it), and checked here against management.config.SETTINGS rather than generated from it.
+
+EXAMPLE_KEY_LINE = re.compile(r"^(#?)([A-Z][A-Z0-9_]*)=")
+
+
+def example_keys() -> dict[str, list[bool]]:
+    """Every key .env.example shows, set (False) or commented out (True), per occurrence."""
+    shown: dict[str, list[bool]] = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        m = EXAMPLE_KEY_LINE.match(line)
+        if m:
+            shown.setdefault(m.group(2), []).append(bool(m.group(1)))
+    return shown
+
+
+def test_env_example_shows_every_declared_key_once_and_nothing_else():
+    shown = example_keys()
+    assert {k: v for k, v in shown.items() if len(v) > 1} == {}
+    undeclared = [k for k in shown if not any(s.matches(k) for s in SETTINGS)]
+    assert undeclared == [], "declare these in management/config.py SETTINGS"
+    missing = [s.key for s in SETTINGS if not any(s.matches(k) for k in shown)]
+    assert missing == [], "add these to .env.example (commented out if optional)"
+
+
+def test_env_example_shows_the_declared_default_wherever_there_is_one(tmp_path):
+    """A value shown for a key with a default (set, or commented out) is that default; keys
+    without one (required, or empty by default) show an example instead."""
+    text = (ROOT / ".env.example").read_text()
+    with_default = [s for s in SETTINGS if not s.family and s.described != s.doc]
+    keys = [s.key for s in with_default]
+    uncommented = re.sub(rf"^#(({'|'.join(keys)})=)", r"\1", text, flags=re.M)
+    removed = re.sub(rf"^#?({'|'.join(keys)})=.*\n", "", text, flags=re.M)
+    as_shown = load_settings(write(tmp_path, uncommented))[0]
+    as_default = load_settings(write(tmp_path, removed))[0]
+    differ = {s.key: (getattr(as_shown, s.name), getattr(as_default, s.name)) for s in with_default
+              if getattr(as_shown, s.name) != getattr(as_default, s.name)}
+    assert differ == {}, "(shown in .env.example, declared default)"
+    assert {"BORG_BASE_DIR", "VIEW_DATASET", "DRILL_SCHEDULE", "BORG_RETENTION", "LOCK_FILE"} <= set(keys)
+
+
+def test_each_setting_is_declared_once_with_a_doc_line():
+    for field in ("key", "name"):
+        names = [getattr(s, field) for s in SETTINGS]
+        assert len(names) == len(set(names)), field
+    assert all(s.doc and "\n" not in s.doc for s in SETTINGS)
+    assert [s.key for s in SETTINGS if s.secret] == ["BORG_PASSPHRASE", "UPDATE_PUSH_URL", "PUSH_URL"]
+
+
+def test_a_wrong_parent_dataset_is_one_problem_not_also_one_of_the_view_derived_from_it(tmp_path):
+    assert problems(tmp_path, BASE.replace("datapool/services", "datapool", 1)) == [
+        "ZFS_PARENT_DATASET: 'datapool' is a pool; use a dataset inside it (e.g. datapool/services)"]
