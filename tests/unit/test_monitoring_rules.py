@@ -8,17 +8,16 @@ drill_manager.drill_prometheus_text), so renaming a metric there fails this test
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shutil
 import subprocess
-import warnings
 from pathlib import Path
 
 import pytest
 import yaml
 
+from management.drill_manager import drill_prometheus_text
 from management.report import OK, DatasetResult, RunReport, prometheus_text
 from management.update_manager import ROLLED_BACK, update_metrics
 from tests.conftest import IN_CI, ROOT
@@ -64,41 +63,11 @@ def update_textfile_metrics() -> dict[str, dict[str, set[str]]]:
     return exposition(update_metrics({"git": {"time": 1.0, "result": ROLLED_BACK, "message": ""}}))
 
 
-# management/drill_manager.py (issue 14, drill_prometheus_text) is being written on another branch.
-# MERGE - tighten: once management.drill_manager is on this branch, set REQUIRE_DRILL_MANAGER to
-# True and delete drill_names_fallback_until_drill_manager_is_merged(); fit drill_state_sample()
-# to the state drill_prometheus_text really takes if it differs.
-REQUIRE_DRILL_MANAGER = False
-
-
-def drill_names_fallback_until_drill_manager_is_merged() -> dict[str, dict[str, set[str]]]:
-    warnings.warn("management.drill_manager is not importable: the drill metric names come from a fixed "
-                  "list (tests/unit/test_monitoring_rules.py, REQUIRE_DRILL_MANAGER)", stacklevel=2)
-    names = ("orchestrator_drill_success", "orchestrator_drill_last_run_timestamp_seconds",
-             "orchestrator_drill_last_success_timestamp_seconds", "orchestrator_drill_differences",
-             "orchestrator_drill_entries", "orchestrator_drill_bytes")
-    return {name: {"service": {"git"}} for name in names}
-
-
-def drill_state_sample() -> dict:
-    """One service's last drill, as drill_manager keeps it (the shape of update_manager's state)."""
-    return {"git": {"time": 2.0, "ok": True, "last_success": 2.0, "differences": 0, "entries": 12,
-                    "bytes": 3456, "message": ""}}
-
-
 def drill_metrics() -> dict[str, dict[str, set[str]]]:
-    try:
-        drill_manager = importlib.import_module("management.drill_manager")
-    except ModuleNotFoundError as exc:
-        if exc.name != "management.drill_manager" or REQUIRE_DRILL_MANAGER:
-            raise
-        return drill_names_fallback_until_drill_manager_is_merged()
-    try:
-        text = drill_manager.drill_prometheus_text(drill_state_sample())
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        pytest.fail(f"drill_prometheus_text does not take drill_state_sample()'s shape ({exc!r}): fit the sample "
-                    "in tests/unit/test_monitoring_rules.py to drill_manager's state")
-    return exposition(text)
+    """The drill textfile, from the state drill_manager keeps (STATE_DIR/drills.json)."""
+    state = {"git": {"time": 2.0, "ok": True, "mode": "compared", "archive": "git-x", "last_success": 2.0,
+                     "differences": 0, "entries": 12, "bytes": 3456, "message": ""}}
+    return exposition(drill_prometheus_text(state))
 
 
 @pytest.fixture(scope="module")
