@@ -57,6 +57,7 @@ INT_KEYS = {
     "UPDATE_SETTLE_SECONDS": (10, 0, 600),
     "SUBID_START": (100000, 1, 4294967294),
     "SUBID_COUNT": (65536, 1, 4294967294),
+    "STALE_AFTER": (36, 1, 8760),  # hours: a last backup older than this is stale (status, doctor)
 }
 
 
@@ -129,6 +130,7 @@ class Settings:
     subuid_file: Path = Path("/etc/subuid")
     subgid_file: Path = Path("/etc/subgid")
     docker_restart_command: str = ""  # empty: systemctl/service, whichever the host has
+    stale_after: int = 36  # hours since a service's last good backup before status/doctor call it stale
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -619,6 +621,7 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         subuid_file=opt_path("SUBUID_FILE", Path("/etc/subuid")),
         subgid_file=opt_path("SUBGID_FILE", Path("/etc/subgid")),
         docker_restart_command=get("DOCKER_RESTART_COMMAND"),
+        stale_after=_int(values, "STALE_AFTER", p),
     )
     if p.errors:
         raise ConfigError(p.errors, str(path), p.warnings)

@@ -164,3 +164,10 @@ def test_masked_show_hides_passphrase_and_push_url_token(tmp_path):
     shown = "\n".join(f"{k}={v}" for k, v in s.masked().items())
     assert PASS not in shown and token not in shown
     assert token in s.secrets
+
+
+def test_stale_after_is_hours_with_bounds(tmp_path):
+    assert settings_with(tmp_path).stale_after == 36
+    assert settings_with(tmp_path, "STALE_AFTER=12\n").stale_after == 12
+    assert problems(tmp_path, BASE + "STALE_AFTER=0\n") == ["STALE_AFTER: 0 is outside 1..8760"]
+    assert problems(tmp_path, BASE + "STALE_AFTER=1.5\n") == ["STALE_AFTER: '1.5' is not a whole number"]
