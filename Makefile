@@ -96,8 +96,8 @@ docker-start: ## Start stacks, hub first [SERVICE_NAME=]
 docker-pull: ## Pull the stacks' images [SERVICE_NAME=]
 	$(ORCH) docker-pull $(SERVICE_NAME)
 
-status: ## Table of stacks: containers running/total, state, health
-	$(ORCH) status $(SERVICE_NAME)
+status: ## Per service: stack state+health, dataset mounted+used, last backup (STALE), drill, update [SERVICE_NAME=] [JSON=1]
+	$(ORCH) status $(if $(JSON),--json) $(SERVICE_NAME)
 
 check-stacks: ## Check the hub-and-spoke rules; print each violation with its file
 	$(ORCH) check-stacks

@@ -277,15 +277,28 @@ _stack_command("docker-pull", "pull", "pulling", "Pull the images of stacks.")
 
 
 @cli.command("status")
-@click.argument("stacks", nargs=-1, metavar="[STACK]...")
+@click.argument("services", nargs=-1, metavar="[SERVICE]...")
+@click.option("--json", "as_json", is_flag=True, help="The same as one JSON object.")
 @pass_app
-def status(app: App, stacks: tuple[str, ...]) -> None:
-    """A table of stacks: containers running/total, state, health."""
-    rows = app.docker.status(list(stacks) or None)
-    width = max([5, *(len(r.stack) for r in rows)])
-    click.echo(f"{'STACK':<{width}}  CONTAINERS  {'STATE':<8}  HEALTH")
-    for r in rows:
-        click.echo(f"{r.stack:<{width}}  {f'{r.running}/{r.total}':<10}  {r.state:<8}  {r.health}")
+def status(app: App, services: tuple[str, ...], as_json: bool) -> None:
+    """Per service: its stack (containers running/total, state, health), its dataset (mounted,
+    used space), the last good backup and its age, the last restore drill and image update.
+    A last good backup older than STALE_AFTER hours (or none) is marked STALE. Read-only, and
+    starts no borg: `list-archives` counts a repository's archives."""
+    import json as _json
+
+    from management.errors import ValidationError
+    from management.status import collect, render
+
+    try:
+        report = collect(app.settings, app.zfs, app.docker, list(services) or None)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="SERVICE") from None
+    if as_json:
+        click.echo(app.mask(_json.dumps(report.to_dict(), indent=2)))
+        return
+    for line, highlight in render(report):
+        click.secho(app.mask(line), fg="red" if highlight else None)
 
 
 @cli.command("check-stacks")
