@@ -21,7 +21,7 @@ APT_PACKAGES ?= $(ZFS_PACKAGE) borgbackup docker.io docker-compose python3-venv
 TEST_VENV := $(CURDIR)/.venv
 PYTEST_ARGS ?=
 
-.PHONY: help install venv config-check config-show test test-unit lab-up lab-down lint
+.PHONY: help install venv config-check config-show doctor test test-unit lab-up lab-down lint
 
 help: ## List every target with one line each
 	@echo "Usage: make TARGET [ENV_FILE=./.env] [SERVICE_NAME=...] [DRY_RUN=1] [V=-v]"
@@ -52,6 +52,9 @@ config-check: ## Validate ENV_FILE and list every problem at once
 
 config-show: ## Show every setting with secrets masked (DOC=1 adds each one's description and default)
 	$(ORCH) config show $(if $(DOC),--doc)
+
+doctor: ## Audit the host against the design, read-only: one line per check (ok/warn/fail) with its fix; exit 1 on a fail [JSON=1]
+	$(ORCH) doctor $(if $(JSON),--json)
 
 # --- storage (ZFS) ---------------------------------------------------------------------------
 .PHONY: setup-storage snapshot-all snapshot-one list-snapshots-all destroy-snapshot
@@ -96,8 +99,8 @@ docker-start: ## Start stacks, hub first [SERVICE_NAME=]
 docker-pull: ## Pull the stacks' images [SERVICE_NAME=]
 	$(ORCH) docker-pull $(SERVICE_NAME)
 
-status: ## Table of stacks: containers running/total, state, health
-	$(ORCH) status $(SERVICE_NAME)
+status: ## Per service: stack state+health, dataset mounted+used, last backup (STALE), drill, update [SERVICE_NAME=] [JSON=1]
+	$(ORCH) status $(if $(JSON),--json) $(SERVICE_NAME)
 
 check-stacks: ## Check the hub-and-spoke rules; print each violation with its file
 	$(ORCH) check-stacks

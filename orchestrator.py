@@ -293,15 +293,28 @@ _stack_command("docker-pull", "pull", "pulling", "Pull the images of stacks.")
 
 
 @cli.command("status")
-@click.argument("stacks", nargs=-1, metavar="[STACK]...")
+@click.argument("services", nargs=-1, metavar="[SERVICE]...")
+@click.option("--json", "as_json", is_flag=True, help="The same as one JSON object.")
 @pass_app
-def status(app: App, stacks: tuple[str, ...]) -> None:
-    """A table of stacks: containers running/total, state, health."""
-    rows = app.docker.status(list(stacks) or None)
-    width = max([5, *(len(r.stack) for r in rows)])
-    click.echo(f"{'STACK':<{width}}  CONTAINERS  {'STATE':<8}  HEALTH")
-    for r in rows:
-        click.echo(f"{r.stack:<{width}}  {f'{r.running}/{r.total}':<10}  {r.state:<8}  {r.health}")
+def status(app: App, services: tuple[str, ...], as_json: bool) -> None:
+    """Per service: its stack (containers running/total, state, health), its dataset (mounted,
+    used space), the last good backup and its age, the last restore drill and image update.
+    A last good backup older than STALE_AFTER hours (or none) is marked STALE. Read-only, and
+    starts no borg: `list-archives` counts a repository's archives."""
+    import json as _json
+
+    from management.errors import ValidationError
+    from management.status import collect, render
+
+    try:
+        report = collect(app.settings, app.zfs, app.docker, list(services) or None)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="SERVICE") from None
+    if as_json:
+        click.echo(app.mask(_json.dumps(report.to_dict(), indent=2)))
+        return
+    for line, highlight in render(report):
+        click.secho(app.mask(line), fg="red" if highlight else None)
 
 
 @cli.command("check-stacks")
@@ -315,6 +328,40 @@ def check_stacks_cmd(app: App) -> None:
         click.secho(f"check-stacks: {len(violations)} violation(s)", fg="red", err=True)
         sys.exit(EXIT_FAILED)
     click.echo(f"check-stacks: OK ({len(app.docker.discover_names())} stacks in {app.settings.services_dir})")
+
+@cli.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="The checks as a JSON list.")
+@click.option("--cron-dir", default="/etc/cron.d", hidden=True, type=click.Path(file_okay=False))
+@click.option("--unit-dir", default="/etc/systemd/system", hidden=True, type=click.Path(file_okay=False))
+@click.option("--sshd-config", default="/etc/ssh/sshd_config", hidden=True, type=click.Path(dir_okay=False))
+@pass_app
+def doctor(app: App, as_json: bool, cron_dir: str, unit_dir: str, sshd_config: str) -> None:
+    """Audit the host against the design, read-only: userns-remap and subordinate ids, docker
+    log rotation, compose v2, the pool and every dataset, free space, the ZFS import at boot, ssh
+    hardening, a default-deny firewall, the .env and borg key modes, the cron entry and boot
+    unit, and the last backup's age. One line per check (ok / warn / fail), each with its fix.
+    Exit 1 when any check fails; warnings alone exit 0."""
+    import json as _json
+
+    from management.doctor import FAIL, OK, WARN, Host, run_checks
+
+    host = Host(app.settings, app.runner, cron_dir=Path(cron_dir), unit_dir=Path(unit_dir),
+                sshd_config=Path(sshd_config))
+    checks = run_checks(host)
+    if as_json:
+        click.echo(app.mask(_json.dumps([c.to_dict() for c in checks], indent=2)))
+    else:
+        colour = {OK: "green", WARN: "yellow", FAIL: "red"}
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            click.echo(click.style(f"{c.status:<4}", fg=colour[c.status]) + f"  {c.name:<{width}}  "
+                       + app.mask(c.detail))
+            if c.fix and c.status != OK:
+                click.echo(f"{'':<4}  {'':<{width}}  fix: {app.mask(c.fix)}")
+        counts = {s: sum(c.status == s for c in checks) for s in (OK, WARN, FAIL)}
+        click.echo(f"doctor: {counts[OK]} ok, {counts[WARN]} warn, {counts[FAIL]} fail")
+    if any(c.status == FAIL for c in checks):
+        sys.exit(EXIT_FAILED)
 
 # --- image updates -------------------------------------------------------------------------
 

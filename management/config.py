@@ -468,6 +468,8 @@ SETTINGS: tuple[Setting, ...] = (
     # --- Monitoring
     Setting("PUSH_URL", Url(), "Push URL for backup runs; /start and /fail are appended.", secret=True),
     Setting("PROMETHEUS_TEXTFILE", AbsPath(), "node_exporter textfile collector output."),
+    Setting("STALE_AFTER", Int(1, 8760), "Hours after a service's last good backup before status and doctor "
+            "call it stale.", default=36),
 )
 
 

@@ -313,3 +313,10 @@ def test_each_setting_is_declared_once_with_a_doc_line():
 def test_a_wrong_parent_dataset_is_one_problem_not_also_one_of_the_view_derived_from_it(tmp_path):
     assert problems(tmp_path, BASE.replace("datapool/services", "datapool", 1)) == [
         "ZFS_PARENT_DATASET: 'datapool' is a pool; use a dataset inside it (e.g. datapool/services)"]
+
+
+def test_stale_after_is_hours_with_bounds(tmp_path):
+    assert settings_with(tmp_path).stale_after == 36
+    assert settings_with(tmp_path, "STALE_AFTER=12\n").stale_after == 12
+    assert problems(tmp_path, BASE + "STALE_AFTER=0\n") == ["STALE_AFTER: 0 is outside 1..8760"]
+    assert problems(tmp_path, BASE + "STALE_AFTER=1.5\n") == ["STALE_AFTER: '1.5' is not a whole number"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from management.config import SETTINGS
 from management.drill_manager import drill_prometheus_text
 from management.report import OK, DatasetResult, RunReport, prometheus_text
 from management.update_manager import ROLLED_BACK, update_metrics
@@ -29,7 +30,8 @@ DASHBOARD = MONITORING / "grafana-dashboard.json"
 
 SCRAPE_LABELS = {"instance", "job"}  # added by Prometheus when it scrapes node_exporter
 NODE_TEXTFILE_PREFIX = "node_textfile_"  # node_exporter's own metrics about the textfiles
-STALE_AFTER_DEFAULT_SECONDS = 36 * 3600  # the OrchestratorBackupStale threshold: STALE_AFTER's default
+# the OrchestratorBackupStale threshold: STALE_AFTER's declared default (hours)
+STALE_AFTER_DEFAULT_SECONDS = next(s.default for s in SETTINGS if s.key == "STALE_AFTER") * 3600
 
 
 # --- the metrics the tool writes -------------------------------------------------------------

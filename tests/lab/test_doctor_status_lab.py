@@ -1,0 +1,180 @@
+"""`doctor` and `status --json` on the lab host, read-only: no dataset, stack, daemon or file of
+the host is created or changed. The .env points at a parent dataset that does not exist (so the
+dataset checks have a real finding without creating one) and keeps its state under tmp_path.
+
+Each assertion is checked against the host itself where the lab does not decide the answer
+(sshd's configuration, the firewall, systemd, the cron entry): the test asks the same tools and
+expects the verdict the design rules give for what they say."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.lab.envfile import run_cli, write_lab_env
+
+pytestmark = pytest.mark.lab
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+def by_name(checks: list[dict]) -> dict[str, dict]:
+    return {c["name"]: c for c in checks}
+
+
+def sshd_t() -> dict[str, list[str]]:
+    out = subprocess.run(["sshd", "-T"], capture_output=True, text=True, timeout=30)
+    found: dict[str, list[str]] = {}
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        found.setdefault(key.lower(), []).append(value.strip().lower())
+    return found
+
+
+@pytest.fixture
+def lab_env(lab, tmp_path):
+    svc_a, svc_b = lab.unique("da"), lab.unique("db")
+    env_path, values = write_lab_env(tmp_path, lab, [f"{svc_a}/data:REMAPPED_ROOT_UID",
+                                                     f"{svc_b}/data:REMAPPED_APP_UID"])
+    return env_path, values, svc_a, svc_b
+
+
+def test_doctor_reports_the_lab_as_it_is_and_changes_nothing(lab, lab_env):
+    env_path, values, _a, _b = lab_env
+    parent = values["ZFS_PARENT_DATASET"]
+    daemon_json = Path("/etc/docker/daemon.json")
+    before = daemon_json.stat().st_mtime_ns
+
+    result = run_cli(env_path, "doctor", "--json", timeout=180)
+    assert result.returncode == 1, result.stdout + result.stderr  # the lab has failing checks (below)
+    checks = by_name(json.loads(result.stdout))
+    assert len(checks) == 17, list(checks)
+
+    # what lab.sh sets up as the design says
+    assert checks["userns-remap"]["status"] == OK, checks["userns-remap"]
+    assert "100000.100000" in checks["userns-remap"]["detail"]
+    assert checks["subuid/subgid"]["status"] == OK, checks["subuid/subgid"]
+    conf = json.loads(daemon_json.read_text())
+    if conf.get("log-driver") == "local":
+        assert checks["docker log rotation"]["status"] == OK, checks["docker log rotation"]
+        assert checks["docker log rotation"]["detail"].startswith("local")
+    assert checks["compose v2"]["status"] == OK and "v2." in checks["compose v2"]["detail"]
+    assert checks["zfs pool"] == {"status": OK, "name": "zfs pool", "detail": f"{lab.pool} imported, ONLINE",
+                                  "fix": ""}
+    assert checks[".env mode"]["status"] == OK and "0600" in checks[".env mode"]["detail"]
+
+    # what this .env points at: a parent dataset that does not exist, no backup, no key
+    datasets = checks["service datasets"]
+    assert datasets["status"] == FAIL and f"{parent} does not exist" in datasets["detail"], datasets
+    assert datasets["fix"] == "make setup-storage"
+    assert checks["last backup"]["status"] == FAIL and "never" in checks["last backup"]["detail"]
+    assert checks["borg keys exported"]["status"] == WARN
+
+    # free space: the same numbers the test reads itself
+    out = subprocess.run(["zfs", "get", "-H", "-p", "-o", "value", "used,available", lab.pool],
+                         capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    share = int(out[1]) / (int(out[0]) + int(out[1]))
+    free = checks["pool free space"]
+    assert f"in {lab.pool}" in free["detail"], free
+    if abs(share - 0.20) > 0.01 and abs(share - 0.05) > 0.01:  # not on a threshold while other tests write
+        assert free["status"] == (OK if share >= 0.20 else WARN if share >= 0.05 else FAIL), (share, free)
+
+    # the boot import: only systemd can tell
+    imp = checks["zfs import at boot"]
+    if not Path("/run/systemd/system").is_dir():
+        assert imp["status"] == WARN and "systemd is not running" in imp["detail"], imp
+
+    # sshd as configured on this host (lab.sh starts its own sshd on 127.0.0.1 with -o options;
+    # doctor audits the configuration the system's sshd runs with, as `sshd -T` prints it)
+    conf_sshd = sshd_t()
+    if conf_sshd:
+        ports = [int(p) for p in conf_sshd["port"]]
+        assert checks["ssh port"]["status"] == (WARN if min(ports) <= 1024 else OK), checks["ssh port"]
+        assert "(sshd -T)" in checks["ssh port"]["detail"]
+        root = conf_sshd["permitrootlogin"][0]
+        assert checks["ssh root login"]["status"] == {"no": OK, "yes": FAIL}.get(root, WARN)
+        password = conf_sshd["passwordauthentication"][0]
+        if password == "yes":
+            assert checks["ssh password login"]["status"] == FAIL
+            assert "PasswordAuthentication no" in checks["ssh password login"]["fix"]
+
+    # the firewall: the lab sets none up; with no ufw and no nft, iptables' INPUT chain decides
+    fw = checks["firewall"]
+    if not shutil.which("ufw") and not shutil.which("nft"):
+        if shutil.which("iptables"):
+            rules = subprocess.run(["iptables", "-S", "INPUT"], capture_output=True, text=True, timeout=30).stdout
+            if "-P INPUT ACCEPT" in rules and not re.search(r"^-A INPUT -j (DROP|REJECT)", rules, re.M):
+                assert fw["status"] == FAIL and "iptables: incoming accepted by default" in fw["detail"], fw
+                assert "ufw default deny incoming" in fw["fix"]
+        else:
+            assert fw["status"] == WARN and "cannot tell" in fw["detail"], fw
+
+    # the cron entry and the boot unit: the lab tests install them in temp dirs only
+    if not Path("/etc/cron.d/orchestrator-backup").exists():
+        assert checks["nightly backup (cron)"]["status"] == FAIL
+        assert checks["nightly backup (cron)"]["fix"] == "make install-cron"
+    if not Path("/etc/systemd/system/orchestrator-stacks.service").exists():
+        assert checks["boot unit"]["status"] == WARN and checks["boot unit"]["fix"] == "make install-autostart"
+
+    # read-only: nothing was created or changed
+    assert subprocess.run(["zfs", "list", "-H", parent], capture_output=True, timeout=60).returncode != 0
+    assert not Path(values["STATE_DIR"]).exists()
+    assert not Path(values["MANAGEMENT_DIR"], "borg_keys").exists()
+    assert daemon_json.stat().st_mtime_ns == before
+
+
+def test_doctor_text_is_one_line_per_check_with_fixes(lab_env):
+    env_path, _values, _a, _b = lab_env
+    result = run_cli(env_path, "doctor", timeout=180)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    checks = [ln for ln in lines if not ln.startswith(" ")][:-1]
+    assert len(checks) == 17 and all(ln.split()[0] in (OK, WARN, FAIL) for ln in checks), result.stdout
+    fixes = [ln for ln in lines if ln.strip().startswith("fix: ")]
+    assert len(fixes) == sum(ln.split()[0] != OK for ln in checks)
+    counts = {s: sum(ln.split()[0] == s for ln in checks) for s in (OK, WARN, FAIL)}
+    assert lines[-1] == f"doctor: {counts[OK]} ok, {counts[WARN]} warn, {counts[FAIL]} fail"
+    assert "\x1b[" not in result.stdout  # no colour without a terminal
+
+
+def test_status_json_joins_real_docker_and_zfs_with_the_state_files(lab, lab_env):
+    env_path, values, svc_a, svc_b = lab_env
+    services_dir = Path(values["SERVICES_DIR"])
+    (services_dir / svc_a).mkdir()
+    (services_dir / svc_a / "compose.yaml").write_text(
+        f"services:\n  web:\n    image: {lab.busybox_image}\n    command: [\"sleep\", \"60\"]\n")
+    state = Path(values["STATE_DIR"])
+    state.mkdir()
+    now = time.time()
+    (state / "last_success.json").write_text(json.dumps({svc_a: now - 2 * 3600}))
+    (state / "drills.json").write_text(json.dumps({svc_a: {
+        "time": now - 3600, "ok": True, "archive": f"{svc_a}-2030-01-01T03:30:00Z", "entries": 3, "bytes": 10,
+        "differences": 0, "message": "", "last_success": now - 2 * 3600}}))
+
+    result = run_cli(env_path, "status", "--json", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    assert data["problems"] == [], data["problems"]  # docker and zfs-fuse both answered
+    assert data["stale"] == [svc_b] and data["stale_after_hours"] == 36
+    rows = {r["service"]: r for r in data["services"]}
+    assert list(rows) == [svc_a, svc_b]
+    a, b = rows[svc_a], rows[svc_b]
+    # a stack folder whose project has no container: docker says so; no dataset: zfs-fuse says so
+    assert a["stack"] == {"state": "absent", "running": 0, "total": 0, "health": "-"}
+    assert b["stack"] is None
+    assert a["dataset"] == {"name": f"{values['ZFS_PARENT_DATASET']}/{svc_a}", "exists": False, "mounted": False,
+                            "used": None, "mountpoint": None}
+    assert a["last_backup"]["stale"] is False and 7000 < a["last_backup"]["age_seconds"] < 7400
+    assert b["last_backup"] == {"time": None, "age_seconds": None, "stale": True, "archive": None}
+    assert a["drill"]["ok"] is True and a["drill"]["archive"] == f"{svc_a}-2030-01-01T03:30:00Z"
+
+    table = run_cli(env_path, "status", timeout=120)
+    assert table.returncode == 0
+    line_b = next(ln for ln in table.stdout.splitlines() if ln.startswith(svc_b))
+    assert "never STALE" in line_b and "MISSING" in line_b and "\x1b[" not in table.stdout
