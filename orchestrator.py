@@ -69,23 +69,34 @@ class App:
 
         return DockerComposeManager(self.settings, self.runner, self.zfs, echo=click.echo)
 
-    def orchestrator(self, echo=None):
+    def progress(self, echo, to_stderr: bool = False):
+        """Live progress on a terminal, a line every PROGRESS_INTERVAL otherwise (cron, --json)."""
+        from management.progress import Progress
+
+        stream = sys.stderr if to_stderr else sys.stdout
+        return Progress(echo, stream=stream, tty=stream.isatty(), interval=self.settings.progress_interval)
+
+    def orchestrator(self, echo=None, to_stderr: bool = False):
         from management.backup_manager import BackupOrchestrator
 
         echo = echo or click.echo
         self.docker.echo = echo  # progress goes where the run's progress goes (stderr with --json)
-        return BackupOrchestrator(self.settings, self.runner, self.zfs, self.docker, self.borg, echo=echo)
+        return BackupOrchestrator(self.settings, self.runner, self.zfs, self.docker, self.borg, echo=echo,
+                                  progress=self.progress(echo, to_stderr))
 
     def restorer(self):
         from management.restore_manager import RestoreOrchestrator
 
         self.docker.echo = click.echo
-        return RestoreOrchestrator(self.settings, self.runner, self.zfs, self.docker, self.borg, echo=click.echo)
+        return RestoreOrchestrator(self.settings, self.runner, self.zfs, self.docker, self.borg, echo=click.echo,
+                                   progress=self.progress(click.echo))
 
-    def driller(self, echo=None):
+    def driller(self, echo=None, to_stderr: bool = False):
         from management.drill_manager import DrillOrchestrator
 
-        return DrillOrchestrator(self.settings, self.runner, self.zfs, self.borg, echo=echo or click.echo)
+        echo = echo or click.echo
+        return DrillOrchestrator(self.settings, self.runner, self.zfs, self.borg, echo=echo,
+                                 progress=self.progress(echo, to_stderr))
 
     def updater(self):
         from management.update_manager import UpdateOrchestrator
@@ -469,7 +480,7 @@ def backup(app: App, services: tuple[str, ...], as_json: bool) -> None:
     if app.dry_run:
         raise click.UsageError("backup has no dry run (its stop/snapshot/start window is the point); "
                                "use `config check` and `backup --help`")
-    report = app.orchestrator(echo).backup(names)
+    report = app.orchestrator(echo, to_stderr=as_json).backup(names)
     if as_json:
         click.echo(app.mask(_json.dumps(report.to_dict(), indent=2, default=str)))
     else:
@@ -604,7 +615,7 @@ def drill(app: App, services: tuple[str, ...], as_json: bool, wait: int) -> None
     echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     if app.dry_run:
         raise click.UsageError("drill has no dry run: it only reads, then removes its scratch space")
-    report = app.driller(echo).drill(app.services_or_all(services), wait=float(wait))
+    report = app.driller(echo, to_stderr=as_json).drill(app.services_or_all(services), wait=float(wait))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

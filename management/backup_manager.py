@@ -27,6 +27,8 @@ from .compose_file import LIVE, Policy, policy_of
 from .config import Settings
 from .errors import CommandError, OrchestratorError, ValidationError
 from .lock import Interrupted, RunLock, SignalGuard
+from .notify import backup_message, notify
+from .progress import Progress
 from .report import (
     FAILED,
     GOOD,
@@ -103,7 +105,8 @@ def compact_due(last: float | None, every_days: int, now: float) -> bool:
 
 class BackupOrchestrator:
     def __init__(self, settings: Settings, runner, zfs, docker, borg,
-                 echo: Callable[[str], None] = print, clock: Callable[[], float] = time.time):
+                 echo: Callable[[str], None] = print, clock: Callable[[], float] = time.time,
+                 progress: Progress | None = None):
         self.s = settings
         self.runner = runner
         self.zfs = zfs
@@ -111,6 +114,7 @@ class BackupOrchestrator:
         self.borg = borg
         self.echo = echo
         self.clock = clock
+        self.progress = progress or Progress(echo, interval=settings.progress_interval)
         self._snap_time = 0.0  # when tonight's snapshot was taken (for 1-second timestamps)
         self._written_supported: bool | None = None
 
@@ -428,7 +432,11 @@ class BackupOrchestrator:
                     digest, settled = tree_manifest(self._view_path(service), self._snap_time, SKIP_STACK)
                     manifest = digest if settled else None
                 archived_stack = self._add_stack(service, stack_dir, view) if stack_dir else None
-                created = self.borg.create(service, self._view_path(service))
+                try:
+                    created = self.borg.create(service, self._view_path(service),
+                                               progress=self.progress.start(service, "backup"))
+                finally:
+                    self.progress.finish(service)
                 d.archive = created.archive
                 d.nfiles = created.nfiles
                 d.original_size = created.original_size
@@ -458,6 +466,7 @@ class BackupOrchestrator:
         workers = max(1, min(self.s.borg_parallel, len(targets)))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="borg")
         futures = []
+        self.progress.__enter__()  # the live display, on a terminal
         try:
             for service in targets:
                 futures.append(pool.submit(one, service))
@@ -475,6 +484,7 @@ class BackupOrchestrator:
             raise
         finally:
             pool.shutdown(wait=True)
+            self.progress.__exit__(None, None, None)
             if any(d.compacted for d in report.datasets):
                 write_atomic(compact_state, json.dumps(last_compact))
 
@@ -547,3 +557,4 @@ class BackupOrchestrator:
                        body=self.runner.mask(json.dumps(report.to_dict(), default=str)))
         if warning:
             self.echo(f"warning: {warning}")
+        notify(self.s, backup_message(report), self.runner.mask, self.echo)

@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,9 +71,10 @@ def key_export_argv(repo: str, path: Path) -> list[str]:
 
 def create_argv(repo: str, archive: str, *, compression: str, excludes: Path | None) -> list[str]:
     # --list --filter=AME names every file borg had to read (added, modified, error) on stderr:
-    # that count proves the files cache works (an unchanged night reads nothing).
-    argv = ["borg", "create", "--json", "--list", "--filter=AME", "--numeric-ids", "--one-file-system",
-            f"--compression={compression}"]
+    # that count proves the files cache works (an unchanged night reads nothing). --log-json
+    # --progress: stderr is one JSON object per line (files, progress, log messages; parse_stderr).
+    argv = ["borg", "create", "--json", "--list", "--filter=AME", "--log-json", "--progress", "--numeric-ids",
+            "--one-file-system", f"--compression={compression}"]
     if excludes is not None:
         argv.append(f"--exclude-from={excludes}")
     # "." with cwd at the stable view path: archive paths are relative (restore-friendly) and the
@@ -95,10 +97,43 @@ def list_argv(repo: str) -> list[str]:
     return ["borg", "list", "--json", repo]
 
 
-def extract_argv(repo: str, archive: str, paths: tuple[str, ...] = (), excludes: tuple[str, ...] = ()) -> list[str]:
+def extract_argv(repo: str, archive: str, paths: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
+                 progress: bool = False) -> list[str]:
     """Extract into the cwd. `paths`: only these archive paths; `excludes`: path prefixes left out."""
-    return ["borg", "extract", "--numeric-ids", *[f"--exclude=pp:{e}" for e in excludes],
-            f"{repo}::{check_archive(archive)}", *paths]
+    return ["borg", "extract", "--numeric-ids", *(["--log-json", "--progress"] if progress else []),
+            *[f"--exclude=pp:{e}" for e in excludes], f"{repo}::{check_archive(archive)}", *paths]
+
+
+class StderrReader:
+    """Reads borg's `--log-json` stderr line by line as it comes: counts the files borg listed
+    (read and chunked), feeds progress to `progress(done, total, files, path)`, keeps log
+    messages as plain text (warnings and errors, for the summary) and anything that is not
+    JSON (ssh's own words) as it is."""
+
+    def __init__(self, progress: Callable[..., None] | None = None):
+        self.progress = progress
+        self.listed = 0
+
+    def __call__(self, line: str) -> bool | str:
+        if not line.startswith("{"):
+            return False
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return False
+        kind = event.get("type")
+        if kind == "file_status":
+            self.listed += event.get("status") in ("A", "M", "E")
+            return f"{event.get('status')} {event.get('path')}" if event.get("status") == "E" else True
+        if kind == "log_message":
+            return str(event.get("message", "")).rstrip()
+        if self.progress is not None and not event.get("finished"):
+            if kind == "archive_progress":
+                self.progress(int(event.get("original_size") or 0), None, event.get("nfiles"), event.get("path", ""))
+            elif kind == "progress_percent" and event.get("msgid") == "extract" and event.get("total"):
+                info = event.get("info") or [""]
+                self.progress(int(event.get("current") or 0), int(event["total"]), None, info[0])
+        return True
 
 
 def check_argv(repo: str, verify_data: bool = False) -> list[str]:
@@ -150,11 +185,12 @@ class BorgBackupRepoManager:
         return self.s.repo(check_service(service))
 
     def _run(self, argv: list[str], *, mutating: bool = True, ok_codes=(0,), cwd: str | None = None,
-             timeout: float | None = None):
+             timeout: float | None = None, on_stderr=None):
         if self.s.borg_base_dir:
             os.makedirs(self.s.borg_base_dir, mode=0o700, exist_ok=True)
+        extra = {"on_stderr": on_stderr} if on_stderr is not None else {}
         return self.runner.run(argv, mutating=mutating, env=self.env(), ok_codes=ok_codes, cwd=cwd,
-                               timeout=timeout or self.timeout)
+                               timeout=timeout or self.timeout, **extra)
 
     # -- repositories ------------------------------------------------------------------------
 
@@ -208,25 +244,25 @@ class BorgBackupRepoManager:
 
     # -- archives ----------------------------------------------------------------------------
 
-    def create(self, service: str, path: Path | str) -> Created:
+    def create(self, service: str, path: Path | str, progress: Callable[..., None] | None = None) -> Created:
         archive = archive_name(service, self.clock())
         excludes = self.s.borg_excludes_file if self.s.borg_excludes_file and self.s.borg_excludes_file.exists() \
             else None
         argv = create_argv(self.repo(service), archive, compression=self.s.borg_compression, excludes=excludes)
-        result = self._run(argv, ok_codes=(0, WARNING), cwd=str(path))
+        reader = StderrReader(progress)
+        result = self._run(argv, ok_codes=(0, WARNING), cwd=str(path), on_stderr=reader)
         stats: dict = {}
         if result.stdout.strip():
             try:
                 stats = json.loads(result.stdout).get("archive", {}).get("stats", {})
             except json.JSONDecodeError:
                 stats = {}
-        listed = [ln for ln in result.stderr.splitlines() if re.match(r"^[AME] ", ln)]
         warning = ""
         if result.returncode == WARNING:
-            lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip() and not re.match(r"^[AM] ", ln)]
+            lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
             warning = "borg warning: " + (self.runner.mask(lines[-1]) if lines else "exit code 1")
         return Created(archive, stats.get("nfiles"), stats.get("original_size"), stats.get("deduplicated_size"),
-                       warning, len(listed))
+                       warning, reader.listed)
 
     def prune(self, service: str) -> None:
         self._run(prune_argv(self.repo(service), service, self.s.retention(service)))
@@ -239,7 +275,8 @@ class BorgBackupRepoManager:
         return json.loads(out).get("archives", []) if out.strip() else []
 
     def extract(self, service: str, archive: str, destination: Path, *, force: bool = False,
-                paths: tuple[str, ...] = (), excludes: tuple[str, ...] = ()) -> bool:
+                paths: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
+                progress: Callable[..., None] | None = None) -> bool:
         """Extract an archive (or only `paths` of it, without `excludes`) into `destination`
         (created if missing). A non-empty destination is refused unless `force`: extracting over
         live files mixes two states. Returns False when none of `paths` is in the archive."""
@@ -252,8 +289,9 @@ class BorgBackupRepoManager:
         if not self.runner.dry_run:
             destination.mkdir(parents=True, exist_ok=True)
         ok_codes = (0, WARNING) if paths else (0,)
-        result = self._run(extract_argv(self.repo(service), archive, paths, excludes), ok_codes=ok_codes,
-                           cwd=str(destination) if destination.exists() else None)
+        result = self._run(extract_argv(self.repo(service), archive, paths, excludes, progress=progress is not None),
+                           ok_codes=ok_codes, cwd=str(destination) if destination.exists() else None,
+                           on_stderr=StderrReader(progress) if progress is not None else None)
         if result.returncode == WARNING:
             if NEVER_MATCHED in result.stderr:
                 return False

@@ -223,6 +223,30 @@ class Url(Kind):
         return _url_secret_parts(value)
 
 
+class NotifyUrls(Kind):
+    """Apprise URLs (scheme://...), separated by spaces, commas or newlines. Every URL, and its
+    token-like parts, are secrets when the setting is one."""
+
+    type = tuple
+
+    def parse(self, key: str, text: str, p: _Problems) -> Any:
+        from .notify import URL_RE, split_urls
+
+        urls = split_urls(text)
+        bad = [i + 1 for i, u in enumerate(urls) if not URL_RE.match(u)]
+        if bad:  # never echo the value: it carries tokens
+            p.error(f"{key}: URL number {', '.join(map(str, bad))} is not scheme://... "
+                    "(Apprise URLs, e.g. ntfys://ntfy.sh/topic; separate several with spaces)")
+            return UNSET
+        return tuple(urls)
+
+    def show(self, value: Any) -> str:
+        return " ".join(value or ())
+
+    def secret_extras(self, value: Any) -> list[str]:
+        return [part for url in value or () for part in (url, *_url_secret_parts(url))]
+
+
 @dataclass(frozen=True)
 class Dataset(Kind):
     """A ZFS filesystem name; with `pool_ok=False` it must lie inside a pool, not be one."""
@@ -463,11 +487,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("COMMAND_TIMEOUT", Int(10, 7 * 24 * 3600), "Seconds any single zfs/docker command may take.",
             default=600),
     Setting("BORG_TIMEOUT", Int(60, 7 * 24 * 3600), "Seconds any single borg command may take.", default=6 * 3600),
+    Setting("PROGRESS_INTERVAL", Int(1, 24 * 3600), "Seconds between progress lines of borg work when not on a "
+            "terminal (cron, --json).", default=300),
     Setting("LOCK_FILE", AbsPath(), "Keeps two runs from overlapping.", default=Path("/run/lock/orchestrator.lock")),
     Setting("STATE_DIR", AbsPath(), "Where run state is kept.", default=Path("/var/lib/orchestrator")),
     # --- Monitoring
     Setting("PUSH_URL", Url(), "Push URL for backup runs; /start and /fail are appended.", secret=True),
     Setting("PROMETHEUS_TEXTFILE", AbsPath(), "node_exporter textfile collector output."),
+    Setting("NOTIFY_URLS", NotifyUrls(), "Apprise URLs notified after backup, update and drill runs.", secret=True,
+            default=()),
+    Setting("NOTIFY_ON", Choice(("failure", "always")), "When to notify: failure (default) or always.",
+            default="failure"),
     Setting("STALE_AFTER", Int(1, 8760), "Hours after a service's last good backup before status and doctor "
             "call it stale.", default=36),
 )
@@ -510,7 +540,7 @@ class _SettingsMethods:
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in output (masked by the runner and the CLI)."""
         set_secrets = [(s, getattr(self, s.name)) for s in SETTINGS if s.secret]
-        out = [value for _, value in set_secrets if value]
+        out = [value for _, value in set_secrets if value and isinstance(value, str)]
         for s, value in set_secrets:
             if value:
                 out.extend(s.kind.secret_extras(value))

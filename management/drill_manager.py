@@ -27,6 +27,8 @@ from .borg_manager import STACK_PREFIX
 from .config import Settings
 from .errors import OrchestratorError, ValidationError
 from .lock import RunLock
+from .notify import drill_message, notify
+from .progress import Progress
 from .report import _escape, human_size, write_atomic
 from .restore_manager import latest_archive
 from .trees import compare_trees, manifest_differences, manifest_key, stack_manifest, walk
@@ -125,13 +127,15 @@ def load_drills(state_dir: Path) -> dict[str, dict]:
 
 class DrillOrchestrator:
     def __init__(self, settings: Settings, runner, zfs, borg,
-                 echo: Callable[[str], None] = print, clock: Callable[[], float] = time.time):
+                 echo: Callable[[str], None] = print, clock: Callable[[], float] = time.time,
+                 progress: Progress | None = None):
         self.s = settings
         self.runner = runner
         self.zfs = zfs
         self.borg = borg
         self.echo = echo
         self.clock = clock
+        self.progress = progress or Progress(echo, interval=settings.progress_interval)
 
     def drill(self, services: Sequence[str] | None = None, *, wait: float = 0.0) -> DrillReport:
         targets = list(services) if services else list(self.s.services)
@@ -146,7 +150,8 @@ class DrillOrchestrator:
             self.zfs.ensure_view_parent(self.s.view_dataset)
             for service in targets:
                 self.echo(f"{service}: drilling")
-                result = self._one(service)
+                with self.progress:
+                    result = self._one(service)
                 report.results.append(result)
                 self.echo(result.line())
         report.finished_at = self.clock()
@@ -208,7 +213,11 @@ class DrillOrchestrator:
             snapshot = f"{self.s.dataset(service)}@{kept['snapshot']}" if kept else ""
             why_not = self._why_not_comparable(kept, archive, snapshot)
             scratch = self._scratch(service, stamp)
-            self.borg.extract(service, archive, scratch[0], force=True)
+            try:
+                self.borg.extract(service, archive, scratch[0], force=True,
+                                  progress=self.progress.start(service, "extract"))
+            finally:
+                self.progress.finish(service)
             if why_not:
                 self.borg.check(service, verify_data=True)
                 for _rel, st in walk(scratch[0]):
@@ -282,3 +291,4 @@ class DrillOrchestrator:
                 write_atomic(drill_textfile(self.s.prometheus_textfile), drill_prometheus_text(state))
         except OSError as exc:
             self.echo(f"warning: could not write the drill state: {exc}")
+        notify(self.s, drill_message(report), self.runner.mask, self.echo)

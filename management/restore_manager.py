@@ -26,6 +26,7 @@ from .borg_manager import STACK_PREFIX
 from .config import Settings
 from .errors import OrchestratorError, ValidationError
 from .lock import RunLock, SignalGuard
+from .progress import Progress
 
 DATA, STACK = "data", "stack"
 
@@ -59,7 +60,8 @@ def latest_archive(archives: Sequence[dict], service: str) -> str | None:
 
 class RestoreOrchestrator:
     def __init__(self, settings: Settings, runner, zfs, docker, borg,
-                 echo: Callable[[str], None] = print, clock: Callable[[], float] = time.time):
+                 echo: Callable[[str], None] = print, clock: Callable[[], float] = time.time,
+                 progress: Progress | None = None):
         self.s = settings
         self.runner = runner
         self.zfs = zfs
@@ -67,6 +69,7 @@ class RestoreOrchestrator:
         self.borg = borg
         self.echo = echo
         self.clock = clock
+        self.progress = progress or Progress(echo, interval=settings.progress_interval)
 
     def restore(self, service: str, archive: str, only: str | None = None) -> Restored:
         """Restore `service` from `archive`: data and stack folder, or `only` one of them; the
@@ -133,7 +136,12 @@ class RestoreOrchestrator:
                 staging = mountpoint / f".orchestrator-restore-{stamp}"
                 self.echo(f"{service}: extracting the data of {archive}")
                 data_swapped = True  # from here on a failure rolls the dataset back
-                self.borg.extract(service, archive, staging, excludes=(STACK_PREFIX,))
+                try:
+                    with self.progress:
+                        self.borg.extract(service, archive, staging, excludes=(STACK_PREFIX,),
+                                          progress=self.progress.start(service, "restore"))
+                finally:
+                    self.progress.finish(service)
                 with guard.critical():  # the swap is quick; never leave it half done
                     _swap_contents(mountpoint, staging)
             if want_stack:

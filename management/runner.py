@@ -18,7 +18,7 @@ import shlex
 import signal
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .errors import CommandError
@@ -93,12 +93,15 @@ class Runner:
         cwd: str | None = None,
         stdin: str | None = None,
         unset_env: Sequence[str] = (),
+        on_stderr: Callable[[str], bool | str | None] | None = None,
     ) -> Result:
         """Run argv. Raises CommandError unless the exit code is in ok_codes.
 
         `mutating=False` marks a read-only query: it runs even under dry-run.
         `env` adds variables (for secrets such as BORG_PASSPHRASE) to the base environment;
         only their names are logged. `unset_env` names variables the command must not inherit.
+        `on_stderr` sees each stderr line as it comes (progress): it returns True to consume the
+        line, a string to keep instead of it, or None/False to keep it as is in the stderr.
         """
         argv = tuple(str(a) for a in argv)
         shown = format_argv(argv, self.secrets)
@@ -120,6 +123,18 @@ class Runner:
         except sh.CommandNotFound:
             raise CommandError(shown, None, "", reason=f"program not found: {argv[0]}") from None
         proc = None
+        kept: list[str] = []
+        streaming: dict = {}
+        if on_stderr is not None:
+            def line(text: str) -> None:
+                text = _decode(text)
+                answer = on_stderr(text.rstrip("\n"))
+                if isinstance(answer, str):
+                    kept.append(answer + "\n")
+                elif not answer:
+                    kept.append(text)
+
+            streaming = {"_err": line, "_err_bufsize": 1}
         try:
             proc = program(
                 *argv[1:],
@@ -136,6 +151,7 @@ class Runner:
                 # Own session: a Ctrl-C on the terminal reaches only us, and we decide what to
                 # stop. Otherwise it would also kill a `docker compose start` mid-window.
                 _new_session=True,
+                **streaming,
             )
             with self._lock:
                 self._live[id(proc)] = (argv, proc)
@@ -143,7 +159,7 @@ class Runner:
         except sh.TimeoutException:
             raise CommandError(shown, None, "", reason=f"timed out after {limit:g}s") from None
         except sh.ErrorReturnCode as exc:
-            stderr = self.mask(_decode(exc.stderr))
+            stderr = self.mask("".join(kept) if streaming else _decode(exc.stderr))
             log.debug("failed (exit %s): %s", exc.exit_code, shown)
             raise CommandError(shown, exc.exit_code, tail(stderr)) from None
         except BaseException:
@@ -156,7 +172,7 @@ class Runner:
                     self._live.pop(id(proc), None)
         duration = time.monotonic() - started
         stdout = _decode(proc.stdout)
-        stderr = _decode(proc.stderr)
+        stderr = "".join(kept) if streaming else _decode(proc.stderr)
         log.debug("exit %s in %.2fs: %s", proc.exit_code, duration, shown)
         return Result(argv, proc.exit_code, stdout, stderr, duration)
 

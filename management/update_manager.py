@@ -30,6 +30,7 @@ from .compose_file import Stack
 from .config import Settings
 from .errors import CommandError, OrchestratorError, ValidationError
 from .lock import Interrupted, RunLock, SignalGuard
+from .notify import notify, update_message
 from .report import push, write_atomic
 
 UPDATE_PREFIX = "pre-update"
@@ -306,6 +307,7 @@ class UpdateOrchestrator:
         ok = all(r.result in (UPDATED, UNCHANGED, SKIPPED) for r in results)
         body = json.dumps([{"stack": r.stack, "result": r.result, "message": r.message} for r in results])
         self._push("success" if ok else "fail", self.runner.mask(body))
+        notify(self.s, update_message([r for r in results if r.result != SKIPPED], ok), self.runner.mask, self.echo)
 
     def _push(self, event: str, body: str = "") -> None:
         """UPDATE_PUSH_URL, healthchecks / Uptime Kuma style, like PUSH_URL for backups."""

@@ -37,7 +37,7 @@ class FakeRunner(Runner):
         self.calls = []
 
     def run(self, argv: Sequence[str], *, mutating=True, env=None, timeout=None, ok_codes=(0,), cwd=None,
-            stdin=None, unset_env=()) -> Result:
+            stdin=None, unset_env=(), on_stderr=None) -> Result:
         argv = tuple(str(a) for a in argv)
         self.calls.append(Call(argv, mutating, dict(env or {}), timeout, cwd))
         if self.dry_run and mutating:
@@ -49,6 +49,15 @@ class FakeRunner(Runner):
         answer = self.answers.get(best, "") if best is not None else ""
         if isinstance(answer, BaseException):
             raise answer
+        if isinstance(answer, Result) and on_stderr is not None:  # as the real runner streams it
+            kept = []
+            for line in answer.stderr.splitlines():
+                said = on_stderr(line)
+                if isinstance(said, str):
+                    kept.append(said + "\n")
+                elif not said:
+                    kept.append(line + "\n")
+            answer = Result(answer.argv, answer.returncode, answer.stdout, "".join(kept), answer.duration)
         if isinstance(answer, Result):
             if answer.returncode not in ok_codes:
                 raise CommandError(format_argv(argv, self.secrets), answer.returncode, answer.stderr)

@@ -148,7 +148,7 @@ class World:
         if self.fail.get(("init", service)):
             raise CommandError("borg info", 2, "Connection refused")
 
-    def create(self, service, path):
+    def create(self, service, path, progress=None):
         self.events.append(("create", service))
         if self.fail.get(("create", service)):
             raise CommandError("borg create", 2, "Repository does not exist")

@@ -66,10 +66,21 @@ def test_create_parses_stats_and_counts_files_read(settings, tmp_path):
     from management.runner import Result
 
     out = '{"archive": {"stats": {"nfiles": 5, "original_size": 1000, "deduplicated_size": 10}}}'
-    fake = FakeRunner({("borg", "create"): Result(("borg",), 1, out, "A ./a\nM ./b\nfile changed while we read it\n")})
-    created = BorgBackupRepoManager(settings, fake, clock=lambda: 0).create("git", tmp_path)
+    stderr = "\n".join([
+        '{"type": "file_status", "status": "A", "path": "a"}',
+        '{"original_size": 4096, "nfiles": 1, "path": "a", "type": "archive_progress", "finished": false}',
+        '{"type": "file_status", "status": "M", "path": "b"}',
+        '{"message": "Initializing cache transaction", "type": "progress_message", "finished": false}',
+        '{"type": "log_message", "levelname": "WARNING", "message": "b: file changed while we backed it up"}',
+        '{"time": 1.0, "type": "archive_progress", "finished": true}',
+    ])
+    fake = FakeRunner({("borg", "create"): Result(("borg",), 1, out, stderr)})
+    seen = []
+    created = BorgBackupRepoManager(settings, fake, clock=lambda: 0).create("git", tmp_path,
+                                                                            progress=lambda *a: seen.append(a))
     assert (created.nfiles, created.original_size, created.deduplicated_size, created.files_read) == (5, 1000, 10, 2)
-    assert created.warning == "borg warning: file changed while we read it"
+    assert created.warning == "borg warning: b: file changed while we backed it up"
+    assert seen == [(4096, None, 1, "a")]  # the final event is not progress
     assert fake.calls[0].cwd == str(tmp_path)
 
 

@@ -307,7 +307,7 @@ def test_each_setting_is_declared_once_with_a_doc_line():
         names = [getattr(s, field) for s in SETTINGS]
         assert len(names) == len(set(names)), field
     assert all(s.doc and "\n" not in s.doc for s in SETTINGS)
-    assert [s.key for s in SETTINGS if s.secret] == ["BORG_PASSPHRASE", "UPDATE_PUSH_URL", "PUSH_URL"]
+    assert [s.key for s in SETTINGS if s.secret] == ["BORG_PASSPHRASE", "UPDATE_PUSH_URL", "PUSH_URL", "NOTIFY_URLS"]
 
 
 def test_a_wrong_parent_dataset_is_one_problem_not_also_one_of_the_view_derived_from_it(tmp_path):

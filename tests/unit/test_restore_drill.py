@@ -212,7 +212,7 @@ class Fakes:
     def list_archives(self, service):
         return [{"name": "git-1", "time": "2026"}]
 
-    def extract(self, service, archive, destination, *, force=False, paths=(), excludes=()):
+    def extract(self, service, archive, destination, *, force=False, paths=(), excludes=(), progress=None):
         destination.mkdir(parents=True, exist_ok=True)
         if paths == (STACK_PREFIX,):
             if self.fail_stack:
