@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import time
@@ -194,6 +195,12 @@ class DrillOrchestrator:
         for dataset in self.zfs.list_scratch(self.s.view_dataset):
             self.echo(f"removing a scratch dataset an earlier drill left: {dataset}")
             self.zfs.destroy_scratch(self.s.view_dataset, dataset)
+        if self.s.drill_dir is not None and self.s.drill_dir.is_dir():
+            ours = re.compile(rf"^({'|'.join(map(re.escape, self.s.services))})-\d{{8}}T\d{{6}}Z$")
+            for entry in self.s.drill_dir.iterdir():
+                if entry.is_dir() and not entry.is_symlink() and ours.match(entry.name):
+                    self.echo(f"removing what an earlier drill left in DRILL_DIR: {entry}")
+                    shutil.rmtree(entry, ignore_errors=True)
 
     # -- one service ---------------------------------------------------------------------
 

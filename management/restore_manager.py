@@ -98,6 +98,7 @@ class RestoreOrchestrator:
                     failures.append(f"{service}: {self.runner.mask(str(exc)).splitlines()[0]}")
                     self.echo(f"{service}: FAILED: {failures[-1]}")
             names = [r.service for r in restored if r.service in self.docker.discover_names()]
+            self.docker.forget(names)  # their folders were replaced: read compose's model anew
             if names:
                 self.echo(f"starting {len(names)} stack(s), hub first: {', '.join(names)}")
                 for result in self.docker.up(names):

@@ -57,7 +57,7 @@ def test_push_url_and_prometheus_textfile_on_success_and_on_a_failed_night(lab, 
         assert oct(prom.stat().st_mode & 0o777) == "0o644"
         first_success = metric(text, "orchestrator_backup_last_success_timestamp_seconds", "git")
         assert metric(text, "orchestrator_backup_success", "git") == 1 and first_success
-        assert metric(text, "orchestrator_backup_files", "git") == 62
+        assert metric(text, "orchestrator_backup_files", "git") == 63  # 62 data files + the stack's compose.yaml
         assert metric(text, "orchestrator_backup_downtime_seconds", "git") > 0
 
         repo = f"{lab.borg_repos}/{cyc.prefix}/git"

@@ -193,6 +193,20 @@ def test_drill_compares_every_service_and_names_the_one_whose_repository_is_dama
     metrics = Path(v["STATE_DIR"]) / "metrics" / "orchestrator_drill.prom"
     assert 'orchestrator_drill_success{service="photo"} 1' in metrics.read_text()
 
+    # DRILL_DIR instead of a scratch dataset: the same comparison, the directory left empty; a
+    # DRILL_DIR inside the services' mountpoint is refused before anything is extracted
+    drill_dir = cyc.env_path.parent / "drill-scratch"
+    other_env = cyc.env_path.parent / "drill.env"
+    other_env.write_text(cyc.env_path.read_text() + f"DRILL_DIR={drill_dir}\n")
+    other_env.chmod(0o600)
+    r, rep = drill(other_env, "git")
+    assert r.returncode == 0 and rep["services"][0]["mode"] == "compared", r.stdout + r.stderr
+    assert list(drill_dir.iterdir()) == []
+    other_env.write_text(cyc.env_path.read_text() + f"DRILL_DIR={cyc.base}/git/scratch\n")
+    r, _ = drill(other_env, "git")
+    assert r.returncode != 0 and "inside ZFS_BASE_MOUNTPOINT" in r.stderr
+    assert not (cyc.base / "git" / "scratch").exists()
+
     # git's kept snapshot goes away: its drill falls back to check + extract and says so;
     # bytes flipped in photo's largest segment file: photo fails, named; reverseproxy still passes
     kept = json.loads((Path(v["STATE_DIR"]) / "kept_snapshots.json").read_text())
