@@ -167,6 +167,45 @@ install-cron: ## Nightly backup-all + weekly drill (DRILL_SCHEDULE) from /etc/cr
 uninstall-cron: ## Remove the nightly cron entry and its logrotate rule
 	$(ORCH) uninstall-cron
 
+# --- fleet: several hosts with Ansible (docs/fleet.md) ------------------------------------
+.PHONY: ansible-venv fleet-apply fleet-status fleet-backup cloud-init-user-data
+
+ANSIBLE_VENV ?= $(CURDIR)/.venv-ansible
+ANSIBLE_DIR := $(CURDIR)/deploy/ansible
+INVENTORY ?= $(ANSIBLE_DIR)/inventory
+ANSIBLE_ARGS ?=
+FLEET_PARALLEL ?= 2
+# ansible.cfg next to the playbooks, whatever the caller's directory
+ANSIBLE_RUN = cd $(ANSIBLE_DIR) && ANSIBLE_CONFIG=$(ANSIBLE_DIR)/ansible.cfg $(ANSIBLE_VENV)/bin/
+
+$(ANSIBLE_VENV)/.installed: $(ANSIBLE_DIR)/requirements.txt
+	@[ -x $(ANSIBLE_VENV)/bin/python ] || python3 -m venv $(ANSIBLE_VENV)
+	@$(ANSIBLE_VENV)/bin/python -m pip install -q --disable-pip-version-check -r $(ANSIBLE_DIR)/requirements.txt
+	@touch $@
+
+ansible-venv: $(ANSIBLE_VENV)/.installed ## The controller's ansible-core + collections + ansible-lint, in ANSIBLE_VENV (PyPI only)
+	@$(ANSIBLE_VENV)/bin/ansible --version | head -1
+
+fleet-apply: $(ANSIBLE_VENV)/.installed ## Make every host of INVENTORY a services VM (idempotent) [LIMIT=host] [ANSIBLE_ARGS="--check --diff"]
+	$(ANSIBLE_RUN)ansible-playbook -i $(abspath $(INVENTORY)) site.yml $(if $(LIMIT),--limit $(LIMIT)) $(ANSIBLE_ARGS)
+
+fleet-status: $(ANSIBLE_VENV)/.installed ## Per host: stacks running, oldest backup, stale services, last drill (each host's status --json)
+	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
+	($(ANSIBLE_RUN)ansible-playbook -i $(abspath $(INVENTORY)) fleet-status.yml -e fleet_results_dir=$$out $(if $(LIMIT),--limit $(LIMIT)) $(ANSIBLE_ARGS) >$$out.log 2>&1 || { cat $$out.log; }) ; \
+	rm -f $$out.log; python3 -m management.fleet status $$out
+
+fleet-backup: $(ANSIBLE_VENV)/.installed ## Each host's backup now, FLEET_PARALLEL hosts at a time; a failing host is reported, the others continue
+	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
+	($(ANSIBLE_RUN)ansible-playbook -i $(abspath $(INVENTORY)) fleet-backup.yml --forks $(FLEET_PARALLEL) -e fleet_results_dir=$$out $(if $(LIMIT),--limit $(LIMIT)) $(ANSIBLE_ARGS) >$$out.log 2>&1 || { cat $$out.log; }) ; \
+	rm -f $$out.log; python3 -m management.fleet backup $$out
+
+cloud-init-user-data: ## Print cloud-init user-data for a new VM: ADMIN_USER=runner SSH_PUBLIC_KEY=~/.ssh/id_ed25519.pub [VM_HOSTNAME=atlas]
+	$(call require,SSH_PUBLIC_KEY,~/.ssh/id_ed25519.pub)
+	@ADMIN_USER=$(or $(ADMIN_USER),runner) VM_HOSTNAME=$(or $(VM_HOSTNAME),services) KEY_FILE=$(SSH_PUBLIC_KEY) python3 -c \
+	  'import os, string, sys; key = open(os.path.expanduser(os.environ["KEY_FILE"])).read().strip(); \
+	   sys.stdout.write(string.Template(open("deploy/cloud-init/user-data").read()).substitute( \
+	   ADMIN_USER=os.environ["ADMIN_USER"], HOSTNAME=os.environ["VM_HOSTNAME"], SSH_PUBLIC_KEY=key))'
+
 # --- benchmark -------------------------------------------------------------------------------
 .PHONY: bench
 BENCH_ARGS ?=

@@ -646,6 +646,9 @@ def install_cron(app: App, schedule: str, log_file: str, cron_dir: str, logrotat
     if app.dry_run:
         click.echo(cron + "\n" + rotate)
         return
+    if sched.unchanged([(Path(cron_dir) / sched.CRON_NAME, cron), (Path(logrotate_dir) / sched.CRON_NAME, rotate)]):
+        click.echo("install-cron: nothing to change")  # provisioning (deploy/ansible) reads this
+        return
     for path in sched.install(Path(cron_dir), Path(logrotate_dir), cron, rotate):
         click.echo(f"wrote {path}")
 
@@ -680,6 +683,12 @@ def install_autostart(app: App, unit_dir: str) -> None:
     unit = sched.render_unit(Path(sys.executable), here, app.env_file.resolve())
     if app.dry_run:
         click.echo(unit)
+        return
+    if sched.unchanged([(Path(unit_dir) / sched.UNIT_NAME, unit), (Path(unit_dir) / sched.DROPIN,
+                                                                    sched.render_docker_dropin())]):
+        click.echo("install-autostart: nothing to change")  # provisioning (deploy/ansible) reads this
+        if sched.manages_systemd(Path(unit_dir)):
+            sched.enable_unit(app.runner)
         return
     warnings = sched.verify_unit(app.runner, unit)
     if warnings is None:

@@ -170,6 +170,14 @@ def uninstall(cron_dir: Path, logrotate_dir: Path) -> list[Path]:
     return _remove_managed([cron_dir / CRON_NAME, logrotate_dir / CRON_NAME], MARKER)
 
 
+def unchanged(files: list[tuple[Path, str]]) -> bool:
+    """True when every file already holds exactly this text: installing again would change nothing."""
+    try:
+        return all(path.read_text() == text for path, text in files)
+    except OSError:
+        return False
+
+
 def _ours(path: Path, marker: str) -> bool:
     """True when path exists and carries our marker, False when it does not exist; raises
     when someone else wrote it, so nothing of theirs is ever replaced or removed."""

@@ -33,7 +33,8 @@ REGISTRY=127.0.0.1:${LAB_REGISTRY_PORT:-15000}
 # prometheus: only for promtool (tests/unit/test_monitoring_rules.py); like docker-registry's, its server is
 # kept from starting by the policy-rc.d of install_packages.
 PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static openssh-server curl iproute2 strace logrotate
-          systemd docker-registry prometheus)
+          systemd docker-registry prometheus
+          mmdebstrap systemd-container rsync)   # the fleet tests: a bookworm rootfs, nspawn machines, synchronize
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

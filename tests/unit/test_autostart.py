@@ -74,3 +74,19 @@ def test_a_foreign_drop_in_stops_the_install_before_anything_is_written(tmp_path
 
 def test_systemctl_is_only_used_for_the_real_unit_dir(tmp_path):
     assert not schedule.manages_systemd(tmp_path)
+
+
+def test_install_again_with_the_same_unit_says_nothing_to_change_and_writes_nothing(tmp_path, monkeypatch):
+    """Provisioning (deploy/ansible) reads 'nothing to change' to report changed=0 on a second run."""
+    env = tmp_path / ".env"
+    env.write_text(BASE)
+    env.chmod(0o600)
+    units = tmp_path / "units"
+    monkeypatch.setattr(schedule, "verify_unit", lambda runner, unit: "")
+    args = ["--env-file", str(env), "install-autostart", "--unit-dir", str(units)]
+    first = CliRunner().invoke(orchestrator.cli, args)
+    assert first.exit_code == 0 and "wrote" in first.output, first.output
+    mtime = (units / schedule.UNIT_NAME).stat().st_mtime_ns
+    second = CliRunner().invoke(orchestrator.cli, args)
+    assert second.exit_code == 0 and "install-autostart: nothing to change" in second.output, second.output
+    assert (units / schedule.UNIT_NAME).stat().st_mtime_ns == mtime
