@@ -101,3 +101,10 @@ def pytest_terminal_summary(terminalreporter):
         )
         for nodeid in _skipped:
             terminalreporter.write_line(f"  {nodeid}", red=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The fleet tests boot systemd-nspawn machines, whose mount namespaces start as copies of
+    the host's (zfs-fuse mounts included); zfs-fuse can then call a lab dataset that was mounted
+    meanwhile busy, and its teardown fails. So they run after every other test."""
+    items.sort(key=lambda item: item.get_closest_marker("fleet") is not None)
