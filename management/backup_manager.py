@@ -88,6 +88,14 @@ def brief(exc: OrchestratorError) -> str:
     return str(exc).splitlines()[0]
 
 
+def read_state(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def load_kept(state_dir: Path) -> dict[str, dict]:
     """service -> {snapshot, archive, manifest, stack}: the snapshot the service's last archive
     was made from (kept until the next backup of that dataset succeeds), the change digest of
@@ -447,7 +455,7 @@ class BackupOrchestrator:
                 if self.s.keep_last_snapshot:
                     new_kept[service] = {"snapshot": snap, "archive": created.archive, "manifest": manifest,
                                          "stack": archived_stack}
-                self.borg.prune(service)
+                d.archives = self.borg.prune(service)
                 d.pruned = True
                 if compact_due(last_compact.get(service), self.s.borg_compact_every_days, self.clock()):
                     self.borg.compact(service)
@@ -547,8 +555,13 @@ class BackupOrchestrator:
         for d in report.datasets:
             if d.result in GOOD:
                 last[d.service] = now
+        counts_file = self.s.state_dir / "archives.json"
+        counts = read_state(counts_file)
+        counts.update({d.service: {"count": d.archives, "time": now}
+                       for d in report.datasets if d.archives is not None})
         try:
             write_atomic(state, json.dumps(last))
+            write_atomic(counts_file, json.dumps(counts, indent=2))
             if self.s.prometheus_textfile:
                 write_atomic(self.s.prometheus_textfile, prometheus_text(report, last))
         except OSError as exc:

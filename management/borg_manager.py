@@ -264,8 +264,13 @@ class BorgBackupRepoManager:
         return Created(archive, stats.get("nfiles"), stats.get("original_size"), stats.get("deduplicated_size"),
                        warning, reader.listed)
 
-    def prune(self, service: str) -> None:
-        self._run(prune_argv(self.repo(service), service, self.s.retention(service)))
+    def prune(self, service: str) -> int | None:
+        """Prune by the service's retention. Returns how many of its archives remain (borg's
+        `--list` names each one it keeps), so status can show it without asking borg."""
+        result = self._run(prune_argv(self.repo(service), service, self.s.retention(service)))
+        if self.runner.dry_run or result.skipped:
+            return None
+        return sum(1 for line in result.stderr.splitlines() if line.startswith("Keeping archive"))
 
     def compact(self, service: str) -> None:
         self._run(compact_argv(self.repo(service)))

@@ -34,6 +34,7 @@ class DatasetResult:
     pruned: bool = False
     compacted: bool = False
     message: str = ""
+    archives: int | None = None  # the service's archives after prune
 
 
 @dataclass

@@ -11,9 +11,9 @@ of the same name when there is one (a stack folder without a dataset gets a row 
   (`last_update.json`) and the pre-update points `make rollback` can go back to
   (`updates/<stack>/pre-update-*.json`).
 
-Status starts no borg, so it does not show how many archives a repository holds: no run
-records that number (the nightly cycle never lists a repository); `make list-archives`
-asks borg. A last good backup older than STALE_AFTER hours, or none at all, is stale.
+Status starts no borg: the number of archives is the one the last prune reported
+(`archives.json`, written by every backup that pruned). A last good backup older than
+STALE_AFTER hours, or none at all, is stale.
 
 Everything here reads; nothing writes. A tool that does not answer is named in `problems`
 and its columns say `?`: status never fails because one part cannot be seen.
@@ -57,6 +57,7 @@ class ServiceStatus:
     last_backup: float | None = None  # unix time of the last good backup
     last_backup_age: float | None = None  # seconds
     last_archive: str | None = None  # the archive that holds the last good backup, when recorded
+    archives: int | None = None  # the service's archives after the last prune
     stale: bool = False
     drill: dict | None = None  # drills.json entry, plus age_seconds
     update: dict | None = None  # last_update.json entry, plus age_seconds
@@ -198,6 +199,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
     state = settings.state_dir
     last = load_last_success(state / "last_success.json")
     kept = read_json(state / "kept_snapshots.json")
+    counts = read_json(state / "archives.json")
     drills = read_json(state / "drills.json")
     updates = read_json(state / "last_update.json")
     limit = settings.stale_after * 3600
@@ -211,6 +213,8 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
             row.stale = row.last_backup_age is None or row.last_backup_age > limit
             entry = kept.get(name)
             row.last_archive = (entry.get("archive") or None) if isinstance(entry, dict) else None
+            count = counts.get(name)
+            row.archives = count.get("count") if isinstance(count, dict) else None
         row.drill = _with_age(drills.get(name), now)
         row.update = _with_age(updates.get(name), now)
         row.rollback_points = rollback_points(state, name)
@@ -275,12 +279,14 @@ def _update_cell(update: dict | None, points: list[str]) -> str:
 def render(report: StatusReport) -> list[tuple[str, bool]]:
     """The table as (line, highlight) pairs; highlighted lines are stale services. The word STALE
     is in the text itself, so the table says it without colour too."""
-    header = ("SERVICE", "STACK", "HEALTH", "DATASET", "USED", "LAST BACKUP", "DRILL", "UPDATE", "LAST ARCHIVE")
+    header = ("SERVICE", "STACK", "HEALTH", "DATASET", "USED", "LAST BACKUP", "ARCHIVES", "DRILL", "UPDATE",
+              "LAST ARCHIVE")
     rows = [header]
     for r in report.services:
         dataset, used = _dataset_cells(r.dataset)
         rows.append((r.service, _stack_cell(r.stack), r.stack.health if r.stack else "-", dataset, used,
-                     _backup_cell(r), _drill_cell(r), _update_cell(r.update, r.rollback_points),
+                     _backup_cell(r), "-" if r.archives is None else str(r.archives), _drill_cell(r),
+                     _update_cell(r.update, r.rollback_points),
                      r.last_archive or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip(), False) for row in rows]
@@ -292,6 +298,4 @@ def render(report: StatusReport) -> list[tuple[str, bool]]:
                       True))
     for problem in report.problems:
         lines.append((f"cannot see: {problem}", True))
-    lines.append(("archives: not counted here (status starts no borg); make list-archives SERVICE_NAME=<service>",
-                  False))
     return lines

@@ -70,7 +70,11 @@ def test_a_failed_night_notifies_and_status_shows_it_until_a_good_night(watched,
     assert len(receiver.bodies) == 1  # NOTIFY_ON=failure: a good night sends nothing
     rows = status(cyc.env_path)
     assert rows["photo"]["last_backup"]["stale"] is False and rows["photo"]["last_backup"]["age_seconds"] < 600
-    assert "STALE" not in run_cli(cyc.env_path, "status", timeout=120).stdout
+    # archives as the last prune named them: photo's first, git's one (unchanged tonight: no prune)
+    assert rows["photo"]["archives"] == 1 and rows["git"]["archives"] == 1
+    table = run_cli(cyc.env_path, "status", timeout=120).stdout
+    assert "STALE" not in table
+    print("\n" + table)
 
 
 def test_progress_is_live_on_a_terminal_and_plain_lines_in_a_log(watched):

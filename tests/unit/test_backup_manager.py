@@ -158,6 +158,7 @@ class World:
 
     def prune(self, service):
         self.events.append(("prune", service))
+        return 3
 
     def compact(self, service):
         self.events.append(("compact", service))

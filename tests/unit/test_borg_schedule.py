@@ -105,3 +105,13 @@ def test_cron_and_logrotate(tmp_path):
         schedule.uninstall(cron_dir, rot_dir)
     (cron_dir / "orchestrator-backup").write_text(text)
     assert len(schedule.uninstall(cron_dir, rot_dir)) == 2 and not list(cron_dir.iterdir())
+
+
+def test_prune_reports_how_many_archives_it_keeps(settings):
+    from management.runner import Result
+
+    stderr = ("Keeping archive (rule: daily #1):        git-2026-11-24T03:30:00Z    Tue, 2026-11-24 03:30:01 [ab]\n"
+              "Keeping archive (rule: daily #2):        git-2026-11-23T03:30:00Z    Mon, 2026-11-23 03:30:01 [cd]\n"
+              "Pruning archive (1/1):                   git-2026-11-01T03:30:00Z    Sun, 2026-11-01 03:30:01 [ef]\n")
+    fake = FakeRunner({("borg", "prune"): Result(("borg",), 0, "", stderr)})
+    assert BorgBackupRepoManager(settings, fake).prune("git") == 2

@@ -158,7 +158,7 @@ def test_render_marks_stale_in_text_and_highlights_the_row(tmp_path):
     assert "STALE" not in git and "3d ago STALE" in photo and "NOT MOUNTED" in photo
     assert [h for _, h in lines[:4]] == [False, False, True, False]
     assert any("stale: photo" in line and h for line, h in lines)
-    assert "starts no borg" in lines[-1][0]
+    assert "ARCHIVES" in header and not any("not counted" in line for line, _ in lines)
 
 
 def test_age_reads_in_hours_up_to_three_days():
