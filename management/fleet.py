@@ -16,18 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def age(seconds: float | None) -> str:
-    """As `status` shows ages (management/status.py), repeated here so this module needs only
-    the standard library: it runs on the controller, where the tool's virtualenv may not exist."""
-    if seconds is None:
-        return "?"
-    seconds = max(0.0, seconds)
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m"
-    if seconds < 72 * 3600:
-        return f"{int(seconds // 3600)}h"
-    return f"{int(seconds // 86400)}d"
+from .report import age
 
 
 @dataclass

@@ -79,6 +79,19 @@ def human_size(n: int | None) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def age(seconds: float | None) -> str:
+    """'42m', '5h', '35h', '3d': hours up to three days, so 36 h reads as hours. (Standard
+    library only, like this module: `management.fleet` uses it on the controller.)"""
+    if seconds is None:
+        return "?"
+    seconds = max(0.0, seconds)
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m"
+    if seconds < 72 * 3600:
+        return f"{int(seconds // 3600)}h"
+    return f"{int(seconds // 86400)}d"
+
+
 def render_table(report: RunReport) -> str:
     header = ("service", "result", "duration", "files", "original", "deduplicated", "note")
     rows = [header]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import CommandError, OrchestratorError, ValidationError
-from .report import human_size, load_last_success
+from .report import age, human_size, load_last_success
 from .update_manager import UPDATE_PREFIX
 
 
@@ -225,16 +225,6 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
 # --- rendering ------------------------------------------------------------------------------
 
 
-def age(seconds: float | None) -> str:
-    """'42m', '5h', '35h', '3d': hours up to three days, so 36 h reads as hours."""
-    if seconds is None:
-        return "?"
-    seconds = max(0.0, seconds)
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m"
-    if seconds < 72 * 3600:
-        return f"{int(seconds // 3600)}h"
-    return f"{int(seconds // 86400)}d"
 
 
 def _stack_cell(st: StackState | None) -> str:
