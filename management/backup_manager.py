@@ -41,6 +41,7 @@ from .report import (
     load_last_success,
     prometheus_text,
     push,
+    read_state,
     write_atomic,
 )
 from .trees import copy_tree_argv, manifest_key, stack_manifest, tree_manifest
@@ -88,22 +89,11 @@ def brief(exc: OrchestratorError) -> str:
     return str(exc).splitlines()[0]
 
 
-def read_state(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def load_kept(state_dir: Path) -> dict[str, dict]:
     """service -> {snapshot, archive, manifest, stack}: the snapshot the service's last archive
     was made from (kept until the next backup of that dataset succeeds), the change digest of
     its data, and the manifest of the stack folder that went into that archive."""
-    try:
-        data = json.loads((state_dir / "kept_snapshots.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    data = read_state(state_dir / "kept_snapshots.json")
     return {k: v for k, v in data.items() if isinstance(v, dict) and v.get("snapshot")}
 
 

@@ -30,7 +30,7 @@ from .errors import OrchestratorError, ValidationError
 from .lock import RunLock
 from .notify import drill_message, notify
 from .progress import Progress
-from .report import _escape, human_size, write_atomic
+from .report import _escape, human_size, read_state, write_atomic
 from .restore_manager import latest_archive
 from .trees import compare_trees, manifest_differences, manifest_key, stack_manifest, walk
 
@@ -119,10 +119,7 @@ def drill_prometheus_text(state: dict[str, dict]) -> str:
 
 
 def load_drills(state_dir: Path) -> dict[str, dict]:
-    try:
-        data = json.loads((state_dir / "drills.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    data = read_state(state_dir / "drills.json")
     return {k: v for k, v in data.items() if isinstance(v, dict)}
 
 

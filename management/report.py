@@ -189,6 +189,15 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
         raise
 
 
+def read_state(path: Path) -> dict:
+    """A JSON state file as a dict; a missing or unreadable one is empty (no run wrote it yet)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def load_last_success(state_file: Path) -> dict[str, float]:
     try:
         data = json.loads(state_file.read_text())

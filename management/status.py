@@ -21,14 +21,13 @@ and its columns say `?`: status never fails because one part cannot be seen.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .config import Settings
 from .errors import CommandError, OrchestratorError, ValidationError
-from .report import age, human_size, load_last_success
+from .report import age, human_size, load_last_success, read_state
 from .update_manager import UPDATE_PREFIX
 
 
@@ -95,14 +94,6 @@ class StatusReport:
 
 # --- reading what the runs left -----------------------------------------------------------------
 
-
-def read_json(path: Path) -> dict:
-    """A state file as a dict; a missing or unreadable one is empty (no run wrote it yet)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def rollback_points(state_dir: Path, stack: str) -> list[str]:
@@ -198,10 +189,10 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
 
     state = settings.state_dir
     last = load_last_success(state / "last_success.json")
-    kept = read_json(state / "kept_snapshots.json")
-    counts = read_json(state / "archives.json")
-    drills = read_json(state / "drills.json")
-    updates = read_json(state / "last_update.json")
+    kept = read_state(state / "kept_snapshots.json")
+    counts = read_state(state / "archives.json")
+    drills = read_state(state / "drills.json")
+    updates = read_state(state / "last_update.json")
     limit = settings.stale_after * 3600
 
     rows = []
