@@ -673,19 +673,22 @@ def install_autostart(app: App, unit_dir: str) -> None:
     The unit is a oneshot ordered after docker and the ZFS mounts; `systemctl status
     orchestrator-stacks` shows `active (exited)` once every stack was started. It is checked
     with `systemd-analyze verify` before it is written. Stopping it runs `docker-stop`. A
-    drop-in also orders docker.service after the ZFS mounts, so containers that docker
-    restarts itself never start on an empty mountpoint.
+    drop-in also orders docker.service after the ZFS mounts and (STORAGE_WAIT > 0) has it run
+    `wait-storage` first, so containers that docker restarts itself never start on an empty
+    mountpoint, even when the pool's disk appears late.
     """
     from management import schedule as sched
 
     app.settings  # noqa: B018 - validate the .env the unit will use now, not at boot
     here = Path(__file__).resolve()
     unit = sched.render_unit(Path(sys.executable), here, app.env_file.resolve())
+    dropin = sched.render_docker_dropin(Path(sys.executable), here, app.env_file.resolve(),
+                                        app.settings.storage_wait)
     if app.dry_run:
         click.echo(unit)
+        click.echo(f"# {sched.DROPIN}\n{dropin}")
         return
-    if sched.unchanged([(Path(unit_dir) / sched.UNIT_NAME, unit), (Path(unit_dir) / sched.DROPIN,
-                                                                    sched.render_docker_dropin())]):
+    if sched.unchanged([(Path(unit_dir) / sched.UNIT_NAME, unit), (Path(unit_dir) / sched.DROPIN, dropin)]):
         click.echo("install-autostart: nothing to change")  # provisioning (deploy/ansible) reads this
         if sched.manages_systemd(Path(unit_dir)):
             sched.enable_unit(app.runner)
@@ -697,7 +700,7 @@ def install_autostart(app: App, unit_dir: str) -> None:
         click.echo(f"systemd-analyze verify:\n{warnings}", err=True)
     else:
         click.echo("systemd-analyze verify: ok")
-    for path in sched.install_unit(Path(unit_dir), unit):
+    for path in sched.install_unit(Path(unit_dir), unit, dropin):
         click.echo(f"wrote {path}")
     if sched.manages_systemd(Path(unit_dir)):
         sched.enable_unit(app.runner)
@@ -706,6 +709,33 @@ def install_autostart(app: App, unit_dir: str) -> None:
     else:
         click.echo("systemd is not running here: enable it with "
                    f"`systemctl daemon-reload && systemctl enable {sched.UNIT_NAME}` on the VM")
+
+
+@cli.command("wait-storage")
+@click.option("--timeout", type=click.IntRange(0, 3600), default=None,
+              help="Seconds to wait (default: STORAGE_WAIT).")
+@click.pass_context
+def wait_storage(ctx: click.Context, timeout: int | None) -> None:
+    """Wait until the pool is imported and every dataset below ZFS_PARENT_DATASET is mounted.
+
+    Run by docker.service (the drop-in `make install-autostart` writes) before dockerd starts.
+    Each round imports the pool by scanning the devices when it is missing (a disk that appeared
+    after the boot's own import) and mounts what is not mounted. Exits 1 when the storage is
+    still missing after the timeout, which holds docker back. A .env it cannot read does not
+    hold docker back: the error is printed and it exits 0 (docker-up then refuses unmounted
+    datasets itself).
+    """
+    from management.errors import OrchestratorError
+    from management.storage_manager import StorageManager
+
+    app: App = ctx.obj
+    try:
+        settings = app.settings
+    except OrchestratorError as e:
+        click.echo(f"wait-storage: cannot read the settings, not waiting: {e}", err=True)
+        return
+    manager = StorageManager(settings, app.runner, app.zfs, echo=click.echo)
+    manager.wait_for_storage(settings.storage_wait if timeout is None else timeout)
 
 
 @cli.command("uninstall-autostart")

@@ -469,6 +469,9 @@ SETTINGS: tuple[Setting, ...] = (
     # --- Compose
     Setting("COMPOSE_PARALLEL", Int(1, 64), "Stacks handled at once by docker-up/stop/start/down.", default=8),
     Setting("HEALTH_TIMEOUT", Int(0, 3600), "Seconds to wait for healthchecks after up/start.", default=120),
+    Setting("STORAGE_WAIT", Int(0, 3600), "Seconds docker waits at boot for the pool and every dataset below "
+            "ZFS_PARENT_DATASET to be mounted (a disk that appears late is imported by scanning); past that, docker "
+            "is held back. 0: docker is only ordered after the ZFS mounts (make install-autostart).", default=300),
     Setting("STOP_TIMEOUT", Int(1, 3600), "Upper bound, in seconds, on stopping one whole stack.", default=120),
     Setting("HOOK_TIMEOUT", Int(1, 3600), "Seconds a stack's before-snapshot command may take.", default=60),
     Setting("COMPOSE_COMMAND", Choice(("auto", "v2", "v1")), "Which compose runs the stacks: auto, v2 or v1.",

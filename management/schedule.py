@@ -61,17 +61,17 @@ UNIT_NAME = "orchestrator-stacks.service"
 UNIT_MARKER = "# Managed by orchestrator (make install-autostart); remove with make uninstall-autostart."
 
 
-def render_unit(python: Path, orchestrator: Path, env_file: Path) -> str:
-    """A oneshot unit: after docker and the ZFS mounts, `docker-up` (hub first); on stop, `docker-stop`."""
+def _exec(python: Path, orchestrator: Path, env_file: Path, *args: str) -> str:
     for p in (python, orchestrator, env_file):
         if not p.is_absolute():
             raise ValidationError(f"{p} must be an absolute path in a systemd unit")
+    # systemd's own quoting rules match the shell's for plain double quotes
+    return " ".join(f'"{a}"' if re.search(r"\s", a) else a
+                    for a in (str(python), str(orchestrator), "--env-file", str(env_file), *args))
 
-    def cmd(action: str) -> str:
-        # systemd's own quoting rules match the shell's for plain double quotes
-        return " ".join(f'"{a}"' if re.search(r"\s", a) else a
-                        for a in (str(python), str(orchestrator), "--env-file", str(env_file), action))
 
+def render_unit(python: Path, orchestrator: Path, env_file: Path) -> str:
+    """A oneshot unit: after docker and the ZFS mounts, `docker-up` (hub first); on stop, `docker-stop`."""
     return (
         f"{UNIT_MARKER}\n"
         "[Unit]\n"
@@ -86,8 +86,8 @@ def render_unit(python: Path, orchestrator: Path, env_file: Path) -> str:
         "Type=oneshot\n"
         "RemainAfterExit=yes\n"
         f"WorkingDirectory={orchestrator.parent}\n"
-        f"ExecStart={cmd('docker-up')}\n"
-        f"ExecStop={cmd('docker-stop')}\n"
+        f"ExecStart={_exec(python, orchestrator, env_file, 'docker-up')}\n"
+        f"ExecStop={_exec(python, orchestrator, env_file, 'docker-stop')}\n"
         "TimeoutStartSec=15min\n"
         "TimeoutStopSec=5min\n"
         "\n"
@@ -99,18 +99,30 @@ def render_unit(python: Path, orchestrator: Path, env_file: Path) -> str:
 DROPIN = Path("docker.service.d") / "orchestrator-after-zfs.conf"
 
 
-def render_docker_dropin() -> str:
+def render_docker_dropin(python: Path, orchestrator: Path, env_file: Path, storage_wait: int) -> str:
     """Containers with a restart policy are started by dockerd itself at boot, before our unit
-    runs: order dockerd after the ZFS mounts so they never start on an empty mountpoint."""
-    return (
+    runs: order dockerd after the ZFS mounts, and (STORAGE_WAIT > 0) hold it until the pool is
+    imported and every service dataset mounted, so they never start on an empty mountpoint.
+    The pool's disk may appear after zfs-import-cache ran (the 004 race): `wait-storage`
+    imports it by scanning."""
+    text = (
         f"{UNIT_MARKER}\n"
         "[Unit]\n"
-        "After=zfs-mount.service zfs-fuse.service\n"
+        "After=zfs-import.target zfs-mount.service zfs-fuse.service\n"
     )
+    if storage_wait > 0:
+        text += (
+            "\n"
+            "[Service]\n"
+            # bounded by STORAGE_WAIT itself; docker's own unit does not bound its start
+            # (TimeoutStartSec=0 upstream and in Debian), so nothing cuts the wait short
+            f"ExecStartPre={_exec(python, orchestrator, env_file, 'wait-storage')}\n"
+        )
+    return text
 
 
-def install_unit(unit_dir: Path, text: str) -> list[Path]:
-    return _write_managed([(unit_dir / UNIT_NAME, text), (unit_dir / DROPIN, render_docker_dropin())], UNIT_MARKER)
+def install_unit(unit_dir: Path, text: str, dropin: str) -> list[Path]:
+    return _write_managed([(unit_dir / UNIT_NAME, text), (unit_dir / DROPIN, dropin)], UNIT_MARKER)
 
 
 def uninstall_unit(unit_dir: Path) -> list[Path]:

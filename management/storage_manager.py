@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
-from .errors import ValidationError
+from .errors import CommandError, OrchestratorError, ValidationError
 from .report import write_atomic
 from .runner import Runner
 from .zfs_manager import ZFSManager
@@ -240,6 +240,52 @@ class StorageManager:
         self.runner.run(argv, timeout=180)
 
     # -- apply ----------------------------------------------------------------------------
+
+    # -- at boot: wait for the pool ---------------------------------------------------------
+
+    def missing_storage(self) -> list[str]:
+        """What keeps the service datasets from being used, after one attempt to fix it: the pool
+        imported by scanning (a disk that appeared after the boot's own import), every dataset
+        below ZFS_PARENT_DATASET mounted. Empty when all is in place."""
+        parent = self.s.zfs_parent_dataset
+        pool = parent.split("/")[0]
+        if not self.zfs.exists(parent):
+            try:
+                self.zfs.import_pool(pool)
+            except CommandError as e:
+                return [f"pool {pool}: import failed: {e.reason}"]
+            if not self.zfs.exists(parent):
+                return [f"{parent} not found: pool {pool} is not imported (is its disk attached?)"]
+        for ds in self.zfs.unmounted(parent):
+            try:
+                self.zfs.mount(ds)
+            except CommandError:
+                pass  # reported below, tried again next round
+        return [f"{ds} is not mounted" for ds in self.zfs.unmounted(parent)]
+
+    def wait_for_storage(self, timeout: float, *, interval: float = 5.0,
+                         clock: Callable[[], float] = time.monotonic,
+                         sleep: Callable[[float], None] = time.sleep) -> float:
+        """Block until missing_storage() is empty or `timeout` seconds passed. Returns the
+        seconds waited; raises OrchestratorError naming what is still missing."""
+        started = clock()
+        reported = None
+        while True:
+            problems = self.missing_storage()
+            waited = clock() - started
+            if not problems:
+                if reported is not None:
+                    self.echo(f"wait-storage: {self.s.zfs_parent_dataset} ready after {waited:.0f}s")
+                return waited
+            if waited >= timeout:
+                raise OrchestratorError(
+                    f"storage not ready after {timeout:.0f}s (STORAGE_WAIT): {'; '.join(problems)}. "
+                    "Docker is held back so that no container starts on an empty mountpoint: attach the "
+                    "disk, then `systemctl start docker` or `make docker-up`")
+            if reported is None or waited - reported >= 30:
+                self.echo(f"wait-storage: waiting up to {timeout:.0f}s: {'; '.join(problems)}")
+                reported = waited
+            sleep(max(0.0, min(interval, timeout - waited)))
 
     def setup(self, fix_ownership: bool = False) -> list[Action]:
         """Plan, then (unless dry-run) apply in order. Returns the actions (empty: nothing to do)."""

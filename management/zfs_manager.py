@@ -89,6 +89,15 @@ def get_argv(prop: str, dataset: str) -> list[str]:
     return ["zfs", "get", "-H", "-p", "-o", "value", prop, dataset]
 
 
+def import_argv(pool: str) -> list[str]:
+    """Import `pool` by scanning the devices, not from the cache file: what zfs-import-scan does,
+    and what still works when the pool's disk appeared after the boot's own import ran.
+    -N mounts nothing; the caller mounts what it needs."""
+    if "/" in pool:
+        raise ValidationError(f"{pool!r} is not a pool name")
+    return ["zpool", "import", "-N", check_dataset(pool)]
+
+
 def snapshot_argv(dataset: str, name: str, *, recursive: bool = True) -> list[str]:
     return ["zfs", "snapshot", *(["-r"] if recursive else []), f"{check_dataset(dataset)}@{check_snapshot_name(name)}"]
 
@@ -162,6 +171,13 @@ class ZFSManager:
         return [Dataset(name, p.get("mountpoint", "-"), p.get("mounted") == "yes", _int(p.get("used", "0")))
                 for name, p in rows.items() if "@" not in name]
 
+    def unmounted(self, root: str) -> list[str]:
+        """Datasets at or below `root` that should be mounted (canmount=on, a path mountpoint) and are not."""
+        rows = self._props(root, ("mountpoint", "canmount", "mounted"))
+        return [name for name, p in rows.items()
+                if "@" not in name and p.get("canmount") == "on" and p.get("mountpoint", "").startswith("/")
+                and p.get("mounted") != "yes"]
+
     def snapshots(self, root: str) -> list[Snapshot]:
         """Every snapshot of `root` and its descendants, oldest first."""
         rows = self._props(root, ("creation", "used"))
@@ -193,6 +209,10 @@ class ZFSManager:
 
     def mount(self, dataset: str) -> None:
         self._run(["zfs", "mount", check_dataset(dataset)])
+
+    def import_pool(self, pool: str) -> bool:
+        """True when the pool was imported now; False when no device holds it (yet)."""
+        return self._run(import_argv(pool), ok_codes=(0, 1)).returncode == 0
 
     def snapshot(self, dataset: str, name: str, *, recursive: bool = True) -> str:
         """One atomic snapshot of `dataset` (and, recursive, every descendant) named `name`."""

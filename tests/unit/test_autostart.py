@@ -33,19 +33,31 @@ def test_paths_with_spaces_are_quoted_and_relative_paths_refused():
         schedule.render_unit(PY, ORCH, Path(".env"))
 
 
+def test_docker_dropin_orders_after_zfs_and_waits_for_storage_when_asked():
+    dropin = schedule.render_docker_dropin(PY, ORCH, ENV, 300).splitlines()
+    after = next(line for line in dropin if line.startswith("After=")).split("=", 1)[1].split()
+    assert {"zfs-mount.service", "zfs-import.target"} <= set(after)
+    assert "ExecStartPre=/opt/o/.venv/bin/python /opt/o/orchestrator.py --env-file /opt/o/.env wait-storage" in dropin
+    ordered_only = schedule.render_docker_dropin(PY, ORCH, ENV, 0)
+    assert "ExecStartPre" not in ordered_only and "[Service]" not in ordered_only
+    with pytest.raises(ValidationError, match="absolute"):
+        schedule.render_docker_dropin(PY, ORCH, Path(".env"), 300)
+
+
 def test_install_replaces_only_our_unit_and_uninstall_removes_only_ours(tmp_path):
     text = schedule.render_unit(PY, ORCH, ENV)
-    path, dropin = schedule.install_unit(tmp_path, text)
+    dropin_text = schedule.render_docker_dropin(PY, ORCH, ENV, 300)
+    path, dropin = schedule.install_unit(tmp_path, text, dropin_text)
     assert path.read_text() == text and oct(path.stat().st_mode & 0o777) == "0o644"
     assert dropin == tmp_path / "docker.service.d" / "orchestrator-after-zfs.conf"
-    assert "After=zfs-mount.service" in dropin.read_text()
-    assert schedule.install_unit(tmp_path, text) == [path, dropin]  # again: same files
+    assert dropin.read_text() == dropin_text
+    assert schedule.install_unit(tmp_path, text, dropin_text) == [path, dropin]  # again: same files
     assert schedule.uninstall_unit(tmp_path) == [path, dropin] and not path.exists()
     assert not dropin.parent.exists()
     assert schedule.uninstall_unit(tmp_path) == []
     path.write_text("[Unit]\nDescription=someone else's\n")
     with pytest.raises(ValidationError, match="not written by this tool"):
-        schedule.install_unit(tmp_path, text)
+        schedule.install_unit(tmp_path, text, dropin_text)
     with pytest.raises(ValidationError, match="not written by this tool"):
         schedule.uninstall_unit(tmp_path)
     assert "someone else's" in path.read_text()
@@ -67,7 +79,8 @@ def test_a_foreign_drop_in_stops_the_install_before_anything_is_written(tmp_path
     foreign.parent.mkdir()
     foreign.write_text("[Unit]\nAfter=mine.service\n")
     with pytest.raises(ValidationError, match="not written by this tool"):
-        schedule.install_unit(tmp_path, schedule.render_unit(PY, ORCH, ENV))
+        schedule.install_unit(tmp_path, schedule.render_unit(PY, ORCH, ENV),
+                              schedule.render_docker_dropin(PY, ORCH, ENV, 300))
     assert not (tmp_path / schedule.UNIT_NAME).exists()
     assert foreign.read_text() == "[Unit]\nAfter=mine.service\n"
 
@@ -90,3 +103,13 @@ def test_install_again_with_the_same_unit_says_nothing_to_change_and_writes_noth
     second = CliRunner().invoke(orchestrator.cli, args)
     assert second.exit_code == 0 and "install-autostart: nothing to change" in second.output, second.output
     assert (units / schedule.UNIT_NAME).stat().st_mtime_ns == mtime
+
+
+def test_wait_storage_does_not_hold_docker_back_for_an_unreadable_env(tmp_path):
+    """docker.service runs it before dockerd: a .env typo must not keep every container down."""
+    env = tmp_path / ".env"
+    env.write_text(BASE + "STORAGE_WAIT=soon\n")
+    env.chmod(0o600)
+    result = CliRunner().invoke(orchestrator.cli, ["--env-file", str(env), "wait-storage"])
+    assert result.exit_code == 0, result.output
+    assert "cannot read the settings, not waiting" in result.output and "STORAGE_WAIT" in result.output

@@ -111,3 +111,87 @@ def test_parse_daemon_json_names_the_line(tmp_path):
     path.write_text('{\n "a": 1,\n bad\n}')
     with pytest.raises(ValidationError, match=r"line 3"):
         parse_daemon_json(path)
+
+
+class _LateDisk(FakeRunner):
+    """A host whose pool disk appears after `attach_after` rounds: until then `zpool import`
+    finds nothing; once imported, the datasets are mounted only by `zfs mount`."""
+
+    def __init__(self, attach_after: int):
+        super().__init__()
+        self.rounds = 0
+        self.attach_after = attach_after
+        self.imported = False
+        self.mounted: set[str] = set()
+
+    def run(self, argv, **kw):
+        from management.runner import Result
+
+        argv = tuple(str(a) for a in argv)
+        super().run(argv, **kw)  # recorded
+        if argv[:3] == ("zpool", "import", "-N"):
+            self.imported = self.rounds >= self.attach_after
+            return Result(argv, 0 if self.imported else 1, "", "" if self.imported else "cannot import: no such pool")
+        if argv[:2] == ("zfs", "list"):
+            ok = self.imported and argv[-1].startswith("datapool/services")
+            return Result(argv, 0 if ok else 1, argv[-1] + "\n" if ok else "", "")
+        if argv[:2] == ("zfs", "get"):
+            rows = [(ds, mp) for ds, mp in (("datapool/services", "/datapool/services"),
+                                            ("datapool/services/git", "/datapool/services/git"),
+                                            ("datapool/services/off", "none"))]
+            out = "".join(f"{ds}\tmountpoint\t{mp}\n{ds}\tcanmount\ton\n"
+                          f"{ds}\tmounted\t{'yes' if ds in self.mounted else 'no'}\n" for ds, mp in rows)
+            return Result(argv, 0, out, "")
+        if argv[:2] == ("zfs", "mount"):
+            self.mounted.add(argv[-1])
+            return Result(argv, 0, "", "")
+        raise AssertionError(f"unexpected call {argv}")
+
+
+def _storage(tmp_path, runner):
+    from management.storage_manager import StorageManager
+    from management.zfs_manager import ZFSManager
+    from tests.unit.test_config import settings_with
+
+    lines: list[str] = []
+    return StorageManager(settings_with(tmp_path), runner, ZFSManager(runner), echo=lines.append), lines
+
+
+def test_wait_for_storage_imports_a_late_pool_by_scanning_and_mounts_its_datasets(tmp_path):
+    runner = _LateDisk(attach_after=3)
+    manager, lines = _storage(tmp_path, runner)
+    now = [0.0]
+
+    def sleep(seconds):
+        now[0] += seconds
+        runner.rounds += 1
+
+    waited = manager.wait_for_storage(300, interval=5, clock=lambda: now[0], sleep=sleep)
+    assert waited == 15.0
+    imports = [c.argv for c in runner.calls if c.argv[:2] == ("zpool", "import")]
+    assert imports == [("zpool", "import", "-N", "datapool")] * 4  # by name, never -a
+    assert runner.mounted == {"datapool/services", "datapool/services/git"}  # not the mountpoint=none one
+    assert "not imported" in lines[0] and "ready after 15s" in lines[-1]
+
+
+def test_wait_for_storage_gives_up_after_the_timeout_and_names_what_is_missing(tmp_path):
+    from management.errors import OrchestratorError
+
+    runner = _LateDisk(attach_after=10**6)
+    manager, lines = _storage(tmp_path, runner)
+    now = [0.0]
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    with pytest.raises(OrchestratorError, match=r"not ready after 20s .*pool datapool is not imported.*held back"):
+        manager.wait_for_storage(20, interval=5, clock=lambda: now[0], sleep=sleep)
+    assert now[0] == 20.0 and not runner.mounted
+
+
+def test_import_argv_scans_for_one_named_pool():
+    from management.zfs_manager import import_argv
+
+    assert import_argv("datapool") == ["zpool", "import", "-N", "datapool"]
+    with pytest.raises(ValidationError):
+        import_argv("datapool/services")
