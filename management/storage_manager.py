@@ -105,6 +105,9 @@ def wrong_owner_entries(root: Path, uid: int, gid: int) -> list[Path]:
 # --- the manager -----------------------------------------------------------------------------
 
 
+PARENT_PROPS = {"atime": "off"}
+
+
 class StorageManager:
     def __init__(self, settings: Settings, runner: Runner, zfs: ZFSManager, echo: Callable[[str], None] = print):
         self.s = settings
@@ -133,8 +136,10 @@ class StorageManager:
                     f"fix the .env or run `zfs set mountpoint={base} {parent}`; nothing was changed")
         else:
             self._refuse_nonempty(s.zfs_base_mountpoint, parent)
-            actions.append(Action(f"create dataset {parent} mounted at {base}",
-                                  lambda: self.zfs.create_dataset(parent, mountpoint=base)))
+            # atime=off (inherited by every service dataset): with atime on, each read is a
+            # write, so OpenZFS's `written@` never says "unchanged" for a dataset an app reads
+            actions.append(Action(f"create dataset {parent} mounted at {base} (atime=off)",
+                                  lambda: self.zfs.create_dataset(parent, mountpoint=base, props=PARENT_PROPS)))
         for service in s.services:
             ds = s.dataset(service)
             if not self.zfs.exists(ds):
