@@ -4,6 +4,7 @@
 #   lab.sh up           install what is missing and start everything (idempotent)
 #   lab.sh status       one line per part; exit 0 only when every part answers
 #   lab.sh env          LAB_* facts for tests (tests/conftest.py reads them)
+#   lab.sh images       only build the two local images (the VM lab builds them inside its guest)
 #   lab.sh recover-zfs  kill a wedged zfs-fuse, lazily unmount its mounts, start it, remount
 #   lab.sh down         stop and remove what `up` made (pool, images, users, files it wrote)
 #
@@ -34,7 +35,8 @@ REGISTRY=127.0.0.1:${LAB_REGISTRY_PORT:-15000}
 # kept from starting by the policy-rc.d of install_packages.
 PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static openssh-server curl iproute2 strace logrotate
           systemd docker-registry prometheus
-          mmdebstrap systemd-container rsync)   # the fleet tests: a bookworm rootfs, nspawn machines, synchronize
+          mmdebstrap systemd-container rsync    # the fleet tests: a bookworm rootfs, nspawn machines, synchronize
+          qemu-system-x86 qemu-utils)           # the VM lab (tests/vm): a booted Debian with OpenZFS
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -401,5 +403,6 @@ case "${1:-}" in
   env) cmd_env ;;
   down) cmd_down ;;
   recover-zfs) recover_zfs ;;
-  *) echo "usage: $0 up|status|env|recover-zfs|down" >&2; exit 2 ;;
+  images) build_images ;;
+  *) echo "usage: $0 up|status|env|images|recover-zfs|down" >&2; exit 2 ;;
 esac

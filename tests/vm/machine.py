@@ -1,0 +1,275 @@
+"""One services VM under qemu: boot it, reach it over ssh, reboot it, cut its power, plug a disk in late.
+
+The image comes from build-image.sh (cached). Each VM boots a qcow2 overlay on it, so the
+image is never written and a fresh VM costs a second. Disks, each a file in the VM's work
+directory and named by a serial (/dev/disk/by-id/virtio-<serial>):
+  vda  the root filesystem (overlay)
+  orchpool  the ZFS pool's disk (raw; `zpool create` inside the guest: real OpenZFS)
+  orchborg  ext4 labelled `borg`, mounted at /srv/borg: the borg repositories
+Networking is qemu's user mode with restrict=on: the guest reaches nothing, and the only way
+in is ssh forwarded from a free port on 127.0.0.1.
+
+qemu runs with KVM when /dev/kvm works and TCG otherwise (this project's machines: PVM
+rejects the guest's MSR writes). Everything is bounded in time; `down()` removes only the
+work directory this object made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+DISK_SERIALS = {"pool": "orchpool", "borg": "orchborg"}
+
+
+def build_image() -> Path:
+    """The cached image directory (built when its inputs changed)."""
+    out = subprocess.run(["bash", str(HERE / "build-image.sh")], capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"build-image.sh failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def accel() -> str:
+    """kvm when a KVM guest actually runs here, else tcg. VM_ACCEL=kvm|tcg overrides. The probe
+    runs the firmware for a few seconds: on PVM hosts (/dev/kvm present, no vmx/svm) qemu aborts
+    at the first MSR write, which it would otherwise do in the middle of the boot."""
+    forced = os.environ.get("VM_ACCEL")
+    if forced:
+        return forced
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    probe = subprocess.Popen(["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-m", "256", "-nodefaults",
+                              "-display", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        probe.wait(timeout=5)
+        return "tcg"  # exited by itself: KVM failed
+    except subprocess.TimeoutExpired:
+        probe.kill()
+        probe.wait(timeout=30)
+        return "kvm"
+
+
+class VM:
+    def __init__(self, image: Path, *, memory_mb: int = 3072, cpus: int = 2, pool_gb: int = 2, borg_gb: int = 2):
+        self.image = image
+        self.work = Path(tempfile.mkdtemp(prefix="orchestrator-vm.", dir="/var/tmp"))
+        self.memory_mb, self.cpus = memory_mb, cpus
+        self.accel = accel()
+        self.port = free_port()
+        self.key = image / "id_ed25519"
+        self.console = self.work / "console.log"
+        self.qmp_path = self.work / "qmp.sock"
+        self.process: subprocess.Popen | None = None
+        self.boots: list[float] = []  # seconds from qemu start to ssh, per boot
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image / "root.img"),
+                        str(self.work / "root.qcow2")], check=True, timeout=60)
+        for name, size in (("pool", pool_gb), ("borg", borg_gb)):
+            path = self.work / f"{name}.img"
+            with open(path, "wb") as f:
+                f.truncate(size << 30)
+        subprocess.run(["mkfs.ext4", "-q", "-L", "borg", str(self.work / "borg.img")], check=True, timeout=60)
+
+    # --- qemu -------------------------------------------------------------------------------
+
+    def _drive(self, name: str) -> list[str]:
+        return ["-drive", f"file={self.work / f'{name}.img'},if=none,id={name},format=raw,cache=writeback",
+                "-device", f"virtio-blk-pci,drive={name},id={name}-dev,serial={DISK_SERIALS[name]}"]
+
+    def argv(self, *, pool_disk: bool = True) -> list[str]:
+        cpu = (["-accel", "kvm", "-cpu", "host"] if self.accel == "kvm"
+               else ["-accel", "tcg,thread=multi", "-cpu", "max"])
+        argv = ["qemu-system-x86_64", *cpu,
+                "-smp", str(self.cpus), "-m", str(self.memory_mb), "-nodefaults", "-display", "none",
+                "-kernel", str(self.image / "vmlinuz"), "-initrd", str(self.image / "initrd.img"),
+                "-append", "root=/dev/vda rw console=ttyS0 panic=-1 systemd.show_status=1",
+                "-device", "virtio-rng-pci",
+                "-serial", f"file:{self.console}",
+                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+                "-drive", f"file={self.work / 'root.qcow2'},if=none,id=root,format=qcow2,cache=writeback",
+                "-device", "virtio-blk-pci,drive=root,serial=vmroot",
+                "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:22",
+                "-device", "virtio-net-pci,netdev=n0"]
+        if pool_disk:
+            argv += self._drive("pool")
+        return argv + self._drive("borg")
+
+    def start(self, *, pool_disk: bool = True) -> None:
+        assert self.process is None or self.process.poll() is not None, "the VM is already running"
+        with open(self.console, "ab") as log:
+            log.write(f"\n==== qemu start {time.strftime('%H:%M:%S')} ====\n".encode())
+        self.process = subprocess.Popen(self.argv(pool_disk=pool_disk), stdin=subprocess.DEVNULL,
+                                        stdout=open(self.work / "qemu.log", "ab"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        self._started = time.monotonic()
+
+    def boot(self, *, pool_disk: bool = True, settle: bool = True, timeout: float = 900) -> float:
+        """Start qemu and wait for ssh (and, `settle`, for the boot to finish: every start job
+        done, the stacks' unit included). Returns the seconds it took."""
+        self.start(pool_disk=pool_disk)
+        return self.wait_ssh(timeout, settle=settle)
+
+    def wait_ssh(self, timeout: float = 900, *, settle: bool = True) -> float:
+        deadline = time.monotonic() + timeout
+        probe = "cat /proc/sys/kernel/random/boot_id"
+        if settle:
+            probe = "systemctl is-system-running --wait >/dev/null 2>&1; " + probe
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"qemu exited ({self.process.returncode}); console:\n{self.tail_console()}")
+            r = self.ssh(probe, check=False, timeout=120, connect_timeout=5)
+            if r.returncode == 0 and r.stdout.strip():
+                took = time.monotonic() - self._started
+                self.boots.append(took)
+                return took
+            time.sleep(3)
+        raise TimeoutError(f"no ssh after {timeout:.0f}s; console:\n{self.tail_console()}")
+
+    def tail_console(self, lines: int = 40) -> str:
+        try:
+            text = self.console.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no console log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """The power cut: SIGKILL to qemu, nothing flushed that the guest had not flushed."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=60)
+
+    def reboot(self, timeout: float = 900) -> float:
+        """`systemctl reboot` and wait for the new boot. qemu itself keeps running."""
+        before = self.boot_id()
+        self.ssh("systemctl reboot", check=False, timeout=30)
+        self._started = time.monotonic()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(5)
+            r = self.ssh("cat /proc/sys/kernel/random/boot_id", check=False, timeout=30, connect_timeout=5)
+            if r.returncode == 0 and r.stdout.strip() and r.stdout.strip() != before:
+                return self.wait_ssh(max(60.0, deadline - time.monotonic()))
+        raise TimeoutError(f"no new boot after {timeout:.0f}s; console:\n{self.tail_console()}")
+
+    def poweroff(self, timeout: float = 300) -> None:
+        if self.process and self.process.poll() is None:
+            self.ssh("systemctl poweroff", check=False, timeout=30)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def down(self) -> None:
+        self.kill()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    # --- QMP: hot-plug --------------------------------------------------------------------------
+
+    def qmp(self, command: str, **arguments) -> dict:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(30)
+            s.connect(str(self.qmp_path))
+            f = s.makefile("rw")
+            json.loads(f.readline())  # greeting
+            for cmd in ({"execute": "qmp_capabilities"}, {"execute": command, "arguments": arguments}):
+                f.write(json.dumps(cmd) + "\n")
+                f.flush()
+                while True:
+                    reply = json.loads(f.readline())
+                    if "event" not in reply:
+                        break
+                if "error" in reply:
+                    raise RuntimeError(f"qmp {cmd['execute']}: {reply['error']}")
+            return reply
+
+    def plug_pool_disk(self) -> None:
+        """The pool's disk appears now, as a slow controller or a late iSCSI/USB disk would."""
+        self.qmp("blockdev-add", **{"node-name": "pool", "driver": "raw",
+                                    "file": {"driver": "file", "filename": str(self.work / "pool.img")}})
+        self.qmp("device_add", driver="virtio-blk-pci", drive="pool", id="pool-dev", serial=DISK_SERIALS["pool"])
+
+    # --- ssh --------------------------------------------------------------------------------------
+
+    def ssh_argv(self, connect_timeout: int = 15) -> list[str]:
+        return ["ssh", "-i", str(self.key), "-p", str(self.port), "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                "-o", f"ConnectTimeout={connect_timeout}", "-o", "ServerAliveInterval=10",
+                "-o", "ServerAliveCountMax=6", "root@127.0.0.1"]
+
+    def ssh(self, script: str, *, check: bool = True, timeout: float = 600, input: bytes | str | None = None,
+            connect_timeout: int = 15) -> subprocess.CompletedProcess:
+        """Run `script` with bash -e in the guest. `check`: raise with its output on failure."""
+        argv = self.ssh_argv(connect_timeout) + ["bash", "-ec", _quote(script)]
+        try:
+            r = subprocess.run(argv, input=input, capture_output=True, timeout=timeout,
+                               text=not isinstance(input, bytes))
+        except subprocess.TimeoutExpired as e:
+            if check:
+                raise AssertionError(f"timed out after {timeout:.0f}s in the VM: {script}\n"
+                                     f"{e.stdout}\n{e.stderr}") from None
+            return subprocess.CompletedProcess(argv, 124, "", "timeout")
+        if isinstance(r.stdout, bytes):
+            r = subprocess.CompletedProcess(argv, r.returncode, r.stdout.decode(errors="replace"),
+                                            r.stderr.decode(errors="replace"))
+        if check and r.returncode != 0:
+            raise AssertionError(f"exit {r.returncode} in the VM: {script}\n--- stdout\n{r.stdout[-4000:]}"
+                                 f"\n--- stderr\n{r.stderr[-4000:]}")
+        return r
+
+    def boot_id(self) -> str:
+        return self.ssh("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+
+    def push_tree(self, files: list[Path], root: Path, dest: str) -> None:
+        """Copy `files` (relative to `root`) into `dest` in the guest, as tar over ssh."""
+        tar = subprocess.run(["tar", "-C", str(root), "-cf", "-", "--null", "-T", "-"],
+                             input=b"\0".join(str(f).encode() for f in files), capture_output=True, check=True,
+                             timeout=300)
+        self.ssh(f"mkdir -p {dest} && tar -C {dest} -xf -", input=tar.stdout, timeout=600)
+
+
+def _quote(script: str) -> str:
+    # ssh joins its arguments with spaces for the remote shell: quote the script once
+    return "'" + script.replace("'", "'\"'\"'") + "'"
+
+
+def project_files() -> list[Path]:
+    """The project as git sees it (tracked and new files, nothing ignored)."""
+    out = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "-co", "--exclude-standard"],
+                         check=True, capture_output=True, timeout=60).stdout
+    return [Path(p.decode()) for p in out.split(b"\0") if p and (REPO / p.decode()).exists()]
+
+
+def wheelhouse() -> Path:
+    """requirements.txt as wheels, downloaded once per content: the guest has no network,
+    `make install` reads them with PIP_NO_INDEX/PIP_FIND_LINKS."""
+    import hashlib
+
+    req = REPO / "requirements.txt"
+    key = hashlib.sha256(req.read_bytes()).hexdigest()[:12]
+    out = Path(os.environ.get("VM_CACHE", "/var/tmp/orchestrator-vm")) / f"wheels-{key}"
+    if not (out / "complete").exists():
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
+                        "--only-binary", ":all:", "-d", str(tmp), "-r", str(req)],
+                       check=True, timeout=900)
+        (tmp / "complete").touch()
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out
