@@ -132,14 +132,20 @@ def test_the_boot_unit_verifies_and_its_commands_bring_stacks_up_and_down(cycle,
     assert "systemd-analyze verify: ok" in installed.stdout  # systemd-analyze is on the lab
     unit = (units / "orchestrator-stacks.service").read_text()
     assert "RemainAfterExit=yes" in unit
-    assert "After=zfs-mount.service" in (units / "docker.service.d" / "orchestrator-after-zfs.conf").read_text()
+    dropin = (units / "docker.service.d" / "orchestrator-after-zfs.conf").read_text()
+    after = next(x for x in dropin.splitlines() if x.startswith("After=")).split("=", 1)[1].split()
+    assert "zfs-mount.service" in after
 
     assert run_cli(cycle.env_path, "docker-down").returncode == 0
     assert cycle.containers() == set()
 
-    def command(key: str) -> list[str]:
-        line = next(x for x in unit.splitlines() if x.startswith(f"{key}="))
+    def command(key: str, text: str = unit) -> list[str]:
+        line = next(x for x in text.splitlines() if x.startswith(f"{key}="))
         return shlex.split(line.split("=", 1)[1])
+
+    # what systemd runs before dockerd: every dataset of the lab's pool is mounted, so it returns
+    wait = subprocess.run(command("ExecStartPre", dropin), capture_output=True, text=True, timeout=120, cwd="/")
+    assert wait.returncode == 0, wait.stdout + wait.stderr
 
     # what systemd would run at boot, and at shutdown
     boot = subprocess.run(command("ExecStart"), capture_output=True, text=True, timeout=300, cwd="/")
