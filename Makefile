@@ -19,9 +19,10 @@ APT_PACKAGES ?= $(ZFS_PACKAGE) borgbackup docker.io docker-compose python3-venv
 
 # Tests use their own virtualenv, independent of any .env.
 TEST_VENV := $(CURDIR)/.venv
+VM_CACHE ?= /var/tmp/orchestrator-vm
 PYTEST_ARGS ?=
 
-.PHONY: help install venv config-check config-show doctor test test-unit lab-up lab-down lint
+.PHONY: help install venv config-check config-show doctor test test-unit test-vm vm-image lab-up lab-down lint
 
 help: ## List every target with one line each
 	@echo "Usage: make TARGET [ENV_FILE=./.env] [SERVICE_NAME=...] [DRY_RUN=1] [V=-v]"
@@ -235,9 +236,27 @@ lab-up: ## Install and start the test lab (zfs-fuse pool, dockerd with userns-re
 lab-down: ## Tear down what the test lab created
 	bash tests/lab/lab.sh down
 
-test: $(TEST_VENV)/.dev-installed lab-up ## The whole suite: unit + lab tests on compose v2, compose tests again on v1 (root, Debian)
-	$(TEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
-	LAB_COMPOSE=v1 $(TEST_VENV)/bin/python -m pytest -m compose $(PYTEST_ARGS)
+test: $(TEST_VENV)/.dev-installed lab-up ## The whole suite: unit + lab tests on compose v2, compose tests again on v1, and alongside them the VM lab (root, Debian)
+	@# The VM lab (a qemu guest: its image build, then the boots) shares nothing with the host
+	@# lab but the CPUs, so it runs alongside the host passes, at a lower priority; its output
+	@# follows theirs. Every part runs; the target fails when any part failed.
+	@mkdir -p $(VM_CACHE); rm -f $(VM_CACHE)/test-vm.rc; \
+	( VM_CACHE=$(VM_CACHE) nice -n 5 $(TEST_VENV)/bin/python -m pytest -m vm $(PYTEST_ARGS) \
+	    > $(VM_CACHE)/test-vm.log 2>&1; echo $$? > $(VM_CACHE)/test-vm.rc ) & vm=$$!; \
+	echo "test: the VM lab runs alongside (log: $(VM_CACHE)/test-vm.log)"; \
+	$(TEST_VENV)/bin/python -m pytest -m "not vm" $(PYTEST_ARGS); v2=$$?; \
+	LAB_COMPOSE=v1 $(TEST_VENV)/bin/python -m pytest -m compose $(PYTEST_ARGS); v1=$$?; \
+	echo "test: waiting for the VM lab"; wait $$vm; \
+	echo "==================== the VM lab (tests/vm, marker vm) ===================="; \
+	cat $(VM_CACHE)/test-vm.log; vmrc=$$(cat $(VM_CACHE)/test-vm.rc 2>/dev/null || echo 1); \
+	echo "test: exit codes: compose v2 pass $$v2, compose v1 pass $$v1, VM lab $$vmrc"; \
+	[ $$v2 = 0 ] && [ $$v1 = 0 ] && [ $$vmrc = 0 ]
+
+vm-image: lab-up ## Build (or reuse) the VM lab's image: Debian, systemd, docker, OpenZFS via DKMS (docs/vm-lab.md)
+	VM_CACHE=$(VM_CACHE) bash tests/vm/build-image.sh
+
+test-vm: $(TEST_VENV)/.dev-installed lab-up ## Only the VM lab: a booted Debian with OpenZFS; setup, reboot, power cuts, late disk (docs/vm-lab.md)
+	VM_CACHE=$(VM_CACHE) $(TEST_VENV)/bin/python -m pytest -m vm $(PYTEST_ARGS)
 
 test-unit: $(TEST_VENV)/.dev-installed ## Run only the unit tests (no outside tools needed)
 	$(TEST_VENV)/bin/python -m pytest -m "not lab" $(PYTEST_ARGS)
