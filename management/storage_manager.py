@@ -244,8 +244,6 @@ class StorageManager:
         self.echo(f"  restarting docker because {why}")
         self.runner.run(argv, timeout=180)
 
-    # -- apply ----------------------------------------------------------------------------
-
     # -- at boot: wait for the pool ---------------------------------------------------------
 
     def missing_storage(self) -> list[str]:
@@ -291,6 +289,8 @@ class StorageManager:
                 self.echo(f"wait-storage: waiting up to {timeout:.0f}s: {'; '.join(problems)}")
                 reported = waited
             sleep(max(0.0, min(interval, timeout - waited)))
+
+    # -- apply ----------------------------------------------------------------------------
 
     def setup(self, fix_ownership: bool = False) -> list[Action]:
         """Plan, then (unless dry-run) apply in order. Returns the actions (empty: nothing to do)."""
