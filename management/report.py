@@ -200,9 +200,8 @@ def read_state(path: Path) -> dict:
 
 def load_last_success(state_file: Path) -> dict[str, float]:
     try:
-        data = json.loads(state_file.read_text())
-        return {str(k): float(v) for k, v in data.items()}
-    except (OSError, ValueError, AttributeError):
+        return {str(k): float(v) for k, v in read_state(state_file).items()}
+    except (TypeError, ValueError):
         return {}
 
 

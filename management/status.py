@@ -95,7 +95,6 @@ class StatusReport:
 # --- reading what the runs left -----------------------------------------------------------------
 
 
-
 def rollback_points(state_dir: Path, stack: str) -> list[str]:
     """The pre-update points update_manager recorded for a stack, oldest first."""
     d = state_dir / "updates" / stack
@@ -214,8 +213,6 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
 
 
 # --- rendering ------------------------------------------------------------------------------
-
-
 
 
 def _stack_cell(st: StackState | None) -> str:

@@ -259,12 +259,14 @@ class StorageManager:
                 return [f"pool {pool}: import failed: {e.reason}"]
             if not self.zfs.exists(parent):
                 return [f"{parent} not found: pool {pool} is not imported (is its disk attached?)"]
-        for ds in self.zfs.unmounted(parent):
+        unmounted = self.zfs.unmounted(parent)
+        for ds in unmounted:
             try:
                 self.zfs.mount(ds)
             except CommandError:
                 pass  # reported below, tried again next round
-        return [f"{ds} is not mounted" for ds in self.zfs.unmounted(parent)]
+        # asked again only when something had to be mounted (the usual boot asks once)
+        return [f"{ds} is not mounted" for ds in self.zfs.unmounted(parent)] if unmounted else []
 
     def wait_for_storage(self, timeout: float, *, interval: float = 5.0,
                          clock: Callable[[], float] = time.monotonic,
