@@ -53,55 +53,42 @@ class App:
 
     @cached_property
     def zfs(self):
-        from management.zfs_manager import ZFSManager
+        from management.tools.zfs import ZFSManager
 
         return ZFSManager(self.runner, timeout=float(self.settings.command_timeout))
 
     @cached_property
     def borg(self):
-        from management.borg_manager import BorgBackupRepoManager
+        from management.tools.borg import BorgBackupRepoManager
 
         return BorgBackupRepoManager(self.settings, self.runner)
 
     @cached_property
     def docker(self):
-        from management.docker_manager import DockerComposeManager
+        return self._docker(click.echo)
 
-        return DockerComposeManager(self.settings, self.runner, self.zfs, echo=click.echo)
+    def _docker(self, echo):
+        from management.tools.compose import DockerComposeManager
 
-    def progress(self, echo, to_stderr: bool = False):
-        """Live progress on a terminal, a line every PROGRESS_INTERVAL otherwise (cron, --json)."""
-        from management.progress import Progress
+        return DockerComposeManager(self.settings, self.runner, self.zfs, echo=echo)
 
+    def context(self, to_stderr: bool = False):
+        """The one RunContext of this command: output on stdout, or on stderr when stdout
+        carries JSON; live progress on a terminal, a line every PROGRESS_INTERVAL otherwise."""
+        from management.cycles.context import RunContext
+        from management.monitoring.progress import Progress
+
+        echo = (lambda m: click.echo(m, err=True)) if to_stderr else click.echo
         stream = sys.stderr if to_stderr else sys.stdout
-        return Progress(echo, stream=stream, tty=stream.isatty(), interval=self.settings.progress_interval)
+        progress = Progress(echo, stream=stream, tty=stream.isatty(), interval=self.settings.progress_interval)
+        docker = self._docker(echo) if to_stderr else self.docker
+        return RunContext(self.settings, self.runner, self.zfs, docker, self.borg, echo=echo, progress=progress)
 
-    def orchestrator(self, echo=None, to_stderr: bool = False):
-        from management.backup_manager import BackupOrchestrator
-
-        echo = echo or click.echo
-        self.docker.echo = echo  # progress goes where the run's progress goes (stderr with --json)
-        return BackupOrchestrator(self.settings, self.runner, self.zfs, self.docker, self.borg, echo=echo,
-                                  progress=self.progress(echo, to_stderr))
-
-    def restorer(self):
-        from management.restore_manager import RestoreOrchestrator
-
-        self.docker.echo = click.echo
-        return RestoreOrchestrator(self.settings, self.runner, self.zfs, self.docker, self.borg, echo=click.echo,
-                                   progress=self.progress(click.echo))
-
-    def driller(self, echo=None, to_stderr: bool = False):
-        from management.drill_manager import DrillOrchestrator
-
-        echo = echo or click.echo
-        return DrillOrchestrator(self.settings, self.runner, self.zfs, self.borg, echo=echo,
-                                 progress=self.progress(echo, to_stderr))
-
+    @cached_property
     def updater(self):
-        from management.update_manager import UpdateOrchestrator
+        from management.cycles.update import UpdateOrchestrator
 
-        return UpdateOrchestrator(self.settings, self.runner, self.zfs, self.docker, echo=click.echo)
+        return UpdateOrchestrator(self.context())
 
     def services_or_all(self, names) -> list[str]:
         return [self.service(n) for n in names] if names else list(self.settings.services)
@@ -207,7 +194,7 @@ def config_show(app: App, doc: bool) -> None:
 def setup_storage(app: App, fix_ownership: bool) -> None:
     """One-time host setup, safe to repeat: datasets, volume directories and their owners,
     the userns-remap user and its subuid/subgid ranges, /etc/docker/daemon.json."""
-    from management.storage_manager import StorageManager
+    from management.host.storage import StorageManager
 
     StorageManager(app.settings, app.runner, app.zfs, echo=click.echo).setup(fix_ownership=fix_ownership)
 
@@ -237,7 +224,7 @@ def snapshot_list(app: App, service: str | None) -> None:
     """List snapshots of the service datasets: name, creation time, space used."""
     import time as _time
 
-    from management.report import human_size
+    from management.text import human_size
 
     s = app.settings
     root = s.dataset(app.service(service)) if service else s.zfs_parent_dataset
@@ -259,7 +246,7 @@ def snapshot_list(app: App, service: str | None) -> None:
 @pass_app
 def snapshot_destroy(app: App, name: str, service: str | None, yes: bool) -> None:
     """Destroy snapshot NAME (never a dataset). Asks first unless --yes."""
-    from management.zfs_manager import check_snapshot_name
+    from management.tools.zfs import check_snapshot_name
 
     s = app.settings
     check_snapshot_name(name)
@@ -315,7 +302,7 @@ def status(app: App, services: tuple[str, ...], as_json: bool) -> None:
     import json as _json
 
     from management.errors import ValidationError
-    from management.status import collect, render
+    from management.views.status import collect, render
 
     try:
         report = collect(app.settings, app.zfs, app.docker, list(services) or None)
@@ -354,7 +341,7 @@ def doctor(app: App, as_json: bool, cron_dir: str, unit_dir: str, sshd_config: s
     Exit 1 when any check fails; warnings alone exit 0."""
     import json as _json
 
-    from management.doctor import FAIL, OK, WARN, Host, run_checks
+    from management.host.doctor import FAIL, OK, WARN, Host, render, run_checks
 
     host = Host(app.settings, app.runner, cron_dir=Path(cron_dir), unit_dir=Path(unit_dir),
                 sshd_config=Path(sshd_config))
@@ -363,14 +350,8 @@ def doctor(app: App, as_json: bool, cron_dir: str, unit_dir: str, sshd_config: s
         click.echo(app.mask(_json.dumps([c.to_dict() for c in checks], indent=2)))
     else:
         colour = {OK: "green", WARN: "yellow", FAIL: "red"}
-        width = max(len(c.name) for c in checks)
-        for c in checks:
-            click.echo(click.style(f"{c.status:<4}", fg=colour[c.status]) + f"  {c.name:<{width}}  "
-                       + app.mask(c.detail))
-            if c.fix and c.status != OK:
-                click.echo(f"{'':<4}  {'':<{width}}  fix: {app.mask(c.fix)}")
-        counts = {s: sum(c.status == s for c in checks) for s in (OK, WARN, FAIL)}
-        click.echo(f"doctor: {counts[OK]} ok, {counts[WARN]} warn, {counts[FAIL]} fail")
+        for line in render(checks, style=lambda text, status: click.style(text, fg=colour[status])):
+            click.echo(app.mask(line))
     if any(c.status == FAIL for c in checks):
         sys.exit(EXIT_FAILED)
 
@@ -387,18 +368,14 @@ def outdated(app: App, stacks: tuple[str, ...], as_json: bool) -> None:
     cannot be reached is named on its own services' rows."""
     import json as _json
 
-    from management.update_manager import as_dicts
+    from management.cycles.update import as_dicts
+    from management.views.outdated import render
 
-    rows = app.updater().outdated(list(stacks) or None)
+    rows = app.updater.outdated(list(stacks) or None)
     if as_json:
         click.echo(_json.dumps(as_dicts(rows), indent=2))
         return
-    click.echo(f"{'STACK':<14} {'SERVICE':<18} {'RUNNING':<14} {'STATUS':<18} IMAGE")
-    for r in rows:
-        running = (r.running or "-").removeprefix("sha256:")[:12]
-        click.echo(f"{r.stack:<14} {r.service:<18} {running:<14} {r.status:<18} {r.image}")
-    newer = sum(r.status == "newer available" for r in rows)
-    click.echo(f"outdated: {newer} service(s) with a newer image" + (" - `make update` applies them" if newer else ""))
+    click.echo("\n".join(render(rows)))
 
 
 @cli.command("update")
@@ -411,20 +388,17 @@ def update(app: App, stacks: tuple[str, ...], yes: bool) -> None:
     is stopped, its dataset rolled back and its old images started again. Stacks with nothing
     new are not restarted. Exit 1 when any stack failed or was rolled back."""
     from management.lock import Interrupted
-    from management.update_manager import FAILED, ROLLED_BACK
+    from management.results import FAILED, ROLLED_BACK
 
     if app.dry_run:
-        for r in app.updater().outdated(list(stacks) or None):
-            if r.status == "newer available":
-                click.echo(f"would update {r.stack}/{r.service} ({r.image}): stop, snapshot "
-                           f"{app.settings.dataset(r.stack)}@pre-update-<time>, up -d, health gate, "
-                           "roll back on failure")
+        for line in app.updater.plan(list(stacks) or None):
+            click.echo(line)
         return
     if not yes:
         click.confirm(f"Update {', '.join(stacks) or 'every stack'} (each with a newer image is restarted)?",
                       abort=True)
     try:
-        results = app.updater().update(list(stacks) or None)
+        results = app.updater.update(list(stacks) or None)
     except Interrupted as exc:
         click.secho(f"update: {exc}; every stack was left on its old or its new version with matching data",
                     fg="red", err=True)
@@ -446,14 +420,14 @@ def update(app: App, stacks: tuple[str, ...], yes: bool) -> None:
 def rollback(app: App, stack: str, snapshot: str | None, yes: bool) -> None:
     """Put STACK back to its last (or the named) pre-update snapshot and the images it ran then.
     Later snapshots of its dataset are destroyed by the rollback (zfs rollback -r)."""
-    from management.update_manager import ROLLED_BACK
+    from management.results import ROLLED_BACK
 
     if app.dry_run:
         raise click.UsageError("rollback has no dry run; `make list-snapshots-all` shows the pre-update snapshots")
     if not yes:
         click.confirm(f"Roll {stack} back to {snapshot or 'its last pre-update snapshot'}? Data written since "
                       "is lost.", abort=True)
-    result = app.updater().rollback(stack, snapshot)
+    result = app.updater.rollback(stack, snapshot)
     click.echo(f"{stack}: {result.result} {result.message}")
     if result.result != ROLLED_BACK:
         sys.exit(EXIT_FAILED)
@@ -473,14 +447,15 @@ def backup(app: App, services: tuple[str, ...], as_json: bool) -> None:
     Exit 0 when every dataset was backed up, 1 when any failed, 4 when another run holds the lock."""
     import json as _json
 
-    from management.report import render_table
+    from management.views.report import render_table
 
     names = [app.service(n) for n in services] or None
-    echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     if app.dry_run:
         raise click.UsageError("backup has no dry run (its stop/snapshot/start window is the point); "
                                "use `config check` and `backup --help`")
-    report = app.orchestrator(echo, to_stderr=as_json).backup(names)
+    from management.cycles.backup import BackupOrchestrator
+
+    report = BackupOrchestrator(app.context(to_stderr=as_json)).backup(names)
     if as_json:
         click.echo(app.mask(_json.dumps(report.to_dict(), indent=2, default=str)))
     else:
@@ -576,7 +551,9 @@ def restore(app: App, service: str, archive: str, only: str | None, yes: bool) -
                 "stack": f"the stack folder {app.settings.services_dir / service}"}.get(
             only or "", f"{app.settings.mountpoint(service)} and {app.settings.services_dir / service}")
         click.confirm(f"Replace {what} with {archive}? (a safety snapshot / the old folder is kept)", abort=True)
-    app.restorer().restore(service, archive, only=only)
+    from management.cycles.restore import RestoreOrchestrator
+
+    RestoreOrchestrator(app.context()).restore(service, archive, only=only)
 
 
 @cli.command("restore-all")
@@ -592,7 +569,9 @@ def restore_all(app: App, yes: bool) -> None:
         click.confirm(f"Replace the data and stack folders of {', '.join(app.settings.services)} with their "
                       "latest archives? (safety snapshots / old folders are kept)", abort=True)
     started = time.monotonic()
-    restored, failures = app.restorer().restore_all()
+    from management.cycles.restore import RestoreOrchestrator
+
+    restored, failures = RestoreOrchestrator(app.context()).restore_all()
     click.echo(f"restore-all: {len(restored)} restored, {len(failures)} failed in {time.monotonic() - started:.0f}s")
     if failures:
         for failure in failures:
@@ -612,10 +591,11 @@ def drill(app: App, services: tuple[str, ...], as_json: bool, wait: int) -> None
     Never writes into a service dataset. Exit 1 on any difference or error."""
     import json
 
-    echo = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     if app.dry_run:
         raise click.UsageError("drill has no dry run: it only reads, then removes its scratch space")
-    report = app.driller(echo, to_stderr=as_json).drill(app.services_or_all(services), wait=float(wait))
+    from management.cycles.drill import DrillOrchestrator
+
+    report = DrillOrchestrator(app.context(to_stderr=as_json)).drill(app.services_or_all(services), wait=float(wait))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -635,22 +615,12 @@ def install_cron(app: App, schedule: str, log_file: str, cron_dir: str, logrotat
     """Run `backup` every night from /etc/cron.d as root, logging to a rotated log file; the
     restore drill on DRILL_SCHEDULE (weekly by default; off: none); with UPDATE_SCHEDULE set in
     the .env, also `update --yes` on that schedule (same lock, same log)."""
-    from management import schedule as sched
+    from management.host.schedule import install_cron as install
 
-    app.settings  # noqa: B018 - validate the .env the cron job will use now, not at 3am
-    here = Path(__file__).resolve()
-    cron = sched.render_cron(schedule, Path(sys.executable), here, app.env_file.resolve(), Path(log_file),
-                             update_schedule=app.settings.update_schedule,
-                             drill_schedule=app.settings.drill_schedule, drill_wait=app.settings.borg_timeout)
-    rotate = sched.render_logrotate(Path(log_file))
-    if app.dry_run:
-        click.echo(cron + "\n" + rotate)
-        return
-    if sched.unchanged([(Path(cron_dir) / sched.CRON_NAME, cron), (Path(logrotate_dir) / sched.CRON_NAME, rotate)]):
-        click.echo("install-cron: nothing to change")  # provisioning (deploy/ansible) reads this
-        return
-    for path in sched.install(Path(cron_dir), Path(logrotate_dir), cron, rotate):
-        click.echo(f"wrote {path}")
+    s = app.settings  # validate the .env the cron job will use now, not at 3am
+    install(schedule, Path(sys.executable), Path(__file__).resolve(), app.env_file.resolve(), Path(log_file),
+            Path(cron_dir), Path(logrotate_dir), update_schedule=s.update_schedule, drill_schedule=s.drill_schedule,
+            drill_wait=s.borg_timeout, dry_run=app.dry_run, echo=click.echo)
 
 
 @cli.command("uninstall-cron")
@@ -658,9 +628,9 @@ def install_cron(app: App, schedule: str, log_file: str, cron_dir: str, logrotat
 @click.option("--logrotate-dir", default="/etc/logrotate.d", hidden=True, type=click.Path(file_okay=False))
 def uninstall_cron(cron_dir: str, logrotate_dir: str) -> None:
     """Remove the nightly cron entry and its logrotate rule (only files this tool wrote)."""
-    from management import schedule as sched
+    from management.host.schedule import uninstall
 
-    removed = sched.uninstall(Path(cron_dir), Path(logrotate_dir))
+    removed = uninstall(Path(cron_dir), Path(logrotate_dir))
     click.echo("\n".join(f"removed {p}" for p in removed) or "nothing to remove")
 
 
@@ -677,38 +647,11 @@ def install_autostart(app: App, unit_dir: str) -> None:
     `wait-storage` first, so containers that docker restarts itself never start on an empty
     mountpoint, even when the pool's disk appears late.
     """
-    from management import schedule as sched
+    from management.host.autostart import install_autostart as install
 
-    app.settings  # noqa: B018 - validate the .env the unit will use now, not at boot
-    here = Path(__file__).resolve()
-    unit = sched.render_unit(Path(sys.executable), here, app.env_file.resolve())
-    dropin = sched.render_docker_dropin(Path(sys.executable), here, app.env_file.resolve(),
-                                        app.settings.storage_wait)
-    if app.dry_run:
-        click.echo(unit)
-        click.echo(f"# {sched.DROPIN}\n{dropin}")
-        return
-    if sched.unchanged([(Path(unit_dir) / sched.UNIT_NAME, unit), (Path(unit_dir) / sched.DROPIN, dropin)]):
-        click.echo("install-autostart: nothing to change")  # provisioning (deploy/ansible) reads this
-        if sched.manages_systemd(Path(unit_dir)):
-            sched.enable_unit(app.runner)
-        return
-    warnings = sched.verify_unit(app.runner, unit)
-    if warnings is None:
-        click.echo("systemd-analyze not found: the unit was not verified")
-    elif warnings:
-        click.echo(f"systemd-analyze verify:\n{warnings}", err=True)
-    else:
-        click.echo("systemd-analyze verify: ok")
-    for path in sched.install_unit(Path(unit_dir), unit, dropin):
-        click.echo(f"wrote {path}")
-    if sched.manages_systemd(Path(unit_dir)):
-        sched.enable_unit(app.runner)
-        click.echo(f"enabled {sched.UNIT_NAME}: stacks start at the next boot "
-                   f"(now: systemctl start {sched.UNIT_NAME})")
-    else:
-        click.echo("systemd is not running here: enable it with "
-                   f"`systemctl daemon-reload && systemctl enable {sched.UNIT_NAME}` on the VM")
+    s = app.settings  # validate the .env the unit will use now, not at boot
+    install(app.runner, Path(sys.executable), Path(__file__).resolve(), app.env_file.resolve(), s.storage_wait,
+            Path(unit_dir), app.dry_run, click.echo)
 
 
 @cli.command("wait-storage")
@@ -726,7 +669,7 @@ def wait_storage(ctx: click.Context, timeout: int | None) -> None:
     datasets itself).
     """
     from management.errors import OrchestratorError
-    from management.storage_manager import StorageManager
+    from management.host.storage import StorageManager
 
     app: App = ctx.obj
     try:
@@ -743,14 +686,9 @@ def wait_storage(ctx: click.Context, timeout: int | None) -> None:
 @pass_app
 def uninstall_autostart(app: App, unit_dir: str) -> None:
     """Disable and remove the boot unit (only a unit this tool wrote). Running stacks keep running."""
-    from management import schedule as sched
+    from management.host.autostart import uninstall_autostart as uninstall
 
-    managed = sched.manages_systemd(Path(unit_dir))
-    if managed and sched.installed_unit(Path(unit_dir)):
-        sched.disable_unit(app.runner)
-    removed = sched.uninstall_unit(Path(unit_dir))
-    if removed and managed:
-        sched.reload_units(app.runner)
+    removed = uninstall(app.runner, Path(unit_dir))
     click.echo("\n".join(f"removed {p}" for p in removed) or "nothing to remove")
 
 

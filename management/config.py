@@ -29,7 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import ConfigError
+from management.errors import ConfigError
+
+# Five cron fields or an @word: cron schedules (the cron file's module checks with it too).
+SCHEDULE_RE = re.compile(r"^(@(daily|midnight|weekly|monthly|hourly)|(\S+\s+){4}\S+)$")
+# One Apprise URL (scheme://...); NOTIFY_URLS holds several.
+URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
+
+
+def split_urls(text: str) -> list[str]:
+    """NOTIFY_URLS: URLs separated by spaces, commas or newlines."""
+    return [u for u in re.split(r"[\s,]+", text or "") if u]
 
 UID_KEY_RE = re.compile(r"^REMAPPED_[A-Z0-9_]+_UID$")
 # A service name becomes a ZFS dataset component, a borg repository directory, an archive
@@ -198,8 +208,6 @@ class Schedule(Kind):
         return self.off
 
     def parse(self, key: str, text: str, p: _Problems) -> Any:
-        from .schedule import SCHEDULE_RE  # lazily, as the cron file's module pulls in more
-
         if self.off and text.lower() == "off":
             return ""
         if text and not SCHEDULE_RE.match(text):
@@ -230,8 +238,6 @@ class NotifyUrls(Kind):
     type = tuple
 
     def parse(self, key: str, text: str, p: _Problems) -> Any:
-        from .notify import URL_RE, split_urls
-
         urls = split_urls(text)
         bad = [i + 1 for i, u in enumerate(urls) if not URL_RE.match(u)]
         if bad:  # never echo the value: it carries tokens

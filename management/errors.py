@@ -37,3 +37,20 @@ class CommandError(OrchestratorError):
 
 class ValidationError(OrchestratorError):
     """A name or value given on the command line or read from disk was rejected before any call."""
+
+
+# Lines of borg/ssh/zfs stderr that say why, rather than "Connection closed by remote host".
+_TELLING = ("refused", "denied", "No space", "passphrase", "does not exist", "not allowed", "Insufficient",
+            "timed out", "Errno", "No route", "not a valid repository", "Failed to create/acquire the lock")
+
+
+def brief(exc: OrchestratorError) -> str:
+    """One line for the summary: what failed and borg's (or zfs's) own last word on why."""
+    if isinstance(exc, CommandError):
+        words = exc.command.split()
+        what = " ".join(words[:2]) if words else "command"
+        lines = [ln.strip() for ln in exc.stderr_tail.strip().splitlines() if ln.strip()]
+        telling = [ln for ln in lines if any(k in ln for k in _TELLING)]
+        why = (telling or lines or [exc.reason])[-1]
+        return f"{what} failed ({exc.reason}): {why}"
+    return str(exc).splitlines()[0]

@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import OrchestratorError
+from management.errors import OrchestratorError
 
 
 class LockHeld(OrchestratorError):

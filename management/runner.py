@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .errors import CommandError
+from management.errors import CommandError
 
 log = logging.getLogger("orchestrator.runner")
 # sh logs every command line at INFO/DEBUG with its arguments; we do our own masked logging.

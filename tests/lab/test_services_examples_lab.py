@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from management.config import load_settings
-from management.docker_manager import DockerComposeManager
 from management.runner import Runner
+from management.tools.compose import DockerComposeManager
 from tests.conftest import ROOT
 from tests.lab.envfile import LAB_COMPOSE
 

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import os
 import re
 import shutil
@@ -5,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from management.config import SETTINGS, load_settings, validate_dataset_name
+from management.config import SETTINGS, load_settings, split_urls, validate_dataset_name
 from management.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -320,3 +322,18 @@ def test_stale_after_is_hours_with_bounds(tmp_path):
     assert settings_with(tmp_path, "STALE_AFTER=12\n").stale_after == 12
     assert problems(tmp_path, BASE + "STALE_AFTER=0\n") == ["STALE_AFTER: 0 is outside 1..8760"]
     assert problems(tmp_path, BASE + "STALE_AFTER=1.5\n") == ["STALE_AFTER: '1.5' is not a whole number"]
+
+
+def test_notify_urls_are_secrets_and_bad_ones_are_named_by_position_only(tmp_path):
+    s = settings_with(tmp_path, "NOTIFY_URLS=ntfys://ntfy.sh/homelab-topic-7f3a, tgram://123456:ABCDEFGH/42\n")
+    assert s.notify_urls == ("ntfys://ntfy.sh/homelab-topic-7f3a", "tgram://123456:ABCDEFGH/42")
+    assert "tgram://123456:ABCDEFGH/42" in s.secrets and "homelab-topic-7f3a" in s.secrets
+    assert s.notify_on == "failure"
+    assert split_urls("a://1,b://2\n c://3") == ["a://1", "b://2", "c://3"]
+
+
+def test_bad_notify_url_is_reported_without_echoing_it(tmp_path):
+    errors = problems(tmp_path, BASE + "NOTIFY_URLS=ntfys://ok/topic hunter2-secret\n")
+    assert errors == ["NOTIFY_URLS: URL number 2 is not scheme://... (Apprise URLs, e.g. ntfys://ntfy.sh/topic; "
+                      "separate several with spaces)"]
+    assert not any("hunter2" in e for e in errors)

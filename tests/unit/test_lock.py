@@ -1,7 +1,10 @@
+from __future__ import annotations
+
 import os
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -45,3 +48,13 @@ def test_signal_outside_critical_raises_and_inside_is_deferred():
                 os.kill(os.getpid(), signal.SIGINT)
                 done.append("finished the critical block")
         assert done and info.value.signum == signal.SIGINT
+
+
+def test_run_lock_waits_for_the_holder_when_asked(tmp_path):
+    path = tmp_path / "lock"
+    holder = RunLock(path, "backup").__enter__()
+    with pytest.raises(LockHeld):
+        RunLock(path, "drill").__enter__()
+    threading.Timer(0.5, holder.__exit__).start()
+    with RunLock(path, "drill", wait=30):
+        pass

@@ -1,0 +1,488 @@
+"""BackupOrchestrator: the nightly cycle.
+
+    lock -> preflight -> stop stacks (hub last) -> ONE recursive atomic snapshot
+    -> start stacks (hub first) -> per dataset: read-only view at a stable path,
+    borg create, prune, compact when due, remove the view -> destroy the snapshot -> report
+
+Promises (each has a test):
+- a failed preflight stops nothing;
+- stacks that were running are started again on every way out of the stop window
+  (error, SIGINT, SIGTERM); stacks that were stopped before stay stopped;
+- one dataset's failure does not stop the others; views and the snapshot are removed anyway;
+- only snapshots with the tool's prefix and views under VIEW_DATASET are ever destroyed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from management.cycles.context import Cycle, RunContext
+from management.errors import OrchestratorError, ValidationError, brief
+from management.lock import Interrupted, RunLock, SignalGuard
+from management.monitoring.publish import BackupOutcome, publish, push
+from management.results import FAILED, OK, SKIPPED, UNCHANGED, WARNING, DatasetResult, RunReport
+from management.state import Kept
+from management.tools.borg import STACK_PREFIX
+from management.tools.compose_file import LIVE, Policy, policy_of
+from management.tools.trees import copy_tree_argv, stack_manifest, tree_manifest
+
+log = logging.getLogger("orchestrator.backup")
+
+
+def snapshot_name(prefix: str, now: float) -> str:
+    """`<prefix>-YYYYmmddTHHMMSSZ`: sortable, unique per second, and marks the snapshot as ours."""
+    return f"{prefix}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}"
+
+
+def stop_order(stacks: Sequence[str], hub: str) -> list[str]:
+    """Hub last: it keeps serving (error pages) until every spoke is down."""
+    return [s for s in stacks if s != hub] + ([hub] if hub in stacks else [])
+
+
+def start_order(stacks: Sequence[str], hub: str) -> list[str]:
+    """Hub first."""
+    return ([hub] if hub in stacks else []) + [s for s in stacks if s != hub]
+
+
+# What happens to the data of a stack that could not be stopped: the one atomic snapshot still
+# covers it (docs/backup.md), as a power cut would have caught it.
+CRASH_CONSISTENT = "its dataset is in the snapshot as it was while running (crash-consistent)"
+
+SKIP_STACK = frozenset({STACK_PREFIX})  # the data's change digest leaves the stack copy out
+
+PREFLIGHT_PARALLEL = 4  # repositories probed at once before the window (ssh round trips)
+
+def compact_due(last: float | None, every_days: int, now: float) -> bool:
+    return every_days == 0 or last is None or now - last >= every_days * 86400 - 3600
+
+
+class BackupOrchestrator(Cycle):
+    def __init__(self, ctx: RunContext):
+        super().__init__(ctx)
+        self._snap_time = 0.0  # when tonight's snapshot was taken (for 1-second timestamps)
+        self._written_supported: bool | None = None
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _targets(self, services: Sequence[str] | None) -> list[str]:
+        if not services:
+            return list(self.s.services)
+        unknown = [s for s in services if s not in self.s.services]
+        if unknown:
+            raise ValidationError(
+                f"unknown service(s) {', '.join(map(repr, unknown))}; known: {', '.join(self.s.services)}"
+            )
+        return list(services)
+
+    def _view_path(self, service: str) -> Path:
+        return self.s.view_mountpoint / service
+
+    def _view_dataset(self, service: str) -> str:
+        return f"{self.s.view_dataset}/{service}"
+
+    def _stack_dir(self, service: str) -> Path | None:
+        """The service's stack folder under SERVICES_DIR, when there is one."""
+        path = self.s.services_dir / service
+        return path if path.is_dir() and not path.is_symlink() else None
+
+    def _key(self) -> bytes:
+        return self.state.manifest_key()
+
+    def _add_stack(self, service: str, stack_dir: Path, view: str) -> dict[str, str]:
+        """Copy the stack folder into the view under STACK_PREFIX (owners, modes, links and times
+        kept), make the view read-only, and return the manifest of what borg will read."""
+        target = self._view_path(service) / STACK_PREFIX
+        if os.path.lexists(target):
+            raise ValidationError(f"{self.s.dataset(service)} has {STACK_PREFIX} at its root, a name this tool "
+                                  "keeps for the stack folder in the archive; rename it")
+        self.runner.run(copy_tree_argv(stack_dir, target))
+        self.zfs.set_readonly(view)
+        return stack_manifest(target, self._key())
+
+    # -- the last backed-up snapshot of each dataset (KEEP_LAST_SNAPSHOT) ------------------
+
+    def kept(self) -> dict[str, Kept]:
+        return self.state.kept()
+
+    def cleanup_leftovers(self) -> list[str]:
+        """Remove views and prefixed snapshots a killed run left behind. Only ours, and never
+        the kept last snapshot of a dataset."""
+        removed: list[str] = []
+        for view in self.zfs.list_views(self.s.view_dataset):
+            self.zfs.destroy_view(view)
+            removed.append(view)
+        keep = {f"{self.s.dataset(svc)}@{e['snapshot']}" for svc, e in self.kept().items()} \
+            if self.s.keep_last_snapshot else set()
+        ours = [snap for snap in self.zfs.list_snapshots(self.s.zfs_parent_dataset)
+                if snap.partition("@")[2].startswith(self.s.snapshot_prefix + "-") and snap not in keep]
+        if keep:  # one by one: a recursive destroy would take a kept namesake below with it
+            for snap in ours:
+                self.zfs.destroy_ours(snap, prefix=self.s.snapshot_prefix)
+                removed.append(snap)
+            return removed
+        # Shallowest first: a recursive destroy of parent@name also removes child@name, and
+        # children snapshotted alone (backup-one) carry the prefix too.
+        done: list[tuple[str, str]] = []
+        for dataset, name in sorted((s.partition("@")[::2] for s in ours), key=lambda dn: dn[0].count("/")):
+            if any(n == name and (dataset == d or dataset.startswith(d + "/")) for d, n in done):
+                continue
+            self.zfs.destroy_recursive_snapshot(dataset, name, prefix=self.s.snapshot_prefix)
+            done.append((dataset, name))
+            removed.append(f"{dataset}@{name}")
+        if not self.s.keep_last_snapshot:
+            self.state.forget_kept()
+        return removed
+
+    def preflight(self, targets: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        """Everything that must hold before any downtime. Changes nothing on the services (it
+        may initialise a missing borg repository).
+
+        Returns (blocking, per_service): a blocking problem (a dataset not mounted: the stacks
+        would write to the OS disk) stops the whole run before anything is stopped; a
+        repository that cannot be used fails only its own service, the others go on."""
+        blocking: list[str] = []
+        for service in targets:
+            dataset = self.s.dataset(service)
+            if not self.zfs.is_mounted(dataset):
+                blocking.append(f"{service}: dataset {dataset} is not mounted (or does not exist); "
+                                "run `make setup-storage` or `zfs mount` it")
+        if blocking:
+            return blocking, {}
+        def probe(service: str) -> str | None:
+            try:
+                self.borg.init_repo(service)
+            except OrchestratorError as exc:
+                return f"repository {self.s.repo(service)} is not usable: {brief(exc)}"
+            return None
+
+        # one `borg info` (an ssh round trip each) per repository: ask them all at once
+        workers = max(1, min(len(targets), PREFLIGHT_PARALLEL))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preflight") as pool:
+            problems = dict(zip(targets, pool.map(probe, targets), strict=True))
+        return blocking, {svc: msg for svc, msg in problems.items() if msg}
+
+    # -- the cycle ------------------------------------------------------------------------
+
+    def backup(self, services: Sequence[str] | None = None) -> RunReport:
+        targets = self._targets(services)
+        report = RunReport(started_at=self.clock())
+        with RunLock(self.s.lock_file, "backup"), SignalGuard() as guard:
+            warning = push(self.s.push_url, "start")
+            if warning:
+                self.echo(f"warning: {warning}")
+            try:
+                self._cycle(targets, report, guard)
+            except Interrupted as exc:
+                report.interrupted = str(exc)
+            finally:
+                report.finished_at = self.clock()
+                self._publish(report)
+        return report
+
+    def _cycle(self, targets: list[str], report: RunReport, guard: SignalGuard) -> None:
+        report.datasets = [DatasetResult(s) for s in targets]
+        leftovers = self.cleanup_leftovers()
+        if leftovers:
+            self.echo(f"removed leftovers of an earlier run: {', '.join(leftovers)}")
+        blocking, repo_problems = self.preflight(targets)
+        if blocking:
+            report.errors.extend(f"preflight: {p}" for p in blocking)
+            for d in report.datasets:
+                d.message = "preflight failed; nothing was stopped"
+            return
+        for d in report.datasets:
+            if d.service in repo_problems:
+                d.result, d.message = FAILED, repo_problems[d.service]
+                self.echo(f"{d.service}: {d.message}")
+        usable = [t for t in targets if t not in repo_problems]
+        if not usable:
+            report.errors.append("preflight: no repository is usable; nothing was stopped")
+            return
+        backup_all = list(targets) == list(self.s.services)
+        snap_root = self.s.zfs_parent_dataset if backup_all else None
+        snap = snapshot_name(self.s.snapshot_prefix, self.clock())
+        snapshotted: list[str] = []  # datasets holding our snapshot, for cleanup
+        new_kept: dict[str, dict] = {}  # services whose new snapshot stays (their backup succeeded)
+        try:
+            self._window(targets, snap, snap_root, report, guard, snapshotted)
+            if report.errors or not snapshotted:
+                return  # no borg without a complete snapshot
+            self._borg_phase(usable, snap, report, new_kept)
+        finally:
+            with guard.critical():
+                self._cleanup(targets, snap, snapshotted, report, new_kept)
+
+    def _window(self, targets, snap, snap_root, report, guard, snapshotted) -> None:
+        """Stop -> snapshot -> start, all of it with SIGINT/SIGTERM held back.
+
+        Stacks whose compose file says `x-orchestrator: {consistency: live}` are not stopped:
+        their before-snapshot commands run right before the snapshot; one that fails stops its
+        stack for this night instead (never a skipped snapshot). The window lasts seconds. A
+        signal arriving inside it skips the snapshot if it has not been taken yet, the stacks
+        are started again, and only then is the signal raised. An error takes the same way
+        out. So no signal can leave services down.
+        """
+        hub = self.s.hub_service
+        with guard.critical():
+            stacks = self.docker.discover_names()
+            wanted = stacks if snap_root else [s for s in stacks if s in targets]
+            running = set(self.docker.running_stacks())
+            # compose's model of each stack, read now: outside the downtime window
+            models = {st.name: st for st in self.docker.stacks([s for s in wanted if s in running])}
+            live: dict[str, Policy] = {}
+            for name, st in models.items():
+                if st.error:
+                    report.stack_failures.append(f"{name}: not stopped, compose cannot read it ({st.file}: "
+                                                 f"{st.error}); {CRASH_CONSISTENT}")
+                    continue
+                policy, problems = policy_of(st)
+                for problem in problems:
+                    report.notes.append(f"{name}: {problem} ({st.file}); stopped for the snapshot")
+                if policy.consistency == LIVE:
+                    live[name] = policy
+            to_stop = stop_order([s for s in wanted if s in running and s not in live and not models[s].error], hub)
+            skipped = [s for s in wanted if s not in running]
+            if skipped:
+                self.echo(f"not running, left stopped: {', '.join(skipped)}")
+            stopped_at: dict[str, float] = {}
+            t0 = time.monotonic()
+            try:
+                self.echo(f"stopping {len(to_stop)} stack(s): {', '.join(to_stop) or '-'}")
+                self._stop(to_stop, report, stopped_at)
+                if guard.pending:
+                    self.echo("interrupted while stopping: no snapshot, starting stacks again")
+                    return
+                fallback = self._before_snapshot(live, models, report)
+                if fallback:
+                    self.echo(f"stopping {', '.join(fallback)} instead (a before-snapshot command failed)")
+                    to_stop += fallback
+                    self._stop(fallback, report, stopped_at)
+                report.live_stacks = [s for s in live if s not in fallback]
+                if guard.pending:
+                    self.echo("interrupted before the snapshot: no snapshot, starting stacks again")
+                    return
+                self.echo(f"snapshot {snap}")
+                self._snap_time = self.clock()
+                for dataset in [snap_root] if snap_root else [self.s.dataset(t) for t in targets]:
+                    self.zfs.snapshot(dataset, snap, recursive=True)
+                    snapshotted.append(dataset)
+                report.snapshot = ", ".join(f"{d}@{snap}" for d in snapshotted)
+            except OrchestratorError as exc:
+                report.errors.append(f"snapshot: {exc}")
+            finally:
+                order = start_order(to_stop, hub)
+                if order:
+                    self.echo(f"starting {len(order)} stack(s): {', '.join(order)}")
+                    for result in self.docker.start(order):
+                        if result.ok:
+                            report.restarted_stacks.append(result.stack)
+                        else:
+                            report.stack_failures.append(f"{result.stack}: start failed: {result.message}")
+                        if result.stack in stopped_at:  # stop issued .. healthy again, for this stack
+                            downtime = result.finished_at - stopped_at[result.stack]
+                            report.stack_downtime[result.stack] = round(downtime, 3)
+                for name in report.live_stacks:
+                    report.stack_downtime[name] = 0.0
+                report.stopped_stacks = list(to_stop)
+                report.downtime = time.monotonic() - t0 if to_stop else None
+                if report.downtime is not None:
+                    self.echo(f"downtime: {report.downtime:.1f}s")
+
+    def _stop(self, names: list[str], report: RunReport, stopped_at: dict[str, float]) -> None:
+        for result in self.docker.stop(names):
+            stopped_at[result.stack] = result.started_at
+            if not result.ok:
+                report.stack_failures.append(f"{result.stack}: stop failed: {result.message}; {CRASH_CONSISTENT}")
+
+    def _before_snapshot(self, live: dict[str, Policy], models: dict, report: RunReport) -> list[str]:
+        """Each live stack's before-snapshot commands, in order (stacks in parallel), each bounded
+        by HOOK_TIMEOUT, output logged masked. Returns the stacks whose command failed: they are
+        stopped for this night's snapshot, and the report says so."""
+        def run(name: str) -> str | None:
+            for hook in live[name].before_snapshot:
+                try:
+                    out = self.docker.run_hook(models[name], hook.service, hook.command, self.s.hook_timeout)
+                    log.info("%s: before-snapshot in %s: %s", name, hook.service, self.runner.mask(out.strip()))
+                except OrchestratorError as exc:
+                    return f"{name}: before-snapshot {' '.join(hook.command)!r} in {hook.service} failed " \
+                           f"({brief(exc)}); stopped for the snapshot instead (stop mode this night)"
+            return None
+
+        if not live:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(len(live), self.s.compose_parallel)),
+                                thread_name_prefix="hook") as pool:
+            outcomes = dict(zip(live, pool.map(run, list(live)), strict=True))
+        failed = [name for name, why in outcomes.items() if why]
+        for name in failed:
+            self.echo(outcomes[name])
+            report.notes.append(self.runner.mask(outcomes[name]))
+        return stop_order(failed, self.s.hub_service)
+
+    def _unchanged(self, service: str, last: dict, snap: str) -> str | None:
+        """Why the dataset is known to hold exactly what its last archive holds, or None.
+        OpenZFS: nothing written since the kept snapshot. zfs-fuse has no `written`: the view's
+        manifest equals the one recorded when that archive was made (and was settled)."""
+        dataset = self.s.dataset(service)
+        if not self.zfs.exists(f"{dataset}@{last['snapshot']}"):
+            return None
+        written = self.zfs.written_since(f"{dataset}@{snap}", last["snapshot"])
+        if written is not None:
+            return f"nothing written since {last['snapshot']}" if written == 0 else None
+        if not last.get("manifest"):
+            return None
+        manifest, settled = tree_manifest(self._view_path(service), self._snap_time, SKIP_STACK)
+        return f"no file changed since {last['snapshot']}" if settled and manifest == last["manifest"] else None
+
+    def _has_written(self, service: str, snap: str) -> bool:
+        """Whether this pool knows `written@` (OpenZFS) or not (zfs-fuse): asked once per run."""
+        if self._written_supported is None:
+            self._written_supported = self.zfs.written_since(f"{self.s.dataset(service)}@{snap}", snap) is not None
+        return self._written_supported
+
+    def _borg_phase(self, targets: list[str], snap: str, report: RunReport, new_kept: dict | None = None) -> None:
+        new_kept = {} if new_kept is None else new_kept
+        kept = self.kept() if self.s.keep_last_snapshot else {}
+        by_service = {d.service: d for d in report.datasets}
+        last_compact = self.state.last_compact()
+
+        self.zfs.ensure_view_parent(self.s.view_dataset)
+
+        def one(service: str) -> None:
+            d = by_service[service]
+            started = time.monotonic()
+            view = self._view_dataset(service)
+            stack_dir = self._stack_dir(service)
+            try:
+                # writable until the stack folder is copied in, then read-only for borg
+                self.zfs.create_view(f"{self.s.dataset(service)}@{snap}", view, self._view_path(service),
+                                     readonly=stack_dir is None)
+                stack_now = stack_manifest(stack_dir, self._key()) if stack_dir else None
+                last = kept.get(service)
+                why = self._unchanged(service, last, snap) if last and self.s.skip_unchanged else None
+                if why and last.get("stack") != stack_now:
+                    why = None  # the data is the same but the stack folder changed: a new archive
+                if why:  # the archive made from the kept snapshot still holds it: no borg tonight
+                    d.result, d.archive = UNCHANGED, last.get("archive", "")
+                    d.message = f"{why}; {d.archive or 'its last archive'} holds it"
+                    return
+                manifest = None
+                if self.s.keep_last_snapshot and self.s.skip_unchanged and not self._has_written(service, snap):
+                    digest, settled = tree_manifest(self._view_path(service), self._snap_time, SKIP_STACK)
+                    manifest = digest if settled else None
+                archived_stack = self._add_stack(service, stack_dir, view) if stack_dir else None
+                try:
+                    created = self.borg.create(service, self._view_path(service),
+                                               progress=self.progress.start(service, "backup"))
+                finally:
+                    self.progress.finish(service)
+                d.archive = created.archive
+                d.nfiles = created.nfiles
+                d.original_size = created.original_size
+                d.deduplicated_size = created.deduplicated_size
+                d.files_read = getattr(created, "files_read", None)
+                d.result = WARNING if created.warning else OK
+                d.message = created.warning or ""
+                if self.s.keep_last_snapshot:
+                    new_kept[service] = {"snapshot": snap, "archive": created.archive, "manifest": manifest,
+                                         "stack": archived_stack}
+                d.archives = self.borg.prune(service)
+                d.pruned = True
+                if compact_due(last_compact.get(service), self.s.borg_compact_every_days, self.clock()):
+                    self.borg.compact(service)
+                    d.compacted = True
+                    last_compact[service] = self.clock()
+            except OrchestratorError as exc:
+                d.result = FAILED
+                d.message = brief(exc)
+            finally:
+                d.duration = time.monotonic() - started
+                try:
+                    self.zfs.destroy_view(view)
+                except OrchestratorError as exc:
+                    report.errors.append(f"{service}: could not remove view {view}: {exc}")
+
+        workers = max(1, min(self.s.borg_parallel, len(targets)))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="borg")
+        futures = []
+        self.progress.__enter__()  # the live display, on a terminal
+        try:
+            for service in targets:
+                futures.append(pool.submit(one, service))
+            for future in futures:
+                while True:
+                    try:
+                        future.result(timeout=0.5)  # short waits so signals are handled promptly
+                        break
+                    except TimeoutError:
+                        continue
+        except Interrupted:
+            for f in futures:
+                f.cancel()
+            self.runner.terminate_running({"borg"})
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            self.progress.__exit__(None, None, None)
+            if any(d.compacted for d in report.datasets):
+                self.state.save_last_compact(last_compact)
+
+    def _cleanup(self, targets, snap, snapshotted, report, new_kept: dict | None = None) -> None:
+        try:
+            left = set(self.zfs.list_views(self.s.view_dataset))  # one query, not one per service
+        except OrchestratorError as exc:
+            left = set()
+            report.errors.append(f"cleanup: cannot list views under {self.s.view_dataset}: {exc}")
+        for view in [self._view_dataset(s) for s in targets]:
+            if view not in left:
+                continue
+            try:
+                self.zfs.destroy_view(view)
+            except OrchestratorError as exc:
+                report.errors.append(f"cleanup: view {view}: {exc}")
+        keep = {f"{self.s.dataset(svc)}@{snap}" for svc in (new_kept or {})}
+        for dataset in snapshotted:
+            try:
+                if not keep:
+                    self.zfs.destroy_recursive_snapshot(dataset, snap, prefix=self.s.snapshot_prefix)
+                    continue
+                for full in self.zfs.list_snapshots(dataset):
+                    if full.endswith(f"@{snap}") and full not in keep:
+                        self.zfs.destroy_ours(full, prefix=self.s.snapshot_prefix)
+            except OrchestratorError as exc:
+                report.errors.append(f"cleanup: snapshot {dataset}@{snap}: {exc}")
+        if new_kept:
+            self._supersede(new_kept, report)
+        for d in report.datasets:
+            if d.result == SKIPPED and not d.message:
+                d.message = "not backed up (see errors)"
+
+    def _supersede(self, new_kept: dict[str, dict], report: RunReport) -> None:
+        """Each dataset whose backup succeeded tonight keeps tonight's snapshot; only now is its
+        previous one destroyed. The record is written first: a crash in between leaves an extra
+        snapshot of ours for the next run's cleanup, never a record of a missing one."""
+        kept = self.kept()
+        previous = {svc: kept.get(svc) for svc in new_kept}
+        kept.update(new_kept)
+        try:
+            self.state.save_kept(kept)
+        except OSError as exc:
+            report.errors.append(f"could not record the kept snapshots: {exc}")
+            return
+        for svc, prev in previous.items():
+            if not prev or prev["snapshot"] == new_kept[svc]["snapshot"]:
+                continue
+            full = f"{self.s.dataset(svc)}@{prev['snapshot']}"
+            try:
+                if self.zfs.exists(full):
+                    self.zfs.destroy_ours(full, prefix=self.s.snapshot_prefix)
+            except OrchestratorError as exc:
+                report.errors.append(f"cleanup: previous snapshot {full}: {exc}")
+
+    def _publish(self, report: RunReport) -> None:
+        publish(BackupOutcome(report), self.s, self.state, self.runner.mask, self.echo, self.clock())

@@ -1,0 +1,181 @@
+"""DrillOrchestrator: a backup counts only when a restore was seen to work.
+
+For each service: extract its latest archive into scratch space (a temporary dataset below the
+view parent, or DRILL_DIR; never a service dataset), and compare every entry with the snapshot
+that archive was made from (KEEP_LAST_SNAPSHOT keeps it), read through a read-only view:
+type, mode, owner, group, size, content byte for byte, symlink target, hard links. The stack
+folder in the archive is compared with the manifest recorded when the archive was made.
+Where that snapshot is gone, fall back to `borg check --verify-data` plus the full extract, and
+say that no comparison was made. The scratch space and the view are removed afterwards.
+
+Results go to STATE_DIR/drills.json and, beside PROMETHEUS_TEXTFILE, <name>_drill.prom.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from management.cycles.context import Cycle
+from management.errors import OrchestratorError, ValidationError, brief
+from management.lock import RunLock
+from management.monitoring.publish import DrillOutcome, publish
+from management.results import COMPARED, FAILED, SHOWN, VERIFIED, DrillReport, DrillResult
+from management.tools.borg import STACK_PREFIX, latest_archive
+from management.tools.trees import compare_trees, manifest_differences, stack_manifest, walk
+
+
+class DrillOrchestrator(Cycle):
+
+    def drill(self, services: Sequence[str] | None = None, *, wait: float = 0.0) -> DrillReport:
+        targets = list(services) if services else list(self.s.services)
+        unknown = [t for t in targets if t not in self.s.services]
+        if unknown:
+            raise ValidationError(f"unknown service(s) {', '.join(map(repr, unknown))}; "
+                                  f"known: {', '.join(self.s.services)}")
+        self._check_drill_dir()
+        report = DrillReport(started_at=self.clock())
+        with RunLock(self.s.lock_file, "drill", wait=wait):
+            self._cleanup_leftovers()
+            self.zfs.ensure_view_parent(self.s.view_dataset)
+            for service in targets:
+                self.echo(f"{service}: drilling")
+                with self.progress:
+                    result = self._one(service)
+                report.results.append(result)
+                self.echo(result.line())
+        report.finished_at = self.clock()
+        self._publish(report)
+        return report
+
+    # -- scratch space -------------------------------------------------------------------
+
+    def _check_drill_dir(self) -> None:
+        d = self.s.drill_dir
+        if d is None:
+            return
+        resolved = Path(os.path.realpath(d))
+        base = Path(os.path.realpath(self.s.zfs_base_mountpoint))
+        if resolved == base or base in resolved.parents:
+            raise ValidationError(f"DRILL_DIR {d} is inside ZFS_BASE_MOUNTPOINT {base}: a drill never writes into "
+                                  "a service dataset; choose a directory elsewhere")
+
+    def _scratch(self, service: str, stamp: str) -> tuple[Path, str | None]:
+        """(path, scratch dataset or None): an empty place to extract into."""
+        if self.s.drill_dir is not None:
+            path = self.s.drill_dir / f"{service}-{stamp}"
+            path.mkdir(parents=True, mode=0o700)
+            return path, None
+        path = self.s.view_mountpoint / f"drill-{service}"
+        dataset = self.zfs.create_scratch(self.s.view_dataset, service, path)
+        os.chmod(path, 0o700)
+        return path, dataset
+
+    def _remove_scratch(self, path: Path, dataset: str | None) -> None:
+        if dataset:
+            self.zfs.destroy_scratch(self.s.view_dataset, dataset)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _cleanup_leftovers(self) -> None:
+        """A killed drill's views and scratch datasets (only ours: below the view parent)."""
+        for view in self.zfs.list_views(self.s.view_dataset):
+            self.zfs.destroy_view(view)
+        for dataset in self.zfs.list_scratch(self.s.view_dataset):
+            self.echo(f"removing a scratch dataset an earlier drill left: {dataset}")
+            self.zfs.destroy_scratch(self.s.view_dataset, dataset)
+        if self.s.drill_dir is not None and self.s.drill_dir.is_dir():
+            ours = re.compile(rf"^({'|'.join(map(re.escape, self.s.services))})-\d{{8}}T\d{{6}}Z$")
+            for entry in self.s.drill_dir.iterdir():
+                if entry.is_dir() and not entry.is_symlink() and ours.match(entry.name):
+                    self.echo(f"removing what an earlier drill left in DRILL_DIR: {entry}")
+                    shutil.rmtree(entry, ignore_errors=True)
+
+    # -- one service ---------------------------------------------------------------------
+
+    def _one(self, service: str) -> DrillResult:
+        result = DrillResult(service)
+        started = time.monotonic()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.clock()))
+        scratch: tuple[Path, str | None] | None = None
+        view = f"{self.s.view_dataset}/{service}"
+        view_made = False
+        try:
+            archive = latest_archive(self.borg.list_archives(service), service)
+            if archive is None:
+                raise ValidationError(f"no archive in {self.s.repo(service)}")
+            result.archive = archive
+            kept = self.state.kept().get(service) if self.s.keep_last_snapshot else None
+            snapshot = f"{self.s.dataset(service)}@{kept['snapshot']}" if kept else ""
+            why_not = self._why_not_comparable(kept, archive, snapshot)
+            scratch = self._scratch(service, stamp)
+            try:
+                self.borg.extract(service, archive, scratch[0], force=True,
+                                  progress=self.progress.start(service, "extract"))
+            finally:
+                self.progress.finish(service)
+            if why_not:
+                self.borg.check(service, verify_data=True)
+                for _rel, st in walk(scratch[0]):
+                    result.entries += 1
+                    result.bytes += st.st_size if stat.S_ISREG(st.st_mode) else 0
+                result.mode = VERIFIED
+                result.message = (f"not compared ({why_not}); borg check --verify-data passed and the archive "
+                                  f"extracted fully ({result.entries} entries)")
+                return result
+            view_path = self.s.view_mountpoint / service
+            self.zfs.create_view(snapshot, view, view_path)
+            view_made = True
+            result.snapshot = snapshot
+            cmp = compare_trees(view_path, scratch[0], frozenset({STACK_PREFIX}))
+            differences = list(cmp.differences)
+            stack_root = scratch[0] / STACK_PREFIX
+            if kept.get("stack") is not None:
+                actual = stack_manifest(stack_root, self.state.manifest_key()) if stack_root.is_dir() else {}
+                differences += [f"{STACK_PREFIX}/{d}" for d in manifest_differences(kept["stack"], actual)]
+                result.entries += len(kept["stack"])
+            result.entries += cmp.entries
+            result.bytes = cmp.bytes
+            result.differences = len(differences)
+            result.first_differences = differences[:SHOWN]
+            result.mode = COMPARED if not differences else FAILED
+            if differences:
+                result.message = f"{len(differences)} difference(s) between {archive} and {snapshot}"
+        except OrchestratorError as exc:
+            result.mode = FAILED
+            result.message = brief(exc)
+        except OSError as exc:
+            result.mode = FAILED
+            result.message = f"reading the extracted archive failed: {exc}"
+        finally:
+            result.duration = time.monotonic() - started
+            for step in (lambda: self.zfs.destroy_view(view) if view_made else None,
+                         lambda: self._remove_scratch(*scratch) if scratch else None):
+                try:
+                    step()
+                except OrchestratorError as exc:
+                    result.mode = FAILED
+                    result.message = (result.message + "; " if result.message else "") + f"cleanup: {exc}"
+        return result
+
+    def _why_not_comparable(self, kept: dict | None, archive: str, snapshot: str) -> str:
+        if not self.s.keep_last_snapshot:
+            return "KEEP_LAST_SNAPSHOT=0: the snapshot of the archive is not kept"
+        if not kept:
+            return "no kept snapshot is recorded for this service"
+        if kept.get("archive") != archive:
+            return f"the kept snapshot belongs to {kept.get('archive') or 'another archive'}, not {archive}"
+        if not self.zfs.exists(snapshot):
+            return f"{snapshot} no longer exists"
+        return ""
+
+    # -- results -------------------------------------------------------------------------
+
+    def _publish(self, report: DrillReport) -> None:
+        publish(DrillOutcome(report, self.runner.mask), self.s, self.state, self.runner.mask, self.echo,
+                report.finished_at)

@@ -1,0 +1,1 @@
+"""What a run tells the world: Prometheus textfiles, push URLs, notifications, progress."""

@@ -1,0 +1,98 @@
+"""The Prometheus textfiles (node_exporter's textfile collector): one renderer with one escaping
+rule and one naming rule for the files, and what each run kind exports.
+
+PROMETHEUS_TEXTFILE names the backup's file; the drill's and the update's sit beside it as
+<name>_drill.prom and <name>_update.prom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from management.results import FAILED, GOOD, ROLLED_BACK, UNCHANGED, UPDATED, RunReport
+from management.text import escape_label
+
+BACKUP, DRILL, UPDATE = "backup", "drill", "update"
+
+
+@dataclass
+class Family:
+    """One gauge: its name, help text and samples (labels, value); a None value is left out."""
+
+    name: str
+    help: str
+    samples: list[tuple[dict[str, str], float | int | bool | None]] = field(default_factory=list)
+
+
+def _value(value: float | int | bool) -> str:
+    return str(int(value)) if isinstance(value, bool) else str(value)
+
+
+def render(families: Iterable[Family]) -> str:
+    lines: list[str] = []
+    for f in families:
+        lines += [f"# HELP {f.name} {f.help}", f"# TYPE {f.name} gauge"]
+        for labels, value in f.samples:
+            if value is None:
+                continue
+            text = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items())
+            lines.append(f"{f.name}{{{text}}} {_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def textfile(base: Path, kind: str) -> Path:
+    """Where a run kind's metrics go: the backup's at PROMETHEUS_TEXTFILE, the others beside it."""
+    if kind == BACKUP:
+        return base
+    return base.with_name(f"{base.stem}_{kind}{base.suffix or '.prom'}")
+
+
+def backup_families(report: RunReport, last_success: dict[str, float]) -> list[Family]:
+    """`last_success` carries earlier successes so a failed night does not reset a service's
+    last-success time."""
+    downtime = None if report.downtime is None else round(report.downtime, 3)
+    columns = (
+        ("orchestrator_backup_success", "1 if the last backup of the service succeeded",
+         lambda d: int(d.result in GOOD)),
+        ("orchestrator_backup_last_success_timestamp_seconds", "Unix time of the last successful backup",
+         lambda d: last_success.get(d.service)),
+        ("orchestrator_backup_duration_seconds", "Seconds borg create/prune took in the last run",
+         lambda d: round(d.duration, 3)),
+        ("orchestrator_backup_files", "Files in the last archive", lambda d: d.nfiles),
+        ("orchestrator_backup_original_bytes", "Original size of the last archive", lambda d: d.original_size),
+        ("orchestrator_backup_deduplicated_bytes", "Bytes the last archive added to the repository",
+         lambda d: d.deduplicated_size),
+        ("orchestrator_backup_downtime_seconds", "Stacks down time of the last run (stop to start)",
+         lambda d: downtime),
+    )
+    return [Family(name, text, [({"service": d.service}, get(d)) for d in report.datasets])
+            for name, text, get in columns]
+
+
+def drill_families(state: dict[str, dict]) -> list[Family]:
+    """One series per service from the drill state (STATE_DIR/drills.json)."""
+    columns = (
+        ("orchestrator_drill_success", "1 if the last restore drill of the service passed", "ok"),
+        ("orchestrator_drill_last_run_timestamp_seconds", "Unix time of the last restore drill", "time"),
+        ("orchestrator_drill_last_success_timestamp_seconds", "Unix time of the last passed restore drill",
+         "last_success"),
+        ("orchestrator_drill_differences", "Entries that differed in the last restore drill", "differences"),
+        ("orchestrator_drill_entries", "Entries compared in the last restore drill", "entries"),
+        ("orchestrator_drill_bytes", "Bytes compared in the last restore drill", "bytes"),
+    )
+    return [Family(name, text, [({"service": svc}, entry.get(key)) for svc, entry in sorted(state.items())])
+            for name, text, key in columns]
+
+
+def update_families(state: dict[str, dict]) -> list[Family]:
+    """Per stack from the update state (STATE_DIR/last_update.json): when it last ran, and a 1
+    for its result among updated / unchanged / rolled_back / failed."""
+    ran = Family("orchestrator_update_last_run_timestamp_seconds", "When the last update of a stack ran.",
+                 [({"stack": stack}, round(s["time"])) for stack, s in sorted(state.items())])
+    result = Family("orchestrator_update_last_result", "1 for the result of the last update of a stack.")
+    for stack, s in sorted(state.items()):
+        for name in (UPDATED, UNCHANGED, ROLLED_BACK, FAILED):
+            result.samples.append(({"stack": stack, "result": name.replace(" ", "_")}, int(s["result"] == name)))
+    return [ran, result]

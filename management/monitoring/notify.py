@@ -1,0 +1,126 @@
+"""Notifications through Apprise (the library borgmatic, diun and What's Up Docker use): one
+message per run of backup, update or drill to every URL in NOTIFY_URLS (ntfy, Gotify,
+Telegram, email, Discord, json://, ...), on failure only (NOTIFY_ON=failure, the default) or
+always.
+
+The message names each service with what happened (ok / warning / failed / unchanged /
+updated / rolled back / compared / verified) and why, masked by the runner's secrets. The URLs
+carry tokens: they are secrets, never printed; a notifier that fails is a warning that names
+how many URLs failed, never which, and never fails the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from management.results import FAILED, ROLLED_BACK, WARNING
+
+FAILURE, ALWAYS = "failure", "always"
+
+@dataclass(frozen=True)
+class Message:
+    title: str
+    body: str
+    ok: bool
+    warning: bool = False  # ok, with something to look at (a borg warning, a note)
+
+
+def wanted(on: str, message: Message) -> bool:
+    return on == ALWAYS or not message.ok
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def backup_message(report) -> Message:
+    """From a backup RunReport: one line per dataset, then the stack problems, errors, notes."""
+    lines = []
+    for d in report.datasets:
+        why = f": {d.message}" if d.message else ""
+        archive = f" ({d.archive})" if d.archive and d.result != FAILED else ""
+        lines.append(f"{d.service}: {d.result}{archive}{why}")
+    lines += [f"stack problem: {s}" for s in report.stack_failures]
+    lines += [f"error: {e}" for e in report.errors]
+    lines += [f"note: {n}" for n in report.notes]
+    if report.interrupted:
+        lines.append(f"interrupted: {report.interrupted}")
+    if report.downtime is not None:
+        lines.append(f"downtime: {report.downtime:.1f}s")
+    failed = [d.service for d in report.datasets if d.result == FAILED]
+    verdict = "OK" if report.ok else "FAILED" + (f" ({', '.join(failed)})" if failed else "")
+    warned = any(d.result == WARNING for d in report.datasets) or bool(report.notes)
+    return Message(f"backup on {_host()}: {verdict}", "\n".join(lines), report.ok, warned)
+
+
+def update_message(results: Sequence, ok: bool) -> Message:
+    lines = [f"{r.stack}: {r.result}" + (f": {r.message}" if r.message else "") for r in results]
+    bad = [r.stack for r in results if r.result in (ROLLED_BACK, FAILED)]
+    verdict = "OK" if ok else "FAILED" + (f" ({', '.join(bad)})" if bad else "")
+    return Message(f"update on {_host()}: {verdict}", "\n".join(lines) or "nothing to update", ok)
+
+
+def drill_message(report) -> Message:
+    lines = [r.line() for r in report.results]
+    bad = [r.service for r in report.results if not r.ok]
+    verdict = "OK" if report.ok else "FAILED" + (f" ({', '.join(bad)})" if bad else "")
+    return Message(f"restore drill on {_host()}: {verdict}", "\n".join(lines), report.ok)
+
+
+@contextmanager
+def _quiet_apprise():
+    """Apprise logs each failure with its URL (a token): keep its logger out of ours."""
+    logger = logging.getLogger("apprise")
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.CRITICAL + 1)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def send(urls: Sequence[str], message: Message, mask: Callable[[str], str]) -> str | None:
+    """Send to every URL. Returns a warning (without any URL) or None."""
+    if not urls:
+        return None
+    try:
+        with warnings.catch_warnings():  # apprise imports the deprecated imghdr on Python 3.11
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import apprise
+    except ImportError:
+        return "notification not sent: the apprise package is missing (run `make install`)"
+    kind = (apprise.NotifyType.FAILURE if not message.ok else
+            apprise.NotifyType.WARNING if message.warning else apprise.NotifyType.SUCCESS)
+    failed = 0
+    with _quiet_apprise(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for url in urls:  # one Apprise object per URL: a count of failures, never which token
+            sender = apprise.Apprise()
+            if not sender.add(url):
+                failed += 1
+                continue
+            try:
+                if not sender.notify(title=mask(message.title), body=mask(message.body), notify_type=kind):
+                    failed += 1
+            except Exception:  # noqa: BLE001 - a notifier must never fail the run
+                failed += 1
+    if failed:
+        return f"notification failed for {failed} of {len(urls)} NOTIFY_URLS"
+    return None
+
+
+def notify(settings, message: Message, mask: Callable[[str], str], echo: Callable[[str], None]) -> None:
+    """Send `message` when NOTIFY_ON wants it; a failure is echoed as a warning."""
+    urls = list(getattr(settings, "notify_urls", ()) or ())
+    if not urls or not wanted(settings.notify_on, message):
+        return
+    warning = send(urls, message, mask)
+    if warning:
+        echo(f"warning: {warning}")

@@ -1,0 +1,192 @@
+"""The one path by which every run tells the world how it went, in this order:
+
+    state (STATE_DIR) -> Prometheus textfile -> push URL -> Apprise notification
+
+Each run kind (backup, drill, update) is a small `Outcome`: what it records in the state, its
+metrics, its verdict, the push body and the message. Failures here are warnings, except that
+a backup whose state could not be written says so in its own report (status would lie).
+Monitoring must never turn a good run into a failed one otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from management.config import Settings
+from management.monitoring.metrics import (
+    BACKUP,
+    DRILL,
+    UPDATE,
+    Family,
+    backup_families,
+    drill_families,
+    render,
+    textfile,
+    update_families,
+)
+from management.monitoring.notify import Message, backup_message, drill_message, notify, update_message
+from management.results import GOOD, SKIPPED, UNCHANGED, UPDATED, DrillReport, RunReport, UpdateResult
+from management.state import StateStore, write_atomic
+
+
+def push_url_for(base: str, event: str) -> str:
+    """healthchecks.io / Uptime Kuma style: start -> <url>/start, failure -> <url>/fail,
+    success -> <url>. A URL with a query string (Uptime Kuma's ?status=up) gets status=down
+    on failure instead."""
+    if "?" in base:
+        if event == "start":
+            return ""
+        return base.replace("status=up", "status=down") if event == "fail" else base
+    base = base.rstrip("/")
+    return {"start": f"{base}/start", "fail": f"{base}/fail"}.get(event, base)
+
+
+def push(base: str | None, event: str, body: str = "", timeout: float = 10.0) -> str | None:
+    """Ping the push URL. Returns a warning (without the URL: it carries a token) or None."""
+    if not base:
+        return None
+    url = push_url_for(base, event)
+    if not url:
+        return None
+    try:
+        request = urllib.request.Request(url, data=body.encode()[:10000] or None, method="POST" if body else "GET")
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) checked in config
+            response.read(1024)
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        return f"push ({event}) failed: {reason}"
+
+
+class Outcome:
+    """A finished run as monitoring sees it."""
+
+    kind: str
+
+    def record(self, store: StateStore, now: float) -> list[Family]:
+        """Write the run's state; return the metrics, which read the state as a whole."""
+        raise NotImplementedError
+
+    @property
+    def ok(self) -> bool:
+        raise NotImplementedError
+
+    def push_url(self, settings: Settings) -> str | None:
+        return settings.push_url
+
+    def body(self) -> str:
+        raise NotImplementedError
+
+    def message(self) -> Message:
+        raise NotImplementedError
+
+    def state_failed(self, text: str, echo: Callable[[str], None]) -> None:
+        echo(f"warning: {text}")
+
+
+@dataclass
+class BackupOutcome(Outcome):
+    report: RunReport
+    kind = BACKUP
+
+    def record(self, store: StateStore, now: float) -> list[Family]:
+        last = store.last_success()
+        last.update({d.service: now for d in self.report.datasets if d.result in GOOD})
+        counts = store.archive_counts()
+        counts.update({d.service: {"count": d.archives, "time": now}
+                       for d in self.report.datasets if d.archives is not None})
+        store.save_last_success(last)
+        store.save_archive_counts(counts)
+        return backup_families(self.report, last)
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+    def body(self) -> str:
+        return json.dumps(self.report.to_dict(), default=str)
+
+    def message(self) -> Message:
+        return backup_message(self.report)
+
+    def state_failed(self, text: str, echo: Callable[[str], None]) -> None:
+        self.report.errors.append(text)  # the night is not OK when status cannot know of it
+
+
+@dataclass
+class DrillOutcome(Outcome):
+    report: DrillReport
+    mask: Callable[[str], str]
+    kind = DRILL
+
+    def record(self, store: StateStore, now: float) -> list[Family]:
+        state = store.drills()
+        for r in self.report.results:
+            previous = state.get(r.service, {})
+            state[r.service] = {
+                "time": self.report.finished_at, "ok": r.ok, "mode": r.mode, "archive": r.archive,
+                "entries": r.entries, "bytes": r.bytes, "differences": r.differences,
+                "message": self.mask(r.message),
+                "last_success": self.report.finished_at if r.ok else previous.get("last_success"),
+            }
+        store.save_drills(state)
+        return drill_families(state)
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+    def push_url(self, settings: Settings) -> str | None:
+        return None  # the drill has no push URL of its own; its metric and notification tell
+
+    def body(self) -> str:
+        return json.dumps(self.report.to_dict(), default=str)
+
+    def message(self) -> Message:
+        return drill_message(self.report)
+
+
+@dataclass
+class UpdateOutcome(Outcome):
+    results: list[UpdateResult]
+    kind = UPDATE
+
+    def record(self, store: StateStore, now: float) -> list[Family]:
+        state = store.last_update()
+        for r in self.results:
+            if r.result != SKIPPED:
+                state[r.stack] = {"time": now, "result": r.result, "message": r.message}
+        store.save_last_update(state)
+        return update_families(state)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.result in (UPDATED, UNCHANGED, SKIPPED) for r in self.results)
+
+    def push_url(self, settings: Settings) -> str | None:
+        return settings.update_push_url
+
+    def body(self) -> str:
+        return json.dumps([{"stack": r.stack, "result": r.result, "message": r.message} for r in self.results])
+
+    def message(self) -> Message:
+        return update_message([r for r in self.results if r.result != SKIPPED], self.ok)
+
+
+def publish(outcome: Outcome, settings: Settings, store: StateStore, mask: Callable[[str], str],
+            echo: Callable[[str], None], now: float) -> None:
+    """state -> textfile -> push -> notification; each step runs whatever the one before did."""
+    try:
+        families = outcome.record(store, now)
+        if settings.prometheus_textfile:
+            write_atomic(textfile(settings.prometheus_textfile, outcome.kind), render(families))
+    except OSError as exc:
+        outcome.state_failed(f"could not write the {outcome.kind} state: {exc}", echo)
+    warning = push(outcome.push_url(settings), "success" if outcome.ok else "fail", body=mask(outcome.body()))
+    if warning:
+        echo(f"warning: {warning}")
+    notify(settings, outcome.message(), mask, echo)

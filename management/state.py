@@ -1,0 +1,190 @@
+"""Every file under STATE_DIR, and the only module that names one: one typed load and save
+each, every write atomic (a temp file in the same directory, fsync, rename).
+
+| file | written by | read by |
+|---|---|---|
+| last_success.json | backup (publish) | status, doctor, metrics |
+| archives.json | backup (publish) | status |
+| kept_snapshots.json | backup | backup, drill, status |
+| compact.json | backup | backup |
+| drills.json | drill (publish) | status, metrics |
+| last_update.json | update (publish) | status, metrics |
+| updates/<stack>/<snapshot>.json | update | update (rollback), status |
+| manifest.key | backup or drill, first use | backup, drill |
+
+A missing or unreadable JSON file reads as empty: no run wrote it yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TypedDict
+
+LAST_SUCCESS = "last_success.json"
+ARCHIVES = "archives.json"
+KEPT = "kept_snapshots.json"
+COMPACT = "compact.json"
+DRILLS = "drills.json"
+LAST_UPDATE = "last_update.json"
+UPDATES = "updates"
+MANIFEST_KEY = "manifest.key"
+UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
+
+
+class Kept(TypedDict, total=False):
+    """The snapshot a service's last archive was made from, kept until the next backup of that
+    dataset succeeds: its name, the archive, the change digest of its data (`manifest`) and the
+    manifest of the stack folder that went into the archive (`stack`, None when it had none)."""
+
+    snapshot: str
+    archive: str
+    manifest: str
+    stack: dict | None
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write via a temp file in the same directory and rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object file as a dict; a missing or unreadable one is empty."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _floats(data: dict) -> dict[str, float]:
+    try:
+        return {str(k): float(v) for k, v in data.items()}
+    except (TypeError, ValueError):
+        return {}
+
+
+def _dicts(data: dict) -> dict[str, dict]:
+    return {k: v for k, v in data.items() if isinstance(v, dict)}
+
+
+class StateStore:
+    """The run state of one host, under `root` (STATE_DIR)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _write(self, name: str, data: object, mode: int = 0o644, indent: int | None = 2) -> None:
+        write_atomic(self.root / name, json.dumps(data, indent=indent), mode=mode)
+
+    # -- backups ------------------------------------------------------------------------
+
+    def last_success(self) -> dict[str, float]:
+        """service -> Unix time of its last good backup."""
+        return _floats(read_json(self.root / LAST_SUCCESS))
+
+    def save_last_success(self, data: dict[str, float]) -> None:
+        self._write(LAST_SUCCESS, data, indent=None)
+
+    def archive_counts(self) -> dict[str, dict]:
+        """service -> {count, time}: its archives after the last prune, and when."""
+        return _dicts(read_json(self.root / ARCHIVES))
+
+    def save_archive_counts(self, data: dict[str, dict]) -> None:
+        self._write(ARCHIVES, data)
+
+    def kept(self) -> dict[str, Kept]:
+        """service -> its kept snapshot (entries without a snapshot name are ignored)."""
+        return {k: v for k, v in _dicts(read_json(self.root / KEPT)).items() if v.get("snapshot")}  # type: ignore[misc]
+
+    def save_kept(self, data: dict[str, Kept]) -> None:
+        self._write(KEPT, data)
+
+    def forget_kept(self) -> bool:
+        """Remove the record of kept snapshots (KEEP_LAST_SNAPSHOT=0); True when there was one."""
+        try:
+            (self.root / KEPT).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def last_compact(self) -> dict[str, float]:
+        """service -> Unix time of its repository's last `borg compact`."""
+        return _floats(read_json(self.root / COMPACT))
+
+    def save_last_compact(self, data: dict[str, float]) -> None:
+        self._write(COMPACT, data, indent=None)
+
+    def manifest_key(self) -> bytes:
+        """The key for content hashes in stack manifests: 32 random bytes, mode 0600, made on
+        first use."""
+        path = self.root / MANIFEST_KEY
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another run made it meanwhile
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(os.urandom(32))
+        return path.read_bytes()
+
+    # -- drills -------------------------------------------------------------------------
+
+    def drills(self) -> dict[str, dict]:
+        """service -> {time, ok, mode, archive, entries, bytes, differences, message, last_success}."""
+        return _dicts(read_json(self.root / DRILLS))
+
+    def save_drills(self, data: dict[str, dict]) -> None:
+        self._write(DRILLS, data)
+
+    # -- updates ------------------------------------------------------------------------
+
+    def last_update(self) -> dict[str, dict]:
+        """stack -> {time, result, message} of its last update."""
+        return _dicts(read_json(self.root / LAST_UPDATE))
+
+    def save_last_update(self, data: dict[str, dict]) -> None:
+        self._write(LAST_UPDATE, data)
+
+    def update_dir(self, stack: str) -> Path:
+        return self.root / UPDATES / stack
+
+    def update_point(self, stack: str, snapshot: str) -> dict | None:
+        """The images a stack ran before update `snapshot` (service -> image id), or None."""
+        path = self.update_dir(stack) / f"{snapshot}.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def save_update_point(self, stack: str, snapshot: str, services: dict) -> None:
+        self._write(f"{UPDATES}/{stack}/{snapshot}.json", services, mode=0o600)
+
+    def remove_update_point(self, stack: str, snapshot: str) -> None:
+        (self.update_dir(stack) / f"{snapshot}.json").unlink()
+
+    def update_points(self, stack: str) -> list[str]:
+        """The recorded pre-update snapshots of a stack, oldest first."""
+        d = self.update_dir(stack)
+        return sorted(p.stem for p in d.glob(f"{UPDATE_PREFIX}-*.json")) if d.is_dir() else []

@@ -1,0 +1,3 @@
+"""Outside tools, one module each (zfs, borg, docker compose and its file model, file trees).
+
+A tool module imports only the base modules (config, errors, runner, state, text) and other tools."""

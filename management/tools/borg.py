@@ -1,0 +1,317 @@
+"""BorgBackupRepoManager: one encrypted borg repository per service dataset.
+
+Repositories live at BORG_REPO_BASE_PATH/<service>, a local path or ssh://user@host:port/path.
+The passphrase reaches borg through the environment (BORG_PASSPHRASE or BORG_PASSCOMMAND),
+never argv; BORG_BASE_DIR is set explicitly so a run under sudo keeps borg's cache, config
+and security dirs in one known place instead of scattering root-owned files in a home dir.
+
+Every argv is built by a pure function below; everything runs through the Runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from management.config import SERVICE_NAME_RE, Settings
+from management.errors import CommandError, ValidationError
+from management.runner import Runner
+
+ARCHIVE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,200}$")
+ENCRYPTION = "repokey-blake2"
+WARNING = 1  # borg's exit code for "finished with warnings"
+# Where a service's stack folder (compose files, .env, Caddyfile...) sits in its archives, beside
+# the data at the archive's root. A name no application uses; the backup refuses a dataset that has it.
+STACK_PREFIX = ".orchestrator-stack"
+NEVER_MATCHED = "never matched"  # borg's warning when a path given to extract is not in the archive
+
+
+def check_service(service: str) -> str:
+    if not SERVICE_NAME_RE.match(service or ""):
+        raise ValidationError(f"service name {service!r} is not valid")
+    return service
+
+
+def check_archive(name: str) -> str:
+    if not ARCHIVE_RE.match(name or ""):
+        raise ValidationError(f"archive name {name!r} is not valid (letters, digits and _ . : + -)")
+    return name
+
+
+def archive_name(service: str, now: float) -> str:
+    """`<service>-YYYY-mm-ddTHH:MM:SSZ` (UTC): sorts by time, and prune matches `<service>-*`."""
+    return f"{check_service(service)}-{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))}"
+
+
+def retention_args(policy: dict[str, str]) -> list[str]:
+    order = ("within", "hourly", "daily", "weekly", "monthly", "yearly")
+    return [f"--keep-{key}={policy[key]}" for key in order if policy.get(key) not in (None, "", "0")]
+
+
+# --- pure argv builders ------------------------------------------------------------------------
+
+
+def init_argv(repo: str) -> list[str]:
+    return ["borg", "init", f"--encryption={ENCRYPTION}", "--make-parent-dirs", repo]
+
+
+def info_argv(repo: str) -> list[str]:
+    return ["borg", "info", "--json", repo]
+
+
+def key_export_argv(repo: str, path: Path) -> list[str]:
+    return ["borg", "key", "export", repo, str(path)]
+
+
+def create_argv(repo: str, archive: str, *, compression: str, excludes: Path | None) -> list[str]:
+    # --list --filter=AME names every file borg had to read (added, modified, error) on stderr:
+    # that count proves the files cache works (an unchanged night reads nothing). --log-json
+    # --progress: stderr is one JSON object per line (files, progress, log messages; parse_stderr).
+    argv = ["borg", "create", "--json", "--list", "--filter=AME", "--log-json", "--progress", "--numeric-ids",
+            "--one-file-system", f"--compression={compression}"]
+    if excludes is not None:
+        argv.append(f"--exclude-from={excludes}")
+    # "." with cwd at the stable view path: archive paths are relative (restore-friendly) and the
+    # files cache key (absolute path) is the same every night.
+    return argv + [f"{repo}::{check_archive(archive)}", "."]
+
+
+def prune_argv(repo: str, service: str, policy: dict[str, str]) -> list[str]:
+    keep = retention_args(policy)
+    if not keep:
+        raise ValidationError(f"{service}: retention policy keeps nothing; refusing to prune")
+    return ["borg", "prune", "--list", f"--glob-archives={check_service(service)}-*", *keep, repo]
+
+
+def compact_argv(repo: str) -> list[str]:
+    return ["borg", "compact", repo]
+
+
+def list_argv(repo: str) -> list[str]:
+    return ["borg", "list", "--json", repo]
+
+
+def extract_argv(repo: str, archive: str, paths: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
+                 progress: bool = False) -> list[str]:
+    """Extract into the cwd. `paths`: only these archive paths; `excludes`: path prefixes left out."""
+    return ["borg", "extract", "--numeric-ids", *(["--log-json", "--progress"] if progress else []),
+            *[f"--exclude=pp:{e}" for e in excludes], f"{repo}::{check_archive(archive)}", *paths]
+
+
+class StderrReader:
+    """Reads borg's `--log-json` stderr line by line as it comes: counts the files borg listed
+    (read and chunked), feeds progress to `progress(done, total, files, path)`, keeps log
+    messages as plain text (warnings and errors, for the summary) and anything that is not
+    JSON (ssh's own words) as it is."""
+
+    def __init__(self, progress: Callable[..., None] | None = None):
+        self.progress = progress
+        self.listed = 0
+
+    def __call__(self, line: str) -> bool | str:
+        if not line.startswith("{"):
+            return False
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return False
+        kind = event.get("type")
+        if kind == "file_status":
+            self.listed += event.get("status") in ("A", "M", "E")
+            return f"{event.get('status')} {event.get('path')}" if event.get("status") == "E" else True
+        if kind == "log_message":
+            return str(event.get("message", "")).rstrip()
+        if self.progress is not None and not event.get("finished"):
+            if kind == "archive_progress":
+                self.progress(int(event.get("original_size") or 0), None, event.get("nfiles"), event.get("path", ""))
+            elif kind == "progress_percent" and event.get("msgid") == "extract" and event.get("total"):
+                info = event.get("info") or [""]
+                self.progress(int(event.get("current") or 0), int(event["total"]), None, info[0])
+        return True
+
+
+def check_argv(repo: str, verify_data: bool = False) -> list[str]:
+    return ["borg", "check", *(["--verify-data"] if verify_data else []), repo]
+
+
+@dataclass(frozen=True)
+class Created:
+    archive: str
+    nfiles: int | None
+    original_size: int | None
+    deduplicated_size: int | None
+    warning: str = ""
+    files_read: int | None = None  # files borg read and chunked (not skipped by the files cache)
+
+
+class BorgBackupRepoManager:
+    def __init__(self, settings: Settings, runner: Runner, clock=time.time):
+        self.s = settings
+        self.runner = runner
+        self.clock = clock
+        self.timeout = float(settings.borg_timeout)
+
+    # -- environment -------------------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        """What borg needs, secrets included: passed as the child's environment, never argv."""
+        s = self.s
+        env = {
+            "BORG_BASE_DIR": str(s.borg_base_dir),
+            # never silently accept a moved or unencrypted repository
+            "BORG_RELOCATED_REPO_ACCESS_IS_OK": "no",
+            "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "no",
+            "BORG_CHECK_I_KNOW_WHAT_I_AM_DOING": "NO",
+            "BORG_DELETE_I_KNOW_WHAT_I_AM_DOING": "NO",
+            "LANG": "C.UTF-8",
+        }
+        if s.borg_passphrase:
+            env["BORG_PASSPHRASE"] = s.borg_passphrase
+        elif s.borg_passcommand:
+            env["BORG_PASSCOMMAND"] = s.borg_passcommand
+        elif s.borg_passphrase_file:
+            env["BORG_PASSCOMMAND"] = shlex.join(["cat", str(s.borg_passphrase_file)])
+        if s.borg_rsh:
+            env["BORG_RSH"] = s.borg_rsh
+        return env
+
+    def repo(self, service: str) -> str:
+        return self.s.repo(check_service(service))
+
+    def _run(self, argv: list[str], *, mutating: bool = True, ok_codes=(0,), cwd: str | None = None,
+             timeout: float | None = None, on_stderr=None):
+        if self.s.borg_base_dir:
+            os.makedirs(self.s.borg_base_dir, mode=0o700, exist_ok=True)
+        extra = {"on_stderr": on_stderr} if on_stderr is not None else {}
+        return self.runner.run(argv, mutating=mutating, env=self.env(), ok_codes=ok_codes, cwd=cwd,
+                               timeout=timeout or self.timeout, **extra)
+
+    # -- repositories ------------------------------------------------------------------------
+
+    def is_initialised(self, service: str) -> bool:
+        """True when the repository exists and opens with our passphrase. A missing repository
+        is False; any other problem (unreachable, wrong passphrase) raises."""
+        try:
+            self._run(info_argv(self.repo(service)), mutating=False, timeout=min(self.timeout, 300))
+            return True
+        except CommandError as exc:
+            text = exc.stderr_tail or ""
+            if exc.exit_code == 2 and ("does not exist" in text or "is not a valid repository" in text):
+                if "is not a valid repository" in text and self._local_nonempty(service):
+                    raise  # a directory with something else in it: never init over it
+                return False
+            raise
+
+    def _local_nonempty(self, service: str) -> bool:
+        repo = self.repo(service)
+        if repo.startswith("ssh://"):
+            return True
+        p = Path(repo)
+        return p.is_dir() and any(p.iterdir())
+
+    def init_repo(self, service: str) -> bool:
+        """Initialise the repository unless it exists (idempotent); export its key on init.
+        Returns True when it was created."""
+        if self.is_initialised(service):
+            return False
+        repo = self.repo(service)
+        self._run(init_argv(repo), timeout=min(self.timeout, 600))
+        if not self.runner.dry_run:
+            self.export_key(service)
+        return True
+
+    def key_path(self, service: str) -> Path:
+        return self.s.borg_keys_dir / f"{check_service(service)}.key"
+
+    def export_key(self, service: str) -> Path:
+        """`borg key export` to borg_keys/<service>.key, mode 0600 from the first byte on."""
+        keys = self.s.borg_keys_dir
+        keys.mkdir(parents=True, exist_ok=True)
+        os.chmod(keys, 0o700)
+        path = self.key_path(service)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+        os.chmod(path, 0o600)
+        self._run(key_export_argv(self.repo(service), path), timeout=300)
+        os.chmod(path, 0o600)
+        return path
+
+    # -- archives ----------------------------------------------------------------------------
+
+    def create(self, service: str, path: Path | str, progress: Callable[..., None] | None = None) -> Created:
+        archive = archive_name(service, self.clock())
+        excludes = self.s.borg_excludes_file if self.s.borg_excludes_file and self.s.borg_excludes_file.exists() \
+            else None
+        argv = create_argv(self.repo(service), archive, compression=self.s.borg_compression, excludes=excludes)
+        reader = StderrReader(progress)
+        result = self._run(argv, ok_codes=(0, WARNING), cwd=str(path), on_stderr=reader)
+        stats: dict = {}
+        if result.stdout.strip():
+            try:
+                stats = json.loads(result.stdout).get("archive", {}).get("stats", {})
+            except json.JSONDecodeError:
+                stats = {}
+        warning = ""
+        if result.returncode == WARNING:
+            lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+            warning = "borg warning: " + (self.runner.mask(lines[-1]) if lines else "exit code 1")
+        return Created(archive, stats.get("nfiles"), stats.get("original_size"), stats.get("deduplicated_size"),
+                       warning, reader.listed)
+
+    def prune(self, service: str) -> int | None:
+        """Prune by the service's retention. Returns how many of its archives remain (borg's
+        `--list` names each one it keeps), so status can show it without asking borg."""
+        result = self._run(prune_argv(self.repo(service), service, self.s.retention(service)))
+        if self.runner.dry_run or result.skipped:
+            return None
+        return sum(1 for line in result.stderr.splitlines() if line.startswith("Keeping archive"))
+
+    def compact(self, service: str) -> None:
+        self._run(compact_argv(self.repo(service)))
+
+    def list_archives(self, service: str) -> list[dict]:
+        out = self._run(list_argv(self.repo(service)), mutating=False, timeout=min(self.timeout, 600)).stdout
+        return json.loads(out).get("archives", []) if out.strip() else []
+
+    def extract(self, service: str, archive: str, destination: Path, *, force: bool = False,
+                paths: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
+                progress: Callable[..., None] | None = None) -> bool:
+        """Extract an archive (or only `paths` of it, without `excludes`) into `destination`
+        (created if missing). A non-empty destination is refused unless `force`: extracting over
+        live files mixes two states. Returns False when none of `paths` is in the archive."""
+        destination = Path(destination)
+        if destination.exists() and not destination.is_dir():
+            raise ValidationError(f"destination {destination} exists and is not a directory")
+        if destination.is_dir() and any(destination.iterdir()) and not force:
+            raise ValidationError(f"destination {destination} is not empty; choose an empty directory "
+                                  "or pass --force to extract over what is there")
+        if not self.runner.dry_run:
+            destination.mkdir(parents=True, exist_ok=True)
+        ok_codes = (0, WARNING) if paths else (0,)
+        result = self._run(extract_argv(self.repo(service), archive, paths, excludes, progress=progress is not None),
+                           ok_codes=ok_codes, cwd=str(destination) if destination.exists() else None,
+                           on_stderr=StderrReader(progress) if progress is not None else None)
+        if result.returncode == WARNING:
+            if NEVER_MATCHED in result.stderr:
+                return False
+            tail = self.runner.mask("\n".join(result.stderr.strip().splitlines()[-5:]))
+            raise CommandError(self.runner.mask(" ".join(result.argv)), WARNING, tail,
+                               "borg extract finished with warnings")
+        return True
+
+    def check(self, service: str, verify_data: bool = False) -> None:
+        self._run(check_argv(self.repo(service), verify_data), mutating=False)
+
+
+def latest_archive(archives: Sequence[dict], service: str) -> str | None:
+    """The newest of the service's own archives (`<service>-<time>`), by borg's time."""
+    own = [a for a in archives if str(a.get("name", "")).startswith(f"{service}-")]
+    if not own:
+        return None
+    return max(own, key=lambda a: (a.get("time") or a.get("start") or "", a["name"]))["name"]

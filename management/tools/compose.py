@@ -1,0 +1,503 @@
+"""DockerComposeManager: the stacks under SERVICES_DIR, hub first up and last down.
+
+- Compose v2 (`docker compose`) when present, else v1 (`docker-compose`), detected once;
+  COMPOSE_COMMAND=v1|v2 picks one.
+- Every fact about a stack comes from compose's own resolved model (`config`), read once per
+  run, in parallel, before anything is stopped. Every compose command runs in the stack's
+  folder without `-f`, so compose picks the same files (override, `.env`, COMPOSE_FILE and
+  COMPOSE_PROFILES set there) as `docker compose up` typed in that folder. The project name is
+  the folder name.
+- One stack's problem is that stack's problem: a stack compose cannot read is refused alone,
+  with compose's message; the others go on. One stack's failure is a failed `StackResult`.
+- `stop`/`down` honour each service's `stop_grace_period` (no `-t`); STOP_TIMEOUT bounds the
+  whole stop of one stack: past it the tool gives up waiting and reports.
+- Stacks run in parallel with COMPOSE_PARALLEL workers; the hub alone before (start) or after
+  (stop) the others. After up/start, containers with a healthcheck are waited for.
+- Safety: a stack with a bind source or volume device under ZFS_BASE_MOUNTPOINT on a dataset
+  that is not mounted is not started (its data would land on the OS disk).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from management.config import Settings
+from management.errors import CommandError, OrchestratorError, ValidationError
+from management.runner import Runner
+from management.tools.compose_file import (
+    NETWORK_RE,
+    PROJECT_RE,
+    Stack,
+    StackDir,
+    Violation,
+    check_stacks,
+    find_stacks,
+    stack_from_model,
+    under,
+)
+
+PROJECT_LABEL = "com.docker.compose.project"
+# Taken from the caller's shell these would apply to every stack at once (and differ between a
+# login shell and cron): compose reads them from each stack's own .env instead.
+COMPOSE_ENV_UNSET = ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "COMPOSE_PATH_SEPARATOR",
+                     "COMPOSE_ENV_FILES", "COMPOSE_PROJECT_DIRECTORY")
+CONFIG_TIMEOUT = 120
+HEALTH_POLL = 0.2  # seconds between health polls: inside the backup window, every poll counts
+
+
+@dataclass
+class StackResult:
+    stack: str
+    ok: bool
+    message: str = ""
+    duration: float = 0.0
+    started_at: float = 0.0  # time.monotonic() when the action on this stack began
+    finished_at: float = 0.0  # ... and when it ended (after the health wait, for up/start)
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    stack: str
+    running: int
+    total: int
+    state: str
+    health: str
+
+
+def compose_argv(base: Sequence[str], project: str, *args: str) -> list[str]:
+    """`docker compose -p <project> <args>` (v2) or `docker-compose -p <project> <args>` (v1).
+    No `-f`: run in the stack's folder, compose picks its files (and the override) itself."""
+    if not PROJECT_RE.match(project):
+        raise ValidationError(f"stack folder {project!r} is not a valid compose project name "
+                              "(lowercase letters, digits, '-' and '_')")
+    return [*base, "-p", project, *args]
+
+
+def config_argv(base: Sequence[str], project: str) -> list[str]:
+    """Compose's resolved model: JSON on v2, YAML on v1 (which has no --format)."""
+    return compose_argv(base, project, "config", *(["--format", "json"] if base[0] == "docker" else []))
+
+
+def manifest_argv(ref: str) -> list[str]:
+    """What the registry holds for an image reference, without pulling it. A registry on
+    loopback speaks plain HTTP, as docker itself allows."""
+    host = ref.split("/", 1)[0] if "/" in ref else ""
+    local = host.split(":", 1)[0] in ("127.0.0.1", "localhost", "[::1]")
+    return ["docker", "manifest", "inspect", "-v", *(["--insecure"] if local else []), ref]
+
+
+def registry_image_id(manifest_json: str, platform: str = "linux/amd64") -> str:
+    """The image ID (config digest) the registry serves for `platform`: it equals the local image
+    ID docker gives that image once pulled, so it compares with what a container runs."""
+    data = json.loads(manifest_json)
+    entries = data if isinstance(data, list) else [data]
+    for entry in entries:
+        plat = (entry.get("Descriptor") or {}).get("platform") or {}
+        if not plat or f"{plat.get('os')}/{plat.get('architecture')}" == platform:
+            config = ((entry.get("SchemaV2Manifest") or entry.get("OCIManifest") or {}).get("config") or {})
+            if config.get("digest"):
+                return config["digest"]
+    raise ValidationError(f"the registry has no {platform} image in this manifest")
+
+
+def order_hub(stacks: Sequence[str], hub: str) -> tuple[list[str], list[str]]:
+    """(hub or [], the others)."""
+    return ([hub] if hub in stacks else []), [s for s in stacks if s != hub]
+
+
+def v1_profiles(stack_dir: Path) -> set[str]:
+    """COMPOSE_PROFILES as v1 reads it from the stack's .env (v2 applies profiles itself)."""
+    from dotenv import dotenv_values
+
+    env = stack_dir / ".env"
+    raw = (dotenv_values(env).get("COMPOSE_PROFILES") or "") if env.is_file() else ""
+    return {p.strip() for p in raw.split(",") if p.strip()}
+
+
+def compose_error(exc: CommandError) -> str:
+    """Compose's own words on why it cannot read a stack (the last lines it printed)."""
+    lines = [ln.rstrip() for ln in exc.stderr_tail.splitlines() if ln.strip()]
+    return " ".join(ln.strip() for ln in lines[-4:]) or exc.reason
+
+
+class DockerComposeManager:
+    def __init__(self, settings: Settings, runner: Runner, zfs=None, echo: Callable[[str], None] | None = None):
+        self.s = settings
+        self.runner = runner
+        self.zfs = zfs
+        self.echo = echo or (lambda _m: None)
+        self._base: tuple[str, ...] | None = None
+        self._network_problems: dict[str, str] = {}
+        self._models: dict[str, Stack] = {}  # one `config` per stack per run
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    def compose_base(self) -> tuple[str, ...]:
+        if self._base is None:
+            choice = self.s.compose_command
+            if choice == "v1":
+                self._base = ("docker-compose",)
+            elif choice == "v2":
+                self._base = ("docker", "compose")
+            else:
+                try:
+                    self.runner.run(["docker", "compose", "version"], mutating=False, timeout=30)
+                    self._base = ("docker", "compose")
+                except CommandError:
+                    self._base = ("docker-compose",)
+        return self._base
+
+    @property
+    def is_v1(self) -> bool:
+        return self.compose_base() == ("docker-compose",)
+
+    def env(self, stack_dir: Path | None = None) -> dict[str, str]:
+        env = {"ZFS_BASE_MOUNTPOINT": str(self.s.zfs_base_mountpoint)}
+        if stack_dir is not None:
+            env["PWD"] = str(stack_dir)
+        return env
+
+    def stack_dirs(self) -> list[StackDir]:
+        return find_stacks(self.s.services_dir)[0]
+
+    def discover_names(self) -> list[str]:
+        return [d.name for d in self.stack_dirs()]
+
+    def _read(self, d: StackDir) -> Stack:
+        try:
+            out = self.runner.run(config_argv(self.compose_base(), d.name), cwd=str(d.dir), env=self.env(d.dir),
+                                  unset_env=COMPOSE_ENV_UNSET, timeout=CONFIG_TIMEOUT, mutating=False).stdout
+            if self.is_v1:
+                import yaml
+
+                return stack_from_model(d, yaml.safe_load(out), v1_profiles(d.dir))
+            return stack_from_model(d, json.loads(out))
+        except CommandError as exc:
+            return Stack(d.name, d.dir, d.file, error=self.runner.mask(compose_error(exc)))
+        except (ValidationError, ValueError) as exc:
+            return Stack(d.name, d.dir, d.file, error=str(exc))
+
+    def stacks(self, names: Sequence[str] | None = None) -> list[Stack]:
+        """The named stacks (all when None; none for an empty list) as compose resolves them; a stack compose cannot
+        read comes back with `error` set. Read once per run, COMPOSE_PARALLEL at a time."""
+        found = {d.name: d for d in self.stack_dirs()}
+        if names:
+            unknown = [n for n in names if n not in found]
+            if unknown:
+                raise ValidationError(f"unknown stack(s) {', '.join(map(repr, unknown))} in {self.s.services_dir}; "
+                                      f"known: {', '.join(found) or 'none'}")
+        wanted = list(found) if names is None else list(names)  # [] is no stack, not every stack
+        missing = [found[n] for n in wanted if n not in self._models and PROJECT_RE.match(n)]
+        if missing:
+            self.compose_base()  # detect v1/v2 once, before the workers race to do it
+            workers = max(1, min(self.s.compose_parallel, len(missing)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="config") as pool:
+                for stack in pool.map(self._read, missing):
+                    self._models[stack.name] = stack
+        for n in wanted:
+            if n not in self._models:  # a folder compose would not take as a project name
+                d = found[n]
+                self._models[n] = Stack(n, d.dir, d.file, error=f"folder name {n!r} is not a valid compose "
+                                        "project name (lowercase letters, digits, '-' and '_')")
+        return [self._models[n] for n in wanted]
+
+    def check(self) -> list[Violation]:
+        listed = [vp.relative for vp in self.s.volume_paths]
+        _found, empty = find_stacks(self.s.services_dir)
+        return check_stacks(self.stacks(), self.s.hub_service, self.s.zfs_base_mountpoint, listed,
+                            empty_dirs=empty, stop_timeout=self.s.stop_timeout)
+
+    def running_stacks(self) -> list[str]:
+        out = self.runner.run(["docker", "ps", "--filter", f"label={PROJECT_LABEL}",
+                               "--format", f'{{{{.Label "{PROJECT_LABEL}"}}}}'], mutating=False).stdout
+        projects = set(out.split())
+        return [n for n in self.discover_names() if n in projects]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _compose(self, stack: Stack, *args: str, timeout: float | None = None, mutating: bool = True):
+        return self.runner.run(compose_argv(self.compose_base(), stack.name, *args), cwd=str(stack.dir),
+                               env=self.env(stack.dir), unset_env=COMPOSE_ENV_UNSET, timeout=timeout,
+                               mutating=mutating)
+
+    def _each(self, stacks: list[Stack], action: Callable[[Stack], StackResult]) -> list[StackResult]:
+        if not stacks:
+            return []
+        workers = max(1, min(self.s.compose_parallel, len(stacks)))
+        self.compose_base()  # detect v1/v2 once, before the workers race to do it
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compose") as pool:
+            return list(pool.map(lambda st: self._guarded(st, action), stacks))
+
+    def _guarded(self, stack: Stack, action: Callable[[Stack], StackResult]) -> StackResult:
+        started = time.monotonic()
+        try:
+            if stack.error:
+                result = StackResult(stack.name, False, f"refused ({stack.file}): {stack.error}")
+            else:
+                result = action(stack)
+        except OrchestratorError as exc:
+            result = StackResult(stack.name, False, self.runner.mask(str(exc)))
+        result.started_at, result.finished_at = started, time.monotonic()
+        result.duration = result.finished_at - started
+        note = f" - {result.message}" if result.message else ""
+        self.echo(f"  {stack.name}: {'ok' if result.ok else 'FAILED'}{note}")
+        return result
+
+    def _hub_then_rest(self, names: Sequence[str] | None, action, *, hub_first: bool) -> list[StackResult]:
+        try:
+            stacks = self.stacks(names)
+        except ValidationError as exc:
+            return [StackResult(n, False, str(exc)) for n in (names or ["*"])]
+        by_name = {s.name: s for s in stacks}
+        hub, rest = order_hub([s.name for s in stacks], self.s.hub_service)
+        first, second = (hub, rest) if hub_first else (rest, hub)
+        results = self._each([by_name[n] for n in first], action)
+        results += self._each([by_name[n] for n in second], action)
+        return results
+
+    def up(self, names: Sequence[str] | None = None) -> list[StackResult]:
+        self._ensure_networks(names)
+        return self._hub_then_rest(names, lambda st: self._start_one(st, "up", "-d"), hub_first=True)
+
+    def start(self, names: Sequence[str] | None = None) -> list[StackResult]:
+        self._ensure_networks(names)
+        return self._hub_then_rest(names, lambda st: self._start_one(st, "start"), hub_first=True)
+
+    def stop(self, names: Sequence[str] | None = None) -> list[StackResult]:
+        return self._hub_then_rest(names, lambda st: self._stop_one(st, "stop"), hub_first=False)
+
+    def down(self, names: Sequence[str] | None = None) -> list[StackResult]:
+        return self._hub_then_rest(names, lambda st: self._stop_one(st, "down"), hub_first=False)
+
+    def pull(self, names: Sequence[str] | None = None) -> list[StackResult]:
+        return self._hub_then_rest(names, lambda st: self._simple(st, "pull"), hub_first=True)
+
+    def run_hook(self, stack: Stack, service: str, command: Sequence[str], timeout: float) -> str:
+        """A before-snapshot command in a running service: `compose exec -T` (no TTY, as cron)."""
+        return self._compose(stack, "exec", "-T", service, *command, timeout=timeout).stdout
+
+    def _simple(self, stack: Stack, *args: str) -> StackResult:
+        self._compose(stack, *args, timeout=self.s.command_timeout)
+        return StackResult(stack.name, True)
+
+    def _stop_one(self, stack: Stack, verb: str) -> StackResult:
+        """No `-t`: compose gives each service its own stop_grace_period. STOP_TIMEOUT bounds
+        the whole stop; past it the tool stops waiting and says so (the containers may still
+        be stopping)."""
+        try:
+            self._compose(stack, verb, timeout=self.s.stop_timeout)
+        except CommandError as exc:
+            if exc.exit_code is None and exc.reason.startswith("timed out"):
+                return StackResult(stack.name, False, f"{verb} did not finish within STOP_TIMEOUT="
+                                                      f"{self.s.stop_timeout}s (longest declared stop_grace_period: "
+                                                      f"{stack.max_stop_grace:g}s)")
+            raise
+        return StackResult(stack.name, True)
+
+    def _start_one(self, stack: Stack, *args: str) -> StackResult:
+        bad_nets = [self._network_problems[n] for n in sorted(stack.external_networks) if n in self._network_problems]
+        if bad_nets:
+            return StackResult(stack.name, False, f"not started ({stack.file}): " + "; ".join(bad_nets))
+        unmounted = self.unmounted_binds(stack)
+        if unmounted:
+            return StackResult(stack.name, False, "not started: " + "; ".join(unmounted))
+        self._compose(stack, *args)
+        if self.runner.dry_run or not stack.healthchecks:
+            return StackResult(stack.name, True)
+        return self._wait_healthy(stack)
+
+    def unmounted_binds(self, stack: Stack) -> list[str]:
+        """Bind sources and volume devices under ZFS_BASE_MOUNTPOINT whose dataset is not mounted."""
+        if self.zfs is None:
+            return []
+        problems, checked = [], {}
+        for b in stack.binds:
+            rel = under(b.source, self.s.zfs_base_mountpoint)
+            if rel is None or not rel.parts:
+                continue
+            dataset = self.s.dataset(rel.parts[0])
+            if dataset not in checked:
+                try:
+                    checked[dataset] = self.zfs.is_mounted(dataset)
+                except OrchestratorError:
+                    checked[dataset] = False
+                if not checked[dataset]:
+                    problems.append(f"{b.source} is on dataset {dataset}, which is not mounted "
+                                    "(its data would land on the OS disk)")
+        return problems
+
+    def forget(self, names: Sequence[str]) -> None:
+        """Drop the cached compose model of these stacks (their folder was replaced)."""
+        for name in names:
+            self._models.pop(name, None)
+
+    def running_containers(self, project: str) -> list[str]:
+        """IDs of a project's running containers, whether or not its folder still exists."""
+        return self._project_containers(project)
+
+    def stop_containers(self, ids: Sequence[str]) -> None:
+        """`docker stop` for containers whose compose folder is gone: each keeps the stop
+        timeout compose gave it (stop_grace_period); STOP_TIMEOUT bounds the whole call."""
+        if ids:
+            self.runner.run(["docker", "stop", *ids], timeout=self.s.stop_timeout)
+
+    def _project_containers(self, project: str, all_states: bool = False) -> list[str]:
+        argv = ["docker", "ps", "-q", "--filter", f"label={PROJECT_LABEL}={project}"]
+        if all_states:
+            argv.insert(2, "-a")
+        return self.runner.run(argv, mutating=False).stdout.split()
+
+    def _inspect(self, ids: list[str]) -> list[tuple[str, str, str]]:
+        """(name, state, health) per container; health is 'none' without a healthcheck."""
+        if not ids:
+            return []
+        fmt = "{{.Name}}\t{{.State.Status}}\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}"
+        out = self.runner.run(["docker", "inspect", "--format", fmt, *ids], mutating=False).stdout
+        rows = []
+        for line in out.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3:
+                rows.append((parts[0].lstrip("/"), parts[1], parts[2]))
+        return rows
+
+    def _wait_healthy(self, stack: Stack) -> StackResult:
+        deadline = time.monotonic() + self.s.health_timeout
+        while True:
+            rows = self._inspect(self._project_containers(stack.name))
+            waiting = [n for n, _state, health in rows if health not in ("healthy", "none")]
+            if not waiting:
+                return StackResult(stack.name, True, "healthy" if rows else "")
+            if time.monotonic() >= deadline:
+                detail = ", ".join(f"{n} ({h})" for n, _s, h in rows if h not in ("healthy", "none"))
+                return StackResult(stack.name, False, f"not healthy after {self.s.health_timeout}s: {detail}")
+            time.sleep(HEALTH_POLL)
+
+    def _ensure_networks(self, names: Sequence[str] | None) -> None:
+        """Create the external networks the stacks declare, and only those, before anything
+        starts. A name docker should not get (it would read '-x' as an option) or a create
+        that fails is remembered, and only the stacks that need that network are refused."""
+        self._network_problems = {}
+        try:
+            stacks = [s for s in self.stacks(names) if not s.error]
+        except ValidationError:
+            return  # reported per stack by the caller
+        wanted = set().union(*(s.external_networks for s in stacks)) if stacks else set()
+        for net in sorted(n for n in wanted if not NETWORK_RE.match(n)):
+            self._network_problems[net] = (f"external network {net!r} is not a valid name "
+                                           "(letters, digits, '_', '.', '-'; not starting with '-')")
+        wanted -= set(self._network_problems)
+        if not wanted:
+            return
+        # one query for all of them: this runs inside the backup's downtime window
+        existing = set(self.runner.run(["docker", "network", "ls", "--format", "{{.Name}}"],
+                                       mutating=False).stdout.split())
+        for net in sorted(wanted - existing):
+            self.echo(f"creating external network {net}")
+            try:
+                self.runner.run(["docker", "network", "create", net])
+            except CommandError as exc:
+                self._network_problems[net] = f"external network {net!r} cannot be created: {exc}"
+
+    # -- images -----------------------------------------------------------------------------
+
+    def containers(self, project: str) -> list[dict]:
+        """Each container of a project: service, image ID, state, health, restarts, last health output."""
+        ids = self._project_containers(project, all_states=True)
+        if not ids:
+            return []
+        fmt = ('{{json (index .Config.Labels "com.docker.compose.service")}}\t{{.Image}}\t{{.State.Status}}\t'
+               '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}\t{{.RestartCount}}\t{{.Name}}\t'
+               '{{.State.ExitCode}}\t{{.HostConfig.RestartPolicy.Name}}\t'
+               '{{if .State.Health}}{{json .State.Health.Log}}{{else}}[]{{end}}')
+        out = self.runner.run(["docker", "inspect", "--format", fmt, *ids], mutating=False).stdout
+        rows = []
+        for line in out.splitlines():
+            parts = line.split("\t", 8)
+            if len(parts) != 9:
+                continue
+            log = json.loads(parts[8] or "[]") or []
+            rows.append({"service": json.loads(parts[0]), "image": parts[1], "state": parts[2], "health": parts[3],
+                         "restarts": int(parts[4] or 0), "name": parts[5].lstrip("/"),
+                         # a one-shot job (restart: no) that exited 0 has done its work
+                         "done": parts[2] == "exited" and parts[6] == "0" and parts[7] in ("", "no"),
+                         "last_health": (log[-1].get("Output") or "").strip() if log else ""})
+        return rows
+
+    def image_id(self, ref: str) -> str | None:
+        r = self.runner.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], mutating=False,
+                            ok_codes=(0, 1))
+        return r.stdout.strip() or None if r.returncode == 0 else None
+
+    def registry_id(self, ref: str) -> str:
+        out = self.runner.run(manifest_argv(ref), mutating=False, timeout=120).stdout
+        return registry_image_id(out)
+
+    def tag(self, image: str, ref: str) -> None:
+        self.runner.run(["docker", "image", "tag", image, ref])
+
+    def untag(self, ref: str) -> None:
+        """Remove one tag; the image stays while anything else refers to it."""
+        self.runner.run(["docker", "image", "rm", "--no-prune", ref], ok_codes=(0, 1))
+
+    def pull_services(self, stack: Stack, services: Sequence[str]) -> None:
+        self._compose(stack, "pull", *services, timeout=self.s.command_timeout)
+
+    def up_gated(self, stack: Stack, settle: float, abort: Callable[[], bool] = lambda: False) -> StackResult:
+        """`up -d`, then the health gate: every container with a healthcheck healthy, every
+        container running without a restart for `settle` seconds; any exit, restart or
+        HEALTH_TIMEOUT fails it, naming the service and its last health output."""
+        try:
+            self._compose(stack, "up", "-d")
+        except CommandError as exc:
+            return StackResult(stack.name, False, f"up failed: {compose_error(exc)}")
+        started = time.monotonic()
+        deadline = started + max(self.s.health_timeout, settle)
+        baseline: dict[str, int] = {}
+        while True:
+            rows = self.containers(stack.name)
+            for r in rows:
+                baseline.setdefault(r["name"], r["restarts"])
+            bad = [r for r in rows if not r["done"] and (r["state"] != "running" or r["health"] == "unhealthy"
+                                                          or r["restarts"] > baseline[r["name"]])]
+            if bad:
+                r = bad[0]
+                if r["health"] == "unhealthy":
+                    why = "unhealthy"
+                elif r["state"] == "running":
+                    why = f"restarted {r['restarts'] - baseline[r['name']]} time(s)"
+                else:
+                    why = r["state"]
+                detail = f": {r['last_health']}" if r["last_health"] else ""
+                return StackResult(stack.name, False, f"service {r['service']!r} ({r['name']}) {why}{detail}")
+            waiting = [r for r in rows if not r["done"] and r["health"] not in ("healthy", "none")]
+            now = time.monotonic()
+            if not waiting and now - started >= settle:
+                return StackResult(stack.name, True, "healthy")
+            if abort():
+                return StackResult(stack.name, False, "interrupted during the health wait")
+            if now >= deadline:
+                names = ", ".join(f"{r['service']} ({r['health']})" for r in waiting)
+                return StackResult(stack.name, False, f"not healthy after {self.s.health_timeout}s: {names}")
+            time.sleep(HEALTH_POLL)
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status(self, names: Sequence[str] | None = None) -> list[StackStatus]:
+        rows = []
+        found = [d.name for d in self.stack_dirs()]
+        for name in names or found:
+            if name not in found:
+                raise ValidationError(f"unknown stack {name!r} in {self.s.services_dir}; known: {', '.join(found)}")
+            containers = self._inspect(self._project_containers(name, all_states=True))
+            running = sum(1 for _n, state, _h in containers if state == "running")
+            health = sorted({h for _n, _s, h in containers if h != "none"})
+            state = "running" if containers and running == len(containers) else (
+                "stopped" if not running else "partial")
+            rows.append(StackStatus(name, running, len(containers), state if containers else "absent",
+                                    ",".join(health) or "-"))
+        return rows

@@ -1,0 +1,1 @@
+"""Read-only renderings: status, the fleet summary, the backup run table."""

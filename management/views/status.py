@@ -1,0 +1,272 @@
+"""`status`: one row per service, what the tools say now joined with what the runs left behind.
+
+A service is a dataset name from SERVICE_VOLUME_PATHS_AND_OWNERS, joined with the stack folder
+of the same name when there is one (a stack folder without a dataset gets a row too). Per row:
+
+- now, from the tools: the stack's containers running/total, state and health (docker, the
+  same queries as before); the dataset mounted and its used space (ONE `zfs get -r` for all);
+- from STATE_DIR, as the runs wrote it: the last good backup and its age (`last_success.json`,
+  written by every backup), the archive that holds it (`kept_snapshots.json`, written when
+  KEEP_LAST_SNAPSHOT=1), the last restore drill (`drills.json`), the last image update
+  (`last_update.json`) and the pre-update points `make rollback` can go back to
+  (`updates/<stack>/pre-update-*.json`).
+
+Status starts no borg: the number of archives is the one the last prune reported
+(`archives.json`, written by every backup that pruned). A last good backup older than
+STALE_AFTER hours, or none at all, is stale.
+
+Everything here reads; nothing writes. A tool that does not answer is named in `problems`
+and its columns say `?`: status never fails because one part cannot be seen.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from management.config import Settings
+from management.errors import CommandError, OrchestratorError, ValidationError
+from management.state import StateStore
+from management.text import age, human_size
+
+
+@dataclass
+class DatasetState:
+    name: str
+    exists: bool | None  # None: zfs did not answer
+    mounted: bool | None = None
+    used: int | None = None
+    mountpoint: str | None = None
+
+
+@dataclass
+class StackState:
+    state: str  # running | partial | stopped | absent | unknown
+    running: int = 0
+    total: int = 0
+    health: str = "-"
+
+
+@dataclass
+class ServiceStatus:
+    service: str
+    dataset: DatasetState | None  # None: a stack folder with no dataset in the .env
+    stack: StackState | None  # None: no stack folder of that name
+    last_backup: float | None = None  # unix time of the last good backup
+    last_backup_age: float | None = None  # seconds
+    last_archive: str | None = None  # the archive that holds the last good backup, when recorded
+    archives: int | None = None  # the service's archives after the last prune
+    stale: bool = False
+    drill: dict | None = None  # drills.json entry, plus age_seconds
+    update: dict | None = None  # last_update.json entry, plus age_seconds
+    rollback_points: list[str] = field(default_factory=list)
+
+    @property
+    def backed_up(self) -> bool:
+        """Rows with a dataset are the ones the nightly cycle backs up."""
+        return self.dataset is not None
+
+
+@dataclass
+class StatusReport:
+    time: float
+    stale_after_hours: int
+    services: list[ServiceStatus]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def stale(self) -> list[str]:
+        return [s.service for s in self.services if s.stale]
+
+    def to_dict(self) -> dict:
+        rows = []
+        for s in self.services:
+            row = asdict(s)
+            row["last_backup"] = None if not s.backed_up else {
+                "time": s.last_backup, "age_seconds": _round(s.last_backup_age), "stale": s.stale,
+                "archive": s.last_archive}
+            del row["last_backup_age"], row["last_archive"], row["stale"]
+            rows.append(row)
+        return {"time": self.time, "stale_after_hours": self.stale_after_hours, "stale": self.stale,
+                "services": rows, "problems": list(self.problems)}
+
+
+# --- reading what the runs left -----------------------------------------------------------------
+
+
+def _with_age(entry, now: float) -> dict | None:
+    if not isinstance(entry, dict):
+        return None
+    out = dict(entry)
+    when = entry.get("time")
+    out["age_seconds"] = _round(now - when) if isinstance(when, (int, float)) else None
+    return out
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+# --- collecting -----------------------------------------------------------------------------
+
+
+def row_names(settings: Settings, stacks: list[str], wanted: list[str] | None) -> list[str]:
+    """Services in .env order, then stack folders that have no dataset; `wanted` picks some."""
+    names = list(settings.services) + [s for s in stacks if s not in settings.services]
+    if not wanted:
+        return names
+    unknown = [w for w in wanted if w not in names]
+    if unknown:
+        raise ValidationError(f"unknown service(s) {', '.join(map(repr, unknown))}; known: {', '.join(names)}")
+    return [n for n in names if n in wanted]
+
+
+def datasets(settings: Settings, zfs) -> tuple[dict[str, DatasetState], str | None]:
+    """Every service's dataset from one `zfs get -r` of the parent: (by service, problem or None)."""
+    unknown = {s: DatasetState(settings.dataset(s), None) for s in settings.services}
+    try:
+        found = {d.name: d for d in zfs.list_datasets(settings.zfs_parent_dataset)}
+    except CommandError as exc:
+        if "does not exist" not in exc.stderr_tail:
+            return unknown, f"zfs: {_last_line(exc)}"
+        found = {}  # no parent dataset: no service dataset either
+    except OrchestratorError as exc:
+        return unknown, f"zfs: {exc}"
+    out = {}
+    for service in settings.services:
+        name = settings.dataset(service)
+        d = found.get(name)
+        out[service] = (DatasetState(name, True, d.mounted, d.used, d.mountpoint) if d
+                        else DatasetState(name, False, False))
+    return out, None
+
+
+def _last_line(exc: OrchestratorError) -> str:
+    """The tool's own last word (stderr), else the error's first line."""
+    if isinstance(exc, CommandError):
+        lines = [ln.strip() for ln in exc.stderr_tail.splitlines() if ln.strip()]
+        if lines:
+            return lines[-1]
+        return f"{exc.command}: {exc.reason}"
+    return str(exc).splitlines()[0]
+
+
+def stacks(docker, names: list[str]) -> tuple[dict[str, StackState], str | None]:
+    """The stack state of each named stack folder (docker ps / inspect), or why it is unknown."""
+    if not names:
+        return {}, None
+    try:
+        rows = docker.status(names)
+    except OrchestratorError as exc:
+        return {n: StackState("unknown") for n in names}, f"docker: {_last_line(exc)}"
+    return {r.stack: StackState(r.state, r.running, r.total, r.health) for r in rows}, None
+
+
+def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
+            now: float | None = None) -> StatusReport:
+    now = time.time() if now is None else now
+    problems: list[str] = []
+    try:
+        folders = docker.discover_names()
+    except OrchestratorError as exc:
+        folders = []
+        problems.append(f"stacks: {_last_line(exc)}")
+    names = row_names(settings, folders, wanted)
+    by_dataset, problem = datasets(settings, zfs) if any(n in settings.services for n in names) else ({}, None)
+    if problem:
+        problems.append(problem)
+    by_stack, problem = stacks(docker, [n for n in names if n in folders])
+    if problem:
+        problems.append(problem)
+
+    state = StateStore(settings.state_dir)
+    last = state.last_success()
+    kept = state.kept()
+    counts = state.archive_counts()
+    drills = state.drills()
+    updates = state.last_update()
+    limit = settings.stale_after * 3600
+
+    rows = []
+    for name in names:
+        row = ServiceStatus(name, by_dataset.get(name) if name in settings.services else None, by_stack.get(name))
+        if row.backed_up:
+            row.last_backup = last.get(name)
+            row.last_backup_age = None if row.last_backup is None else now - row.last_backup
+            row.stale = row.last_backup_age is None or row.last_backup_age > limit
+            entry = kept.get(name)
+            row.last_archive = (entry.get("archive") or None) if isinstance(entry, dict) else None
+            count = counts.get(name)
+            row.archives = count.get("count") if isinstance(count, dict) else None
+        row.drill = _with_age(drills.get(name), now)
+        row.update = _with_age(updates.get(name), now)
+        row.rollback_points = state.update_points(name)
+        rows.append(row)
+    return StatusReport(now, settings.stale_after, rows, problems)
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _stack_cell(st: StackState | None) -> str:
+    if st is None:
+        return "-"
+    if st.state in ("absent", "unknown"):
+        return "?" if st.state == "unknown" else "absent"
+    return f"{st.state} {st.running}/{st.total}"
+
+
+def _dataset_cells(d: DatasetState | None) -> tuple[str, str]:
+    if d is None:
+        return "-", "-"
+    if d.exists is None:
+        return "?", "?"
+    if not d.exists:
+        return "MISSING", "-"
+    return ("mounted" if d.mounted else "NOT MOUNTED"), human_size(d.used)
+
+
+def _backup_cell(row: ServiceStatus) -> str:
+    if not row.backed_up:
+        return "-"
+    if row.last_backup is None:
+        return "never STALE"
+    return f"{age(row.last_backup_age)} ago" + (" STALE" if row.stale else "")
+
+
+def _drill_cell(row: ServiceStatus) -> str:
+    drill = row.drill
+    if not drill:
+        return "never" if row.backed_up else "-"
+    verdict = "ok" if drill.get("ok") else "FAILED"
+    return f"{verdict} {age(drill.get('age_seconds'))} ago"
+
+
+def _update_cell(update: dict | None, points: list[str]) -> str:
+    text = f"{update.get('result', '?')} {age(update.get('age_seconds'))} ago" if update else "-"
+    return text + (f" ({len(points)} rollback point{'s' if len(points) > 1 else ''})" if points else "")
+
+
+def render(report: StatusReport) -> list[tuple[str, bool]]:
+    """The table as (line, highlight) pairs; highlighted lines are stale services. The word STALE
+    is in the text itself, so the table says it without colour too."""
+    header = ("SERVICE", "STACK", "HEALTH", "DATASET", "USED", "LAST BACKUP", "ARCHIVES", "DRILL", "UPDATE",
+              "LAST ARCHIVE")
+    rows = [header]
+    for r in report.services:
+        dataset, used = _dataset_cells(r.dataset)
+        rows.append((r.service, _stack_cell(r.stack), r.stack.health if r.stack else "-", dataset, used,
+                     _backup_cell(r), "-" if r.archives is None else str(r.archives), _drill_cell(r),
+                     _update_cell(r.update, r.rollback_points),
+                     r.last_archive or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip(), False) for row in rows]
+    for i, r in enumerate(report.services, start=1):
+        lines[i] = (lines[i][0], r.stale)
+    stale = report.stale
+    if stale:
+        lines.append((f"stale: {', '.join(stale)} (no good backup within STALE_AFTER={report.stale_after_hours}h)",
+                      True))
+    for problem in report.problems:
+        lines.append((f"cannot see: {problem}", True))
+    return lines

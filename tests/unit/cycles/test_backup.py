@@ -1,0 +1,439 @@
+"""The cycle's promises, with fake managers that record the order of events."""
+
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from management.cycles.backup import BackupOrchestrator, compact_due, snapshot_name, start_order, stop_order
+from management.cycles.context import RunContext
+from management.errors import CommandError, OrchestratorError
+from management.results import FAILED, OK
+from tests.fakes import FakeRunner
+from tests.unit.test_config import settings_with
+
+
+@dataclass
+class StackResult:
+    stack: str
+    ok: bool = True
+    message: str = ""
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+
+@dataclass
+class Model:
+    name: str
+    file: Path
+    error: str | None = None
+    extensions: dict = field(default_factory=dict)
+    services: dict = field(default_factory=lambda: {"db": None, "web": None})
+
+
+@dataclass
+class Created:
+    archive: str
+    nfiles: int = 3
+    original_size: int = 100
+    deduplicated_size: int = 10
+    warning: str = ""
+
+
+class World:
+    """Fake zfs + docker + borg sharing one event log."""
+
+    def __init__(self, stacks=("git", "photo", "reverseproxy"), running=None):
+        self.events = []
+        self.names = list(stacks)
+        self.running = set(self.names if running is None else running)
+        self.unreadable = {}  # stack -> compose's error
+        self.policies = {}  # stack -> its x-orchestrator block
+        self.datasets = ["datapool/services", "datapool/services/git", "datapool/services/photo"]
+        self.written = {}  # dataset -> bytes written since the kept snapshot (OpenZFS `written@`)
+        self.snapshots = set()
+        self.views = set()
+        self.mounted = {"datapool/services/git", "datapool/services/photo"}
+        self.fail = {}
+
+    # docker
+    def discover_names(self):
+        return list(self.names)
+
+    def stacks(self, names):
+        self.events.append(("read", tuple(names)))
+        return [Model(n, Path(f"/services/{n}/compose.yaml"), self.unreadable.get(n),
+                      {"x-orchestrator": self.policies[n]} if n in self.policies else {}) for n in names]
+
+    def run_hook(self, stack, service, command, timeout):
+        self.events.append(("hook", f"{stack.name}/{service}"))
+        if self.fail.get(("hook", stack.name)):
+            raise CommandError("docker compose exec", 1, "psql: could not connect to server")
+        return "CHECKPOINT\n"
+
+    def running_stacks(self):
+        return sorted(self.running)
+
+    def stop(self, stacks):
+        out = []
+        for s in stacks:
+            self.events.append(("stop", s))
+            if self.fail.get(("stop", s)):
+                out.append(StackResult(s, False, "boom"))
+            else:
+                self.running.discard(s)
+                out.append(StackResult(s))
+            if self.fail.get(("signal-during-stop", s)):
+                os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    def start(self, stacks):
+        for s in stacks:
+            self.events.append(("start", s))
+            self.running.add(s)
+        return [StackResult(s) for s in stacks]
+
+    # zfs
+    def is_mounted(self, dataset):
+        return dataset in self.mounted
+
+    def snapshot(self, dataset, name, recursive=True):
+        self.events.append(("snapshot", f"{dataset}@{name}"))
+        if self.fail.get("snapshot"):
+            raise CommandError("zfs snapshot", 1, "out of space")
+        self.snapshots.add(f"{dataset}@{name}")
+        if recursive:  # every dataset below gets the same name, atomically
+            self.snapshots |= {f"{d}@{name}" for d in self.datasets if d.startswith(dataset + "/")}
+
+    def list_snapshots(self, dataset):
+        return sorted(s for s in self.snapshots if s.split("@")[0] == dataset or s.startswith(dataset + "/"))
+
+    def destroy_recursive_snapshot(self, dataset, name, prefix):
+        assert name.startswith(prefix + "-")
+        self.events.append(("destroy", f"{dataset}@{name}"))
+        below = (dataset + "/", dataset + "@")
+        self.snapshots = {s for s in self.snapshots if not (s.endswith("@" + name) and s.startswith(below))}
+
+    def destroy_ours(self, snap, prefix):
+        assert snap.split("@")[1].startswith(prefix + "-")
+        self.events.append(("destroy-one", snap))
+        self.snapshots.discard(snap)
+
+    def written_since(self, snap, earlier):
+        """OpenZFS-like: bytes written since `earlier`; `written` maps a dataset to it (default: changed)."""
+        return self.written.get(snap.split("@")[0], 4096)
+
+    def list_views(self, parent):
+        return sorted(self.views)
+
+    def exists(self, name):
+        return name in self.views or name in self.snapshots
+
+    def ensure_view_parent(self, parent):
+        self.events.append(("view-parent", parent))
+
+    def create_view(self, snap, view, path, readonly=True):
+        self.events.append(("view", view))
+        self.views.add(view)
+
+    def set_readonly(self, view):
+        self.events.append(("readonly", view))
+
+    def destroy_view(self, view):
+        self.views.discard(view)
+
+    # borg
+    def init_repo(self, service):
+        if self.fail.get(("init", service)):
+            raise CommandError("borg info", 2, "Connection refused")
+
+    def create(self, service, path, progress=None):
+        self.events.append(("create", service))
+        if self.fail.get(("create", service)):
+            raise CommandError("borg create", 2, "Repository does not exist")
+        if self.fail.get(("signal-during-create", service)):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return Created(f"{service}-x")
+
+    def prune(self, service):
+        self.events.append(("prune", service))
+        return 3
+
+    def compact(self, service):
+        self.events.append(("compact", service))
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """The cycle as it was before KEEP_LAST_SNAPSHOT: every snapshot of the run is destroyed."""
+    return settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nHUB_SERVICE=reverseproxy\n"
+                                   "KEEP_LAST_SNAPSHOT=0\n")
+
+
+@pytest.fixture
+def keeping(tmp_path):
+    """The defaults: the last backed-up snapshot is kept, unchanged datasets are skipped."""
+    return settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nHUB_SERVICE=reverseproxy\n")
+
+
+def orchestrator(settings, world):
+    return BackupOrchestrator(RunContext(settings, FakeRunner(), world, world, world, echo=lambda _: None))
+
+
+def kinds(world, kind):
+    return [e[1] for e in world.events if e[0] == kind]
+
+
+def test_full_cycle_order_hub_stops_last_and_starts_first(settings):
+    world = World()
+    report = orchestrator(settings, world).backup()
+    assert report.ok, report
+    assert kinds(world, "stop") == ["git", "photo", "reverseproxy"]
+    assert kinds(world, "start") == ["reverseproxy", "git", "photo"]
+    assert len(kinds(world, "snapshot")) == 1 and kinds(world, "snapshot")[0].startswith("datapool/services@")
+    last_start = max(i for i, e in enumerate(world.events) if e[0] == "start")
+    first_create = min(i for i, e in enumerate(world.events) if e[0] == "create")
+    assert last_start < first_create, "borg must run after the stacks are back"
+    assert world.snapshots == set() and world.views == set()
+    assert report.downtime is not None and world.running == {"git", "photo", "reverseproxy"}
+
+
+def test_stacks_that_were_stopped_stay_stopped(settings):
+    world = World(running={"git", "reverseproxy"})
+    orchestrator(settings, world).backup()
+    assert "photo" not in kinds(world, "stop") + kinds(world, "start")
+    assert world.running == {"git", "reverseproxy"}
+
+
+def test_failed_preflight_stops_nothing(settings):
+    world = World()
+    world.mounted.discard("datapool/services/photo")
+    report = orchestrator(settings, world).backup()
+    assert not report.ok and "not mounted" in report.errors[0]
+    assert kinds(world, "stop") == [] and kinds(world, "snapshot") == []
+
+
+def test_unreachable_repository_fails_only_its_service(settings):
+    world = World()
+    world.fail[("init", "photo")] = True
+    report = orchestrator(settings, world).backup()
+    results = {d.service: d.result for d in report.datasets}
+    assert results == {"git": OK, "photo": FAILED} and not report.ok
+    assert "Connection refused" in report.datasets[1].message
+    assert kinds(world, "create") == ["git"] and world.snapshots == set()
+    assert sorted(kinds(world, "start")) == ["git", "photo", "reverseproxy"]
+
+
+def test_no_usable_repository_stops_nothing(settings):
+    world = World()
+    world.fail[("init", "photo")] = world.fail[("init", "git")] = True
+    report = orchestrator(settings, world).backup()
+    assert not report.ok and "no repository is usable" in report.errors[-1]
+    assert kinds(world, "stop") == [] and kinds(world, "snapshot") == []
+
+
+def test_snapshot_failure_restarts_stacks_and_runs_no_borg(settings):
+    world = World()
+    world.fail["snapshot"] = True
+    report = orchestrator(settings, world).backup()
+    assert not report.ok and "out of space" in report.errors[0]
+    assert sorted(kinds(world, "start")) == ["git", "photo", "reverseproxy"]
+    assert kinds(world, "create") == []
+
+
+def test_one_dataset_failing_does_not_stop_the_others(settings):
+    world = World()
+    world.fail[("create", "git")] = True
+    report = orchestrator(settings, world).backup()
+    results = {d.service: d.result for d in report.datasets}
+    assert results == {"git": FAILED, "photo": OK}
+    assert not report.ok and world.snapshots == set() and world.views == set()
+
+
+def test_stack_failing_to_stop_is_reported_and_the_rest_goes_on(settings):
+    world = World()
+    world.fail[("stop", "photo")] = True
+    report = orchestrator(settings, world).backup()
+    assert any("photo: stop failed" in f for f in report.stack_failures)
+    assert kinds(world, "create") == ["git", "photo"] and not report.ok
+
+
+def test_a_stack_compose_cannot_read_is_left_running_and_snapshotted_crash_consistent(settings):
+    world = World()
+    world.unreadable["photo"] = "required variable IMG is missing a value"
+    report = orchestrator(settings, world).backup()
+    first_stop = next(i for i, e in enumerate(world.events) if e[0] == "stop")
+    assert world.events.index(("read", ("git", "photo", "reverseproxy"))) < first_stop  # read before the window
+    assert kinds(world, "stop") == ["git", "reverseproxy"] and "photo" in world.running
+    assert kinds(world, "create") == ["git", "photo"]  # its data is still in the one snapshot
+    (failure,) = report.stack_failures
+    assert failure.startswith("photo: not stopped, compose cannot read it (/services/photo/compose.yaml: "
+                              "required variable IMG is missing a value)") and "crash-consistent" in failure
+    assert not report.ok
+
+
+def test_sigterm_while_stopping_skips_snapshot_and_restarts_everything(settings):
+    world = World()
+    world.fail[("signal-during-stop", "git")] = True
+    report = orchestrator(settings, world).backup()
+    assert report.interrupted == "interrupted by SIGTERM"
+    assert kinds(world, "snapshot") == [] and kinds(world, "create") == []
+    assert world.running == {"git", "photo", "reverseproxy"}
+    assert not report.ok
+
+
+def test_sigterm_during_borg_removes_views_and_snapshot(settings):
+    world = World()
+    world.fail[("signal-during-create", "git")] = True
+    report = orchestrator(settings, world).backup()
+    assert report.interrupted and world.snapshots == set() and world.views == set()
+    assert world.running == {"git", "photo", "reverseproxy"}
+
+
+def test_leftovers_of_a_killed_run_are_removed_but_foreign_snapshots_kept(settings):
+    world = World()
+    world.snapshots = {"datapool/services@orchestrator-20260101T000000Z", "datapool/services@manual-keep"}
+    world.views = {"datapool/orchestrator-views/git"}
+    orchestrator(settings, world).backup()
+    assert world.snapshots == {"datapool/services@manual-keep"}
+
+
+def test_backup_one_snapshots_only_that_dataset_and_stops_only_its_stack(settings):
+    world = World()
+    orchestrator(settings, world).backup(["git"])
+    assert kinds(world, "stop") == ["git"] and kinds(world, "start") == ["git"]
+    assert kinds(world, "snapshot")[0].startswith("datapool/services/git@")
+    assert kinds(world, "create") == ["git"]
+
+
+def test_unknown_service_is_rejected_before_anything(settings):
+    world = World()
+    with pytest.raises(OrchestratorError, match="unknown service"):
+        orchestrator(settings, world).backup(["../etc"])
+    assert world.events == []
+
+
+def test_compact_runs_when_due_and_state_is_kept(settings):
+    world = World()
+    orchestrator(settings, world).backup()
+    assert kinds(world, "compact") == ["git", "photo"]
+    world.events.clear()
+    orchestrator(settings, world).backup()
+    assert kinds(world, "compact") == []  # default every 7 days
+    assert Path(settings.state_dir / "compact.json").exists()
+
+
+def test_pure_helpers():
+    assert snapshot_name("orchestrator", 0) == "orchestrator-19700101T000000Z"
+    assert stop_order(["hub", "a", "b"], "hub") == ["a", "b", "hub"]
+    assert start_order(["a", "hub"], "hub") == ["hub", "a"]
+    assert compact_due(None, 7, 0) and compact_due(0, 0, 1) and not compact_due(0, 7, 86400)
+
+
+LIVE_DB = {"consistency": "live", "before-snapshot": [{"service": "db", "command": ["psql", "-c", "CHECKPOINT"]}]}
+
+
+def test_a_live_stack_is_not_stopped_and_its_hook_runs_right_before_the_snapshot(settings):
+    world = World()
+    world.policies["photo"] = LIVE_DB
+    report = orchestrator(settings, world).backup()
+    assert report.ok and report.live_stacks == ["photo"]
+    assert kinds(world, "stop") == ["git", "reverseproxy"] and "photo" not in kinds(world, "start")
+    order = [e[0] for e in world.events if e[0] in ("stop", "hook", "snapshot", "start")]
+    assert order == ["stop", "stop", "hook", "snapshot", "start", "start"]
+    assert report.stack_downtime["photo"] == 0.0 and set(report.stack_downtime) == {"git", "photo", "reverseproxy"}
+    assert kinds(world, "create") == ["git", "photo"]
+
+
+def test_a_failing_hook_stops_that_stack_for_the_snapshot_and_the_night_is_still_ok(settings):
+    world = World()
+    world.policies["photo"] = LIVE_DB
+    world.fail[("hook", "photo")] = True
+    report = orchestrator(settings, world).backup()
+    order = [e for e in world.events if e[0] in ("stop", "hook", "snapshot", "start")]
+    assert [e[0] for e in order] == ["stop", "stop", "hook", "stop", "snapshot", "start", "start", "start"]
+    assert order[3] == ("stop", "photo") and report.live_stacks == []
+    assert report.ok and "photo" in report.restarted_stacks
+    (note,) = report.notes
+    assert "before-snapshot 'psql -c CHECKPOINT' in db failed" in note and "stop mode this night" in note
+
+
+def test_an_invalid_policy_is_noted_and_the_stack_is_stopped(settings):
+    world = World()
+    world.policies["photo"] = {"consistency": "sometimes"}
+    report = orchestrator(settings, world).backup()
+    assert "photo" in kinds(world, "stop") and report.live_stacks == []
+    assert any("'sometimes' must be 'stop' or 'live'" in n for n in report.notes)
+
+
+NIGHT = [1_800_000_000]
+
+
+def run_nights(settings, world, n):
+    """n nights, each a day after the last one run (a clock that moves a minute per call)."""
+    def clock():
+        NIGHT[0] += 60
+        return NIGHT[0]
+
+    orch = BackupOrchestrator(RunContext(settings, FakeRunner(), world, world, world, echo=lambda _: None, clock=clock))
+    report = None
+    for _ in range(n):
+        NIGHT[0] += 86400
+        report = orch.backup()
+    return orch, report
+
+
+def test_the_last_snapshot_is_kept_and_the_previous_destroyed_only_after_success(keeping):
+    world = World()
+    orch, first = run_nights(keeping, world, 1)
+    assert first.ok
+    kept = {s for s in world.snapshots}
+    assert {s.split("@")[0] for s in kept} == {"datapool/services/git", "datapool/services/photo"}  # not the parent
+    night1 = orch.kept()["git"]["snapshot"]
+    # night 2: git's backup fails: git keeps night 1, photo moves on to night 2
+    world.fail[("create", "git")] = True
+    _, second = run_nights(keeping, world, 1)
+    after = orch.kept()
+    assert after["git"]["snapshot"] == night1 and after["photo"]["snapshot"] != night1
+    assert f"datapool/services/git@{night1}" in world.snapshots
+    assert f"datapool/services/photo@{night1}" not in world.snapshots
+    assert len(world.snapshots) == 2
+
+
+def test_an_unchanged_dataset_costs_no_borg_and_names_the_archive_that_holds_it(keeping):
+    world = World()
+    orch, _ = run_nights(keeping, world, 1)
+    held = orch.kept()["git"]
+    world.events.clear()
+    world.written = {"datapool/services/git": 0}
+    _, report = run_nights(keeping, world, 1)
+    results = {d.service: d for d in report.datasets}
+    assert results["git"].result == "unchanged" and results["git"].archive == held["archive"]
+    assert "nothing written since" in results["git"].message
+    assert kinds(world, "create") == ["photo"] and report.ok
+    assert orch.kept()["git"] == held  # the archive's own snapshot stays, tonight's is gone
+    assert not any(s.endswith(report.snapshot.split("@")[1]) and s.startswith("datapool/services/git")
+                   for s in world.snapshots)
+
+
+def test_leftovers_never_include_a_kept_snapshot(keeping):
+    world = World()
+    orch, _ = run_nights(keeping, world, 1)
+    kept = set(world.snapshots)
+    world.snapshots |= {"datapool/services@orchestrator-20200101T000000Z",
+                        "datapool/services/git@orchestrator-20200101T000000Z", "datapool/services/git@mine"}
+    removed = orch.cleanup_leftovers()
+    assert sorted(removed) == ["datapool/services/git@orchestrator-20200101T000000Z",
+                               "datapool/services@orchestrator-20200101T000000Z"]
+    assert world.snapshots == kept | {"datapool/services/git@mine"}
+
+
+def test_when_every_stack_is_live_nothing_stops(settings):
+    world = World()
+    for name in ("git", "photo", "reverseproxy"):
+        world.policies[name] = {"consistency": "live"}
+    report = orchestrator(settings, world).backup()
+    assert report.ok and kinds(world, "stop") == [] and kinds(world, "start") == []
+    assert report.downtime is None and sorted(report.live_stacks) == ["git", "photo", "reverseproxy"]

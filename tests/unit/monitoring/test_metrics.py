@@ -1,0 +1,76 @@
+"""The Prometheus textfiles: one renderer, one escaping rule, one naming rule, and what each run
+kind exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from management.monitoring.metrics import (
+    BACKUP,
+    DRILL,
+    UPDATE,
+    Family,
+    backup_families,
+    drill_families,
+    render,
+    textfile,
+    update_families,
+)
+from management.results import FAILED, OK, ROLLED_BACK, DatasetResult, RunReport
+
+
+def report():
+    r = RunReport(started_at=0.0, snapshot="datapool/services@orchestrator-x", downtime=3.25,
+                  stopped_stacks=["git", "photo"], restarted_stacks=["git", "photo"])
+    r.datasets = [
+        DatasetResult("git", OK, "git-x", 12.5, 1500, 2_500_000, 1_000),
+        DatasetResult("photo", FAILED, message="borg: repository does not exist\nmore"),
+    ]
+    return r
+
+
+def test_backup_metrics_keep_the_last_success_of_a_failed_service():
+    text = render(backup_families(report(), {"git": 100.0, "photo": 50.0}))
+    assert 'orchestrator_backup_success{service="photo"} 0' in text
+    assert 'orchestrator_backup_last_success_timestamp_seconds{service="photo"} 50.0' in text
+    assert 'orchestrator_backup_downtime_seconds{service="git"} 3.25' in text
+    assert 'orchestrator_backup_files{service="photo"}' not in text  # unknown is left out
+
+
+def test_drill_metrics_keep_the_last_success_of_a_failed_drill():
+    text = render(drill_families({"git": {"time": 200.0, "ok": False, "last_success": 100.0, "differences": 3,
+                                          "entries": 70, "bytes": 5}}))
+    assert 'orchestrator_drill_success{service="git"} 0' in text
+    assert 'orchestrator_drill_last_success_timestamp_seconds{service="git"} 100.0' in text
+    assert 'orchestrator_drill_differences{service="git"} 3' in text
+
+
+def test_update_metrics_one_for_the_result_and_zero_for_the_others():
+    text = render(update_families({"app": {"time": 5.4, "result": ROLLED_BACK}}))
+    assert 'orchestrator_update_last_result{stack="app",result="rolled_back"} 1' in text
+    assert 'orchestrator_update_last_result{stack="app",result="updated"} 0' in text
+    assert 'orchestrator_update_last_run_timestamp_seconds{stack="app"} 5' in text
+
+
+def test_every_label_value_is_escaped_the_same_way_whatever_the_run_kind():
+    odd = 'we"ird\\name\nx'
+    escaped = 'we\\"ird\\\\name\\nx'
+    backup = RunReport(started_at=0.0, datasets=[DatasetResult(odd, OK)])
+    for text in (render(backup_families(backup, {})),
+                 render(drill_families({odd: {"ok": True}})),
+                 render(update_families({odd: {"time": 1.0, "result": ROLLED_BACK}}))):
+        samples = [line for line in text.splitlines() if not line.startswith("#")]
+        assert samples and all(escaped in line and "\n" not in line for line in samples)
+
+
+def test_render_gives_help_and_type_even_without_samples_and_leaves_none_out():
+    text = render([Family("x_total", "Things.", [({"a": "1"}, None), ({"a": "2"}, True)])])
+    assert text.splitlines() == ["# HELP x_total Things.", "# TYPE x_total gauge", 'x_total{a="2"} 1']
+
+
+def test_each_kind_has_its_file_beside_the_backup_one():
+    base = Path("/t/orchestrator.prom")
+    assert textfile(base, BACKUP) == base
+    assert textfile(base, DRILL) == Path("/t/orchestrator_drill.prom")
+    assert textfile(base, UPDATE) == Path("/t/orchestrator_update.prom")
+    assert textfile(Path("/t/metrics"), DRILL) == Path("/t/metrics_drill.prom")

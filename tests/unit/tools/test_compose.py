@@ -1,0 +1,210 @@
+"""DockerComposeManager's control flow against a fake runner: argv, hub ordering, networks,
+the unmounted-dataset refusal, one stack failing while the others go on."""
+
+import dataclasses
+import json
+import threading
+
+import pytest
+
+from management.errors import CommandError, ValidationError
+from management.runner import Result
+from management.tools.compose import (
+    COMPOSE_ENV_UNSET,
+    DockerComposeManager,
+    compose_argv,
+    config_argv,
+    order_hub,
+)
+from tests.fakes import FakeRunner
+from tests.unit.test_config import BASE, settings_with
+from tests.unit.tools.test_compose_file import CADDY, hub_model, spoke_model, stack_dir
+
+
+class FakeZFS:
+    def __init__(self, unmounted=()):
+        self.unmounted = set(unmounted)
+
+    def is_mounted(self, dataset):
+        return dataset not in self.unmounted
+
+
+def make(tmp_path, answers=None, unmounted=(), parallel=4, models=None):
+    """Three stacks; `docker compose -p NAME config` answers with each one's model."""
+    services = tmp_path / "services"
+    models = {"reverseproxy": hub_model(), "git": spoke_model("git", "git_net", "gitea"),
+              "photo": spoke_model("photo", "photo_net", "immich_server"), **(models or {})}
+    stack_dir(services, "reverseproxy", models["reverseproxy"], CADDY)
+    for name in ("git", "photo"):
+        stack_dir(services, name, models[name])
+    settings = settings_with(tmp_path, f"HUB_SERVICE=reverseproxy\nCOMPOSE_PARALLEL={parallel}\nSTOP_TIMEOUT=7\n",
+                             base=BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}"))
+    config = {tuple(config_argv(("docker", "compose"), n)): json.dumps(m) for n, m in models.items()}
+    runner = FakeRunner({("docker", "compose", "version"): "Docker Compose version v2.29.0", **config,
+                         **(answers or {})})
+    lines = []
+    return DockerComposeManager(settings, runner, FakeZFS(unmounted), echo=lines.append), runner, lines
+
+
+def compose_calls(runner, verb):
+    return [c for c in runner.calls if c.argv[:2] == ("docker", "compose") and c.argv[4:5] == (verb,)]
+
+
+def test_compose_argv_has_no_file_flag_and_config_asks_for_json_on_v2_only():
+    assert compose_argv(("docker", "compose"), "git", "up", "-d") == ["docker", "compose", "-p", "git", "up", "-d"]
+    assert config_argv(("docker", "compose"), "git") == ["docker", "compose", "-p", "git", "config", "--format", "json"]
+    assert config_argv(("docker-compose",), "git") == ["docker-compose", "-p", "git", "config"]
+    with pytest.raises(ValidationError, match="'Git Lab' is not a valid compose project name"):
+        compose_argv(("docker-compose",), "Git Lab", "up")
+
+
+def test_v1_is_used_when_docker_compose_v2_is_missing(tmp_path):
+    v1 = {tuple(config_argv(("docker-compose",), "git")): "services:\n  app: {image: busybox}\n"}
+    mgr, runner, _ = make(tmp_path, {("docker", "compose", "version"): CommandError("docker compose version", 1, ""),
+                                     **v1})
+    mgr.stop(["git"])
+    assert runner.argvs[-1] == ("docker-compose", "-p", "git", "stop")
+    assert sum(a[:3] == ("docker", "compose", "version") for a in runner.argvs) == 1
+
+
+def test_compose_runs_in_the_stack_folder_without_the_callers_compose_variables(tmp_path):
+    mgr, runner, _ = make(tmp_path)
+    mgr.up(["git"])
+    (up,) = compose_calls(runner, "up")
+    assert up.cwd == str(tmp_path / "services" / "git")
+    assert up.env == {"ZFS_BASE_MOUNTPOINT": "/datapool/services", "PWD": up.cwd}
+    assert "COMPOSE_FILE" in COMPOSE_ENV_UNSET and "COMPOSE_PROFILES" in COMPOSE_ENV_UNSET
+
+
+def test_each_stack_is_read_once_per_run(tmp_path):
+    mgr, runner, _ = make(tmp_path)
+    mgr.up()
+    mgr.stop()
+    mgr.start()
+    assert sorted(c.argv[3] for c in compose_calls(runner, "config")) == ["git", "photo", "reverseproxy"]
+
+
+def test_up_starts_the_hub_first_stop_stops_it_last_without_shortening_grace(tmp_path):
+    mgr, runner, _ = make(tmp_path)
+    mgr.up()
+    ups = [c.argv[3] for c in compose_calls(runner, "up")]
+    assert ups[0] == "reverseproxy" and sorted(ups[1:]) == ["git", "photo"]
+    runner.calls.clear()
+    mgr.stop()
+    stops = compose_calls(runner, "stop")
+    assert [c.argv[3] for c in stops][-1] == "reverseproxy"
+    assert all(c.argv[4:] == ("stop",) and c.timeout == 7 for c in stops)  # no -t; STOP_TIMEOUT bounds the wait
+
+
+def test_a_stop_past_stop_timeout_is_reported_with_the_declared_grace(tmp_path):
+    err = CommandError("docker compose -p git stop", None, "", reason="timed out after 7s")
+    mgr, _, _ = make(tmp_path, {("docker", "compose", "-p", "git", "stop"): err})
+    results = {r.stack: r for r in mgr.stop()}
+    assert not results["git"].ok and results["photo"].ok
+    assert results["git"].message == "stop did not finish within STOP_TIMEOUT=7s (longest declared " \
+                                     "stop_grace_period: 90s)"
+
+
+def test_a_stack_compose_cannot_read_is_refused_alone_with_composes_words(tmp_path):
+    bad = CommandError("docker compose -p photo config", 1,
+                       "error while interpolating services.app.image: required variable IMG is missing a value")
+    mgr, runner, lines = make(tmp_path, {tuple(config_argv(("docker", "compose"), "photo")): bad})
+    results = {r.stack: r for r in mgr.up()}
+    assert results["git"].ok and results["reverseproxy"].ok
+    assert not results["photo"].ok and "required variable IMG is missing a value" in results["photo"].message
+    assert str(tmp_path / "services" / "photo" / "compose.yaml") in results["photo"].message
+    assert "photo" not in [c.argv[3] for c in compose_calls(runner, "up")]
+    assert {r.stack: r.ok for r in mgr.stop()} == {"git": True, "photo": False, "reverseproxy": True}
+
+
+def test_external_networks_created_once_and_only_missing_ones(tmp_path):
+    mgr, runner, lines = make(tmp_path, {("docker", "network", "ls"): "bridge\nhost\ngit_net\n"})
+    mgr.up()
+    assert [a for a in runner.argvs if a[:2] == ("docker", "network")] == [
+        ("docker", "network", "ls", "--format", "{{.Name}}"), ("docker", "network", "create", "photo_net")]
+    creates = [i for i, a in enumerate(runner.argvs) if a[:3] == ("docker", "network", "create")]
+    first_up = min(i for i, a in enumerate(runner.argvs) if a[4:5] == ("up",))
+    assert creates[0] < first_up
+    assert "creating external network photo_net" in lines
+
+
+def test_a_stack_on_an_unmounted_dataset_is_refused_and_the_others_start(tmp_path):
+    mgr, runner, lines = make(tmp_path, unmounted={"datapool/services/photo"})
+    results = {r.stack: r for r in mgr.up()}
+    assert results["git"].ok and results["reverseproxy"].ok
+    assert not results["photo"].ok
+    assert "datapool/services/photo, which is not mounted" in results["photo"].message
+    assert [c.argv[3] for c in compose_calls(runner, "up")].count("photo") == 0
+
+
+def test_one_stack_failing_does_not_stop_the_others(tmp_path):
+    err = CommandError("docker compose -p git up -d", 1, "Error response from daemon: driver failed")
+    mgr, runner, lines = make(tmp_path, {("docker", "compose", "-p", "git"): err})
+    results = {r.stack: r for r in mgr.up()}
+    assert not results["git"].ok and "driver failed" in results["git"].message
+    assert results["photo"].ok and results["reverseproxy"].ok
+    assert any(line.startswith("  git: FAILED") for line in lines)
+
+
+def test_stacks_run_in_parallel_bounded_by_compose_parallel(tmp_path):
+    active, peak, lock = [0], [0], threading.Lock()
+    gate = threading.Barrier(2, timeout=5)
+
+    class Slow(FakeRunner):
+        def run(self, argv, **kw):
+            if "stop" in argv:
+                with lock:
+                    active[0] += 1
+                    peak[0] = max(peak[0], active[0])
+                if argv[3] != "reverseproxy":
+                    gate.wait()  # both spokes must be inside at once, or this times out
+                with lock:
+                    active[0] -= 1
+            return super().run(argv, **kw)
+
+    mgr, runner, _ = make(tmp_path, parallel=2)
+    mgr.runner = Slow(runner.answers)
+    assert all(r.ok for r in mgr.stop())
+    assert peak[0] == 2
+
+
+def test_unknown_stack_is_named_with_the_known_ones(tmp_path):
+    mgr, runner, _ = make(tmp_path)
+    (result,) = mgr.up(["nope"])
+    assert not result.ok and "unknown stack(s) 'nope'" in result.message
+    assert "known: git, photo, reverseproxy" in result.message
+
+
+def test_wait_healthy_reports_the_unhealthy_container(tmp_path):
+    mgr, runner, _ = make(tmp_path, {
+        ("docker", "ps"): "abc\n",
+        ("docker", "inspect"): Result(("docker",), 0, "/gitea\trunning\tunhealthy\n"),
+    })
+    mgr.s = dataclasses.replace(mgr.s, health_timeout=0)
+    stack = mgr.stacks(["git"])[0]
+    result = mgr._wait_healthy(stack)
+    assert not result.ok and "gitea (unhealthy)" in result.message
+
+
+def test_order_hub():
+    assert order_hub(["git", "reverseproxy", "photo"], "reverseproxy") == (["reverseproxy"], ["git", "photo"])
+    assert order_hub(["git"], "reverseproxy") == ([], ["git"])
+
+
+def test_a_network_that_cannot_be_created_refuses_only_the_stacks_that_need_it(tmp_path):
+    err = CommandError("docker network create photo_net", 1, "Error response from daemon: pool overlaps")
+    mgr, runner, _ = make(tmp_path, {("docker", "network", "ls"): "git_net\n",
+                                     ("docker", "network", "create", "photo_net"): err})
+    results = {r.stack: r for r in mgr.up()}
+    assert not results["photo"].ok and "'photo_net' cannot be created" in results["photo"].message
+    assert "pool overlaps" in results["photo"].message and "photo/compose.yaml" in results["photo"].message
+    assert results["git"].ok  # the hub joins photo_net too, and is refused with it
+    assert not results["reverseproxy"].ok
+    assert [c.argv[3] for c in compose_calls(runner, "up")] == ["git"]
+
+
+def test_an_empty_list_of_stacks_is_no_stack_not_every_stack(tmp_path):
+    """The backup window stops `[]` when every running stack is live: nothing may stop."""
+    mgr, runner, _ = make(tmp_path)
+    assert mgr.stop([]) == [] and mgr.start([]) == [] and mgr.down([]) == []
+    assert [c for c in runner.calls if c.argv[4:5] in (("stop",), ("start",), ("down",))] == []

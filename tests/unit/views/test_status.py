@@ -1,0 +1,204 @@
+"""`status`: per service, the stack and dataset as the tools report them now, joined with what
+the runs left in STATE_DIR; stale ones are marked. Fake runner, real managers, tmp state."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import orchestrator
+from management.errors import CommandError, ValidationError
+from management.tools.compose import PROJECT_LABEL, DockerComposeManager
+from management.tools.zfs import ZFSManager
+from management.views import status
+from tests.fakes import FakeRunner
+from tests.unit.test_config import BASE, write
+
+NOW = 2_000_000_000.0
+H = 3600.0
+ZFS_GET = ("zfs", "get", "-H", "-p", "-r", "-o", "name,property,value", "mountpoint,mounted,used",
+           "datapool/services")
+PROPS = (
+    "datapool/services\tmountpoint\t/datapool/services\ndatapool/services\tmounted\tyes\n"
+    "datapool/services\tused\t5000\n"
+    "datapool/services/git\tmountpoint\t/datapool/services/git\ndatapool/services/git\tmounted\tyes\n"
+    "datapool/services/git\tused\t2500000\n"
+    "datapool/services/git@orchestrator-1\tmountpoint\t-\ndatapool/services/git@orchestrator-1\tused\t10\n"
+    "datapool/services/photo\tmountpoint\t/datapool/services/photo\ndatapool/services/photo\tmounted\tno\n"
+    "datapool/services/photo\tused\t1000\n"
+)
+
+
+def ps(stack):
+    return ("docker", "ps", "-a", "-q", "--filter", f"label={PROJECT_LABEL}={stack}")
+
+
+def setup(tmp_path, stacks=("git", "web"), answers=None, extra=""):
+    services = tmp_path / "services"
+    for name in stacks:
+        (services / name).mkdir(parents=True)
+        (services / name / "compose.yaml").write_text("services: {}\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    env = write(tmp_path, BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}")
+                + f"STATE_DIR={state}\n" + extra)
+    from management.config import load_settings
+
+    settings = load_settings(env)[0]
+    fake = FakeRunner({ZFS_GET: PROPS, ps("git"): "c1\nc2\n", ps("web"): "",
+                       ("docker", "inspect"): "/git-app-1\trunning\thealthy\n/git-db-1\trunning\tnone\n",
+                       **(answers or {})})
+    docker = DockerComposeManager(settings, fake, None)
+    return settings, fake, ZFSManager(fake), docker, state
+
+
+def write_state(state, name, data):
+    (state / name).write_text(json.dumps(data))
+
+
+def test_one_row_per_service_then_stacks_without_a_dataset(tmp_path):
+    settings, fake, zfs, docker, state = setup(tmp_path)
+    report = status.collect(settings, zfs, docker, now=NOW)
+    assert [r.service for r in report.services] == ["git", "photo", "web"]
+    git, photo, web = report.services
+    assert git.stack == status.StackState("running", 2, 2, "healthy")
+    assert git.dataset == status.DatasetState("datapool/services/git", True, True, 2500000, "/datapool/services/git")
+    assert photo.stack is None and photo.dataset.mounted is False
+    assert web.dataset is None and web.stack.state == "absent"
+    # the datasets come from ONE zfs call; docker is asked only about the stack folders
+    assert [a for a in fake.argvs if a[0] == "zfs"] == [ZFS_GET]
+    assert ps("photo") not in fake.argvs
+    assert all(not c.mutating for c in fake.calls)
+
+
+def test_last_backup_age_archive_and_staleness_from_state_files(tmp_path):
+    settings, _fake, zfs, docker, state = setup(tmp_path)
+    write_state(state, "last_success.json", {"git": NOW - 3 * H, "photo": NOW - 37 * H})
+    kept = {"snapshot": "orchestrator-x", "archive": "git-2033-05-18T03:30:00Z", "manifest": None}
+    write_state(state, "kept_snapshots.json", {"git": kept})
+    report = status.collect(settings, zfs, docker, now=NOW)
+    git, photo, web = report.services
+    assert (git.last_backup_age, git.stale, git.last_archive) == (3 * H, False, "git-2033-05-18T03:30:00Z")
+    assert photo.stale and photo.last_archive is None
+    assert not web.stale and web.last_backup is None  # a stack without a dataset is not backed up
+    assert report.stale == ["photo"]
+
+
+def test_never_backed_up_is_stale_and_stale_after_is_the_setting(tmp_path):
+    settings, _fake, zfs, docker, state = setup(tmp_path, extra="STALE_AFTER=2\n")
+    write_state(state, "last_success.json", {"git": NOW - 3 * H})
+    report = status.collect(settings, zfs, docker, now=NOW)
+    assert report.stale == ["git", "photo"] and report.stale_after_hours == 2
+
+
+def test_drill_update_and_rollback_points(tmp_path):
+    settings, _fake, zfs, docker, state = setup(tmp_path)
+    drill = {"time": NOW - 50 * H, "ok": False, "archive": "photo-a", "entries": 3, "bytes": 10, "differences": 1,
+             "message": "1 differs", "last_success": None}
+    write_state(state, "drills.json", {"photo": drill})
+    write_state(state, "last_update.json", {"web": {"time": NOW - 100 * H, "result": "rolled back", "message": "x"}})
+    (state / "updates" / "web").mkdir(parents=True)
+    for stamp in ("20330101T000000Z", "20330102T000000Z"):
+        (state / "updates" / "web" / f"pre-update-{stamp}.json").write_text("{}")
+    (state / "updates" / "web" / "notes.txt").write_text("not ours")
+    report = status.collect(settings, zfs, docker, now=NOW)
+    _git, photo, web = report.services
+    assert photo.drill == {**drill, "age_seconds": 50 * H}
+    assert web.update["result"] == "rolled back" and web.update["age_seconds"] == 100 * H
+    assert web.rollback_points == ["pre-update-20330101T000000Z", "pre-update-20330102T000000Z"]
+    lines = [line for line, _ in status.render(report)]
+    assert "FAILED 50h ago" in lines[2] and "rolled back 4d ago (2 rollback points)" in lines[3]
+
+
+def test_unreadable_state_files_count_as_no_run(tmp_path):
+    settings, _fake, zfs, docker, state = setup(tmp_path)
+    (state / "drills.json").write_text("{not json")
+    (state / "last_update.json").write_text("[1, 2]")
+    report = status.collect(settings, zfs, docker, now=NOW)
+    assert all(r.drill is None and r.update is None for r in report.services)
+
+
+def test_a_missing_parent_dataset_is_missing_datasets_not_an_error(tmp_path):
+    gone = CommandError("zfs get ...", 1, "cannot open 'datapool/services': dataset does not exist")
+    settings, _fake, zfs, docker, _state = setup(tmp_path, answers={ZFS_GET: gone})
+    report = status.collect(settings, zfs, docker, now=NOW)
+    assert report.problems == []
+    assert report.services[0].dataset == status.DatasetState("datapool/services/git", False, False)
+    assert "MISSING" in status.render(report)[1][0]
+
+
+def test_a_tool_that_does_not_answer_is_a_problem_and_question_marks(tmp_path):
+    settings, _fake, zfs, docker, _state = setup(tmp_path, answers={
+        ZFS_GET: CommandError("zfs get ...", 1, "internal error: zfs-fuse is not running"),
+        ps("git"): CommandError("docker ps ...", 1, "Cannot connect to the Docker daemon")})
+    report = status.collect(settings, zfs, docker, now=NOW)
+    assert report.problems == ["zfs: internal error: zfs-fuse is not running",
+                               "docker: Cannot connect to the Docker daemon"]
+    git = report.services[0]
+    assert git.dataset.exists is None and git.stack.state == "unknown"
+    row = status.render(report)[1][0].split()
+    assert row[:5] == ["git", "?", "-", "?", "?"]
+
+
+def test_naming_services_picks_rows_and_an_unknown_name_is_refused(tmp_path):
+    settings, _fake, zfs, docker, _state = setup(tmp_path)
+    picked = status.collect(settings, zfs, docker, ["web", "git"], now=NOW).services
+    assert [r.service for r in picked] == ["git", "web"]
+    with pytest.raises(ValidationError, match="unknown service"):
+        status.collect(settings, zfs, docker, ["nope"], now=NOW)
+
+
+def test_render_marks_stale_in_text_and_highlights_the_row(tmp_path):
+    settings, _fake, zfs, docker, state = setup(tmp_path)
+    write_state(state, "last_success.json", {"git": NOW - 2 * H, "photo": NOW - 80 * H})
+    lines = status.render(status.collect(settings, zfs, docker, now=NOW))
+    header, git, photo, web = (line for line, _ in lines[:4])
+    assert header.split()[:6] == ["SERVICE", "STACK", "HEALTH", "DATASET", "USED", "LAST"]
+    assert "running 2/2" in git and "healthy" in git and "mounted" in git and "2.5 MB" in git and "2h ago" in git
+    assert "STALE" not in git and "3d ago STALE" in photo and "NOT MOUNTED" in photo
+    assert [h for _, h in lines[:4]] == [False, False, True, False]
+    assert any("stale: photo" in line and h for line, h in lines)
+    assert "ARCHIVES" in header and not any("not counted" in line for line, _ in lines)
+
+
+def test_age_reads_in_hours_up_to_three_days():
+    assert [status.age(s) for s in (59, 61 * 60, 36 * H, 71.9 * H, 72 * H, None)] == ["0m", "1h", "36h", "71h", "3d",
+                                                                                     "?"]
+
+
+def cli(tmp_path, monkeypatch, fake, *args):
+    monkeypatch.setattr(orchestrator.App, "runner", property(lambda self: fake))
+    return CliRunner().invoke(orchestrator.cli, ["--env-file", str(tmp_path / ".env"), "status", *args])
+
+
+def test_cli_json_is_the_same_report(tmp_path, monkeypatch):
+    _settings, fake, _zfs, _docker, state = setup(tmp_path)
+    write_state(state, "last_success.json", {"git": 1.0})
+    result = cli(tmp_path, monkeypatch, fake, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["stale_after_hours"] == 36 and data["stale"] == ["git", "photo"]
+    git = data["services"][0]
+    assert git["service"] == "git" and git["stack"] == {"state": "running", "running": 2, "total": 2,
+                                                         "health": "healthy"}
+    assert git["dataset"]["mounted"] is True and git["dataset"]["used"] == 2500000
+    assert git["last_backup"]["time"] == 1.0 and git["last_backup"]["stale"] is True
+    assert data["services"][2]["last_backup"] is None  # web: no dataset, nothing to back up
+
+
+def test_cli_table_says_stale_without_a_tty_and_refuses_unknown_names(tmp_path, monkeypatch):
+    _settings, fake, _zfs, _docker, _state = setup(tmp_path)
+    result = cli(tmp_path, monkeypatch, fake)
+    assert result.exit_code == 0 and "never STALE" in result.output and "\x1b[" not in result.output
+    bad = cli(tmp_path, monkeypatch, fake, "nope")
+    assert bad.exit_code == 2 and "unknown service" in bad.output
+
+
+def test_cli_masks_secrets(tmp_path, monkeypatch):
+    _settings, fake, _zfs, _docker, state = setup(tmp_path)
+    from tests.unit.test_config import PASS
+
+    write_state(state, "last_update.json", {"git": {"time": NOW, "result": "failed", "message": f"pull {PASS}"}})
+    result = cli(tmp_path, monkeypatch, fake, "--json")
+    assert PASS not in result.output and "pull ***" in result.output
+
