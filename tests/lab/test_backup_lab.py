@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.compose]
 SPOKES = ["git", "photo"]
 
 
+@pytest.mark.v1_contract
 def test_backup_all_then_unchanged_rerun_reads_nothing_and_restore_is_byte_identical(cycle, tmp_path):
     env_path, v, prefix, base = cycle.env_path, cycle.values, cycle.prefix, cycle.base
     before = running_containers(prefix)

@@ -64,6 +64,7 @@ def fidelity(lab, tmp_path_factory):
     teardown_cycle(cyc)
 
 
+@pytest.mark.v1_contract
 def test_compose_reads_every_stack_as_the_user_wrote_it(fidelity):
     check = run_cli(fidelity.env_path, "check-stacks")
     out = check.stdout + check.stderr
@@ -116,6 +117,7 @@ def test_stop_honours_a_45s_grace_period_instead_of_cutting_it_short(fidelity):
     assert run_cli(fidelity.env_path, "docker-start", "slow").returncode == 0
 
 
+@pytest.mark.v1_contract
 def test_a_broken_stack_is_refused_alone(fidelity):
     broken = fidelity.services_dir / "envpath" / "compose.yaml"
     good = broken.read_text()

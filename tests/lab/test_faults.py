@@ -169,6 +169,7 @@ def test_dataset_unmounted_preflight_refuses_before_downtime(cycle):
         run_cli(cycle.env_path, "docker-start", "photo")
 
 
+@pytest.mark.v1_contract
 @pytest.mark.parametrize("action", ["stop", "start"])
 def test_one_stack_fails_to_stop_or_start(cycle, tmp_path, action):
     shims = tmp_path / "shims"

@@ -42,6 +42,7 @@ def https_through_hub(host: str, port: int, deadline: float = 30) -> str:
         time.sleep(0.5)
 
 
+@pytest.mark.v1_contract
 def test_docker_up_starts_the_hub_first_and_it_reaches_every_spoke_over_https(cycle):
     prefix = cycle.prefix
     hub = f"{prefix}central_hub"
@@ -125,6 +126,7 @@ def test_several_slow_stacks_stop_at_the_same_time(lab, tmp_path):
         teardown_cycle(cyc)
 
 
+@pytest.mark.v1_contract
 def test_the_boot_unit_verifies_and_its_commands_bring_stacks_up_and_down(cycle, tmp_path):
     units = tmp_path / "units"
     installed = run_cli(cycle.env_path, "install-autostart", "--unit-dir", str(units))

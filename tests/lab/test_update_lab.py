@@ -105,6 +105,7 @@ def test_nothing_new_restarts_nothing(upd):
     assert pre_update_snapshots(upd) == []
 
 
+@pytest.mark.v1_contract
 def test_a_healthy_new_image_runs_and_its_pre_update_snapshot_is_kept(upd, lab):
     v2 = build_push(lab, upd.repo, 2)
     # locally the tag points where it did before the push: only the registry has v2

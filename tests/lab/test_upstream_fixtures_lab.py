@@ -46,6 +46,7 @@ def upstream(lab, tmp_path):
     return env_path, v, services
 
 
+@pytest.mark.v1_contract
 def test_check_stacks_reads_upstream_files_as_compose_does(upstream):
     env_path, v, services = upstream
     r = run_cli(env_path, "check-stacks")
