@@ -169,9 +169,12 @@ class StateStore:
     def update_dir(self, stack: str) -> Path:
         return self.root / UPDATES / stack
 
+    def update_point_path(self, stack: str, snapshot: str) -> Path:
+        return self.update_dir(stack) / f"{snapshot}.json"
+
     def update_point(self, stack: str, snapshot: str) -> dict | None:
-        """The images a stack ran before update `snapshot` (service -> image id), or None."""
-        path = self.update_dir(stack) / f"{snapshot}.json"
+        """What a stack ran before update `snapshot` (its dataset and service images), or None."""
+        path = self.update_point_path(stack, snapshot)
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -182,7 +185,7 @@ class StateStore:
         self._write(f"{UPDATES}/{stack}/{snapshot}.json", services, mode=0o600)
 
     def remove_update_point(self, stack: str, snapshot: str) -> None:
-        (self.update_dir(stack) / f"{snapshot}.json").unlink()
+        self.update_point_path(stack, snapshot).unlink()
 
     def update_points(self, stack: str) -> list[str]:
         """The recorded pre-update snapshots of a stack, oldest first."""

@@ -8,7 +8,7 @@ folder in the archive is compared with the manifest recorded when the archive wa
 Where that snapshot is gone, fall back to `borg check --verify-data` plus the full extract, and
 say that no comparison was made. The scratch space and the view are removed afterwards.
 
-Results go to STATE_DIR/drills.json and, beside PROMETHEUS_TEXTFILE, <name>_drill.prom.
+Results go to the run state and the drill textfile, through monitoring.publish.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ class UpdateOrchestrator(Cycle):
     def _load(self, stack: str, snap: str) -> dict:
         data = self.state.update_point(stack, snap)
         if data is None:
-            path = self.state.update_dir(stack) / f"{snap}.json"
+            path = self.state.update_point_path(stack, snap)
             raise ValidationError(f"{stack}: no record of update snapshot {snap!r} ({path})")
         return data
 

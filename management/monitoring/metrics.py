@@ -72,7 +72,7 @@ def backup_families(report: RunReport, last_success: dict[str, float]) -> list[F
 
 
 def drill_families(state: dict[str, dict]) -> list[Family]:
-    """One series per service from the drill state (STATE_DIR/drills.json)."""
+    """One series per service from the drill state (StateStore.drills)."""
     columns = (
         ("orchestrator_drill_success", "1 if the last restore drill of the service passed", "ok"),
         ("orchestrator_drill_last_run_timestamp_seconds", "Unix time of the last restore drill", "time"),
@@ -87,7 +87,7 @@ def drill_families(state: dict[str, dict]) -> list[Family]:
 
 
 def update_families(state: dict[str, dict]) -> list[Family]:
-    """Per stack from the update state (STATE_DIR/last_update.json): when it last ran, and a 1
+    """Per stack from the update state (StateStore.last_update): when it last ran, and a 1
     for its result among updated / unchanged / rolled_back / failed."""
     ran = Family("orchestrator_update_last_run_timestamp_seconds", "When the last update of a stack ran.",
                  [({"stack": stack}, round(s["time"])) for stack, s in sorted(state.items())])

@@ -16,31 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CHUNK = 1 << 20
-KEY_FILE = "manifest.key"
 
 
 def copy_tree_argv(source: Path, target: Path) -> list[str]:
     """`cp -a SOURCE/. TARGET`: TARGET (which must not exist) becomes an exact copy of SOURCE,
     its own owner and mode included."""
     return ["cp", "-a", "--", f"{source}/.", str(target)]
-
-
-def manifest_key(state_dir: Path) -> bytes:
-    """The key for content hashes in stack manifests: 32 random bytes in STATE_DIR, mode 0600,
-    made on first use."""
-    path = Path(state_dir) / KEY_FILE
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another run made it meanwhile
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(os.urandom(32))
-    return path.read_bytes()
 
 
 def walk(root: Path, skip_top: frozenset[str] = frozenset()) -> Iterator[tuple[str, os.stat_result]]:

@@ -5,14 +5,13 @@ of the same name when there is one (a stack folder without a dataset gets a row 
 
 - now, from the tools: the stack's containers running/total, state and health (docker, the
   same queries as before); the dataset mounted and its used space (ONE `zfs get -r` for all);
-- from STATE_DIR, as the runs wrote it: the last good backup and its age (`last_success.json`,
-  written by every backup), the archive that holds it (`kept_snapshots.json`, written when
-  KEEP_LAST_SNAPSHOT=1), the last restore drill (`drills.json`), the last image update
-  (`last_update.json`) and the pre-update points `make rollback` can go back to
-  (`updates/<stack>/pre-update-*.json`).
+- from the run state (management.state), as the runs wrote it: the last good backup and its
+  age (written by every backup), the archive that holds it (the kept snapshot, recorded when
+  KEEP_LAST_SNAPSHOT=1), the last restore drill, the last image update and the pre-update
+  points `make rollback` can go back to.
 
-Status starts no borg: the number of archives is the one the last prune reported
-(`archives.json`, written by every backup that pruned). A last good backup older than
+Status starts no borg: the number of archives is the one the last prune reported (recorded by
+every backup that pruned). A last good backup older than
 STALE_AFTER hours, or none at all, is stale.
 
 Everything here reads; nothing writes. A tool that does not answer is named in `problems`
@@ -57,8 +56,8 @@ class ServiceStatus:
     last_archive: str | None = None  # the archive that holds the last good backup, when recorded
     archives: int | None = None  # the service's archives after the last prune
     stale: bool = False
-    drill: dict | None = None  # drills.json entry, plus age_seconds
-    update: dict | None = None  # last_update.json entry, plus age_seconds
+    drill: dict | None = None  # the drill state entry, plus age_seconds
+    update: dict | None = None  # the last update state entry, plus age_seconds
     rollback_points: list[str] = field(default_factory=list)
 
     @property

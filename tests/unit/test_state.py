@@ -1,16 +1,10 @@
-from management.results import FAILED, OK, DatasetResult, RunReport
-from management.state import write_atomic
+"""StateStore: every file under STATE_DIR, one load/save each, written atomically."""
 
+from __future__ import annotations
 
-def report():
-    r = RunReport(started_at=0.0, snapshot="datapool/services@orchestrator-x", downtime=3.25,
-                  stopped_stacks=["git", "photo"], restarted_stacks=["git", "photo"])
-    r.datasets = [
-        DatasetResult("git", OK, "git-x", 12.5, 1500, 2_500_000, 1_000),
-        DatasetResult("photo", FAILED, message="borg: repository does not exist\nmore"),
-    ]
-    return r
+import json
 
+from management.state import KEPT, LAST_SUCCESS, StateStore, write_atomic
 
 
 def test_write_atomic_replaces_whole_file(tmp_path):
@@ -20,3 +14,67 @@ def test_write_atomic_replaces_whole_file(tmp_path):
     assert path.read_text() == "two\n"
     assert [p.name for p in tmp_path.iterdir()] == ["x.prom"]
 
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "x.json"
+    write_atomic(path, "old")
+
+    def boom(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", boom)
+    try:
+        write_atomic(path, "new")
+    except OSError:
+        pass
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_nothing_written_yet_reads_as_empty(tmp_path):
+    store = StateStore(tmp_path / "state")
+    assert store.last_success() == {} and store.kept() == {} and store.drills() == {}
+    assert store.archive_counts() == {} and store.last_update() == {} and store.update_points("git") == []
+    assert store.update_point("git", "pre-update-20330101T000000Z") is None
+
+
+def test_a_damaged_file_reads_as_empty_instead_of_failing_the_run(tmp_path):
+    (tmp_path / LAST_SUCCESS).write_text("{not json")
+    (tmp_path / KEPT).write_text("[1, 2]")
+    store = StateStore(tmp_path)
+    assert store.last_success() == {} and store.kept() == {}
+
+
+def test_each_file_round_trips(tmp_path):
+    store = StateStore(tmp_path)
+    store.save_last_success({"git": 10.0})
+    store.save_archive_counts({"git": {"count": 3, "time": 10.0}})
+    store.save_kept({"git": {"snapshot": "s1", "archive": "git-1", "manifest": "m", "stack": None},
+                     "bad": {"archive": "no snapshot name"}})
+    store.save_last_compact({"git": 5.0})
+    store.save_drills({"git": {"ok": True}})
+    store.save_last_update({"web": {"time": 1.0, "result": "updated"}})
+    assert store.last_success() == {"git": 10.0}
+    assert store.archive_counts() == {"git": {"count": 3, "time": 10.0}}
+    assert list(store.kept()) == ["git"]  # an entry without a snapshot name is not a kept snapshot
+    assert store.last_compact() == {"git": 5.0}
+    assert store.drills() == {"git": {"ok": True}} and store.last_update()["web"]["result"] == "updated"
+    assert store.forget_kept() and store.kept() == {} and not store.forget_kept()
+
+
+def test_update_points_are_private_files_listed_oldest_first(tmp_path):
+    store = StateStore(tmp_path)
+    for snap in ("pre-update-20330102T000000Z", "pre-update-20330101T000000Z"):
+        store.save_update_point("web", snap, {"dataset": "pool/web", "services": {}})
+    (store.update_dir("web") / "notes.json").write_text("{}")  # not a pre-update point
+    assert store.update_points("web") == ["pre-update-20330101T000000Z", "pre-update-20330102T000000Z"]
+    path = store.update_point_path("web", "pre-update-20330101T000000Z")
+    assert path.stat().st_mode & 0o777 == 0o600 and json.loads(path.read_text())["dataset"] == "pool/web"
+    store.remove_update_point("web", "pre-update-20330101T000000Z")
+    assert store.update_points("web") == ["pre-update-20330102T000000Z"]
+
+
+def test_the_manifest_key_is_made_once_and_private(tmp_path):
+    store = StateStore(tmp_path / "state")
+    key = store.manifest_key()
+    assert len(key) == 32 and store.manifest_key() == key
+    assert (tmp_path / "state" / "manifest.key").stat().st_mode & 0o777 == 0o600

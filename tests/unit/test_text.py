@@ -1,18 +1,13 @@
-from management.results import FAILED, OK, DatasetResult, RunReport
-from management.text import human_size
-
-
-def report():
-    r = RunReport(started_at=0.0, snapshot="datapool/services@orchestrator-x", downtime=3.25,
-                  stopped_stacks=["git", "photo"], restarted_stacks=["git", "photo"])
-    r.datasets = [
-        DatasetResult("git", OK, "git-x", 12.5, 1500, 2_500_000, 1_000),
-        DatasetResult("photo", FAILED, message="borg: repository does not exist\nmore"),
-    ]
-    return r
-
+from management.text import age, escape_label, human_size
 
 
 def test_human_size():
     assert (human_size(None), human_size(999), human_size(1_500_000_000)) == ("-", "999 B", "1.5 GB")
 
+
+def test_age_reads_hours_up_to_three_days():
+    assert [age(None), age(-5), age(59 * 60), age(36 * 3600), age(80 * 3600)] == ["?", "0m", "59m", "36h", "3d"]
+
+
+def test_escape_label_escapes_backslash_quote_and_newline():
+    assert escape_label('a\\b"c\nd') == 'a\\\\b\\"c\\nd'

@@ -16,17 +16,8 @@ from management.monitoring.metrics import (
     textfile,
     update_families,
 )
-from management.results import FAILED, OK, ROLLED_BACK, DatasetResult, RunReport
-
-
-def report():
-    r = RunReport(started_at=0.0, snapshot="datapool/services@orchestrator-x", downtime=3.25,
-                  stopped_stacks=["git", "photo"], restarted_stacks=["git", "photo"])
-    r.datasets = [
-        DatasetResult("git", OK, "git-x", 12.5, 1500, 2_500_000, 1_000),
-        DatasetResult("photo", FAILED, message="borg: repository does not exist\nmore"),
-    ]
-    return r
+from management.results import OK, ROLLED_BACK, DatasetResult, RunReport
+from tests.unit.test_results import report
 
 
 def test_backup_metrics_keep_the_last_success_of_a_failed_service():

@@ -1,19 +1,30 @@
+"""The one publish path: state -> Prometheus textfile -> push URL -> Apprise, the same for
+every run kind; and the push URL styles."""
+
+from __future__ import annotations
+
 import http.server
+import json
 import threading
 
-from management.monitoring.publish import push, push_url_for
-from management.results import FAILED, OK, DatasetResult, RunReport
+import pytest
 
-
-def report():
-    r = RunReport(started_at=0.0, snapshot="datapool/services@orchestrator-x", downtime=3.25,
-                  stopped_stacks=["git", "photo"], restarted_stacks=["git", "photo"])
-    r.datasets = [
-        DatasetResult("git", OK, "git-x", 12.5, 1500, 2_500_000, 1_000),
-        DatasetResult("photo", FAILED, message="borg: repository does not exist\nmore"),
-    ]
-    return r
-
+from management.monitoring import publish as publish_module
+from management.monitoring.publish import BackupOutcome, DrillOutcome, UpdateOutcome, publish, push, push_url_for
+from management.results import (
+    COMPARED,
+    FAILED,
+    OK,
+    ROLLED_BACK,
+    SKIPPED,
+    DatasetResult,
+    DrillReport,
+    DrillResult,
+    RunReport,
+    UpdateResult,
+)
+from management.state import StateStore
+from tests.unit.test_config import settings_with
 
 
 def test_push_urls_healthchecks_and_uptime_kuma_styles():
@@ -23,7 +34,6 @@ def test_push_urls_healthchecks_and_uptime_kuma_styles():
     kuma = "https://kuma/api/push/tok?status=up&msg=OK"
     assert push_url_for(kuma, "fail") == "https://kuma/api/push/tok?status=down&msg=OK"
     assert push_url_for(kuma, "start") == ""
-
 
 
 def test_push_reaches_a_local_server_and_failure_is_a_warning_without_the_url():
@@ -48,4 +58,70 @@ def test_push_reaches_a_local_server_and_failure_is_a_warning_without_the_url():
     server.server_close()
     warning = push(base, "fail", timeout=2)
     assert warning and "secret-token-123" not in warning
+
+
+@pytest.fixture
+def steps(tmp_path, monkeypatch):
+    """Records the push and the notification, in order, after the state and textfile writes."""
+    seen = []
+    monkeypatch.setattr(publish_module, "push", lambda url, event, body="": seen.append(("push", url, event, body)))
+    monkeypatch.setattr(publish_module, "notify", lambda s, message, mask, echo: seen.append(("notify", message)))
+    settings = settings_with(tmp_path, f"STATE_DIR={tmp_path}/state\nPROMETHEUS_TEXTFILE={tmp_path}/m/o.prom\n"
+                                       "PUSH_URL=https://hc/ping/backup\nUPDATE_PUSH_URL=https://hc/ping/update\n")
+    return settings, StateStore(settings.state_dir), seen
+
+
+def night() -> RunReport:
+    return RunReport(started_at=0.0, datasets=[DatasetResult("git", OK, archives=4),
+                                               DatasetResult("photo", FAILED, message="borg: down")])
+
+
+def test_a_backup_records_state_then_writes_metrics_then_pushes_then_notifies(steps):
+    settings, store, seen = steps
+    store.save_last_success({"photo": 50.0})
+    publish(BackupOutcome(night()), settings, store, lambda t: t.replace("down", "***"), print, now=100.0)
+    assert store.last_success() == {"git": 100.0, "photo": 50.0}  # a failed night keeps the older success
+    assert store.archive_counts() == {"git": {"count": 4, "time": 100.0}}
+    text = (settings.prometheus_textfile).read_text()
+    assert 'orchestrator_backup_last_success_timestamp_seconds{service="photo"} 50.0' in text
+    assert [s[0] for s in seen] == ["push", "notify"]
+    _push, url, event, body = seen[0]
+    assert (url, event) == ("https://hc/ping/backup", "fail") and "***" in body and "down" not in body
+    assert not seen[1][1].ok
+
+
+def test_a_backup_whose_state_cannot_be_written_is_not_ok(steps, tmp_path):
+    settings, _store, seen = steps
+    (tmp_path / "blocked").write_text("a file where the state folder should be")
+    report = RunReport(started_at=0.0, datasets=[DatasetResult("git", OK)])
+    publish(BackupOutcome(report), settings, StateStore(tmp_path / "blocked"), str, print, now=1.0)
+    assert not report.ok and "could not write the backup state" in report.errors[0]
+    assert seen[0][2] == "fail"  # the push already knows
+
+
+def test_a_drill_and_an_update_take_the_same_path_with_their_own_file_and_url(steps):
+    settings, store, seen = steps
+    echoed = []
+    drill = DrillReport([DrillResult("git", "git-1", "s", COMPARED, entries=1)], finished_at=7.0)
+    publish(DrillOutcome(drill, str), settings, store, str, echoed.append, now=7.0)
+    assert store.drills()["git"]["last_success"] == 7.0
+    assert (settings.prometheus_textfile.parent / "o_drill.prom").is_file()
+    assert seen[0][1] is None  # the drill has no push URL of its own
+    seen.clear()
+    results = [UpdateResult("web", ROLLED_BACK, "unhealthy"), UpdateResult("db", SKIPPED)]
+    publish(UpdateOutcome(results), settings, store, str, echoed.append, now=8.0)
+    assert list(store.last_update()) == ["web"]  # a skipped stack is not recorded
+    assert 'result="rolled_back"} 1' in (settings.prometheus_textfile.parent / "o_update.prom").read_text()
+    assert seen[0][1:3] == ("https://hc/ping/update", "fail")
+    assert json.loads(seen[0][3])[0]["stack"] == "web"
+    assert echoed == []
+
+
+def test_a_drill_whose_state_cannot_be_written_is_a_warning(steps, tmp_path):
+    settings, _store, _seen = steps
+    (tmp_path / "blocked").write_text("x")
+    echoed = []
+    drill = DrillReport([DrillResult("git", mode=COMPARED)], finished_at=1.0)
+    publish(DrillOutcome(drill, str), settings, StateStore(tmp_path / "blocked"), str, echoed.append, now=1.0)
+    assert echoed and echoed[0].startswith("warning: could not write the drill state")
 

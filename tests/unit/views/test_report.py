@@ -1,16 +1,5 @@
-from management.results import FAILED, OK, DatasetResult, RunReport
 from management.views.report import render_table
-
-
-def report():
-    r = RunReport(started_at=0.0, snapshot="datapool/services@orchestrator-x", downtime=3.25,
-                  stopped_stacks=["git", "photo"], restarted_stacks=["git", "photo"])
-    r.datasets = [
-        DatasetResult("git", OK, "git-x", 12.5, 1500, 2_500_000, 1_000),
-        DatasetResult("photo", FAILED, message="borg: repository does not exist\nmore"),
-    ]
-    return r
-
+from tests.unit.test_results import report
 
 
 def test_table_names_every_service_the_downtime_and_the_failed_one():

@@ -1,0 +1,152 @@
+"""The house rules, read from the code with `ast`: which layer may import which, one owner for
+the run state's file names, and unit tests that mirror the package.
+
+    base        config errors runner lock state text results   imports only base
+    tools/      one module per outside tool                     base, tools
+    monitoring/ publish path, metrics, notify, progress         base, monitoring
+    cycles/     locked runs (backup, restore, drill, update)    base, tools, monitoring, cycles.context
+    host/       storage setup, cron, boot unit, doctor          base, tools, monitoring, host
+    views/      status, fleet summary, run table, outdated      base, tools, views
+    orchestrator.py (the CLI)                                   anything; nothing imports it
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from management import state
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "management"
+BASE = {"config", "errors", "runner", "lock", "state", "text", "results"}
+ALLOWED = {
+    "base": {"base"},
+    "tools": {"base", "tools"},
+    "monitoring": {"base", "monitoring"},
+    "cycles": {"base", "tools", "monitoring", "cycles.context"},
+    "host": {"base", "tools", "monitoring", "host"},
+    "views": {"base", "tools", "views"},
+}
+
+
+def modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py")
+
+
+def layer_of(dotted: str) -> str:
+    """management.tools.zfs -> tools; management.config -> base; management.cycles.context ->
+    cycles.context (the one cycle module every cycle may import)."""
+    parts = dotted.split(".")[1:]
+    if not parts:
+        return "base"  # `from management import __version__`
+    if parts[0] in BASE:
+        return "base"
+    if parts[:2] == ["cycles", "context"]:
+        return "cycles.context"
+    return parts[0]
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) for every import of this project's code, at any depth (lazy ones too)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                found.append((node.lineno, f"<relative {'.' * node.level}{node.module or ''}>"))
+            elif node.module and (node.module == "management" or node.module.startswith("management.")):
+                for alias in node.names:  # `from management.host import schedule` imports host.schedule
+                    sub = f"{node.module}.{alias.name}"
+                    found.append((node.lineno, sub if (ROOT / (sub.replace(".", "/") + ".py")).exists()
+                                  else node.module))
+            elif node.module == "orchestrator":
+                found.append((node.lineno, "orchestrator"))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names
+                      if a.name.startswith("management") or a.name == "orchestrator"]
+    return found
+
+
+def dotted(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def violations(path: Path) -> list[str]:
+    here = dotted(path)
+    mine = layer_of(here)
+    if mine == "cycles.context":
+        mine = "base"  # the context wires tools together: it may import base and tools only
+        allowed = {"base", "tools", "monitoring"}
+    else:
+        allowed = ALLOWED[mine]
+    problems = []
+    for line, target in imports(path):
+        where = f"{path.relative_to(ROOT)}:{line}"
+        if target.startswith("<relative"):
+            problems.append(f"{where}: relative import {target}; write management.<layer>.<module>")
+            continue
+        if target == "orchestrator":
+            problems.append(f"{where}: imports the CLI")
+            continue
+        theirs = layer_of(target)
+        if mine == "cycles" and theirs == "cycles" and target != here:
+            problems.append(f"{where}: the cycle {here} imports the cycle {target}")
+        elif theirs not in allowed and theirs != mine:
+            problems.append(f"{where}: {mine} may not import {theirs} ({target})")
+    return problems
+
+
+def test_every_module_imports_only_what_its_layer_allows():
+    problems = [p for path in modules() for p in violations(path)]
+    assert not problems, "\n".join(problems)
+
+
+def with_source(monkeypatch, module: Path, source: str) -> None:
+    original = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: source if self == module else original(self, *a, **k))
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("from management.cycles.backup import BackupOrchestrator\n", "tools may not import cycles"),
+    ("from management.host import doctor\n", "tools may not import host"),
+    ("import orchestrator\n", "imports the CLI"),
+    ("from .zfs import ZFSManager\n", "relative import"),
+])
+def test_the_rule_catches_a_tool_importing_upward_or_the_cli(monkeypatch, source, expected):
+    module = PACKAGE / "tools" / "borg.py"
+    with_source(monkeypatch, module, source)
+    assert [p for p in violations(module) if expected in p]
+
+
+def test_a_cycle_importing_another_cycle_is_caught(monkeypatch):
+    module = PACKAGE / "cycles" / "drill.py"
+    with_source(monkeypatch, module, "from management.cycles.backup import brief\n"
+                                     "from management.cycles.context import Cycle\n")
+    assert violations(module) == ["management/cycles/drill.py:1: the cycle management.cycles.drill imports the "
+                                  "cycle management.cycles.backup"]
+
+
+def test_no_module_but_state_names_a_state_file():
+    names = {getattr(state, k) for k in ("LAST_SUCCESS", "ARCHIVES", "KEPT", "COMPACT", "DRILLS", "LAST_UPDATE",
+                                         "MANIFEST_KEY")}
+    found = []
+    for path in [*modules(), ROOT / "orchestrator.py"]:
+        if path == PACKAGE / "state.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names if n in node.value]
+    assert not found, "\n".join(found)
+
+
+def test_unit_tests_mirror_the_package():
+    tests = ROOT / "tests" / "unit"
+    missing = []
+    for path in modules():
+        rel = path.relative_to(PACKAGE)
+        expected = tests / rel.parent / f"test_{rel.name}"
+        if not expected.exists():
+            missing.append(str(expected.relative_to(ROOT)))
+    assert not missing, "modules without a unit test file:\n" + "\n".join(missing)
