@@ -22,7 +22,7 @@ TEST_VENV := $(CURDIR)/.venv
 VM_CACHE ?= /var/tmp/orchestrator-vm
 PYTEST_ARGS ?=
 
-.PHONY: help install venv config-check config-show doctor test test-unit test-v1 test-vm vm-image lab-up lab-down lint
+.PHONY: help install venv config-check config-show doctor test test-unit test-v1 test-vm vm-image lab-up lab-down lint env-example
 
 help: ## List every target with one line each
 	@echo "Usage: make TARGET [ENV_FILE=./.env] [SERVICE_NAME=...] [DRY_RUN=1] [V=-v]"
@@ -270,3 +270,7 @@ test-unit: $(TEST_VENV)/.dev-installed ## Run only the unit tests (no outside to
 
 lint: $(TEST_VENV)/.dev-installed ## ruff check
 	$(TEST_VENV)/bin/ruff check .
+
+env-example: $(TEST_VENV)/.dev-installed ## Write .env.example from the settings table (SETTINGS in management/config.py)
+	$(TEST_VENV)/bin/python -c 'from pathlib import Path; from management import config, state; \
+	state.write_atomic(Path(".env.example"), config.render_env_example())'

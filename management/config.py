@@ -8,8 +8,10 @@ and the list of secrets the runner masks. Rules that span several keys (the volu
 its REMAPPED_*_UID keys, per-service retention, where VIEW_DATASET may live, how the
 passphrase is given) are the functions in `CROSS_CHECKS`, run after every key was parsed.
 
-Adding a setting: one `Setting(...)` line here and its line in .env.example (a unit test
-checks that the two agree).
+Adding a setting: one `Setting(...)` line here, inside the `_section` it belongs to, then
+`make env-example`: .env.example is rendered from this table (`render_env_example`: headings,
+each setting's doc line and note, its example or its default commented out), and a unit test
+checks that the committed file is that rendering.
 
 `load_settings(path)` reads the file with `dotenv_values` (os.environ is never touched),
 checks everything, and either returns `(Settings, warnings)` or raises `ConfigError`
@@ -24,6 +26,7 @@ import io
 import os
 import re
 import stat
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -339,22 +342,40 @@ class Setting:
     secret: bool = False  # never printed; handed to the runner, which masks it everywhere
     attr: str = ""  # the Settings attribute (default: the key in lower case)
     family: re.Pattern[str] | None = None  # a family of keys: the value is {key: parsed value}
+    # How .env.example shows it (render_env_example):
+    section: str = ""  # its heading there; given by _section(), never by hand
+    example: str | dict[str, str] | None = None  # written set (KEY=example); a family: {key: value}
+    sample: str | None = None  # written commented out (#KEY=sample) when there is no default to show
+    note: str = ""  # guidance that follows the doc line in the file's comment (not repeating it)
 
     @property
     def name(self) -> str:
         return self.attr or self.key.lower()
 
     @property
+    def default_text(self) -> str:
+        """The default as the documentation says it: a Derived one's text; '' for none worth saying."""
+        if isinstance(self.default, Derived):
+            return self.default.text
+        return "" if self.default is None else self.kind.show(self.default)
+
+    @property
+    def bounds(self) -> str:
+        """'low..high' for a number, else ''."""
+        return f"{self.kind.low}..{self.kind.high}" if isinstance(self.kind, Int) else ""
+
+    @property
+    def default_phrase(self) -> str:
+        """'Default: X.' (with a number's bounds), or '' when there is no default worth saying."""
+        shown, bounds = self.default_text, self.bounds
+        if shown and bounds:
+            return f"Default: {shown}, within {bounds}."
+        return f"Default: {shown}." if shown else ""
+
+    @property
     def described(self) -> str:
         """The doc line, with the default when there is one worth saying."""
-        if isinstance(self.default, Derived):
-            shown = self.default.text
-        else:
-            shown = "" if self.default is None else self.kind.show(self.default)
-        bounds = f"{self.kind.low}..{self.kind.high}" if isinstance(self.kind, Int) else ""
-        if shown and bounds:
-            return f"{self.doc} Default: {shown}, within {bounds}."
-        return f"{self.doc} Default: {shown}." if shown else self.doc
+        return f"{self.doc} {self.default_phrase}" if self.default_phrase else self.doc
 
     def default_value(self, parsed: dict[str, Any]) -> Any:
         if isinstance(self.default, Derived):
@@ -403,112 +424,205 @@ def _show_volume_paths(paths: tuple[VolumePath, ...]) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# The declaration: every setting once, in the order of .env.example
+# The declaration: every setting once, in sections, in the order of .env.example
 # ---------------------------------------------------------------------------------------
 
+
+def _section(title: str, *settings: Setting) -> tuple[Setting, ...]:
+    """The settings under one heading of .env.example, each told its heading."""
+    return tuple(dataclasses.replace(s, section=title) for s in settings)
+
+
 SETTINGS: tuple[Setting, ...] = (
-    # --- General
-    Setting("ADMIN_USER", Text(), "Your main non-root user.", required=True),
-    Setting("MANAGEMENT_DIR", AbsPath(strict=True), "Where this project (Makefile, management/) lives.",
-            required=True),
-    Setting("VENV_DIR", AbsPath(strict=True), "The virtualenv `make install` creates and uses.", required=True),
-    Setting("SERVICES_DIR", AbsPath(strict=True), "One folder per Docker Compose stack.", required=True),
-    Setting("HUB_SERVICE", Text(SERVICE_NAME_RE, "is not a valid service folder name"),
-            "The reverse-proxy stack: started first, stopped last.", default="reverseproxy"),
-    # --- Storage (ZFS)
-    Setting("ZFS_PARENT_DATASET", Dataset(pool_ok=False), "Parent dataset; one child dataset per service.",
-            required=True),
-    Setting("ZFS_BASE_MOUNTPOINT", AbsPath(strict=True), "Where the parent dataset is mounted.", required=True),
-    Setting("SNAPSHOT_PREFIX",
-            Text(SNAPSHOT_PREFIX_RE, "must be a letter followed by letters, digits, '_' or '-' (max 32)"),
-            "Snapshots the tool takes (and the only ones it destroys) are <prefix>-<timestamp>.",
-            default="orchestrator"),
-    Setting("VIEW_DATASET", Dataset(), "Read-only clones borg reads from; must be outside ZFS_PARENT_DATASET.",
-            default=Derived("<pool>/orchestrator-views", ("ZFS_PARENT_DATASET",),
-                            lambda parent: parent.split("/", 1)[0] + "/orchestrator-views")),
-    Setting("VIEW_MOUNTPOINT", AbsPath(), "Where the views are mounted (stable, for borg's files cache).",
-            default=Path("/run/orchestrator/views")),
-    # --- Storage & permissions (userns-remap)
-    Setting("DOCKER_REMAP_USER", Text(), "Host user docker maps container users to.", default="dockeruser"),
-    Setting("SUBID_START", Int(1, LARGEST_ID), "First host id of that user's subordinate range.", default=100000),
-    Setting("SUBID_COUNT", Int(1, LARGEST_ID), "Size of that user's subordinate id range.", default=65536),
-    Setting("DOCKER_DAEMON_JSON", AbsPath(), "The daemon.json setup-storage merges userns-remap into.",
-            default=Path("/etc/docker/daemon.json")),
-    Setting("SUBUID_FILE", AbsPath(), "Where setup-storage adds the subordinate uid range.",
-            default=Path("/etc/subuid")),
-    Setting("SUBGID_FILE", AbsPath(), "Where setup-storage adds the subordinate gid range.",
-            default=Path("/etc/subgid")),
-    Setting("DOCKER_RESTART_COMMAND", Text(), "Restarts docker after daemon.json changed; empty: systemctl or service.",
-            default=""),
-    Setting("REMAPPED_*_UID", Uid(), "Host ids (container id + SUBID_START) the volume list names.",
-            family=UID_KEY_RE, attr="remapped_uids"),
-    Setting("SERVICE_VOLUME_PATHS_AND_OWNERS", Lines(tuple[VolumePath, ...], render=_show_volume_paths),
-            "One service/path:UID_KEY[:GID_KEY] per line; the first component is the service.",
-            required=True, attr="volume_paths"),
-    # --- Backups (Borg)
-    Setting("BORG_REPO_BASE_PATH", BorgRepo(), "One repository per service below this: a path or ssh://.",
-            required=True),
-    Setting("BORG_PASSPHRASE", Text(strip=False), "The repositories' passphrase (or one of the next two).",
-            secret=True),
-    Setting("BORG_PASSCOMMAND", Text(), "A command that prints the passphrase."),
-    Setting("BORG_PASSPHRASE_FILE", AbsPath(), "A file that holds the passphrase (chmod 600)."),
-    Setting("BORG_RSH", Text(), "ssh command borg uses for ssh:// repositories."),
-    Setting("BORG_BASE_DIR", AbsPath(), "Borg's cache, config and security dirs.",
-            default=_below("MANAGEMENT_DIR", ".borg")),
-    Setting("BORG_KEYS_DIR", AbsPath(), "Exported repository keys, written 0600 on init.",
-            default=_below("MANAGEMENT_DIR", "borg_keys")),
-    Setting("BORG_EXCLUDES_FILE", AbsPath(), "Patterns borg skips.",
-            default=_below("MANAGEMENT_DIR", "borg_excludes.txt")),
-    Setting("BORG_COMPRESSION", Text(), "borg create --compression.", default="zstd,3"),
-    Setting("BORG_PARALLEL", Int(1, 16), "Datasets borg backs up at once.", default=1),
-    Setting("BORG_RETENTION", Retention(), "Retention for every service (daily=N,weekly=N,...).",
-            default=DEFAULT_RETENTION, attr="retention_default"),
-    Setting("BORG_RETENTION_OVERRIDES",
-            Lines(dict[str, dict[str, str]], hashable=False, render=_show_retention_overrides),
-            "Per-service retention, one service:daily=N,... per line.", default={}, attr="retention_overrides"),
-    Setting("KEEP_LAST_SNAPSHOT", SWITCH, "Keep each dataset's last backed-up snapshot until the next backup.",
-            default=1),
-    Setting("SKIP_UNCHANGED", SWITCH, "No borg run for a dataset with nothing written since its last backup.",
-            default=1),
-    Setting("BORG_COMPACT_EVERY_DAYS", Int(0, 365), "borg compact at most every N days per repository (0: every run).",
-            default=7),
-    # --- Compose
-    Setting("COMPOSE_PARALLEL", Int(1, 64), "Stacks handled at once by docker-up/stop/start/down.", default=8),
-    Setting("HEALTH_TIMEOUT", Int(0, 3600), "Seconds to wait for healthchecks after up/start.", default=120),
-    Setting("STORAGE_WAIT", Int(0, 3600), "Seconds docker waits at boot for the pool and every dataset below "
-            "ZFS_PARENT_DATASET to be mounted (a disk that appears late is imported by scanning); past that, docker "
-            "is held back. 0: docker is only ordered after the ZFS mounts (make install-autostart).", default=300),
-    Setting("STOP_TIMEOUT", Int(1, 3600), "Upper bound, in seconds, on stopping one whole stack.", default=120),
-    Setting("HOOK_TIMEOUT", Int(1, 3600), "Seconds a stack's before-snapshot command may take.", default=60),
-    Setting("COMPOSE_COMMAND", Choice(("auto", "v2", "v1")), "Which compose runs the stacks: auto, v2 or v1.",
-            default="auto"),
-    # --- Image updates
-    Setting("UPDATE_SNAPSHOTS_KEEP", Int(1, 100), "Pre-update snapshots kept per stack.", default=3),
-    Setting("UPDATE_SETTLE_SECONDS", Int(0, 600), "Seconds a service without healthcheck must stay up after update.",
-            default=10),
-    Setting("UPDATE_SCHEDULE", Schedule(), "Cron fields for a scheduled `update --yes`; empty: none.", default=""),
-    Setting("UPDATE_PUSH_URL", Url(), "Push URL for update runs (start / success / fail).", secret=True),
-    # --- Restore drills
-    Setting("DRILL_SCHEDULE", Schedule(off=True), "Cron fields for the restore drill; empty or off: none.",
-            default="0 5 * * 0"),
-    Setting("DRILL_DIR", AbsPath(), "Where drills extract to; empty: a temporary dataset beside the views."),
-    # --- Running
-    Setting("COMMAND_TIMEOUT", Int(10, 7 * 24 * 3600), "Seconds any single zfs/docker command may take.",
-            default=600),
-    Setting("BORG_TIMEOUT", Int(60, 7 * 24 * 3600), "Seconds any single borg command may take.", default=6 * 3600),
-    Setting("PROGRESS_INTERVAL", Int(1, 24 * 3600), "Seconds between progress lines of borg work when not on a "
-            "terminal (cron, --json).", default=300),
-    Setting("LOCK_FILE", AbsPath(), "Keeps two runs from overlapping.", default=Path("/run/lock/orchestrator.lock")),
-    Setting("STATE_DIR", AbsPath(), "Where run state is kept.", default=Path("/var/lib/orchestrator")),
-    # --- Monitoring
-    Setting("PUSH_URL", Url(), "Push URL for backup runs; /start and /fail are appended.", secret=True),
-    Setting("PROMETHEUS_TEXTFILE", AbsPath(), "node_exporter textfile collector output."),
-    Setting("NOTIFY_URLS", NotifyUrls(), "Apprise URLs notified after backup, update and drill runs.", secret=True,
-            default=()),
-    Setting("NOTIFY_ON", Choice(("failure", "always")), "When to notify: failure (default) or always.",
-            default="failure"),
-    Setting("STALE_AFTER", Int(1, 8760), "Hours after a service's last good backup before status and doctor "
-            "call it stale.", default=36),
+    *_section(
+        "General",
+        Setting("ADMIN_USER", Text(), "Your main non-root user.", required=True, example="runner",
+                note="Paths below usually live in its home."),
+        Setting("MANAGEMENT_DIR", AbsPath(strict=True), "Where this project (Makefile, management/) lives.",
+                required=True, example="/home/runner/management",
+                note="On the VM; borg_keys/ and borg_excludes.txt are kept there too."),
+        Setting("VENV_DIR", AbsPath(strict=True), "The virtualenv `make install` creates and uses.", required=True,
+                example="/home/runner/management/.venv", note="The Makefile runs the tool with its python."),
+        Setting("SERVICES_DIR", AbsPath(strict=True), "One folder per Docker Compose stack.", required=True,
+                example="/home/runner/services", note="Each holds its compose.yaml (or docker-compose.yml)."),
+        Setting("HUB_SERVICE", Text(SERVICE_NAME_RE, "is not a valid service folder name"),
+                "The reverse-proxy stack: started first, stopped last.", default="reverseproxy",
+                note="Its folder name in SERVICES_DIR (in the examples: the Caddy reverse proxy)."),
+    ),
+    *_section(
+        "Storage (ZFS)",
+        Setting("ZFS_PARENT_DATASET", Dataset(pool_ok=False), "Parent dataset; one child dataset per service.",
+                required=True, example="datapool/services", note="For example datapool/services/git."),
+        Setting("ZFS_BASE_MOUNTPOINT", AbsPath(strict=True), "Where the parent dataset is mounted.", required=True,
+                example="/datapool/services", note="Service data lives in ZFS_BASE_MOUNTPOINT/<service>."),
+        Setting("SNAPSHOT_PREFIX",
+                Text(SNAPSHOT_PREFIX_RE, "must be a letter followed by letters, digits, '_' or '-' (max 32)"),
+                "Snapshots the tool takes (and the only ones it destroys) are <prefix>-<timestamp>.",
+                default="orchestrator"),
+        Setting("VIEW_DATASET", Dataset(), "Read-only clones borg reads from; must be outside ZFS_PARENT_DATASET.",
+                default=Derived("<pool>/orchestrator-views", ("ZFS_PARENT_DATASET",),
+                                lambda parent: parent.split("/", 1)[0] + "/orchestrator-views"),
+                note="Each is a clone of a snapshot, mounted at a stable path (VIEW_MOUNTPOINT) so that borg's "
+                     "files cache works."),
+        Setting("VIEW_MOUNTPOINT", AbsPath(), "Where the views are mounted (stable, for borg's files cache).",
+                default=Path("/run/orchestrator/views")),
+    ),
+    *_section(
+        "Storage & permissions (userns-remap)",
+        Setting("DOCKER_REMAP_USER", Text(), "Host user docker maps container users to.", default="dockeruser"),
+        Setting("SUBID_START", Int(1, LARGEST_ID), "First host id of that user's subordinate range.",
+                default=100000),
+        Setting("SUBID_COUNT", Int(1, LARGEST_ID), "Size of that user's subordinate id range.", default=65536),
+        Setting("DOCKER_DAEMON_JSON", AbsPath(), "The daemon.json setup-storage merges userns-remap into.",
+                default=Path("/etc/docker/daemon.json")),
+        Setting("SUBUID_FILE", AbsPath(), "Where setup-storage adds the subordinate uid range.",
+                default=Path("/etc/subuid")),
+        Setting("SUBGID_FILE", AbsPath(), "Where setup-storage adds the subordinate gid range.",
+                default=Path("/etc/subgid")),
+        Setting("DOCKER_RESTART_COMMAND", Text(),
+                "Restarts docker after daemon.json changed; empty: systemctl or service.", default="",
+                sample="systemctl restart docker",
+                note="That is `systemctl restart docker`, or `service docker restart` without systemd."),
+        Setting("REMAPPED_*_UID", Uid(), "Host ids (container id + SUBID_START) the volume list names.",
+                family=UID_KEY_RE, attr="remapped_uids",
+                example={"REMAPPED_ROOT_UID": "100000", "REMAPPED_POSTGRES_UID": "100999",
+                         "REMAPPED_NODE_UID": "101000", "REMAPPED_GITEA_UID": "101000",
+                         "REMAPPED_REDIS_UID": "100999"},
+                note="One key REMAPPED_<NAME>_UID per owner: e.g. postgres (999) inside the container is 100999 "
+                     "on the host."),
+        Setting("SERVICE_VOLUME_PATHS_AND_OWNERS", Lines(tuple[VolumePath, ...], render=_show_volume_paths),
+                "One service/path:UID_KEY[:GID_KEY] per line; the first component is the service.",
+                required=True, attr="volume_paths",
+                example="\n".join(("reverseproxy/caddy-data:REMAPPED_ROOT_UID",
+                                   "reverseproxy/caddy-config:REMAPPED_ROOT_UID",
+                                   "git/gitea-data:REMAPPED_GITEA_UID",
+                                   "git/gitea-config:REMAPPED_GITEA_UID",
+                                   "git/gitea-postgres:REMAPPED_POSTGRES_UID",
+                                   "photo/immich-library:REMAPPED_NODE_UID",
+                                   "photo/immich-postgres:REMAPPED_POSTGRES_UID",
+                                   "photo/immich-model-cache:REMAPPED_NODE_UID")),
+                note="One line per persistent directory, its path relative to ZFS_BASE_MOUNTPOINT. The service "
+                     "becomes the dataset ZFS_PARENT_DATASET/<service>, the borg repository "
+                     "BORG_REPO_BASE_PATH/<service> and must match its folder in SERVICES_DIR. Without GID_KEY "
+                     "the group id equals the user id. Lines starting with # are ignored."),
+    ),
+    *_section(
+        "Backups (Borg)",
+        Setting("BORG_REPO_BASE_PATH", BorgRepo(), "One repository per service below this: a path or ssh://.",
+                required=True, example="ssh://borg@backup.homelab.lan:22/./repos",
+                note="A path is local; a remote one looks like ssh://user@host:port/path."),
+        Setting("BORG_PASSPHRASE", Text(strip=False), "The repositories' passphrase (or one of the next two).",
+                secret=True, example="change-me-to-a-long-random-passphrase",
+                note="Give exactly one of BORG_PASSPHRASE, BORG_PASSCOMMAND and BORG_PASSPHRASE_FILE. It reaches "
+                     "borg through the environment only, never the command line. Keep this file chmod 600."),
+        Setting("BORG_PASSCOMMAND", Text(), "A command that prints the passphrase.",
+                sample="cat /root/.borg-passphrase"),
+        Setting("BORG_PASSPHRASE_FILE", AbsPath(), "A file that holds the passphrase (chmod 600).",
+                sample="/root/.borg-passphrase"),
+        Setting("BORG_RSH", Text(), "ssh command borg uses for ssh:// repositories.",
+                example="ssh -i /home/runner/.ssh/id_borg -o BatchMode=yes", note="Its key must be readable by root."),
+        Setting("BORG_BASE_DIR", AbsPath(), "Borg's cache, config and security dirs.",
+                default=_below("MANAGEMENT_DIR", ".borg"),
+                note="Kept out of a user's home, so that sudo leaves no root-owned files there."),
+        Setting("BORG_KEYS_DIR", AbsPath(), "Exported repository keys, written 0600 on init.",
+                default=_below("MANAGEMENT_DIR", "borg_keys")),
+        Setting("BORG_EXCLUDES_FILE", AbsPath(), "Patterns borg skips.",
+                default=_below("MANAGEMENT_DIR", "borg_excludes.txt")),
+        Setting("BORG_COMPRESSION", Text(), "borg create --compression.", default="zstd,3"),
+        Setting("BORG_PARALLEL", Int(1, 16), "Datasets borg backs up at once.", default=1,
+                note="1: one after another."),
+        Setting("BORG_RETENTION", Retention(), "Retention for every service (daily=N,weekly=N,...).",
+                default=DEFAULT_RETENTION, attr="retention_default"),
+        Setting("BORG_RETENTION_OVERRIDES",
+                Lines(dict[str, dict[str, str]], hashable=False, render=_show_retention_overrides),
+                "Per-service retention, one service:daily=N,... per line.", default={}, attr="retention_overrides",
+                example="git:daily=365,weekly=52,monthly=24\nphoto:daily=90",
+                note="What a line leaves out comes from BORG_RETENTION."),
+        Setting("KEEP_LAST_SNAPSHOT", SWITCH, "Keep each dataset's last backed-up snapshot until the next backup.",
+                default=1,
+                note="1: on, 0: off. A local restore point and cheap change detection, for the space of blocks "
+                     "changed since."),
+        Setting("SKIP_UNCHANGED", SWITCH, "No borg run for a dataset with nothing written since its last backup.",
+                default=1,
+                note="Such a dataset is reported `unchanged` with the archive that holds it. Needs "
+                     "KEEP_LAST_SNAPSHOT."),
+        Setting("BORG_COMPACT_EVERY_DAYS", Int(0, 365),
+                "borg compact at most every N days per repository (0: every run).", default=7),
+    ),
+    *_section(
+        "Compose",
+        Setting("COMPOSE_PARALLEL", Int(1, 64), "Stacks handled at once by docker-up/stop/start/down.", default=8,
+                note="Keep it at least the number of stacks: the backup window is one wave of stops and one of "
+                     "starts, a second wave doubles it."),
+        Setting("HEALTH_TIMEOUT", Int(0, 3600), "Seconds to wait for healthchecks after up/start.", default=120,
+                note="Only containers with a healthcheck are waited for."),
+        Setting("STORAGE_WAIT", Int(0, 3600), "Seconds docker waits at boot for the pool and every dataset below "
+                "ZFS_PARENT_DATASET to be mounted (a disk that appears late is imported by scanning); past that, "
+                "docker is held back. 0: docker is only ordered after the ZFS mounts (make install-autostart).",
+                default=300,
+                note="Holding docker back keeps containers off empty mountpoints. Takes effect with "
+                     "`make install-autostart`."),
+        Setting("STOP_TIMEOUT", Int(1, 3600), "Upper bound, in seconds, on stopping one whole stack.", default=120,
+                note="Each service gets its own declared stop_grace_period (compose's default: 10 s) before it is "
+                     "killed; the tool never shortens it. Past this bound the tool stops waiting and reports the "
+                     "stack; check-stacks flags a stop_grace_period that would not fit."),
+        Setting("HOOK_TIMEOUT", Int(1, 3600), "Seconds a stack's before-snapshot command may take.", default=60,
+                note="The x-orchestrator before-snapshot command (docs/backup.md); past it that stack is stopped "
+                     "for the snapshot instead."),
+        Setting("COMPOSE_COMMAND", Choice(("auto", "v2", "v1")), "Which compose runs the stacks: auto, v2 or v1.",
+                default="auto", note="auto: v2 (`docker compose`) when installed, else v1 (`docker-compose`)."),
+    ),
+    *_section(
+        "Image updates (make outdated / update / rollback; docs/updates.md)",
+        Setting("UPDATE_SNAPSHOTS_KEEP", Int(1, 100), "Pre-update snapshots kept per stack.", default=3,
+                note="With the old images, for `make rollback`."),
+        Setting("UPDATE_SETTLE_SECONDS", Int(0, 600),
+                "Seconds a service without healthcheck must stay up after update.", default=10,
+                note="Up without a restart, for the update to count as healthy."),
+        Setting("UPDATE_SCHEDULE", Schedule(), "Cron fields for a scheduled `update --yes`; empty: none.",
+                default="", sample="0 5 * * 0", note="Installed by `make install-cron`."),
+        Setting("UPDATE_PUSH_URL", Url(), "Push URL for update runs (start / success / fail).", secret=True,
+                sample="https://hc-ping.com/your-other-uuid", note="Like PUSH_URL for backups. A secret."),
+    ),
+    *_section(
+        "Restore drills (make drill; docs/restore.md)",
+        Setting("DRILL_SCHEDULE", Schedule(off=True), "Cron fields for the restore drill; empty or off: none.",
+                default="0 5 * * 0",
+                note="Installed by `make install-cron`: each service's latest archive is extracted to scratch space "
+                     "and compared with the snapshot it was made from."),
+        Setting("DRILL_DIR", AbsPath(), "Where drills extract to; empty: a temporary dataset beside the views.",
+                sample="/var/tmp/orchestrator-drill",
+                note="Never inside a service dataset. The temporary dataset is removed afterwards."),
+    ),
+    *_section(
+        "Running",
+        Setting("COMMAND_TIMEOUT", Int(10, 7 * 24 * 3600), "Seconds any single zfs/docker command may take.",
+                default=600),
+        Setting("BORG_TIMEOUT", Int(60, 7 * 24 * 3600), "Seconds any single borg command may take.",
+                default=6 * 3600),
+        Setting("PROGRESS_INTERVAL", Int(1, 24 * 3600), "Seconds between progress lines of borg work when not on a "
+                "terminal (cron, --json).", default=300, note="On a terminal the progress is live."),
+        Setting("LOCK_FILE", AbsPath(), "Keeps two runs from overlapping.",
+                default=Path("/run/lock/orchestrator.lock")),
+        Setting("STATE_DIR", AbsPath(), "Where run state is kept.", default=Path("/var/lib/orchestrator")),
+    ),
+    *_section(
+        "Monitoring (optional)",
+        Setting("PUSH_URL", Url(), "Push URL for backup runs; /start and /fail are appended.", secret=True,
+                sample="https://hc-ping.com/your-uuid",
+                note="Uptime Kuma / healthchecks.io style. A secret: never printed."),
+        Setting("PROMETHEUS_TEXTFILE", AbsPath(), "node_exporter textfile collector output.",
+                sample="/var/lib/node_exporter/textfile_collector/orchestrator.prom"),
+        Setting("NOTIFY_URLS", NotifyUrls(), "Apprise URLs notified after backup, update and drill runs.",
+                secret=True, default=(), sample="ntfys://ntfy.sh/your-topic tgram://your-bot-token/your-chat-id",
+                note="ntfy, Gotify, Telegram, mailto, Discord, json://...; several separated by spaces. Secrets: "
+                     "never printed. See docs/monitoring.md."),
+        Setting("NOTIFY_ON", Choice(("failure", "always")), "When to notify: failure (default) or always.",
+                default="failure", note="failure: only after a run that failed."),
+        Setting("STALE_AFTER", Int(1, 8760), "Hours after a service's last good backup before status and doctor "
+                "call it stale.", default=36,
+                note="With the nightly backup, 36 h makes one missed or failed night show by the next afternoon."),
+    ),
 )
 
 
@@ -920,3 +1034,119 @@ def load_settings(env_file: str | os.PathLike[str]) -> tuple[Settings, list[str]
         raise ConfigError(p.errors, str(path), p.warnings)
     settings = Settings(env_file=path, **{s.name: parsed[s.key] for s in SETTINGS})
     return settings, p.warnings
+
+
+# ---------------------------------------------------------------------------------------
+# .env.example, rendered from the declaration (`make env-example` writes it)
+# ---------------------------------------------------------------------------------------
+
+ENV_EXAMPLE_HEADER = (
+    "# Orchestrator settings: copy to .env (chmod 600 .env) and edit.",
+    "# Read with python-dotenv; values may be quoted, multi-line values need double quotes.",
+    "# `orchestrator config check` (make config-check) validates this file and lists every problem.",
+    "# Generated from SETTINGS in management/config.py by `make env-example`: edit that, not this file.",
+)
+ENV_EXAMPLE_WIDTH = 100
+# Every part of a secret's example must say that it is one to replace.
+PLACEHOLDER_RE = re.compile(r"your-|change-me")
+
+
+def _section_problems(settings: tuple[Setting, ...]) -> list[str]:
+    """A setting outside every section, or a section whose settings are not together."""
+    out: list[str] = []
+    seen: list[str] = []
+    for s in settings:
+        if not s.section:
+            out.append(f"{s.key}: no section (declare it inside a _section(...) of SETTINGS)")
+        elif s.section in seen and s.section != seen[-1]:
+            out.append(f"{s.key}: its section {s.section!r} is split; keep a section's settings together")
+        elif s.section not in seen:
+            seen.append(s.section)
+    return out
+
+
+def _setting_problems(s: Setting) -> list[str]:
+    """What keeps one setting from a loadable, honest line: a required one without an example,
+    a secret's example that is not a placeholder, a value the file could not hold as written."""
+    shown = s.example if isinstance(s.example, str) else s.sample
+    checks = (
+        (s.family is not None and not isinstance(s.example, dict), "a family of keys needs example={key: value}"),
+        (s.family is None and isinstance(s.example, dict), "example={...} is for a family of keys only"),
+        (s.required and s.example is None, "required, so it needs an example"),
+        (s.sample is not None and (s.example is not None or bool(s.default_text)),
+         "sample is only for a setting with no example and no default to show"),
+        (s.secret and shown is not None and not all(PLACEHOLDER_RE.search(part) for part in shown.split()),
+         "a secret's example must be a placeholder (each part saying your- or change-me)"),
+        (shown is not None and ('"' in shown or " #" in shown), "an example must not contain '\"' or ' #'"),
+    )
+    return [f"{s.key}: {why}" for failed, why in checks if failed]
+
+
+def _example_values(settings: tuple[Setting, ...]) -> dict[str, Any]:
+    """Each setting's value as the file gives it (its example, else its plain default), by key:
+    what a Derived default is computed from."""
+    p = _Problems()
+    values: dict[str, Any] = {}
+    for s in settings:
+        if isinstance(s.example, str):
+            value = s.kind.parse(s.key, s.example.strip() if s.kind.strip else s.example, p)
+            values[s.key] = None if value is UNSET else value
+        elif not isinstance(s.default, Derived):
+            values[s.key] = s.default
+    return values
+
+
+def _shown_default(s: Setting, values: dict[str, Any]) -> str:
+    """The default as the commented-out line shows it: a Derived one computed from `values`."""
+    if isinstance(s.default, Derived):
+        value = s.default.value(values)
+        if value is not None:
+            return s.kind.show(value)
+    return s.default_text
+
+
+def _comment(s: Setting) -> list[str]:
+    """Doc line and note, wrapped; then the default, unless the line below shows it as it is
+    (then a number's bounds only)."""
+    if s.example is None and s.default_text and not isinstance(s.default, Derived):
+        tail = f"Within {s.bounds}." if s.bounds and s.kind != SWITCH else ""
+    else:
+        tail = s.default_phrase
+    text = " ".join(part for part in (s.doc, s.note, tail) if part)
+    return ["# " + line for line in textwrap.wrap(text, ENV_EXAMPLE_WIDTH - 2, break_long_words=False,
+                                                  break_on_hyphens=False)]
+
+
+def _assignment(key: str, value: str, commented: bool = False) -> str:
+    """`KEY=value`, `#KEY=value`, or a multi-line value in double quotes starting on the next line."""
+    if "\n" not in value:
+        return f"{'#' if commented else ''}{key}={value}"
+    if commented:
+        raise ValueError(f"{key}: a multi-line value cannot be shown commented out")
+    return f'{key}="\n{value}\n"'
+
+
+def _assignments(s: Setting, values: dict[str, Any]) -> list[str]:
+    """The setting's line(s): its example set, else its default (or sample) commented out."""
+    if isinstance(s.example, dict):
+        return [_assignment(key, value) for key, value in s.example.items()]
+    if s.example is not None:
+        return [_assignment(s.key, s.example)]
+    return [_assignment(s.key, _shown_default(s, values) or s.sample or "", commented=True)]
+
+
+def render_env_example(settings: tuple[Setting, ...] = SETTINGS) -> str:
+    """The text of .env.example: the header, then per section its heading and, per setting, its
+    comment and line(s). Raises ValueError when the table cannot give an honest example."""
+    problems = _section_problems(settings) + [why for s in settings for why in _setting_problems(s)]
+    if problems:
+        raise ValueError("cannot render .env.example:\n" + "\n".join(problems))
+    values = _example_values(settings)
+    lines = list(ENV_EXAMPLE_HEADER)
+    section = None
+    for s in settings:
+        if s.section != section:
+            section = s.section
+            lines += ["", f"# --- {section} ".ljust(ENV_EXAMPLE_WIDTH, "-")]
+        lines += _comment(s) + _assignments(s, values)
+    return "\n".join(lines) + "\n"
