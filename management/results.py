@@ -48,6 +48,8 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
     finished_at: float | None = None
     interrupted: str = ""
+    # stack -> its mounts no backup reaches (management.tools.coverage): the night is not OK
+    uncovered: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -55,6 +57,7 @@ class RunReport:
             not self.errors
             and not self.stack_failures
             and not self.interrupted
+            and not self.uncovered
             and all(d.result in GOOD for d in self.datasets)
         )
 

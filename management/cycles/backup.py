@@ -29,6 +29,7 @@ from management.results import FAILED, OK, SKIPPED, UNCHANGED, WARNING, DatasetR
 from management.state import Kept
 from management.tools.borg import STACK_PREFIX
 from management.tools.compose_file import LIVE, Policy, policy_of
+from management.tools.coverage import problems
 from management.tools.trees import copy_tree_argv, stack_manifest, tree_manifest
 
 log = logging.getLogger("orchestrator.backup")
@@ -199,6 +200,7 @@ class BackupOrchestrator(Cycle):
             if d.service in repo_problems:
                 d.result, d.message = FAILED, repo_problems[d.service]
                 self.echo(f"{d.service}: {d.message}")
+        self._coverage(targets, report)
         usable = [t for t in targets if t not in repo_problems]
         if not usable:
             report.errors.append("preflight: no repository is usable; nothing was stopped")
@@ -216,6 +218,17 @@ class BackupOrchestrator(Cycle):
         finally:
             with guard.critical():
                 self._cleanup(targets, snap, snapshotted, report, new_kept)
+
+    def _coverage(self, targets: list[str], report: RunReport) -> None:
+        """Data the stacks keep where no backup reaches (a docker volume, a writable bind in the
+        stack folder or elsewhere on the host): named in the report, which is then not OK.
+        compose's models are read here, outside the downtime window, and kept for it."""
+        names = [n for n in self.docker.discover_names() if n in targets]
+        for stack, coverage in self.docker.coverage(names).items():
+            bad = problems(coverage)
+            if bad:
+                report.uncovered[stack] = [c.line().split(": ", 1)[1] for c in bad]
+                self.echo(f"{stack}: {len(bad)} mount(s) not backed up (make check-stacks shows each with its fix)")
 
     def _window(self, targets, snap, snap_root, report, guard, snapshotted) -> None:
         """Stop -> snapshot -> start, all of it with SIGINT/SIGTERM held back.

@@ -67,8 +67,13 @@ def backup_families(report: RunReport, last_success: dict[str, float]) -> list[F
         ("orchestrator_backup_downtime_seconds", "Stacks down time of the last run (stop to start)",
          lambda d: downtime),
     )
-    return [Family(name, text, [({"service": d.service}, get(d)) for d in report.datasets])
-            for name, text, get in columns]
+    families = [Family(name, text, [({"service": d.service}, get(d)) for d in report.datasets])
+                for name, text, get in columns]
+    families.append(Family("orchestrator_backup_uncovered_mounts",
+                           "Mounts of the service's stack whose data no backup reaches (make check-stacks)",
+                           [({"service": d.service}, len(report.uncovered.get(d.service, [])))
+                            for d in report.datasets]))
+    return families
 
 
 def drill_families(state: dict[str, dict]) -> list[Family]:

@@ -34,12 +34,11 @@ from management.tools.compose_file import (
     PROJECT_RE,
     Stack,
     StackDir,
-    Violation,
-    check_stacks,
     find_stacks,
     stack_from_model,
-    under,
 )
+from management.tools.coverage import Coverage, stack_coverage
+from management.tools.rules import Violation, accepted, check_stacks, under
 
 PROJECT_LABEL = "com.docker.compose.project"
 # Taken from the caller's shell these would apply to every stack at once (and differ between a
@@ -211,6 +210,16 @@ class DockerComposeManager:
         _found, empty = find_stacks(self.s.services_dir)
         return check_stacks(self.stacks(), self.s.hub_service, self.s.zfs_base_mountpoint, listed,
                             empty_dirs=empty, stop_timeout=self.s.stop_timeout)
+
+    def accepted(self) -> list[str]:
+        """What stacks declared they are excused from, or need not have backed up, with reasons."""
+        return accepted(self.stacks(), self.s.hub_service)
+
+    def coverage(self, names: Sequence[str] | None = None) -> dict[str, list[Coverage]]:
+        """Stack -> the verdict for each of its mounts (stacks compose can read)."""
+        datasets = sorted(set(self.s.services) | set(self.discover_names()))
+        return {st.name: stack_coverage(st, self.s.zfs_base_mountpoint, datasets)
+                for st in self.stacks(names) if not st.error}
 
     def running_stacks(self) -> list[str]:
         out = self.runner.run(["docker", "ps", "--filter", f"label={PROJECT_LABEL}",

@@ -12,8 +12,10 @@ override files, `include:` or `extends:`, no `.env` parsing beyond what v1 lacks
 - `stack_from_model(...)`: services, images, container names, networks with aliases, ports,
   `network_mode`, healthchecks, `stop_grace_period`, bind sources and named-volume device
   paths, top-level `x-` extensions.
-- `caddy_upstreams(text)`: every `reverse_proxy` upstream with its line.
-- `check_stacks(...)`: the hub-and-spoke rules, one `Violation` per problem with its file.
+- `policy_of(stack)` / `allowed(stack)`: the stack's `x-orchestrator` block: how it is made
+  consistent for the snapshot, and the hub-and-spoke rules it is excused from, with reasons.
+
+The rules themselves are in `rules.py`, where the bytes are in `coverage.py`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from management.errors import ValidationError
 
@@ -51,6 +53,23 @@ class Bind:
     target: str
 
 
+@dataclass(frozen=True)
+class Mount:
+    """One mount of one service, as compose resolved it. `kind` is compose's type (bind,
+    volume, tmpfs, ...); `source` is the absolute host path of a bind, or the key of a named
+    volume in the file ("" for an anonymous volume); `device` is the host path a named volume
+    is bound to (driver_opts device), when it is; `volume_name` the volume's name in docker."""
+
+    service: str
+    kind: str
+    source: str
+    target: str
+    read_only: bool = False
+    device: str = ""
+    volume_name: str = ""
+    external: bool = False
+
+
 @dataclass
 class Service:
     name: str
@@ -77,6 +96,7 @@ class Stack:
     networks: dict[str, str] = field(default_factory=dict)  # key in the file -> real name
     external_networks: set[str] = field(default_factory=set)  # real names
     binds: list[Bind] = field(default_factory=list)  # bind sources and named-volume device paths
+    mounts: list[Mount] = field(default_factory=list)  # every mount of every service
     extensions: dict = field(default_factory=dict)  # top-level x-* keys
     error: str | None = None
 
@@ -149,12 +169,22 @@ def parse_duration(value, default: float = DEFAULT_STOP_GRACE) -> float:
 
 
 def port_text(port) -> str:
-    """A port as a user writes it ([ip:]published:target), from either model's shape."""
+    """A port as a user writes it ([ip:]published:target[/protocol]), from either model's shape;
+    the protocol is shown when it is not tcp (v1's strings carry it already)."""
     if not isinstance(port, dict):
         return str(port)
     host = f"{port['host_ip']}:" if port.get("host_ip") else ""
     published = port.get("published") or ""
-    return f"{host}{published}:{port.get('target')}" if published else str(port.get("target"))
+    proto = str(port.get("protocol") or "tcp")
+    text = f"{host}{published}:{port.get('target')}" if published else str(port.get("target"))
+    return text if proto == "tcp" else f"{text}/{proto}"
+
+
+def ports_text(ports: list) -> str:
+    """Every port of a service, a tcp one marked /tcp when the same mapping is also udp."""
+    texts = [port_text(p) for p in ports]
+    udp = {t.removesuffix("/udp") for t in texts if t.endswith("/udp")}
+    return ", ".join(f"{t}/tcp" if t in udp else t for t in texts)
 
 
 def _active(profiles: list[str], active: set[str]) -> bool:
@@ -170,7 +200,14 @@ def _volume_entry(entry) -> dict:
         return {"type": "volume", "source": "", "target": parts[0]}
     source, target = parts[0], parts[1]
     kind = "bind" if source.startswith(("/", ".", "~")) else "volume"
-    return {"type": kind, "source": source, "target": target}
+    modes = set(parts[2].split(",")) if len(parts) > 2 else set()
+    return {"type": kind, "source": source, "target": target, "read_only": "ro" in modes}
+
+
+def _tmpfs_targets(spec: dict) -> list[str]:
+    """`tmpfs:` as a string or a list ('/run', '/tmp:size=64m')."""
+    raw = spec.get("tmpfs") or []
+    return [str(t).split(":", 1)[0] for t in ([raw] if isinstance(raw, str) else raw)]
 
 
 def _unescape(node):
@@ -204,11 +241,17 @@ def stack_from_model(stack: StackDir, model: dict, active_profiles: set[str] | N
         if ext:
             out.external_networks.add(real)
     out.networks.setdefault("default", f"{stack.name}_default")
-    devices = {}
+    devices, volume_names, external_volumes = {}, {}, set()
     for key, spec in (model.get("volumes") or {}).items():
-        device = ((spec or {}).get("driver_opts") or {}).get("device")
+        spec = spec or {}
+        device = (spec.get("driver_opts") or {}).get("device")
         if device and str(device).startswith("/"):
             devices[key] = device
+        ext = spec.get("external")
+        volume_names[key] = str(spec.get("name") or (ext.get("name") if isinstance(ext, dict) else "")
+                                or (key if ext else f"{stack.name}_{key}"))
+        if ext:
+            external_volumes.add(key)
     for name, spec in (model.get("services") or {}).items():
         spec = spec or {}
         profiles = [str(p) for p in spec.get("profiles") or []]
@@ -243,12 +286,20 @@ def stack_from_model(stack: StackDir, model: dict, active_profiles: set[str] | N
         for entry in spec.get("volumes") or []:
             vol = _volume_entry(entry)
             source = str(vol.get("source") or "")
-            if vol.get("type") == "bind" and source:
+            kind, target, read_only = str(vol.get("type") or "volume"), str(vol.get("target", "")), \
+                bool(vol.get("read_only"))
+            if kind == "bind" and source:
                 path = Path(os.path.expanduser(source))
-                out.binds.append(Bind(name, Path(os.path.normpath(path if path.is_absolute() else stack.dir / path)),
-                                      str(vol.get("target", ""))))
-            elif vol.get("type") == "volume" and source in devices:
-                out.binds.append(Bind(name, Path(os.path.normpath(devices[source])), str(vol.get("target", ""))))
+                host = Path(os.path.normpath(path if path.is_absolute() else stack.dir / path))
+                out.binds.append(Bind(name, host, target))
+                out.mounts.append(Mount(name, kind, str(host), target, read_only))
+                continue
+            if kind == "volume" and source in devices:
+                out.binds.append(Bind(name, Path(os.path.normpath(devices[source])), target))
+            device = str(Path(os.path.normpath(devices[source]))) if source in devices else ""
+            out.mounts.append(Mount(name, kind, source, target, read_only, device,
+                                    volume_names.get(source, ""), source in external_volumes))
+        out.mounts += [Mount(name, "tmpfs", "", t) for t in _tmpfs_targets(spec)]
     return out
 
 
@@ -256,7 +307,8 @@ def stack_from_model(stack: StackDir, model: dict, active_profiles: set[str] | N
 
 STOP, LIVE = "stop", "live"
 POLICY_KEY = "x-orchestrator"
-POLICY_KEYS = {"consistency", "before-snapshot"}
+POLICY_KEYS = {"consistency", "before-snapshot", "ephemeral", "allow"}
+ALLOW_KEYS = {"publish", "host-network"}  # hub-and-spoke rules a stack may opt out of, with a reason
 HOOK_KEYS = {"service", "command"}
 
 
@@ -272,6 +324,24 @@ class Hook:
 class Policy:
     consistency: str = STOP
     before_snapshot: tuple[Hook, ...] = ()
+
+
+def allowed(stack: Stack) -> tuple[dict[str, str], list[str]]:
+    """`x-orchestrator: {allow: {publish: <reason>, host-network: <reason>}}`: the hub-and-spoke
+    rules this stack is excused from, each with the reason a reader of check-stacks sees."""
+    raw = stack.extensions.get(POLICY_KEY)
+    raw = raw.get("allow") if isinstance(raw, dict) else None
+    if raw is None:
+        return {}, []
+    if not isinstance(raw, dict):
+        return {}, [f"{POLICY_KEY}.allow must map publish / host-network to the reason the stack needs it"]
+    problems = [f"{POLICY_KEY}.allow: unknown key {k!r} (known: {', '.join(sorted(ALLOW_KEYS))})"
+                for k in raw if k not in ALLOW_KEYS]
+    problems += [f"{POLICY_KEY}.allow.{k}: give the reason this stack needs it (e.g. \"DNS for the LAN on 53\")"
+                 for k, v in raw.items() if k in ALLOW_KEYS and not (isinstance(v, str) and v.strip())]
+    if problems:
+        return {}, problems
+    return {str(k): str(v) for k, v in raw.items()}, []
 
 
 def policy_of(stack: Stack) -> tuple[Policy, list[str]]:
@@ -312,152 +382,3 @@ def policy_of(stack: Stack) -> tuple[Policy, list[str]]:
     if problems:
         return Policy(), problems
     return Policy(consistency, tuple(hooks)), []
-
-
-_UPSTREAM_SKIP = re.compile(r"^(@|/|\*|\{)")
-
-
-def caddy_upstreams(text: str) -> list[tuple[int, str]]:
-    """(line, host) of each `reverse_proxy` upstream (matchers and options skipped)."""
-    out = []
-    for number, line in enumerate(text.splitlines(), 1):
-        tokens = line.split("#", 1)[0].split()
-        if not tokens or tokens[0] != "reverse_proxy":
-            continue
-        for token in tokens[1:]:
-            if token == "{":
-                break
-            if _UPSTREAM_SKIP.match(token):
-                continue
-            hostport = re.sub(r"^[a-z+]+://", "", token).split("/", 1)[0]
-            host = hostport.rsplit(":", 1)[0] if not hostport.startswith("[") else hostport
-            if host:
-                out.append((number, host))
-    return out
-
-
-@dataclass(frozen=True)
-class Violation:
-    file: Path
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.message}"
-
-
-def under(path: Path, base: Path) -> PurePosixPath | None:
-    try:
-        return PurePosixPath(path.relative_to(base))
-    except ValueError:
-        return None
-
-
-def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *,
-                 empty_dirs: list[Path] = (), stop_timeout: float | None = None) -> list[Violation]:
-    """The hub-and-spoke rules (docs/services.md), on the models compose resolved:
-
-    0. compose can read every stack; every folder holds a compose file; the folder name is a
-       valid project name; every declared stop_grace_period fits in STOP_TIMEOUT;
-    1. only the hub publishes ports, and no spoke uses `network_mode: host` (it publishes
-       every port on the host); the hub does not either (it could not join spoke networks);
-    2. every other stack sits on its own external network;
-    3. the hub joins every spoke network;
-    4. every reverse_proxy upstream in the hub's Caddyfile is a service, container name or
-       alias on a network the hub shares, answered by one stack only;
-    5. every bind source or volume device under ZFS_BASE_MOUNTPOINT belongs to a listed path;
-    6. no container name is used by two stacks;
-    7. an `x-orchestrator` block is valid (keys, consistency, before-snapshot services).
-    """
-    v: list[Violation] = [Violation(d, "holds no compose file (compose.yaml, compose.yml, docker-compose.yaml "
-                                       "or docker-compose.yml); it is not a stack") for d in empty_dirs]
-    for s in stacks:
-        if not s.error:
-            v += [Violation(s.file, problem) for problem in policy_of(s)[1]]
-        if not PROJECT_RE.match(s.name):
-            v.append(Violation(s.dir, f"folder name {s.name!r} is not a valid compose project name "
-                                      "(lowercase letters, digits, '-' and '_', starting with a letter or digit)"))
-        if s.error:
-            v.append(Violation(s.file, f"compose cannot read this stack: {s.error}"))
-    readable = [s for s in stacks if not s.error]
-    by_name = {s.name: s for s in readable}
-    hub_stack = by_name.get(hub)
-    if hub_stack is None and not any(s.name == hub for s in stacks):
-        v.append(Violation(base, f"no hub stack {hub!r} (HUB_SERVICE) in SERVICES_DIR"))
-    hub_nets = hub_stack.all_networks() if hub_stack else set()
-    owners: dict[str, list[str]] = {}
-    for s in readable:
-        for svc in s.services.values():
-            if stop_timeout is not None and svc.stop_grace + STOP_MARGIN > stop_timeout:
-                v.append(Violation(s.file, f"service {svc.name!r} declares stop_grace_period {svc.stop_grace:g}s, "
-                                           f"which does not fit in STOP_TIMEOUT={stop_timeout:g}s with "
-                                           f"{STOP_MARGIN:g}s to spare: the tool would give up waiting before "
-                                           "compose does; raise STOP_TIMEOUT"))
-            if svc.network_mode == "host":
-                who = "the hub cannot join spoke networks with it" if s.name == hub else \
-                    f"it publishes every port on the host; only the hub ({hub}) may publish"
-                v.append(Violation(s.file, f"service {svc.name!r} uses network_mode: host: {who}"))
-        if s.name == hub:
-            continue
-        for svc, ports in s.ports.items():
-            shown = ", ".join(port_text(p) for p in ports)
-            v.append(Violation(s.file, f"service {svc!r} publishes ports {shown}: only the hub ({hub}) may"))
-        if not s.external_networks:
-            v.append(Violation(s.file, "declares no external network: each spoke needs its own, "
-                                       f"joined by the hub (e.g. {s.name}_net)"))
-        for net in sorted(s.external_networks):
-            if not NETWORK_RE.match(net):
-                v.append(Violation(s.file, f"external network {net!r} is not a valid name "
-                                           "(letters, digits, '_', '.', '-'; not starting with '-')"))
-            owners.setdefault(net, []).append(s.name)
-            if hub_stack and net not in hub_nets:
-                v.append(Violation(hub_stack.file, f"the hub does not join {net!r}, the network of {s.name}"))
-    for net, names in sorted(owners.items()):
-        if len(names) > 1:
-            for name in names:
-                v.append(Violation(by_name[name].file, f"network {net!r} is shared by {', '.join(names)}: "
-                                                       "each spoke needs its own"))
-    if hub_stack:
-        # an upstream no readable stack answers to may belong to one compose cannot read: undecided
-        v += _check_upstreams(hub_stack, readable, hub_nets, report_unknown=len(readable) == len(stacks))
-    allowed = [PurePosixPath(p) for p in listed]
-    for s in readable:
-        for b in s.binds:
-            rel = under(b.source, base)
-            if rel is None:
-                continue
-            if not any(rel == a or a in rel.parents for a in allowed):
-                v.append(Violation(s.file, f"service {b.service!r} mounts {b.source}, which is under "
-                                           "ZFS_BASE_MOUNTPOINT but not listed in SERVICE_VOLUME_PATHS_AND_OWNERS"))
-    seen: dict[str, str] = {}
-    for s in readable:
-        for cname in sorted(set(s.container_names.values())):
-            if cname in seen and seen[cname] != s.name:
-                v.append(Violation(s.file, f"container_name {cname!r} is also used by stack {seen[cname]!r}: "
-                                           "docker allows one container per name"))
-            seen.setdefault(cname, s.name)
-    return v
-
-
-def _check_upstreams(hub_stack: Stack, stacks: list[Stack], hub_nets: set[str], *,
-                     report_unknown: bool = True) -> list[Violation]:
-    caddyfile = next((b.source for b in hub_stack.binds if b.target.startswith("/etc/caddy/Caddyfile")),
-                     hub_stack.dir / "Caddyfile")
-    if not caddyfile.is_file():
-        return [Violation(caddyfile, "the hub has no Caddyfile")]
-    answering: dict[str, set[str]] = {}  # host name -> stacks answering to it on hub networks
-    for s in stacks:
-        for host in s.names_on(hub_nets):
-            answering.setdefault(host, set()).add(s.name)
-    v = []
-    for line, host in caddy_upstreams(caddyfile.read_text(errors="replace")):
-        if host in ("localhost", "127.0.0.1"):
-            continue
-        who = answering.get(host, set())
-        if not who and report_unknown:
-            v.append(Violation(Path(f"{caddyfile}:{line}"), f"reverse_proxy upstream {host!r} is not a service, "
-                                                            "container name or alias on a network the hub shares"))
-        elif len(who) > 1:
-            v.append(Violation(Path(f"{caddyfile}:{line}"), f"reverse_proxy upstream {host!r} is ambiguous: "
-                                                            f"stacks {', '.join(sorted(who))} all answer to it on "
-                                                            "networks the hub joins; use a container_name or alias"))
-    return v

@@ -30,13 +30,16 @@ def render_table(report: RunReport) -> str:
         lines.append(f"downtime per stack: {per_stack}")
     for note in report.notes:
         lines.append(f"note: {note}")
+    for stack in sorted(report.uncovered):
+        lines += [f"not backed up: {line}" for line in report.uncovered[stack]]
     for failure in report.stack_failures:
         lines.append(f"stack problem: {failure}")
     for error in report.errors:
         lines.append(f"error: {error}")
     if report.interrupted:
         lines.append(f"interrupted: {report.interrupted}")
-    failed = [d.service for d in report.datasets if d.result == FAILED]
+    failed = [d.service for d in report.datasets if d.result == FAILED] + \
+        [f"{s}: data not backed up" for s in sorted(report.uncovered)]
     verdict = "OK" if report.ok else "FAILED" + (f" ({', '.join(failed)})" if failed else "")
     lines.append(f"result: {verdict}")
     return "\n".join(lines)

@@ -57,6 +57,7 @@ class World:
         self.views = set()
         self.mounted = {"datapool/services/git", "datapool/services/photo"}
         self.fail = {}
+        self.uncovered = {}  # stack -> Coverage verdicts its mounts get
 
     # docker
     def discover_names(self):
@@ -66,6 +67,10 @@ class World:
         self.events.append(("read", tuple(names)))
         return [Model(n, Path(f"/services/{n}/compose.yaml"), self.unreadable.get(n),
                       {"x-orchestrator": self.policies[n]} if n in self.policies else {}) for n in names]
+
+    def coverage(self, names):
+        self.events.append(("coverage", tuple(names)))
+        return {n: self.uncovered.get(n, []) for n in names}
 
     def run_hook(self, stack, service, command, timeout):
         self.events.append(("hook", f"{stack.name}/{service}"))
@@ -437,3 +442,20 @@ def test_when_every_stack_is_live_nothing_stops(settings):
     report = orchestrator(settings, world).backup()
     assert report.ok and kinds(world, "stop") == [] and kinds(world, "start") == []
     assert report.downtime is None and sorted(report.live_stacks) == ["git", "photo", "reverseproxy"]
+
+
+def test_data_no_backup_reaches_is_named_and_the_night_is_not_ok(settings):
+    from management.tools.coverage import COVERED, UNCOVERED, Coverage
+
+    world = World()
+    orch = orchestrator(settings, world)
+    world.uncovered["photo"] = [Coverage("photo", "db", "volume pgdata", "/var/lib/postgresql/data", UNCOVERED,
+                                         "docker volume on the OS disk", "make adopt SERVICE_NAME=photo"),
+                                Coverage("photo", "app", "/x", "/data", COVERED, "dataset photo")]
+    report = orch.backup()
+    assert report.uncovered == {"photo": ["service 'db' volume pgdata -> /var/lib/postgresql/data: uncovered (docker "
+                                          "volume on the OS disk); fix: make adopt SERVICE_NAME=photo"]}
+    assert all(d.result == "ok" for d in report.datasets) and not report.ok  # every dataset is fine; the stack is not
+    assert world.events.index(("coverage", ("git", "photo"))) < next(
+        i for i, e in enumerate(world.events) if e[0] == "stop")  # read before the window
+

@@ -18,7 +18,7 @@ from management.tools.compose import (
 )
 from tests.fakes import FakeRunner
 from tests.unit.test_config import BASE, settings_with
-from tests.unit.tools.test_compose_file import CADDY, hub_model, spoke_model, stack_dir
+from tests.unit.tools.test_rules import CADDY, hub_model, spoke_model, stack_dir
 
 
 class FakeZFS:

@@ -1,0 +1,258 @@
+"""The hub-and-spoke rules (docs/services.md), checked on the stacks compose resolved, and the
+hub's Caddyfile upstreams. Pure: it reads the models and the Caddyfile(s), runs nothing.
+
+- `check_stacks(...)`: one `Violation` per problem, with its file, each said once;
+- `accepted(...)`: what a stack is excused from (`x-orchestrator.allow`) or declared not worth
+  backing up (`x-orchestrator.ephemeral`), with its reason;
+- `caddy_upstreams(text)` / `caddy_files(path)`: every reverse_proxy upstream (inline and in
+  `to` lines) of the Caddyfile and the files it imports.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from management.tools.compose_file import (
+    NETWORK_RE,
+    POLICY_KEY,
+    PROJECT_RE,
+    STOP_MARGIN,
+    Stack,
+    allowed,
+    policy_of,
+    ports_text,
+)
+from management.tools.coverage import declared_ephemeral, ephemeral_problems, problems, stack_coverage
+
+_UPSTREAM_SKIP = re.compile(r"^(@|/|\*|\{)")
+
+
+def _host_of(token: str) -> str:
+    hostport = re.sub(r"^[a-z+]+://", "", token).split("/", 1)[0]
+    return hostport.rsplit(":", 1)[0] if not hostport.startswith("[") else hostport
+
+
+def caddy_upstreams(text: str) -> list[tuple[int, str]]:
+    """(line, host) of each `reverse_proxy` upstream: on its own line (matchers and options
+    skipped) and in its block's `to` subdirectives."""
+    out = []
+    depth, block = 0, None  # block: the depth inside a reverse_proxy { ... }
+    for number, line in enumerate(text.splitlines(), 1):
+        tokens = line.split("#", 1)[0].split()
+        if tokens and tokens[0] == "reverse_proxy":
+            for token in tokens[1:]:
+                if token == "{":
+                    break
+                if not _UPSTREAM_SKIP.match(token) and _host_of(token):
+                    out.append((number, _host_of(token)))
+            if tokens[-1] == "{":
+                block = depth + 1
+        elif tokens and tokens[0] == "to" and block is not None and depth == block:
+            out += [(number, _host_of(t)) for t in tokens[1:] if _host_of(t)]
+        depth += tokens.count("{") - tokens.count("}")
+        if block is not None and depth < block:
+            block = None
+    return out
+
+
+def caddy_files(caddyfile: Path, mounts: dict[str, Path] | None = None) -> list[Path]:
+    """The Caddyfile and every file it imports (globs too), recursively, each once. An import
+    is relative to the importing file; an absolute one is a path in the container, mapped back
+    through the hub's binds (`mounts`: container path -> host path). Snippet names are left
+    alone (their text is in a file already read)."""
+    mounts = mounts or {}
+    seen: list[Path] = []
+    todo = [caddyfile]
+    while todo:
+        path = todo.pop(0)
+        if path in seen or not path.is_file():
+            continue
+        seen.append(path)
+        for line in path.read_text(errors="replace").splitlines():
+            tokens = line.split("#", 1)[0].split()
+            if len(tokens) < 2 or tokens[0] != "import":
+                continue
+            pattern = tokens[1]
+            if pattern.startswith("/"):
+                host = next((Path(str(src) + pattern[len(tgt):]) for tgt, src in
+                             sorted(mounts.items(), key=lambda m: -len(m[0]))
+                             if pattern == tgt or pattern.startswith(tgt.rstrip("/") + "/")), None)
+                if host is None:
+                    continue
+            else:
+                host = path.parent / pattern
+            todo += sorted(host.parent.glob(host.name)) if any(c in host.name for c in "*?[") else [host]
+    return seen
+
+
+@dataclass(frozen=True)
+class Violation:
+    file: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.message}"
+
+
+def under(path: Path, base: Path) -> PurePosixPath | None:
+    try:
+        return PurePosixPath(path.relative_to(base))
+    except ValueError:
+        return None
+
+
+def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *,
+                 empty_dirs: list[Path] = (), stop_timeout: float | None = None) -> list[Violation]:
+    """The hub-and-spoke rules (docs/services.md), on the models compose resolved:
+
+    0. compose can read every stack; every folder holds a compose file; the folder name is a
+       valid project name; every declared stop_grace_period fits in STOP_TIMEOUT;
+    1. only the hub publishes ports, and no spoke uses `network_mode: host` (it publishes
+       every port on the host); the hub does not either (it could not join spoke networks);
+    2. every other stack sits on its own external network;
+    3. the hub joins every spoke network;
+    4. every reverse_proxy upstream in the hub's Caddyfile is a service, container name or
+       alias on a network the hub shares, answered by one stack only;
+    5. every bind source or volume device under ZFS_BASE_MOUNTPOINT belongs to a listed path;
+    6. no container name is used by two stacks;
+    7. an `x-orchestrator` block is valid (keys, consistency, before-snapshot services).
+    """
+    v: list[Violation] = [Violation(d, "holds no compose file (compose.yaml, compose.yml, docker-compose.yaml "
+                                       "or docker-compose.yml); it is not a stack") for d in empty_dirs]
+    for s in stacks:
+        if not s.error:
+            v += [Violation(s.file, problem) for problem in policy_of(s)[1] + allowed(s)[1] + ephemeral_problems(s)]
+        if not PROJECT_RE.match(s.name):  # compose is not asked about such a folder: said once, here
+            v.append(Violation(s.dir, f"folder name {s.name!r} is not a valid compose project name "
+                                      "(lowercase letters, digits, '-' and '_', starting with a letter or digit)"))
+        elif s.error:
+            v.append(Violation(s.file, f"compose cannot read this stack: {s.error}"))
+    readable = [s for s in stacks if not s.error]
+    by_name = {s.name: s for s in readable}
+    hub_stack = by_name.get(hub)
+    if hub_stack is None and not any(s.name == hub for s in stacks):
+        v.append(Violation(base, f"no hub stack {hub!r} (HUB_SERVICE) in SERVICES_DIR"))
+    hub_nets = hub_stack.all_networks() if hub_stack else set()
+    owners: dict[str, list[str]] = {}
+    for s in readable:
+        for svc in s.services.values():
+            if stop_timeout is not None and svc.stop_grace + STOP_MARGIN > stop_timeout:
+                v.append(Violation(s.file, f"service {svc.name!r} declares stop_grace_period {svc.stop_grace:g}s, "
+                                           f"which does not fit in STOP_TIMEOUT={stop_timeout:g}s with "
+                                           f"{STOP_MARGIN:g}s to spare: the tool would give up waiting before "
+                                           "compose does; raise STOP_TIMEOUT"))
+            if svc.network_mode == "host" and (s.name == hub or "host-network" not in allowed(s)[0]):
+                who = "the hub cannot join spoke networks with it" if s.name == hub else \
+                    (f"it publishes every port on the host; only the hub ({hub}) may publish (or declare "
+                     f"{POLICY_KEY}.allow.host-network with the reason this stack needs it)")
+                v.append(Violation(s.file, f"service {svc.name!r} uses network_mode: host: {who}"))
+        if s.name == hub:
+            continue
+        for svc, ports in s.ports.items():
+            if "publish" not in allowed(s)[0]:
+                v.append(Violation(s.file, f"service {svc!r} publishes ports {ports_text(ports)}: only the hub "
+                                           f"({hub}) may (or declare {POLICY_KEY}.allow.publish with the reason)"))
+        if not s.external_networks and not _host_networked(s):
+            v.append(Violation(s.file, "declares no external network: each spoke needs its own, "
+                                       f"joined by the hub (e.g. {s.name}_net)"))
+        for net in sorted(s.external_networks):
+            if not NETWORK_RE.match(net):
+                v.append(Violation(s.file, f"external network {net!r} is not a valid name "
+                                           "(letters, digits, '_', '.', '-'; not starting with '-')"))
+            owners.setdefault(net, []).append(s.name)
+            if hub_stack and net not in hub_nets:
+                v.append(Violation(hub_stack.file, f"the hub does not join {net!r}, the network of {s.name}"))
+    for net, names in sorted(owners.items()):
+        if len(names) > 1:
+            for name in names:
+                v.append(Violation(by_name[name].file, f"network {net!r} is shared by {', '.join(names)}: "
+                                                       "each spoke needs its own"))
+    if hub_stack:
+        # an upstream no readable stack answers to may belong to one compose cannot read: undecided
+        v += _check_upstreams(hub_stack, readable, hub_nets, report_unknown=len(readable) == len(stacks))
+    listed_paths = [PurePosixPath(p) for p in listed]
+    services = sorted({s.name for s in stacks} | {PurePosixPath(p).parts[0] for p in listed if p})
+    for s in readable:
+        v += [Violation(s.file, f"{c.line().split(': ', 1)[1]}") for c in problems(stack_coverage(s, base, services))]
+        for b in s.binds:
+            rel = under(b.source, base)
+            if rel is None or (rel.parts and rel.parts[0] != s.name and rel.parts[0] in services):
+                continue  # outside ZFS, or another service's dataset (a coverage problem, said above)
+            if not any(rel == a or a in rel.parents for a in listed_paths):
+                v.append(Violation(s.file, f"service {b.service!r} mounts {b.source}, which is under "
+                                           "ZFS_BASE_MOUNTPOINT but not listed in SERVICE_VOLUME_PATHS_AND_OWNERS"))
+    seen: dict[str, str] = {}
+    for s in readable:
+        for cname in sorted(set(s.container_names.values())):
+            if cname in seen and seen[cname] != s.name:
+                v.append(Violation(s.file, f"container_name {cname!r} is also used by stack {seen[cname]!r}: "
+                                           "docker allows one container per name"))
+            seen.setdefault(cname, s.name)
+    return v
+
+
+def _host_networked(stack: Stack) -> bool:
+    """Every service shares the host's network (or another container's): no network to join."""
+    return bool(stack.services) and all(svc.network_mode and svc.network_mode != "bridge"
+                                        for svc in stack.services.values())
+
+
+def accepted(stacks: list[Stack], hub: str) -> list[str]:
+    """What check-stacks allows because a stack declared why: exceptions to the hub-and-spoke
+    rules (`allow`) and data that need not be backed up (`ephemeral`), each with its reason."""
+    notes = []
+    for s in stacks:
+        if s.error or s.name == hub:
+            continue
+        reasons, _problems = allowed(s)
+        for svc in s.services.values():
+            if svc.ports and "publish" in reasons:
+                notes.append(f"{s.name}: service {svc.name!r} publishes {ports_text(svc.ports)}: allowed "
+                             f"({reasons['publish']})")
+            if svc.network_mode == "host" and "host-network" in reasons:
+                notes.append(f"{s.name}: service {svc.name!r} uses network_mode: host: allowed "
+                             f"({reasons['host-network']})")
+        for key, reason in declared_ephemeral(s).items():
+            notes.append(f"{s.name}: {key} is not backed up: declared ephemeral ({reason})")
+    return notes
+
+
+def hub_caddyfile(hub_stack: Stack) -> Path:
+    """Where the hub's Caddyfile is: bound to /etc/caddy/Caddyfile, or inside a folder bound to
+    /etc/caddy (Caddy's image layout), else beside the compose file."""
+    for b in hub_stack.binds:
+        if b.target.rstrip("/") == "/etc/caddy/Caddyfile":
+            return b.source
+    for b in hub_stack.binds:
+        if b.target.rstrip("/") == "/etc/caddy":
+            return b.source / "Caddyfile"
+    return hub_stack.dir / "Caddyfile"
+
+
+def _check_upstreams(hub_stack: Stack, stacks: list[Stack], hub_nets: set[str], *,
+                     report_unknown: bool = True) -> list[Violation]:
+    caddyfile = hub_caddyfile(hub_stack)
+    if not caddyfile.is_file():
+        return [Violation(caddyfile, "the hub has no Caddyfile (bound to /etc/caddy/Caddyfile, in a folder bound to "
+                                     "/etc/caddy, or beside its compose file)")]
+    answering: dict[str, set[str]] = {}  # host name -> stacks answering to it on hub networks
+    for s in stacks:
+        for host in s.names_on(hub_nets):
+            answering.setdefault(host, set()).add(s.name)
+    v = []
+    mounts = {b.target: b.source for b in hub_stack.binds}
+    for path in caddy_files(caddyfile, mounts):
+        for line, host in caddy_upstreams(path.read_text(errors="replace")):
+            if host in ("localhost", "127.0.0.1") or "{" in host:  # a placeholder is decided at run time
+                continue
+            who = answering.get(host, set())
+            if not who and report_unknown:
+                v.append(Violation(Path(f"{path}:{line}"), f"reverse_proxy upstream {host!r} is not a service, "
+                                                           "container name or alias on a network the hub shares"))
+            elif len(who) > 1:
+                v.append(Violation(Path(f"{path}:{line}"), f"reverse_proxy upstream {host!r} is ambiguous: "
+                                                           f"stacks {', '.join(sorted(who))} all answer to it on "
+                                                           "networks the hub joins; use a container_name or alias"))
+    return v

@@ -1,0 +1,267 @@
+"""The hub-and-spoke rules and the Caddyfile upstreams, on models in the
+shape `docker compose config --format json` (v2) and `docker-compose config` (v1) print; the lab
+tests get them from the real compose."""
+
+from pathlib import Path
+
+from management.tools.compose_file import (
+    find_stacks,
+    stack_from_model,
+)
+from management.tools.rules import accepted, caddy_files, caddy_upstreams, check_stacks
+
+BASE = Path("/datapool/services")
+
+
+LISTED = ["reverseproxy/data", "git/data", "git/db", "photo/data", "photo/db"]
+
+
+CADDY = ("git.lan {\n\ttls internal\n\treverse_proxy gitea:3000\n}\n"
+         "photo.lan {\n\treverse_proxy immich_server:2283 {\n\t\tflush_interval -1\n\t}\n}\n")
+
+
+def stack_dir(root: Path, name: str, model: dict, caddyfile: str | None = None, filename="compose.yaml") -> Path:
+    """A stack folder whose compose file is the model itself (JSON is YAML): compose would print
+    it back unchanged. Unit tests answer `config` with it."""
+    import json
+
+    d = root / name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / filename).write_text(json.dumps(model))
+    if caddyfile is not None:
+        (d / "Caddyfile").write_text(caddyfile)
+    return d / filename
+
+
+def hub_model(nets=("git_net", "photo_net"), **extra) -> dict:
+    svc = {"image": "caddy", "container_name": "central_hub",
+           "ports": [{"mode": "ingress", "target": 443, "published": "443", "protocol": "tcp"}],
+           "volumes": [{"type": "bind", "source": "/x/reverseproxy/Caddyfile", "target": "/etc/caddy/Caddyfile",
+                        "read_only": True},
+                       {"type": "bind", "source": f"{BASE}/reverseproxy/data", "target": "/data"}],
+           "networks": {n: None for n in nets}, **extra}
+    return {"name": "reverseproxy", "services": {"caddy": svc},
+            "networks": {n: {"name": n, "external": True} for n in nets}}
+
+
+def spoke_model(stack: str, net: str, container: str, **app_extra) -> dict:
+    return {
+        "name": stack,
+        "services": {
+            "app": {"image": "busybox", "container_name": container,
+                    "volumes": [{"type": "bind", "source": f"{BASE}/{stack}/data", "target": "/data"}],
+                    "networks": {"default": None, net: None}, **app_extra},
+            "db": {"image": "postgres", "stop_grace_period": "1m30s",
+                   "volumes": [{"type": "bind", "source": f"{BASE}/{stack}/db", "target": "/var/lib/postgresql/data"}],
+                   "networks": {"default": None}},
+        },
+        "networks": {"default": {"name": f"{stack}_default"}, net: {"name": net, "external": True}},
+    }
+
+
+def read(root: Path, models: dict[str, dict]):
+    found, empty = find_stacks(root)
+    return [stack_from_model(d, models[d.name]) for d in found], empty
+
+
+def world(tmp_path, hub=None, git=None, photo=None, caddy=CADDY):
+    models = {"reverseproxy": hub or hub_model(), "git": git or spoke_model("git", "git_net", "gitea"),
+              "photo": photo or spoke_model("photo", "photo_net", "immich_server")}
+    stack_dir(tmp_path, "reverseproxy", models["reverseproxy"], caddy)
+    for name in ("git", "photo"):
+        stack_dir(tmp_path, name, models[name])
+    first = models["reverseproxy"]["services"]["caddy"]["volumes"][0]
+    if first["target"] == "/etc/caddy/Caddyfile":
+        first["source"] = str(tmp_path / "reverseproxy" / "Caddyfile")
+    return read(tmp_path, models)[0]
+
+
+def check(stacks, listed=LISTED, **kw):
+    return check_stacks(stacks, "reverseproxy", BASE, listed, **kw)
+
+
+def test_a_correct_hub_and_spokes_pass(tmp_path):
+    stacks = world(tmp_path)
+    assert [s.name for s in stacks] == ["git", "photo", "reverseproxy"]
+    assert check(stacks, stop_timeout=120) == []
+
+
+def test_a_spoke_publishing_a_port_is_named_with_its_file(tmp_path):
+    photo = spoke_model("photo", "photo_net", "immich_server", ports=[{"target": 2283, "published": "2283"}])
+    violations = check(world(tmp_path, photo=photo))
+    assert len(violations) == 1
+    assert violations[0].file == tmp_path / "photo" / "compose.yaml"
+    assert "publishes ports 2283:2283: only the hub" in violations[0].message
+
+
+def test_network_mode_host_is_flagged_on_a_spoke_and_on_the_hub(tmp_path):
+    ha = spoke_model("photo", "photo_net", "immich_server")
+    ha["services"]["app"]["network_mode"] = "host"
+    messages = [v.message for v in check(world(tmp_path, photo=ha))]
+    assert any("'app' uses network_mode: host: it publishes every port" in m for m in messages)
+
+
+def test_upstreams_reached_by_alias_pass_and_ambiguous_names_are_flagged(tmp_path):
+    git = spoke_model("git", "git_net", "gitea")
+    git["services"]["app"]["networks"]["git_net"] = {"aliases": ["forge"]}
+    caddy = CADDY.replace("gitea:3000", "forge:3000")
+    assert check(world(tmp_path, git=git, caddy=caddy)) == []
+    # both spokes call their app service "app": an upstream "app" is ambiguous for Caddy
+    caddy = CADDY.replace("gitea:3000", "app:3000")
+    messages = [str(v) for v in check(world(tmp_path / "b", caddy=caddy))]
+    assert any("Caddyfile:3" in m and "'app' is ambiguous: stacks git, photo" in m for m in messages)
+
+
+def test_a_hub_missing_a_spoke_network_is_flagged(tmp_path):
+    messages = [str(v) for v in check(world(tmp_path, hub=hub_model(nets=("git_net",))))]
+    assert any("does not join 'photo_net'" in m and "reverseproxy/compose.yaml" in m for m in messages)
+    assert any("Caddyfile:6" in m and "immich_server" in m for m in messages)
+
+
+def test_spokes_sharing_a_network_and_a_spoke_without_one(tmp_path):
+    violations = check(world(tmp_path, git=spoke_model("git", "photo_net", "gitea")))
+    assert sum("shared by git, photo" in v.message for v in violations) == 2
+    lonely = {"services": {"app": {"image": "busybox"}}}
+    assert any("declares no external network" in v.message for v in check(world(tmp_path / "b", git=lonely)))
+
+
+def test_the_same_container_name_in_two_stacks(tmp_path):
+    violations = check(world(tmp_path, photo=spoke_model("photo", "photo_net", "gitea")))
+    assert [v.message for v in violations if v.message.startswith("container_name")] == [
+        "container_name 'gitea' is also used by stack 'git': docker allows one container per name"]
+
+
+def test_an_unlisted_path_under_the_base_is_flagged(tmp_path):
+    violations = check(world(tmp_path), listed=[p for p in LISTED if p != "git/db"])
+    assert [v.message for v in violations] == [
+        "service 'db' mounts /datapool/services/git/db, which is under ZFS_BASE_MOUNTPOINT "
+        "but not listed in SERVICE_VOLUME_PATHS_AND_OWNERS"]
+
+
+def test_a_grace_period_that_does_not_fit_stop_timeout(tmp_path):
+    violations = check(world(tmp_path), stop_timeout=60)
+    assert len(violations) == 2 and all("stop_grace_period 90s" in v.message for v in violations)
+
+
+def test_an_unreadable_stack_and_a_bad_folder_name_are_named_and_the_rest_is_checked(tmp_path):
+    stacks = world(tmp_path)
+    stacks[0].error, stacks[0].services = "yaml: line 3: did not find expected key", {}
+    violations = check(stacks)
+    # gitea's upstream may well be in the stack compose cannot read: not called unreachable
+    assert [str(v) for v in violations] == [
+        f"{tmp_path}/git/compose.yaml: compose cannot read this stack: yaml: line 3: did not find expected key"]
+    stack_dir(tmp_path / "c", "Git Lab", spoke_model("git", "git_net", "gitea"))
+    found, _ = find_stacks(tmp_path / "c")
+    bad = stack_from_model(found[0], spoke_model("git", "git_net", "gitea"))
+    assert any("'Git Lab' is not a valid compose project name" in v.message for v in check([bad]))
+
+
+def test_no_hub_stack(tmp_path):
+    stack_dir(tmp_path, "git", spoke_model("git", "git_net", "gitea"))
+    stacks, _ = read(tmp_path, {"git": spoke_model("git", "git_net", "gitea")})
+    assert any("no hub stack 'reverseproxy'" in v.message for v in check(stacks))
+
+
+def test_caddy_upstreams_skip_matchers_and_options():
+    text = ("a {\n\treverse_proxy @api backend:8080 other:81 {\n\t\thealth_uri /h\n\t}\n"
+            "\treverse_proxy /static/* http://static:80  # comment\n\t# reverse_proxy ignored:1\n}\n")
+    assert caddy_upstreams(text) == [(2, "backend"), (2, "other"), (5, "static")]
+
+
+def test_a_bad_folder_name_is_said_once(tmp_path):
+    stack_dir(tmp_path / "c", "Git Lab", spoke_model("git", "git_net", "gitea"))
+    [found], _ = find_stacks(tmp_path / "c")
+    from management.tools.compose_file import Stack
+
+    bad = Stack(found.name, found.dir, found.file, error="folder name 'Git Lab' is not a valid compose project name")
+    assert [v.message for v in check([bad])].count(
+        "folder name 'Git Lab' is not a valid compose project name (lowercase letters, digits, '-' and '_', "
+        "starting with a letter or digit)") == 1
+    assert not [v for v in check([bad]) if "compose cannot read" in v.message]
+
+
+def test_dns_on_53_tcp_and_udp_is_named_with_its_protocols_and_can_be_allowed_with_a_reason(tmp_path):
+    ports = [{"target": 53, "published": "53", "protocol": "tcp"}, {"target": 53, "published": "53", "protocol": "udp"}]
+    dns = spoke_model("photo", "photo_net", "immich_server", ports=ports)
+    [v] = check(world(tmp_path, photo=dns))
+    assert "publishes ports 53:53/tcp, 53:53/udp: only the hub (reverseproxy) may" in v.message
+    dns["x-orchestrator"] = {"allow": {"publish": "DNS for the LAN answers on port 53"}}
+    stacks = world(tmp_path / "allowed", photo=dns)
+    assert check(stacks) == []
+    assert accepted(stacks, "reverseproxy") == [
+        "photo: service 'app' publishes 53:53/tcp, 53:53/udp: allowed (DNS for the LAN answers on port 53)"]
+
+
+def test_a_host_networked_gateway_is_allowed_with_a_reason_and_needs_no_spoke_network(tmp_path):
+    gateway = {"name": "photo", "services": {"tailscale": {"image": "tailscale", "network_mode": "host",
+                                                           "volumes": [{"type": "bind", "source": f"{BASE}/photo/data",
+                                                                        "target": "/var/lib/tailscale"}]}}}
+    hub = hub_model(nets=("git_net",))
+    caddy = "git.lan {\n\treverse_proxy gitea:3000\n}\n"
+    messages = [v.message for v in check(world(tmp_path, hub=hub, photo=gateway, caddy=caddy))]
+    assert any("uses network_mode: host" in m and "allow.host-network" in m for m in messages)
+    assert not any("declares no external network" in m for m in messages)
+    gateway["x-orchestrator"] = {"allow": {"host-network": "Tailscale subnet router: routes the LAN"}}
+    stacks = world(tmp_path / "allowed", hub=hub, photo=gateway, caddy=caddy)
+    assert check(stacks) == []
+    assert accepted(stacks, "reverseproxy") == [
+        "photo: service 'tailscale' uses network_mode: host: allowed (Tailscale subnet router: routes the LAN)"]
+
+
+def test_an_allow_without_a_reason_or_with_an_unknown_rule_is_a_violation(tmp_path):
+    photo = spoke_model("photo", "photo_net", "immich_server")
+    photo["x-orchestrator"] = {"allow": {"publish": "", "everything": "yes"}}
+    messages = [v.message for v in check(world(tmp_path, photo=photo))]
+    assert "x-orchestrator.allow: unknown key 'everything' (known: host-network, publish)" in messages
+    assert any(m.startswith("x-orchestrator.allow.publish: give the reason") for m in messages)
+
+
+def test_the_caddyfile_in_a_folder_bound_to_etc_caddy_is_found_and_checked(tmp_path):
+    hub = hub_model()
+    conf = tmp_path / "reverseproxy" / "conf"
+    conf.mkdir(parents=True)
+    (conf / "Caddyfile").write_text("git.lan {\n\treverse_proxy nowhere:3000\n}\n")
+    hub["services"]["caddy"]["volumes"][0] = {"type": "bind", "source": str(conf), "target": "/etc/caddy",
+                                              "read_only": True}
+    [v] = check(world(tmp_path, hub=hub, caddy=None))
+    assert str(v) == f"{conf}/Caddyfile:2: reverse_proxy upstream 'nowhere' is not a service, container name or " \
+                     "alias on a network the hub shares"
+
+
+def test_to_upstreams_in_blocks_and_imported_files_are_checked(tmp_path):
+    caddy = ("(common) {\n\tencode gzip\n}\nimport sites/*.caddy\nimport /etc/caddy/extra.caddy\n"
+             "git.lan {\n\timport common\n\treverse_proxy {\n\t\tto gitea:3000 ghost:3000\n"
+             "\t\tlb_policy first\n\t}\n}\n")
+    assert caddy_upstreams(caddy) == [(9, "gitea"), (9, "ghost")]
+    stacks = world(tmp_path, caddy=caddy)
+    hub_dir = tmp_path / "reverseproxy"
+    (hub_dir / "sites").mkdir()
+    (hub_dir / "sites" / "photo.caddy").write_text("photo.lan {\n\treverse_proxy immich_server:2283 lost:1\n}\n")
+    (hub_dir / "extra.caddy").write_text("x.lan {\n\treverse_proxy extra-missing:80\n}\n")
+    hub = next(s for s in stacks if s.name == "reverseproxy")
+    Bind = type(hub.binds[0])
+    hub.binds.append(Bind("caddy", hub_dir / "extra.caddy", "/etc/caddy/extra.caddy"))
+    files = caddy_files(hub_dir / "Caddyfile", {b.target: b.source for b in hub.binds})
+    assert files == [hub_dir / "Caddyfile", hub_dir / "sites" / "photo.caddy", hub_dir / "extra.caddy"]
+    found = sorted(str(v) for v in check(stacks))
+    assert found == [
+        f"{hub_dir}/Caddyfile:9: reverse_proxy upstream 'ghost' is not a service, container name or alias on a "
+        "network the hub shares",
+        f"{hub_dir}/extra.caddy:2: reverse_proxy upstream 'extra-missing' is not a service, container name or alias "
+        "on a network the hub shares",
+        f"{hub_dir}/sites/photo.caddy:2: reverse_proxy upstream 'lost' is not a service, container name or alias on "
+        "a network the hub shares"]
+
+
+def test_uncovered_data_is_a_violation_with_its_fix_and_another_services_dataset_is_said_once(tmp_path):
+    photo = spoke_model("photo", "photo_net", "immich_server")
+    photo["services"]["db"]["volumes"] = [{"type": "volume", "source": "pgdata", "target": "/var/lib/postgresql/data"},
+                                          {"type": "bind", "source": f"{BASE}/git/data", "target": "/git"}]
+    photo["volumes"] = {"pgdata": {}}
+    messages = [v.message for v in check(world(tmp_path, photo=photo))]
+    assert messages == [
+        "service 'db' volume pgdata -> /var/lib/postgresql/data: uncovered (docker volume on the OS disk); fix: make "
+        "adopt SERVICE_NAME=photo (moves it onto the dataset), or declare it in x-orchestrator.ephemeral with a reason",
+        f"service 'db' {BASE}/git/data -> /git: foreign (dataset git, another service's); fix: keep photo's data "
+        f"below {BASE}/photo: restoring git would replace it while this stack runs"]
+
