@@ -627,12 +627,33 @@ def check_last_backup(host: Host) -> Check:
     return Check(OK, name, f"every service within {s.stale_after}h (oldest {age(oldest)} ago)")
 
 
+def check_coverage(host: Host) -> Check:
+    """Every byte a stack keeps is backed up, or its compose file says why not (tools.coverage)."""
+    from management.tools.compose import DockerComposeManager
+
+    name = "data coverage"
+    docker = DockerComposeManager(host.settings, host.runner, None, echo=lambda _m: None)
+    try:
+        by_stack = docker.coverage()
+    except OrchestratorError as exc:
+        return cannot(name, exc, "where the stacks keep their data")
+    bad = {stack: [c for c in covs if c.problem] for stack, covs in by_stack.items()}
+    bad = {stack: covs for stack, covs in bad.items() if covs}
+    if bad:
+        shown = "; ".join(f"{stack}: {', '.join(f'{c.source} -> {c.target} ({c.where})' for c in covs)}"
+                          for stack, covs in sorted(bad.items()))
+        return Check(FAIL, name, f"data no backup reaches: {shown}",
+                     "make check-stacks shows each mount with its fix (make adopt, ':ro', or a declared reason)")
+    mounts = sum(len(c) for c in by_stack.values())
+    return Check(OK, name, f"every mount of {len(by_stack)} stack(s) is backed up or declared ({mounts} mounts)")
+
+
 CHECKS: tuple[Callable[[Host], Check], ...] = (
     check_userns, check_subids, check_log_rotation, check_compose,
     check_pool, check_datasets, check_free_space, check_zfs_import,
     check_ssh_port, check_ssh_root, check_ssh_password, check_firewall,
     check_env_mode, check_borg_keys,
-    check_cron, check_boot_unit, check_last_backup,
+    check_cron, check_boot_unit, check_coverage, check_last_backup,
 )
 
 

@@ -13,11 +13,3 @@ def summary(coverage: dict[str, list[Coverage]]) -> str:
     counts = {v: sum(c.verdict == v for c in every) for v in ORDER}
     shown = [f"{n} {v}" for v, n in counts.items() if n or v == UNCOVERED]
     return f"coverage: {len(every)} mounts in {len(coverage)} stacks: {', '.join(shown)}"
-
-
-def cell(coverage: list[Coverage] | None) -> tuple[str, bool]:
-    """The status column: 'ok', 'n uncovered' (highlighted), or '?' when compose could not read it."""
-    if coverage is None:
-        return "?", False
-    bad = [c for c in coverage if c.problem]
-    return (f"{len(bad)} uncovered", True) if bad else ("ok", False)

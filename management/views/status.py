@@ -59,6 +59,13 @@ class ServiceStatus:
     drill: dict | None = None  # the drill state entry, plus age_seconds
     update: dict | None = None  # the last update state entry, plus age_seconds
     rollback_points: list[str] = field(default_factory=list)
+    # each mount's verdict (tools.coverage), None when there is no stack folder or compose cannot read it
+    coverage: list[dict] | None = None
+
+    @property
+    def uncovered(self) -> list[dict]:
+        """Mounts whose data no backup reaches."""
+        return [c for c in self.coverage or [] if c["problem"]]
 
     @property
     def backed_up(self) -> bool:
@@ -77,6 +84,10 @@ class StatusReport:
     def stale(self) -> list[str]:
         return [s.service for s in self.services if s.stale]
 
+    @property
+    def uncovered(self) -> list[str]:
+        return [s.service for s in self.services if s.uncovered]
+
     def to_dict(self) -> dict:
         rows = []
         for s in self.services:
@@ -87,7 +98,7 @@ class StatusReport:
             del row["last_backup_age"], row["last_archive"], row["stale"]
             rows.append(row)
         return {"time": self.time, "stale_after_hours": self.stale_after_hours, "stale": self.stale,
-                "services": rows, "problems": list(self.problems)}
+                "uncovered": self.uncovered, "services": rows, "problems": list(self.problems)}
 
 
 # --- reading what the runs left -----------------------------------------------------------------
@@ -161,6 +172,16 @@ def stacks(docker, names: list[str]) -> tuple[dict[str, StackState], str | None]
     return {r.stack: StackState(r.state, r.running, r.total, r.health) for r in rows}, None
 
 
+def coverage(docker, names: list[str]) -> tuple[dict[str, list[dict]], str | None]:
+    """Each stack's mounts with their verdicts (compose's models; no container is asked)."""
+    if not names:
+        return {}, None
+    try:
+        return {n: [c.to_dict() for c in covs] for n, covs in docker.coverage(names).items()}, None
+    except OrchestratorError as exc:
+        return {}, f"compose: {_last_line(exc)}"
+
+
 def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
             now: float | None = None) -> StatusReport:
     now = time.time() if now is None else now
@@ -175,6 +196,9 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
     if problem:
         problems.append(problem)
     by_stack, problem = stacks(docker, [n for n in names if n in folders])
+    if problem:
+        problems.append(problem)
+    by_coverage, problem = coverage(docker, [n for n in names if n in folders])
     if problem:
         problems.append(problem)
 
@@ -200,6 +224,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
         row.drill = _with_age(drills.get(name), now)
         row.update = _with_age(updates.get(name), now)
         row.rollback_points = state.update_points(name)
+        row.coverage = by_coverage.get(name)
         rows.append(row)
     return StatusReport(now, settings.stale_after, rows, problems)
 
@@ -225,6 +250,12 @@ def _dataset_cells(d: DatasetState | None) -> tuple[str, str]:
     return ("mounted" if d.mounted else "NOT MOUNTED"), human_size(d.used)
 
 
+def _coverage_cell(row: ServiceStatus) -> str:
+    if row.coverage is None:
+        return "-" if row.stack is None else "?"
+    return f"{len(row.uncovered)} UNCOVERED" if row.uncovered else "ok"
+
+
 def _backup_cell(row: ServiceStatus) -> str:
     if not row.backed_up:
         return "-"
@@ -247,21 +278,26 @@ def _update_cell(update: dict | None, points: list[str]) -> str:
 
 
 def render(report: StatusReport) -> list[tuple[str, bool]]:
-    """The table as (line, highlight) pairs; highlighted lines are stale services. The word STALE
-    is in the text itself, so the table says it without colour too."""
-    header = ("SERVICE", "STACK", "HEALTH", "DATASET", "USED", "LAST BACKUP", "ARCHIVES", "DRILL", "UPDATE",
-              "LAST ARCHIVE")
+    """The table as (line, highlight) pairs; highlighted lines are stale services and services
+    with data no backup reaches. The words STALE and UNCOVERED are in the text itself, so the
+    table says it without colour too."""
+    header = ("SERVICE", "STACK", "HEALTH", "DATASET", "USED", "COVERAGE", "LAST BACKUP", "ARCHIVES", "DRILL",
+              "UPDATE", "LAST ARCHIVE")
     rows = [header]
     for r in report.services:
         dataset, used = _dataset_cells(r.dataset)
         rows.append((r.service, _stack_cell(r.stack), r.stack.health if r.stack else "-", dataset, used,
-                     _backup_cell(r), "-" if r.archives is None else str(r.archives), _drill_cell(r),
-                     _update_cell(r.update, r.rollback_points),
+                     _coverage_cell(r), _backup_cell(r), "-" if r.archives is None else str(r.archives),
+                     _drill_cell(r), _update_cell(r.update, r.rollback_points),
                      r.last_archive or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip(), False) for row in rows]
     for i, r in enumerate(report.services, start=1):
-        lines[i] = (lines[i][0], r.stale)
+        lines[i] = (lines[i][0], r.stale or bool(r.uncovered))
+    for r in report.services:
+        if r.uncovered:
+            lines.append((f"not backed up: {r.service}: {len(r.uncovered)} mount(s) no backup reaches "
+                          f"(make check-stacks names each with its fix)", True))
     stale = report.stale
     if stale:
         lines.append((f"stale: {', '.join(stale)} (no good backup within STALE_AFTER={report.stale_after_hours}h)",

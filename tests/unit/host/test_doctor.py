@@ -54,7 +54,11 @@ def host(tmp_path):
         (keys / f"{svc}.key").write_text("BORG_KEY x\n")
         os.chmod(keys / f"{svc}.key", 0o600)
     (state / "last_success.json").write_text(json.dumps({"git": NOW - 3 * H, "photo": NOW - 20 * H}))
-    env = write(tmp_path, BASE + f"DOCKER_DAEMON_JSON={etc}/daemon.json\nSUBUID_FILE={etc}/subuid\n"
+    services = tmp_path / "services"
+    (services / "git").mkdir(parents=True)
+    (services / "git" / "compose.yaml").write_text("services: {}\n")
+    env = write(tmp_path, BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}")
+                + f"DOCKER_DAEMON_JSON={etc}/daemon.json\nSUBUID_FILE={etc}/subuid\n"
                 f"SUBGID_FILE={etc}/subgid\nBORG_KEYS_DIR={keys}\nSTATE_DIR={state}\n")
     settings = load_settings(env)[0]
     (etc / "cron.d" / schedule.CRON_NAME).write_text(schedule.render_cron(
@@ -64,6 +68,7 @@ def host(tmp_path):
     fake = FakeRunner({
         DOCKER_INFO: json.dumps(INFO),
         ("docker", "compose", "version"): "Docker Compose version v2.40.3\n",
+        GIT_CONFIG: json.dumps(git_model()),
         POOL: "datapool\tONLINE\n",
         DATASETS: "datapool/services\tmountpoint\t/datapool/services\ndatapool/services\tmounted\tyes\n"
                   "datapool/services/git\tmountpoint\t/datapool/services/git\ndatapool/services/git\tmounted\tyes\n"
@@ -81,6 +86,15 @@ def host(tmp_path):
     })
     return Host(settings, fake, cron_dir=etc / "cron.d", unit_dir=etc / "systemd", sshd_config=etc / "sshd_config",
                 systemd=True, clock=lambda: NOW)
+
+
+GIT_CONFIG = ("docker", "compose", "-p", "git", "config", "--format", "json")
+
+
+def git_model(*extra_volumes) -> dict:
+    return {"services": {"app": {"image": "gitea", "volumes": [
+        {"type": "bind", "source": "/datapool/services/git/data", "target": "/data"}, *extra_volumes]}},
+        "volumes": {"pgdata": {}}}
 
 
 def answer(host, argv, value):
@@ -389,10 +403,10 @@ def test_cli_prints_one_line_per_check_and_fixes_and_exits_1_on_a_fail(host, mon
     result = cli(host, monkeypatch)
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
-    assert [ln.split()[0] for ln in lines if not ln.startswith(" ")][:-1] == [OK] * 16 + [FAIL]
+    assert [ln.split()[0] for ln in lines if not ln.startswith(" ")][:-1] == [OK] * 17 + [FAIL]
     assert lines[-2].strip() == "fix: make backup-all, and read its summary (or the cron log) for why the last one " \
                                 "failed"
-    assert lines[-1] == "doctor: 16 ok, 0 warn, 1 fail"
+    assert lines[-1] == "doctor: 17 ok, 0 warn, 1 fail"
 
 
 def test_cli_warnings_alone_exit_0_and_json(host, monkeypatch):
@@ -417,3 +431,19 @@ def test_no_tool_installed_no_crash_and_every_finding_has_a_fix(host):
     assert "docker is not installed" in missing["userns-remap"] and "sshd is not installed" in missing["ssh port"]
     assert {c.name: c.status for c in checks}["firewall"] == WARN
     assert {c.name: c.status for c in checks}["compose v2"] == FAIL
+
+
+# --- coverage -------------------------------------------------------------------------------
+
+
+def test_data_no_backup_reaches_fails_with_each_mount_named(host):
+    answer(host, GIT_CONFIG, json.dumps(git_model({"type": "volume", "source": "pgdata", "target": "/pg"})))
+    c = doctor.check_coverage(host)
+    assert c.status == FAIL and "git: volume pgdata -> /pg (docker volume on the OS disk)" in c.detail
+    assert "make check-stacks" in c.fix
+
+
+def test_coverage_ok_names_how_many_mounts_were_looked_at(host):
+    c = doctor.check_coverage(host)
+    assert c.status == OK and c.detail.endswith("(1 mounts)")
+

@@ -153,7 +153,7 @@ def test_render_marks_stale_in_text_and_highlights_the_row(tmp_path):
     write_state(state, "last_success.json", {"git": NOW - 2 * H, "photo": NOW - 80 * H})
     lines = status.render(status.collect(settings, zfs, docker, now=NOW))
     header, git, photo, web = (line for line, _ in lines[:4])
-    assert header.split()[:6] == ["SERVICE", "STACK", "HEALTH", "DATASET", "USED", "LAST"]
+    assert header.split()[:7] == ["SERVICE", "STACK", "HEALTH", "DATASET", "USED", "COVERAGE", "LAST"]
     assert "running 2/2" in git and "healthy" in git and "mounted" in git and "2.5 MB" in git and "2h ago" in git
     assert "STALE" not in git and "3d ago STALE" in photo and "NOT MOUNTED" in photo
     assert [h for _, h in lines[:4]] == [False, False, True, False]
@@ -201,4 +201,19 @@ def test_cli_masks_secrets(tmp_path, monkeypatch):
     write_state(state, "last_update.json", {"git": {"time": NOW, "result": "failed", "message": f"pull {PASS}"}})
     result = cli(tmp_path, monkeypatch, fake, "--json")
     assert PASS not in result.output and "pull ***" in result.output
+
+
+def test_a_stack_with_data_no_backup_reaches_is_marked_uncovered_in_text_json_and_highlight(tmp_path):
+    config = ("docker", "compose", "-p", "git", "config", "--format", "json")
+    model = {"services": {"db": {"image": "postgres", "volumes": [
+        {"type": "volume", "source": "pgdata", "target": "/var/lib/postgresql/data"}]}}, "volumes": {"pgdata": {}}}
+    settings, _fake, zfs, docker, _state = setup(tmp_path, answers={("docker", "compose", "version"): "v2",
+                                                                    config: json.dumps(model)})
+    report = status.collect(settings, zfs, docker, now=NOW)
+    git = report.services[0]
+    assert [c["target"] for c in git.uncovered] == ["/var/lib/postgresql/data"]
+    assert report.uncovered == ["git"] and report.to_dict()["uncovered"] == ["git"]
+    lines = status.render(report)
+    assert "1 UNCOVERED" in lines[1][0] and lines[1][1]
+    assert any(line.startswith("not backed up: git: 1 mount(s)") and h for line, h in lines)
 
