@@ -49,6 +49,10 @@ UID_KEY_RE = re.compile(r"^REMAPPED_[A-Z0-9_]+_UID$")
 # prefix and a compose folder name. Stricter than ZFS on purpose: no spaces, no shell
 # metacharacters, no ':' (archive names), no leading dot or dash.
 SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# compose's own precedence: the file compose picks up by itself in a stack folder
+COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+# a folder compose accepts as a project name, and so as a service this tool backs up
+PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 PATH_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_.@+-][A-Za-z0-9_.@+ -]*$")
 DATASET_COMPONENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 POOL_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]*$")
@@ -631,6 +635,17 @@ SETTINGS: tuple[Setting, ...] = (
 # ---------------------------------------------------------------------------------------
 
 
+def stack_folders(services_dir: Path) -> list[str]:
+    """Folders of SERVICES_DIR holding a compose file compose picks up by itself, whose name is a
+    valid project name (check-stacks names the others). Symlinked folders are followed."""
+    try:
+        entries = sorted(services_dir.iterdir())
+    except OSError:
+        return []
+    return [d.name for d in entries if not d.name.startswith(".") and PROJECT_RE.match(d.name)
+            and SERVICE_NAME_RE.match(d.name) and any((d / c).is_file() for c in COMPOSE_FILES)]
+
+
 class _SettingsMethods:
     """What every Settings object can answer besides its values (the attributes)."""
 
@@ -638,12 +653,20 @@ class _SettingsMethods:
     volume_paths: tuple[VolumePath, ...]
 
     @property
-    def services(self) -> tuple[str, ...]:
-        """Service (= child dataset) names in the order they first appear in the .env."""
+    def listed_services(self) -> tuple[str, ...]:
+        """The services SERVICE_VOLUME_PATHS_AND_OWNERS names, in the order they first appear."""
         seen: dict[str, None] = {}
         for vp in self.volume_paths:
             seen.setdefault(vp.service, None)
         return tuple(seen)
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """Every service (= child dataset, borg repository): the listed ones, then every stack
+        folder in SERVICES_DIR that none of them names, by name. A stack folder is backed up
+        (its folder at least) whether or not a path of it is listed."""
+        listed = self.listed_services
+        return listed + tuple(n for n in stack_folders(self.services_dir) if n not in listed)
 
     def dataset(self, service: str) -> str:
         return f"{self.zfs_parent_dataset}/{service}"

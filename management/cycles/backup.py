@@ -87,9 +87,10 @@ class BackupOrchestrator(Cycle):
         return f"{self.s.view_dataset}/{service}"
 
     def _stack_dir(self, service: str) -> Path | None:
-        """The service's stack folder under SERVICES_DIR, when there is one."""
+        """The service's stack folder under SERVICES_DIR, when there is one (a symlinked folder is
+        followed: its contents are what compose reads)."""
         path = self.s.services_dir / service
-        return path if path.is_dir() and not path.is_symlink() else None
+        return path if path.is_dir() else None
 
     def _key(self) -> bytes:
         return self.state.manifest_key()
@@ -145,10 +146,16 @@ class BackupOrchestrator(Cycle):
 
         Returns (blocking, per_service): a blocking problem (a dataset not mounted: the stacks
         would write to the OS disk) stops the whole run before anything is stopped; a
-        repository that cannot be used fails only its own service, the others go on."""
+        repository that cannot be used fails only its own service, the others go on. A stack
+        folder that SERVICE_VOLUME_PATHS_AND_OWNERS does not name gets its dataset here."""
         blocking: list[str] = []
         for service in targets:
             dataset = self.s.dataset(service)
+            if service not in self.s.listed_services and not self.zfs.exists(dataset):
+                # a stack folder no listed path names: its stack keeps nothing on the dataset yet,
+                # but its folder is backed up like any other, so it gets the dataset now
+                self.echo(f"{service}: a stack folder without a dataset; creating {dataset}")
+                self.zfs.create_dataset(dataset)
             if not self.zfs.is_mounted(dataset):
                 blocking.append(f"{service}: dataset {dataset} is not mounted (or does not exist); "
                                 "run `make setup-storage` or `zfs mount` it")

@@ -26,12 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from management.config import Settings
+from management.config import PROJECT_RE, Settings
 from management.errors import CommandError, OrchestratorError, ValidationError
 from management.runner import Runner
 from management.tools.compose_file import (
     NETWORK_RE,
-    PROJECT_RE,
     Stack,
     StackDir,
     find_stacks,

@@ -25,11 +25,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from management.config import COMPOSE_FILES
 from management.errors import ValidationError
 
-# compose's own precedence; the override file beside the one it picks is merged by compose.
-COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # what compose accepts as a project name
+# COMPOSE_FILES (config): compose's own precedence; the override file beside the one it picks is merged
+# by compose.
 NETWORK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # never read as an option by docker
 DEFAULT_STOP_GRACE = 10.0  # compose's default stop_grace_period, seconds
 STOP_MARGIN = 5.0  # what compose itself needs beyond the longest grace period, within STOP_TIMEOUT

@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from management.config import PROJECT_RE
 from management.tools.compose_file import (
     NETWORK_RE,
     POLICY_KEY,
-    PROJECT_RE,
     STOP_MARGIN,
     Stack,
     allowed,

@@ -49,7 +49,7 @@ class StackState:
 @dataclass
 class ServiceStatus:
     service: str
-    dataset: DatasetState | None  # None: a stack folder with no dataset in the .env
+    dataset: DatasetState | None  # None: a folder that is not a service (its name is not a valid project)
     stack: StackState | None  # None: no stack folder of that name
     last_backup: float | None = None  # unix time of the last good backup
     last_backup_age: float | None = None  # seconds
@@ -121,7 +121,8 @@ def _round(value: float | None) -> float | None:
 
 
 def row_names(settings: Settings, stacks: list[str], wanted: list[str] | None) -> list[str]:
-    """Services in .env order, then stack folders that have no dataset; `wanted` picks some."""
+    """Every service (the listed ones, then the other stack folders), then folders compose
+    would not take as a project (no dataset: check-stacks names them); `wanted` picks some."""
     names = list(settings.services) + [s for s in stacks if s not in settings.services]
     if not wanted:
         return names

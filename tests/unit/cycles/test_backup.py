@@ -2,6 +2,7 @@
 
 import os
 import signal
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from management.cycles.context import RunContext
 from management.errors import CommandError, OrchestratorError
 from management.results import FAILED, OK
 from tests.fakes import FakeRunner
-from tests.unit.test_config import settings_with
+from tests.unit.test_config import BASE, settings_with
 
 
 @dataclass
@@ -134,7 +135,12 @@ class World:
         return sorted(self.views)
 
     def exists(self, name):
-        return name in self.views or name in self.snapshots
+        return name in self.views or name in self.snapshots or name in self.datasets
+
+    def create_dataset(self, dataset):
+        self.events.append(("create-dataset", dataset))
+        self.datasets.append(dataset)
+        self.mounted.add(dataset)
 
     def ensure_view_parent(self, parent):
         self.events.append(("view-parent", parent))
@@ -458,4 +464,34 @@ def test_data_no_backup_reaches_is_named_and_the_night_is_not_ok(settings):
     assert all(d.result == "ok" for d in report.datasets) and not report.ok  # every dataset is fine; the stack is not
     assert world.events.index(("coverage", ("git", "photo"))) < next(
         i for i, e in enumerate(world.events) if e[0] == "stop")  # read before the window
+
+
+def test_a_stack_folder_no_listed_path_names_is_backed_up_with_a_dataset_made_for_it(tmp_path):
+    services = tmp_path / "services"
+    for name in ("git", "photo", "reverseproxy"):
+        (services / name).mkdir(parents=True)
+        (services / name / "compose.yaml").write_text("services: {}\n")
+    settings = settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nKEEP_LAST_SNAPSHOT=0\n"
+                             f"VIEW_MOUNTPOINT={tmp_path}/views\n",
+                             base=BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}"))
+    assert settings.listed_services == ("git", "photo") and settings.services == ("git", "photo", "reverseproxy")
+
+    class Views(World):
+        def create_view(self, snap, view, path, readonly=True):
+            path.mkdir(parents=True)
+            super().create_view(snap, view, path, readonly)
+
+    class Copying(FakeRunner):
+        def run(self, argv, **kw):
+            if argv[0] == "cp":
+                subprocess.run(argv, check=True)
+            return super().run(argv, **kw)
+
+    world = Views()
+    report = BackupOrchestrator(RunContext(settings, Copying(), world, world, world, echo=lambda _: None)).backup()
+    assert report.ok, report
+    assert kinds(world, "create-dataset") == ["datapool/services/reverseproxy"]
+    assert sorted(kinds(world, "create")) == ["git", "photo", "reverseproxy"]  # its folder has an archive
+    assert world.events.index(("create-dataset", "datapool/services/reverseproxy")) < world.events.index(
+        ("stop", "git"))
 

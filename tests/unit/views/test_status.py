@@ -56,7 +56,7 @@ def write_state(state, name, data):
     (state / name).write_text(json.dumps(data))
 
 
-def test_one_row_per_service_then_stacks_without_a_dataset(tmp_path):
+def test_one_row_per_service_listed_ones_first_then_the_other_stack_folders(tmp_path):
     settings, fake, zfs, docker, state = setup(tmp_path)
     report = status.collect(settings, zfs, docker, now=NOW)
     assert [r.service for r in report.services] == ["git", "photo", "web"]
@@ -64,7 +64,8 @@ def test_one_row_per_service_then_stacks_without_a_dataset(tmp_path):
     assert git.stack == status.StackState("running", 2, 2, "healthy")
     assert git.dataset == status.DatasetState("datapool/services/git", True, True, 2500000, "/datapool/services/git")
     assert photo.stack is None and photo.dataset.mounted is False
-    assert web.dataset is None and web.stack.state == "absent"
+    # a stack folder no listed path names is a service too: its dataset is looked for (missing here)
+    assert web.dataset == status.DatasetState("datapool/services/web", False, False) and web.stack.state == "absent"
     # the datasets come from ONE zfs call; docker is asked only about the stack folders
     assert [a for a in fake.argvs if a[0] == "zfs"] == [ZFS_GET]
     assert ps("photo") not in fake.argvs
@@ -80,15 +81,15 @@ def test_last_backup_age_archive_and_staleness_from_state_files(tmp_path):
     git, photo, web = report.services
     assert (git.last_backup_age, git.stale, git.last_archive) == (3 * H, False, "git-2033-05-18T03:30:00Z")
     assert photo.stale and photo.last_archive is None
-    assert not web.stale and web.last_backup is None  # a stack without a dataset is not backed up
-    assert report.stale == ["photo"]
+    assert web.stale and web.last_backup is None  # a stack folder is backed up like any service: never is stale
+    assert report.stale == ["photo", "web"]
 
 
 def test_never_backed_up_is_stale_and_stale_after_is_the_setting(tmp_path):
     settings, _fake, zfs, docker, state = setup(tmp_path, extra="STALE_AFTER=2\n")
     write_state(state, "last_success.json", {"git": NOW - 3 * H})
     report = status.collect(settings, zfs, docker, now=NOW)
-    assert report.stale == ["git", "photo"] and report.stale_after_hours == 2
+    assert report.stale == ["git", "photo", "web"] and report.stale_after_hours == 2
 
 
 def test_drill_update_and_rollback_points(tmp_path):
@@ -156,7 +157,7 @@ def test_render_marks_stale_in_text_and_highlights_the_row(tmp_path):
     assert header.split()[:7] == ["SERVICE", "STACK", "HEALTH", "DATASET", "USED", "COVERAGE", "LAST"]
     assert "running 2/2" in git and "healthy" in git and "mounted" in git and "2.5 MB" in git and "2h ago" in git
     assert "STALE" not in git and "3d ago STALE" in photo and "NOT MOUNTED" in photo
-    assert [h for _, h in lines[:4]] == [False, False, True, False]
+    assert [h for _, h in lines[:4]] == [False, False, True, True]
     assert any("stale: photo" in line and h for line, h in lines)
     assert "ARCHIVES" in header and not any("not counted" in line for line, _ in lines)
 
@@ -177,13 +178,13 @@ def test_cli_json_is_the_same_report(tmp_path, monkeypatch):
     result = cli(tmp_path, monkeypatch, fake, "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["stale_after_hours"] == 36 and data["stale"] == ["git", "photo"]
+    assert data["stale_after_hours"] == 36 and data["stale"] == ["git", "photo", "web"]
     git = data["services"][0]
     assert git["service"] == "git" and git["stack"] == {"state": "running", "running": 2, "total": 2,
                                                          "health": "healthy"}
     assert git["dataset"]["mounted"] is True and git["dataset"]["used"] == 2500000
     assert git["last_backup"]["time"] == 1.0 and git["last_backup"]["stale"] is True
-    assert data["services"][2]["last_backup"] is None  # web: no dataset, nothing to back up
+    assert data["services"][2]["last_backup"]["stale"] is True  # web: a stack folder, never backed up
 
 
 def test_cli_table_says_stale_without_a_tty_and_refuses_unknown_names(tmp_path, monkeypatch):
