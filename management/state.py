@@ -11,6 +11,7 @@ each, every write atomic (a temp file in the same directory, fsync, rename).
 | last_update.json | update (publish) | status, metrics |
 | updates/<stack>/<snapshot>.json | update | update (rollback), status |
 | manifest.key | backup or drill, first use | backup, drill |
+| stack-copies/<snapshot>/<service>/ | backup, in the window | backup (borg phase), removed after |
 
 A missing or unreadable JSON file reads as empty: no run wrote it yet.
 """
@@ -31,6 +32,7 @@ DRILLS = "drills.json"
 LAST_UPDATE = "last_update.json"
 UPDATES = "updates"
 MANIFEST_KEY = "manifest.key"
+STACK_COPIES = "stack-copies"
 UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
 
 
@@ -147,6 +149,10 @@ class StateStore:
         with os.fdopen(fd, "wb") as handle:
             handle.write(os.urandom(32))
         return path.read_bytes()
+
+    def stack_copies(self) -> Path:
+        """Where the backup keeps each stack folder as it was at the snapshot, until borg read it."""
+        return self.root / STACK_COPIES
 
     # -- drills -------------------------------------------------------------------------
 

@@ -67,6 +67,7 @@ class BackupOrchestrator(Cycle):
         super().__init__(ctx)
         self._snap_time = 0.0  # when tonight's snapshot was taken (for 1-second timestamps)
         self._written_supported: bool | None = None
+        self._staged: dict[str, Path | str] = {}  # service -> its stack folder's copy, or why there is none
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -106,6 +107,35 @@ class BackupOrchestrator(Cycle):
         self.zfs.set_readonly(view)
         return stack_manifest(target, self._key())
 
+    def _staging(self, snap: str) -> Path:
+        return self.state.stack_copies() / snap
+
+    def _stage_stacks(self, targets: list[str], snap: str) -> None:
+        """Copy each stack folder while its stack is stopped (or, for a live stack, right before
+        the snapshot), so the archive holds the folder as it was at the snapshot: a database in
+        a `./relative` bind is copied whole, not torn. Its cost is part of the window."""
+        root = self._staging(snap)
+        for service in targets:
+            folder = self._stack_dir(service)
+            if folder is None:
+                continue
+            target = root / service
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.runner.run(copy_tree_argv(folder, target))
+                self._staged[service] = target
+            except (OrchestratorError, OSError) as exc:
+                self._staged[service] = f"copying the stack folder {folder} failed: " + (
+                    brief(exc) if isinstance(exc, OrchestratorError) else str(exc))
+
+    def _unstage(self, snap: str, report: RunReport) -> None:
+        root = self._staging(snap)
+        if root.exists():
+            try:
+                self.runner.run(["rm", "-rf", "--one-file-system", "--", str(root)])
+            except OrchestratorError as exc:
+                report.errors.append(f"cleanup: stack folder copies in {root}: {brief(exc)}")
+
     # -- the last backed-up snapshot of each dataset (KEEP_LAST_SNAPSHOT) ------------------
 
     def kept(self) -> dict[str, Kept]:
@@ -138,6 +168,10 @@ class BackupOrchestrator(Cycle):
             removed.append(f"{dataset}@{name}")
         if not self.s.keep_last_snapshot:
             self.state.forget_kept()
+        staging = self.state.stack_copies()
+        for left in sorted(staging.glob(f"{self.s.snapshot_prefix}-*")) if staging.is_dir() else []:
+            self.runner.run(["rm", "-rf", "--one-file-system", "--", str(left)])
+            removed.append(str(left))
         return removed
 
     def preflight(self, targets: Sequence[str]) -> tuple[list[str], dict[str, str]]:
@@ -286,6 +320,7 @@ class BackupOrchestrator(Cycle):
                 if guard.pending:
                     self.echo("interrupted before the snapshot: no snapshot, starting stacks again")
                     return
+                self._stage_stacks(targets, snap)
                 self.echo(f"snapshot {snap}")
                 self._snap_time = self.clock()
                 for dataset in [snap_root] if snap_root else [self.s.dataset(t) for t in targets]:
@@ -377,8 +412,11 @@ class BackupOrchestrator(Cycle):
             d = by_service[service]
             started = time.monotonic()
             view = self._view_dataset(service)
-            stack_dir = self._stack_dir(service)
+            staged = self._staged.get(service)
+            stack_dir = staged if isinstance(staged, Path) else None
             try:
+                if isinstance(staged, str):
+                    raise ValidationError(staged)
                 # writable until the stack folder is copied in, then read-only for borg
                 self.zfs.create_view(f"{self.s.dataset(service)}@{snap}", view, self._view_path(service),
                                      readonly=stack_dir is None)
@@ -478,6 +516,7 @@ class BackupOrchestrator(Cycle):
                 report.errors.append(f"cleanup: snapshot {dataset}@{snap}: {exc}")
         if new_kept:
             self._supersede(new_kept, report)
+        self._unstage(snap, report)
         for d in report.datasets:
             if d.result == SKIPPED and not d.message:
                 d.message = "not backed up (see errors)"

@@ -481,17 +481,28 @@ def test_a_stack_folder_no_listed_path_names_is_backed_up_with_a_dataset_made_fo
             path.mkdir(parents=True)
             super().create_view(snap, view, path, readonly)
 
+    world = Views()
+
     class Copying(FakeRunner):
         def run(self, argv, **kw):
-            if argv[0] == "cp":
+            if argv[0] in ("cp", "rm"):
+                world.events.append((argv[0], argv[-2] if argv[0] == "cp" else argv[-1]))
                 subprocess.run(argv, check=True)
             return super().run(argv, **kw)
 
-    world = Views()
     report = BackupOrchestrator(RunContext(settings, Copying(), world, world, world, echo=lambda _: None)).backup()
     assert report.ok, report
     assert kinds(world, "create-dataset") == ["datapool/services/reverseproxy"]
     assert sorted(kinds(world, "create")) == ["git", "photo", "reverseproxy"]  # its folder has an archive
     assert world.events.index(("create-dataset", "datapool/services/reverseproxy")) < world.events.index(
         ("stop", "git"))
+    # each stack folder is copied while the stacks are stopped, before the snapshot; the copies go
+    # into the views for borg, and are removed at the end
+    copies = [i for i, e in enumerate(world.events) if e[0] == "cp" and e[1].startswith(str(services))]
+    snapshot = next(i for i, e in enumerate(world.events) if e[0] == "snapshot")
+    last_stop = max(i for i, e in enumerate(world.events) if e[0] == "stop")
+    first_start = min(i for i, e in enumerate(world.events) if e[0] == "start")
+    assert len(copies) == 3 and last_stop < min(copies) and max(copies) < snapshot < first_start
+    assert (tmp_path / "views" / "git" / ".orchestrator-stack" / "compose.yaml").read_text() == "services: {}\n"
+    assert not list((tmp_path / "state" / "stack-copies").iterdir())
 
