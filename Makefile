@@ -83,7 +83,7 @@ destroy-snapshot: ## Destroy a snapshot (asks; YES=1 skips): SNAPSHOT_NAME=name 
 	$(ORCH) snapshot destroy $(if $(SERVICE_NAME),--service $(SERVICE_NAME)) $(if $(YES),--yes) $(SNAPSHOT_NAME)
 
 # --- stacks (docker compose) -----------------------------------------------------------------
-.PHONY: docker-up docker-down docker-stop docker-start docker-pull status check-stacks install-autostart uninstall-autostart
+.PHONY: docker-up docker-down docker-stop docker-start docker-pull status check-stacks adopt install-autostart uninstall-autostart
 
 docker-up: ## Create and start stacks: external networks, hub first, rest in parallel, wait healthy [SERVICE_NAME=]
 	$(ORCH) docker-up $(SERVICE_NAME)
@@ -105,6 +105,10 @@ status: ## Per service: stack state+health, dataset mounted+used, last backup (S
 
 check-stacks: ## Check the hub-and-spoke rules; print each violation with its file
 	$(ORCH) check-stacks
+
+adopt: ## Bring a stack's uncovered data (docker volumes, ./binds) onto its dataset: SERVICE_NAME= [DRY_RUN=1] [YES=1] [REMOVE_OLD=1]
+	$(call require,SERVICE_NAME,photo)
+	$(ORCH) adopt $(if $(YES),--yes) $(if $(REMOVE_OLD),--remove-old) $(SERVICE_NAME)
 
 install-autostart: ## systemd unit that runs docker-up after docker and ZFS mounts at boot
 	$(ORCH) install-autostart

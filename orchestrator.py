@@ -335,6 +335,40 @@ def check_stacks_cmd(app: App) -> None:
     click.echo(f"check-stacks: OK ({len(app.docker.discover_names())} stacks in {app.settings.services_dir})")
 
 
+@cli.command("adopt")
+@click.argument("service")
+@click.option("--remove-old", is_flag=True, help="Remove the old volumes / directories an earlier adopt of SERVICE "
+              "moved (only those it recorded).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (with --dry-run).")
+@pass_app
+def adopt(app: App, service: str, remove_old: bool, yes: bool, as_json: bool) -> None:
+    """Bring SERVICE's data that no backup reaches (docker volumes, writable binds in its folder or
+    elsewhere on the host) onto its ZFS dataset, without editing its compose file: stop the stack,
+    copy and verify each, write an override compose merges by itself, add the paths to
+    SERVICE_VOLUME_PATHS_AND_OWNERS, start it and wait healthy. Any failure puts everything back.
+    --dry-run shows the plan with sizes. The old data stays until --remove-old."""
+    import json as _json
+
+    from management.cycles.adopt import AdoptOrchestrator, asdicts
+
+    adopter = AdoptOrchestrator(app.context())
+    if remove_old:
+        if not yes and not app.dry_run:
+            click.confirm(f"Remove the old volumes and directories adopt moved for {service}? Their data is on "
+                          "the dataset now", abort=True)
+        adopter.remove_old(service, dry_run=app.dry_run)
+        return
+    if not yes and not app.dry_run:
+        plan = adopter.plan(service)
+        if plan.moves:
+            click.confirm(f"Stop {service}, move {len(plan.moves)} mount(s) onto {app.settings.dataset(service)} "
+                          "and start it again?", abort=True)
+    plan = adopter.adopt(service, dry_run=app.dry_run)
+    if as_json:
+        click.echo(_json.dumps(asdicts(plan), indent=2))
+
+
 @cli.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="The checks as a JSON list.")
 @click.option("--cron-dir", default="/etc/cron.d", hidden=True, type=click.Path(file_okay=False))

@@ -12,6 +12,7 @@ each, every write atomic (a temp file in the same directory, fsync, rename).
 | updates/<stack>/<snapshot>.json | update | update (rollback), status |
 | manifest.key | backup or drill, first use | backup, drill |
 | stack-copies/<snapshot>/<service>/ | backup, in the window | backup (borg phase), removed after |
+| adopted.json | adopt | adopt --remove-old |
 
 A missing or unreadable JSON file reads as empty: no run wrote it yet.
 """
@@ -33,6 +34,7 @@ LAST_UPDATE = "last_update.json"
 UPDATES = "updates"
 MANIFEST_KEY = "manifest.key"
 STACK_COPIES = "stack-copies"
+ADOPTED = "adopted.json"
 UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
 
 
@@ -153,6 +155,13 @@ class StateStore:
     def stack_copies(self) -> Path:
         """Where the backup keeps each stack folder as it was at the snapshot, until borg read it."""
         return self.root / STACK_COPIES
+
+    def adopted(self) -> dict[str, list[dict]]:
+        """stack -> what adopt moved: {service, target, kind, old, new, time}, until removed."""
+        return {k: v for k, v in read_json(self.root / ADOPTED).items() if isinstance(v, list)}
+
+    def save_adopted(self, data: dict[str, list[dict]]) -> None:
+        self._write(ADOPTED, data)
 
     # -- drills -------------------------------------------------------------------------
 

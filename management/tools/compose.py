@@ -436,6 +436,15 @@ class DockerComposeManager:
                          "last_health": (log[-1].get("Output") or "").strip() if log else ""})
         return rows
 
+    def volume_path(self, name: str) -> Path | None:
+        """Where a docker volume keeps its bytes on the host (its Mountpoint), None when it does not exist."""
+        r = self.runner.run(["docker", "volume", "inspect", "--format", "{{.Mountpoint}}", name], mutating=False,
+                            ok_codes=(0, 1))
+        return Path(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else None
+
+    def remove_volume(self, name: str) -> None:
+        self.runner.run(["docker", "volume", "rm", name])
+
     def image_id(self, ref: str) -> str | None:
         r = self.runner.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], mutating=False,
                             ok_codes=(0, 1))

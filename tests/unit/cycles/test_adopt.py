@@ -1,0 +1,68 @@
+"""adopt's pure parts: the override compose merges, COMPOSE_FILE in a stack's .env, the new
+lines of SERVICE_VOLUME_PATHS_AND_OWNERS. The run itself is a lab test (tests/lab/test_adopt_lab.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from management.cycles.adopt import (
+    MARKER,
+    Move,
+    compose_file_of,
+    override_name,
+    override_text,
+    uid_key_for,
+    with_compose_file,
+    with_volume_lines,
+)
+from management.errors import ValidationError
+
+BASE = Path("/datapool/services")
+
+
+def test_the_override_replaces_each_moved_mount_by_target_and_says_who_wrote_it():
+    moves = [Move("db", "/var/lib/postgresql/data", "volume", "photo_pgdata", None, BASE / "photo/pgdata"),
+             Move("server", "/usr/src/app/upload", "bind", "/home/u/photo/library", None, BASE / "photo/library"),
+             Move("db", "/backups", "bind", "/srv/b", None, BASE / "photo/b")]
+    text = override_text(moves)
+    assert text.startswith(MARKER)
+    doc = yaml.safe_load(text)
+    assert doc == {"services": {
+        "db": {"volumes": [{"type": "bind", "source": "/datapool/services/photo/pgdata",
+                            "target": "/var/lib/postgresql/data"},
+                           {"type": "bind", "source": "/datapool/services/photo/b", "target": "/backups"}]},
+        "server": {"volumes": [{"type": "bind", "source": "/datapool/services/photo/library",
+                                "target": "/usr/src/app/upload"}]}}}
+
+
+@pytest.mark.parametrize("main, override", [("compose.yaml", "compose.override.yaml"),
+                                            ("docker-compose.yml", "docker-compose.override.yml")])
+def test_the_override_has_the_name_compose_merges_beside_the_main_file(main, override):
+    assert override_name(Path("/s/x") / main) == override
+
+
+def test_compose_file_in_a_stacks_env_is_read_and_replaced_keeping_everything_else():
+    env = "DB_PASSWORD=x\nexport COMPOSE_FILE='compose.yaml:extra.yaml'\nTZ=UTC\n"
+    assert compose_file_of(env) == ["compose.yaml", "extra.yaml"]
+    assert compose_file_of("TZ=UTC\n") is None
+    new = with_compose_file(env, ["compose.yaml", "extra.yaml", "compose.orchestrator.yaml"])
+    assert new == "DB_PASSWORD=x\nTZ=UTC\nCOMPOSE_FILE=compose.yaml:extra.yaml:compose.orchestrator.yaml\n"
+
+
+def test_new_paths_go_inside_the_quoted_volume_list_and_a_single_line_value_is_refused():
+    env = 'A=1\nSERVICE_VOLUME_PATHS_AND_OWNERS="\ngit/data:REMAPPED_ROOT_UID\n"\nB=2\n'
+    assert with_volume_lines(env, ["photo/pgdata:REMAPPED_POSTGRES_UID"]) == (
+        'A=1\nSERVICE_VOLUME_PATHS_AND_OWNERS="\ngit/data:REMAPPED_ROOT_UID\nphoto/pgdata:REMAPPED_POSTGRES_UID\n"\n'
+        'B=2\n')
+    with pytest.raises(ValidationError, match="double-quoted"):
+        with_volume_lines("SERVICE_VOLUME_PATHS_AND_OWNERS=git/data:REMAPPED_ROOT_UID\n", ["x"])
+
+
+def test_an_owner_gets_the_uid_key_that_has_its_value_or_a_new_one():
+    remapped = {"REMAPPED_ROOT_UID": 100000, "REMAPPED_POSTGRES_UID": 100999}
+    assert uid_key_for(100999, remapped, "photo", "pgdata") == ("REMAPPED_POSTGRES_UID", None)
+    assert uid_key_for(101000, remapped, "photo", "model-cache") == (
+        "REMAPPED_PHOTO_MODEL_CACHE_UID", "REMAPPED_PHOTO_MODEL_CACHE_UID=101000")
