@@ -364,7 +364,13 @@ def adopt(app: App, service: str, remove_old: bool, yes: bool, as_json: bool) ->
         if plan.moves:
             click.confirm(f"Stop {service}, move {len(plan.moves)} mount(s) onto {app.settings.dataset(service)} "
                           "and start it again?", abort=True)
-    plan = adopter.adopt(service, dry_run=app.dry_run)
+    from management.lock import Interrupted
+
+    try:
+        plan = adopter.adopt(service, dry_run=app.dry_run)
+    except Interrupted as exc:
+        click.secho(f"adopt: {exc}; {service} was put back as it was", fg="red", err=True)
+        sys.exit(EXIT_FAILED)
     if as_json:
         click.echo(_json.dumps(asdicts(plan), indent=2))
 

@@ -73,6 +73,16 @@ class Plan:
         return sum(m.bytes for m in self.moves)
 
 
+def disk_usage(root: Path) -> int:
+    """Bytes the files below `root` take on disk: each inode once (hard links), holes left out."""
+    seen, total = set(), 0
+    for _rel, st in walk(root):
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total
+
+
 def override_name(compose_file: Path) -> str:
     """The override compose merges by itself beside this compose file."""
     stem, suffix = compose_file.name.rsplit(".", 1)
@@ -170,7 +180,7 @@ class AdoptOrchestrator(Cycle):
             if path is not None:
                 st = path.stat()
                 move.uid, move.gid = st.st_uid, st.st_gid
-                move.bytes = sum(s.st_size for _rel, s in walk(path) if stat.S_ISREG(s.st_mode))
+                move.bytes = disk_usage(path)
             plan.moves.append(move)
         return plan
 
