@@ -152,8 +152,8 @@ extract-archive: ## Extract an archive to an empty dir: SERVICE_NAME= ARCHIVE_NA
 	$(call require,DESTINATION,/tmp/restore-git)
 	$(ORCH) extract-archive $(if $(FORCE),--force) $(SERVICE_NAME) $(ARCHIVE_NAME) $(DESTINATION)
 
-check-repos: ## borg check every repository (VERIFY_DATA=1 reads every chunk) [SERVICE_NAME=git]
-	$(ORCH) check-repos $(if $(VERIFY_DATA),--verify-data) $(SERVICE_NAME)
+check-repos: ## borg check every repository (REPOSITORY_ONLY=1: segments only, as CHECK_SCHEDULE runs; VERIFY_DATA=1 reads every chunk) [SERVICE_NAME=git]
+	$(ORCH) check-repos $(if $(VERIFY_DATA),--verify-data) $(if $(REPOSITORY_ONLY),--repository-only) $(SERVICE_NAME)
 
 restore: ## Data + stack folder from an archive (safety snapshot, old folder kept): SERVICE_NAME= ARCHIVE_NAME= [ONLY=data|stack] [YES=1]
 	$(call require,SERVICE_NAME,git)

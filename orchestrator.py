@@ -562,21 +562,26 @@ def extract_archive(app: App, service: str, archive: str, destination: str, forc
 
 @cli.command("check-repos")
 @click.argument("services", nargs=-1, metavar="[SERVICE]...")
-@click.option("--verify-data", is_flag=True, help="Also read and verify every chunk (slow).")
+@click.option("--verify-data", is_flag=True, help="Also read and verify every chunk (slow; all data is read).")
+@click.option("--repository-only", is_flag=True,
+              help="Only the segments' checksums (on the server for ssh:// repositories): what CHECK_SCHEDULE runs.")
+@click.option("--wait", type=click.IntRange(0), default=0, show_default=True,
+              help="Seconds to wait for a running backup to finish (cron uses BORG_TIMEOUT).")
 @pass_app
-def check_repos(app: App, services: tuple[str, ...], verify_data: bool) -> None:
-    """Run `borg check` on each repository; exit 1 if any is damaged or unreachable."""
-    failed = []
-    for service in app.services_or_all(services):
-        try:
-            app.borg.check(service, verify_data=verify_data)
-            click.echo(f"{service}: OK")
-        except OrchestratorError as exc:
-            failed.append(service)
-            click.secho(f"{service}: FAILED\n{app.mask(str(exc))}", fg="red", err=True)
+def check_repos(app: App, services: tuple[str, ...], verify_data: bool, repository_only: bool, wait: int) -> None:
+    """Run `borg check` on each repository; exit 1 if any is damaged or unreachable, naming it.
+    The result goes to status, the metrics (<name>_check.prom) and a notification."""
+    from management.cycles.check import CheckOrchestrator
+
+    if app.dry_run:
+        raise click.UsageError("check-repos has no dry run: it only reads")
+    report = CheckOrchestrator(app.context()).check(app.services_or_all(services), verify_data=verify_data,
+                                                    repository_only=repository_only, wait=float(wait))
+    failed = [r.service for r in report.results if not r.ok]
     if failed:
         click.secho(f"check-repos: {len(failed)} failed: {', '.join(failed)}", fg="red", err=True)
         sys.exit(EXIT_FAILED)
+    click.echo(f"check-repos: OK ({len(report.results)} repositories)")
 
 
 @cli.command("restore")
@@ -661,14 +666,16 @@ def drill(app: App, services: tuple[str, ...], as_json: bool, wait: int) -> None
 @pass_app
 def install_cron(app: App, schedule: str, log_file: str, cron_dir: str, logrotate_dir: str) -> None:
     """Run `backup` every night from /etc/cron.d as root, logging to a rotated log file; the
-    restore drill on DRILL_SCHEDULE (weekly by default; off: none); with UPDATE_SCHEDULE set in
+    restore drill on DRILL_SCHEDULE (weekly by default; off: none), the repository check on
+    CHECK_SCHEDULE (monthly by default; off: none); with UPDATE_SCHEDULE set in
     the .env, also `update --yes` on that schedule (same lock, same log)."""
     from management.host.schedule import install_cron as install
 
     s = app.settings  # validate the .env the cron job will use now, not at 3am
     install(schedule, Path(sys.executable), Path(__file__).resolve(), app.env_file.resolve(), Path(log_file),
             Path(cron_dir), Path(logrotate_dir), update_schedule=s.update_schedule, drill_schedule=s.drill_schedule,
-            drill_wait=s.borg_timeout, dry_run=app.dry_run, echo=click.echo)
+            drill_wait=s.borg_timeout, dry_run=app.dry_run, echo=click.echo, check_schedule=s.check_schedule,
+            check_verify_data=bool(s.check_verify_data))
 
 
 @cli.command("uninstall-cron")

@@ -594,6 +594,13 @@ SETTINGS: tuple[Setting, ...] = (
                 default="0 5 * * 0",
                 note="Installed by `make install-cron`: each service's latest archive is extracted to scratch space "
                      "and compared with the snapshot it was made from."),
+        Setting("CHECK_SCHEDULE", Schedule(off=True), "Cron fields for the repository check; empty or off: none.",
+                default="0 4 1 * *",
+                note="Installed by `make install-cron`: `borg check --repository-only` of every repository "
+                     "(on the server for ssh:// ones), monthly by default; damage a drill of the latest archive "
+                     "cannot see fails it, naming the service."),
+        Setting("CHECK_VERIFY_DATA", SWITCH, "The scheduled check also reads and verifies every chunk "
+                "(--verify-data): slow, all data crosses the network.", default=0),
         Setting("DRILL_DIR", AbsPath(), "Where drills extract to; empty: a temporary dataset beside the views.",
                 sample="/var/tmp/orchestrator-drill",
                 note="Never inside a service dataset. The temporary dataset is removed afterwards."),

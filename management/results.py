@@ -133,3 +133,35 @@ class UpdateResult:
     message: str = ""
     snapshot: str = ""
     services: dict[str, dict[str, str]] = field(default_factory=dict)  # service -> {ref, old, new}
+
+
+# -- repository check ------------------------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    service: str
+    ok: bool = False
+    mode: str = "repository"  # repository (--repository-only) | full | verify-data
+    duration: float = 0.0
+    message: str = ""
+
+    def line(self) -> str:
+        return f"{self.service}: {'OK' if self.ok else 'FAILED'} ({self.mode}, {self.duration:.1f}s)" + (
+            f"\n{self.message}" if self.message else "")
+
+
+@dataclass
+class CheckReport:
+    results: list[CheckResult] = field(default_factory=list)
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(r.ok for r in self.results)
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "started_at": self.started_at, "finished_at": self.finished_at,
+                "services": [asdict(r) for r in self.results]}
+

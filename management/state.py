@@ -13,6 +13,7 @@ each, every write atomic (a temp file in the same directory, fsync, rename).
 | manifest.key | backup or drill, first use | backup, drill |
 | stack-copies/<snapshot>/<service>/ | backup, in the window | backup (borg phase), removed after |
 | adopted.json | adopt | adopt --remove-old |
+| checks.json | check-repos (publish) | status, metrics |
 
 A missing or unreadable JSON file reads as empty: no run wrote it yet.
 """
@@ -35,6 +36,7 @@ UPDATES = "updates"
 MANIFEST_KEY = "manifest.key"
 STACK_COPIES = "stack-copies"
 ADOPTED = "adopted.json"
+CHECKS = "checks.json"
 UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
 
 
@@ -171,6 +173,15 @@ class StateStore:
 
     def save_drills(self, data: dict[str, dict]) -> None:
         self._write(DRILLS, data)
+
+    # -- repository checks --------------------------------------------------------------
+
+    def checks(self) -> dict[str, dict]:
+        """service -> {time, ok, mode, message, last_success} of its last repository check."""
+        return _dicts(read_json(self.root / CHECKS))
+
+    def save_checks(self, data: dict[str, dict]) -> None:
+        self._write(CHECKS, data)
 
     # -- updates ------------------------------------------------------------------------
 

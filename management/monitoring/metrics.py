@@ -14,7 +14,7 @@ from pathlib import Path
 from management.results import FAILED, GOOD, ROLLED_BACK, UNCHANGED, UPDATED, RunReport
 from management.text import escape_label
 
-BACKUP, DRILL, UPDATE = "backup", "drill", "update"
+BACKUP, DRILL, UPDATE, CHECK = "backup", "drill", "update", "check"
 
 
 @dataclass
@@ -101,3 +101,16 @@ def update_families(state: dict[str, dict]) -> list[Family]:
         for name in (UPDATED, UNCHANGED, ROLLED_BACK, FAILED):
             result.samples.append(({"stack": stack, "result": name.replace(" ", "_")}, int(s["result"] == name)))
     return [ran, result]
+
+
+def check_families(state: dict[str, dict]) -> list[Family]:
+    """One series per service from the repository check state (StateStore.checks)."""
+    columns = (
+        ("orchestrator_repo_check_success", "1 if the last check of the service's repository passed", "ok"),
+        ("orchestrator_repo_check_last_run_timestamp_seconds", "Unix time of the last repository check", "time"),
+        ("orchestrator_repo_check_last_success_timestamp_seconds", "Unix time of the last passed repository check",
+         "last_success"),
+    )
+    return [Family(name, text, [({"service": svc}, entry.get(key)) for svc, entry in sorted(state.items())])
+            for name, text, key in columns]
+

@@ -74,6 +74,14 @@ def drill_message(report) -> Message:
     return Message(f"restore drill on {_host()}: {verdict}", "\n".join(lines), report.ok)
 
 
+def check_message(report) -> Message:
+    lines = [r.line().splitlines()[0] + (f": {r.message.splitlines()[-1]}" if r.message else "")
+             for r in report.results]
+    bad = [r.service for r in report.results if not r.ok]
+    verdict = "OK" if report.ok else "FAILED" + (f" ({', '.join(bad)})" if bad else "")
+    return Message(f"repository check on {_host()}: {verdict}", "\n".join(lines), report.ok)
+
+
 @contextmanager
 def _quiet_apprise():
     """Apprise logs each failure with its URL (a token): keep its logger out of ours."""

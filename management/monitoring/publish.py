@@ -19,17 +19,26 @@ from dataclasses import dataclass
 from management.config import Settings
 from management.monitoring.metrics import (
     BACKUP,
+    CHECK,
     DRILL,
     UPDATE,
     Family,
     backup_families,
+    check_families,
     drill_families,
     render,
     textfile,
     update_families,
 )
-from management.monitoring.notify import Message, backup_message, drill_message, notify, update_message
-from management.results import GOOD, SKIPPED, UNCHANGED, UPDATED, DrillReport, RunReport, UpdateResult
+from management.monitoring.notify import (
+    Message,
+    backup_message,
+    check_message,
+    drill_message,
+    notify,
+    update_message,
+)
+from management.results import GOOD, SKIPPED, UNCHANGED, UPDATED, CheckReport, DrillReport, RunReport, UpdateResult
 from management.state import StateStore, write_atomic
 
 
@@ -148,6 +157,35 @@ class DrillOutcome(Outcome):
 
     def message(self) -> Message:
         return drill_message(self.report)
+
+
+@dataclass
+class CheckOutcome(Outcome):
+    report: CheckReport
+    kind = CHECK
+
+    def record(self, store: StateStore, now: float) -> list[Family]:
+        state = store.checks()
+        for r in self.report.results:
+            previous = state.get(r.service, {})
+            state[r.service] = {"time": now, "ok": r.ok, "mode": r.mode,
+                                "message": (r.message.splitlines() or [""])[-1],
+                                "last_success": now if r.ok else previous.get("last_success")}
+        store.save_checks(state)
+        return check_families(state)
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+    def push_url(self, settings: Settings) -> str | None:
+        return None  # its metric and notification tell
+
+    def body(self) -> str:
+        return json.dumps(self.report.to_dict(), default=str)
+
+    def message(self) -> Message:
+        return check_message(self.report)
 
 
 @dataclass

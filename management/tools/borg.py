@@ -136,8 +136,12 @@ class StderrReader:
         return True
 
 
-def check_argv(repo: str, verify_data: bool = False) -> list[str]:
-    return ["borg", "check", *(["--verify-data"] if verify_data else []), repo]
+def check_argv(repo: str, verify_data: bool = False, repository_only: bool = False) -> list[str]:
+    """`borg check`: archives and repository; --repository-only checks every segment's CRC
+    (on the server itself for an ssh:// repository: no data crosses the network);
+    --verify-data also reads and verifies every chunk of every archive."""
+    return ["borg", "check", *(["--repository-only"] if repository_only else []),
+            *(["--verify-data"] if verify_data else []), repo]
 
 
 @dataclass(frozen=True)
@@ -305,8 +309,8 @@ class BorgBackupRepoManager:
                                "borg extract finished with warnings")
         return True
 
-    def check(self, service: str, verify_data: bool = False) -> None:
-        self._run(check_argv(self.repo(service), verify_data), mutating=False)
+    def check(self, service: str, verify_data: bool = False, repository_only: bool = False) -> None:
+        self._run(check_argv(self.repo(service), verify_data, repository_only), mutating=False)
 
 
 def latest_archive(archives: Sequence[dict], service: str) -> str | None:

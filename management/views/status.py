@@ -57,6 +57,7 @@ class ServiceStatus:
     archives: int | None = None  # the service's archives after the last prune
     stale: bool = False
     drill: dict | None = None  # the drill state entry, plus age_seconds
+    check: dict | None = None  # the last repository check's entry, plus age_seconds
     update: dict | None = None  # the last update state entry, plus age_seconds
     rollback_points: list[str] = field(default_factory=list)
     # each mount's verdict (tools.coverage), None when there is no stack folder or compose cannot read it
@@ -208,6 +209,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
     kept = state.kept()
     counts = state.archive_counts()
     drills = state.drills()
+    checks = state.checks()
     updates = state.last_update()
     limit = settings.stale_after * 3600
 
@@ -223,6 +225,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
             count = counts.get(name)
             row.archives = count.get("count") if isinstance(count, dict) else None
         row.drill = _with_age(drills.get(name), now)
+        row.check = _with_age(checks.get(name), now)
         row.update = _with_age(updates.get(name), now)
         row.rollback_points = state.update_points(name)
         row.coverage = by_coverage.get(name)
@@ -273,6 +276,13 @@ def _drill_cell(row: ServiceStatus) -> str:
     return f"{verdict} {age(drill.get('age_seconds'))} ago"
 
 
+def _check_cell(row: ServiceStatus) -> str:
+    check = row.check
+    if not check:
+        return "never" if row.backed_up else "-"
+    return f"{'ok' if check.get('ok') else 'FAILED'} {age(check.get('age_seconds'))} ago"
+
+
 def _update_cell(update: dict | None, points: list[str]) -> str:
     text = f"{update.get('result', '?')} {age(update.get('age_seconds'))} ago" if update else "-"
     return text + (f" ({len(points)} rollback point{'s' if len(points) > 1 else ''})" if points else "")
@@ -283,13 +293,13 @@ def render(report: StatusReport) -> list[tuple[str, bool]]:
     with data no backup reaches. The words STALE and UNCOVERED are in the text itself, so the
     table says it without colour too."""
     header = ("SERVICE", "STACK", "HEALTH", "DATASET", "USED", "COVERAGE", "LAST BACKUP", "ARCHIVES", "DRILL",
-              "UPDATE", "LAST ARCHIVE")
+              "REPO CHECK", "UPDATE", "LAST ARCHIVE")
     rows = [header]
     for r in report.services:
         dataset, used = _dataset_cells(r.dataset)
         rows.append((r.service, _stack_cell(r.stack), r.stack.health if r.stack else "-", dataset, used,
                      _coverage_cell(r), _backup_cell(r), "-" if r.archives is None else str(r.archives),
-                     _drill_cell(r), _update_cell(r.update, r.rollback_points),
+                     _drill_cell(r), _check_cell(r), _update_cell(r.update, r.rollback_points),
                      r.last_archive or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip(), False) for row in rows]
