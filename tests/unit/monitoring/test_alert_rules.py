@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from management.config import SETTINGS
-from management.monitoring.metrics import backup_families, drill_families, render, update_families
+from management.monitoring.metrics import backup_families, check_families, drill_families, render, update_families
 from management.results import OK, ROLLED_BACK, DatasetResult, RunReport
 from tests.conftest import IN_CI, ROOT
 
@@ -71,9 +71,15 @@ def drill_metrics() -> dict[str, dict[str, set[str]]]:
     return exposition(render(drill_families(state)))
 
 
+def check_metrics() -> dict[str, dict[str, set[str]]]:
+    """The repository check textfile, from its state (STATE_DIR/checks.json)."""
+    state = {"git": {"time": 3.0, "ok": False, "mode": "repository", "message": "x", "last_success": 1.0}}
+    return exposition(render(check_families(state)))
+
+
 @pytest.fixture(scope="module")
 def written() -> dict[str, dict[str, set[str]]]:
-    metrics = {**backup_metrics(), **update_textfile_metrics(), **drill_metrics()}
+    metrics = {**backup_metrics(), **update_textfile_metrics(), **drill_metrics(), **check_metrics()}
     assert "orchestrator_backup_success" in metrics and "orchestrator_update_last_result" in metrics
     return metrics
 
