@@ -163,8 +163,8 @@ restore: ## Data + stack folder from an archive (safety snapshot, old folder kep
 restore-all: ## Every service from its latest archive (data + stack folders), then docker-up: recovery on a new machine [YES=1]
 	$(ORCH) restore-all $(if $(YES),--yes)
 
-drill: ## Restore drill: extract latest archives to scratch, compare with their snapshots [SERVICE_NAME=] [JSON=1]
-	$(ORCH) drill $(if $(JSON),--json) $(SERVICE_NAME)
+drill: ## Restore drill: extract latest archives to scratch, compare with their snapshots; BOOT=1 also boots each restored stack, isolated [SERVICE_NAME=] [JSON=1]
+	$(ORCH) drill $(if $(JSON),--json) $(if $(BOOT),--boot) $(SERVICE_NAME)
 
 install-cron: ## Nightly backup-all + weekly drill (DRILL_SCHEDULE) from /etc/cron.d, rotated log [CRON_SCHEDULE="30 3 * * *"]
 	$(ORCH) install-cron $(if $(CRON_SCHEDULE),--schedule "$(CRON_SCHEDULE)")

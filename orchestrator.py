@@ -637,18 +637,29 @@ def restore_all(app: App, yes: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--wait", type=click.IntRange(0), default=0, show_default=True,
               help="Seconds to wait for a running backup to finish (cron uses BORG_TIMEOUT).")
+@click.option("--boot/--no-boot", default=None,
+              help="Also start each restored stack, isolated, and wait for its healthchecks (default: DRILL_BOOT).")
 @pass_app
-def drill(app: App, services: tuple[str, ...], as_json: bool, wait: int) -> None:
+def drill(app: App, services: tuple[str, ...], as_json: bool, wait: int, boot: bool | None) -> None:
     """Restore drill: extract each service's latest archive to scratch space and compare every
-    entry with the snapshot it was made from (content, size, type, owner, mode, links).
-    Never writes into a service dataset. Exit 1 on any difference or error."""
+    entry with the snapshot it was made from (content, size, type, owner, mode, links); with
+    --boot, then start the restored stack as a throwaway one (its own project, an internal
+    network, no ports, binds on the restored copy, local images) and wait for its healthchecks
+    and its x-orchestrator.drill probe. Never writes into a service dataset, never touches a
+    live stack. Exit 1 on any difference, boot failure or error."""
     import json
 
     if app.dry_run:
         raise click.UsageError("drill has no dry run: it only reads, then removes its scratch space")
     from management.cycles.drill import DrillOrchestrator
+    from management.lock import Interrupted
 
-    report = DrillOrchestrator(app.context(to_stderr=as_json)).drill(app.services_or_all(services), wait=float(wait))
+    try:
+        report = DrillOrchestrator(app.context(to_stderr=as_json)).drill(app.services_or_all(services),
+                                                                         wait=float(wait), boot=boot)
+    except Interrupted as exc:
+        click.secho(f"drill: {exc}; its scratch space and throwaway stacks were removed", fg="red", err=True)
+        sys.exit(EXIT_FAILED)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -594,6 +594,10 @@ SETTINGS: tuple[Setting, ...] = (
                 default="0 5 * * 0",
                 note="Installed by `make install-cron`: each service's latest archive is extracted to scratch space "
                      "and compared with the snapshot it was made from."),
+        Setting("DRILL_BOOT", SWITCH, "The drill also boots each restored stack, isolated, and waits for its "
+                "healthchecks (make drill BOOT=1 does it once).", default=0,
+                note="A throwaway stack from the archived stack folder: its own project and network (internal, "
+                     "no ports), binds re-pointed to the restored copy, local images only. docs/restore.md."),
         Setting("CHECK_SCHEDULE", Schedule(off=True), "Cron fields for the repository check; empty or off: none.",
                 default="0 4 1 * *",
                 note="Installed by `make install-cron`: `borg check --repository-only` of every repository "

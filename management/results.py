@@ -82,13 +82,17 @@ class DrillResult:
     first_differences: list[str] = field(default_factory=list)
     duration: float = 0.0
     message: str = ""
+    booted: bool | None = None  # the boot drill: None when not asked (or nothing to boot)
+    boot: str = ""  # how the restored stack came up, or why it did not
+    boot_duration: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.mode != FAILED
+        return self.mode != FAILED and self.booted is not False
 
     def line(self) -> str:
         head = f"{self.service}: {'OK' if self.ok else 'FAILED'}"
+        booted = f"; boot: {self.boot}" if self.boot else ""
         if self.mode == COMPARED:
             body = (f"{self.archive} == {self.snapshot}: {self.entries} entries, {human_size(self.bytes)} compared"
                     if not self.differences else
@@ -99,7 +103,7 @@ class DrillResult:
         else:
             body = (f"{self.archive}: " if self.archive else "") + (self.message or "failed") + (
                 (": " + "; ".join(self.first_differences)) if self.first_differences else "")
-        return f"{head} {body} ({self.duration:.1f}s)"
+        return f"{head} {body}{booted} ({self.duration:.1f}s)"
 
 
 @dataclass

@@ -13,6 +13,7 @@ Results go to the run state and the drill textfile, through monitoring.publish.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -21,18 +22,27 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from management.config import COMPOSE_FILES
 from management.cycles.context import Cycle
 from management.errors import OrchestratorError, ValidationError, brief
-from management.lock import RunLock
+from management.lock import RunLock, SignalGuard
 from management.monitoring.publish import DrillOutcome, publish
 from management.results import COMPARED, FAILED, SHOWN, VERIFIED, DrillReport, DrillResult
 from management.tools.borg import STACK_PREFIX, latest_archive
+from management.tools.compose_file import drill_probe
+from management.tools.sandbox import sandbox_model
 from management.tools.trees import compare_trees, manifest_differences, stack_manifest, walk
+
+SANDBOX_FILE = ".orchestrator-drill.json"  # the throwaway stack's model, inside the restored copy
 
 
 class DrillOrchestrator(Cycle):
 
-    def drill(self, services: Sequence[str] | None = None, *, wait: float = 0.0) -> DrillReport:
+    def drill(self, services: Sequence[str] | None = None, *, wait: float = 0.0,
+              boot: bool | None = None) -> DrillReport:
+        """Each service's latest archive extracted and compared; with `boot` (default DRILL_BOOT)
+        its restored stack is then started as a throwaway, isolated stack and must come up."""
+        self._boot_too = self.s.drill_boot if boot is None else boot
         targets = list(services) if services else list(self.s.services)
         unknown = [t for t in targets if t not in self.s.services]
         if unknown:
@@ -40,7 +50,7 @@ class DrillOrchestrator(Cycle):
                                   f"known: {', '.join(self.s.services)}")
         self._check_drill_dir()
         report = DrillReport(started_at=self.clock())
-        with RunLock(self.s.lock_file, "drill", wait=wait):
+        with RunLock(self.s.lock_file, "drill", wait=wait), SignalGuard():
             self._cleanup_leftovers()
             self.zfs.ensure_view_parent(self.s.view_dataset)
             for service in targets:
@@ -127,6 +137,8 @@ class DrillOrchestrator(Cycle):
                 result.mode = VERIFIED
                 result.message = (f"not compared ({why_not}); borg check --verify-data passed and the archive "
                                   f"extracted fully ({result.entries} entries)")
+                if self._boot_too:
+                    self._boot(service, scratch[0], result)
                 return result
             view_path = self.s.view_mountpoint / service
             self.zfs.create_view(snapshot, view, view_path)
@@ -146,6 +158,8 @@ class DrillOrchestrator(Cycle):
             result.mode = COMPARED if not differences else FAILED
             if differences:
                 result.message = f"{len(differences)} difference(s) between {archive} and {snapshot}"
+            elif self._boot_too:
+                self._boot(service, scratch[0], result)
         except OrchestratorError as exc:
             result.mode = FAILED
             result.message = brief(exc)
@@ -162,6 +176,60 @@ class DrillOrchestrator(Cycle):
                     result.mode = FAILED
                     result.message = (result.message + "; " if result.message else "") + f"cleanup: {exc}"
         return result
+
+    # -- the boot drill ------------------------------------------------------------------
+
+    def _boot(self, service: str, restored: Path, result: DrillResult) -> None:
+        """Start the restored stack as a throwaway, isolated stack (tools.sandbox) from compose's
+        model of the archived stack folder; healthy, and its declared probe passes, or the drill
+        fails naming why. Torn down whatever happens; the live stack is never touched."""
+        folder = restored / STACK_PREFIX
+        if not any((folder / f).is_file() for f in COMPOSE_FILES):
+            result.boot = "nothing to boot (no stack folder in the archive)"
+            return
+        project = "drill-" + re.sub(r"[^a-z0-9_-]", "-", service.lower())
+        file = folder / SANDBOX_FILE
+        started = time.monotonic()
+        fresh_root = restored / ".orchestrator-drill-fresh"
+
+        def fresh(key: str) -> Path:
+            path = fresh_root / key
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+
+        up = False
+        try:
+            model = self.docker.resolved_model(folder, project)
+            sandbox = sandbox_model(model, project=project, base=self.s.zfs_base_mountpoint,
+                                    dataset_dir=self.s.mountpoint(service), restored=restored, stack_copy=folder,
+                                    fresh=fresh)
+            file.write_text(json.dumps(sandbox, indent=2))
+            self.echo(f"{service}: booting the restored stack as {project}")
+            up = True
+            started_up = self.docker.sandbox_up(project, file)
+            if not started_up.ok:
+                raise OrchestratorError(f"the restored stack did not come up: {started_up.message}")
+            probe, problems = drill_probe(model)
+            if problems:
+                raise ValidationError("; ".join(problems))
+            said = ""
+            if probe:
+                out = self.docker.sandbox_exec(project, file, probe.service, probe.command,
+                                               timeout=float(self.s.health_timeout))
+                said = f", probe: {(out.strip().splitlines() or [''])[-1][:80]}"
+            result.booted = True
+            result.boot = f"booted healthy in {time.monotonic() - started:.1f}s{said}"
+        except OrchestratorError as exc:
+            result.booted = False
+            result.boot = f"FAILED: {brief(exc)}"
+        finally:
+            result.boot_duration = time.monotonic() - started
+            if up:
+                try:
+                    self.docker.sandbox_down(project, file)
+                except OrchestratorError as exc:
+                    result.booted = False
+                    result.boot += f"; teardown: {brief(exc)}"
 
     def _why_not_comparable(self, kept: dict | None, archive: str, snapshot: str) -> str:
         if not self.s.keep_last_snapshot:

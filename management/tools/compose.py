@@ -436,6 +436,30 @@ class DockerComposeManager:
                          "last_health": (log[-1].get("Output") or "").strip() if log else ""})
         return rows
 
+    # -- throwaway stacks (the boot drill) ---------------------------------------------------
+
+    def resolved_model(self, folder: Path, project: str) -> dict:
+        """compose's resolved model of the stack folder `folder` (v2's JSON), as `up` would see it."""
+        out = self.runner.run(config_argv(self.compose_base(), project), cwd=str(folder), env=self.env(folder),
+                              unset_env=COMPOSE_ENV_UNSET, timeout=CONFIG_TIMEOUT, mutating=False).stdout
+        return json.loads(out)
+
+    def _sandbox(self, project: str, file: Path, *args: str, timeout: float | None = None):
+        return self.runner.run([*self.compose_base(), "-p", project, "-f", str(file), *args], cwd=str(file.parent),
+                               env=self.env(file.parent), unset_env=COMPOSE_ENV_UNSET, timeout=timeout)
+
+    def sandbox_up(self, project: str, file: Path) -> StackResult:
+        """Start a throwaway stack from `file` (local images only) and wait for its healthchecks."""
+        self._sandbox(project, file, "up", "-d", "--no-build", "--pull", "never",
+                      timeout=float(self.s.health_timeout) + 120)
+        return self._wait_healthy(Stack(project, file.parent, file))
+
+    def sandbox_exec(self, project: str, file: Path, service: str, command: Sequence[str], timeout: float) -> str:
+        return self._sandbox(project, file, "exec", "-T", service, *command, timeout=timeout).stdout
+
+    def sandbox_down(self, project: str, file: Path) -> None:
+        self._sandbox(project, file, "down", "-v", "--remove-orphans", "--timeout", "10", timeout=300)
+
     def volume_path(self, name: str) -> Path | None:
         """Where a docker volume keeps its bytes on the host (its Mountpoint), None when it does not exist."""
         r = self.runner.run(["docker", "volume", "inspect", "--format", "{{.Mountpoint}}", name], mutating=False,

@@ -307,7 +307,7 @@ def stack_from_model(stack: StackDir, model: dict, active_profiles: set[str] | N
 
 STOP, LIVE = "stop", "live"
 POLICY_KEY = "x-orchestrator"
-POLICY_KEYS = {"consistency", "before-snapshot", "ephemeral", "allow"}
+POLICY_KEYS = {"consistency", "before-snapshot", "ephemeral", "allow", "drill"}
 ALLOW_KEYS = {"publish", "host-network"}  # hub-and-spoke rules a stack may opt out of, with a reason
 HOOK_KEYS = {"service", "command"}
 
@@ -324,6 +324,24 @@ class Hook:
 class Policy:
     consistency: str = STOP
     before_snapshot: tuple[Hook, ...] = ()
+
+
+def drill_probe(extensions: dict) -> tuple[Hook | None, list[str]]:
+    """`x-orchestrator: {drill: {service: db, command: [...]}}`: the boot drill's own check, run
+    in the restored stack once it is healthy (e.g. a SQL count). None when there is none."""
+    raw = extensions.get(POLICY_KEY)
+    raw = raw.get("drill") if isinstance(raw, dict) else None
+    if raw is None:
+        return None, []
+    where = f"{POLICY_KEY}.drill"
+    if not isinstance(raw, dict) or set(raw) - HOOK_KEYS or not isinstance(raw.get("service"), str):
+        return None, [f"{where} must be a mapping with service and command"]
+    command = raw.get("command")
+    if isinstance(command, str) and command.strip():
+        command = ["sh", "-c", command]
+    if not (isinstance(command, list) and command and all(isinstance(c, str) for c in command)):
+        return None, [f"{where}: command must be a list of strings (exec form) or a string (run by sh -c)"]
+    return Hook(raw["service"], tuple(command)), []
 
 
 def allowed(stack: Stack) -> tuple[dict[str, str], list[str]]:

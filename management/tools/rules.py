@@ -21,6 +21,7 @@ from management.tools.compose_file import (
     STOP_MARGIN,
     Stack,
     allowed,
+    drill_probe,
     policy_of,
     ports_text,
 )
@@ -123,7 +124,8 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
                                        "or docker-compose.yml); it is not a stack") for d in empty_dirs]
     for s in stacks:
         if not s.error:
-            v += [Violation(s.file, problem) for problem in policy_of(s)[1] + allowed(s)[1] + ephemeral_problems(s)]
+            v += [Violation(s.file, problem) for problem in policy_of(s)[1] + allowed(s)[1] + ephemeral_problems(s)
+                  + _probe_problems(s)]
         if not PROJECT_RE.match(s.name):  # compose is not asked about such a folder: said once, here
             v.append(Violation(s.dir, f"folder name {s.name!r} is not a valid compose project name "
                                       "(lowercase letters, digits, '-' and '_', starting with a letter or digit)"))
@@ -191,6 +193,14 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
                                            "docker allows one container per name"))
             seen.setdefault(cname, s.name)
     return v
+
+
+def _probe_problems(stack: Stack) -> list[str]:
+    probe, problems = drill_probe(stack.extensions)
+    if probe and probe.service not in stack.services:
+        problems.append(f"{POLICY_KEY}.drill: service {probe.service!r} is not a service of this stack "
+                        f"(services: {', '.join(stack.services)})")
+    return problems
 
 
 def _host_networked(stack: Stack) -> bool:
