@@ -20,7 +20,7 @@ import pytest
 from tests.lab.conftest import build_cycle, teardown_cycle
 from tests.lab.envfile import run_cli
 from tests.lab.stacks import seed
-from tests.lab.test_stacks_lab import hub_port, https_through_hub
+from tests.lab.test_stacks_lab import https_through_hub, hub_port
 
 pytestmark = [pytest.mark.lab, pytest.mark.compose]
 
