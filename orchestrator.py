@@ -328,7 +328,11 @@ def check_stacks_cmd(app: App) -> None:
         click.echo(str(v))
     for note in app.docker.accepted():
         click.echo(f"accepted: {note}")
-    click.echo(summary(app.docker.coverage()))
+    coverage = app.docker.coverage()
+    click.echo(summary(coverage, unreadable=len(app.docker.discover_names()) - len(coverage)))
+    if app.docker.is_v1:
+        click.echo("note: compose v1 drops x-orchestrator blocks (allow, ephemeral, consistency, drill): "
+                   "they take effect with compose v2 only")
     if violations:
         click.secho(f"check-stacks: {len(violations)} violation(s)", fg="red", err=True)
         sys.exit(EXIT_FAILED)

@@ -142,10 +142,12 @@ def classify(stack: Stack, mount: Mount, base: Path, services: list[str]) -> Cov
         if in_folder is not None:
             if mount.read_only:
                 return Coverage(**cov, verdict=CONFIG, where="stack folder, read-only: in the stack folder's copy")
+            adopt = f"make adopt SERVICE_NAME={stack.name} (moves it onto the dataset)"
+            declare = f"declare it in {POLICY_KEY}.{EPHEMERAL_KEY} with a reason"
+            fix = (f"mount it read-only (':ro') if it is configuration the container only reads, else {adopt}"
+                   if Path(host).is_file() else f"{adopt}; or ':ro' if the container only reads it")
             return Coverage(**cov, verdict=UNCOVERED, where="stack folder on the OS disk, never snapshotted",
-                            fix=f"mount it read-only (':ro') if the container only reads it, else make adopt "
-                                f"SERVICE_NAME={stack.name} (moves it onto the dataset), or declare it in "
-                                f"{POLICY_KEY}.{EPHEMERAL_KEY} with a reason")
+                            fix=f"{fix}, or {declare}")
         if mount.read_only:
             return Coverage(**cov, verdict=NOT_DATA, where="a read-only host path")
         return Coverage(**cov, verdict=UNCOVERED, where="a host path outside ZFS",

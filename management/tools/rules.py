@@ -248,9 +248,12 @@ def _check_upstreams(hub_stack: Stack, stacks: list[Stack], hub_nets: set[str], 
         return [Violation(caddyfile, "the hub has no Caddyfile (bound to /etc/caddy/Caddyfile, in a folder bound to "
                                      "/etc/caddy, or beside its compose file)")]
     answering: dict[str, set[str]] = {}  # host name -> stacks answering to it on hub networks
+    elsewhere: dict[str, set[str]] = {}  # host name -> stacks that have it, on networks the hub does not join
     for s in stacks:
         for host in s.names_on(hub_nets):
             answering.setdefault(host, set()).add(s.name)
+        for host in s.names_on(s.all_networks()):
+            elsewhere.setdefault(host, set()).add(s.name)
     v = []
     mounts = {b.target: b.source for b in hub_stack.binds}
     for path in caddy_files(caddyfile, mounts):
@@ -258,7 +261,12 @@ def _check_upstreams(hub_stack: Stack, stacks: list[Stack], hub_nets: set[str], 
             if host in ("localhost", "127.0.0.1") or "{" in host:  # a placeholder is decided at run time
                 continue
             who = answering.get(host, set())
-            if not who and report_unknown:
+            if not who and report_unknown and elsewhere.get(host):
+                owner = sorted(elsewhere[host])[0]
+                v.append(Violation(Path(f"{path}:{line}"), f"reverse_proxy upstream {host!r} is in stack {owner}, on "
+                                                           "no network the hub shares: put it on that stack's "
+                                                           f"external network (e.g. {owner}_net) and the hub too"))
+            elif not who and report_unknown:
                 v.append(Violation(Path(f"{path}:{line}"), f"reverse_proxy upstream {host!r} is not a service, "
                                                            "container name or alias on a network the hub shares"))
             elif len(who) > 1:

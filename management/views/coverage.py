@@ -7,9 +7,11 @@ from management.tools.coverage import CONFIG, COVERED, EPHEMERAL, FOREIGN, NOT_D
 ORDER = (COVERED, CONFIG, EPHEMERAL, NOT_DATA, UNCOVERED, FOREIGN)
 
 
-def summary(coverage: dict[str, list[Coverage]]) -> str:
-    """'coverage: 9 mounts in 3 stacks: 5 covered, 2 config, 1 ephemeral, 1 not data, 0 uncovered'."""
+def summary(coverage: dict[str, list[Coverage]], unreadable: int = 0) -> str:
+    """'coverage: 9 mounts in 3 stacks: 5 covered, 2 config, 1 ephemeral, 1 not data, 0 uncovered',
+    and how many stacks compose could not read (so their mounts are not counted)."""
     every = [c for covs in coverage.values() for c in covs]
     counts = {v: sum(c.verdict == v for c in every) for v in ORDER}
     shown = [f"{n} {v}" for v, n in counts.items() if n or v == UNCOVERED]
-    return f"coverage: {len(every)} mounts in {len(coverage)} stacks: {', '.join(shown)}"
+    line = f"coverage: {len(every)} mounts in {len(coverage)} stacks: {', '.join(shown)}"
+    return line + (f" ({unreadable} stack(s) compose cannot read: not counted)" if unreadable else "")

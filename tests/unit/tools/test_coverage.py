@@ -114,4 +114,9 @@ def test_a_writable_bind_in_the_stack_folder_suggests_read_only_first(tmp_path):
     s = stack(tmp_path, {"app": {"image": "a", "volumes": [
         {"type": "bind", "source": str(tmp_path / "photo/config.yml"), "target": "/app/config.yml"}]}})
     [c] = stack_coverage(s, BASE, ["photo"])
-    assert c.verdict == UNCOVERED and c.fix.startswith("mount it read-only (':ro') if the container only reads it")
+    assert c.verdict == UNCOVERED and c.fix.startswith("mount it read-only (':ro') if it is configuration")
+    (tmp_path / "photo" / "db").mkdir()
+    s = stack(tmp_path, {"app": {"image": "a", "volumes": [
+        {"type": "bind", "source": str(tmp_path / "photo/db"), "target": "/var/lib/postgresql/data"}]}})
+    [c] = stack_coverage(s, BASE, ["photo"])
+    assert c.fix.startswith("make adopt SERVICE_NAME=photo (moves it onto the dataset); or ':ro'")

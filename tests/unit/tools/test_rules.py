@@ -265,3 +265,11 @@ def test_uncovered_data_is_a_violation_with_its_fix_and_another_services_dataset
         f"service 'db' {BASE}/git/data -> /git: foreign (dataset git, another service's); fix: keep photo's data "
         f"below {BASE}/photo: restoring git would replace it while this stack runs"]
 
+
+def test_an_upstream_in_a_stack_the_hub_shares_no_network_with_names_that_stack(tmp_path):
+    photo = spoke_model("photo", "photo_net", "immich_server")
+    photo["services"]["app"]["networks"] = {"default": None}  # off photo_net
+    [v] = [v for v in check(world(tmp_path, photo=photo)) if "reverse_proxy" in v.message]
+    assert v.message == ("reverse_proxy upstream 'immich_server' is in stack photo, on no network the hub shares: "
+                         "put it on that stack's external network (e.g. photo_net) and the hub too")
+
