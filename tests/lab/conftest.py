@@ -86,11 +86,13 @@ class Cycle:
 
 
 def build_cycle(lab, tmp_path, *, spokes=SPOKES, repo_base=None, extra=None, stop_delay=0.0, rewrite=None,
-                up_must_pass=True) -> Cycle:
-    """`rewrite(cycle, lab)`, when given, changes the stack folders before anything starts."""
+                up_must_pass=True, paths=()) -> Cycle:
+    """`rewrite(cycle, lab)`, when given, changes the stack folders before anything starts;
+    `paths` are more SERVICE_VOLUME_PATHS_AND_OWNERS lines (for the stacks it adds)."""
     prefix = lab.unique("bk")
     services_dir = lab.dir / "services" / prefix
-    env_path, v = write_lab_env(tmp_path, lab, volume_lines(spokes), repo_base=repo_base or lab.ssh_repo_base(prefix),
+    env_path, v = write_lab_env(tmp_path, lab, volume_lines(spokes) + list(paths),
+                                repo_base=repo_base or lab.ssh_repo_base(prefix),
                                 extra={"SERVICES_DIR": str(services_dir), **(extra or {})})
     base = Path(v["ZFS_BASE_MOUNTPOINT"])
     cyc = Cycle(env_path, v, prefix, base, services_dir, list(spokes))
