@@ -55,6 +55,7 @@ class Move:
     bytes: int = 0
     uid: int = 0
     gid: int = 0
+    copy: bool = True  # False: another service mounts the same volume or directory, copied once
 
     def line(self) -> str:
         what = f"volume {self.source}" if self.kind == "volume" else self.source
@@ -149,6 +150,7 @@ class AdoptOrchestrator(Cycle):
         base = self.s.zfs_base_mountpoint
         plan = Plan(service)
         taken: set[str] = set()
+        planned: dict[tuple[str, str], Move] = {}  # (kind, source) -> its first move
         for cov in stack_coverage(stack, base, list(self.s.services)):
             if cov.verdict != UNCOVERED:
                 continue
@@ -160,6 +162,11 @@ class AdoptOrchestrator(Cycle):
             if mount.kind == "volume" and mount.external:
                 plan.left.append(f"{cov.service}:{cov.target}: volume {mount.source} is external (shared, made "
                                  "outside this stack); move it by hand")
+                continue
+            first = planned.get((mount.kind, mount.source))
+            if first is not None:  # the same volume or directory in another service: moved once
+                plan.moves.append(Move(cov.service, cov.target, first.kind, first.source, first.path,
+                                       first.destination, 0, first.uid, first.gid, copy=False))
                 continue
             name = self._unique(NAME_RE.sub("-", mount.source if mount.kind == "volume"
                                             else Path(mount.source).name).strip("-.") or "data", taken)
@@ -182,6 +189,7 @@ class AdoptOrchestrator(Cycle):
                 move.uid, move.gid = st.st_uid, st.st_gid
                 move.bytes = disk_usage(path)
             plan.moves.append(move)
+            planned[(mount.kind, mount.source)] = move
         return plan
 
     @staticmethod
@@ -214,7 +222,8 @@ class AdoptOrchestrator(Cycle):
             self.echo(f"adopt: nothing of {service} to bring onto {self.s.dataset(service)}")
             return plan
         for m in plan.moves:
-            self.echo(f"{'would move' if dry_run else 'move'} {m.line()}")
+            self.echo(f"{'would move' if dry_run else 'move'} {m.line()}" if m.copy else
+                      f"{m.service}:{m.target}: the same {m.destination.name}, bound there too")
         self.echo(f"adopt: {len(plan.moves)} mount(s), {human_size(plan.bytes)} in all")
         if dry_run:
             return plan
@@ -240,14 +249,16 @@ class AdoptOrchestrator(Cycle):
             with guard.critical():
                 self._expect_ok(self.docker.stop([plan.stack]), "stop")
             for m in plan.moves:  # a signal here interrupts the copy: everything is put back
-                self._copy(m, undo)
+                if m.copy:
+                    self._copy(m, undo)
             with guard.critical():  # files are written whole or not at all
                 self._write_compose(stack, plan, undo)
                 self._write_env(plan, undo)
             self.docker.forget([plan.stack])
             self._verify_model(plan)
-            with guard.critical():
-                self._expect_ok(self.docker.up([plan.stack]), "up")
+            if was_running:
+                with guard.critical():
+                    self._expect_ok(self.docker.up([plan.stack]), "up")
         except BaseException as exc:
             self.echo(f"adopt: {brief(exc) if isinstance(exc, OrchestratorError) else exc}; putting everything back")
             with guard.critical():
@@ -257,7 +268,8 @@ class AdoptOrchestrator(Cycle):
                     self.docker.up([plan.stack])
             raise
         self._record(plan)
-        self.echo(f"adopt: {plan.stack} runs on {self.s.dataset(plan.stack)}; the old data stays until "
+        state = "runs" if was_running else "(left stopped, as it was) will run"
+        self.echo(f"adopt: {plan.stack} {state} on {self.s.dataset(plan.stack)}; the old data stays until "
                   f"`make adopt SERVICE_NAME={plan.stack} REMOVE_OLD=1`")
 
     @staticmethod
@@ -312,7 +324,7 @@ class AdoptOrchestrator(Cycle):
         env = self.s.env_file
         text = env.read_text()
         keys, new_keys = [], []
-        for m in plan.moves:
+        for m in [m for m in plan.moves if m.copy]:
             key, line = uid_key_for(m.uid, dict(self.s.remapped_uids), plan.stack, m.destination.name)
             keys.append(f"{plan.stack}/{m.destination.name}:{key}" + ("" if m.gid == m.uid else
                                                                       f":{self._gid_key(m, plan, new_keys)}"))
@@ -350,7 +362,7 @@ class AdoptOrchestrator(Cycle):
         records = self.state.adopted()
         records.setdefault(plan.stack, []).extend(
             {"service": m.service, "target": m.target, "kind": m.kind, "old": m.source, "new": str(m.destination),
-             "time": self.clock()} for m in plan.moves)
+             "time": self.clock()} for m in plan.moves if m.copy)
         self.state.save_adopted(records)
 
     # -- removing what adopt left -----------------------------------------------------------
