@@ -49,8 +49,8 @@ def add_db(cyc, lab) -> None:
     (uploads / "album" / "cat.jpg").write_bytes(os.urandom(300_000))
     os.link(uploads / "album" / "cat.jpg", uploads / "album" / "cat-link.jpg")
     with open(uploads / "sparse.img", "wb") as handle:
-        handle.truncate(50_000_000)
-        handle.write(b"end")
+        handle.seek(50_000_000)
+        handle.write(b"end")  # 50 MB of hole, then three bytes
     for path in [uploads, uploads / "album", *uploads.rglob("*")]:
         os.lchown(path, REMAPPED_ROOT, REMAPPED_ROOT)
 
@@ -92,7 +92,7 @@ def test_uncovered_data_is_named_everywhere_then_adopted_onto_the_dataset(adopte
 
     check = run_cli(cyc.env_path, "check-stacks")
     assert check.returncode == 1
-    lines = [ln for ln in check.stdout.splitlines() if "uncovered" in ln]
+    lines = [ln for ln in check.stdout.splitlines() if ": uncovered (" in ln]
     assert len(lines) == 2, check.stdout
     assert "service 'db' volume pgdata -> /var/lib/db: uncovered (docker volume on the OS disk)" in lines[0]
     assert f"service 'db' {folder}/uploads -> /uploads: uncovered (stack folder on the OS disk" in lines[1]
