@@ -452,7 +452,21 @@ class DockerComposeManager:
         """Start a throwaway stack from `file` (local images only) and wait for its healthchecks."""
         self._sandbox(project, file, "up", "-d", "--no-build", "--pull", "never",
                       timeout=float(self.s.health_timeout) + 120)
-        return self._wait_healthy(Stack(project, file.parent, file))
+        deadline = time.monotonic() + self.s.health_timeout
+        while True:  # every container must run: one that exited is a failure now, not a silence
+            rows = self._inspect(self._project_containers(project, all_states=True))
+            down = [f"{n} ({state})" for n, state, _h in rows if state != "running"]
+            if not rows or down:
+                logs = self._sandbox(project, file, "logs", "--no-color", "--tail", "5", timeout=60).stdout
+                last = [ln.strip() for ln in logs.splitlines() if ln.strip()][-2:]
+                return StackResult(project, False, f"{', '.join(down) or 'no container'} exited"
+                                   + (f": {' | '.join(last)}" if last else ""))
+            waiting = [f"{n} ({h})" for n, _state, h in rows if h not in ("healthy", "none")]
+            if not waiting:
+                return StackResult(project, True, "healthy")
+            if time.monotonic() >= deadline:
+                return StackResult(project, False, f"not healthy after {self.s.health_timeout}s: {', '.join(waiting)}")
+            time.sleep(HEALTH_POLL)
 
     def sandbox_exec(self, project: str, file: Path, service: str, command: Sequence[str], timeout: float) -> str:
         return self._sandbox(project, file, "exec", "-T", service, *command, timeout=timeout).stdout

@@ -98,6 +98,8 @@ def test_an_archive_equal_to_its_snapshot_whose_service_cannot_start_fails_the_b
     assert booted.returncode == 1, booted.stdout + booted.stderr
     [git] = json.loads(booted.stdout)["services"]
     assert git["mode"] == "compared" and git["differences"] == 0  # the bytes are equal
-    assert git["booted"] is False and git["boot"].startswith("FAILED: the restored stack did not come up")
+    assert git["booted"] is False and git["boot"].startswith("FAILED: the restored stack did not come up: "
+                                                             "drill-git-web (exited) exited: ")
+    assert "bad mode" in git["boot"]  # the app's own last words
     assert "drill: FAILED (git)" in run_cli(cyc.env_path, "drill", "git", "--boot", timeout=900).stdout
     assert leftovers() == []
