@@ -356,34 +356,60 @@ class DockerComposeManager:
 
     def _project_containers(self, project: str, all_states: bool = False) -> list[str]:
         argv = ["docker", "ps", "-q", "--filter", f"label={PROJECT_LABEL}={project}"]
-        if all_states:
+        if all_states:  # a `compose run` container (one-off) is not a service of the stack
             argv.insert(2, "-a")
+            argv += ["--filter", "label=com.docker.compose.oneoff=False"]
         return self.runner.run(argv, mutating=False).stdout.split()
 
     def _inspect(self, ids: list[str]) -> list[tuple[str, str, str]]:
         """(name, state, health) per container; health is 'none' without a healthcheck."""
+        return [row[:3] for row in self._states(ids)]
+
+    def _states(self, ids: list[str]) -> list[tuple[str, str, str, int]]:
+        """(name, state, health, exit code) per container."""
         if not ids:
             return []
-        fmt = "{{.Name}}\t{{.State.Status}}\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}"
+        fmt = ("{{.Name}}\t{{.State.Status}}\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}"
+               "\t{{.State.ExitCode}}")
         out = self.runner.run(["docker", "inspect", "--format", fmt, *ids], mutating=False).stdout
         rows = []
         for line in out.splitlines():
             parts = line.split("\t")
-            if len(parts) == 3:
-                rows.append((parts[0].lstrip("/"), parts[1], parts[2]))
+            if len(parts) >= 3:
+                code = int(parts[3]) if len(parts) > 3 and parts[3].lstrip("-").isdigit() else 0
+                rows.append((parts[0].lstrip("/"), parts[1], parts[2], code))
         return rows
 
     def _wait_healthy(self, stack: Stack) -> StackResult:
+        """Every container of the project healthy (or without a healthcheck) and running; one
+        that exited with an error, or died, fails the stack at once instead of being waited for
+        (or overlooked). A container that exited 0 finished its job (an init or migration)."""
         deadline = time.monotonic() + self.s.health_timeout
         while True:
-            rows = self._inspect(self._project_containers(stack.name))
-            waiting = [n for n, _state, health in rows if health not in ("healthy", "none")]
+            rows = self._states(self._project_containers(stack.name, all_states=True))
+            crashed = [f"{n} ({state}, exit code {code})" for n, state, _h, code in rows
+                       if state == "dead" or (state == "exited" and code != 0)]
+            if crashed:
+                return StackResult(stack.name, False, f"{', '.join(crashed)}{self._last_words(stack)}")
+            waiting = [n for n, state, health, _c in rows
+                       if state not in ("running", "exited") or health not in ("healthy", "none")]
             if not waiting:
                 return StackResult(stack.name, True, "healthy" if rows else "")
             if time.monotonic() >= deadline:
-                detail = ", ".join(f"{n} ({h})" for n, _s, h in rows if h not in ("healthy", "none"))
+                detail = ", ".join(f"{n} ({h if s == 'running' else s})" for n, s, h, _c in rows if n in waiting)
                 return StackResult(stack.name, False, f"not healthy after {self.s.health_timeout}s: {detail}")
             time.sleep(HEALTH_POLL)
+
+    def _last_words(self, stack: Stack) -> str:
+        """': <its last log lines>' of a stack whose container crashed (best effort)."""
+        try:
+            out = self.runner.run([*self.compose_base(), "-p", stack.name, "-f", str(stack.file), "logs", "--no-color",
+                                   "--tail", "3"], cwd=str(stack.dir), env=self.env(stack.dir),
+                                  unset_env=COMPOSE_ENV_UNSET, timeout=60, mutating=False).stdout
+        except OrchestratorError:
+            return ""
+        last = [ln.strip() for ln in out.splitlines() if ln.strip()][-2:]
+        return f": {' | '.join(last)}" if last else ""
 
     def _ensure_networks(self, names: Sequence[str] | None) -> None:
         """Create the external networks the stacks declare, and only those, before anything
@@ -452,21 +478,7 @@ class DockerComposeManager:
         """Start a throwaway stack from `file` (local images only) and wait for its healthchecks."""
         self._sandbox(project, file, "up", "-d", "--no-build", "--pull", "never",
                       timeout=float(self.s.health_timeout) + 120)
-        deadline = time.monotonic() + self.s.health_timeout
-        while True:  # every container must run: one that exited is a failure now, not a silence
-            rows = self._inspect(self._project_containers(project, all_states=True))
-            down = [f"{n} ({state})" for n, state, _h in rows if state != "running"]
-            if not rows or down:
-                logs = self._sandbox(project, file, "logs", "--no-color", "--tail", "5", timeout=60).stdout
-                last = [ln.strip() for ln in logs.splitlines() if ln.strip()][-2:]
-                return StackResult(project, False, f"{', '.join(down) or 'no container'} exited"
-                                   + (f": {' | '.join(last)}" if last else ""))
-            waiting = [f"{n} ({h})" for n, _state, h in rows if h not in ("healthy", "none")]
-            if not waiting:
-                return StackResult(project, True, "healthy")
-            if time.monotonic() >= deadline:
-                return StackResult(project, False, f"not healthy after {self.s.health_timeout}s: {', '.join(waiting)}")
-            time.sleep(HEALTH_POLL)
+        return self._wait_healthy(Stack(project, file.parent, file))
 
     def sandbox_exec(self, project: str, file: Path, service: str, command: Sequence[str], timeout: float) -> str:
         return self._sandbox(project, file, "exec", "-T", service, *command, timeout=timeout).stdout
