@@ -36,7 +36,9 @@ OVERRIDES = {
 }
 ADOPT = ("make adopt SERVICE_NAME={} (moves it onto the dataset), or declare it in x-orchestrator.ephemeral "
          "with a reason")
-RO = "mount it read-only (':ro') if the container only reads it, else "
+# a writable directory in the stack folder: adopt first, ':ro' when the container only reads it
+IN_FOLDER = ("make adopt SERVICE_NAME={} (moves it onto the dataset); or ':ro' if the container only reads it, or "
+             "declare it in x-orchestrator.ephemeral with a reason")
 
 
 def install(lab, tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
@@ -79,7 +81,7 @@ def expected_violations(services: Path) -> dict[str, str]:
 
     def in_folder(stack: str, service: str, sub: str, target: str) -> str:
         return (f"{f(stack)}: service {service!r} {services}/{stack}/{sub} -> {target}: uncovered (stack folder "
-                f"on the OS disk, never snapshotted); fix: {RO}{ADOPT.format(stack)}")
+                f"on the OS disk, never snapshotted); fix: {IN_FOLDER.format(stack)}")
 
     def volume(stack: str, service: str, name: str, target: str) -> str:
         return (f"{f(stack)}: service {service!r} volume {name} -> {target}: uncovered (docker volume on the OS "

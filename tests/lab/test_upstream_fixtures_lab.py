@@ -54,9 +54,10 @@ def test_check_stacks_reads_upstream_files_as_compose_does(upstream):
     assert r.returncode == 1, out
     base = v["ZFS_BASE_MOUNTPOINT"]
     ha = services / "homeassistant" / "compose.yml"
+    # home assistant on the host's network needs no spoke network of its own (and is not
+    # allowed: it declares no reason)
     expected = {
         f"{ha}: service 'homeassistant' uses network_mode: host: it publishes every port on the host",
-        f"{ha}: declares no external network",
     }
     if V2:
         expected |= {
@@ -66,6 +67,9 @@ def test_check_stacks_reads_upstream_files_as_compose_does(upstream):
             # authentik and the gitea of the include-only stack both call their web service "server"
             f"{services}/reverseproxy/Caddyfile:8: reverse_proxy upstream 'server' is ambiguous: stacks authentik, "
             "includeonly",
+            # immich's model cache, left in a named volume as upstream has it: on the OS disk
+            f"{services}/photo/docker-compose.yml: service 'immich-machine-learning' volume model-cache -> /cache: "
+            "uncovered (docker volume on the OS disk)",
         }
     else:  # v1 refuses a top-level name:, include: and !reset; each alone, in compose's words
         expected |= {f"{services}/photo/docker-compose.yml: compose cannot read this stack",
