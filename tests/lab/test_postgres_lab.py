@@ -39,7 +39,7 @@ def pg_stack(live: bool):
                 "image": lab.postgres_image,
                 "container_name": f"{cyc.prefix}pg",
                 "user": "100:102",
-                "command": ["sh", "-c", START],
+                "command": ["sh", "-c", START.replace("$", "$$")],  # compose would interpolate $PGDATA
                 "volumes": [f"{cyc.base}/pg/pgdata:/var/lib/postgresql/data"],
                 "networks": [f"{cyc.prefix}pg_net"],
                 "stop_grace_period": "30s",
@@ -113,8 +113,8 @@ def scratch_db(cyc, lab, archive: str, tmp_path: Path) -> str:
 @pytest.fixture(params=[False, True], ids=["stop", "live"])
 def pg(request, lab, tmp_path):
     live = request.param
-    cyc = build_cycle(lab, tmp_path, rewrite=pg_stack(live), paths=["pg/pgdata:REMAPPED_PG_UID:REMAPPED_PG_GID"],
-                      extra={"REMAPPED_PG_UID": str(PG_UID), "REMAPPED_PG_GID": str(PG_GID), "HEALTH_TIMEOUT": "120"})
+    cyc = build_cycle(lab, tmp_path, rewrite=pg_stack(live), paths=["pg/pgdata:REMAPPED_PG_UID:REMAPPED_PGGROUP_UID"],
+                      extra={"REMAPPED_PG_UID": str(PG_UID), "REMAPPED_PGGROUP_UID": str(PG_GID), "HEALTH_TIMEOUT": "120"})
     container = f"{cyc.prefix}pg"
     wait_ready(container)
     subprocess.run(["docker", "exec", container, "createdb", "-h", "/tmp", "-U", "postgres", "bench"], check=True)
