@@ -114,7 +114,8 @@ def scratch_db(cyc, lab, archive: str, tmp_path: Path) -> str:
 def pg(request, lab, tmp_path):
     live = request.param
     cyc = build_cycle(lab, tmp_path, rewrite=pg_stack(live), paths=["pg/pgdata:REMAPPED_PG_UID:REMAPPED_PGGROUP_UID"],
-                      extra={"REMAPPED_PG_UID": str(PG_UID), "REMAPPED_PGGROUP_UID": str(PG_GID), "HEALTH_TIMEOUT": "120"})
+                      extra={"REMAPPED_PG_UID": str(PG_UID), "REMAPPED_PGGROUP_UID": str(PG_GID),
+                             "HEALTH_TIMEOUT": "120"})
     container = f"{cyc.prefix}pg"
     wait_ready(container)
     subprocess.run(["docker", "exec", container, "createdb", "-h", "/tmp", "-U", "postgres", "bench"], check=True)
