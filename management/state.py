@@ -42,13 +42,15 @@ UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of the
 
 class Kept(TypedDict, total=False):
     """The snapshot a service's last archive was made from, kept until the next backup of that
-    dataset succeeds: its name, the archive, the change digest of its data (`manifest`) and the
-    manifest of the stack folder that went into the archive (`stack`, None when it had none)."""
+    dataset succeeds: its name, the archive, the change digest of its data (`manifest`), the
+    manifest of the stack folder that went into the archive (`stack`, None when it had none),
+    and the id of the repository that holds the archive (`repository`)."""
 
     snapshot: str
     archive: str
     manifest: str
     stack: dict | None
+    repository: str
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:

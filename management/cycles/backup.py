@@ -379,6 +379,23 @@ class BackupOrchestrator(Cycle):
             report.notes.append(self.runner.mask(outcomes[name]))
         return stop_order(failed, self.s.hub_service)
 
+    def _archive_gone(self, service: str, last: Kept) -> str | None:
+        """Why the archive that held the dataset cannot be trusted to any more (the repository was
+        replaced, emptied, rolled back or moved), or None. The tool believes the repository, not
+        its own memory: the preflight listed what the repository holds."""
+        listing = self.borg.listings.get(service)
+        if listing is None:
+            return None  # not listed (a dry run): nothing known either way
+        archive = last.get("archive", "")
+        recorded = last.get("repository")
+        if recorded and listing.repository and recorded != listing.repository:
+            return (f"{self.s.repo(service)} is not the repository that held {archive} (its id changed: replaced "
+                    "or moved): a full backup tonight")
+        if archive and archive not in listing.archives:
+            return (f"{archive}, which held it, is not in {self.s.repo(service)} any more (emptied, rolled back "
+                    "or pointed elsewhere): a full backup tonight")
+        return None
+
     def _unchanged(self, service: str, last: dict, snap: str) -> str | None:
         """Why the dataset is known to hold exactly what its last archive holds, or None.
         OpenZFS: nothing written since the kept snapshot. zfs-fuse has no `written`: the view's
@@ -422,12 +439,18 @@ class BackupOrchestrator(Cycle):
                                      readonly=stack_dir is None)
                 stack_now = stack_manifest(stack_dir, self._key()) if stack_dir else None
                 last = kept.get(service)
-                why = self._unchanged(service, last, snap) if last and self.s.skip_unchanged else None
+                gone = self._archive_gone(service, last) if last else None
+                if gone:
+                    self.echo(f"{service}: {gone}")
+                    d.message = gone
+                why = self._unchanged(service, last, snap) if last and self.s.skip_unchanged and not gone else None
                 if why and last.get("stack") != stack_now:
                     why = None  # the data is the same but the stack folder changed: a new archive
                 if why:  # the archive made from the kept snapshot still holds it: no borg tonight
                     d.result, d.archive = UNCHANGED, last.get("archive", "")
                     d.message = f"{why}; {d.archive or 'its last archive'} holds it"
+                    listing = self.borg.listings.get(service)
+                    d.archives = len(listing.archives) if listing else None  # counted from the repository
                     return
                 manifest = None
                 if self.s.keep_last_snapshot and self.s.skip_unchanged and not self._has_written(service, snap):
@@ -445,10 +468,10 @@ class BackupOrchestrator(Cycle):
                 d.deduplicated_size = created.deduplicated_size
                 d.files_read = getattr(created, "files_read", None)
                 d.result = WARNING if created.warning else OK
-                d.message = created.warning or ""
+                d.message = "; ".join(m for m in (d.message, created.warning) if m)
                 if self.s.keep_last_snapshot:
                     new_kept[service] = {"snapshot": snap, "archive": created.archive, "manifest": manifest,
-                                         "stack": archived_stack}
+                                         "stack": archived_stack, "repository": created.repository}
                 d.archives = self.borg.prune(service)
                 d.pruned = True
                 if compact_due(last_compact.get(service), self.s.borg_compact_every_days, self.clock()):

@@ -152,6 +152,15 @@ class Created:
     deduplicated_size: int | None
     warning: str = ""
     files_read: int | None = None  # files borg read and chunked (not skipped by the files cache)
+    repository: str = ""  # the repository's id, as borg create reported it
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a repository holds, as `borg list --json` said: its id and its archives' names."""
+
+    repository: str
+    archives: tuple[str, ...]
 
 
 class BorgBackupRepoManager:
@@ -160,6 +169,7 @@ class BorgBackupRepoManager:
         self.runner = runner
         self.clock = clock
         self.timeout = float(settings.borg_timeout)
+        self.listings: dict[str, Listing] = {}  # service -> its repository as the preflight found it
 
     # -- environment -------------------------------------------------------------------------
 
@@ -199,10 +209,14 @@ class BorgBackupRepoManager:
     # -- repositories ------------------------------------------------------------------------
 
     def is_initialised(self, service: str) -> bool:
-        """True when the repository exists and opens with our passphrase. A missing repository
-        is False; any other problem (unreachable, wrong passphrase) raises."""
+        """True when the repository exists and opens with our passphrase (what it holds is kept
+        in `listings`: one `borg list --json`, one ssh round trip). A missing repository is False;
+        any other problem (unreachable, wrong passphrase) raises."""
         try:
-            self._run(info_argv(self.repo(service)), mutating=False, timeout=min(self.timeout, 300))
+            out = self._run(list_argv(self.repo(service)), mutating=False, timeout=min(self.timeout, 300)).stdout
+            data = json.loads(out) if out.strip() else {}
+            self.listings[service] = Listing(str((data.get("repository") or {}).get("id") or ""),
+                                             tuple(str(a.get("name", "")) for a in data.get("archives") or []))
             return True
         except CommandError as exc:
             text = exc.stderr_tail or ""
@@ -226,6 +240,7 @@ class BorgBackupRepoManager:
             return False
         repo = self.repo(service)
         self._run(init_argv(repo), timeout=min(self.timeout, 600))
+        self.listings[service] = Listing("", ())  # new and empty: no archive of ours is in it
         if not self.runner.dry_run:
             self.export_key(service)
         return True
@@ -256,9 +271,12 @@ class BorgBackupRepoManager:
         reader = StderrReader(progress)
         result = self._run(argv, ok_codes=(0, WARNING), cwd=str(path), on_stderr=reader)
         stats: dict = {}
+        repository = ""
         if result.stdout.strip():
             try:
-                stats = json.loads(result.stdout).get("archive", {}).get("stats", {})
+                data = json.loads(result.stdout)
+                stats = data.get("archive", {}).get("stats", {})
+                repository = str((data.get("repository") or {}).get("id") or "")
             except json.JSONDecodeError:
                 stats = {}
         warning = ""
@@ -266,7 +284,7 @@ class BorgBackupRepoManager:
             lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
             warning = "borg warning: " + (self.runner.mask(lines[-1]) if lines else "exit code 1")
         return Created(archive, stats.get("nfiles"), stats.get("original_size"), stats.get("deduplicated_size"),
-                       warning, reader.listed)
+                       warning, reader.listed, repository)
 
     def prune(self, service: str) -> int | None:
         """Prune by the service's retention. Returns how many of its archives remain (borg's

@@ -10,6 +10,7 @@ import pytest
 
 from management.cycles.backup import BackupOrchestrator, compact_due, snapshot_name, start_order, stop_order
 from management.cycles.context import RunContext
+from management.state import StateStore
 from management.errors import CommandError, OrchestratorError
 from management.results import FAILED, OK
 from tests.fakes import FakeRunner
@@ -41,6 +42,7 @@ class Created:
     original_size: int = 100
     deduplicated_size: int = 10
     warning: str = ""
+    repository: str = "repo-id-1"
 
 
 class World:
@@ -59,6 +61,7 @@ class World:
         self.mounted = {"datapool/services/git", "datapool/services/photo"}
         self.fail = {}
         self.uncovered = {}  # stack -> Coverage verdicts its mounts get
+        self.listings = {}  # service -> Listing: what its repository holds (borg list in the preflight)
 
     # docker
     def discover_names(self):
@@ -505,4 +508,25 @@ def test_a_stack_folder_no_listed_path_names_is_backed_up_with_a_dataset_made_fo
     assert len(copies) == 3 and last_stop < min(copies) and max(copies) < snapshot < first_start
     assert (tmp_path / "views" / "git" / ".orchestrator-stack" / "compose.yaml").read_text() == "services: {}\n"
     assert not list((tmp_path / "state" / "stack-copies").iterdir())
+
+
+def test_an_unchanged_dataset_whose_archive_is_gone_from_the_repository_is_backed_up_in_full(keeping):
+    from management.tools.borg import Listing
+
+    world = World()
+    world.written = {"datapool/services/git": 0, "datapool/services/photo": 0}
+    orchestrator(keeping, world).backup()
+    first = {s: e["archive"] for s, e in StateStore(keeping.state_dir).kept().items()}
+    assert StateStore(keeping.state_dir).kept()["git"]["repository"] == "repo-id-1"
+    world.events.clear()
+    # git's repository still holds its archive; photo's was replaced by an empty one
+    world.listings = {"git": Listing("repo-id-1", (first["git"],)), "photo": Listing("other-id", ())}
+    report = orchestrator(keeping, world).backup()
+    by = {d.service: d for d in report.datasets}
+    assert by["git"].result == "unchanged" and by["git"].archives == 1  # counted from the repository
+    assert by["photo"].result == "ok" and "is not the repository that held" in by["photo"].message
+    assert kinds(world, "create") == ["photo"]
+    world.listings = {"git": Listing("repo-id-1", ()), "photo": Listing("repo-id-1", (first["photo"],))}
+    report = orchestrator(keeping, world).backup()
+    assert "is not in" in {d.service: d for d in report.datasets}["git"].message
 
