@@ -130,7 +130,7 @@ rollback: ## Back to the last pre-update snapshot and its images: SERVICE_NAME= 
 	$(ORCH) rollback $(if $(YES),--yes) $(if $(SNAPSHOT_NAME),--snapshot $(SNAPSHOT_NAME)) $(SERVICE_NAME)
 
 # --- backup (borg) ---------------------------------------------------------------------------
-.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos restore restore-all drill install-cron uninstall-cron
+.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos release-prune restore restore-all drill install-cron uninstall-cron
 
 backup-all: ## The nightly cycle for every service: stop, snapshot, start, borg, prune (JSON=1 for JSON)
 	$(ORCH) backup $(if $(JSON),--json)
@@ -154,6 +154,10 @@ extract-archive: ## Extract an archive to an empty dir: SERVICE_NAME= ARCHIVE_NA
 
 check-repos: ## borg check every repository (REPOSITORY_ONLY=1: segments only, as CHECK_SCHEDULE runs; VERIFY_DATA=1 reads every chunk) [SERVICE_NAME=git]
 	$(ORCH) check-repos $(if $(VERIFY_DATA),--verify-data) $(if $(REPOSITORY_ONLY),--repository-only) $(SERVICE_NAME)
+
+release-prune: ## Let the next backup prune SERVICE_NAME= again after the prune guard held it (the change was meant)
+	$(call require,SERVICE_NAME,git)
+	$(ORCH) release-prune $(SERVICE_NAME)
 
 restore: ## Data + stack folder from an archive (safety snapshot, old folder kept): SERVICE_NAME= ARCHIVE_NAME= [ONLY=data|stack] [YES=1]
 	$(call require,SERVICE_NAME,git)

@@ -588,6 +588,23 @@ def check_repos(app: App, services: tuple[str, ...], verify_data: bool, reposito
     click.echo(f"check-repos: OK ({len(report.results)} repositories)")
 
 
+@cli.command("release-prune")
+@click.argument("service")
+@pass_app
+def release_prune(app: App, service: str) -> None:
+    """Release SERVICE's prune after the prune guard held it (its new archive shrank, was empty,
+    or was dated before the newest one): the change was meant, the next backup prunes again by
+    the retention. Only the hold is removed; no archive is touched here."""
+    from management.state import StateStore
+
+    hold = StateStore(app.settings.state_dir).release_prune(app.service(service))
+    if hold is None:
+        click.echo(f"release-prune: no prune of {service} is held")
+        return
+    click.echo(f"release-prune: {service} released (held since {hold.get('archive')}: {hold.get('reason')}); "
+               "the next backup prunes it again")
+
+
 @cli.command("restore")
 @click.argument("service")
 @click.argument("archive")

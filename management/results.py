@@ -50,6 +50,8 @@ class RunReport:
     interrupted: str = ""
     # stack -> its mounts no backup reaches (management.tools.coverage): the night is not OK
     uncovered: dict[str, list[str]] = field(default_factory=dict)
+    # service -> why its prune is held (the prune guard): every archive kept, the night not OK
+    held: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -58,6 +60,7 @@ class RunReport:
             and not self.stack_failures
             and not self.interrupted
             and not self.uncovered
+            and not self.held
             and all(d.result in GOOD for d in self.datasets)
         )
 

@@ -14,6 +14,7 @@ each, every write atomic (a temp file in the same directory, fsync, rename).
 | stack-copies/<snapshot>/<service>/ | backup, in the window | backup (borg phase), removed after |
 | adopted.json | adopt | adopt --remove-old |
 | checks.json | check-repos (publish) | status, metrics |
+| prune_holds.json | backup (its prune guard) | backup, status, release-prune |
 
 A missing or unreadable JSON file reads as empty: no run wrote it yet.
 """
@@ -37,6 +38,7 @@ MANIFEST_KEY = "manifest.key"
 STACK_COPIES = "stack-copies"
 ADOPTED = "adopted.json"
 CHECKS = "checks.json"
+PRUNE_HOLDS = "prune_holds.json"
 UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
 
 
@@ -131,6 +133,26 @@ class StateStore:
             return True
         except FileNotFoundError:
             return False
+
+    def prune_holds(self) -> dict[str, dict]:
+        """service -> {reason, since, archive}: its prune is held until a person releases it."""
+        return _dicts(read_json(self.root / PRUNE_HOLDS))
+
+    def save_prune_holds(self, data: dict[str, dict]) -> None:
+        self._write(PRUNE_HOLDS, data)
+
+    def release_prune(self, service: str) -> dict | None:
+        """Remove the service's hold, and the size the guard compared with: the change was meant,
+        so the next archive is the new baseline. Returns the hold (None when there was none)."""
+        holds = self.prune_holds()
+        hold = holds.pop(service, None)
+        if hold is not None:
+            self.save_prune_holds(holds)
+            counts = self.archive_counts()
+            for key in ("files", "bytes", "archive"):
+                counts.get(service, {}).pop(key, None)
+            self.save_archive_counts(counts)
+        return hold
 
     def last_compact(self) -> dict[str, float]:
         """service -> Unix time of its repository's last `borg compact`."""

@@ -58,6 +58,28 @@ SKIP_STACK = frozenset({STACK_PREFIX})  # the data's change digest leaves the st
 
 PREFLIGHT_PARALLEL = 4  # repositories probed at once before the window (ssh round trips)
 
+def prune_hold(previous: dict | None, files: int | None, size: int | None, archive: str,
+               newest: str | None, shrink: int) -> str | None:
+    """Why this service's prune must wait for a person, or None: its new archive is empty after
+    a non-empty one, has `shrink` percent fewer bytes or files than the previous one, or is
+    older than the newest archive already there (a wrong clock). `previous` is what the last
+    night recorded ({files, bytes}); `newest` the newest archive name in the repository."""
+    if shrink == 0:
+        return None
+    if newest and archive < newest:
+        return f"{archive} is older than {newest}, already in the repository: is the clock wrong?"
+    if not previous:
+        return None
+    before_files, before_bytes = previous.get("files") or 0, previous.get("bytes") or 0
+    if before_files and files == 0:
+        return f"{archive} is empty; the one before held {before_files} files"
+    for what, before, now in (("files", before_files, files), ("bytes", before_bytes, size)):
+        if before and now is not None and now < before * (100 - shrink) / 100:
+            return (f"{archive} holds {now} {what}, {100 - now * 100 // before}% fewer than the {before} before it "
+                    f"(PRUNE_GUARD_SHRINK={shrink})")
+    return None
+
+
 def compact_due(last: float | None, every_days: int, now: float) -> bool:
     return every_days == 0 or last is None or now - last >= every_days * 86400 - 3600
 
@@ -422,6 +444,8 @@ class BackupOrchestrator(Cycle):
         kept = self.kept() if self.s.keep_last_snapshot else {}
         by_service = {d.service: d for d in report.datasets}
         last_compact = self.state.last_compact()
+        holds = self.state.prune_holds()
+        previous = self.state.archive_counts()  # the last night's archive of each service: files, bytes
 
         self.zfs.ensure_view_parent(self.s.view_dataset)
 
@@ -472,6 +496,18 @@ class BackupOrchestrator(Cycle):
                 if self.s.keep_last_snapshot:
                     new_kept[service] = {"snapshot": snap, "archive": created.archive, "manifest": manifest,
                                          "stack": archived_stack, "repository": created.repository}
+                listing = self.borg.listings.get(service)
+                newest = max((a for a in listing.archives if a.startswith(f"{service}-")), default=None) \
+                    if listing else None
+                reason = holds.get(service, {}).get("reason") or prune_hold(
+                    previous.get(service), d.nfiles, d.original_size, created.archive, newest,
+                    self.s.prune_guard_shrink)
+                if reason:
+                    holds.setdefault(service, {"reason": reason, "since": self.clock(), "archive": created.archive})
+                    report.held[service] = reason
+                    self.echo(f"{service}: prune held, every archive kept: {reason}; "
+                              f"`make release-prune SERVICE_NAME={service}` once the change was meant")
+                    return
                 d.archives = self.borg.prune(service)
                 d.pruned = True
                 if compact_due(last_compact.get(service), self.s.borg_compact_every_days, self.clock()):
@@ -512,6 +548,8 @@ class BackupOrchestrator(Cycle):
             self.progress.__exit__(None, None, None)
             if any(d.compacted for d in report.datasets):
                 self.state.save_last_compact(last_compact)
+            if report.held:
+                self.state.save_prune_holds(holds)
 
     def _cleanup(self, targets, snap, snapshotted, report, new_kept: dict | None = None) -> None:
         try:

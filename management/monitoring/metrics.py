@@ -73,6 +73,9 @@ def backup_families(report: RunReport, last_success: dict[str, float]) -> list[F
                            "Mounts of the service's stack whose data no backup reaches (make check-stacks)",
                            [({"service": d.service}, len(report.uncovered.get(d.service, [])))
                             for d in report.datasets]))
+    families.append(Family("orchestrator_backup_prune_held",
+                           "1 while the service's prune is held by the prune guard (make release-prune)",
+                           [({"service": d.service}, int(d.service in report.held)) for d in report.datasets]))
     return families
 
 

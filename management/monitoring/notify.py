@@ -46,6 +46,8 @@ def backup_message(report) -> Message:
         archive = f" ({d.archive})" if d.archive and d.result != FAILED else ""
         lines.append(f"{d.service}: {d.result}{archive}{why}")
     lines += [f"not backed up: {line}" for stack in sorted(report.uncovered) for line in report.uncovered[stack]]
+    lines += [f"prune held: {svc}: {why}; make release-prune SERVICE_NAME={svc}"
+              for svc, why in sorted(report.held.items())]
     lines += [f"stack problem: {s}" for s in report.stack_failures]
     lines += [f"error: {e}" for e in report.errors]
     lines += [f"note: {n}" for n in report.notes]
@@ -54,7 +56,8 @@ def backup_message(report) -> Message:
     if report.downtime is not None:
         lines.append(f"downtime: {report.downtime:.1f}s")
     failed = [d.service for d in report.datasets if d.result == FAILED] + \
-        [f"{s}: data not backed up" for s in sorted(report.uncovered)]
+        [f"{s}: data not backed up" for s in sorted(report.uncovered)] + \
+        [f"{s}: prune held" for s in sorted(report.held)]
     verdict = "OK" if report.ok else "FAILED" + (f" ({', '.join(failed)})" if failed else "")
     warned = any(d.result == WARNING for d in report.datasets) or bool(report.notes)
     return Message(f"backup on {_host()}: {verdict}", "\n".join(lines), report.ok, warned)

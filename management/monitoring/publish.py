@@ -38,7 +38,18 @@ from management.monitoring.notify import (
     notify,
     update_message,
 )
-from management.results import GOOD, SKIPPED, UNCHANGED, UPDATED, CheckReport, DrillReport, RunReport, UpdateResult
+from management.results import (
+    GOOD,
+    OK,
+    SKIPPED,
+    UNCHANGED,
+    UPDATED,
+    WARNING,
+    CheckReport,
+    DrillReport,
+    RunReport,
+    UpdateResult,
+)
 from management.state import StateStore, write_atomic
 
 
@@ -106,8 +117,14 @@ class BackupOutcome(Outcome):
         last = store.last_success()
         last.update({d.service: now for d in self.report.datasets if d.result in GOOD})
         counts = store.archive_counts()
-        counts.update({d.service: {"count": d.archives, "time": now}
-                       for d in self.report.datasets if d.archives is not None})
+        for d in self.report.datasets:
+            entry = counts.get(d.service, {})
+            if d.archives is not None:
+                entry.update(count=d.archives, time=now)
+            if d.result in (OK, WARNING) and d.service not in self.report.held:  # what the prune guard compares
+                entry.update(files=d.nfiles, bytes=d.original_size, archive=d.archive)
+            if entry:
+                counts[d.service] = entry
         store.save_last_success(last)
         store.save_archive_counts(counts)
         return backup_families(self.report, last)

@@ -30,6 +30,9 @@ def render_table(report: RunReport) -> str:
         lines.append(f"downtime per stack: {per_stack}")
     for note in report.notes:
         lines.append(f"note: {note}")
+    for service, reason in sorted(report.held.items()):
+        lines.append(f"prune held: {service}: {reason}; every archive kept until "
+                     f"`make release-prune SERVICE_NAME={service}`")
     for stack in sorted(report.uncovered):
         lines += [f"not backed up: {line}" for line in report.uncovered[stack]]
     for failure in report.stack_failures:
@@ -39,7 +42,8 @@ def render_table(report: RunReport) -> str:
     if report.interrupted:
         lines.append(f"interrupted: {report.interrupted}")
     failed = [d.service for d in report.datasets if d.result == FAILED] + \
-        [f"{s}: data not backed up" for s in sorted(report.uncovered)]
+        [f"{s}: data not backed up" for s in sorted(report.uncovered)] + \
+        [f"{s}: prune held" for s in sorted(report.held)]
     verdict = "OK" if report.ok else "FAILED" + (f" ({', '.join(failed)})" if failed else "")
     lines.append(f"result: {verdict}")
     return "\n".join(lines)

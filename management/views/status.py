@@ -62,6 +62,7 @@ class ServiceStatus:
     rollback_points: list[str] = field(default_factory=list)
     # each mount's verdict (tools.coverage), None when there is no stack folder or compose cannot read it
     coverage: list[dict] | None = None
+    prune_held: dict | None = None  # the prune guard's hold: {reason, since, archive}
 
     @property
     def uncovered(self) -> list[dict]:
@@ -210,6 +211,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
     counts = state.archive_counts()
     drills = state.drills()
     checks = state.checks()
+    holds = state.prune_holds()
     updates = state.last_update()
     limit = settings.stale_after * 3600
 
@@ -226,6 +228,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
             row.archives = count.get("count") if isinstance(count, dict) else None
         row.drill = _with_age(drills.get(name), now)
         row.check = _with_age(checks.get(name), now)
+        row.prune_held = holds.get(name)
         row.update = _with_age(updates.get(name), now)
         row.rollback_points = state.update_points(name)
         row.coverage = by_coverage.get(name)
@@ -298,14 +301,18 @@ def render(report: StatusReport) -> list[tuple[str, bool]]:
     for r in report.services:
         dataset, used = _dataset_cells(r.dataset)
         rows.append((r.service, _stack_cell(r.stack), r.stack.health if r.stack else "-", dataset, used,
-                     _coverage_cell(r), _backup_cell(r), "-" if r.archives is None else str(r.archives),
+                     _coverage_cell(r), _backup_cell(r),
+                     ("-" if r.archives is None else str(r.archives)) + (" HELD" if r.prune_held else ""),
                      _drill_cell(r), _check_cell(r), _update_cell(r.update, r.rollback_points),
                      r.last_archive or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip(), False) for row in rows]
     for i, r in enumerate(report.services, start=1):
-        lines[i] = (lines[i][0], r.stale or bool(r.uncovered))
+        lines[i] = (lines[i][0], r.stale or bool(r.uncovered) or bool(r.prune_held))
     for r in report.services:
+        if r.prune_held:
+            lines.append((f"prune held: {r.service}: {r.prune_held.get('reason')}; every archive kept until "
+                          f"`make release-prune SERVICE_NAME={r.service}`", True))
         if r.uncovered:
             lines.append((f"not backed up: {r.service}: {len(r.uncovered)} mount(s) no backup reaches "
                           f"(make check-stacks names each with its fix)", True))

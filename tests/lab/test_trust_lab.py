@@ -46,3 +46,30 @@ def test_a_replaced_or_moved_repository_makes_the_next_night_a_full_backup(cycle
     cycle.env_path.write_text(env.replace(f"BORG_REPO_BASE_PATH={old}", f"BORG_REPO_BASE_PATH={old}-moved"))
     fourth = night(cycle)
     assert all(d["result"] == "ok" and "a full backup tonight" in d["message"] for d in fourth.values()), fourth
+
+
+def test_an_emptied_dataset_holds_the_prune_until_a_person_releases_it(cycle, lab):
+    from tests.lab.stacks import seed
+
+    night(cycle)
+    data = cycle.base / "photo" / "data"
+    for path in sorted(data.rglob("*"), reverse=True):  # a mistake, ransomware, a bad migration
+        path.unlink() if path.is_file() else path.rmdir()
+    seed(cycle.base, "photo", {"index.html": b"<h1>gone</h1>"})
+    r = run_cli(cycle.env_path, "backup", "--json", timeout=900)
+    assert r.returncode == 1, r.stdout + r.stderr  # not an OK night
+    report = json.loads(r.stdout)
+    assert list(report["held"]) == ["photo"] and "fewer than" in report["held"]["photo"]
+    photo = {d["service"]: d for d in report["datasets"]}["photo"]
+    assert photo["result"] == "ok" and not photo["pruned"]  # backed up, nothing pruned
+    status = run_cli(cycle.env_path, "status")
+    assert "HELD" in status.stdout and "prune held: photo" in status.stdout
+    again = run_cli(cycle.env_path, "backup", "--json", timeout=900)
+    assert again.returncode == 1 and "photo" in json.loads(again.stdout)["held"]  # held until released
+    # nothing was pruned while held (the default retention would keep one archive of today)
+    assert run_cli(cycle.env_path, "list-archives", "photo").stdout.count("photo-") == 3
+    released = run_cli(cycle.env_path, "release-prune", "photo")
+    assert released.returncode == 0 and "released" in released.stdout
+    seed(cycle.base, "photo", {"new.txt": b"the new normal"})
+    assert run_cli(cycle.env_path, "backup", "--json", timeout=900).returncode == 0
+    assert run_cli(cycle.env_path, "list-archives", "photo").stdout.count("photo-") == 1  # pruned again

@@ -10,9 +10,9 @@ import pytest
 
 from management.cycles.backup import BackupOrchestrator, compact_due, snapshot_name, start_order, stop_order
 from management.cycles.context import RunContext
-from management.state import StateStore
 from management.errors import CommandError, OrchestratorError
 from management.results import FAILED, OK
+from management.state import StateStore
 from tests.fakes import FakeRunner
 from tests.unit.test_config import BASE, settings_with
 
@@ -530,3 +530,38 @@ def test_an_unchanged_dataset_whose_archive_is_gone_from_the_repository_is_backe
     report = orchestrator(keeping, world).backup()
     assert "is not in" in {d.service: d for d in report.datasets}["git"].message
 
+
+
+@pytest.mark.parametrize("previous, files, size, archive, newest, held", [
+    (None, 10, 1000, "git-2033-01-02T00:00:00Z", None, None),
+    ({"files": 100, "bytes": 10_000}, 90, 9_000, "git-2033-01-02T00:00:00Z", None, None),
+    ({"files": 100, "bytes": 10_000}, 0, 0, "git-2033-01-02T00:00:00Z", None, "is empty; the one before held 100"),
+    ({"files": 100, "bytes": 10_000}, 100, 4_000, "git-2033-01-02T00:00:00Z", None, "4000 bytes, 60% fewer"),
+    ({"files": 100, "bytes": 10_000}, 40, 10_000, "git-2033-01-02T00:00:00Z", None, "40 files, 60% fewer"),
+    (None, 10, 1000, "git-2033-01-01T00:00:00Z", "git-2033-01-02T00:00:00Z", "is the clock wrong"),
+])
+def test_the_prune_guard_holds_on_an_empty_shrunk_or_backdated_archive(previous, files, size, archive, newest, held):
+    from management.cycles.backup import prune_hold
+
+    reason = prune_hold(previous, files, size, archive, newest, 50)
+    assert (reason is None) if held is None else (held in reason), reason
+    assert prune_hold(previous, files, size, archive, newest, 0) is None  # off
+
+
+def test_a_held_prune_keeps_every_archive_until_released(keeping):
+    world = World()
+    orchestrator(keeping, world).backup()
+    state = StateStore(keeping.state_dir)
+    counts = state.archive_counts()
+    counts["photo"].update(files=1000, bytes=10_000_000)  # the night before held far more
+    state.save_archive_counts(counts)
+    world.events.clear()
+    report = orchestrator(keeping, world).backup()
+    assert not report.ok and list(report.held) == ["photo"] and "fewer" in report.held["photo"]
+    assert kinds(world, "prune") == ["git"]
+    world.events.clear()
+    again = orchestrator(keeping, world).backup()  # held until a person says otherwise
+    assert kinds(world, "prune") == ["git"] and "photo" in again.held
+    assert state.release_prune("photo")["reason"] == report.held["photo"]
+    world.events.clear()
+    assert orchestrator(keeping, world).backup().ok and sorted(kinds(world, "prune")) == ["git", "photo"]

@@ -81,7 +81,8 @@ def test_a_backup_records_state_then_writes_metrics_then_pushes_then_notifies(st
     store.save_last_success({"photo": 50.0})
     publish(BackupOutcome(night()), settings, store, lambda t: t.replace("down", "***"), print, now=100.0)
     assert store.last_success() == {"git": 100.0, "photo": 50.0}  # a failed night keeps the older success
-    assert store.archive_counts() == {"git": {"count": 4, "time": 100.0}}
+    # the archive count, and what the prune guard compares the next archive with (a failed one is not recorded)
+    assert store.archive_counts() == {"git": {"count": 4, "time": 100.0, "files": None, "bytes": None, "archive": ""}}
     text = (settings.prometheus_textfile).read_text()
     assert 'orchestrator_backup_last_success_timestamp_seconds{service="photo"} 50.0' in text
     assert [s[0] for s in seen] == ["push", "notify"]
