@@ -70,6 +70,24 @@ class RunReport:
         return data
 
 
+@dataclass
+class ServiceRunReport:
+    """A run that goes service by service (a drill, a repository check): OK when it looked at
+    one at least and every one is OK."""
+
+    results: list = field(default_factory=list)
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(r.ok for r in self.results)
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "started_at": self.started_at, "finished_at": self.finished_at,
+                "services": [{**asdict(r), "ok": r.ok} for r in self.results]}
+
+
 # -- restore drill ---------------------------------------------------------------------
 
 
@@ -110,18 +128,8 @@ class DrillResult:
 
 
 @dataclass
-class DrillReport:
+class DrillReport(ServiceRunReport):
     results: list[DrillResult] = field(default_factory=list)
-    started_at: float = 0.0
-    finished_at: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.results) and all(r.ok for r in self.results)
-
-    def to_dict(self) -> dict:
-        return {"ok": self.ok, "started_at": self.started_at, "finished_at": self.finished_at,
-                "services": [{**asdict(r), "ok": r.ok} for r in self.results]}
 
     def summary(self) -> str:
         failed = [r.service for r in self.results if not r.ok]
@@ -159,16 +167,6 @@ class CheckResult:
 
 
 @dataclass
-class CheckReport:
+class CheckReport(ServiceRunReport):
     results: list[CheckResult] = field(default_factory=list)
-    started_at: float = 0.0
-    finished_at: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.results) and all(r.ok for r in self.results)
-
-    def to_dict(self) -> dict:
-        return {"ok": self.ok, "started_at": self.started_at, "finished_at": self.finished_at,
-                "services": [asdict(r) for r in self.results]}
 

@@ -99,3 +99,24 @@ def seed(base: Path, service: str, files: dict[str, bytes], uid: int = 100999) -
             if p == root.parent:
                 break
             os.chown(p, uid, uid)
+
+
+def fixtures_behind_a_hub(fixtures: Path, services: Path, upstreams: dict[str, str]) -> None:
+    """Copy each fixture folder into `services`, and add a Caddy hub (`reverseproxy`) that joins
+    `<name>_net` for each of `upstreams` (name -> host:port) and proxies `<name>.lan` to it."""
+    import shutil
+
+    for d in fixtures.iterdir():
+        if d.is_dir():
+            shutil.copytree(d, services / d.name)
+    hub = services / "reverseproxy"
+    hub.mkdir()
+    nets = [f"{name}_net" for name in upstreams]
+    (hub / "compose.yaml").write_text(
+        "services:\n  caddy:\n    image: caddy:2\n    ports: ['443:443']\n"
+        "    volumes: ['./Caddyfile:/etc/caddy/Caddyfile:ro', '${ZFS_BASE_MOUNTPOINT}/reverseproxy/data:/data']\n"
+        f"    networks: [{', '.join(nets)}]\n"
+        "networks:\n" + "".join(f"  {n}: {{external: true}}\n" for n in nets))
+    (hub / "Caddyfile").write_text("".join(f"{name}.lan {{\n\treverse_proxy {up}\n}}\n"
+                                           for name, up in upstreams.items()))
+

@@ -7,13 +7,13 @@ compose.override.yaml: what they declared shows as `accepted:` and no longer as 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
 from tests.lab.envfile import LAB_COMPOSE, run_cli, write_lab_env
+from tests.lab.stacks import fixtures_behind_a_hub
 
 pytestmark = [pytest.mark.lab, pytest.mark.compose]
 FIXTURES = ROOT / "tests" / "fixtures" / "upstream-as-shipped"
@@ -45,19 +45,7 @@ def install(lab, tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
     """The fixtures copied into the services dir of a lab .env, and a Caddy hub in front of them."""
     env_path, v = write_lab_env(tmp_path, lab, ["reverseproxy/data:REMAPPED_APP_UID"])
     services = Path(v["SERVICES_DIR"])
-    for d in FIXTURES.iterdir():
-        if d.is_dir():
-            shutil.copytree(d, services / d.name)
-    hub = services / "reverseproxy"
-    hub.mkdir()
-    nets = [f"{name}_net" for name in UPSTREAMS]
-    (hub / "compose.yaml").write_text(
-        "services:\n  caddy:\n    image: caddy:2\n    ports: ['443:443']\n"
-        "    volumes: ['./Caddyfile:/etc/caddy/Caddyfile:ro', '${ZFS_BASE_MOUNTPOINT}/reverseproxy/data:/data']\n"
-        f"    networks: [{', '.join(nets)}]\n"
-        "networks:\n" + "".join(f"  {n}: {{external: true}}\n" for n in nets))
-    (hub / "Caddyfile").write_text("".join(f"{name}.lan {{\n\treverse_proxy {up}\n}}\n"
-                                           for name, up in UPSTREAMS.items()))
+    fixtures_behind_a_hub(FIXTURES, services, UPSTREAMS)
     return env_path, v, services
 
 
