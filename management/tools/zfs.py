@@ -159,6 +159,11 @@ class ZFSManager:
     def get(self, prop: str, dataset: str) -> str:
         return self._run(get_argv(prop, check_dataset(dataset)), mutating=False).stdout.strip()
 
+    def pool_health(self, pool: str) -> str | None:
+        """ONLINE, DEGRADED, FAULTED, ... of an imported pool; None when zpool does not say."""
+        r = self._run(["zpool", "list", "-H", "-o", "health", check_dataset(pool)], mutating=False, ok_codes=(0, 1))
+        return r.stdout.strip() or None if r.returncode == 0 else None
+
     def is_mounted(self, dataset: str) -> bool:
         r = self._run(get_argv("mounted", check_dataset(dataset)), mutating=False, ok_codes=(0, 1))
         return r.returncode == 0 and r.stdout.strip() == "yes"

@@ -27,6 +27,8 @@ from management.config import Settings
 from management.errors import CommandError, OrchestratorError, ValidationError
 from management.state import StateStore
 from management.text import age, human_size
+from management.verdict import reasons as risk_reasons
+from management.verdict import verdict as verdict_of
 
 
 @dataclass
@@ -63,6 +65,8 @@ class ServiceStatus:
     # each mount's verdict (tools.coverage), None when there is no stack folder or compose cannot read it
     coverage: list[dict] | None = None
     prune_held: dict | None = None  # the prune guard's hold: {reason, since, archive}
+    verdict: str = ""  # PROTECTED or AT RISK (management.verdict)
+    risks: list[str] = field(default_factory=list)  # why it is at risk
 
     @property
     def uncovered(self) -> list[dict]:
@@ -175,6 +179,13 @@ def stacks(docker, names: list[str]) -> tuple[dict[str, StackState], str | None]
     return {r.stack: StackState(r.state, r.running, r.total, r.health) for r in rows}, None
 
 
+def _pool_health(settings: Settings, zfs) -> str | None:
+    try:
+        return zfs.pool_health(settings.zfs_parent_dataset.split("/", 1)[0])
+    except OrchestratorError:
+        return None
+
+
 def coverage(docker, names: list[str]) -> tuple[dict[str, list[dict]], str | None]:
     """Each stack's mounts with their verdicts (compose's models; no container is asked)."""
     if not names:
@@ -212,6 +223,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
     drills = state.drills()
     checks = state.checks()
     holds = state.prune_holds()
+    pool_health = _pool_health(settings, zfs)
     updates = state.last_update()
     limit = settings.stale_after * 3600
 
@@ -229,6 +241,11 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
         row.drill = _with_age(drills.get(name), now)
         row.check = _with_age(checks.get(name), now)
         row.prune_held = holds.get(name)
+        if row.backed_up:
+            row.risks = risk_reasons(now=now, stale_after_hours=settings.stale_after, uncovered=len(row.uncovered),
+                                     last_backup=row.last_backup, drill=row.drill, check=row.check,
+                                     repo=settings.repo(name), pool_health=pool_health, prune_held=row.prune_held)
+            row.verdict = verdict_of(row.risks)
         row.update = _with_age(updates.get(name), now)
         row.rollback_points = state.update_points(name)
         row.coverage = by_coverage.get(name)
@@ -296,7 +313,7 @@ def render(report: StatusReport) -> list[tuple[str, bool]]:
     with data no backup reaches. The words STALE and UNCOVERED are in the text itself, so the
     table says it without colour too."""
     header = ("SERVICE", "STACK", "HEALTH", "DATASET", "USED", "COVERAGE", "LAST BACKUP", "ARCHIVES", "DRILL",
-              "REPO CHECK", "UPDATE", "LAST ARCHIVE")
+              "REPO CHECK", "UPDATE", "LAST ARCHIVE", "VERDICT")
     rows = [header]
     for r in report.services:
         dataset, used = _dataset_cells(r.dataset)
@@ -304,12 +321,14 @@ def render(report: StatusReport) -> list[tuple[str, bool]]:
                      _coverage_cell(r), _backup_cell(r),
                      ("-" if r.archives is None else str(r.archives)) + (" HELD" if r.prune_held else ""),
                      _drill_cell(r), _check_cell(r), _update_cell(r.update, r.rollback_points),
-                     r.last_archive or "-"))
+                     r.last_archive or "-", r.verdict or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip(), False) for row in rows]
     for i, r in enumerate(report.services, start=1):
         lines[i] = (lines[i][0], r.stale or bool(r.uncovered) or bool(r.prune_held))
     for r in report.services:
+        if r.risks:
+            lines.append((f"at risk: {r.service}: {'; '.join(r.risks)}", False))
         if r.prune_held:
             lines.append((f"prune held: {r.service}: {r.prune_held.get('reason')}; every archive kept until "
                           f"`make release-prune SERVICE_NAME={r.service}`", True))

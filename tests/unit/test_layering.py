@@ -1,7 +1,7 @@
 """The house rules, read from the code with `ast`: which layer may import which, one owner for
 the run state's file names, and unit tests that mirror the package.
 
-    base        config errors runner lock state text results   imports only base
+    base        config errors runner lock state text results verdict   imports only base
     tools/      one module per outside tool                     base, tools
     monitoring/ publish path, metrics, notify, progress         base, monitoring
     cycles/     locked runs (backup, restore, drill, update)    base, tools, monitoring, cycles.context
@@ -21,7 +21,7 @@ from management import state
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "management"
-BASE = {"config", "errors", "runner", "lock", "state", "text", "results"}
+BASE = {"config", "errors", "runner", "lock", "state", "text", "results", "verdict"}
 ALLOWED = {
     "base": {"base"},
     "tools": {"base", "tools"},

@@ -218,3 +218,16 @@ def test_a_stack_with_data_no_backup_reaches_is_marked_uncovered_in_text_json_an
     assert "1 UNCOVERED" in lines[1][0] and lines[1][1]
     assert any(line.startswith("not backed up: git: 1 mount(s)") and h for line, h in lines)
 
+
+def test_each_backed_up_service_has_one_verdict_with_its_reasons(tmp_path):
+    settings, _fake, zfs, docker, state = setup(tmp_path)
+    write_state(state, "last_success.json", {"git": NOW - 3 * H})
+    report = status.collect(settings, zfs, docker, now=NOW)
+    git = report.services[0]
+    assert git.verdict == "AT RISK" and "never drilled" in git.risks and "its repository was never checked" in git.risks
+    assert "no good backup" not in " ".join(git.risks)
+    assert report.to_dict()["services"][0]["verdict"] == "AT RISK"
+    lines = [line for line, _h in status.render(report)]
+    assert lines[0].split()[-1] == "VERDICT" and lines[1].endswith("AT RISK")
+    assert any(line.startswith("at risk: git: ") for line in lines)
+

@@ -1,0 +1,26 @@
+from management.verdict import AT_RISK, PROTECTED, reasons, verdict
+
+NOW = 2_000_000_000.0
+GOOD = dict(now=NOW, stale_after_hours=36, uncovered=0, last_backup=NOW - 3600, drill={"ok": True},
+            check={"ok": True, "time": NOW - 86400}, repo="ssh://b@host/repos/git", pool_health="ONLINE",
+            prune_held=None)
+
+
+def test_a_service_with_everything_in_order_is_protected():
+    assert reasons(**GOOD) == [] and verdict([]) == PROTECTED
+
+
+def test_every_reason_is_named():
+    bad = dict(GOOD, uncovered=2, last_backup=NOW - 40 * 3600, drill={"ok": False},
+               check={"ok": True, "time": NOW - 40 * 86400}, repo="/srv/borg/git", pool_health="DEGRADED",
+               prune_held={"reason": "x"})
+    why = reasons(**bad)
+    assert why == ["2 mount(s) no backup reaches", "no good backup within 36h", "its last restore drill failed",
+                   "its repository was last checked over 35 days ago", "its repository is on this machine",
+                   "the pool is DEGRADED", "its prune is held"]
+    assert verdict(why) == AT_RISK
+
+
+def test_never_and_unknown():
+    why = reasons(**dict(GOOD, last_backup=None, drill=None, check=None, pool_health=None))
+    assert why == ["never backed up", "never drilled", "its repository was never checked"]
