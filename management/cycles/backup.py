@@ -446,6 +446,8 @@ class BackupOrchestrator(Cycle):
         last_compact = self.state.last_compact()
         holds = self.state.prune_holds()
         previous = self.state.archive_counts()  # the last night's archive of each service: files, bytes
+        # a hold stays, and is said, every night until a person releases it (an unchanged night too)
+        report.held.update({svc: hold.get("reason", "") for svc, hold in holds.items() if svc in targets})
 
         self.zfs.ensure_view_parent(self.s.view_dataset)
 
