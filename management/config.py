@@ -504,7 +504,8 @@ SETTINGS: tuple[Setting, ...] = (
                                    "git/gitea-postgres:REMAPPED_POSTGRES_UID",
                                    "photo/immich-library:REMAPPED_NODE_UID",
                                    "photo/immich-postgres:REMAPPED_POSTGRES_UID",
-                                   "photo/immich-model-cache:REMAPPED_NODE_UID")),
+                                   "photo/immich-model-cache:REMAPPED_NODE_UID",
+                                   "status/data:REMAPPED_ROOT_UID")),
                 note="One line per persistent directory, its path relative to ZFS_BASE_MOUNTPOINT. The service "
                      "becomes the dataset ZFS_PARENT_DATASET/<service>, the borg repository "
                      "BORG_REPO_BASE_PATH/<service> and must match its folder in SERVICES_DIR. Without GID_KEY "

@@ -33,7 +33,7 @@ def examples(lab, tmp_path_factory):
 
 def test_examples_pass_check_stacks_with_the_shipped_env_example(examples):
     settings, docker = examples
-    assert [s.name for s in docker.stacks()] == ["git", "photo", "reverseproxy"]
+    assert [s.name for s in docker.stacks()] == ["git", "photo", "reverseproxy", "status"]
     assert docker.check() == []
 
 
@@ -66,3 +66,13 @@ def test_without_the_folder_env_the_missing_passwords_are_named(examples, tmp_pa
     by_name = {s.name: s for s in docker.stacks()}
     assert by_name["reverseproxy"].error is None and by_name["photo"].error is None
     assert "GITEA_DB_PASSWORD" in by_name["git"].error
+
+
+def test_the_upstream_spoke_runs_on_its_dataset_through_the_files_around_it(examples):
+    """services/status: Uptime Kuma's compose.yaml as shipped (./data, port 3001), the user's
+    override and what make adopt wrote, merged by compose through COMPOSE_FILE in its .env."""
+    settings, docker = examples
+    [status] = docker.stacks(["status"])
+    assert {m.target: m.source for m in status.mounts} == {"/app/data": str(settings.mountpoint("status") / "data")}
+    assert status.ports == {} and status.container_names == {"uptime-kuma": "uptime_kuma"}
+    assert "./data:/app/data" in (ROOT / "services" / "status" / "compose.yaml").read_text()  # as shipped

@@ -66,7 +66,7 @@ def test_example_file_is_valid(tmp_path):
     shutil.copy(ROOT / ".env.example", path)
     os.chmod(path, 0o600)
     settings, warnings = load_settings(path)
-    assert settings.services == ("reverseproxy", "git", "photo")
+    assert settings.services == ("reverseproxy", "git", "photo", "status")
     assert warnings == []
 
 
@@ -338,7 +338,7 @@ def test_the_rendering_loads_once_its_placeholders_are_filled(tmp_path):
     assert "change-me" not in filled
     settings, warnings = load_settings(write(tmp_path, filled))
     assert warnings == []
-    assert settings.services == ("reverseproxy", "git", "photo")
+    assert settings.services == ("reverseproxy", "git", "photo", "status")
     assert {PASS, token, "ntfys://ntfy.sh/homelab-7f3a9c"} <= set(settings.secrets)
     assert settings.retention("git") == {"daily": "365", "weekly": "52", "monthly": "24"}
 
