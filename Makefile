@@ -100,10 +100,10 @@ docker-start: ## Start stacks, hub first [SERVICE_NAME=]
 docker-pull: ## Pull the stacks' images [SERVICE_NAME=]
 	$(ORCH) docker-pull $(SERVICE_NAME)
 
-status: ## Per service: stack state+health, dataset mounted+used, last backup (STALE), drill, update [SERVICE_NAME=] [JSON=1]
+status: ## Per service: stack, dataset, coverage, last backup (STALE), archives (HELD), drill, repo check, update, verdict [SERVICE_NAME=] [JSON=1]
 	$(ORCH) status $(if $(JSON),--json) $(SERVICE_NAME)
 
-check-stacks: ## Check the hub-and-spoke rules; print each violation with its file
+check-stacks: ## Hub-and-spoke rules and where every mount keeps its data; each violation with its file and fix
 	$(ORCH) check-stacks
 
 adopt: ## Bring a stack's uncovered data (docker volumes, ./binds) onto its dataset: SERVICE_NAME= [DRY_RUN=1] [YES=1] [REMOVE_OLD=1]
@@ -170,7 +170,7 @@ restore-all: ## Every service from its latest archive (data + stack folders), th
 drill: ## Restore drill: extract latest archives to scratch, compare with their snapshots; BOOT=1 also boots each restored stack, isolated [SERVICE_NAME=] [JSON=1]
 	$(ORCH) drill $(if $(JSON),--json) $(if $(BOOT),--boot) $(SERVICE_NAME)
 
-install-cron: ## Nightly backup-all + weekly drill (DRILL_SCHEDULE) from /etc/cron.d, rotated log [CRON_SCHEDULE="30 3 * * *"]
+install-cron: ## Nightly backup-all, weekly drill (DRILL_SCHEDULE), monthly repo check (CHECK_SCHEDULE) from /etc/cron.d, rotated log [CRON_SCHEDULE="30 3 * * *"]
 	$(ORCH) install-cron $(if $(CRON_SCHEDULE),--schedule "$(CRON_SCHEDULE)")
 
 uninstall-cron: ## Remove the nightly cron entry and its logrotate rule
