@@ -58,6 +58,7 @@ SKIP_STACK = frozenset({STACK_PREFIX})  # the data's change digest leaves the st
 
 PREFLIGHT_PARALLEL = 4  # repositories probed at once before the window (ssh round trips)
 
+
 def prune_hold(previous: dict | None, files: int | None, size: int | None, archive: str,
                newest: str | None, shrink: int) -> str | None:
     """Why this service's prune must wait for a person, or None: its new archive is empty after
@@ -154,9 +155,12 @@ class BackupOrchestrator(Cycle):
         root = self._staging(snap)
         if root.exists():
             try:
-                self.runner.run(["rm", "-rf", "--one-file-system", "--", str(root)])
+                self._remove_tree(root)
             except OrchestratorError as exc:
                 report.errors.append(f"cleanup: stack folder copies in {root}: {brief(exc)}")
+
+    def _remove_tree(self, path: Path) -> None:
+        self.runner.run(["rm", "-rf", "--one-file-system", "--", str(path)])
 
     # -- the last backed-up snapshot of each dataset (KEEP_LAST_SNAPSHOT) ------------------
 
@@ -170,6 +174,10 @@ class BackupOrchestrator(Cycle):
         for view in self.zfs.list_views(self.s.view_dataset):
             self.zfs.destroy_view(view)
             removed.append(view)
+        staging = self.state.stack_copies()
+        for left in sorted(staging.glob(f"{self.s.snapshot_prefix}-*")) if staging.is_dir() else []:
+            self._remove_tree(left)
+            removed.append(str(left))
         keep = {f"{self.s.dataset(svc)}@{e['snapshot']}" for svc, e in self.kept().items()} \
             if self.s.keep_last_snapshot else set()
         ours = [snap for snap in self.zfs.list_snapshots(self.s.zfs_parent_dataset)
@@ -190,10 +198,6 @@ class BackupOrchestrator(Cycle):
             removed.append(f"{dataset}@{name}")
         if not self.s.keep_last_snapshot:
             self.state.forget_kept()
-        staging = self.state.stack_copies()
-        for left in sorted(staging.glob(f"{self.s.snapshot_prefix}-*")) if staging.is_dir() else []:
-            self.runner.run(["rm", "-rf", "--one-file-system", "--", str(left)])
-            removed.append(str(left))
         return removed
 
     def preflight(self, targets: Sequence[str]) -> tuple[list[str], dict[str, str]]:
@@ -224,7 +228,7 @@ class BackupOrchestrator(Cycle):
                 return f"repository {self.s.repo(service)} is not usable: {brief(exc)}"
             return None
 
-        # one `borg info` (an ssh round trip each) per repository: ask them all at once
+        # one `borg list --json` (an ssh round trip each) per repository: ask them all at once
         workers = max(1, min(len(targets), PREFLIGHT_PARALLEL))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preflight") as pool:
             problems = dict(zip(targets, pool.map(probe, targets), strict=True))

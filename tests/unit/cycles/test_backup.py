@@ -565,3 +565,12 @@ def test_a_held_prune_keeps_every_archive_until_released(keeping):
     assert state.release_prune("photo")["reason"] == report.held["photo"]
     world.events.clear()
     assert orchestrator(keeping, world).backup().ok and sorted(kinds(world, "prune")) == ["git", "photo"]
+
+
+def test_a_killed_runs_stack_copies_are_removed_with_the_last_snapshot_kept(keeping):
+    left = keeping.state_dir / "stack-copies" / "orchestrator-20330101T000000Z" / "git"
+    left.mkdir(parents=True)
+    orch = orchestrator(keeping, World())
+    removed = orch.cleanup_leftovers()
+    assert str(left.parent) in removed
+    assert ("rm", "-rf", "--one-file-system", "--", str(left.parent)) in orch.runner.argvs
