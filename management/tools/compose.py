@@ -403,9 +403,7 @@ class DockerComposeManager:
     def _last_words(self, stack: Stack) -> str:
         """': <its last log lines>' of a stack whose container crashed (best effort)."""
         try:
-            out = self.runner.run([*self.compose_base(), "-p", stack.name, "-f", str(stack.file), "logs", "--no-color",
-                                   "--tail", "3"], cwd=str(stack.dir), env=self.env(stack.dir),
-                                  unset_env=COMPOSE_ENV_UNSET, timeout=60, mutating=False).stdout
+            out = self._compose(stack, "logs", "--no-color", "--tail", "3", timeout=60, mutating=False).stdout
         except OrchestratorError:
             return ""
         last = [ln.strip() for ln in out.splitlines() if ln.strip()][-2:]
