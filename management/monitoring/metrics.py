@@ -79,6 +79,12 @@ def backup_families(report: RunReport, last_success: dict[str, float]) -> list[F
     return families
 
 
+def _per_service(state: dict[str, dict], columns) -> list[Family]:
+    """One gauge per (name, help, key) column, one sample per service from its state entry."""
+    return [Family(name, text, [({"service": svc}, entry.get(key)) for svc, entry in sorted(state.items())])
+            for name, text, key in columns]
+
+
 def drill_families(state: dict[str, dict]) -> list[Family]:
     """One series per service from the drill state (StateStore.drills)."""
     columns = (
@@ -90,8 +96,7 @@ def drill_families(state: dict[str, dict]) -> list[Family]:
         ("orchestrator_drill_entries", "Entries compared in the last restore drill", "entries"),
         ("orchestrator_drill_bytes", "Bytes compared in the last restore drill", "bytes"),
     )
-    return [Family(name, text, [({"service": svc}, entry.get(key)) for svc, entry in sorted(state.items())])
-            for name, text, key in columns]
+    return _per_service(state, columns)
 
 
 def update_families(state: dict[str, dict]) -> list[Family]:
@@ -114,6 +119,5 @@ def check_families(state: dict[str, dict]) -> list[Family]:
         ("orchestrator_repo_check_last_success_timestamp_seconds", "Unix time of the last passed repository check",
          "last_success"),
     )
-    return [Family(name, text, [({"service": svc}, entry.get(key)) for svc, entry in sorted(state.items())])
-            for name, text, key in columns]
+    return _per_service(state, columns)
 
