@@ -66,3 +66,18 @@ def test_an_owner_gets_the_uid_key_that_has_its_value_or_a_new_one():
     assert uid_key_for(100999, remapped, "photo", "pgdata") == ("REMAPPED_POSTGRES_UID", None)
     assert uid_key_for(101000, remapped, "photo", "model-cache") == (
         "REMAPPED_PHOTO_MODEL_CACHE_UID", "REMAPPED_PHOTO_MODEL_CACHE_UID=101000")
+
+
+def test_compose_v1_is_refused_before_anything_is_read(tmp_path):
+    from types import SimpleNamespace
+
+    from management.cycles.adopt import AdoptOrchestrator
+    from management.cycles.context import RunContext
+    from tests.fakes import FakeRunner
+    from tests.unit.test_config import settings_with
+
+    docker = SimpleNamespace(discover_names=lambda: ["photo"], is_v1=True,
+                             stacks=lambda names: pytest.fail("compose was asked"))
+    adopter = AdoptOrchestrator(RunContext(settings_with(tmp_path), FakeRunner(), None, docker, None))
+    with pytest.raises(ValidationError, match="adopt needs compose v2"):
+        adopter.plan("photo")
