@@ -34,6 +34,7 @@ class Lab:
     busybox_image: str
     caddy_image: str
     postgres_image: str  # PostgreSQL 15 (+ pgbench, pg_amcheck) from Debian's packages
+    apps_image: str  # Redis, SQLite and Fossil from Debian's packages
     ssh_key: Path
     ssh_known_hosts: Path
     ssh_port: int
@@ -73,6 +74,7 @@ def lab() -> Lab:
         busybox_image=env["LAB_BUSYBOX_IMAGE"],
         caddy_image=env["LAB_CADDY_IMAGE"],
         postgres_image=env["LAB_POSTGRES_IMAGE"],
+        apps_image=env["LAB_APPS_IMAGE"],
         ssh_key=Path(env["LAB_SSH_KEY"]),
         ssh_known_hosts=Path(env["LAB_SSH_KNOWN_HOSTS"]),
         ssh_port=int(env["LAB_SSH_PORT"]),

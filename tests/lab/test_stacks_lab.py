@@ -30,13 +30,13 @@ def started_at(container: str) -> str:
     return out.stdout.strip()  # RFC 3339 in UTC, same width: compares as a string
 
 
-def https_through_hub(host: str, port: int, deadline: float = 30) -> str:
+def https_through_hub(host: str, port: int, deadline: float = 30, path: str = "/") -> str:
     """GET https://<host>:<port>/ via 127.0.0.1, as a browser on the LAN would (the hub's CA is
     internal, hence -k). Caddy issues the certificate on the first handshake: retry briefly."""
     end = time.monotonic() + deadline
     while True:
         r = subprocess.run(["curl", "-sk", "--max-time", "5", "--resolve", f"{host}:{port}:127.0.0.1",
-                            f"https://{host}:{port}/"], capture_output=True, text=True)
+                            f"https://{host}:{port}{path}"], capture_output=True, text=True)
         if r.returncode == 0 and r.stdout or time.monotonic() > end:
             return r.stdout
         time.sleep(0.5)
