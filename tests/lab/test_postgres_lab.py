@@ -7,7 +7,8 @@ pgbench TPC-B load, then restored and proven, not just compared:
 - live mode with the `CHECKPOINT` before-snapshot command (docs/backup.md): the database is
   snapshotted running; the restored copy starts through crash recovery, pg_amcheck is clean and
   the invariant holds across accounts, tellers, branches and history;
-- each restored in place (`restore`) and into scratch (`extract-archive`, a throwaway container).
+- each restored in place (`restore`) and into scratch (`extract-archive`, a throwaway container),
+  and booted by the boot drill, whose probe counts the restored history rows.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ def pg_stack(live: bool):
             }},
             "networks": {f"{cyc.prefix}pg_net": {"external": True}},
         }
+        # the boot drill's probe: the restored database answers a query on its own data
+        count = [*PSQL, "-c", "select count(*) from pgbench_history"]
+        doc["x-orchestrator"] = {"drill": {"service": "db", "command": count}}
         if live:
-            doc["x-orchestrator"] = {"consistency": "live", "before-snapshot": [
-                {"service": "db", "command": ["psql", "-h", "/tmp", "-U", "postgres", "-c", "CHECKPOINT"]}]}
+            doc["x-orchestrator"].update({"consistency": "live", "before-snapshot": [
+                {"service": "db", "command": ["psql", "-h", "/tmp", "-U", "postgres", "-c", "CHECKPOINT"]}]})
         (folder / "compose.yaml").write_text(json.dumps(doc, indent=2))
         hub = cyc.services_dir / "reverseproxy" / "compose.yaml"
         spec = json.loads(hub.read_text())
@@ -154,6 +158,13 @@ def test_postgres_under_load_comes_back_from_its_archive(pg, lab, tmp_path):
     logs = subprocess.run(["docker", "logs", scratch], capture_output=True, text=True).stderr
     if live:  # snapshotted running: it came back through crash recovery
         assert "database system was not properly shut down" in logs, logs[-2000:]
+
+    # the boot drill starts the archived stack isolated: PostgreSQL comes up on the restored copy
+    # (through crash recovery when it was snapshotted running) and the probe counts its rows
+    drill = run_cli(cyc.env_path, "drill", "pg", "--boot", "--json", timeout=900)
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    [booted] = json.loads(drill.stdout)["services"]
+    assert booted["booted"] and f"probe: {restored['rows']}" in booted["boot"], booted
 
     # and in place: the stack runs on the restored data
     r = run_cli(cyc.env_path, "restore", "--yes", "pg", archive, timeout=900)
