@@ -216,11 +216,14 @@ cloud-init-user-data: ## Print cloud-init user-data for a new VM: ADMIN_USER=run
 	   ADMIN_USER=os.environ["ADMIN_USER"], HOSTNAME=os.environ["VM_HOSTNAME"], SSH_PUBLIC_KEY=key))'
 
 # --- benchmark -------------------------------------------------------------------------------
-.PHONY: bench
+.PHONY: bench bench-restore
 BENCH_ARGS ?=
 
 bench: $(TEST_VENV)/.dev-installed lab-up ## Downtime and nightly cost: this tool vs a naive script vs borgmatic, markdown table (root; BENCH_ARGS="--runs 1")
 	$(TEST_VENV)/bin/python bench/bench.py $(BENCH_ARGS)
+
+bench-restore: $(TEST_VENV)/.dev-installed lab-up ## Seconds per restore level (drill, boot, check, verify, restore) for PostgreSQL, Fossil/SQLite, Redis (root; BENCH_ARGS="--pg-scale 10")
+	$(TEST_VENV)/bin/python bench/restore_levels.py $(BENCH_ARGS)
 
 # --- demo ------------------------------------------------------------------------------------
 .PHONY: demo demo-clean

@@ -59,14 +59,9 @@ def _lab_env() -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
 
 
-@pytest.fixture(scope="session")
-def lab() -> Lab:
-    try:
-        env = _lab_env()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no lab
-        if IN_CI:
-            pytest.fail(f"CI=true but the lab is not available: {exc}")
-        pytest.skip(f"lab not available: {exc}")
+def lab_from_env() -> Lab:
+    """The running lab, as `lab.sh env` describes it (the tests' fixture and the benchmarks')."""
+    env = _lab_env()
     return Lab(
         dir=Path(env["LAB_DIR"]),
         pool=env["LAB_POOL"],
@@ -83,6 +78,16 @@ def lab() -> Lab:
         borg_rsh=env["LAB_BORG_RSH"],
         registry=env["LAB_REGISTRY"],
     )
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    try:
+        return lab_from_env()
+    except Exception as exc:  # noqa: BLE001 - any failure means: no lab
+        if IN_CI:
+            pytest.fail(f"CI=true but the lab is not available: {exc}")
+        pytest.skip(f"lab not available: {exc}")
 
 
 _skipped: list[str] = []
