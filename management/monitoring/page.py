@@ -10,12 +10,13 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+from management.state import NIGHTS_KEPT
 from management.text import age, human_size
 from management.verdict import PROTECTED
 
 GREEN, RED = "#1a7f37", "#cf222e"  # the verdict colours (the lab test looks for these exact pixels)
 PAGE_FILE = "index.html"
-CHART_W, CHART_H = 160, 32
+CHART_W, CHART_H = 150, 32
 
 
 @dataclass
@@ -33,25 +34,34 @@ def _e(text: object) -> str:
 
 
 def sparkline(values: list[float | None], label: str, fmt) -> str:
-    """A small SVG line chart of `values` (None: a night without a value, left out), with the
-    newest value written after it; a dash when there is nothing to draw."""
-    points = [(i, float(v)) for i, v in enumerate(values) if v is not None]
-    if not points:
+    """A small SVG bar chart of `values`, oldest left, one slot per night of NIGHTS_KEPT with the
+    newest at the right edge (so rows line up), scaled to the largest; None (a night without a
+    value) leaves its slot empty. The newest value is written after it; a dash when there is
+    nothing to draw."""
+    known = [v for v in values if v is not None]
+    if not known:
         return '<span class="none">-</span>'
-    top = max(v for _, v in points) or 1.0
-    step = (CHART_W - 4) / max(len(values) - 1, 1)
-    xy = [(2 + i * step, CHART_H - 2 - (v / top) * (CHART_H - 4)) for i, v in points]
-    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
-    last_x, last_y = xy[-1]
-    title = f"{label}: {len(points)} nights, last {fmt(points[-1][1])}, max {fmt(top)}"
+    values = values[-NIGHTS_KEPT:]
+    top = max(known) or 1.0
+    slot = CHART_W / NIGHTS_KEPT
+    bars = []
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        h = max(1.0, v / top * (CHART_H - 2))
+        x = CHART_W - (len(values) - i) * slot
+        colour = "#0969da" if i == len(values) - 1 else "#8c959f"
+        bars.append(f'<rect x="{x:.1f}" y="{CHART_H - h:.1f}" width="{slot - 1:.1f}" height="{h:.1f}" '
+                    f'fill="{colour}"/>')
+    title = f"{label}: {len(known)} night(s), last {fmt(known[-1])}, max {fmt(top)}"
     return (f'<svg class="spark" width="{CHART_W}" height="{CHART_H}" viewBox="0 0 {CHART_W} {CHART_H}" '
-            f'role="img" aria-label="{_e(title)}"><title>{_e(title)}</title>'
-            f'<polyline fill="none" stroke="#57606a" stroke-width="1.5" points="{line}"/>'
-            f'<circle cx="{last_x:.1f}" cy="{last_y:.1f}" r="2.5" fill="#0969da"/></svg>'
-            f'<span class="val">{_e(fmt(points[-1][1]))}</span>')
+            f'role="img" aria-label="{_e(title)}"><title>{_e(title)}</title>{"".join(bars)}</svg>'
+            f'<span class="val">{_e(fmt(known[-1]))}</span>')
 
 
 def _seconds(value: float) -> str:
+    if value < 10:
+        return f"{value:.1f}s"
     return f"{value:.0f}s" if value < 120 else age(value)
 
 
@@ -65,7 +75,7 @@ def _row(r: PageRow) -> str:
     return (f'<tr class="service"><th scope="row">{_e(r.service)}</th>'
             f'<td>{badge}{f"<ul>{why}</ul>" if why else ""}</td>'
             f"<td>{_e(backup)}</td><td>{_e('-' if r.archives is None else r.archives)}</td>"
-            f"<td>{sizes}</td><td>{durations}</td></tr>")
+            f'<td class="chart">{sizes}</td><td class="chart">{durations}</td></tr>')
 
 
 CSS = f"""
@@ -79,7 +89,8 @@ thead th {{ font-size: .8rem; text-transform: uppercase; color: #57606a; }}
 .badge.ok {{ background: {GREEN}; }}
 .badge.risk {{ background: {RED}; }}
 ul {{ margin: .3rem 0 0; padding-left: 1.1rem; color: {RED}; font-size: .85rem; }}
-.spark {{ vertical-align: middle; }}
+.chart {{ white-space: nowrap; }}
+.spark {{ vertical-align: bottom; }}
 .val {{ margin-left: .4rem; font-size: .85rem; color: #57606a; }}
 .none {{ color: #8c959f; }}
 """

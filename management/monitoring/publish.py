@@ -135,12 +135,19 @@ class BackupOutcome(Outcome):
                 counts[d.service] = entry
         store.save_last_success(last)
         store.save_archive_counts(counts)
-        store.add_nights({d.service: {"time": now, "result": d.result, "bytes": d.original_size,
-                                      "deduplicated": d.deduplicated_size, "files": d.nfiles,
-                                      "duration": round(d.duration, 3),
-                                      "uncovered": len(self.report.uncovered.get(d.service, []))}
+        store.add_nights({d.service: self._night(d, store.nights().get(d.service, []), now)
                           for d in self.report.datasets if d.result != SKIPPED})
         return backup_families(self.report, last)
+
+    def _night(self, d, before: list[dict], now: float) -> dict:
+        """One night of a service for the status page's charts. An unchanged dataset's archive is
+        the one before: its size and file count carry over."""
+        night = {"time": now, "result": d.result, "bytes": d.original_size, "deduplicated": d.deduplicated_size,
+                 "files": d.nfiles, "duration": round(d.duration, 3),
+                 "uncovered": len(self.report.uncovered.get(d.service, []))}
+        if d.result == UNCHANGED and d.original_size is None and before:
+            night.update(bytes=before[-1].get("bytes"), files=before[-1].get("files"), deduplicated=0)
+        return night
 
     @property
     def ok(self) -> bool:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from management.monitoring.page import GREEN, RED, PageRow, render, sparkline
+from management.monitoring.page import CHART_H, CHART_W, GREEN, RED, PageRow, render, sparkline
+from management.state import NIGHTS_KEPT
 from management.verdict import AT_RISK, PROTECTED
 
 
@@ -49,11 +50,13 @@ def test_every_outside_text_is_escaped_and_nothing_needs_a_script_or_another_fil
     assert not re.search(r"(src|href)=", text)
 
 
-def test_a_sparkline_scales_to_the_largest_value_and_leaves_gaps_out():
+def test_a_chart_scales_to_the_largest_value_puts_the_newest_right_and_leaves_gaps_out():
     svg = sparkline([0.0, 5.0, None, 10.0], "size", str)
-    points = re.search(r'points="([^"]+)"', svg).group(1).split()
-    assert len(points) == 3
-    ys = [float(p.split(",")[1]) for p in points]
-    assert ys[0] > ys[1] > ys[2]  # the largest at the top
-    assert ">10.0</span>" in svg
+    bars = re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"', svg)
+    assert len(bars) == 3
+    xs, heights = [float(b[0]) for b in bars], [float(b[2]) for b in bars]
+    assert xs == sorted(xs) and xs[-1] == CHART_W - CHART_W / NIGHTS_KEPT  # the newest in the last slot
+    assert heights[0] < heights[1] < heights[2] == CHART_H - 2  # the largest is full height
+    assert ">10.0</span>" in svg and "3 night(s)" in svg
+    assert len(re.findall("<rect", sparkline([1.0] * (NIGHTS_KEPT + 5), "size", str))) == NIGHTS_KEPT
     assert sparkline([None, None], "size", str) == '<span class="none">-</span>'

@@ -17,6 +17,7 @@ from management.results import (
     OK,
     ROLLED_BACK,
     SKIPPED,
+    UNCHANGED,
     DatasetResult,
     DrillReport,
     DrillResult,
@@ -168,3 +169,16 @@ def test_without_textfile_or_page_no_verdict_is_worked_out_and_no_pool_asked(tmp
     store = StateStore(settings.state_dir)
     publish_module.publish_verdicts(settings, store, 1.0, lambda: pytest.fail("zpool asked"))
     assert not (tmp_path / "www").exists()
+
+
+def test_an_unchanged_night_charts_the_size_of_the_archive_that_holds_it(steps):
+    settings, store, _seen = steps
+    first = RunReport(started_at=0.0, datasets=[DatasetResult("git", OK, duration=9.0, original_size=500, nfiles=7)])
+    publish(BackupOutcome(first), settings, store, str, print, now=1.0)
+    second = RunReport(started_at=0.0, datasets=[DatasetResult("git", UNCHANGED, duration=0.2),
+                                                  DatasetResult("photo", SKIPPED)])
+    publish(BackupOutcome(second), settings, store, str, print, now=2.0)
+    nights = store.nights()
+    assert list(nights) == ["git"]  # a skipped service has no night
+    assert [(n["bytes"], n["files"], n["duration"], n["deduplicated"]) for n in nights["git"]] == [
+        (500, 7, 9.0, None), (500, 7, 0.2, 0)]
