@@ -83,7 +83,7 @@ destroy-snapshot: ## Destroy a snapshot (asks; YES=1 skips): SNAPSHOT_NAME=name 
 	$(ORCH) snapshot destroy $(if $(SERVICE_NAME),--service $(SERVICE_NAME)) $(if $(YES),--yes) $(SNAPSHOT_NAME)
 
 # --- stacks (docker compose) -----------------------------------------------------------------
-.PHONY: docker-up docker-down docker-stop docker-start docker-pull status check-stacks adopt install-autostart uninstall-autostart
+.PHONY: docker-up docker-down docker-stop docker-start docker-pull status status-page check-stacks adopt install-autostart uninstall-autostart
 
 docker-up: ## Create and start stacks: external networks, hub first, rest in parallel, wait healthy [SERVICE_NAME=]
 	$(ORCH) docker-up $(SERVICE_NAME)
@@ -102,6 +102,10 @@ docker-pull: ## Pull the stacks' images [SERVICE_NAME=]
 
 status: ## Per service: stack, dataset, coverage, last backup (STALE), archives (HELD), drill, repo check, update, verdict [SERVICE_NAME=] [JSON=1]
 	$(ORCH) status $(if $(JSON),--json) $(SERVICE_NAME)
+
+status-page: ## Write the static HTML status page now (each run writes STATUS_PAGE_DIR/index.html itself): HTML=file [SERVICE_NAME=]
+	$(call require,HTML,/srv/status-page/index.html)
+	$(ORCH) status --html $(HTML) $(SERVICE_NAME)
 
 check-stacks: ## Hub-and-spoke rules and where every mount keeps its data; each violation with its file and fix
 	$(ORCH) check-stacks

@@ -293,12 +293,15 @@ _stack_command("docker-pull", "pull", "pulling", "Pull the images of stacks.")
 @cli.command("status")
 @click.argument("services", nargs=-1, metavar="[SERVICE]...")
 @click.option("--json", "as_json", is_flag=True, help="The same as one JSON object.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the static status page (the one STATUS_PAGE_DIR gets after each run) to this file.")
 @pass_app
-def status(app: App, services: tuple[str, ...], as_json: bool) -> None:
+def status(app: App, services: tuple[str, ...], as_json: bool, html_file: Path | None) -> None:
     """Per service: its stack (containers running/total, state, health), its dataset (mounted,
-    used space), the last good backup and its age, the last restore drill and image update.
-    A last good backup older than STALE_AFTER hours (or none) is marked STALE. Read-only, and
-    starts no borg: `list-archives` counts a repository's archives."""
+    used space), the last good backup and its age, the last restore drill and image update, and
+    its verdict: PROTECTED, or AT RISK with the reasons. A last good backup older than
+    STALE_AFTER hours (or none) is marked STALE. Read-only (but for --html's file), and starts
+    no borg: `list-archives` counts a repository's archives."""
     import json as _json
 
     from management.errors import ValidationError
@@ -308,6 +311,23 @@ def status(app: App, services: tuple[str, ...], as_json: bool) -> None:
         report = collect(app.settings, app.zfs, app.docker, list(services) or None)
     except ValidationError as exc:
         raise click.BadParameter(str(exc), param_hint="SERVICE") from None
+    if html_file is not None:
+        import socket
+
+        from management.monitoring.page import PageRow
+        from management.monitoring.page import render as render_page
+        from management.state import StateStore, write_atomic
+
+        nights = StateStore(app.settings.state_dir).nights()
+        rows = [PageRow(s.service, s.verdict, s.risks, s.last_backup_age, s.archives, nights.get(s.service, []))
+                for s in report.services if s.backed_up]
+        generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(report.time))
+        try:
+            write_atomic(html_file.resolve(), render_page(rows, host=socket.gethostname(), generated=generated))
+        except OSError as exc:
+            raise click.ClickException(f"cannot write the status page {html_file}: {exc}") from None
+        click.echo(f"status page: {html_file} ({len(rows)} service(s))")
+        return
     if as_json:
         click.echo(app.mask(_json.dumps(report.to_dict(), indent=2)))
         return

@@ -634,6 +634,10 @@ SETTINGS: tuple[Setting, ...] = (
                 note="Uptime Kuma / healthchecks.io style. A secret: never printed."),
         Setting("PROMETHEUS_TEXTFILE", AbsPath(), "node_exporter textfile collector output.",
                 sample="/var/lib/node_exporter/textfile_collector/orchestrator.prom"),
+        Setting("STATUS_PAGE_DIR", AbsPath(), "Folder every run writes index.html into: the static status page.",
+                sample="/srv/status-page",
+                note="One self-contained HTML file (verdict per service, the last 30 nights charted); the hub "
+                     "serves it read-only (docs/monitoring.md). Empty: no page."),
         Setting("NOTIFY_URLS", NotifyUrls(), "Apprise URLs notified after backup, update and drill runs.",
                 secret=True, default=(), sample="ntfys://ntfy.sh/your-topic tgram://your-bot-token/your-chat-id",
                 note="ntfy, Gotify, Telegram, mailto, Discord, json://...; several separated by spaces. Secrets: "

@@ -15,6 +15,7 @@ each, every write atomic (a temp file in the same directory, fsync, rename).
 | adopted.json | adopt | adopt --remove-old |
 | checks.json | check-repos (publish) | status, metrics |
 | prune_holds.json | backup (its prune guard) | backup, status, release-prune |
+| nights.json | backup (publish), the last NIGHTS_KEPT runs | the status page |
 
 A missing or unreadable JSON file reads as empty: no run wrote it yet.
 """
@@ -39,6 +40,8 @@ STACK_COPIES = "stack-copies"
 ADOPTED = "adopted.json"
 CHECKS = "checks.json"
 PRUNE_HOLDS = "prune_holds.json"
+NIGHTS = "nights.json"
+NIGHTS_KEPT = 30  # runs per service the status page charts
 UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
 
 
@@ -153,6 +156,20 @@ class StateStore:
                 counts.get(service, {}).pop(key, None)
             self.save_archive_counts(counts)
         return hold
+
+    def nights(self) -> dict[str, list[dict]]:
+        """service -> its last NIGHTS_KEPT backup runs, oldest first: {time, result, bytes,
+        deduplicated, files, duration, uncovered}."""
+        return {k: [n for n in v if isinstance(n, dict)] for k, v in read_json(self.root / NIGHTS).items()
+                if isinstance(v, list)}
+
+    def add_nights(self, runs: dict[str, dict]) -> dict[str, list[dict]]:
+        """Append one run per service, keep the last NIGHTS_KEPT of each; returns the whole history."""
+        data = self.nights()
+        for service, run in runs.items():
+            data[service] = (data.get(service, []) + [run])[-NIGHTS_KEPT:]
+        self._write(NIGHTS, data, indent=None)
+        return data
 
     def last_compact(self) -> dict[str, float]:
         """service -> Unix time of its repository's last `borg compact`."""

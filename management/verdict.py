@@ -13,34 +13,45 @@ PROTECTED, AT_RISK = "PROTECTED", "AT RISK"
 CHECK_MAX_AGE_DAYS = 35  # the monthly repository check, plus a few days
 
 
-def reasons(*, now: float, stale_after_hours: int, uncovered: int, last_backup: float | None,
-            drill: dict | None, check: dict | None, repo: str, pool_health: str | None,
-            prune_held: dict | None) -> list[str]:
-    """Why a service is at risk; empty when it is protected. `pool_health` None: unknown."""
+# Each reason's stable name (the metric's `reason` label), in the order `risks` checks them.
+RISK_CODES = ("uncovered", "never_backed_up", "stale", "never_drilled", "drill_failed", "never_checked",
+              "check_failed", "check_old", "repo_local", "pool", "prune_held")
+
+
+def risks(*, now: float, stale_after_hours: int, uncovered: int, last_backup: float | None,
+          drill: dict | None, check: dict | None, repo: str, pool_health: str | None,
+          prune_held: dict | None) -> list[tuple[str, str]]:
+    """(code, text) of every reason a service is at risk; empty when it is protected.
+    `pool_health` None: unknown."""
     out = []
     if uncovered:
-        out.append(f"{uncovered} mount(s) no backup reaches")
+        out.append(("uncovered", f"{uncovered} mount(s) no backup reaches"))
     if last_backup is None:
-        out.append("never backed up")
+        out.append(("never_backed_up", "never backed up"))
     elif now - last_backup > stale_after_hours * 3600:
-        out.append(f"no good backup within {stale_after_hours}h")
+        out.append(("stale", f"no good backup within {stale_after_hours}h"))
     if not drill:
-        out.append("never drilled")
+        out.append(("never_drilled", "never drilled"))
     elif not drill.get("ok"):
-        out.append("its last restore drill failed")
+        out.append(("drill_failed", "its last restore drill failed"))
     if not check:
-        out.append("its repository was never checked")
+        out.append(("never_checked", "its repository was never checked"))
     elif not check.get("ok"):
-        out.append("its repository failed its check")
+        out.append(("check_failed", "its repository failed its check"))
     elif now - float(check.get("time") or 0) > CHECK_MAX_AGE_DAYS * 86400:
-        out.append(f"its repository was last checked over {CHECK_MAX_AGE_DAYS} days ago")
+        out.append(("check_old", f"its repository was last checked over {CHECK_MAX_AGE_DAYS} days ago"))
     if not repo.startswith("ssh://"):
-        out.append("its repository is on this machine")
+        out.append(("repo_local", "its repository is on this machine"))
     if pool_health is not None and pool_health != "ONLINE":
-        out.append(f"the pool is {pool_health}")
+        out.append(("pool", f"the pool is {pool_health}"))
     if prune_held:
-        out.append("its prune is held")
+        out.append(("prune_held", "its prune is held"))
     return out
+
+
+def reasons(**kwargs) -> list[str]:
+    """Why a service is at risk, as text (see `risks`); empty when it is protected."""
+    return [text for _, text in risks(**kwargs)]
 
 
 def verdict(why: list[str]) -> str:

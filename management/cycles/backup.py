@@ -611,4 +611,5 @@ class BackupOrchestrator(Cycle):
                 report.errors.append(f"cleanup: previous snapshot {full}: {exc}")
 
     def _publish(self, report: RunReport) -> None:
-        publish(BackupOutcome(report), self.s, self.state, self.runner.mask, self.echo, self.clock())
+        publish(BackupOutcome(report), self.s, self.state, self.runner.mask, self.echo, self.clock(),
+                self.pool_health)

@@ -47,5 +47,6 @@ class CheckOrchestrator(Cycle):
                 report.results.append(result)
                 self.echo(result.line())
         report.finished_at = self.clock()
-        publish(CheckOutcome(report), self.s, self.state, self.runner.mask, self.echo, report.finished_at)
+        publish(CheckOutcome(report), self.s, self.state, self.runner.mask, self.echo, report.finished_at,
+                self.pool_health)
         return report

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from management.config import Settings
+from management.errors import OrchestratorError
 from management.monitoring.progress import Progress
 from management.runner import Runner
 from management.state import StateStore
@@ -50,3 +51,12 @@ class Cycle:
         self.echo = ctx.echo
         self.clock = ctx.clock
         self.progress = ctx.progress
+
+    def pool_health(self) -> str | None:
+        """The data pool's health for the verdicts publish writes; None when zpool does not say."""
+        if self.zfs is None:
+            return None
+        try:
+            return self.zfs.pool_health(self.s.zfs_parent_dataset.split("/", 1)[0])
+        except OrchestratorError:
+            return None

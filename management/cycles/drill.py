@@ -246,4 +246,4 @@ class DrillOrchestrator(Cycle):
 
     def _publish(self, report: DrillReport) -> None:
         publish(DrillOutcome(report, self.runner.mask), self.s, self.state, self.runner.mask, self.echo,
-                report.finished_at)
+                report.finished_at, self.pool_health)

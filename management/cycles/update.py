@@ -272,7 +272,8 @@ class UpdateOrchestrator(Cycle):
 
     def _publish(self, results: list[UpdateResult]) -> None:
         """State for status and the textfile: per stack the last update result and when."""
-        publish(UpdateOutcome(results), self.s, self.state, self.runner.mask, self.echo, self.clock())
+        publish(UpdateOutcome(results), self.s, self.state, self.runner.mask, self.echo, self.clock(),
+                self.pool_health)
 
     def _push(self, event: str, body: str = "") -> None:
         """UPDATE_PUSH_URL, healthchecks / Uptime Kuma style, like PUSH_URL for backups."""

@@ -1,8 +1,9 @@
 """The Prometheus textfiles (node_exporter's textfile collector): one renderer with one escaping
 rule and one naming rule for the files, and what each run kind exports.
 
-PROMETHEUS_TEXTFILE names the backup's file; the drill's and the update's sit beside it as
-<name>_drill.prom and <name>_update.prom.
+PROMETHEUS_TEXTFILE names the backup's file; the drill's, the update's, the repository check's and
+the verdict's sit beside it as <name>_drill.prom, <name>_update.prom, <name>_check.prom and
+<name>_verdict.prom (the verdict is rewritten by every run, so it lives in one file of its own).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 
 from management.results import FAILED, GOOD, ROLLED_BACK, UNCHANGED, UPDATED, RunReport
 from management.text import escape_label
+from management.verdict import RISK_CODES
 
-BACKUP, DRILL, UPDATE, CHECK = "backup", "drill", "update", "check"
+BACKUP, DRILL, UPDATE, CHECK, VERDICT = "backup", "drill", "update", "check", "verdict"
 
 
 @dataclass
@@ -121,3 +123,15 @@ def check_families(state: dict[str, dict]) -> list[Family]:
     )
     return _per_service(state, columns)
 
+
+
+def verdict_families(risks: dict[str, list[str]]) -> list[Family]:
+    """Per service from its verdict (management.verdict): 1 when PROTECTED, and one series per
+    reason code, 1 for each reason it is at risk; `risks` maps service -> its reason codes."""
+    protected = Family("orchestrator_service_protected",
+                       "1 if the service is PROTECTED, 0 if it is AT RISK (make status names the reasons)",
+                       [({"service": svc}, int(not codes)) for svc, codes in sorted(risks.items())])
+    reason = Family("orchestrator_service_risk", "1 for each reason the service is AT RISK")
+    for svc, codes in sorted(risks.items()):
+        reason.samples += [({"service": svc, "reason": code}, int(code in codes)) for code in RISK_CODES]
+    return [protected, reason]

@@ -11,6 +11,8 @@ Monitoring must never turn a good run into a failed one otherwise.
 from __future__ import annotations
 
 import json
+import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -22,6 +24,7 @@ from management.monitoring.metrics import (
     CHECK,
     DRILL,
     UPDATE,
+    VERDICT,
     Family,
     backup_families,
     check_families,
@@ -29,6 +32,7 @@ from management.monitoring.metrics import (
     render,
     textfile,
     update_families,
+    verdict_families,
 )
 from management.monitoring.notify import (
     Message,
@@ -38,6 +42,8 @@ from management.monitoring.notify import (
     notify,
     update_message,
 )
+from management.monitoring.page import PAGE_FILE, PageRow
+from management.monitoring.page import render as render_page
 from management.results import (
     GOOD,
     OK,
@@ -51,6 +57,8 @@ from management.results import (
     UpdateResult,
 )
 from management.state import StateStore, write_atomic
+from management.verdict import risks as risks_of
+from management.verdict import verdict as verdict_of
 
 
 def push_url_for(base: str, event: str) -> str:
@@ -127,7 +135,19 @@ class BackupOutcome(Outcome):
                 counts[d.service] = entry
         store.save_last_success(last)
         store.save_archive_counts(counts)
+        store.add_nights({d.service: self._night(d, store.nights().get(d.service, []), now)
+                          for d in self.report.datasets if d.result != SKIPPED})
         return backup_families(self.report, last)
+
+    def _night(self, d, before: list[dict], now: float) -> dict:
+        """One night of a service for the status page's charts. An unchanged dataset's archive is
+        the one before: its size and file count carry over."""
+        night = {"time": now, "result": d.result, "bytes": d.original_size, "deduplicated": d.deduplicated_size,
+                 "files": d.nfiles, "duration": round(d.duration, 3),
+                 "uncovered": len(self.report.uncovered.get(d.service, []))}
+        if d.result == UNCHANGED and d.original_size is None and before:
+            night.update(bytes=before[-1].get("bytes"), files=before[-1].get("files"), deduplicated=0)
+        return night
 
     @property
     def ok(self) -> bool:
@@ -232,15 +252,66 @@ class UpdateOutcome(Outcome):
         return update_message([r for r in self.results if r.result != SKIPPED], self.ok)
 
 
+def service_risks(settings: Settings, store: StateStore, now: float,
+                  pool_health: str | None) -> dict[str, list[tuple[str, str]]]:
+    """Every service's verdict reasons (code, text) from the run state: the same rules as status."""
+    last, drills, checks, holds = store.last_success(), store.drills(), store.checks(), store.prune_holds()
+    nights = store.nights()
+    out = {}
+    for service in settings.services:
+        latest = (nights.get(service) or [{}])[-1]
+        out[service] = risks_of(now=now, stale_after_hours=settings.stale_after,
+                                uncovered=int(latest.get("uncovered") or 0), last_backup=last.get(service),
+                                drill=drills.get(service), check=checks.get(service), repo=settings.repo(service),
+                                pool_health=pool_health, prune_held=holds.get(service))
+    return out
+
+
+def page_rows(risks: dict[str, list[tuple[str, str]]], store: StateStore, now: float) -> list[PageRow]:
+    last, counts, nights = store.last_success(), store.archive_counts(), store.nights()
+    rows = []
+    for service, why in risks.items():
+        when = last.get(service)
+        count = counts.get(service, {}).get("count")
+        rows.append(PageRow(service, verdict_of(why), [text for _, text in why],
+                            None if when is None else now - when, count if isinstance(count, int) else None,
+                            nights.get(service, [])))
+    return rows
+
+
+def write_page(directory, rows: list[PageRow], now: float) -> None:
+    """STATUS_PAGE_DIR/index.html, atomically (a reader never sees half a page)."""
+    generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now))
+    write_atomic(directory / PAGE_FILE, render_page(rows, host=socket.gethostname(), generated=generated))
+
+
+def publish_verdicts(settings: Settings, store: StateStore, now: float,
+                     pool_health: Callable[[], str | None]) -> None:
+    """The verdict textfile and the status page, when either is set (else no pool is asked)."""
+    if not settings.prometheus_textfile and not settings.status_page_dir:
+        return
+    risks = service_risks(settings, store, now, pool_health())
+    if settings.prometheus_textfile:
+        write_atomic(textfile(settings.prometheus_textfile, VERDICT),
+                     render(verdict_families({s: [code for code, _ in why] for s, why in risks.items()})))
+    if settings.status_page_dir:
+        write_page(settings.status_page_dir, page_rows(risks, store, now), now)
+
+
 def publish(outcome: Outcome, settings: Settings, store: StateStore, mask: Callable[[str], str],
-            echo: Callable[[str], None], now: float) -> None:
-    """state -> textfile -> push -> notification; each step runs whatever the one before did."""
+            echo: Callable[[str], None], now: float, pool_health: Callable[[], str | None] = lambda: None) -> None:
+    """state -> textfile -> verdicts -> push -> notification; each step runs whatever the one
+    before did. `pool_health` asks zpool (only when a verdict is written)."""
     try:
         families = outcome.record(store, now)
         if settings.prometheus_textfile:
             write_atomic(textfile(settings.prometheus_textfile, outcome.kind), render(families))
     except OSError as exc:
         outcome.state_failed(f"could not write the {outcome.kind} state: {exc}", echo)
+    try:
+        publish_verdicts(settings, store, now, pool_health)
+    except OSError as exc:
+        echo(f"warning: could not write the verdicts (metrics, status page): {exc}")
     warning = push(outcome.push_url(settings), "success" if outcome.ok else "fail", body=mask(outcome.body()))
     if warning:
         echo(f"warning: {warning}")

@@ -45,7 +45,8 @@ REGISTRY=127.0.0.1:${LAB_REGISTRY_PORT:-15000}
 PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static openssh-server curl iproute2 strace logrotate
           systemd docker-registry prometheus
           mmdebstrap systemd-container rsync    # the fleet tests: a bookworm rootfs, nspawn machines, synchronize
-          qemu-system-x86 qemu-utils)           # the VM lab (tests/vm): a booted Debian with OpenZFS
+          qemu-system-x86 qemu-utils            # the VM lab (tests/vm): a booted Debian with OpenZFS
+          chromium)                             # the status page, loaded through the hub by a real browser
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

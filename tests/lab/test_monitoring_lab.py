@@ -73,7 +73,10 @@ def test_push_url_and_prometheus_textfile_on_success_and_on_a_failed_night(lab, 
         assert metric(text, "orchestrator_backup_last_success_timestamp_seconds", "git") == first_success
         assert metric(text, "orchestrator_backup_success", "photo") == 1
         assert metric(text, "orchestrator_backup_last_success_timestamp_seconds", "photo") > first_success
-        assert not [p for p in prom.parent.iterdir() if p.name != prom.name]  # no temp file left
+        # no temp file left: the backup's file and the verdicts every run rewrites
+        assert sorted(p.name for p in prom.parent.iterdir()) == [prom.name, "orchestrator_verdict.prom"]
+        assert metric(prom.with_name("orchestrator_verdict.prom").read_text(), "orchestrator_service_protected",
+                      "git") == 0  # never drilled
     finally:
         server.shutdown()
         teardown_cycle(cyc)

@@ -78,3 +78,17 @@ def test_the_manifest_key_is_made_once_and_private(tmp_path):
     key = store.manifest_key()
     assert len(key) == 32 and store.manifest_key() == key
     assert (tmp_path / "state" / "manifest.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_nights_keep_the_last_thirty_runs_per_service_oldest_first(tmp_path):
+    from management.state import NIGHTS, NIGHTS_KEPT
+    store = StateStore(tmp_path)
+    assert store.nights() == {}
+    for i in range(NIGHTS_KEPT + 5):
+        store.add_nights({"git": {"time": float(i), "bytes": i}})
+    store.add_nights({"photo": {"time": 99.0}})
+    nights = StateStore(tmp_path).nights()
+    assert [n["time"] for n in nights["git"]] == [float(i) for i in range(5, NIGHTS_KEPT + 5)]
+    assert nights["photo"] == [{"time": 99.0}]
+    (tmp_path / NIGHTS).write_text('{"git": "x", "photo": [1, {"time": 1}]}')
+    assert store.nights() == {"photo": [{"time": 1}]}

@@ -24,3 +24,14 @@ def test_every_reason_is_named():
 def test_never_and_unknown():
     why = reasons(**dict(GOOD, last_backup=None, drill=None, check=None, pool_health=None))
     assert why == ["never backed up", "never drilled", "its repository was never checked"]
+
+
+def test_every_reason_has_a_stable_code_in_the_declared_order():
+    from management.verdict import RISK_CODES, risks
+    worst = dict(GOOD, uncovered=1, last_backup=None, drill=None, check=None, repo="/srv", pool_health="FAULTED",
+                 prune_held={"reason": "x"})
+    codes = [c for c, _ in risks(**worst)]
+    assert codes == ["uncovered", "never_backed_up", "never_drilled", "never_checked", "repo_local", "pool",
+                     "prune_held"]
+    assert all(c in RISK_CODES for c in codes) and len(set(RISK_CODES)) == len(RISK_CODES)
+    assert [c for c, _ in risks(**GOOD)] == []

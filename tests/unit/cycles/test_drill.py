@@ -30,6 +30,9 @@ class World:
         (root / service / "data" / "file.txt").write_text(text)
 
     # zfs
+    def pool_health(self, pool):
+        return "ONLINE"
+
     def list_views(self, parent):
         return []
 

@@ -3,7 +3,7 @@ the Grafana dashboard ask only for metrics the tool writes.
 
 The tool's metric names and labels are not listed here: they come from calling the functions
 that write the textfiles (management.monitoring.metrics: backup_families, update_families and
-drill_families, through render), so renaming a metric there fails this test.
+drill_families, check_families and verdict_families, through render), so renaming a metric there fails this test.
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ import pytest
 import yaml
 
 from management.config import SETTINGS
-from management.monitoring.metrics import backup_families, check_families, drill_families, render, update_families
+from management.monitoring.metrics import (
+    backup_families,
+    check_families,
+    drill_families,
+    render,
+    update_families,
+    verdict_families,
+)
 from management.results import OK, ROLLED_BACK, DatasetResult, RunReport
 from tests.conftest import IN_CI, ROOT
 
@@ -77,9 +84,15 @@ def check_metrics() -> dict[str, dict[str, set[str]]]:
     return exposition(render(check_families(state)))
 
 
+def verdict_metrics() -> dict[str, dict[str, set[str]]]:
+    """The verdict textfile, from every service's reason codes (publish.service_risks)."""
+    return exposition(render(verdict_families({"git": [], "photo": ["never_drilled"]})))
+
+
 @pytest.fixture(scope="module")
 def written() -> dict[str, dict[str, set[str]]]:
-    metrics = {**backup_metrics(), **update_textfile_metrics(), **drill_metrics(), **check_metrics()}
+    metrics = {**backup_metrics(), **update_textfile_metrics(), **drill_metrics(), **check_metrics(),
+               **verdict_metrics()}
     assert "orchestrator_backup_success" in metrics and "orchestrator_update_last_result" in metrics
     return metrics
 

@@ -65,3 +65,16 @@ def test_each_kind_has_its_file_beside_the_backup_one():
     assert textfile(base, DRILL) == Path("/t/orchestrator_drill.prom")
     assert textfile(base, UPDATE) == Path("/t/orchestrator_update.prom")
     assert textfile(Path("/t/metrics"), DRILL) == Path("/t/metrics_drill.prom")
+
+
+def test_verdict_metrics_one_when_protected_and_one_series_per_reason():
+    from management.monitoring.metrics import VERDICT, verdict_families
+    from management.verdict import RISK_CODES
+    text = render(verdict_families({"git": [], "photo": ["never_drilled", "repo_local"]}))
+    assert 'orchestrator_service_protected{service="git"} 1' in text
+    assert 'orchestrator_service_protected{service="photo"} 0' in text
+    assert 'orchestrator_service_risk{service="photo",reason="never_drilled"} 1' in text
+    assert 'orchestrator_service_risk{service="photo",reason="stale"} 0' in text
+    assert 'orchestrator_service_risk{service="git",reason="never_drilled"} 0' in text
+    assert text.count("orchestrator_service_risk{") == 2 * len(RISK_CODES)
+    assert textfile(Path("/t/orchestrator.prom"), VERDICT) == Path("/t/orchestrator_verdict.prom")

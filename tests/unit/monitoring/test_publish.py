@@ -17,6 +17,7 @@ from management.results import (
     OK,
     ROLLED_BACK,
     SKIPPED,
+    UNCHANGED,
     DatasetResult,
     DrillReport,
     DrillResult,
@@ -126,3 +127,58 @@ def test_a_drill_whose_state_cannot_be_written_is_a_warning(steps, tmp_path):
     publish(DrillOutcome(drill, str), settings, StateStore(tmp_path / "blocked"), str, echoed.append, now=1.0)
     assert echoed and echoed[0].startswith("warning: could not write the drill state")
 
+
+
+def test_every_run_rewrites_the_verdicts_and_the_status_page_from_the_state(steps, tmp_path):
+    settings, store, _seen = steps
+    from tests.unit.test_config import BASE
+    base = BASE.replace("BORG_REPO_BASE_PATH=/backup/repos", "BORG_REPO_BASE_PATH=ssh://borg@backup:22/repos")
+    settings = settings_with(tmp_path, f"STATE_DIR={tmp_path}/state\nPROMETHEUS_TEXTFILE={tmp_path}/m/o.prom\n"
+                                       f"STATUS_PAGE_DIR={tmp_path}/www\n", base=base)
+    asked = []
+
+    def pool():
+        asked.append(1)
+        return "ONLINE"
+
+    store.save_checks({"git": {"time": 90.0, "ok": True}, "photo": {"time": 90.0, "ok": True}})
+    report = RunReport(started_at=0.0, datasets=[DatasetResult("git", OK, duration=3.5, original_size=2048,
+                                                               archives=2), DatasetResult("photo", OK)],
+                       uncovered={"photo": ["a volume"]})
+    publish(BackupOutcome(report), settings, store, str, print, now=100.0, pool_health=pool)
+    assert store.nights()["git"] == [{"time": 100.0, "result": OK, "bytes": 2048, "deduplicated": None,
+                                      "files": None, "duration": 3.5, "uncovered": 0}]
+    verdicts = (settings.prometheus_textfile.parent / "o_verdict.prom").read_text()
+    assert 'orchestrator_service_protected{service="git"} 0' in verdicts  # never drilled yet
+    assert 'orchestrator_service_risk{service="git",reason="never_drilled"} 1' in verdicts
+    assert 'orchestrator_service_risk{service="photo",reason="uncovered"} 1' in verdicts
+    publish(DrillOutcome(DrillReport([DrillResult("git", "git-1", "s", COMPARED)], finished_at=110.0), str),
+            settings, store, str, print, now=110.0, pool_health=pool)
+    verdicts = (settings.prometheus_textfile.parent / "o_verdict.prom").read_text()
+    assert 'orchestrator_service_protected{service="git"} 1' in verdicts
+    assert 'orchestrator_service_risk{service="photo",reason="uncovered"} 1' in verdicts  # the last night's
+    page = (tmp_path / "www" / "index.html").read_text()
+    assert page.count('<tr class="service">') == len(settings.services)
+    assert "PROTECTED" in page and "1 mount(s) no backup reaches" in page
+    assert [p.name for p in (tmp_path / "www").iterdir()] == ["index.html"]  # no temp file left
+    assert len(asked) == 2
+
+
+def test_without_textfile_or_page_no_verdict_is_worked_out_and_no_pool_asked(tmp_path):
+    settings = settings_with(tmp_path, f"STATE_DIR={tmp_path}/state\n")
+    store = StateStore(settings.state_dir)
+    publish_module.publish_verdicts(settings, store, 1.0, lambda: pytest.fail("zpool asked"))
+    assert not (tmp_path / "www").exists()
+
+
+def test_an_unchanged_night_charts_the_size_of_the_archive_that_holds_it(steps):
+    settings, store, _seen = steps
+    first = RunReport(started_at=0.0, datasets=[DatasetResult("git", OK, duration=9.0, original_size=500, nfiles=7)])
+    publish(BackupOutcome(first), settings, store, str, print, now=1.0)
+    second = RunReport(started_at=0.0, datasets=[DatasetResult("git", UNCHANGED, duration=0.2),
+                                                  DatasetResult("photo", SKIPPED)])
+    publish(BackupOutcome(second), settings, store, str, print, now=2.0)
+    nights = store.nights()
+    assert list(nights) == ["git"]  # a skipped service has no night
+    assert [(n["bytes"], n["files"], n["duration"], n["deduplicated"]) for n in nights["git"]] == [
+        (500, 7, 9.0, None), (500, 7, 0.2, 0)]

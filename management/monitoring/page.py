@@ -1,0 +1,125 @@
+"""The static status page: one self-contained HTML file (inline CSS, inline SVG charts, no
+script), one row per service with its verdict in colour, its last backup's age, its archive
+count and its last nights' archive sizes and durations as small charts. Pure: rows in, text
+out; publish writes it into STATUS_PAGE_DIR (atomically), `status --html FILE` on demand.
+
+Every text that comes from outside (service names, reasons, the host name) is escaped."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+from management.state import NIGHTS_KEPT
+from management.text import age, human_size
+from management.verdict import PROTECTED
+
+GREEN, RED = "#1a7f37", "#cf222e"  # the verdict colours (the lab test looks for these exact pixels)
+PAGE_FILE = "index.html"
+CHART_W, CHART_H = 150, 32
+
+
+@dataclass
+class PageRow:
+    service: str
+    verdict: str  # PROTECTED or AT RISK
+    risks: list[str] = field(default_factory=list)
+    last_backup_age: float | None = None  # seconds; None: never
+    archives: int | None = None
+    nights: list[dict] = field(default_factory=list)  # StateStore.nights() entries, oldest first
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def sparkline(values: list[float | None], label: str, fmt) -> str:
+    """A small SVG bar chart of `values`, oldest left, one slot per night of NIGHTS_KEPT with the
+    newest at the right edge (so rows line up), scaled to the largest; None (a night without a
+    value) leaves its slot empty. The newest value is written after it; a dash when there is
+    nothing to draw."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return '<span class="none">-</span>'
+    values = values[-NIGHTS_KEPT:]
+    top = max(known) or 1.0
+    slot = CHART_W / NIGHTS_KEPT
+    bars = []
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        h = max(1.0, v / top * (CHART_H - 2))
+        x = CHART_W - (len(values) - i) * slot
+        colour = "#0969da" if i == len(values) - 1 else "#8c959f"
+        bars.append(f'<rect x="{x:.1f}" y="{CHART_H - h:.1f}" width="{slot - 1:.1f}" height="{h:.1f}" '
+                    f'fill="{colour}"/>')
+    title = f"{label}: {len(known)} night(s), last {fmt(known[-1])}, max {fmt(top)}"
+    return (f'<svg class="spark" width="{CHART_W}" height="{CHART_H}" viewBox="0 0 {CHART_W} {CHART_H}" '
+            f'role="img" aria-label="{_e(title)}"><title>{_e(title)}</title>{"".join(bars)}</svg>'
+            f'<span class="val">{_e(fmt(known[-1]))}</span>')
+
+
+def _seconds(value: float) -> str:
+    if value < 10:
+        return f"{value:.1f}s"
+    return f"{value:.0f}s" if value < 120 else age(value)
+
+
+def _row(r: PageRow) -> str:
+    ok = r.verdict == PROTECTED
+    badge = f'<span class="badge {"ok" if ok else "risk"}">{_e(r.verdict)}</span>'
+    why = "".join(f"<li>{_e(reason)}</li>" for reason in r.risks)
+    backup = "never" if r.last_backup_age is None else f"{age(r.last_backup_age)} ago"
+    sizes = sparkline([n.get("bytes") for n in r.nights], "archive size", lambda v: human_size(int(v)))
+    durations = sparkline([n.get("duration") for n in r.nights], "duration", _seconds)
+    return (f'<tr class="service"><th scope="row">{_e(r.service)}</th>'
+            f'<td>{badge}{f"<ul>{why}</ul>" if why else ""}</td>'
+            f"<td>{_e(backup)}</td><td>{_e('-' if r.archives is None else r.archives)}</td>"
+            f'<td class="chart">{sizes}</td><td class="chart">{durations}</td></tr>')
+
+
+CSS = f"""
+body {{ font: 15px/1.4 system-ui, sans-serif; margin: 2rem; color: #1f2328; background: #fff; }}
+h1 {{ font-size: 1.4rem; margin: 0 0 .2rem; }}
+p.meta {{ color: #57606a; margin: 0 0 1.2rem; }}
+table {{ border-collapse: collapse; }}
+th, td {{ text-align: left; vertical-align: top; padding: .55rem .9rem; border-bottom: 1px solid #d0d7de; }}
+thead th {{ font-size: .8rem; text-transform: uppercase; color: #57606a; }}
+.badge {{ display: inline-block; padding: .25rem .7rem; border-radius: 4px; color: #fff; font-weight: 700; }}
+.badge.ok {{ background: {GREEN}; }}
+.badge.risk {{ background: {RED}; }}
+ul {{ margin: .3rem 0 0; padding-left: 1.1rem; color: {RED}; font-size: .85rem; }}
+.chart {{ white-space: nowrap; }}
+.spark {{ vertical-align: bottom; }}
+.val {{ margin-left: .4rem; font-size: .85rem; color: #57606a; }}
+.none {{ color: #8c959f; }}
+"""
+
+
+def render(rows: list[PageRow], *, host: str, generated: str) -> str:
+    """The whole page. `generated`: when, as the reader should see it (UTC text)."""
+    at_risk = sum(r.verdict != PROTECTED for r in rows)
+    summary = (f"{len(rows)} service(s), {at_risk} at risk" if at_risk
+               else f"{len(rows)} service(s), all protected")
+    body = "\n".join(_row(r) for r in rows)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Backups: {_e(host)}</title>
+<style>{CSS}</style>
+</head>
+<body>
+<h1>Backups on {_e(host)}</h1>
+<p class="meta">{_e(summary)} &middot; written {_e(generated)} &middot; charts: the last nights, oldest left</p>
+<table>
+<thead><tr><th>Service</th><th>Verdict</th><th>Last backup</th><th>Archives</th><th>Archive size</th>
+<th>Duration</th></tr></thead>
+<tbody>
+{body}
+</tbody>
+</table>
+</body>
+</html>
+"""
