@@ -3,7 +3,7 @@ the run state's file names, and unit tests that mirror the package.
 
     base        config errors runner lock state text results verdict   imports only base
     tools/      one module per outside tool                     base, tools
-    monitoring/ publish path, metrics, notify, progress         base, monitoring
+    monitoring/ publish path, metrics, notify, progress, page base, monitoring
     cycles/     locked runs (backup, restore, drill, update)    base, tools, monitoring, cycles.context
     host/       storage setup, cron, boot unit, doctor          base, tools, monitoring, host
     views/      status, fleet summary, run table, outdated      base, tools, views
