@@ -35,6 +35,7 @@ from management.host.storage import merge_subid, parse_daemon_json
 from management.runner import Result, Runner
 from management.state import StateStore
 from management.text import age, human_size
+from management.tools.compose import is_v1_version
 from management.tools.zfs import parse_props, props_argv
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -207,13 +208,16 @@ def check_compose(host: Host) -> Check:
         return Check(OK, name, out.splitlines()[0] if out else "docker compose answers")
     except CommandError as exc:
         v2_problem = exc
+    install = ("install compose v2: apt-get install docker-compose on Debian 13 (trixie), "
+               "docker-compose-plugin from Docker's repository on Debian 12")
     try:
-        v1 = host.query(["docker-compose", "version", "--short"]).stdout.strip()
+        short = host.query(["docker-compose", "version", "--short"]).stdout.strip()
     except CommandError:
-        return Check(FAIL, name, f"no compose: docker compose ({why(v2_problem)}) nor docker-compose",
-                     "install Docker's compose plugin (apt-get install docker-compose-plugin)")
-    return Check(WARN, name, f"only compose v1 ({v1}): on v1 every stack is stop-mode (x-orchestrator is dropped)",
-                 "install Docker's compose plugin (apt-get install docker-compose-plugin)")
+        return Check(FAIL, name, f"no compose: docker compose ({why(v2_problem)}) nor docker-compose", install)
+    if not is_v1_version(short):  # Debian 13's docker-compose is v2; docker's CLI does not find it
+        return Check(OK, name, f"docker-compose {short} (compose v2 on its own; docker compose: {why(v2_problem)})")
+    return Check(WARN, name, f"only compose v1 ({short}): on v1 every stack is stop-mode (x-orchestrator is dropped)",
+                 install)
 
 
 # --- zfs ------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """DockerComposeManager: the stacks under SERVICES_DIR, hub first up and last down.
 
-- Compose v2 (`docker compose`) when present, else v1 (`docker-compose`), detected once;
+- Compose v2 (`docker compose`) when present, else `docker-compose`, detected once: v1
+  (1.29), or v2 on its own (Debian 13's `docker-compose` package is compose 2.26, a docker CLI
+  plugin that /usr/bin/docker-compose links to), told apart by its version.
   COMPOSE_COMMAND=v1|v2 picks one.
 - Every fact about a stack comes from compose's own resolved model (`config`), read once per
   run, in parallel, before anything is stopped. Every compose command runs in the stack's
@@ -76,9 +78,17 @@ def compose_argv(base: Sequence[str], project: str, *args: str) -> list[str]:
     return [*base, "-p", project, *args]
 
 
-def config_argv(base: Sequence[str], project: str) -> list[str]:
-    """Compose's resolved model: JSON on v2, YAML on v1 (which has no --format)."""
-    return compose_argv(base, project, "config", *(["--format", "json"] if base[0] == "docker" else []))
+def config_argv(base: Sequence[str], project: str, *, v1: bool | None = None) -> list[str]:
+    """Compose's resolved model: JSON on v2, YAML on v1 (which has no --format). `v1` defaults
+    to what the command says (`docker compose` is v2); `docker-compose` may be v2 too."""
+    v1 = base[0] != "docker" if v1 is None else v1
+    return compose_argv(base, project, "config", *([] if v1 else ["--format", "json"]))
+
+
+def is_v1_version(short: str) -> bool:
+    """`docker-compose version --short`: 1.29.2 on v1; 2.26.1 (or v2.26.1) on v2."""
+    major = short.strip().lstrip("v").split(".", 1)[0]
+    return not (major.isdigit() and int(major) >= 2)
 
 
 def manifest_argv(ref: str) -> list[str]:
@@ -130,6 +140,7 @@ class DockerComposeManager:
         self.zfs = zfs
         self.echo = echo or (lambda _m: None)
         self._base: tuple[str, ...] | None = None
+        self._v1 = False
         self._network_problems: dict[str, str] = {}
         self._models: dict[str, Stack] = {}  # one `config` per stack per run
 
@@ -139,7 +150,7 @@ class DockerComposeManager:
         if self._base is None:
             choice = self.s.compose_command
             if choice == "v1":
-                self._base = ("docker-compose",)
+                self._base, self._v1 = ("docker-compose",), True
             elif choice == "v2":
                 self._base = ("docker", "compose")
             else:
@@ -147,12 +158,20 @@ class DockerComposeManager:
                     self.runner.run(["docker", "compose", "version"], mutating=False, timeout=30)
                     self._base = ("docker", "compose")
                 except CommandError:
+                    # `docker-compose`: v1, or v2 without the docker CLI finding it as a plugin
                     self._base = ("docker-compose",)
+                    try:
+                        short = self.runner.run(["docker-compose", "version", "--short"], mutating=False,
+                                                timeout=30).stdout
+                    except CommandError:
+                        short = ""  # not there either: compose's own error comes with the first stack
+                    self._v1 = is_v1_version(short)
         return self._base
 
     @property
     def is_v1(self) -> bool:
-        return self.compose_base() == ("docker-compose",)
+        self.compose_base()
+        return self._v1
 
     def env(self, stack_dir: Path | None = None) -> dict[str, str]:
         env = {"ZFS_BASE_MOUNTPOINT": str(self.s.zfs_base_mountpoint)}
@@ -168,7 +187,8 @@ class DockerComposeManager:
 
     def _read(self, d: StackDir) -> Stack:
         try:
-            out = self.runner.run(config_argv(self.compose_base(), d.name), cwd=str(d.dir), env=self.env(d.dir),
+            out = self.runner.run(config_argv(self.compose_base(), d.name, v1=self.is_v1), cwd=str(d.dir),
+                                  env=self.env(d.dir),
                                   unset_env=COMPOSE_ENV_UNSET, timeout=CONFIG_TIMEOUT, mutating=False).stdout
             if self.is_v1:
                 import yaml
@@ -464,7 +484,8 @@ class DockerComposeManager:
 
     def resolved_model(self, folder: Path, project: str) -> dict:
         """compose's resolved model of the stack folder `folder` (v2's JSON), as `up` would see it."""
-        out = self.runner.run(config_argv(self.compose_base(), project), cwd=str(folder), env=self.env(folder),
+        out = self.runner.run(config_argv(self.compose_base(), project, v1=self.is_v1), cwd=str(folder),
+                              env=self.env(folder),
                               unset_env=COMPOSE_ENV_UNSET, timeout=CONFIG_TIMEOUT, mutating=False).stdout
         return json.loads(out)
 

@@ -173,7 +173,17 @@ def test_compose_v1_only_warns_and_no_compose_fails(host):
     c = doctor.check_compose(host)
     assert c.status == WARN and "1.29.2" in c.detail and "stop-mode" in c.detail
     answer(host, ("docker-compose", "version", "--short"), absent("docker-compose"))
-    assert doctor.check_compose(host).status == FAIL
+    c = doctor.check_compose(host)
+    assert c.status == FAIL and "apt-get install docker-compose on Debian 13" in c.fix
+
+
+def test_debian_13s_docker_compose_is_v2_on_its_own_and_is_ok(host):
+    # trixie's docker-compose 2.26 without docker-cli (docker.io only recommends it): the
+    # docker CLI cannot find the plugin, /usr/bin/docker-compose still runs compose v2
+    answer(host, ("docker", "compose", "version"), absent("docker"))
+    answer(host, ("docker-compose", "version", "--short"), "2.26.1\n")
+    c = doctor.check_compose(host)
+    assert c.status == OK and "docker-compose 2.26.1" in c.detail and "v2" in c.detail
 
 
 # --- zfs ------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from management.tools.compose import (
     DockerComposeManager,
     compose_argv,
     config_argv,
+    is_v1_version,
     order_hub,
 )
 from tests.fakes import FakeRunner
@@ -65,6 +66,30 @@ def test_v1_is_used_when_docker_compose_v2_is_missing(tmp_path):
     mgr.stop(["git"])
     assert runner.argvs[-1] == ("docker-compose", "-p", "git", "stop")
     assert sum(a[:3] == ("docker", "compose", "version") for a in runner.argvs) == 1
+
+
+def test_a_docker_compose_that_is_v2_is_used_as_v2(tmp_path):
+    # Debian 13 (trixie): the docker-compose package is compose 2.26, a docker CLI plugin in
+    # /usr/libexec/docker/cli-plugins with /usr/bin/docker-compose linked to it. Without the
+    # docker CLI finding it, `docker-compose` is still v2: JSON model, x-orchestrator kept.
+    model = {"name": "git", "services": {"app": {"image": "busybox"}}, "x-orchestrator": {"mode": "stop"}}
+    answers = {("docker", "compose", "version"): CommandError("docker compose version", 127, "docker: not found"),
+               ("docker-compose", "version", "--short"): "2.26.1\n",
+               tuple(config_argv(("docker-compose",), "git", v1=False)): json.dumps(model)}
+    mgr, runner, _ = make(tmp_path, answers)
+    assert mgr.compose_base() == ("docker-compose",) and not mgr.is_v1
+    (stack,) = mgr.stacks(["git"])
+    assert stack.error is None and stack.extensions == {"x-orchestrator": {"mode": "stop"}}, stack
+    assert ("docker-compose", "-p", "git", "config", "--format", "json") in runner.argvs
+    mgr.stop(["git"])
+    assert runner.argvs[-1] == ("docker-compose", "-p", "git", "stop")
+    assert sum(a[:2] == ("docker-compose", "version") for a in runner.argvs) == 1
+
+
+@pytest.mark.parametrize("short,v1", [("1.29.2", True), ("1.25.0", True), ("2.26.1", False), ("v2.40.3", False),
+                                      ("", True)])
+def test_the_version_of_docker_compose_tells_v1_from_v2(short, v1):
+    assert is_v1_version(short) is v1
 
 
 def test_compose_runs_in_the_stack_folder_without_the_callers_compose_variables(tmp_path):
