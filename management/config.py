@@ -580,7 +580,8 @@ SETTINGS: tuple[Setting, ...] = (
                 note="The x-orchestrator before-snapshot command (docs/backup.md); past it that stack is stopped "
                      "for the snapshot instead."),
         Setting("COMPOSE_COMMAND", Choice(("auto", "v2", "v1")), "Which compose runs the stacks: auto, v2 or v1.",
-                default="auto", note="auto: v2 (`docker compose`) when installed, else v1 (`docker-compose`)."),
+                default="auto", note="auto: `docker compose` when installed, else `docker-compose`, as v1 or v2 "
+                                     "by its version (Debian 13's docker-compose is v2)."),
     ),
     *_section(
         "Image updates (make outdated / update / rollback; docs/updates.md)",
