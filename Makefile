@@ -20,6 +20,8 @@ APT_PACKAGES ?= $(ZFS_PACKAGE) borgbackup docker.io docker-compose python3-venv
 # Tests use their own virtualenv, independent of any .env.
 TEST_VENV := $(CURDIR)/.venv
 VM_CACHE ?= /var/tmp/orchestrator-vm
+# The VM lab's Debian release: trixie (13, the main target) or bookworm (12, `make test-vm VM_SUITE=bookworm`).
+VM_SUITE ?= trixie
 PYTEST_ARGS ?=
 
 .PHONY: help install venv config-check config-show doctor test test-unit test-v1 test-vm vm-image lab-up lab-down lint env-example
@@ -37,7 +39,9 @@ install: ## Install apt packages (zfs, borg, docker), create VENV_DIR, pip insta
 	if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then missing="$$missing venv"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing apt packages (missing:$$missing): $(APT_PACKAGES)"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	  $(SUDO) apt-get update -qq && \
+	  cli=$$(apt-cache show --no-all-versions docker-cli >/dev/null 2>&1 && echo docker-cli); \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) $$cli; \
 	else echo "apt packages: all present"; fi
 	@$(MAKE) --no-print-directory venv
 	@chmod +x orchestrator.py tests/lab/lab.sh
@@ -255,10 +259,11 @@ test: $(TEST_VENV)/.dev-installed lab-up ## The whole suite: unit + lab tests on
 	@# The VM lab (a qemu guest: its image build, then the boots) shares nothing with the host
 	@# lab but the CPUs, so it runs alongside the host passes, at a lower priority; its output
 	@# follows theirs. It runs a rotating half of the boot scenarios (chosen by the commit;
-	@# `make test-vm` runs all). Compose v1 runs its contract suite (`make test-v1`: every
+	@# `make test-vm` runs all) on one Debian release, VM_SUITE (trixie: one image to build on a
+	@# cold machine; bookworm on demand, `make test-vm VM_SUITE=bookworm`). Compose v1 runs its contract suite (`make test-v1`: every
 	@# compose test). Every part runs; the target fails when any part failed.
 	@mkdir -p $(VM_CACHE); rm -f $(VM_CACHE)/test-vm.rc; start=$$(date +%s); \
-	( VM_CACHE=$(VM_CACHE) VM_SCENARIOS=rotate nice -n 5 $(TEST_VENV)/bin/python -m pytest -m vm $(PYTEST_ARGS) \
+	( VM_CACHE=$(VM_CACHE) VM_SUITE=$(VM_SUITE) VM_SCENARIOS=rotate nice -n 5 $(TEST_VENV)/bin/python -m pytest -m vm $(PYTEST_ARGS) \
 	    > $(VM_CACHE)/test-vm.log 2>&1; echo $$? > $(VM_CACHE)/test-vm.rc; \
 	  echo "$$(( $$(date +%s) - start ))" > $(VM_CACHE)/test-vm.seconds ) & vm=$$!; \
 	echo "test: the VM lab runs alongside (log: $(VM_CACHE)/test-vm.log)"; \
@@ -274,11 +279,11 @@ test: $(TEST_VENV)/.dev-installed lab-up ## The whole suite: unit + lab tests on
 test-v1: $(TEST_VENV)/.dev-installed lab-up ## Every compose-marked test again on compose v1 (docker-compose 1.29; make test runs its contract only)
 	LAB_COMPOSE=v1 $(TEST_VENV)/bin/python -m pytest -m compose $(PYTEST_ARGS)
 
-vm-image: lab-up ## Build (or reuse) the VM lab's image: Debian, systemd, docker, OpenZFS via DKMS (docs/vm-lab.md)
-	VM_CACHE=$(VM_CACHE) bash tests/vm/build-image.sh
+vm-image: lab-up ## Build (or reuse) the VM lab's image: Debian VM_SUITE (trixie; or bookworm), systemd, docker, OpenZFS via DKMS (docs/vm-lab.md)
+	VM_CACHE=$(VM_CACHE) VM_SUITE=$(VM_SUITE) bash tests/vm/build-image.sh
 
-test-vm: $(TEST_VENV)/.dev-installed lab-up ## Only the VM lab, every boot scenario: a booted Debian with OpenZFS; setup, reboot, power cuts, late disk (docs/vm-lab.md)
-	VM_CACHE=$(VM_CACHE) VM_SCENARIOS=all $(TEST_VENV)/bin/python -m pytest -m vm $(PYTEST_ARGS)
+test-vm: $(TEST_VENV)/.dev-installed lab-up ## Only the VM lab, every boot scenario: a booted Debian (VM_SUITE=trixie|bookworm) with OpenZFS; setup, reboot, power cuts, late disk (docs/vm-lab.md)
+	VM_CACHE=$(VM_CACHE) VM_SUITE=$(VM_SUITE) VM_SCENARIOS=all $(TEST_VENV)/bin/python -m pytest -m vm $(PYTEST_ARGS)
 
 test-unit: $(TEST_VENV)/.dev-installed ## Run only the unit tests (no outside tools needed)
 	$(TEST_VENV)/bin/python -m pytest -m "not lab" $(PYTEST_ARGS)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # mmdebstrap --customize-hook for the services-VM image: $1 the root filesystem, $2 the public
-# key root logs in with, $3 the compose v2 plugin binary to install. Runs on the host, with
-# mmdebstrap's /proc, /sys and /dev mounted in the chroot.
+# key root logs in with, $3 the compose v2 plugin binary to install (empty: the suite's own
+# docker-compose package is compose v2). Runs on the host, with mmdebstrap's /proc, /sys and
+# /dev mounted in the chroot.
 set -euo pipefail
-root="$1" pubkey="$2" compose="$3"
+root="$1" pubkey="$2" compose="${3:-}"
 
 kver=$(basename "$(ls -d "$root"/lib/modules/*/ | head -n1)")
 echo "$kver" > "$root/etc/orchestrator-vm-kernel"
@@ -32,6 +33,13 @@ chroot "$root" systemctl enable systemd-networkd.service ssh.service >/dev/null 
 chroot "$root" systemctl mask apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer fstrim.timer >/dev/null 2>&1 || true
 install -d -m 0700 "$root/root/.ssh"
 install -m 0600 "$pubkey" "$root/root/.ssh/authorized_keys"
-install -D -m 0755 "$compose" "$root/usr/local/lib/docker/cli-plugins/docker-compose"
+[ -z "$compose" ] || install -D -m 0755 "$compose" "$root/usr/local/lib/docker/cli-plugins/docker-compose"
+# What the image was built with, as Debian names it (the VM suite measures them in the guest too).
+{ . "$root/etc/os-release"; echo "debian $VERSION_ID ($VERSION_CODENAME)"; echo "kernel $kver"
+  for pkg in docker.io docker-compose zfsutils-linux borgbackup python3; do
+    echo "$pkg $(chroot "$root" dpkg-query -W -f '${Version}' "$pkg" 2>/dev/null || echo -)"
+  done
+  [ -z "$compose" ] || echo "compose-plugin $("$compose" version --short 2>/dev/null || echo ?) (the lab's binary)"
+} > "$root/etc/orchestrator-vm-versions"
 # The guest has no route out (user networking with restrict=on): nothing to fetch at boot.
 rm -f "$root/etc/apt/sources.list.d/"* 2>/dev/null || true

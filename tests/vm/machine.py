@@ -255,19 +255,38 @@ def project_files() -> list[Path]:
     return [Path(p.decode()) for p in out.split(b"\0") if p and (REPO / p.decode()).exists()]
 
 
-def wheelhouse() -> Path:
-    """requirements.txt as wheels, downloaded once per content: the guest has no network,
-    `make install` reads them with PIP_NO_INDEX/PIP_FIND_LINKS."""
+def image_versions(image: Path) -> dict[str, str]:
+    """What build-image.sh recorded the image was built with: {"docker.io": "26.1.5+dfsg1-...", ...}."""
+    try:
+        text = (image / "versions").read_text()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
+
+
+def guest_python(image: Path) -> str | None:
+    """The guest's Python as major.minor (3.13 on trixie, 3.11 on bookworm), None when unknown."""
+    version = image_versions(image).get("python3", "")
+    parts = version.split(".")
+    return f"{parts[0]}.{parts[1]}" if len(parts) >= 2 and parts[0].isdigit() else None
+
+
+def wheelhouse(python: str | None = None) -> Path:
+    """requirements.txt as wheels for the guest's Python (`python`, major.minor; default this
+    one's), downloaded once per content: the guest has no network, `make install` reads them
+    with PIP_NO_INDEX/PIP_FIND_LINKS. PyYAML's wheel is built per Python version."""
     import hashlib
 
     req = REPO / "requirements.txt"
-    key = hashlib.sha256(req.read_bytes()).hexdigest()[:12]
+    host = f"{sys.version_info.major}.{sys.version_info.minor}"
+    python = python or host
+    key = hashlib.sha256(req.read_bytes() + (b"" if python == host else python.encode())).hexdigest()[:12]
     out = Path(os.environ.get("VM_CACHE", "/var/tmp/orchestrator-vm")) / f"wheels-{key}"
     if not (out / "complete").exists():
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-                        "--only-binary", ":all:", "-d", str(tmp), "-r", str(req)],
+                        "--only-binary", ":all:", "--python-version", python, "-d", str(tmp), "-r", str(req)],
                        check=True, timeout=900)
         (tmp / "complete").touch()
         shutil.rmtree(out, ignore_errors=True)

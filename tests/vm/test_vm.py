@@ -175,6 +175,24 @@ def assert_came_back(vm, *, unit_started: list[str], expect_marker: dict[str, st
     return cs
 
 
+def guest_versions(vm) -> dict[str, str]:
+    """What the guest runs, measured there (README's "last tested with" comes from these)."""
+    script = r"""
+echo "debian $(cat /etc/debian_version)"
+echo "kernel $(uname -r)"
+echo "docker $(docker version --format '{{.Server.Version}}')"
+echo "compose $(docker compose version --short)"
+plugin='{{range .ClientInfo.Plugins}}{{if eq .Name "compose"}}{{.Path}}{{end}}{{end}}'
+echo "compose-plugin $(docker info --format "$plugin")"
+echo "docker-compose $(docker-compose version --short 2>/dev/null || echo -)"
+echo "openzfs $(zfs version | head -n1)"
+echo "borg $(borg --version)"
+echo "python $(python3 --version)"
+"""
+    lines = vm.ssh(script).stdout.splitlines()
+    return dict(line.split(" ", 1) for line in lines if " " in line)
+
+
 MARKERS: dict[str, str] = {}  # what each spoke's data holds now, as the tests last wrote it
 
 
@@ -190,6 +208,11 @@ def run_json(vm, script: str, timeout: float = 2400) -> dict:
     return json.JSONDecoder().raw_decode(out[out.index("{"):])[0]
 
 
+def run_json_list(vm, script: str) -> list:
+    out = vm.ssh(script).stdout
+    return json.JSONDecoder().raw_decode(out[out.index("["):])[0]
+
+
 def borg(vm, args: str) -> subprocess.CompletedProcess:
     # the passphrase reaches borg through its environment, read from the .env inside the guest
     return vm.ssh(f"set -a; . {HOME}/.env; set +a; borg {args}")
@@ -198,7 +221,7 @@ def borg(vm, args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def vm():
     image = machine.build_image()
-    wheels = machine.wheelhouse()
+    wheels = machine.wheelhouse(machine.guest_python(image))
     vm = machine.VM(image)
     try:
         vm.boot()
@@ -238,12 +261,23 @@ def services_vm(vm):
     step("make docker-up", f"{MAKE} docker-up")
     step("make backup-all", f"{MAKE} backup-all", timeout=1800)
     vm.timings = timings
+    vm.versions = guest_versions(vm)
     return vm
 
 
 def test_a_new_user_sets_up_backs_up_and_restores(services_vm):
     vm = services_vm
+    print(f"\nmeasured in the guest: {vm.versions}")
     assert_came_back(vm, unit_started=[], expect_marker={s: f"{s} v1" for s in SPOKES}, booted=False)
+    # compose v2 ran the stacks, and on trixie it is Debian's own: the docker-compose package's
+    # CLI plugin, which /usr/bin/docker-compose links to (so that one says v2 too)
+    assert vm.versions["compose"].lstrip("v").startswith("2."), vm.versions
+    if vm.versions["debian"].startswith("13"):
+        assert vm.versions["compose-plugin"] == "/usr/libexec/docker/cli-plugins/docker-compose", vm.versions
+        assert vm.versions["docker-compose"] == vm.versions["compose"], vm.versions
+    doctor = run_json_list(vm, f"cd {HOME} && .venv/bin/python orchestrator.py --env-file .env doctor --json || true")
+    compose_check = next(c for c in doctor if c["name"] == "compose v2")
+    assert compose_check["status"] == "ok", compose_check
     cron = vm.ssh("cat /etc/cron.d/orchestrator-backup").stdout
     assert "backup" in cron and HOME in cron
     for service in [*SPOKES, "reverseproxy"]:
