@@ -260,8 +260,9 @@ test: $(TEST_VENV)/.dev-installed lab-up ## The whole suite: unit + lab tests on
 	@# lab but the CPUs, so it runs alongside the host passes, at a lower priority; its output
 	@# follows theirs. It runs a rotating half of the boot scenarios (chosen by the commit;
 	@# `make test-vm` runs all) on one Debian release, VM_SUITE (trixie: one image to build on a
-	@# cold machine; bookworm on demand, `make test-vm VM_SUITE=bookworm`). Compose v1 runs its contract suite (`make test-v1`: every
-	@# compose test). Every part runs; the target fails when any part failed.
+	@# cold machine; bookworm on demand, `make test-vm VM_SUITE=bookworm`). Compose v1 runs its
+	@# contract suite (`make test-v1`: every compose test). Every part runs; the target fails
+	@# when any part failed.
 	@mkdir -p $(VM_CACHE); rm -f $(VM_CACHE)/test-vm.rc; start=$$(date +%s); \
 	( VM_CACHE=$(VM_CACHE) VM_SUITE=$(VM_SUITE) VM_SCENARIOS=rotate nice -n 5 $(TEST_VENV)/bin/python -m pytest -m vm $(PYTEST_ARGS) \
 	    > $(VM_CACHE)/test-vm.log 2>&1; echo $$? > $(VM_CACHE)/test-vm.rc; \
