@@ -30,7 +30,7 @@ from management.state import Kept
 from management.tools.borg import STACK_PREFIX
 from management.tools.compose_file import LIVE, Policy, policy_of
 from management.tools.coverage import problems
-from management.tools.trees import copy_tree_argv, stack_manifest, tree_manifest
+from management.tools.trees import copy_tree_argv, copy_trees_argv, stack_manifest, tree_manifest
 
 log = logging.getLogger("orchestrator.backup")
 
@@ -136,16 +136,25 @@ class BackupOrchestrator(Cycle):
     def _stage_stacks(self, targets: list[str], snap: str) -> None:
         """Copy each stack folder while its stack is stopped (or, for a live stack, right before
         the snapshot), so the archive holds the folder as it was at the snapshot: a database in
-        a `./relative` bind is copied whole, not torn. Its cost is part of the window."""
+        a `./relative` bind is copied whole, not torn. Its cost is part of the window: one `cp`
+        for every folder; only when that fails is each copied alone, to name the one that fails."""
         root = self._staging(snap)
-        for service in targets:
-            folder = self._stack_dir(service)
-            if folder is None:
-                continue
-            target = root / service
+        folders = {service: folder for service in targets if (folder := self._stack_dir(service)) is not None}
+        if not folders:
+            return
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            self.runner.run(copy_trees_argv(list(folders.values()), root))
+            self._staged.update({service: root / folder.name for service, folder in folders.items()})
+            return
+        except (OrchestratorError, OSError):
+            pass
+        for service, folder in folders.items():
+            target = root / folder.name
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self.runner.run(copy_tree_argv(folder, target))
+                if target.exists():
+                    self._remove_tree(target)
+                self.runner.run(copy_trees_argv([folder], root))
                 self._staged[service] = target
             except (OrchestratorError, OSError) as exc:
                 self._staged[service] = f"copying the stack folder {folder} failed: " + (

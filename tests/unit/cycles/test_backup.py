@@ -489,7 +489,7 @@ def test_a_stack_folder_no_listed_path_names_is_backed_up_with_a_dataset_made_fo
     class Copying(FakeRunner):
         def run(self, argv, **kw):
             if argv[0] in ("cp", "rm"):
-                world.events.append((argv[0], argv[-2] if argv[0] == "cp" else argv[-1]))
+                world.events.append((argv[0], argv[argv.index("--") + 1:] if argv[0] == "cp" else argv[-1]))
                 subprocess.run(argv, check=True)
             return super().run(argv, **kw)
 
@@ -499,15 +499,55 @@ def test_a_stack_folder_no_listed_path_names_is_backed_up_with_a_dataset_made_fo
     assert sorted(kinds(world, "create")) == ["git", "photo", "reverseproxy"]  # its folder has an archive
     assert world.events.index(("create-dataset", "datapool/services/reverseproxy")) < world.events.index(
         ("stop", "git"))
-    # each stack folder is copied while the stacks are stopped, before the snapshot; the copies go
-    # into the views for borg, and are removed at the end
-    copies = [i for i, e in enumerate(world.events) if e[0] == "cp" and e[1].startswith(str(services))]
+    # the stack folders are copied while the stacks are stopped, before the snapshot, by one cp (its
+    # cost is downtime); the copies go into the views for borg, and are removed at the end
+    copies = [(i, e[1]) for i, e in enumerate(world.events) if e[0] == "cp" and e[1][0].startswith(str(services))]
     snapshot = next(i for i, e in enumerate(world.events) if e[0] == "snapshot")
     last_stop = max(i for i, e in enumerate(world.events) if e[0] == "stop")
     first_start = min(i for i, e in enumerate(world.events) if e[0] == "start")
-    assert len(copies) == 3 and last_stop < min(copies) and max(copies) < snapshot < first_start
+    [(at, folders)] = copies
+    assert sorted(folders) == [str(services / n) for n in ("git", "photo", "reverseproxy")]
+    assert last_stop < at < snapshot < first_start
     assert (tmp_path / "views" / "git" / ".orchestrator-stack" / "compose.yaml").read_text() == "services: {}\n"
     assert not list((tmp_path / "state" / "stack-copies").iterdir())
+
+
+def test_a_stack_folder_that_cannot_be_copied_fails_its_service_alone(tmp_path):
+    services = tmp_path / "services"
+    for name in ("git", "photo"):
+        (services / name).mkdir(parents=True)
+        (services / name / "compose.yaml").write_text("services: {}\n")
+    settings = settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nKEEP_LAST_SNAPSHOT=0\n"
+                             f"VIEW_MOUNTPOINT={tmp_path}/views\n",
+                             base=BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}"))
+
+    class Views(World):
+        def create_view(self, snap, view, path, readonly=True):
+            path.mkdir(parents=True)
+            super().create_view(snap, view, path, readonly)
+
+    world = Views()
+    copies: list[list[str]] = []
+
+    class PhotoWontCopy(FakeRunner):  # the one cp for both fails; so does photo's own
+        def run(self, argv, **kw):
+            if argv[0] == "cp":
+                copies.append(argv[argv.index("--") + 1:])
+                if str(services / "photo") in argv:
+                    raise CommandError("cp", 1, "cp: error reading 'photo/db.sqlite': Input/output error")
+            if argv[0] in ("cp", "rm"):
+                subprocess.run(argv, check=True)
+            return super().run(argv, **kw)
+
+    ctx = RunContext(settings, PhotoWontCopy(), world, world, world, echo=lambda _: None)
+    report = BackupOrchestrator(ctx).backup()
+    assert copies[:3] == [[str(services / "git"), str(services / "photo")], [str(services / "git")],
+                          [str(services / "photo")]]  # then each alone, to name the one that fails
+    results = {d.service: d for d in report.datasets}
+    assert results["git"].result == OK and "git" in kinds(world, "create")
+    assert results["photo"].result == FAILED and f"copying the stack folder {services / 'photo'} failed" in \
+        results["photo"].message
+    assert not report.ok
 
 
 def test_an_unchanged_dataset_whose_archive_is_gone_from_the_repository_is_backed_up_in_full(keeping):
