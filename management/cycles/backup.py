@@ -85,6 +85,9 @@ def compact_due(last: float | None, every_days: int, now: float) -> bool:
     return every_days == 0 or last is None or now - last >= every_days * 86400 - 3600
 
 
+UNKNOWN = object()  # a question ZFS cannot answer on this pool (zfs-fuse has no `written`)
+
+
 class BackupOrchestrator(Cycle):
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
@@ -431,16 +434,25 @@ class BackupOrchestrator(Cycle):
                     "or pointed elsewhere): a full backup tonight")
         return None
 
-    def _unchanged(self, service: str, last: dict, snap: str) -> str | None:
-        """Why the dataset is known to hold exactly what its last archive holds, or None.
-        OpenZFS: nothing written since the kept snapshot. zfs-fuse has no `written`: the view's
-        manifest equals the one recorded when that archive was made (and was settled)."""
+    def _unchanged_by_zfs(self, service: str, last: dict, snap: str) -> str | None | object:
+        """Why the dataset holds exactly what its last archive holds, asked of ZFS alone (no view):
+        OpenZFS's `written@` of the kept snapshot is 0. None when something was written or the
+        kept snapshot is gone; UNKNOWN where the pool has no `written` (zfs-fuse): then only the
+        view's manifest can tell (`_unchanged_by_walk`)."""
         dataset = self.s.dataset(service)
         if not self.zfs.exists(f"{dataset}@{last['snapshot']}"):
             return None
+        if self._written_supported is False:
+            return UNKNOWN
         written = self.zfs.written_since(f"{dataset}@{snap}", last["snapshot"])
-        if written is not None:
-            return f"nothing written since {last['snapshot']}" if written == 0 else None
+        self._written_supported = written is not None
+        if written is None:
+            return UNKNOWN
+        return f"nothing written since {last['snapshot']}" if written == 0 else None
+
+    def _unchanged_by_walk(self, service: str, last: dict) -> str | None:
+        """zfs-fuse: the view's manifest equals the one recorded when that archive was made (and
+        was settled)."""
         if not last.get("manifest"):
             return None
         manifest, settled = tree_manifest(self._view_path(service), self._snap_time, SKIP_STACK)
@@ -470,26 +482,36 @@ class BackupOrchestrator(Cycle):
             view = self._view_dataset(service)
             staged = self._staged.get(service)
             stack_dir = staged if isinstance(staged, Path) else None
+            made_view = False
+
+            def unchanged(why: str | None) -> bool:
+                if not why or last.get("stack") != stack_now:
+                    return False  # changed, or the data is the same but the stack folder changed
+                # the archive made from the kept snapshot still holds it: no borg tonight
+                d.result, d.archive = UNCHANGED, last.get("archive", "")
+                d.message = f"{why}; {d.archive or 'its last archive'} holds it"
+                listing = self.borg.listings.get(service)
+                d.archives = len(listing.archives) if listing else None  # counted from the repository
+                return True
+
             try:
                 if isinstance(staged, str):
                     raise ValidationError(staged)
-                # writable until the stack folder is copied in, then read-only for borg
-                self.zfs.create_view(f"{self.s.dataset(service)}@{snap}", view, self._view_path(service),
-                                     readonly=stack_dir is None)
                 stack_now = stack_manifest(stack_dir, self._key()) if stack_dir else None
                 last = kept.get(service)
                 gone = self._archive_gone(service, last) if last else None
                 if gone:
                     self.echo(f"{service}: {gone}")
                     d.message = gone
-                why = self._unchanged(service, last, snap) if last and self.s.skip_unchanged and not gone else None
-                if why and last.get("stack") != stack_now:
-                    why = None  # the data is the same but the stack folder changed: a new archive
-                if why:  # the archive made from the kept snapshot still holds it: no borg tonight
-                    d.result, d.archive = UNCHANGED, last.get("archive", "")
-                    d.message = f"{why}; {d.archive or 'its last archive'} holds it"
-                    listing = self.borg.listings.get(service)
-                    d.archives = len(listing.archives) if listing else None  # counted from the repository
+                why = self._unchanged_by_zfs(service, last, snap) if last and self.s.skip_unchanged and not gone \
+                    else None
+                if why is not UNKNOWN and unchanged(why):
+                    return  # known from ZFS alone: no view was made
+                # writable until the stack folder is copied in, then read-only for borg
+                self.zfs.create_view(f"{self.s.dataset(service)}@{snap}", view, self._view_path(service),
+                                     readonly=stack_dir is None)
+                made_view = True
+                if why is UNKNOWN and unchanged(self._unchanged_by_walk(service, last)):
                     return
                 manifest = None
                 if self.s.keep_last_snapshot and self.s.skip_unchanged and not self._has_written(service, snap):
@@ -535,7 +557,8 @@ class BackupOrchestrator(Cycle):
             finally:
                 d.duration = time.monotonic() - started
                 try:
-                    self.zfs.destroy_view(view)
+                    if made_view:
+                        self.zfs.destroy_view(view)
                 except OrchestratorError as exc:
                     report.errors.append(f"{service}: could not remove view {view}: {exc}")
 

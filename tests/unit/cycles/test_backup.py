@@ -427,6 +427,7 @@ def test_an_unchanged_dataset_costs_no_borg_and_names_the_archive_that_holds_it(
     assert results["git"].result == "unchanged" and results["git"].archive == held["archive"]
     assert "nothing written since" in results["git"].message
     assert kinds(world, "create") == ["photo"] and report.ok
+    assert kinds(world, "view") == ["datapool/orchestrator-views/photo"]  # ZFS alone said so: no clone for git
     assert orch.kept()["git"] == held  # the archive's own snapshot stays, tonight's is gone
     assert not any(s.endswith(report.snapshot.split("@")[1]) and s.startswith("datapool/services/git")
                    for s in world.snapshots)
