@@ -14,7 +14,8 @@ each, every write atomic (a temp file in the same directory, fsync, rename).
 | stack-copies/<snapshot>/<service>/ | backup, in the window | backup (borg phase), removed after |
 | adopted.json | adopt | adopt --remove-old |
 | checks.json | check-repos (publish) | status, metrics |
-| prune_holds.json | backup (its prune guard) | backup, status, release-prune |
+| prune_holds.json | backup (its prune guard), prune-trusted | backup, prune-trusted, status, release-prune |
+| trusted_kept.json | prune-trusted (on the trusted machine) | prune-trusted, release-prune |
 
 A missing or unreadable JSON file reads as empty: no run wrote it yet.
 """
@@ -39,6 +40,7 @@ STACK_COPIES = "stack-copies"
 ADOPTED = "adopted.json"
 CHECKS = "checks.json"
 PRUNE_HOLDS = "prune_holds.json"
+TRUSTED_KEPT = "trusted_kept.json"
 UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
 
 
@@ -152,7 +154,18 @@ class StateStore:
             for key in ("files", "bytes", "archive"):
                 counts.get(service, {}).pop(key, None)
             self.save_archive_counts(counts)
+            kept = self.trusted_kept()
+            if kept.pop(service, None) is not None:  # the archives that vanished are accepted as gone
+                self.save_trusted_kept(kept)
         return hold
+
+    def trusted_kept(self) -> dict[str, list[str]]:
+        """service -> the archive names the last `prune-trusted` left in its repository."""
+        data = read_json(self.root / TRUSTED_KEPT)
+        return {k: [str(n) for n in v] for k, v in data.items() if isinstance(v, list)}
+
+    def save_trusted_kept(self, data: dict[str, list[str]]) -> None:
+        self._write(TRUSTED_KEPT, data)
 
     def last_compact(self) -> dict[str, float]:
         """service -> Unix time of its repository's last `borg compact`."""

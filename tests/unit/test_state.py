@@ -78,3 +78,12 @@ def test_the_manifest_key_is_made_once_and_private(tmp_path):
     key = store.manifest_key()
     assert len(key) == 32 and store.manifest_key() == key
     assert (tmp_path / "state" / "manifest.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_releasing_a_prune_also_accepts_the_archives_that_vanished(tmp_path):
+    store = StateStore(tmp_path)
+    store.save_trusted_kept({"git": ["git-1", "git-2"], "photo": ["photo-1"]})
+    store.save_prune_holds({"git": {"reason": "gone", "since": 1.0, "archive": "git-3"}})
+    assert store.trusted_kept()["git"] == ["git-1", "git-2"]
+    assert store.release_prune("git")["reason"] == "gone"
+    assert store.trusted_kept() == {"photo": ["photo-1"]} and store.prune_holds() == {}
