@@ -130,7 +130,7 @@ rollback: ## Back to the last pre-update snapshot and its images: SERVICE_NAME= 
 	$(ORCH) rollback $(if $(YES),--yes) $(if $(SNAPSHOT_NAME),--snapshot $(SNAPSHOT_NAME)) $(SERVICE_NAME)
 
 # --- backup (borg) ---------------------------------------------------------------------------
-.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos release-prune authorized-keys prune-trusted restore restore-all drill install-cron uninstall-cron
+.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos release-prune authorized-keys prune-trusted forget-repo-cache restore restore-all drill install-cron uninstall-cron
 
 backup-all: ## The nightly cycle for every service: stop, snapshot, start, borg, prune (JSON=1 for JSON)
 	$(ORCH) backup $(if $(JSON),--json)
@@ -164,6 +164,10 @@ authorized-keys: ## Print the backup server's authorized_keys lines: the VM's ke
 
 prune-trusted: ## On the trusted machine: prune + compact every repository with the full-access key (prune guard applies) [BORG_RSH="ssh -i ~/.ssh/borg_full"] [SERVICE_NAME=]
 	$(ORCH) prune-trusted $(if $(BORG_RSH),--rsh "$(BORG_RSH)") $(SERVICE_NAME)
+
+forget-repo-cache: ## After a repository was rolled back on the server: drop this machine's borg cache of it: SERVICE_NAME= (docs/security.md)
+	$(call require,SERVICE_NAME,git)
+	$(ORCH) forget-repo-cache $(SERVICE_NAME)
 
 restore: ## Data + stack folder from an archive (safety snapshot, old folder kept): SERVICE_NAME= ARCHIVE_NAME= [ONLY=data|stack] [YES=1]
 	$(call require,SERVICE_NAME,git)

@@ -623,6 +623,18 @@ def authorized_keys(app: App, public_key: str | None, trusted_key: str | None) -
     click.echo("\n".join(lines))
 
 
+@cli.command("forget-repo-cache")
+@click.argument("service")
+@pass_app
+def forget_repo_cache(app: App, service: str) -> None:
+    """After SERVICE's repository was rolled back on the backup server (docs/security.md): remove
+    this machine's borg cache of it and the manifest time borg remembered, so the next run reads
+    the repository as it is now. The repository is not touched."""
+    removed = app.borg.forget_cache(app.service(service))
+    click.echo(f"forget-repo-cache: {service}: cache removed" + (f", {len(removed)} manifest time(s) forgotten"
+                                                                 if removed else ""))
+
+
 @cli.command("prune-trusted")
 @click.argument("services", nargs=-1, metavar="[SERVICE]...")
 @click.option("--rsh", default=None, help="The ssh command with the full-access key (default: BORG_RSH).")

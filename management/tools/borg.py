@@ -104,6 +104,12 @@ def extract_argv(repo: str, archive: str, paths: tuple[str, ...] = (), excludes:
             *[f"--exclude=pp:{e}" for e in excludes], f"{repo}::{check_archive(archive)}", *paths]
 
 
+def delete_cache_argv(repo: str) -> list[str]:
+    """Remove this machine's cache of the repository (borg rebuilds it on the next use); the
+    repository itself is not touched."""
+    return ["borg", "delete", "--cache-only", repo]
+
+
 def info_last_argv(repo: str, service: str, last: int) -> list[str]:
     """`borg info --json` of the service's `last` newest archives: their file count and size, which
     borg stores in each archive's metadata (no chunk is read)."""
@@ -414,6 +420,25 @@ class BorgBackupRepoManager:
 
     def compact(self, service: str) -> None:
         self._run(compact_argv(self.repo(service)))
+
+    def forget_cache(self, service: str) -> list[Path]:
+        """After the repository was rolled back on the server (docs/security.md): drop this
+        machine's cache of it and the manifest time borg remembered (which would otherwise call
+        the older manifest a replay attack). Returns the files removed besides the cache."""
+        repo = self.repo(service)
+        self._run(delete_cache_argv(repo), timeout=min(self.timeout, 600))
+        removed: list[Path] = []
+        security = Path(self.s.borg_base_dir) / ".config" / "borg" / "security"
+        for location in sorted(security.glob("*/location")) if not self.runner.dry_run else []:
+            try:
+                same = location.read_text().strip().rstrip("/") == repo.rstrip("/")
+            except OSError:
+                continue
+            stamp = location.parent / "manifest-timestamp"
+            if same and stamp.exists():
+                stamp.unlink()
+                removed.append(stamp)
+        return removed
 
     def last_archives(self, service: str, last: int = 2) -> list[dict]:
         """The service's `last` newest archives, oldest first: name, nfiles and original_size."""

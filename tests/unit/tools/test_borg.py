@@ -220,3 +220,16 @@ def test_last_archives_reads_borgs_stored_stats(settings):
         {"name": "git-1", "nfiles": 3, "original_size": 30}, {"name": "git-2", "nfiles": 1, "original_size": 10}]
     assert runner.argvs[0] == ("borg", "info", "--json", "--glob-archives=git-*", "--last=2", "/backup/repos/git")
     assert not runner.calls[0].mutating
+
+
+def test_forget_cache_drops_the_cache_and_only_this_repositorys_manifest_time(settings):
+    runner = FakeRunner()
+    borg = BorgBackupRepoManager(settings, runner)
+    security = Path(settings.borg_base_dir) / ".config" / "borg" / "security"
+    for rid, repo in (("aa", "/backup/repos/git"), ("bb", "/backup/repos/photo")):
+        (security / rid).mkdir(parents=True)
+        (security / rid / "location").write_text(repo + "\n")
+        (security / rid / "manifest-timestamp").write_text("2026-12-01T00:00:00")
+    assert borg.forget_cache("git") == [security / "aa" / "manifest-timestamp"]
+    assert runner.argvs == [("borg", "delete", "--cache-only", "/backup/repos/git")]
+    assert (security / "bb" / "manifest-timestamp").exists()
