@@ -667,12 +667,16 @@ class TrustedPrune(Cycle):
             present = [str(a.get("name", "")) for a in self.borg.list_archives(service)]
             reason = holds.get(service, {}).get("reason") or vanished(seen.get(service, []), present)
             if not reason:
-                last = self.borg.last_archives(service, 2)
-                if len(last) == 2:
-                    before, newest = last
+                # every archive made since the last trusted prune against the one before it (a night
+                # this machine missed is compared too), or only the newest when there is no record
+                new = [a for a in present if a.startswith(f"{service}-") and a not in seen.get(service, [])]
+                last = self.borg.last_archives(service, max(2, len(new) + 1))
+                for before, after in zip(last, last[1:], strict=False):
                     reason = prune_hold({"files": before["nfiles"], "bytes": before["original_size"]},
-                                        newest["nfiles"], newest["original_size"], newest["name"], None,
+                                        after["nfiles"], after["original_size"], after["name"], None,
                                         self.s.prune_guard_shrink)
+                    if reason:
+                        break
             if reason:
                 holds.setdefault(service, {"reason": reason, "since": self.clock(),
                                            "archive": max(present, default="")})

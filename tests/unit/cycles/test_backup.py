@@ -651,3 +651,13 @@ def test_the_trusted_prune_keeps_the_prune_guard(keeping):
     report = trusted(keeping, repos).run(["git"])
     assert "git" in report.held and "empty" in report.held["git"] and repos.events == []
     assert StateStore(keeping.state_dir).prune_holds()["git"]["reason"] == report.held["git"]
+
+
+def test_the_trusted_prune_compares_every_night_it_missed(keeping):
+    repos = Repos({"git": ["git-1", "git-2"]})
+    assert trusted(keeping, repos).run(["git"]).ok  # keeps git-1, git-2
+    repos.archives["git"] += ["git-3", "git-4", "git-5"]  # three nights while the trusted machine was off
+    repos.stats = {"git-3": (0, 0), "git-4": (0, 0), "git-5": (0, 0)}  # emptied on the first of them
+    repos.events.clear()
+    report = trusted(keeping, repos).run(["git"])
+    assert "git-3 is empty" in report.held["git"] and repos.events == []
