@@ -134,7 +134,7 @@ rollback: ## Back to the last pre-update snapshot and its images: SERVICE_NAME= 
 	$(ORCH) rollback $(if $(YES),--yes) $(if $(SNAPSHOT_NAME),--snapshot $(SNAPSHOT_NAME)) $(SERVICE_NAME)
 
 # --- backup (borg) ---------------------------------------------------------------------------
-.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos release-prune restore restore-all drill install-cron uninstall-cron
+.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos release-prune authorized-keys prune-trusted forget-repo-cache restore restore-all drill install-cron uninstall-cron
 
 backup-all: ## The nightly cycle for every service: stop, snapshot, start, borg, prune (JSON=1 for JSON)
 	$(ORCH) backup $(if $(JSON),--json)
@@ -162,6 +162,16 @@ check-repos: ## borg check every repository (REPOSITORY_ONLY=1: segments only, a
 release-prune: ## Let the next backup prune SERVICE_NAME= again after the prune guard held it (the change was meant)
 	$(call require,SERVICE_NAME,git)
 	$(ORCH) release-prune $(SERVICE_NAME)
+
+authorized-keys: ## Print the backup server's authorized_keys lines: the VM's key append-only per repository [PUBLIC_KEY=vm.pub] [TRUSTED_KEY=full.pub] (docs/security.md)
+	$(ORCH) authorized-keys $(if $(PUBLIC_KEY),--public-key "$(PUBLIC_KEY)") $(if $(TRUSTED_KEY),--trusted-key "$(TRUSTED_KEY)")
+
+prune-trusted: ## On the trusted machine: prune + compact every repository with the full-access key (prune guard applies) [BORG_RSH="ssh -i ~/.ssh/borg_full"] [SERVICE_NAME=]
+	$(ORCH) prune-trusted $(if $(BORG_RSH),--rsh "$(BORG_RSH)") $(SERVICE_NAME)
+
+forget-repo-cache: ## After a repository was rolled back on the server: drop this machine's borg cache of it: SERVICE_NAME= (docs/security.md)
+	$(call require,SERVICE_NAME,git)
+	$(ORCH) forget-repo-cache $(SERVICE_NAME)
 
 restore: ## Data + stack folder from an archive (safety snapshot, old folder kept): SERVICE_NAME= ARCHIVE_NAME= [ONLY=data|stack] [YES=1]
 	$(call require,SERVICE_NAME,git)

@@ -625,6 +625,65 @@ def release_prune(app: App, service: str) -> None:
                "the next backup prunes it again")
 
 
+@cli.command("authorized-keys")
+@click.option("--public-key", type=click.Path(dir_okay=False), default=None,
+              help="The VM's public key (default: the .pub beside BORG_RSH's -i key).")
+@click.option("--trusted-key", type=click.Path(dir_okay=False), default=None,
+              help="Also print the full-access line for the trusted machine's public key.")
+@pass_app
+def authorized_keys(app: App, public_key: str | None, trusted_key: str | None) -> None:
+    """Print the backup server's authorized_keys lines: the VM's key may only run `borg serve
+    --append-only`, restricted to each service's repository (so it cannot delete the history);
+    with --trusted-key, the trusted machine's key gets full access for prune-trusted. Reads
+    public keys only (docs/security.md)."""
+    from management.tools.borg import authorized_keys_lines
+
+    lines = authorized_keys_lines(app.settings, Path(public_key) if public_key else None,
+                                  Path(trusted_key) if trusted_key else None)
+    click.echo("\n".join(lines))
+
+
+@cli.command("forget-repo-cache")
+@click.argument("service")
+@pass_app
+def forget_repo_cache(app: App, service: str) -> None:
+    """After SERVICE's repository was rolled back on the backup server (docs/security.md): remove
+    this machine's borg cache of it and the manifest time borg remembered, so the next run reads
+    the repository as it is now. The repository is not touched."""
+    removed = app.borg.forget_cache(app.service(service))
+    click.echo(f"forget-repo-cache: {service}: cache removed" + (f", {len(removed)} manifest time(s) forgotten"
+                                                                 if removed else ""))
+
+
+@cli.command("prune-trusted")
+@click.argument("services", nargs=-1, metavar="[SERVICE]...")
+@click.option("--rsh", default=None, help="The ssh command with the full-access key (default: BORG_RSH).")
+@pass_app
+def prune_trusted(app: App, services: tuple[str, ...], rsh: str | None) -> None:
+    """On the trusted machine: prune every repository by its retention and compact it, with the
+    full-access key, while the VM's key is append-only (BORG_APPEND_ONLY=1 there). A service
+    whose newest archive shrank (PRUNE_GUARD_SHRINK) or whose archives vanished since the last
+    run (deleted through the VM's key?) is held: nothing pruned or compacted until
+    `release-prune` here. Exit 1 when any service failed or is held."""
+    import dataclasses
+
+    if rsh:
+        app.__dict__["settings"] = dataclasses.replace(app.settings, borg_rsh=rsh)  # before borg is built
+    elif app.settings.borg_append_only:
+        raise click.UsageError("this .env says its key is append-only (BORG_APPEND_ONLY=1): prune-trusted needs the "
+                               "full-access key, e.g. make prune-trusted BORG_RSH=\"ssh -i ~/.ssh/borg_full\"")
+    from management.cycles.backup import TrustedPrune
+
+    report = TrustedPrune(app.context()).run([app.service(n) for n in services] or None)
+    from management.results import FAILED
+
+    bad = [d.service for d in report.datasets if d.result == FAILED] + sorted(report.held)
+    click.echo(f"prune-trusted: {len(report.datasets) - len(bad)} pruned and compacted, {len(report.held)} held, "
+               f"{len(bad) - len(report.held)} failed")
+    if bad:
+        sys.exit(EXIT_FAILED)
+
+
 @cli.command("restore")
 @click.argument("service")
 @click.argument("archive")

@@ -81,6 +81,22 @@ def prune_hold(previous: dict | None, files: int | None, size: int | None, archi
     return None
 
 
+APPEND_ONLY_NOTE = ("prune/compact left to the trusted machine (BORG_APPEND_ONLY=1): "
+                    "`make prune-trusted` there, with the full-access key")
+
+
+def vanished(recorded: Sequence[str], present: Sequence[str]) -> str | None:
+    """Why a trusted prune must wait: archives the last trusted prune left in the repository are
+    gone (deleted through another key: a compromised VM's append-only deletes can still be rolled
+    back, and this run's compact would make them final). None when every one is still there."""
+    gone = [a for a in recorded if a not in set(present)]
+    if not gone:
+        return None
+    shown = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+    return (f"{len(gone)} archive(s) the last trusted prune kept are gone ({shown}): deleted through another key? "
+            "Roll the repository back (docs/security.md) before anything compacts it")
+
+
 def compact_due(last: float | None, every_days: int, now: float) -> bool:
     return every_days == 0 or last is None or now - last >= every_days * 86400 - 3600
 
@@ -545,6 +561,9 @@ class BackupOrchestrator(Cycle):
                     self.echo(f"{service}: prune held, every archive kept: {reason}; "
                               f"`make release-prune SERVICE_NAME={service}` once the change was meant")
                     return
+                if self.s.borg_append_only:  # this key cannot really delete: the trusted machine prunes
+                    d.archives = len(listing.archives) + 1 if listing else None
+                    return
                 d.archives = self.borg.prune(service)
                 d.pruned = True
                 if compact_due(last_compact.get(service), self.s.borg_compact_every_days, self.clock()):
@@ -584,6 +603,8 @@ class BackupOrchestrator(Cycle):
         finally:
             pool.shutdown(wait=True)
             self.progress.__exit__(None, None, None)
+            if self.s.borg_append_only and any(d.archive and d.result in (OK, WARNING) for d in report.datasets):
+                report.notes.append(APPEND_ONLY_NOTE)
             if any(d.compacted for d in report.datasets):
                 self.state.save_last_compact(last_compact)
             if report.held:
@@ -645,3 +666,70 @@ class BackupOrchestrator(Cycle):
     def _publish(self, report: RunReport) -> None:
         publish(BackupOutcome(report), self.s, self.state, self.runner.mask, self.echo, self.clock(),
                 self.pool_health)
+
+
+class TrustedPrune(Cycle):
+    """`prune-trusted`: prune and compact every repository from a trusted machine holding the
+    full-access key, while the VM's own key is append-only (BORG_APPEND_ONLY=1 there). The same
+    prune and compact as the night, behind two guards: the prune guard (the newest archive against
+    the one before it, PRUNE_GUARD_SHRINK) and archives that vanished since the last trusted prune.
+    A held service keeps every archive (no prune, no compact) until `release-prune` on this machine."""
+
+    def run(self, services: Sequence[str] | None = None) -> RunReport:
+        unknown = [s for s in services or () if s not in self.s.services]
+        if unknown:
+            raise ValidationError(f"unknown service(s) {', '.join(map(repr, unknown))}; known: "
+                                  f"{', '.join(self.s.services)}")
+        targets = list(services or self.s.services)
+        report = RunReport(started_at=self.clock())
+        report.datasets = [DatasetResult(s) for s in targets]
+        with RunLock(self.s.lock_file, "prune-trusted"):
+            holds = self.state.prune_holds()
+            seen = self.state.trusted_kept()
+            for d in report.datasets:
+                self._one(d, holds, seen, report)
+            self.state.save_prune_holds(holds)
+            self.state.save_trusted_kept(seen)
+        report.finished_at = self.clock()
+        return report
+
+    def _one(self, d: DatasetResult, holds: dict, seen: dict, report: RunReport) -> None:
+        service = d.service
+        started = time.monotonic()
+        try:
+            present = [str(a.get("name", "")) for a in self.borg.list_archives(service)]
+            reason = holds.get(service, {}).get("reason") or vanished(seen.get(service, []), present)
+            if not reason:
+                # every archive made since the last trusted prune against the one before it (a night
+                # this machine missed is compared too), or only the newest when there is no record
+                new = [a for a in present if a.startswith(f"{service}-") and a not in seen.get(service, [])]
+                last = self.borg.last_archives(service, max(2, len(new) + 1))
+                for before, after in zip(last, last[1:], strict=False):
+                    reason = prune_hold({"files": before["nfiles"], "bytes": before["original_size"]},
+                                        after["nfiles"], after["original_size"], after["name"], None,
+                                        self.s.prune_guard_shrink)
+                    if reason:
+                        break
+            if reason:
+                holds.setdefault(service, {"reason": reason, "since": self.clock(),
+                                           "archive": max(present, default="")})
+                report.held[service] = reason
+                d.result, d.message, d.archives = SKIPPED, f"prune held, every archive kept: {reason}", len(present)
+                self.echo(f"{service}: {d.message}; `make release-prune SERVICE_NAME={service}` here once it "
+                          "was meant")
+                return
+            d.archives = self.borg.prune(service)
+            d.pruned = True
+            self.borg.compact(service)
+            d.compacted = True
+            if not self.runner.dry_run:
+                seen[service] = [str(a.get("name", "")) for a in self.borg.list_archives(service)]
+                d.archives = len(seen[service])
+            d.result = OK
+            d.message = f"pruned and compacted: {d.archives} archive(s) kept"
+            self.echo(f"{service}: {d.message}")
+        except OrchestratorError as exc:
+            d.result, d.message = FAILED, brief(exc)
+            self.echo(f"{service}: {d.message}")
+        finally:
+            d.duration = time.monotonic() - started
