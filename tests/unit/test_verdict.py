@@ -24,3 +24,9 @@ def test_every_reason_is_named():
 def test_never_and_unknown():
     why = reasons(**dict(GOOD, last_backup=None, drill=None, check=None, pool_health=None))
     assert why == ["never backed up", "never drilled", "its repository was never checked"]
+
+
+def test_a_pool_without_redundancy_is_a_reason_and_unknown_is_not():
+    assert reasons(**dict(GOOD, pool_redundant=False)) == [
+        "the pool has no redundancy (one disk: corruption is found, not repaired)"]
+    assert reasons(**dict(GOOD, pool_redundant=None)) == reasons(**dict(GOOD, pool_redundant=True)) == []
