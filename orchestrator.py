@@ -214,7 +214,8 @@ def setup_pool(app: App, disks: tuple[str, ...], force: bool, mountpoint: str | 
 
     manager = PoolManager(app.settings, app.runner, echo=click.echo)
     plan = manager.plan_create(list(disks), force=force, mountpoint=mountpoint)
-    _pool_change(app, manager, plan, f"Create pool {plan.pool} on {' '.join(disks)}? Everything on them is lost", yes)
+    them = "them" if len(disks) > 1 else "it"
+    _pool_change(app, manager, plan, f"Create pool {plan.pool} on {' '.join(disks)}? Everything on {them} is lost", yes)
 
 
 @cli.command("attach-mirror")

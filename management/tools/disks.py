@@ -33,5 +33,6 @@ def holds(found: dict[str, str]) -> str | None:
     if found.get("PTTYPE"):
         return f"a partition table ({found['PTTYPE']})"
     if found.get("TYPE"):
-        return f"a {found['TYPE']} {'signature' if found.get('USAGE') not in (None, 'filesystem') else 'filesystem'}"
+        kind = "filesystem" if found.get("USAGE") in (None, "filesystem") else "signature"
+        return f"a {kind} ({found['TYPE']})"
     return None

@@ -99,7 +99,7 @@ def test_setup_pool_attach_mirror_and_what_doctor_and_status_read(lab, tmp_path,
     # --- refusals: a file that holds a pool, a file with a filesystem; an existing pool --------
     p2 = pools()
     env2 = env_for(lab, tmp_path, p2)
-    for held, words in ((a, f"holds a ZFS pool ({p1})"), (c, "holds a ext4 filesystem")):
+    for held, words in ((a, f"holds a ZFS pool ({p1})"), (c, "holds a filesystem (ext4)")):
         r = run_cli(env2, "setup-pool", "--yes", "--mountpoint", str(tmp_path / "mnt" / p2), str(held), str(e))
         assert r.returncode == 1 and f"{held} {words}" in r.stderr and "FORCE=1" in r.stderr, r.stdout + r.stderr
         assert zpool("list", p2, check=False).returncode != 0 and probe(e) == 2  # nothing changed

@@ -67,7 +67,7 @@ def test_one_disk_says_it_has_no_redundancy(env, disks):
     assert plan.argv[-2:] == ["datapool", disks[0]] and "no redundancy" in plan.what
 
 
-@pytest.mark.parametrize("probe, words", [(ZFS_MEMBER, "holds a ZFS pool (old)"), (EXT4, "holds a ext4 filesystem"),
+@pytest.mark.parametrize("probe, words", [(ZFS_MEMBER, "holds a ZFS pool (old)"), (EXT4, "holds a filesystem (ext4)"),
                                           ("PTTYPE=dos\n", "holds a partition table (dos)")])
 def test_a_disk_that_holds_something_is_refused_unless_forced(env, disks, probe, words):
     m = manager(env, {("blkid", "-p", "-o", "export", disks[1]): probe})

@@ -16,9 +16,9 @@ def test_probe_asks_the_device_itself_not_the_cache():
 
 def test_a_pool_a_filesystem_and_a_partition_table_are_named():
     assert holds(parse_probe(ZFS_MEMBER)) == "a ZFS pool (cap5128)"
-    assert holds(parse_probe(EXT4)) == "a ext4 filesystem"
+    assert holds(parse_probe(EXT4)) == "a filesystem (ext4)"
     assert holds(parse_probe("DEVNAME=/dev/sdb\nPTUUID=1d2c\nPTTYPE=gpt\n")) == "a partition table (gpt)"
-    assert holds(parse_probe("DEVNAME=/dev/sdc\nTYPE=swap\nUSAGE=other\n")) == "a swap signature"
+    assert holds(parse_probe("DEVNAME=/dev/sdc\nTYPE=swap\nUSAGE=other\n")) == "a signature (swap)"
 
 
 def test_nothing_found_is_none():
