@@ -58,10 +58,18 @@ doctor: ## Audit the host against the design, read-only: one line per check (ok/
 	$(ORCH) doctor $(if $(JSON),--json)
 
 # --- storage (ZFS) ---------------------------------------------------------------------------
-.PHONY: setup-storage snapshot-all snapshot-one list-snapshots-all destroy-snapshot
+.PHONY: setup-pool attach-mirror setup-storage snapshot-all snapshot-one list-snapshots-all destroy-snapshot
 
 # $(call require,VAR,example): stop with a clear message when a make variable is missing.
 require = $(if $(strip $($(1))),,$(error $(1) is required, e.g. make $@ $(1)=$(2)))
+
+setup-pool: ## Create the data pool as a mirror: DISKS="/dev/disk/by-id/a /dev/disk/by-id/b" (plan, then asks; YES=1 skips) [FORCE=1] [MOUNTPOINT=]
+	$(call require,DISKS,"/dev/disk/by-id/ata-A /dev/disk/by-id/ata-B")
+	$(ORCH) setup-pool $(if $(YES),--yes) $(if $(FORCE),--force) $(if $(MOUNTPOINT),--mountpoint $(MOUNTPOINT)) $(DISKS)
+
+attach-mirror: ## Turn the one-disk pool into a mirror: DISK=/dev/disk/by-id/b (plan, then asks; YES=1 skips) [FORCE=1]
+	$(call require,DISK,/dev/disk/by-id/ata-B)
+	$(ORCH) attach-mirror $(if $(YES),--yes) $(if $(FORCE),--force) $(DISK)
 
 setup-storage: ## Datasets, volume dirs + owners, userns-remap user, subuid/subgid, daemon.json (safe to repeat; FIX_OWNERSHIP=1)
 	$(ORCH) setup-storage $(if $(FIX_OWNERSHIP),--fix-ownership)

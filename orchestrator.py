@@ -199,6 +199,52 @@ def setup_storage(app: App, fix_ownership: bool) -> None:
     StorageManager(app.settings, app.runner, app.zfs, echo=click.echo).setup(fix_ownership=fix_ownership)
 
 
+@cli.command("setup-pool")
+@click.argument("disks", nargs=-1, required=True, metavar="DISK...")
+@click.option("--force", is_flag=True, help="Use disks that hold a partition table, a filesystem or a pool (lost).")
+@click.option("--mountpoint", default=None, help="Where the pool's root dataset mounts (default: ZFS's /POOL).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def setup_pool(app: App, disks: tuple[str, ...], force: bool, mountpoint: str | None, yes: bool) -> None:
+    """Create the pool ZFS_PARENT_DATASET lives in as a mirror of DISK... (the data disk and the
+    Backup Data Disk) with ashift=12, compression=lz4, atime=off, xattr=sa, acltype=posixacl (what
+    this ZFS offers of them). Refuses a disk that holds anything, unless --force, and an existing
+    pool. Prints the plan, then asks unless --yes; --dry-run only prints it."""
+    from management.host.pool import PoolManager
+
+    manager = PoolManager(app.settings, app.runner, echo=click.echo)
+    plan = manager.plan_create(list(disks), force=force, mountpoint=mountpoint)
+    them = "them" if len(disks) > 1 else "it"
+    _pool_change(app, manager, plan, f"Create pool {plan.pool} on {' '.join(disks)}? Everything on {them} is lost", yes)
+
+
+@cli.command("attach-mirror")
+@click.argument("disk")
+@click.option("--force", is_flag=True, help="Use a disk that holds a partition table, a filesystem or a pool.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def attach_mirror(app: App, disk: str, force: bool, yes: bool) -> None:
+    """Turn the one-disk pool ZFS_PARENT_DATASET lives in into a mirror: DISK becomes the second
+    leg (zpool attach; ZFS copies every block to it). Same refusals as setup-pool."""
+    from management.host.pool import PoolManager
+
+    manager = PoolManager(app.settings, app.runner, echo=click.echo)
+    plan = manager.plan_attach(disk, force=force)
+    _pool_change(app, manager, plan, f"Attach {disk} to pool {plan.pool}? Everything on it is lost", yes)
+
+
+def _pool_change(app: App, manager, plan, question: str, yes: bool) -> None:
+    for line in plan.lines(app.dry_run):
+        click.echo(line)
+    if app.dry_run:
+        click.echo("dry run: nothing changed")
+        return
+    if not yes:
+        click.confirm(question, abort=True)
+    status = manager.apply(plan)
+    click.echo(f"pool {plan.pool}: {status.state}, {status.layout}" if status else f"pool {plan.pool}: done")
+
+
 @cli.group()
 def snapshot() -> None:
     """Manual ZFS snapshots of the service datasets (the nightly cycle takes its own)."""
