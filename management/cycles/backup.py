@@ -237,14 +237,17 @@ class BackupOrchestrator(Cycle):
         repository that cannot be used fails only its own service, the others go on. A stack
         folder that SERVICE_VOLUME_PATHS_AND_OWNERS does not name gets its dataset here."""
         blocking: list[str] = []
+        mounted = self.zfs.mounted_below(self.s.zfs_parent_dataset)  # one question for every dataset
         for service in targets:
             dataset = self.s.dataset(service)
-            if service not in self.s.listed_services and not self.zfs.exists(dataset):
+            if service not in self.s.listed_services and dataset not in mounted and not self.zfs.exists(dataset):
                 # a stack folder no listed path names: its stack keeps nothing on the dataset yet,
                 # but its folder is backed up like any other, so it gets the dataset now
                 self.echo(f"{service}: a stack folder without a dataset; creating {dataset}")
                 self.zfs.create_dataset(dataset)
-            if not self.zfs.is_mounted(dataset):
+                if self.zfs.is_mounted(dataset):
+                    mounted.add(dataset)
+            if dataset not in mounted:
                 blocking.append(f"{service}: dataset {dataset} is not mounted (or does not exist); "
                                 "run `make setup-storage` or `zfs mount` it")
         if blocking:

@@ -177,6 +177,11 @@ class ZFSManager:
     def _props(self, root: str, props: tuple[str, ...]) -> dict[str, dict[str, str]]:
         return parse_props(self._run(props_argv(root, props), mutating=False).stdout)
 
+    def mounted_below(self, root: str) -> set[str]:
+        """The datasets at or below `root` that are mounted, in one `zfs get` (not one per dataset)."""
+        return {name for name, p in self._props(root, ("mounted",)).items()
+                if "@" not in name and p.get("mounted") == "yes"}
+
     def list_datasets(self, root: str) -> list[Dataset]:
         rows = self._props(root, ("mountpoint", "mounted", "used"))
         return [Dataset(name, p.get("mountpoint", "-"), p.get("mounted") == "yes", _int(p.get("used", "0")))

@@ -108,6 +108,9 @@ class World:
     def is_mounted(self, dataset):
         return dataset in self.mounted
 
+    def mounted_below(self, root):
+        return {d for d in self.mounted if d == root or d.startswith(root + "/")}
+
     def snapshot(self, dataset, name, recursive=True):
         self.events.append(("snapshot", f"{dataset}@{name}"))
         if self.fail.get("snapshot"):

@@ -28,6 +28,14 @@ class FakeZFS:
     def is_mounted(self, dataset):
         return dataset not in self.unmounted
 
+    def mounted_below(self, root):
+        world = self
+
+        class AllBut(set):  # every dataset but the unmounted ones (this fake lists none)
+            def __contains__(self, dataset):
+                return dataset not in world.unmounted
+        return AllBut()
+
 
 def make(tmp_path, answers=None, unmounted=(), parallel=4, models=None):
     """Three stacks; `docker compose -p NAME config` answers with each one's model."""

@@ -226,3 +226,10 @@ def test_a_stripe_of_bare_disks_is_not_redundant():
     text = fixture("zfs-fuse-single.txt").replace(row, row + row.replace("a.img", "b.img"))
     st = parse_pool_status(text)
     assert st.redundant is False and st.layout == "stripe of 2 disks, no mirror"
+
+
+def test_which_datasets_are_mounted_is_one_question_for_all_of_them():
+    fake = FakeRunner({("zfs", "get"): "pool/svc\tmounted\tyes\npool/svc/git\tmounted\tyes\n"
+                                       "pool/svc/git@orchestrator-1\tmounted\t-\npool/svc/photo\tmounted\tno\n"})
+    assert ZFSManager(fake).mounted_below("pool/svc") == {"pool/svc", "pool/svc/git"}
+    assert fake.argvs == [("zfs", "get", "-H", "-p", "-r", "-o", "name,property,value", "mounted", "pool/svc")]
