@@ -142,7 +142,7 @@ rollback: ## Back to the last pre-update snapshot and its images: SERVICE_NAME= 
 	$(ORCH) rollback $(if $(YES),--yes) $(if $(SNAPSHOT_NAME),--snapshot $(SNAPSHOT_NAME)) $(SERVICE_NAME)
 
 # --- backup (borg) ---------------------------------------------------------------------------
-.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos release-prune authorized-keys prune-trusted forget-repo-cache restore restore-all drill install-cron uninstall-cron
+.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos release-prune authorized-keys prune-trusted forget-repo-cache restore restore-all drill install-cron uninstall-cron install-zedlet uninstall-zedlet
 
 backup-all: ## The nightly cycle for every service: stop, snapshot, start, borg, prune (JSON=1 for JSON)
 	$(ORCH) backup $(if $(JSON),--json)
@@ -197,6 +197,12 @@ install-cron: ## Nightly backup-all, weekly drill (DRILL_SCHEDULE), monthly repo
 
 uninstall-cron: ## Remove the nightly cron entry and its logrotate rule
 	$(ORCH) uninstall-cron
+
+install-zedlet: ## ZFS's event daemon (zfs-zed) tells NOTIFY_URLS when a pool disk faults or reports errors
+	$(ORCH) install-zedlet
+
+uninstall-zedlet: ## Remove the zedlet (only the file this tool wrote)
+	$(ORCH) uninstall-zedlet
 
 # --- fleet: several hosts with Ansible (docs/fleet.md) ------------------------------------
 .PHONY: ansible-venv fleet-apply fleet-status fleet-backup cloud-init-user-data

@@ -11,6 +11,7 @@ Exit codes: 0 success, 1 a command or step failed, 2 usage error, 3 configuratio
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from functools import cached_property
@@ -450,19 +451,20 @@ def adopt(app: App, service: str, remove_old: bool, yes: bool, as_json: bool) ->
 @click.option("--cron-dir", default="/etc/cron.d", hidden=True, type=click.Path(file_okay=False))
 @click.option("--unit-dir", default="/etc/systemd/system", hidden=True, type=click.Path(file_okay=False))
 @click.option("--sshd-config", default="/etc/ssh/sshd_config", hidden=True, type=click.Path(dir_okay=False))
+@click.option("--zed-dir", default="/etc/zfs/zed.d", hidden=True, type=click.Path(file_okay=False))
 @pass_app
-def doctor(app: App, as_json: bool, cron_dir: str, unit_dir: str, sshd_config: str) -> None:
+def doctor(app: App, as_json: bool, cron_dir: str, unit_dir: str, sshd_config: str, zed_dir: str) -> None:
     """Audit the host against the design, read-only: userns-remap and subordinate ids, docker
     log rotation, compose v2, the pool and every dataset, free space, the ZFS import at boot, ssh
     hardening, a default-deny firewall, the .env and borg key modes, the cron entry and boot
-    unit, and the last backup's age. One line per check (ok / warn / fail), each with its fix.
-    Exit 1 when any check fails; warnings alone exit 0."""
+    unit, zed handing pool events to the tool, and the last backup's age. One line per check
+    (ok / warn / fail), each with its fix. Exit 1 when any check fails; warnings alone exit 0."""
     import json as _json
 
     from management.host.doctor import FAIL, OK, WARN, Host, render, run_checks
 
     host = Host(app.settings, app.runner, cron_dir=Path(cron_dir), unit_dir=Path(unit_dir),
-                sshd_config=Path(sshd_config))
+                sshd_config=Path(sshd_config), zed_dir=Path(zed_dir))
     checks = run_checks(host)
     if as_json:
         click.echo(app.mask(_json.dumps([c.to_dict() for c in checks], indent=2)))
@@ -844,6 +846,45 @@ def uninstall_cron(cron_dir: str, logrotate_dir: str) -> None:
 
     removed = uninstall(Path(cron_dir), Path(logrotate_dir))
     click.echo("\n".join(f"removed {p}" for p in removed) or "nothing to remove")
+
+
+@cli.command("install-zedlet")
+@click.option("--zed-dir", default="/etc/zfs/zed.d", hidden=True, type=click.Path(file_okay=False))
+@pass_app
+def install_zedlet(app: App, zed_dir: str) -> None:
+    """Have ZFS's event daemon (zed) tell you about the pool's disks through NOTIFY_URLS: a mirror
+    leg faulted or removed, I/O or checksum errors (and, with NOTIFY_ON=always, a finished scrub).
+    Installs the zedlet all-orchestrator.sh; restart zed (systemctl restart zfs-zed) after."""
+    from management.host.zed import install, render_zedlet
+
+    _ = app.settings  # validate the .env zed will use now, not when a disk fails
+    path = install(Path(zed_dir), render_zedlet(Path(sys.executable), Path(__file__).resolve(),
+                                                app.env_file.resolve()))
+    click.echo(f"wrote {path}; zed runs it for every pool event (systemctl restart zfs-zed to load it)")
+
+
+@cli.command("uninstall-zedlet")
+@click.option("--zed-dir", default="/etc/zfs/zed.d", hidden=True, type=click.Path(file_okay=False))
+def uninstall_zedlet(zed_dir: str) -> None:
+    """Remove the zedlet (only the file this tool wrote)."""
+    from management.host.zed import uninstall
+
+    removed = uninstall(Path(zed_dir))
+    click.echo("\n".join(f"removed {p}" for p in removed) or "nothing to remove")
+
+
+@cli.command("zfs-event", hidden=True)
+@pass_app
+def zfs_event(app: App) -> None:
+    """Run by the zedlet for every ZFS event (ZEVENT_* in the environment): a disk leaving
+    ONLINE or reporting errors is sent to NOTIFY_URLS; routine events are ignored."""
+    from management.monitoring.notify import notify, zfs_event_message
+
+    message = zfs_event_message(os.environ)
+    if message is None:
+        return
+    click.echo(message.title)
+    notify(app.settings, message, app.runner.mask, click.echo)
 
 
 @cli.command("install-autostart")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from management.config import Settings
 from management.errors import CommandError, OrchestratorError
-from management.host import autostart, schedule
+from management.host import autostart, schedule, zed
 from management.host.storage import merge_subid, parse_daemon_json
 from management.runner import Result, Runner
 from management.state import StateStore
@@ -66,6 +66,7 @@ class Host:
     settings: Settings
     runner: Runner
     cron_dir: Path = Path("/etc/cron.d")
+    zed_dir: Path = zed.ZED_DIR
     unit_dir: Path = autostart.SYSTEM_UNIT_DIR
     sshd_config: Path = Path("/etc/ssh/sshd_config")
     systemd: bool | None = None  # None: systemd is PID 1 when /run/systemd/system exists (sd_booted)
@@ -340,6 +341,30 @@ def check_scrub_schedule(host: Host) -> Check:
                              "silent damage stays unfound until it is read",
                  f"apt-get install zfsutils-linux (its {cron} scrubs monthly), or "
                  f"systemctl enable --now zfs-scrub-monthly@{pool}.timer")
+
+
+def check_zed(host: Host) -> Check:
+    """ZFS's event daemon runs and hands pool events to the tool (make install-zedlet), so a
+    faulted mirror leg reaches the user through NOTIFY_URLS instead of running degraded unseen."""
+    name, zedlet = "zed notifications", host.zed_dir / zed.ZEDLET
+    if not host.zed_dir.is_dir():
+        return Check(WARN, name, f"no {host.zed_dir}: nothing tells you when a disk fails (zfs-fuse has no zed)",
+                     "apt-get install zfs-zed, then make install-zedlet")
+    if not zedlet.is_file():
+        return Check(WARN, name, f"zed does not hand pool events to the tool (no {zedlet}): a degraded mirror "
+                                 "is seen only by doctor and status", "make install-zedlet")
+    if not host.settings.notify_urls:
+        return Check(WARN, name, f"{zedlet} is installed but NOTIFY_URLS is empty: a failing disk tells no one",
+                     "set NOTIFY_URLS in the .env (an Apprise URL: ntfy, email, ...)")
+    if host.systemd:
+        try:
+            state = host.query(["systemctl", "is-active", "zfs-zed"], ok_codes=(0, 3)).stdout.strip()
+        except CommandError as exc:
+            return Check(WARN, name, f"cannot tell whether zed runs: {exc.reason}", "systemctl status zfs-zed")
+        if state != "active":
+            return Check(FAIL, name, f"zfs-zed is {state or 'not running'}: no pool event reaches {zedlet}",
+                         "systemctl enable --now zfs-zed")
+    return Check(OK, name, f"zed hands pool events to {zedlet}, which notifies NOTIFY_URLS")
 
 
 def check_datasets(host: Host) -> Check:
@@ -757,7 +782,7 @@ def check_coverage(host: Host) -> Check:
 
 CHECKS: tuple[Callable[[Host], Check], ...] = (
     check_userns, check_subids, check_log_rotation, check_compose,
-    check_pool, check_pool_redundancy, check_pool_errors, check_scrub, check_scrub_schedule,
+    check_pool, check_pool_redundancy, check_pool_errors, check_scrub, check_scrub_schedule, check_zed,
     check_datasets, check_free_space, check_zfs_import,
     check_ssh_port, check_ssh_root, check_ssh_password, check_firewall,
     check_env_mode, check_borg_keys,

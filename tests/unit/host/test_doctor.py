@@ -13,6 +13,7 @@ import orchestrator
 from management.config import load_settings
 from management.errors import CommandError
 from management.host import autostart, doctor, schedule
+from management.host import zed as zedlet
 from management.host.doctor import FAIL, OK, WARN, Host
 from management.runner import Result
 from tests.fakes import FakeRunner
@@ -71,7 +72,8 @@ def host(tmp_path):
     (services / "git" / "compose.yaml").write_text("services: {}\n")
     env = write(tmp_path, BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}")
                 + f"DOCKER_DAEMON_JSON={etc}/daemon.json\nSUBUID_FILE={etc}/subuid\n"
-                f"SUBGID_FILE={etc}/subgid\nBORG_KEYS_DIR={keys}\nSTATE_DIR={state}\n")
+                f"SUBGID_FILE={etc}/subgid\nBORG_KEYS_DIR={keys}\nSTATE_DIR={state}\n"
+                "NOTIFY_URLS=ntfys://ntfy.example/homelab\n")
     settings = load_settings(env)[0]
     (etc / "cron.d" / schedule.CRON_NAME).write_text(schedule.render_cron(
         "30 3 * * *", tmp_path / "python", tmp_path / "orchestrator.py", env.resolve(), tmp_path / "log"))
@@ -98,14 +100,18 @@ def host(tmp_path):
         ("systemctl", "is-enabled", "zfs-import-scan.service"): "enabled\n",
         ("systemctl", "is-enabled", "zfs-import-cache.service"): Result((), 1, "disabled\n"),
         ("systemctl", "is-enabled", autostart.UNIT_NAME): "enabled\n",
+        ("systemctl", "is-active", "zfs-zed"): "active\n",
         ("sshd", "-T"): SSHD_T,
         ("ufw", "status", "verbose"): "Status: active\nLogging: on (low)\n"
                                       "Default: deny (incoming), allow (outgoing), disabled (routed)\n",
         ("nft", "list", "ruleset"): absent("nft"),
         ("iptables", "-S", "INPUT"): absent("iptables"),
     })
+    zed_dir = etc / "zfs" / "zed.d"
+    zed_dir.mkdir(parents=True)
+    zedlet.install(zed_dir, zedlet.render_zedlet(tmp_path / "python", tmp_path / "orchestrator.py", env.resolve()))
     return Host(settings, fake, cron_dir=etc / "cron.d", unit_dir=etc / "systemd", sshd_config=etc / "sshd_config",
-                systemd=True, clock=lambda: NOW)
+                zed_dir=zed_dir, systemd=True, clock=lambda: NOW)
 
 
 GIT_CONFIG = ("docker", "compose", "-p", "git", "config", "--format", "json")
@@ -490,7 +496,8 @@ def cli(host, monkeypatch, *args):
     monkeypatch.setattr(doctor.Host, "__post_init__", lambda self: setattr(self, "systemd", True))
     return CliRunner().invoke(orchestrator.cli, ["--env-file", str(host.settings.env_file), "doctor",
                                                  "--cron-dir", str(host.cron_dir), "--unit-dir", str(host.unit_dir),
-                                                 "--sshd-config", str(host.sshd_config), *args])
+                                                 "--sshd-config", str(host.sshd_config),
+                                                 "--zed-dir", str(host.zed_dir), *args])
 
 
 def test_cli_prints_one_line_per_check_and_fixes_and_exits_1_on_a_fail(host, monkeypatch):
@@ -499,10 +506,10 @@ def test_cli_prints_one_line_per_check_and_fixes_and_exits_1_on_a_fail(host, mon
     result = cli(host, monkeypatch)
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
-    assert [ln.split()[0] for ln in lines if not ln.startswith(" ")][:-1] == [OK] * 21 + [FAIL]
+    assert [ln.split()[0] for ln in lines if not ln.startswith(" ")][:-1] == [OK] * 22 + [FAIL]
     assert lines[-2].strip() == "fix: make backup-all, and read its summary (or the cron log) for why the last one " \
                                 "failed"
-    assert lines[-1] == "doctor: 21 ok, 0 warn, 1 fail"
+    assert lines[-1] == "doctor: 22 ok, 0 warn, 1 fail"
 
 
 def test_cli_warnings_alone_exit_0_and_json(host, monkeypatch):
@@ -544,3 +551,16 @@ def test_coverage_ok_names_how_many_mounts_were_looked_at(host):
     c = doctor.check_coverage(host)
     assert c.status == OK and c.detail.endswith("(1 mounts)")
 
+
+
+def test_zed_handing_pool_events_to_the_tool(host):
+    assert doctor.check_zed(host).status == OK
+    host.runner.answers[("systemctl", "is-active", "zfs-zed")] = Result((), 3, "inactive\n")
+    c = doctor.check_zed(host)
+    assert c.status == FAIL and "zfs-zed is inactive" in c.detail and c.fix == "systemctl enable --now zfs-zed"
+    zedlet.uninstall(host.zed_dir)
+    c = doctor.check_zed(host)
+    assert c.status == WARN and c.fix == "make install-zedlet"
+    host.zed_dir.rmdir()
+    c = doctor.check_zed(host)
+    assert c.status == WARN and "nothing tells you when a disk fails" in c.detail and "zfs-zed" in c.fix
