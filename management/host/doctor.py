@@ -655,6 +655,22 @@ def check_env_mode(host: Host) -> Check:
     return Check(OK, name, f"{path} is mode {mode:04o}")
 
 
+def check_history_protection(host: Host) -> Check:
+    """docs/security.md: the history survives this machine only when the backup server holds it
+    and this machine's key can only append (a compromised VM then cannot delete it)."""
+    s, name = host.settings, "history off this machine"
+    if not s.borg_repo_base_path.startswith("ssh://"):
+        return Check(WARN, name, f"the repositories are on this machine ({s.borg_repo_base_path}): a dead disk or a "
+                                 "compromised VM takes the history with the data",
+                     "BORG_REPO_BASE_PATH=ssh://... on a backup server (docs/security.md)")
+    if not s.borg_append_only:
+        return Check(WARN, name, "this machine's key can delete every archive (BORG_APPEND_ONLY=0): a compromised "
+                                 "VM can take the history with it",
+                     "make authorized-keys, then BORG_APPEND_ONLY=1 and make prune-trusted on a trusted machine "
+                     "(docs/security.md)")
+    return Check(OK, name, "on the backup server, and this machine's key only appends (prune runs elsewhere)")
+
+
 def check_borg_keys(host: Host) -> Check:
     s, name = host.settings, "borg keys exported"
     keys = s.borg_keys_dir
@@ -785,7 +801,7 @@ CHECKS: tuple[Callable[[Host], Check], ...] = (
     check_pool, check_pool_redundancy, check_pool_errors, check_scrub, check_scrub_schedule, check_zed,
     check_datasets, check_free_space, check_zfs_import,
     check_ssh_port, check_ssh_root, check_ssh_password, check_firewall,
-    check_env_mode, check_borg_keys,
+    check_env_mode, check_borg_keys, check_history_protection,
     check_cron, check_boot_unit, check_coverage, check_last_backup,
 )
 

@@ -71,9 +71,10 @@ def host(tmp_path):
     (services / "git").mkdir(parents=True)
     (services / "git" / "compose.yaml").write_text("services: {}\n")
     env = write(tmp_path, BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}")
+                .replace("BORG_REPO_BASE_PATH=/backup/repos", "BORG_REPO_BASE_PATH=ssh://borg@backup/./repos")
                 + f"DOCKER_DAEMON_JSON={etc}/daemon.json\nSUBUID_FILE={etc}/subuid\n"
                 f"SUBGID_FILE={etc}/subgid\nBORG_KEYS_DIR={keys}\nSTATE_DIR={state}\n"
-                "NOTIFY_URLS=ntfys://ntfy.example/homelab\n")
+                "NOTIFY_URLS=ntfys://ntfy.example/homelab\nBORG_APPEND_ONLY=1\n")
     settings = load_settings(env)[0]
     (etc / "cron.d" / schedule.CRON_NAME).write_text(schedule.render_cron(
         "30 3 * * *", tmp_path / "python", tmp_path / "orchestrator.py", env.resolve(), tmp_path / "log"))
@@ -506,10 +507,10 @@ def test_cli_prints_one_line_per_check_and_fixes_and_exits_1_on_a_fail(host, mon
     result = cli(host, monkeypatch)
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
-    assert [ln.split()[0] for ln in lines if not ln.startswith(" ")][:-1] == [OK] * 22 + [FAIL]
+    assert [ln.split()[0] for ln in lines if not ln.startswith(" ")][:-1] == [OK] * 23 + [FAIL]
     assert lines[-2].strip() == "fix: make backup-all, and read its summary (or the cron log) for why the last one " \
                                 "failed"
-    assert lines[-1] == "doctor: 22 ok, 0 warn, 1 fail"
+    assert lines[-1] == "doctor: 23 ok, 0 warn, 1 fail"
 
 
 def test_cli_warnings_alone_exit_0_and_json(host, monkeypatch):
@@ -564,3 +565,14 @@ def test_zed_handing_pool_events_to_the_tool(host):
     host.zed_dir.rmdir()
     c = doctor.check_zed(host)
     assert c.status == WARN and "nothing tells you when a disk fails" in c.detail and "zfs-zed" in c.fix
+
+
+def test_the_history_is_protected_only_off_this_machine_behind_an_append_only_key(host, tmp_path):
+    assert doctor.check_history_protection(host).status == OK
+    env = host.settings.env_file
+    env.write_text(env.read_text().replace("BORG_APPEND_ONLY=1", "BORG_APPEND_ONLY=0"))
+    c = doctor.check_history_protection(Host(load_settings(env)[0], host.runner))
+    assert c.status == WARN and "can delete every archive" in c.detail and "make authorized-keys" in c.fix
+    env.write_text(env.read_text().replace("ssh://borg@backup/./repos", "/backup/repos"))
+    c = doctor.check_history_protection(Host(load_settings(env)[0], host.runner))
+    assert c.status == WARN and "on this machine" in c.detail
