@@ -24,6 +24,7 @@ from pathlib import Path
 from management.cycles.context import Cycle, RunContext
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import Interrupted, RunLock, SignalGuard
+from management.monitoring.notify import notify, trusted_prune_message
 from management.monitoring.publish import BackupOutcome, publish, push
 from management.results import FAILED, OK, SKIPPED, UNCHANGED, WARNING, DatasetResult, RunReport
 from management.state import Kept
@@ -694,6 +695,7 @@ class TrustedPrune(Cycle):
             self.state.save_prune_holds(holds)
             self.state.save_trusted_kept(seen)
         report.finished_at = self.clock()
+        notify(self.s, trusted_prune_message(report), self.runner.mask, self.echo)  # a hold says so loudly
         return report
 
     def _one(self, d: DatasetResult, holds: dict, seen: dict, report: RunReport) -> None:

@@ -85,6 +85,18 @@ def check_message(report) -> Message:
     return Message(f"repository check on {_host()}: {verdict}", "\n".join(lines), report.ok)
 
 
+def trusted_prune_message(report) -> Message:
+    """prune-trusted on the trusted machine: held and failed services, each with why."""
+    held = sorted(report.held.items())
+    failed = [d for d in report.datasets if d.result == FAILED]
+    verdict = "OK" if not held and not failed else f"{len(held)} held, {len(failed)} failed"
+    lines = [f"prune held: {svc}: {why}; every archive kept until make release-prune SERVICE_NAME={svc} here"
+             for svc, why in held]
+    lines += [f"{d.service}: failed: {d.message}" for d in failed]
+    return Message(f"prune-trusted on {_host()}: {verdict}", "\n".join(lines) or "every repository pruned",
+                   not held and not failed)
+
+
 BAD_VDEV_STATES = ("FAULTED", "DEGRADED", "REMOVED", "UNAVAIL", "OFFLINE")
 ZFS_ERRORS = {"checksum": "checksum errors", "io": "read/write errors", "data": "data errors (files damaged)"}
 

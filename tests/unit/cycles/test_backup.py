@@ -1,5 +1,6 @@
 """The cycle's promises, with fake managers that record the order of events."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -689,12 +690,20 @@ def test_the_trusted_machine_prunes_and_compacts_and_holds_when_archives_vanishe
     assert trusted(keeping, repos).run(["photo"]).ok and ("compact", "photo") in repos.events
 
 
-def test_the_trusted_prune_keeps_the_prune_guard(keeping):
+def test_the_trusted_prune_keeps_the_prune_guard(keeping, monkeypatch):
+    from management.monitoring import notify
+
+    sent = []
+    monkeypatch.setattr(notify, "send", lambda urls, message, mask: sent.append(message))
     repos = Repos({"git": ["git-1", "git-2"]})
     repos.stats = {"git-1": (1000, 10_000_000), "git-2": (0, 0)}  # emptied
-    report = trusted(keeping, repos).run(["git"])
+    orch = trusted(keeping, repos)
+    orch.s = dataclasses.replace(orch.s, notify_urls=("json://localhost/x",))
+    report = orch.run(["git"])
     assert "git" in report.held and "empty" in report.held["git"] and repos.events == []
     assert StateStore(keeping.state_dir).prune_holds()["git"]["reason"] == report.held["git"]
+    [message] = sent  # the trusted machine says it loudly, as the night does
+    assert not message.ok and "1 held" in message.title and "prune held: git:" in message.body
 
 
 def test_the_trusted_prune_compares_every_night_it_missed(keeping):
