@@ -406,8 +406,13 @@ class DockerComposeManager:
         that exited with an error, or died, fails the stack at once instead of being waited for
         (or overlooked). A container that exited 0 finished its job (an init or migration)."""
         deadline = time.monotonic() + self.s.health_timeout
+        ids = self._project_containers(stack.name, all_states=True)  # listed once: a poll is one inspect
         while True:
-            rows = self._states(self._project_containers(stack.name, all_states=True))
+            try:
+                rows = self._states(ids)
+            except CommandError:  # a container went away (recreated by hand?): list the project again
+                ids = self._project_containers(stack.name, all_states=True)
+                rows = self._states(ids)
             crashed = [f"{n} ({state}, exit code {code})" for n, state, _h, code in rows
                        if state == "dead" or (state == "exited" and code != 0)]
             if crashed:

@@ -194,6 +194,18 @@ def test_wait_healthy_reports_the_unhealthy_container(tmp_path):
     assert not result.ok and "gitea (unhealthy)" in result.message
 
 
+def test_a_health_poll_is_one_inspect_the_project_is_listed_once(tmp_path):
+    mgr, runner, _ = make(tmp_path, {
+        ("docker", "ps"): "abc\n",
+        ("docker", "inspect"): Result(("docker",), 0, "/gitea\trunning\tstarting\n"),
+    })
+    mgr.s = dataclasses.replace(mgr.s, health_timeout=1)
+    result = mgr._wait_healthy(mgr.stacks(["git"])[0])
+    assert not result.ok and "gitea (starting)" in result.message
+    kinds = [c.argv[1] for c in runner.calls if c.argv[0] == "docker" and c.argv[1] in ("ps", "inspect")]
+    assert kinds.count("ps") == 1 and kinds.count("inspect") >= 3  # inside the window every poll counts
+
+
 def test_order_hub():
     assert order_hub(["git", "reverseproxy", "photo"], "reverseproxy") == (["reverseproxy"], ["git", "photo"])
     assert order_hub(["git"], "reverseproxy") == ([], ["git"])
