@@ -62,10 +62,18 @@ doctor: ## Audit the host against the design, read-only: one line per check (ok/
 	$(ORCH) doctor $(if $(JSON),--json)
 
 # --- storage (ZFS) ---------------------------------------------------------------------------
-.PHONY: setup-storage snapshot-all snapshot-one list-snapshots-all destroy-snapshot
+.PHONY: setup-pool attach-mirror setup-storage snapshot-all snapshot-one list-snapshots-all destroy-snapshot
 
 # $(call require,VAR,example): stop with a clear message when a make variable is missing.
 require = $(if $(strip $($(1))),,$(error $(1) is required, e.g. make $@ $(1)=$(2)))
+
+setup-pool: ## Create the data pool as a mirror: DISKS="/dev/disk/by-id/a /dev/disk/by-id/b" (plan, then asks; YES=1 skips) [FORCE=1] [MOUNTPOINT=]
+	$(call require,DISKS,"/dev/disk/by-id/ata-A /dev/disk/by-id/ata-B")
+	$(ORCH) setup-pool $(if $(YES),--yes) $(if $(FORCE),--force) $(if $(MOUNTPOINT),--mountpoint $(MOUNTPOINT)) $(DISKS)
+
+attach-mirror: ## Turn the one-disk pool into a mirror: DISK=/dev/disk/by-id/b (plan, then asks; YES=1 skips) [FORCE=1]
+	$(call require,DISK,/dev/disk/by-id/ata-B)
+	$(ORCH) attach-mirror $(if $(YES),--yes) $(if $(FORCE),--force) $(DISK)
 
 setup-storage: ## Datasets, volume dirs + owners, userns-remap user, subuid/subgid, daemon.json (safe to repeat; FIX_OWNERSHIP=1)
 	$(ORCH) setup-storage $(if $(FIX_OWNERSHIP),--fix-ownership)
@@ -138,7 +146,7 @@ rollback: ## Back to the last pre-update snapshot and its images: SERVICE_NAME= 
 	$(ORCH) rollback $(if $(YES),--yes) $(if $(SNAPSHOT_NAME),--snapshot $(SNAPSHOT_NAME)) $(SERVICE_NAME)
 
 # --- backup (borg) ---------------------------------------------------------------------------
-.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos release-prune restore restore-all drill install-cron uninstall-cron
+.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos release-prune authorized-keys prune-trusted forget-repo-cache restore restore-all drill install-cron uninstall-cron install-zedlet uninstall-zedlet
 
 backup-all: ## The nightly cycle for every service: stop, snapshot, start, borg, prune (JSON=1 for JSON)
 	$(ORCH) backup $(if $(JSON),--json)
@@ -167,6 +175,16 @@ release-prune: ## Let the next backup prune SERVICE_NAME= again after the prune 
 	$(call require,SERVICE_NAME,git)
 	$(ORCH) release-prune $(SERVICE_NAME)
 
+authorized-keys: ## Print the backup server's authorized_keys lines: the VM's key append-only per repository [PUBLIC_KEY=vm.pub] [TRUSTED_KEY=full.pub] (docs/security.md)
+	$(ORCH) authorized-keys $(if $(PUBLIC_KEY),--public-key "$(PUBLIC_KEY)") $(if $(TRUSTED_KEY),--trusted-key "$(TRUSTED_KEY)")
+
+prune-trusted: ## On the trusted machine: prune + compact every repository with the full-access key (prune guard applies) [BORG_RSH="ssh -i ~/.ssh/borg_full"] [SERVICE_NAME=]
+	$(ORCH) prune-trusted $(if $(BORG_RSH),--rsh "$(BORG_RSH)") $(SERVICE_NAME)
+
+forget-repo-cache: ## After a repository was rolled back on the server: drop this machine's borg cache of it: SERVICE_NAME= (docs/security.md)
+	$(call require,SERVICE_NAME,git)
+	$(ORCH) forget-repo-cache $(SERVICE_NAME)
+
 restore: ## Data + stack folder from an archive (safety snapshot, old folder kept): SERVICE_NAME= ARCHIVE_NAME= [ONLY=data|stack] [YES=1]
 	$(call require,SERVICE_NAME,git)
 	$(call require,ARCHIVE_NAME,git-2026-01-01T03:30:00Z)
@@ -183,6 +201,12 @@ install-cron: ## Nightly backup-all, weekly drill (DRILL_SCHEDULE), monthly repo
 
 uninstall-cron: ## Remove the nightly cron entry and its logrotate rule
 	$(ORCH) uninstall-cron
+
+install-zedlet: ## ZFS's event daemon (zfs-zed) tells NOTIFY_URLS when a pool disk faults or reports errors
+	$(ORCH) install-zedlet
+
+uninstall-zedlet: ## Remove the zedlet (only the file this tool wrote)
+	$(ORCH) uninstall-zedlet
 
 # --- fleet: several hosts with Ansible (docs/fleet.md) ------------------------------------
 .PHONY: ansible-venv fleet-apply fleet-status fleet-backup cloud-init-user-data

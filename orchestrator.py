@@ -11,6 +11,7 @@ Exit codes: 0 success, 1 a command or step failed, 2 usage error, 3 configuratio
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from functools import cached_property
@@ -197,6 +198,52 @@ def setup_storage(app: App, fix_ownership: bool) -> None:
     from management.host.storage import StorageManager
 
     StorageManager(app.settings, app.runner, app.zfs, echo=click.echo).setup(fix_ownership=fix_ownership)
+
+
+@cli.command("setup-pool")
+@click.argument("disks", nargs=-1, required=True, metavar="DISK...")
+@click.option("--force", is_flag=True, help="Use disks that hold a partition table, a filesystem or a pool (lost).")
+@click.option("--mountpoint", default=None, help="Where the pool's root dataset mounts (default: ZFS's /POOL).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def setup_pool(app: App, disks: tuple[str, ...], force: bool, mountpoint: str | None, yes: bool) -> None:
+    """Create the pool ZFS_PARENT_DATASET lives in as a mirror of DISK... (the data disk and the
+    Backup Data Disk) with ashift=12, compression=lz4, atime=off, xattr=sa, acltype=posixacl (what
+    this ZFS offers of them). Refuses a disk that holds anything, unless --force, and an existing
+    pool. Prints the plan, then asks unless --yes; --dry-run only prints it."""
+    from management.host.pool import PoolManager
+
+    manager = PoolManager(app.settings, app.runner, echo=click.echo)
+    plan = manager.plan_create(list(disks), force=force, mountpoint=mountpoint)
+    them = "them" if len(disks) > 1 else "it"
+    _pool_change(app, manager, plan, f"Create pool {plan.pool} on {' '.join(disks)}? Everything on {them} is lost", yes)
+
+
+@cli.command("attach-mirror")
+@click.argument("disk")
+@click.option("--force", is_flag=True, help="Use a disk that holds a partition table, a filesystem or a pool.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def attach_mirror(app: App, disk: str, force: bool, yes: bool) -> None:
+    """Turn the one-disk pool ZFS_PARENT_DATASET lives in into a mirror: DISK becomes the second
+    leg (zpool attach; ZFS copies every block to it). Same refusals as setup-pool."""
+    from management.host.pool import PoolManager
+
+    manager = PoolManager(app.settings, app.runner, echo=click.echo)
+    plan = manager.plan_attach(disk, force=force)
+    _pool_change(app, manager, plan, f"Attach {disk} to pool {plan.pool}? Everything on it is lost", yes)
+
+
+def _pool_change(app: App, manager, plan, question: str, yes: bool) -> None:
+    for line in plan.lines(app.dry_run):
+        click.echo(line)
+    if app.dry_run:
+        click.echo("dry run: nothing changed")
+        return
+    if not yes:
+        click.confirm(question, abort=True)
+    status = manager.apply(plan)
+    click.echo(f"pool {plan.pool}: {status.state}, {status.layout}" if status else f"pool {plan.pool}: done")
 
 
 @cli.group()
@@ -404,19 +451,20 @@ def adopt(app: App, service: str, remove_old: bool, yes: bool, as_json: bool) ->
 @click.option("--cron-dir", default="/etc/cron.d", hidden=True, type=click.Path(file_okay=False))
 @click.option("--unit-dir", default="/etc/systemd/system", hidden=True, type=click.Path(file_okay=False))
 @click.option("--sshd-config", default="/etc/ssh/sshd_config", hidden=True, type=click.Path(dir_okay=False))
+@click.option("--zed-dir", default="/etc/zfs/zed.d", hidden=True, type=click.Path(file_okay=False))
 @pass_app
-def doctor(app: App, as_json: bool, cron_dir: str, unit_dir: str, sshd_config: str) -> None:
+def doctor(app: App, as_json: bool, cron_dir: str, unit_dir: str, sshd_config: str, zed_dir: str) -> None:
     """Audit the host against the design, read-only: userns-remap and subordinate ids, docker
     log rotation, compose v2, the pool and every dataset, free space, the ZFS import at boot, ssh
     hardening, a default-deny firewall, the .env and borg key modes, the cron entry and boot
-    unit, and the last backup's age. One line per check (ok / warn / fail), each with its fix.
-    Exit 1 when any check fails; warnings alone exit 0."""
+    unit, zed handing pool events to the tool, and the last backup's age. One line per check
+    (ok / warn / fail), each with its fix. Exit 1 when any check fails; warnings alone exit 0."""
     import json as _json
 
     from management.host.doctor import FAIL, OK, WARN, Host, render, run_checks
 
     host = Host(app.settings, app.runner, cron_dir=Path(cron_dir), unit_dir=Path(unit_dir),
-                sshd_config=Path(sshd_config))
+                sshd_config=Path(sshd_config), zed_dir=Path(zed_dir))
     checks = run_checks(host)
     if as_json:
         click.echo(app.mask(_json.dumps([c.to_dict() for c in checks], indent=2)))
@@ -625,6 +673,65 @@ def release_prune(app: App, service: str) -> None:
                "the next backup prunes it again")
 
 
+@cli.command("authorized-keys")
+@click.option("--public-key", type=click.Path(dir_okay=False), default=None,
+              help="The VM's public key (default: the .pub beside BORG_RSH's -i key).")
+@click.option("--trusted-key", type=click.Path(dir_okay=False), default=None,
+              help="Also print the full-access line for the trusted machine's public key.")
+@pass_app
+def authorized_keys(app: App, public_key: str | None, trusted_key: str | None) -> None:
+    """Print the backup server's authorized_keys lines: the VM's key may only run `borg serve
+    --append-only`, restricted to each service's repository (so it cannot delete the history);
+    with --trusted-key, the trusted machine's key gets full access for prune-trusted. Reads
+    public keys only (docs/security.md)."""
+    from management.tools.borg import authorized_keys_lines
+
+    lines = authorized_keys_lines(app.settings, Path(public_key) if public_key else None,
+                                  Path(trusted_key) if trusted_key else None)
+    click.echo("\n".join(lines))
+
+
+@cli.command("forget-repo-cache")
+@click.argument("service")
+@pass_app
+def forget_repo_cache(app: App, service: str) -> None:
+    """After SERVICE's repository was rolled back on the backup server (docs/security.md): remove
+    this machine's borg cache of it and the manifest time borg remembered, so the next run reads
+    the repository as it is now. The repository is not touched."""
+    removed = app.borg.forget_cache(app.service(service))
+    click.echo(f"forget-repo-cache: {service}: cache removed" + (f", {len(removed)} manifest time(s) forgotten"
+                                                                 if removed else ""))
+
+
+@cli.command("prune-trusted")
+@click.argument("services", nargs=-1, metavar="[SERVICE]...")
+@click.option("--rsh", default=None, help="The ssh command with the full-access key (default: BORG_RSH).")
+@pass_app
+def prune_trusted(app: App, services: tuple[str, ...], rsh: str | None) -> None:
+    """On the trusted machine: prune every repository by its retention and compact it, with the
+    full-access key, while the VM's key is append-only (BORG_APPEND_ONLY=1 there). A service
+    whose newest archive shrank (PRUNE_GUARD_SHRINK) or whose archives vanished since the last
+    run (deleted through the VM's key?) is held: nothing pruned or compacted until
+    `release-prune` here. Exit 1 when any service failed or is held."""
+    import dataclasses
+
+    if rsh:
+        app.__dict__["settings"] = dataclasses.replace(app.settings, borg_rsh=rsh)  # before borg is built
+    elif app.settings.borg_append_only:
+        raise click.UsageError("this .env says its key is append-only (BORG_APPEND_ONLY=1): prune-trusted needs the "
+                               "full-access key, e.g. make prune-trusted BORG_RSH=\"ssh -i ~/.ssh/borg_full\"")
+    from management.cycles.backup import TrustedPrune
+
+    report = TrustedPrune(app.context()).run([app.service(n) for n in services] or None)
+    from management.results import FAILED
+
+    bad = [d.service for d in report.datasets if d.result == FAILED] + sorted(report.held)
+    click.echo(f"prune-trusted: {len(report.datasets) - len(bad)} pruned and compacted, {len(report.held)} held, "
+               f"{len(bad) - len(report.held)} failed")
+    if bad:
+        sys.exit(EXIT_FAILED)
+
+
 @cli.command("restore")
 @click.argument("service")
 @click.argument("archive")
@@ -739,6 +846,45 @@ def uninstall_cron(cron_dir: str, logrotate_dir: str) -> None:
 
     removed = uninstall(Path(cron_dir), Path(logrotate_dir))
     click.echo("\n".join(f"removed {p}" for p in removed) or "nothing to remove")
+
+
+@cli.command("install-zedlet")
+@click.option("--zed-dir", default="/etc/zfs/zed.d", hidden=True, type=click.Path(file_okay=False))
+@pass_app
+def install_zedlet(app: App, zed_dir: str) -> None:
+    """Have ZFS's event daemon (zed) tell you about the pool's disks through NOTIFY_URLS: a mirror
+    leg faulted or removed, I/O or checksum errors (and, with NOTIFY_ON=always, a finished scrub).
+    Installs the zedlet all-orchestrator.sh; restart zed (systemctl restart zfs-zed) after."""
+    from management.host.zed import install, render_zedlet
+
+    _ = app.settings  # validate the .env zed will use now, not when a disk fails
+    path = install(Path(zed_dir), render_zedlet(Path(sys.executable), Path(__file__).resolve(),
+                                                app.env_file.resolve()))
+    click.echo(f"wrote {path}; zed runs it for every pool event (systemctl restart zfs-zed to load it)")
+
+
+@cli.command("uninstall-zedlet")
+@click.option("--zed-dir", default="/etc/zfs/zed.d", hidden=True, type=click.Path(file_okay=False))
+def uninstall_zedlet(zed_dir: str) -> None:
+    """Remove the zedlet (only the file this tool wrote)."""
+    from management.host.zed import uninstall
+
+    removed = uninstall(Path(zed_dir))
+    click.echo("\n".join(f"removed {p}" for p in removed) or "nothing to remove")
+
+
+@cli.command("zfs-event", hidden=True)
+@pass_app
+def zfs_event(app: App) -> None:
+    """Run by the zedlet for every ZFS event (ZEVENT_* in the environment): a disk leaving
+    ONLINE or reporting errors is sent to NOTIFY_URLS; routine events are ignored."""
+    from management.monitoring.notify import notify, zfs_event_message
+
+    message = zfs_event_message(os.environ)
+    if message is None:
+        return
+    click.echo(message.title)
+    notify(app.settings, message, app.runner.mask, click.echo)
 
 
 @cli.command("install-autostart")

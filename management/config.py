@@ -558,6 +558,11 @@ SETTINGS: tuple[Setting, ...] = (
                      "KEEP_LAST_SNAPSHOT."),
         Setting("BORG_COMPACT_EVERY_DAYS", Int(0, 365),
                 "borg compact at most every N days per repository (0: every run).", default=7),
+        Setting("BORG_APPEND_ONLY", SWITCH, "This machine's key is append-only on the backup server "
+                "(`make authorized-keys`): its nightly run never prunes or compacts.", default=0,
+                note="1: a trusted machine holding the full-access key runs `make prune-trusted` instead, so a "
+                     "compromised VM cannot delete the history (docs/security.md). 0: the night prunes and "
+                     "compacts itself."),
     ),
     *_section(
         "Compose",

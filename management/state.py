@@ -14,8 +14,9 @@ each, every write atomic (a temp file in the same directory, fsync, rename).
 | stack-copies/<snapshot>/<service>/ | backup, in the window | backup (borg phase), removed after |
 | adopted.json | adopt | adopt --remove-old |
 | checks.json | check-repos (publish) | status, metrics |
-| prune_holds.json | backup (its prune guard) | backup, status, release-prune |
 | nights.json | backup (publish), the last NIGHTS_KEPT runs | the status page |
+| prune_holds.json | backup (its prune guard), prune-trusted | backup, prune-trusted, status, release-prune |
+| trusted_kept.json | prune-trusted (on the trusted machine) | prune-trusted, release-prune |
 
 A missing or unreadable JSON file reads as empty: no run wrote it yet.
 """
@@ -42,6 +43,7 @@ CHECKS = "checks.json"
 PRUNE_HOLDS = "prune_holds.json"
 NIGHTS = "nights.json"
 NIGHTS_KEPT = 30  # runs per service the status page charts
+TRUSTED_KEPT = "trusted_kept.json"
 UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
 
 
@@ -155,6 +157,9 @@ class StateStore:
             for key in ("files", "bytes", "archive"):
                 counts.get(service, {}).pop(key, None)
             self.save_archive_counts(counts)
+            kept = self.trusted_kept()
+            if kept.pop(service, None) is not None:  # the archives that vanished are accepted as gone
+                self.save_trusted_kept(kept)
         return hold
 
     def nights(self) -> dict[str, list[dict]]:
@@ -170,6 +175,13 @@ class StateStore:
             data[service] = (data.get(service, []) + [run])[-NIGHTS_KEPT:]
         self._write(NIGHTS, data, indent=None)
         return data
+    def trusted_kept(self) -> dict[str, list[str]]:
+        """service -> the archive names the last `prune-trusted` left in its repository."""
+        data = read_json(self.root / TRUSTED_KEPT)
+        return {k: [str(n) for n in v] for k, v in data.items() if isinstance(v, list)}
+
+    def save_trusted_kept(self, data: dict[str, list[str]]) -> None:
+        self._write(TRUSTED_KEPT, data)
 
     def last_compact(self) -> dict[str, float]:
         """service -> Unix time of its repository's last `borg compact`."""

@@ -4,7 +4,8 @@ recorded (management.state) and what the tools say now, as plain values.
 A service is protected when every byte its stack keeps is backed up or declared (coverage), its
 last good backup is within STALE_AFTER, its last restore drill passed, its repository was checked
 within CHECK_MAX_AGE_DAYS and passed, the repository is off this machine (ssh://), the pool is
-ONLINE, and no prune is held.
+ONLINE and redundant (a mirror: ZFS repairs corruption only from a second copy), and no prune is
+held.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ CHECK_MAX_AGE_DAYS = 35  # the monthly repository check, plus a few days
 
 # Each reason's stable name (the metric's `reason` label), in the order `risks` checks them.
 RISK_CODES = ("uncovered", "never_backed_up", "stale", "never_drilled", "drill_failed", "never_checked",
-              "check_failed", "check_old", "repo_local", "pool", "prune_held")
+              "check_failed", "check_old", "repo_local", "pool", "pool_redundancy", "prune_held")
 
 
 def risks(*, now: float, stale_after_hours: int, uncovered: int, last_backup: float | None,
           drill: dict | None, check: dict | None, repo: str, pool_health: str | None,
-          prune_held: dict | None) -> list[tuple[str, str]]:
+          prune_held: dict | None, pool_redundant: bool | None = None) -> list[tuple[str, str]]:
     """(code, text) of every reason a service is at risk; empty when it is protected.
-    `pool_health` None: unknown."""
+    `pool_health` and `pool_redundant` None: unknown (not a reason)."""
     out = []
     if uncovered:
         out.append(("uncovered", f"{uncovered} mount(s) no backup reaches"))
@@ -44,6 +45,8 @@ def risks(*, now: float, stale_after_hours: int, uncovered: int, last_backup: fl
         out.append(("repo_local", "its repository is on this machine"))
     if pool_health is not None and pool_health != "ONLINE":
         out.append(("pool", f"the pool is {pool_health}"))
+    if pool_redundant is False:
+        out.append(("pool_redundancy", "the pool has no redundancy (one disk: corruption is found, not repaired)"))
     if prune_held:
         out.append(("prune_held", "its prune is held"))
     return out

@@ -24,13 +24,14 @@ from pathlib import Path
 from management.cycles.context import Cycle, RunContext
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import Interrupted, RunLock, SignalGuard
+from management.monitoring.notify import notify, trusted_prune_message
 from management.monitoring.publish import BackupOutcome, publish, push
 from management.results import FAILED, OK, SKIPPED, UNCHANGED, WARNING, DatasetResult, RunReport
 from management.state import Kept
 from management.tools.borg import STACK_PREFIX
 from management.tools.compose_file import LIVE, Policy, policy_of
 from management.tools.coverage import problems
-from management.tools.trees import copy_tree_argv, stack_manifest, tree_manifest
+from management.tools.trees import copy_tree_argv, copy_trees_argv, stack_manifest, tree_manifest
 
 log = logging.getLogger("orchestrator.backup")
 
@@ -81,8 +82,27 @@ def prune_hold(previous: dict | None, files: int | None, size: int | None, archi
     return None
 
 
+APPEND_ONLY_NOTE = ("prune/compact left to the trusted machine (BORG_APPEND_ONLY=1): "
+                    "`make prune-trusted` there, with the full-access key")
+
+
+def vanished(recorded: Sequence[str], present: Sequence[str]) -> str | None:
+    """Why a trusted prune must wait: archives the last trusted prune left in the repository are
+    gone (deleted through another key: a compromised VM's append-only deletes can still be rolled
+    back, and this run's compact would make them final). None when every one is still there."""
+    gone = [a for a in recorded if a not in set(present)]
+    if not gone:
+        return None
+    shown = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+    return (f"{len(gone)} archive(s) the last trusted prune kept are gone ({shown}): deleted through another key? "
+            "Roll the repository back (docs/security.md) before anything compacts it")
+
+
 def compact_due(last: float | None, every_days: int, now: float) -> bool:
     return every_days == 0 or last is None or now - last >= every_days * 86400 - 3600
+
+
+UNKNOWN = object()  # a question ZFS cannot answer on this pool (zfs-fuse has no `written`)
 
 
 class BackupOrchestrator(Cycle):
@@ -136,16 +156,25 @@ class BackupOrchestrator(Cycle):
     def _stage_stacks(self, targets: list[str], snap: str) -> None:
         """Copy each stack folder while its stack is stopped (or, for a live stack, right before
         the snapshot), so the archive holds the folder as it was at the snapshot: a database in
-        a `./relative` bind is copied whole, not torn. Its cost is part of the window."""
+        a `./relative` bind is copied whole, not torn. Its cost is part of the window: one `cp`
+        for every folder; only when that fails is each copied alone, to name the one that fails."""
         root = self._staging(snap)
-        for service in targets:
-            folder = self._stack_dir(service)
-            if folder is None:
-                continue
-            target = root / service
+        folders = {service: folder for service in targets if (folder := self._stack_dir(service)) is not None}
+        if not folders:
+            return
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            self.runner.run(copy_trees_argv(list(folders.values()), root))
+            self._staged.update({service: root / folder.name for service, folder in folders.items()})
+            return
+        except (OrchestratorError, OSError):
+            pass
+        for service, folder in folders.items():
+            target = root / folder.name
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self.runner.run(copy_tree_argv(folder, target))
+                if target.exists():
+                    self._remove_tree(target)
+                self.runner.run(copy_trees_argv([folder], root))
                 self._staged[service] = target
             except (OrchestratorError, OSError) as exc:
                 self._staged[service] = f"copying the stack folder {folder} failed: " + (
@@ -209,14 +238,17 @@ class BackupOrchestrator(Cycle):
         repository that cannot be used fails only its own service, the others go on. A stack
         folder that SERVICE_VOLUME_PATHS_AND_OWNERS does not name gets its dataset here."""
         blocking: list[str] = []
+        mounted = self.zfs.mounted_below(self.s.zfs_parent_dataset)  # one question for every dataset
         for service in targets:
             dataset = self.s.dataset(service)
-            if service not in self.s.listed_services and not self.zfs.exists(dataset):
+            if service not in self.s.listed_services and dataset not in mounted and not self.zfs.exists(dataset):
                 # a stack folder no listed path names: its stack keeps nothing on the dataset yet,
                 # but its folder is backed up like any other, so it gets the dataset now
                 self.echo(f"{service}: a stack folder without a dataset; creating {dataset}")
                 self.zfs.create_dataset(dataset)
-            if not self.zfs.is_mounted(dataset):
+                if self.zfs.is_mounted(dataset):
+                    mounted.add(dataset)
+            if dataset not in mounted:
                 blocking.append(f"{service}: dataset {dataset} is not mounted (or does not exist); "
                                 "run `make setup-storage` or `zfs mount` it")
         if blocking:
@@ -422,16 +454,25 @@ class BackupOrchestrator(Cycle):
                     "or pointed elsewhere): a full backup tonight")
         return None
 
-    def _unchanged(self, service: str, last: dict, snap: str) -> str | None:
-        """Why the dataset is known to hold exactly what its last archive holds, or None.
-        OpenZFS: nothing written since the kept snapshot. zfs-fuse has no `written`: the view's
-        manifest equals the one recorded when that archive was made (and was settled)."""
+    def _unchanged_by_zfs(self, service: str, last: dict, snap: str) -> str | None | object:
+        """Why the dataset holds exactly what its last archive holds, asked of ZFS alone (no view):
+        OpenZFS's `written@` of the kept snapshot is 0. None when something was written or the
+        kept snapshot is gone; UNKNOWN where the pool has no `written` (zfs-fuse): then only the
+        view's manifest can tell (`_unchanged_by_walk`)."""
         dataset = self.s.dataset(service)
         if not self.zfs.exists(f"{dataset}@{last['snapshot']}"):
             return None
+        if self._written_supported is False:
+            return UNKNOWN
         written = self.zfs.written_since(f"{dataset}@{snap}", last["snapshot"])
-        if written is not None:
-            return f"nothing written since {last['snapshot']}" if written == 0 else None
+        self._written_supported = written is not None
+        if written is None:
+            return UNKNOWN
+        return f"nothing written since {last['snapshot']}" if written == 0 else None
+
+    def _unchanged_by_walk(self, service: str, last: dict) -> str | None:
+        """zfs-fuse: the view's manifest equals the one recorded when that archive was made (and
+        was settled)."""
         if not last.get("manifest"):
             return None
         manifest, settled = tree_manifest(self._view_path(service), self._snap_time, SKIP_STACK)
@@ -461,26 +502,36 @@ class BackupOrchestrator(Cycle):
             view = self._view_dataset(service)
             staged = self._staged.get(service)
             stack_dir = staged if isinstance(staged, Path) else None
+            made_view = False
+
+            def unchanged(why: str | None) -> bool:
+                if not why or last.get("stack") != stack_now:
+                    return False  # changed, or the data is the same but the stack folder changed
+                # the archive made from the kept snapshot still holds it: no borg tonight
+                d.result, d.archive = UNCHANGED, last.get("archive", "")
+                d.message = f"{why}; {d.archive or 'its last archive'} holds it"
+                listing = self.borg.listings.get(service)
+                d.archives = len(listing.archives) if listing else None  # counted from the repository
+                return True
+
             try:
                 if isinstance(staged, str):
                     raise ValidationError(staged)
-                # writable until the stack folder is copied in, then read-only for borg
-                self.zfs.create_view(f"{self.s.dataset(service)}@{snap}", view, self._view_path(service),
-                                     readonly=stack_dir is None)
                 stack_now = stack_manifest(stack_dir, self._key()) if stack_dir else None
                 last = kept.get(service)
                 gone = self._archive_gone(service, last) if last else None
                 if gone:
                     self.echo(f"{service}: {gone}")
                     d.message = gone
-                why = self._unchanged(service, last, snap) if last and self.s.skip_unchanged and not gone else None
-                if why and last.get("stack") != stack_now:
-                    why = None  # the data is the same but the stack folder changed: a new archive
-                if why:  # the archive made from the kept snapshot still holds it: no borg tonight
-                    d.result, d.archive = UNCHANGED, last.get("archive", "")
-                    d.message = f"{why}; {d.archive or 'its last archive'} holds it"
-                    listing = self.borg.listings.get(service)
-                    d.archives = len(listing.archives) if listing else None  # counted from the repository
+                why = self._unchanged_by_zfs(service, last, snap) if last and self.s.skip_unchanged and not gone \
+                    else None
+                if why is not UNKNOWN and unchanged(why):
+                    return  # known from ZFS alone: no view was made
+                # writable until the stack folder is copied in, then read-only for borg
+                self.zfs.create_view(f"{self.s.dataset(service)}@{snap}", view, self._view_path(service),
+                                     readonly=stack_dir is None)
+                made_view = True
+                if why is UNKNOWN and unchanged(self._unchanged_by_walk(service, last)):
                     return
                 manifest = None
                 if self.s.keep_last_snapshot and self.s.skip_unchanged and not self._has_written(service, snap):
@@ -514,6 +565,9 @@ class BackupOrchestrator(Cycle):
                     self.echo(f"{service}: prune held, every archive kept: {reason}; "
                               f"`make release-prune SERVICE_NAME={service}` once the change was meant")
                     return
+                if self.s.borg_append_only:  # this key cannot really delete: the trusted machine prunes
+                    d.archives = len(listing.archives) + 1 if listing else None
+                    return
                 d.archives = self.borg.prune(service)
                 d.pruned = True
                 if compact_due(last_compact.get(service), self.s.borg_compact_every_days, self.clock()):
@@ -526,7 +580,8 @@ class BackupOrchestrator(Cycle):
             finally:
                 d.duration = time.monotonic() - started
                 try:
-                    self.zfs.destroy_view(view)
+                    if made_view:
+                        self.zfs.destroy_view(view)
                 except OrchestratorError as exc:
                     report.errors.append(f"{service}: could not remove view {view}: {exc}")
 
@@ -552,6 +607,8 @@ class BackupOrchestrator(Cycle):
         finally:
             pool.shutdown(wait=True)
             self.progress.__exit__(None, None, None)
+            if self.s.borg_append_only and any(d.archive and d.result in (OK, WARNING) for d in report.datasets):
+                report.notes.append(APPEND_ONLY_NOTE)
             if any(d.compacted for d in report.datasets):
                 self.state.save_last_compact(last_compact)
             if report.held:
@@ -613,3 +670,71 @@ class BackupOrchestrator(Cycle):
     def _publish(self, report: RunReport) -> None:
         publish(BackupOutcome(report), self.s, self.state, self.runner.mask, self.echo, self.clock(),
                 self.pool_health)
+
+
+class TrustedPrune(Cycle):
+    """`prune-trusted`: prune and compact every repository from a trusted machine holding the
+    full-access key, while the VM's own key is append-only (BORG_APPEND_ONLY=1 there). The same
+    prune and compact as the night, behind two guards: the prune guard (the newest archive against
+    the one before it, PRUNE_GUARD_SHRINK) and archives that vanished since the last trusted prune.
+    A held service keeps every archive (no prune, no compact) until `release-prune` on this machine."""
+
+    def run(self, services: Sequence[str] | None = None) -> RunReport:
+        unknown = [s for s in services or () if s not in self.s.services]
+        if unknown:
+            raise ValidationError(f"unknown service(s) {', '.join(map(repr, unknown))}; known: "
+                                  f"{', '.join(self.s.services)}")
+        targets = list(services or self.s.services)
+        report = RunReport(started_at=self.clock())
+        report.datasets = [DatasetResult(s) for s in targets]
+        with RunLock(self.s.lock_file, "prune-trusted"):
+            holds = self.state.prune_holds()
+            seen = self.state.trusted_kept()
+            for d in report.datasets:
+                self._one(d, holds, seen, report)
+            self.state.save_prune_holds(holds)
+            self.state.save_trusted_kept(seen)
+        report.finished_at = self.clock()
+        notify(self.s, trusted_prune_message(report), self.runner.mask, self.echo)  # a hold says so loudly
+        return report
+
+    def _one(self, d: DatasetResult, holds: dict, seen: dict, report: RunReport) -> None:
+        service = d.service
+        started = time.monotonic()
+        try:
+            present = [str(a.get("name", "")) for a in self.borg.list_archives(service)]
+            reason = holds.get(service, {}).get("reason") or vanished(seen.get(service, []), present)
+            if not reason:
+                # every archive made since the last trusted prune against the one before it (a night
+                # this machine missed is compared too), or only the newest when there is no record
+                new = [a for a in present if a.startswith(f"{service}-") and a not in seen.get(service, [])]
+                last = self.borg.last_archives(service, max(2, len(new) + 1))
+                for before, after in zip(last, last[1:], strict=False):
+                    reason = prune_hold({"files": before["nfiles"], "bytes": before["original_size"]},
+                                        after["nfiles"], after["original_size"], after["name"], None,
+                                        self.s.prune_guard_shrink)
+                    if reason:
+                        break
+            if reason:
+                holds.setdefault(service, {"reason": reason, "since": self.clock(),
+                                           "archive": max(present, default="")})
+                report.held[service] = reason
+                d.result, d.message, d.archives = SKIPPED, f"prune held, every archive kept: {reason}", len(present)
+                self.echo(f"{service}: {d.message}; `make release-prune SERVICE_NAME={service}` here once it "
+                          "was meant")
+                return
+            d.archives = self.borg.prune(service)
+            d.pruned = True
+            self.borg.compact(service)
+            d.compacted = True
+            if not self.runner.dry_run:
+                seen[service] = [str(a.get("name", "")) for a in self.borg.list_archives(service)]
+                d.archives = len(seen[service])
+            d.result = OK
+            d.message = f"pruned and compacted: {d.archives} archive(s) kept"
+            self.echo(f"{service}: {d.message}")
+        except OrchestratorError as exc:
+            d.result, d.message = FAILED, brief(exc)
+            self.echo(f"{service}: {d.message}")
+        finally:
+            d.duration = time.monotonic() - started

@@ -52,10 +52,16 @@ class Cycle:
         self.clock = ctx.clock
         self.progress = ctx.progress
 
-    def pool_health(self) -> str | None:
-        """The data pool's health for the verdicts publish writes; None when zpool does not say."""
+    def pool_health(self) -> tuple[str | None, bool | None]:
+        """The data pool's health and redundancy for the verdicts publish writes (one `zpool
+        status`, as status and doctor read it); None where zpool does not say."""
         if self.zfs is None:
-            return None
+            return None, None
+        try:
+            pool = self.zfs.pool_status(self.s.zfs_parent_dataset.split("/", 1)[0])
+        except OrchestratorError:
+            return None, None
+        return (pool.state, pool.redundant) if pool else (None, None)
         try:
             return self.zfs.pool_health(self.s.zfs_parent_dataset.split("/", 1)[0])
         except OrchestratorError:

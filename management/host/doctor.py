@@ -6,11 +6,13 @@ returning one `Check`: ok / warn / fail, a name, what it found, and for anything
 
 What fails and what warns:
 - fail: the host departs from the design in a way that puts data or access at risk: no
-  userns-remap, unbounded container logs, the pool or a dataset not there, under 5 % free,
+  userns-remap, unbounded container logs, the pool or a dataset not there, a disk of the pool not
+  ONLINE or with read/write/checksum errors, a scrub that found errors, under 5 % free,
   password logins over ssh, no default-deny firewall, a readable .env or borg key, no
   nightly backup scheduled, a last good backup older than STALE_AFTER;
 - warn: departs from the design without that risk (ssh on port 22, root login by key, the
-  cache import at boot, under 20 % free, compose v1 only, no boot unit, a key not exported),
+  cache import at boot, under 20 % free, compose v1 only, no boot unit, a key not exported, a
+  pool without redundancy, no scrub within 35 days or none scheduled),
   or the check cannot tell (a tool is missing, systemd is not running): it names what is missing.
 
 Nothing here writes: every command is a query (`mutating=False`), every file is only read.
@@ -30,18 +32,21 @@ from pathlib import Path
 
 from management.config import Settings
 from management.errors import CommandError, OrchestratorError
-from management.host import autostart, schedule
+from management.host import autostart, schedule, zed
 from management.host.storage import merge_subid, parse_daemon_json
 from management.runner import Result, Runner
 from management.state import StateStore
 from management.text import age, human_size
 from management.tools.compose import is_v1_version
-from management.tools.zfs import parse_props, props_argv
+from management.tools.zfs import PoolStatus, parse_pool_status, parse_props, pool_status_argv, props_argv
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 QUERY_TIMEOUT = 30.0
 FREE_WARN = 0.20  # ZFS slows down past 80 % full; the kept snapshots grow with every change
 FREE_FAIL = 0.05  # a night's snapshot and borg's cache may not fit any more
+SCRUB_MAX_AGE_DAYS = 35  # Debian's zfsutils-linux scrubs monthly (second Sunday), plus a few days
+DEBIAN_SCRUB_CRON = "zfsutils-linux"  # /etc/cron.d/zfsutils-linux: monthly scrub and trim
+NO_REDUNDANCY = "no redundancy: ZFS can detect but not repair corruption; see make attach-mirror"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class Host:
     settings: Settings
     runner: Runner
     cron_dir: Path = Path("/etc/cron.d")
+    zed_dir: Path = zed.ZED_DIR
     unit_dir: Path = autostart.SYSTEM_UNIT_DIR
     sshd_config: Path = Path("/etc/ssh/sshd_config")
     systemd: bool | None = None  # None: systemd is PID 1 when /run/systemd/system exists (sd_booted)
@@ -237,6 +243,132 @@ def check_pool(host: Host) -> Check:
     if health != "ONLINE":
         return Check(FAIL, name, f"pool {pool} is {health}", f"zpool status -v {pool}")
     return Check(OK, name, f"{pool} imported, ONLINE")
+
+
+def pool_status(host: Host) -> PoolStatus | OrchestratorError:
+    """`zpool status POOL`, once per doctor run (plain: zfs-fuse has no -p)."""
+    def compute() -> PoolStatus:
+        found = parse_pool_status(host.query(pool_status_argv(host.pool), timeout=60).stdout)
+        if not found.pool:
+            raise OrchestratorError(f"zpool status {host.pool} printed no pool")
+        return found
+    return host.once("zpool status", compute)
+
+
+def _status_or_check(host: Host, name: str, what: str) -> PoolStatus | Check:
+    st = pool_status(host)
+    return cannot(name, st, what) if isinstance(st, OrchestratorError) else st
+
+
+def check_pool_redundancy(host: Host) -> Check:
+    """Spec 004: the data disk and the Backup Data Disk form a mirror. ZFS repairs a block a scrub
+    or a read finds damaged only from a second copy."""
+    name, pool = "pool redundancy", host.pool
+    st = _status_or_check(host, name, f"the layout of {pool}")
+    if isinstance(st, Check):
+        return st
+    if st.redundant is None:
+        return Check(WARN, name, f"cannot tell: zpool status {pool} listed no data disk", f"zpool status {pool}")
+    if not st.redundant:
+        return Check(WARN, name, f"{pool} is {st.layout}: {NO_REDUNDANCY}",
+                     "make attach-mirror DISK=/dev/disk/by-id/<the Backup Data Disk>")
+    return Check(OK, name, f"{pool} is {st.layout}")
+
+
+def check_pool_errors(host: Host) -> Check:
+    """Disks not ONLINE and READ/WRITE/CKSUM counts: a DEGRADED mirror runs on one disk."""
+    name, pool = "pool devices", host.pool
+    st = _status_or_check(host, name, f"the devices of {pool}")
+    if isinstance(st, Check):
+        return st
+    bad = [f"{v.name} {v.state}{f' ({v.note})' if v.note else ''}" for v in st.unhealthy]
+    errs = [f"{v.name} read {v.read} write {v.write} cksum {v.cksum}" for v in st.with_errors]
+    if bad or errs:
+        detail = "; ".join(([f"{pool} is {st.state}: " + ", ".join(bad)] if bad else []) +
+                           ([f"errors: {', '.join(errs)}"] if errs else []))
+        fix = st.action or "zpool status -v " + pool
+        return Check(FAIL, name, detail, f"{fix} (zpool status -v {pool}; after the cause is fixed: "
+                                         f"zpool clear {pool})")
+    leaves = [v for v in st.vdevs if v.depth >= 1 and not st.children(v)]
+    return Check(OK, name, f"{len(leaves)} disk(s) ONLINE, no read/write/checksum errors")
+
+
+def check_scrub(host: Host) -> Check:
+    """The last scrub: when it finished and what it found (zpool status's scan line)."""
+    name, pool = "last scrub", host.pool
+    st = _status_or_check(host, name, f"when {pool} was last scrubbed")
+    if isinstance(st, Check):
+        return st
+    scan, fix = st.scan, f"zpool scrub {pool} (and a monthly schedule: see the scrub schedule check)"
+    if scan.kind == "scrub" and scan.state == "in_progress":
+        return Check(OK, name, f"{pool}: {scan.text}")
+    if scan.kind == "scrub" and scan.state in ("paused", "canceled"):
+        return Check(WARN, name, f"{pool}: {scan.text}", f"zpool scrub {pool}")
+    if scan.kind != "scrub" or scan.state != "finished":
+        why = "never scrubbed" if scan.kind == "none" else f"no scrub result, the last scan: {scan.text}"
+        return Check(WARN, name, f"{pool}: {why}", fix)
+    when = age(host.clock() - scan.end) + " ago" if scan.end else "at an unreadable time"
+    if scan.errors:
+        return Check(FAIL, name, f"{pool}: the last scrub ({when}) found {scan.errors} error(s): {scan.text}",
+                     f"zpool status -v {pool} names the damaged files; restore them from an archive")
+    if scan.end is None or host.clock() - scan.end > SCRUB_MAX_AGE_DAYS * 86400:
+        return Check(WARN, name, f"{pool}: the last scrub finished {when} (warn past {SCRUB_MAX_AGE_DAYS} days)",
+                     fix)
+    return Check(OK, name, f"{pool}: finished {when} with 0 errors")
+
+
+def check_scrub_schedule(host: Host) -> Check:
+    """Something scrubs the pool every month: Debian's zfsutils-linux cron file, or OpenZFS's
+    systemd timer zfs-scrub-monthly@POOL.timer (or -weekly@)."""
+    name, pool = "scrub schedule", host.pool
+    cron = host.cron_dir / DEBIAN_SCRUB_CRON
+    try:
+        lines = [ln for ln in cron.read_text().splitlines() if "scrub" in ln and not ln.lstrip().startswith("#")]
+    except FileNotFoundError:
+        lines = []
+    except OSError as exc:
+        return Check(WARN, name, f"cannot tell: {cron}: {exc.strerror}", "run doctor as root")
+    if lines:
+        return Check(OK, name, f"{cron} scrubs every pool monthly ('{' '.join(lines[0].split()[:5])}')")
+    timers = []
+    if host.systemd:
+        for every in ("monthly", "weekly"):
+            unit = f"zfs-scrub-{every}@{pool}.timer"
+            try:
+                if unit_state(host, unit) == "enabled":
+                    return Check(OK, name, f"{unit} enabled")
+            except CommandError:
+                pass
+            timers.append(unit)
+    return Check(WARN, name, f"nothing scrubs {pool} on a schedule (no {cron}"
+                             f"{', no ' + ' or '.join(timers) + ' enabled' if timers else ''}): a disk's "
+                             "silent damage stays unfound until it is read",
+                 f"apt-get install zfsutils-linux (its {cron} scrubs monthly), or "
+                 f"systemctl enable --now zfs-scrub-monthly@{pool}.timer")
+
+
+def check_zed(host: Host) -> Check:
+    """ZFS's event daemon runs and hands pool events to the tool (make install-zedlet), so a
+    faulted mirror leg reaches the user through NOTIFY_URLS instead of running degraded unseen."""
+    name, zedlet = "zed notifications", host.zed_dir / zed.ZEDLET
+    if not host.zed_dir.is_dir():
+        return Check(WARN, name, f"no {host.zed_dir}: nothing tells you when a disk fails (zfs-fuse has no zed)",
+                     "apt-get install zfs-zed, then make install-zedlet")
+    if not zedlet.is_file():
+        return Check(WARN, name, f"zed does not hand pool events to the tool (no {zedlet}): a degraded mirror "
+                                 "is seen only by doctor and status", "make install-zedlet")
+    if not host.settings.notify_urls:
+        return Check(WARN, name, f"{zedlet} is installed but NOTIFY_URLS is empty: a failing disk tells no one",
+                     "set NOTIFY_URLS in the .env (an Apprise URL: ntfy, email, ...)")
+    if host.systemd:
+        try:
+            state = host.query(["systemctl", "is-active", "zfs-zed"], ok_codes=(0, 3)).stdout.strip()
+        except CommandError as exc:
+            return Check(WARN, name, f"cannot tell whether zed runs: {exc.reason}", "systemctl status zfs-zed")
+        if state != "active":
+            return Check(FAIL, name, f"zfs-zed is {state or 'not running'}: no pool event reaches {zedlet}",
+                         "systemctl enable --now zfs-zed")
+    return Check(OK, name, f"zed hands pool events to {zedlet}, which notifies NOTIFY_URLS")
 
 
 def check_datasets(host: Host) -> Check:
@@ -527,6 +659,22 @@ def check_env_mode(host: Host) -> Check:
     return Check(OK, name, f"{path} is mode {mode:04o}")
 
 
+def check_history_protection(host: Host) -> Check:
+    """docs/security.md: the history survives this machine only when the backup server holds it
+    and this machine's key can only append (a compromised VM then cannot delete it)."""
+    s, name = host.settings, "history off this machine"
+    if not s.borg_repo_base_path.startswith("ssh://"):
+        return Check(WARN, name, f"the repositories are on this machine ({s.borg_repo_base_path}): a dead disk or a "
+                                 "compromised VM takes the history with the data",
+                     "BORG_REPO_BASE_PATH=ssh://... on a backup server (docs/security.md)")
+    if not s.borg_append_only:
+        return Check(WARN, name, "this machine's key can delete every archive (BORG_APPEND_ONLY=0): a compromised "
+                                 "VM can take the history with it",
+                     "make authorized-keys, then BORG_APPEND_ONLY=1 and make prune-trusted on a trusted machine "
+                     "(docs/security.md)")
+    return Check(OK, name, "on the backup server, and this machine's key only appends (prune runs elsewhere)")
+
+
 def check_borg_keys(host: Host) -> Check:
     s, name = host.settings, "borg keys exported"
     keys = s.borg_keys_dir
@@ -654,9 +802,10 @@ def check_coverage(host: Host) -> Check:
 
 CHECKS: tuple[Callable[[Host], Check], ...] = (
     check_userns, check_subids, check_log_rotation, check_compose,
-    check_pool, check_datasets, check_free_space, check_zfs_import,
+    check_pool, check_pool_redundancy, check_pool_errors, check_scrub, check_scrub_schedule, check_zed,
+    check_datasets, check_free_space, check_zfs_import,
     check_ssh_port, check_ssh_root, check_ssh_password, check_firewall,
-    check_env_mode, check_borg_keys,
+    check_env_mode, check_borg_keys, check_history_protection,
     check_cron, check_boot_unit, check_coverage, check_last_backup,
 )
 

@@ -27,11 +27,11 @@ def ours(path: Path, marker: str) -> bool:
     return True
 
 
-def write_managed(files: list[tuple[Path, str]], marker: str) -> list[Path]:
+def write_managed(files: list[tuple[Path, str]], marker: str, mode: int = 0o644) -> list[Path]:
     for path, _text in files:  # every file checked before any is written: all or nothing
         ours(path, marker)
     for path, text in files:
-        write_atomic(path, text, mode=0o644)
+        write_atomic(path, text, mode=mode)
     return [path for path, _text in files]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import socket
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -83,6 +83,46 @@ def check_message(report) -> Message:
     bad = [r.service for r in report.results if not r.ok]
     verdict = "OK" if report.ok else "FAILED" + (f" ({', '.join(bad)})" if bad else "")
     return Message(f"repository check on {_host()}: {verdict}", "\n".join(lines), report.ok)
+
+
+def trusted_prune_message(report) -> Message:
+    """prune-trusted on the trusted machine: held and failed services, each with why."""
+    held = sorted(report.held.items())
+    failed = [d for d in report.datasets if d.result == FAILED]
+    verdict = "OK" if not held and not failed else f"{len(held)} held, {len(failed)} failed"
+    lines = [f"prune held: {svc}: {why}; every archive kept until make release-prune SERVICE_NAME={svc} here"
+             for svc, why in held]
+    lines += [f"{d.service}: failed: {d.message}" for d in failed]
+    return Message(f"prune-trusted on {_host()}: {verdict}", "\n".join(lines) or "every repository pruned",
+                   not held and not failed)
+
+
+BAD_VDEV_STATES = ("FAULTED", "DEGRADED", "REMOVED", "UNAVAIL", "OFFLINE")
+ZFS_ERRORS = {"checksum": "checksum errors", "io": "read/write errors", "data": "data errors (files damaged)"}
+
+
+def zfs_event_message(env: Mapping[str, str]) -> Message | None:
+    """What a ZFS event (zed's ZEVENT_* variables) says to the user, or None when it is routine.
+    A disk leaving ONLINE, an I/O, checksum or data error: a failure message; a scrub or resilver
+    that finished: an ok one (sent with NOTIFY_ON=always)."""
+    cls = env.get("ZEVENT_CLASS", "")
+    pool = env.get("ZEVENT_POOL") or "?"
+    disk = env.get("ZEVENT_VDEV_PATH") or env.get("ZEVENT_VDEV_GUID") or "a disk"
+    state = env.get("ZEVENT_VDEV_STATE_STR", "")
+    kind = cls.rsplit(".", 1)[-1]
+    if cls.startswith("sysevent.fs.zfs.") and kind == "statechange" and state in BAD_VDEV_STATES:
+        return Message(f"ZFS pool {pool}: {disk} is {state}",
+                       f"pool {pool}: {disk} went {state}. The pool runs on what is left; replace or reattach "
+                       f"the disk (zpool status {pool}; make doctor).", ok=False)
+    if cls.startswith("ereport.fs.zfs.") and kind in ZFS_ERRORS:
+        return Message(f"ZFS pool {pool}: {ZFS_ERRORS[kind]} on {disk}",
+                       f"pool {pool}: {ZFS_ERRORS[kind]} on {disk}. A mirror repairs them from the other leg; "
+                       f"a disk that keeps them is failing (zpool status -v {pool}; make doctor).", ok=False)
+    if cls.startswith("sysevent.fs.zfs.") and kind in ("scrub_finish", "resilver_finish"):
+        what = "scrub" if kind == "scrub_finish" else "resilver"
+        return Message(f"ZFS pool {pool}: {what} finished",
+                       f"pool {pool}: the {what} finished (zpool status {pool} shows what it found).", ok=True)
+    return None
 
 
 @contextmanager

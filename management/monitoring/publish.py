@@ -252,9 +252,13 @@ class UpdateOutcome(Outcome):
         return update_message([r for r in self.results if r.result != SKIPPED], self.ok)
 
 
+PoolSays = tuple[str | None, bool | None]  # (health, redundant): None where zpool does not say
+
+
 def service_risks(settings: Settings, store: StateStore, now: float,
-                  pool_health: str | None) -> dict[str, list[tuple[str, str]]]:
+                  pool: PoolSays) -> dict[str, list[tuple[str, str]]]:
     """Every service's verdict reasons (code, text) from the run state: the same rules as status."""
+    pool_health, pool_redundant = pool
     last, drills, checks, holds = store.last_success(), store.drills(), store.checks(), store.prune_holds()
     nights = store.nights()
     out = {}
@@ -263,7 +267,8 @@ def service_risks(settings: Settings, store: StateStore, now: float,
         out[service] = risks_of(now=now, stale_after_hours=settings.stale_after,
                                 uncovered=int(latest.get("uncovered") or 0), last_backup=last.get(service),
                                 drill=drills.get(service), check=checks.get(service), repo=settings.repo(service),
-                                pool_health=pool_health, prune_held=holds.get(service))
+                                pool_health=pool_health, prune_held=holds.get(service),
+                                pool_redundant=pool_redundant)
     return out
 
 
@@ -286,7 +291,7 @@ def write_page(directory, rows: list[PageRow], now: float) -> None:
 
 
 def publish_verdicts(settings: Settings, store: StateStore, now: float,
-                     pool_health: Callable[[], str | None]) -> None:
+                     pool_health: Callable[[], PoolSays]) -> None:
     """The verdict textfile and the status page, when either is set (else no pool is asked)."""
     if not settings.prometheus_textfile and not settings.status_page_dir:
         return
@@ -299,9 +304,11 @@ def publish_verdicts(settings: Settings, store: StateStore, now: float,
 
 
 def publish(outcome: Outcome, settings: Settings, store: StateStore, mask: Callable[[str], str],
-            echo: Callable[[str], None], now: float, pool_health: Callable[[], str | None] = lambda: None) -> None:
+            echo: Callable[[str], None], now: float,
+            pool_health: Callable[[], PoolSays] = lambda: (None, None)) -> None:
     """state -> textfile -> verdicts -> push -> notification; each step runs whatever the one
-    before did. `pool_health` asks zpool (only when a verdict is written)."""
+    before did. `pool_health` asks zpool for the pool's health and redundancy (only when a verdict
+    is written)."""
     try:
         families = outcome.record(store, now)
         if settings.prometheus_textfile:

@@ -104,6 +104,130 @@ def extract_argv(repo: str, archive: str, paths: tuple[str, ...] = (), excludes:
             *[f"--exclude=pp:{e}" for e in excludes], f"{repo}::{check_archive(archive)}", *paths]
 
 
+def delete_cache_argv(repo: str) -> list[str]:
+    """Remove this machine's cache of the repository (borg rebuilds it on the next use); the
+    repository itself is not touched."""
+    return ["borg", "delete", "--cache-only", repo]
+
+
+def info_last_argv(repo: str, service: str, last: int) -> list[str]:
+    """`borg info --json` of the service's `last` newest archives: their file count and size, which
+    borg stores in each archive's metadata (no chunk is read)."""
+    return ["borg", "info", "--json", f"--glob-archives={check_service(service)}-*", f"--last={last}", repo]
+
+
+# --- the backup server's authorized_keys (docs/security.md) -------------------------------------
+
+PUBLIC_KEY_RE = re.compile(r"^((?:sk-)?ssh-ed25519(?:@openssh\.com)?|ssh-rsa|(?:sk-)?ecdsa-sha2-nistp\d+"
+                           r"(?:@openssh\.com)?) ([A-Za-z0-9+/]+={0,3})(?:\s.*)?$")
+SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9_./@+:,=-]+$")
+
+
+def served_path(repo: str) -> str:
+    """The path `borg serve --restrict-to-path` must allow for an ssh:// repository URL, as borg
+    serve resolves it: `/./x` and `/~/x` are x relative to the borg user's home (its working
+    directory), anything else is absolute."""
+    match = re.match(r"^ssh://[^/@\s]+@[^/\s]+(/.*)$", repo or "")
+    if not match:
+        raise ValidationError(f"BORG_REPO_BASE_PATH: {repo!r} is not ssh://user@host[:port]/path; an append-only key "
+                              "needs the repositories on another machine, reached through borg serve")
+    path = match.group(1)
+    if path.startswith(("/./", "/~/")):
+        path = path[3:]
+    elif path.startswith("/~"):
+        raise ValidationError(f"BORG_REPO_BASE_PATH: {repo!r}: /~user/ paths are not supported here; "
+                              "write the path from / or from the borg user's home (/./path)")
+    path = path.rstrip("/") or "/"
+    if not SAFE_PATH_RE.match(path) or ".." in path.split("/"):
+        raise ValidationError(f"BORG_REPO_BASE_PATH: the path {path!r} has characters an authorized_keys "
+                              "command cannot carry safely (letters, digits and _ . / @ + : , = - only, no '..')")
+    return path
+
+
+def public_key(text: str, where: str) -> str:
+    """`<type> <base64>` of an OpenSSH public key file's text. A private key is refused without
+    echoing anything of it."""
+    if "PRIVATE KEY" in text:
+        raise ValidationError(f"{where} is a private key; give its public half (the .pub file)")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    match = PUBLIC_KEY_RE.match(lines[0]) if len(lines) == 1 else None
+    if not match:
+        raise ValidationError(f"{where} is not one OpenSSH public key line (ssh-ed25519 AAAA... comment)")
+    return f"{match.group(1)} {match.group(2)}"
+
+
+def identity_file(borg_rsh: str) -> Path | None:
+    """The key file BORG_RSH hands to ssh (`-i PATH`, `-o IdentityFile=PATH`), or None."""
+    try:
+        words = shlex.split(borg_rsh or "")
+    except ValueError:
+        return None
+    found = None
+    for i, word in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        if word == "-i":
+            found = nxt
+        elif word.startswith("-i") and len(word) > 2:
+            found = word[2:]
+        option = nxt if word == "-o" else word[2:] if word.startswith("-o") else ""
+        key, _, value = option.replace(" ", "=", 1).partition("=")
+        if key.lower() == "identityfile" and value:
+            found = value
+    return Path(os.path.expanduser(found)) if found else None
+
+
+def authorized_keys_line(paths: Sequence[str], key: str, *, append_only: bool, comment: str) -> str:
+    """One line of the backup server's ~/.ssh/authorized_keys: this key may only run borg serve,
+    only on `paths`, append-only when asked; no pty, no forwarding (`restrict`). One key, one line:
+    sshd uses the first line that matches a key, so every repository is one --restrict-to-path."""
+    if not paths:
+        raise ValidationError("no repository to allow: no service is configured")
+    argv = ["borg", "serve", *(["--append-only"] if append_only else [])]
+    for path in paths:
+        if not SAFE_PATH_RE.match(path):
+            raise ValidationError(f"repository path {path!r} cannot be carried in an authorized_keys command")
+        argv += ["--restrict-to-path", path]
+    if not PUBLIC_KEY_RE.match(key):
+        raise ValidationError("not an OpenSSH public key")
+    return f'command="{" ".join(argv)}",restrict {key} {comment}'
+
+
+def read_public_key(path: Path, where: str) -> str:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError as exc:
+        raise ValidationError(f"{where}: cannot read {path}: {exc.strerror}") from None
+    return public_key(text, f"{where} {path}")
+
+
+def authorized_keys_lines(settings: Settings, vm_key: Path | None = None, trusted_key: Path | None = None) -> list[str]:
+    """What the backup server's ~borg/.ssh/authorized_keys needs (docs/security.md): the VM's key
+    (BORG_RSH's `-i` key's .pub unless `vm_key` is given) append-only on every service's
+    repository; with `trusted_key`, the trusted machine's key with full access below
+    BORG_REPO_BASE_PATH. Comment lines say which is which. Only public keys are read."""
+    base = served_path(settings.borg_repo_base_path)
+    services = list(settings.services)
+    paths = [served_path(settings.repo(check_service(s))) for s in services]
+    if vm_key is None:
+        identity = identity_file(settings.borg_rsh or "")
+        if identity is None:
+            raise ValidationError("BORG_RSH names no key file (ssh -i PATH ...); give the VM's public key with "
+                                  "PUBLIC_KEY=path.pub")
+        vm_key = identity if identity.name.endswith(".pub") else identity.with_name(identity.name + ".pub")
+        where = "BORG_RSH's key"
+    else:
+        where = "the VM's public key"
+    lines = [f"# the VM's key: append-only, {len(services)} repositories ({', '.join(services)}); print this "
+             "again after adding a service",
+             authorized_keys_line(paths, read_public_key(vm_key, where), append_only=True,
+                                  comment="orchestrator-vm-append-only")]
+    if trusted_key is not None:
+        lines += [f"# the trusted machine's key: full access below {base} (prune-trusted); never on the VM",
+                  authorized_keys_line([base], read_public_key(trusted_key, "the trusted machine's public key"),
+                                       append_only=False, comment="orchestrator-trusted-full-access")]
+    return lines
+
+
 class StderrReader:
     """Reads borg's `--log-json` stderr line by line as it comes: counts the files borg listed
     (read and chunked), feeds progress to `progress(done, total, files, path)`, keeps log
@@ -296,6 +420,33 @@ class BorgBackupRepoManager:
 
     def compact(self, service: str) -> None:
         self._run(compact_argv(self.repo(service)))
+
+    def forget_cache(self, service: str) -> list[Path]:
+        """After the repository was rolled back on the server (docs/security.md): drop this
+        machine's cache of it and the manifest time borg remembered (which would otherwise call
+        the older manifest a replay attack). Returns the files removed besides the cache."""
+        repo = self.repo(service)
+        self._run(delete_cache_argv(repo), timeout=min(self.timeout, 600))
+        removed: list[Path] = []
+        security = Path(self.s.borg_base_dir) / ".config" / "borg" / "security"
+        for location in sorted(security.glob("*/location")) if not self.runner.dry_run else []:
+            try:
+                same = location.read_text().strip().rstrip("/") == repo.rstrip("/")
+            except OSError:
+                continue
+            stamp = location.parent / "manifest-timestamp"
+            if same and stamp.exists():
+                stamp.unlink()
+                removed.append(stamp)
+        return removed
+
+    def last_archives(self, service: str, last: int = 2) -> list[dict]:
+        """The service's `last` newest archives, oldest first: name, nfiles and original_size."""
+        out = self._run(info_last_argv(self.repo(service), service, last), mutating=False,
+                        timeout=min(self.timeout, 600)).stdout
+        archives = json.loads(out).get("archives", []) if out.strip() else []
+        return [{"name": a.get("name", ""), "nfiles": (a.get("stats") or {}).get("nfiles"),
+                 "original_size": (a.get("stats") or {}).get("original_size")} for a in archives]
 
     def list_archives(self, service: str) -> list[dict]:
         out = self._run(list_argv(self.repo(service)), mutating=False, timeout=min(self.timeout, 600)).stdout

@@ -142,6 +142,7 @@ class DockerComposeManager:
         self._base: tuple[str, ...] | None = None
         self._v1 = False
         self._network_problems: dict[str, str] = {}
+        self._mounted: set[str] | None = None  # read once per start/up (_read_mounts), else None
         self._models: dict[str, Stack] = {}  # one `config` per stack per run
 
     # -- discovery ---------------------------------------------------------------------------
@@ -290,11 +291,30 @@ class DockerComposeManager:
 
     def up(self, names: Sequence[str] | None = None) -> list[StackResult]:
         self._ensure_networks(names)
-        return self._hub_then_rest(names, lambda st: self._start_one(st, "up", "-d"), hub_first=True)
+        self._read_mounts()
+        try:
+            return self._hub_then_rest(names, lambda st: self._start_one(st, "up", "-d"), hub_first=True)
+        finally:
+            self._mounted = None
 
     def start(self, names: Sequence[str] | None = None) -> list[StackResult]:
         self._ensure_networks(names)
-        return self._hub_then_rest(names, lambda st: self._start_one(st, "start"), hub_first=True)
+        self._read_mounts()
+        try:
+            return self._hub_then_rest(names, lambda st: self._start_one(st, "start"), hub_first=True)
+        finally:
+            self._mounted = None
+
+    def _read_mounts(self) -> None:
+        """Which datasets are mounted, asked once before a start or up (one `zfs get` for every
+        stack, not one per stack on the way to healthy); unknown when zfs cannot say."""
+        self._mounted = None
+        if self.zfs is None:
+            return
+        try:
+            self._mounted = self.zfs.mounted_below(self.s.zfs_parent_dataset)
+        except OrchestratorError:
+            self._mounted = None
 
     def stop(self, names: Sequence[str] | None = None) -> list[StackResult]:
         return self._hub_then_rest(names, lambda st: self._stop_one(st, "stop"), hub_first=False)
@@ -351,7 +371,8 @@ class DockerComposeManager:
             dataset = self.s.dataset(rel.parts[0])
             if dataset not in checked:
                 try:
-                    checked[dataset] = self.zfs.is_mounted(dataset)
+                    checked[dataset] = dataset in self._mounted if self._mounted is not None else \
+                        self.zfs.is_mounted(dataset)
                 except OrchestratorError:
                     checked[dataset] = False
                 if not checked[dataset]:
@@ -405,8 +426,13 @@ class DockerComposeManager:
         that exited with an error, or died, fails the stack at once instead of being waited for
         (or overlooked). A container that exited 0 finished its job (an init or migration)."""
         deadline = time.monotonic() + self.s.health_timeout
+        ids = self._project_containers(stack.name, all_states=True)  # listed once: a poll is one inspect
         while True:
-            rows = self._states(self._project_containers(stack.name, all_states=True))
+            try:
+                rows = self._states(ids)
+            except CommandError:  # a container went away (recreated by hand?): list the project again
+                ids = self._project_containers(stack.name, all_states=True)
+                rows = self._states(ids)
             crashed = [f"{n} ({state}, exit code {code})" for n, state, _h, code in rows
                        if state == "dead" or (state == "exited" and code != 0)]
             if crashed:

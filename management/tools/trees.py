@@ -24,6 +24,12 @@ def copy_tree_argv(source: Path, target: Path) -> list[str]:
     return ["cp", "-a", "--", f"{source}/.", str(target)]
 
 
+def copy_trees_argv(sources: list[Path], target_dir: Path) -> list[str]:
+    """`cp -a -H -t TARGET_DIR SOURCE...`: each SOURCE becomes TARGET_DIR/<its name>, an exact copy
+    (a symlinked SOURCE is followed, as compose follows it); one process for all of them."""
+    return ["cp", "-a", "-H", "-t", str(target_dir), "--", *map(str, sources)]
+
+
 def walk(root: Path, skip_top: frozenset[str] = frozenset()) -> Iterator[tuple[str, os.stat_result]]:
     """(relative path, lstat) of every entry below `root`, depth first in name order; `root`
     itself comes first as '.'. Top-level names in `skip_top` are left out with everything below."""

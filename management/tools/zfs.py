@@ -164,12 +164,23 @@ class ZFSManager:
         r = self._run(["zpool", "list", "-H", "-o", "health", check_dataset(pool)], mutating=False, ok_codes=(0, 1))
         return r.stdout.strip() or None if r.returncode == 0 else None
 
+    def pool_status(self, pool: str) -> PoolStatus | None:
+        """`zpool status POOL`, parsed; None when the pool is not imported (or zpool said nothing)."""
+        r = self._run(pool_status_argv(pool), mutating=False, ok_codes=(0, 1))
+        found = parse_pool_status(r.stdout) if r.returncode == 0 else None
+        return found if found and found.pool else None
+
     def is_mounted(self, dataset: str) -> bool:
         r = self._run(get_argv("mounted", check_dataset(dataset)), mutating=False, ok_codes=(0, 1))
         return r.returncode == 0 and r.stdout.strip() == "yes"
 
     def _props(self, root: str, props: tuple[str, ...]) -> dict[str, dict[str, str]]:
         return parse_props(self._run(props_argv(root, props), mutating=False).stdout)
+
+    def mounted_below(self, root: str) -> set[str]:
+        """The datasets at or below `root` that are mounted, in one `zfs get` (not one per dataset)."""
+        return {name for name, p in self._props(root, ("mounted",)).items()
+                if "@" not in name and p.get("mounted") == "yes"}
 
     def list_datasets(self, root: str) -> list[Dataset]:
         rows = self._props(root, ("mountpoint", "mounted", "used"))
@@ -323,3 +334,267 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         return 0
+
+
+# --- pools: create, attach, status ------------------------------------------------------------
+#
+# `zpool create/attach/status/list/get` as both OpenZFS and zfs-fuse (pool version 23) take them.
+# zfs-fuse has no `zpool status -p` and prints "scrub:" where OpenZFS prints "scan:"; the parser
+# below reads both (tests/fixtures/zpool-status holds real outputs of each).
+
+# What docs/storage.md recommends for the data pool: 4K sectors, and on the root dataset (inherited
+# by every service dataset) lz4, no atime writes, extended attributes in the inode, POSIX ACLs.
+POOL_PROPS: dict[str, str] = {"ashift": "12"}
+FS_PROPS: dict[str, str] = {"compression": "lz4", "atime": "off", "xattr": "sa", "acltype": "posixacl"}
+VALUE_ALIASES = {("acltype", "posixacl"): "posix"}  # OpenZFS lists `posix`, and still takes `posixacl`
+REDUNDANT_VDEVS = ("mirror", "raidz", "draid")
+HEALTHY_STATES = ("ONLINE", "AVAIL", "INUSE")
+
+
+def check_pool_name(pool: str) -> str:
+    if "/" in (pool or "") or "@" in (pool or ""):
+        raise ValidationError(f"{pool!r} is not a pool name")
+    return check_dataset(pool)
+
+
+def pool_create_argv(pool: str, disks: list[str], *, pool_props: dict[str, str], fs_props: dict[str, str],
+                     mountpoint: str | None = None, force: bool = False) -> list[str]:
+    """`zpool create` of `pool`: a mirror of `disks` (two or more), or one disk (no redundancy)."""
+    if not disks:
+        raise ValidationError("no disk given")
+    argv = ["zpool", "create", *(["-f"] if force else [])]
+    for key, value in pool_props.items():
+        argv += ["-o", f"{key}={value}"]
+    for key, value in fs_props.items():
+        argv += ["-O", f"{key}={value}"]
+    if mountpoint:
+        argv += ["-m", mountpoint]
+    return argv + [check_pool_name(pool), *(["mirror"] if len(disks) > 1 else []), *disks]
+
+
+def pool_attach_argv(pool: str, existing: str, new: str, *, force: bool = False) -> list[str]:
+    """`zpool attach`: `new` becomes a mirror of `existing` (a one-disk pool turns into a mirror)."""
+    return ["zpool", "attach", *(["-f"] if force else []), check_pool_name(pool), existing, new]
+
+
+def pool_status_argv(pool: str) -> list[str]:
+    return ["zpool", "status", check_pool_name(pool)]
+
+
+def parse_supported(usage: str) -> dict[str, str]:
+    """The property table `zfs get` / `zpool get` print with their usage (no arguments given):
+    {property: its VALUES column}, e.g. {"compression": "on | off | lzjb | ... | zle"}."""
+    table: dict[str, str] = {}
+    inherit_column = None
+    for line in usage.splitlines():
+        words = line.split()
+        if words[:2] == ["PROPERTY", "EDIT"]:
+            inherit_column = len(words) > 2 and words[2] == "INHERIT"
+            continue
+        if inherit_column is None or len(words) < 3 or words[1] not in ("YES", "NO"):
+            continue
+        start = 3 if inherit_column and words[2] in ("YES", "NO") else 2
+        table[words[0]] = " ".join(words[start:])
+    return table
+
+
+def offers(table: dict[str, str], prop: str, value: str) -> bool:
+    """Does this ZFS take `prop=value`? A property missing from its table, or a value its VALUES
+    column does not list, is not taken; a free-form column (`<ashift, 9-13, ...>`) takes any."""
+    values = table.get(prop)
+    if values is None:
+        return False
+    if values.startswith("<"):
+        return True
+    listed = {v.strip() for v in values.split("|")}
+    return value in listed or VALUE_ALIASES.get((prop, value)) in listed
+
+
+def split_supported(wanted: dict[str, str], table: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(what this ZFS takes, what it does not) of `wanted`."""
+    kept = {k: v for k, v in wanted.items() if offers(table, k, v)}
+    return kept, {k: v for k, v in wanted.items() if k not in kept}
+
+
+@dataclass(frozen=True)
+class Vdev:
+    """One row of the config table. depth 0 is the pool (or a section: logs, cache, spares)."""
+
+    name: str
+    depth: int
+    state: str
+    read: int = 0
+    write: int = 0
+    cksum: int = 0
+    note: str = ""
+    section: str = ""  # "" for the data vdevs, else logs | cache | spares | special | dedup
+
+    @property
+    def errors(self) -> int:
+        return self.read + self.write + self.cksum
+
+
+@dataclass(frozen=True)
+class Scan:
+    """The last scrub or resilver as `zpool status` says it."""
+
+    kind: str  # none | scrub | resilver
+    state: str  # none | finished | in_progress | canceled | paused
+    text: str = ""
+    errors: int | None = None  # errors the finished scan found
+    end: float | None = None  # unix time it finished (read in local time, as zpool printed it)
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    pool: str
+    state: str
+    status: str = ""
+    action: str = ""
+    scan: Scan = Scan("none", "none")
+    vdevs: tuple[Vdev, ...] = ()
+    errors: str = ""  # the `errors:` line
+
+    @property
+    def top_level(self) -> list[Vdev]:
+        """The data vdevs right below the pool: mirror-0, raidz1-0, or bare disks."""
+        return [v for v in self.vdevs if v.depth == 1 and not v.section]
+
+    @property
+    def redundant(self) -> bool | None:
+        """True when every data vdev is a mirror/raidz/draid; False when any is a bare disk (ZFS
+        then detects corruption but cannot repair it); None when zpool listed none."""
+        top = self.top_level
+        if not top:
+            return None
+        return all(v.name.startswith(REDUNDANT_VDEVS) for v in top)
+
+    @property
+    def layout(self) -> str:
+        """`mirror of 2 disks`, `1 disk`, `stripe of 2 disks`, `raidz1-0 of 3 disks`, ..."""
+        top = self.top_level
+        if not top:
+            return "no data vdev listed"
+        if not self.redundant:
+            return "1 disk" if len(top) == 1 else f"stripe of {len(top)} disks, no mirror"
+        parts = []
+        for v in top:
+            legs = self.children(v)
+            kind = "mirror" if v.name.startswith("mirror") else v.name.rsplit("-", 1)[0]
+            parts.append(f"{kind} of {len(legs)} disks")
+        return ", ".join(parts)
+
+    def children(self, parent: Vdev) -> list[Vdev]:
+        i = self.vdevs.index(parent)
+        out = []
+        for v in self.vdevs[i + 1:]:
+            if v.depth <= parent.depth or v.section != parent.section:
+                break
+            if v.depth == parent.depth + 1:
+                out.append(v)
+        return out
+
+    @property
+    def unhealthy(self) -> list[Vdev]:
+        """Rows (pool, vdevs, disks) not ONLINE (spares: not AVAIL/INUSE)."""
+        return [v for v in self.vdevs if v.state and v.state not in HEALTHY_STATES]
+
+    @property
+    def with_errors(self) -> list[Vdev]:
+        """Rows whose READ, WRITE or CKSUM count is not zero."""
+        return [v for v in self.vdevs if v.errors]
+
+
+SECTIONS = ("logs", "cache", "spares", "special", "dedup")
+_FINISHED = re.compile(r"^(scrub repaired|resilvered)\s+(?:\(\S+\)\s+)?\S+\s+in\s+.+?\s+with\s+(\d+)\s+errors?"
+                       r"(?:\s+on\s+(.+))?$")
+_FUSE_FINISHED = re.compile(r"^(scrub|resilver) completed after\s+\S+\s+with\s+(\d+)\s+errors?\s+on\s+(.+)$")
+
+
+def _count(text: str) -> int:
+    """READ/WRITE/CKSUM: `0`, `12`, or without -p a rounded `1.05K`, `2M`."""
+    text = text.strip()
+    scale = {"K": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12}
+    try:
+        if text and text[-1].upper() in scale:
+            return int(float(text[:-1]) * scale[text[-1].upper()])
+        return int(text)
+    except ValueError:
+        return 0
+
+
+def _ctime(text: str) -> float | None:
+    """`Tue Dec  1 19:25:47 2026` (C's ctime, local time) -> unix time."""
+    try:
+        return time.mktime(time.strptime(" ".join(text.split()), "%a %b %d %H:%M:%S %Y"))
+    except ValueError:
+        return None
+
+
+def parse_scan(text: str) -> Scan:
+    """The `scan:` (OpenZFS) or `scrub:` (zfs-fuse) line, continuation lines joined."""
+    text = " ".join(text.split())
+    first = text.split(" ", 1)[0] if text else ""
+    kind = "resilver" if first.startswith("resilver") else "scrub" if first.startswith("scrub") else "none"
+    if not text or text.startswith("none requested"):
+        return Scan("none", "none", text)
+    m = _FINISHED.match(text) or _FUSE_FINISHED.match(text)
+    if m:
+        return Scan(kind, "finished", text, int(m.group(2)), _ctime(m.group(3) or ""))
+    if " in progress" in text:
+        return Scan(kind, "in_progress", text)
+    if " paused" in text:
+        return Scan(kind, "paused", text)
+    if " canceled" in text or " stopped" in text:
+        return Scan(kind, "canceled", text)
+    return Scan(kind, "unknown", text)
+
+
+def parse_pool_status(text: str) -> PoolStatus:
+    """One pool's `zpool status POOL` (OpenZFS 2.x or zfs-fuse), as printed without -p."""
+    fields: dict[str, str] = {}
+    config: list[str] = []
+    key = None
+    for raw in text.splitlines():
+        line = raw.expandtabs(8)
+        stripped = line.strip()
+        m = re.match(r"^\s*(pool|state|status|action|see|scan|scrub|config|errors):\s?(.*)$", line)
+        if m and not (key == "config" and m.group(1) not in ("errors",)):
+            key = m.group(1)
+            fields[key] = m.group(2).strip()
+            continue
+        if key == "config":
+            if stripped:
+                config.append(line)
+        elif key and stripped:
+            fields[key] = f"{fields[key]} {stripped}".strip()
+    vdevs = _parse_config(config)
+    return PoolStatus(fields.get("pool", ""), fields.get("state", ""), fields.get("status", ""),
+                      fields.get("action", ""), parse_scan(fields.get("scan") or fields.get("scrub") or ""),
+                      tuple(vdevs), fields.get("errors", ""))
+
+
+def _parse_config(lines: list[str]) -> list[Vdev]:
+    base = None
+    section = ""
+    out: list[Vdev] = []
+    for line in lines:
+        words = line.split()
+        if words[:2] == ["NAME", "STATE"]:
+            base = len(line) - len(line.lstrip())
+            continue
+        if base is None:
+            continue
+        depth = max(0, (len(line) - len(line.lstrip()) - base) // 2)
+        if depth == 0 and words[0] in SECTIONS:
+            section = words[0]
+            if len(words) >= 2:  # OpenZFS prints `logs` alone; some print a state beside it
+                out.append(Vdev(words[0], 0, words[1] if len(words) > 1 else "", section=section))
+            continue
+        if depth == 0:
+            section = ""
+        state = words[1] if len(words) > 1 else ""
+        nums = words[2:5] if len(words) >= 5 else []
+        note = " ".join(words[5:]) if len(words) > 5 else " ".join(words[2:]) if len(words) > 2 and not nums else ""
+        out.append(Vdev(words[0], depth, state, *(_count(n) for n in nums), note=note, section=section))
+    return out

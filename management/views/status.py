@@ -80,11 +80,25 @@ class ServiceStatus:
 
 
 @dataclass
+class PoolState:
+    """The pool ZFS_PARENT_DATASET lives in, from `zpool status`."""
+
+    name: str
+    state: str  # ONLINE, DEGRADED, FAULTED, ...
+    layout: str  # "mirror of 2 disks", "1 disk", ...
+    redundant: bool | None
+    errors: int  # READ + WRITE + CKSUM over every row
+    unhealthy: list[str]  # rows not ONLINE: "name STATE"
+    scrub: dict  # {state, text, errors, time, age_seconds}: the last scan as zpool says it
+
+
+@dataclass
 class StatusReport:
     time: float
     stale_after_hours: int
     services: list[ServiceStatus]
     problems: list[str] = field(default_factory=list)
+    pool: PoolState | None = None  # None: zpool did not answer
 
     @property
     def stale(self) -> list[str]:
@@ -104,7 +118,8 @@ class StatusReport:
             del row["last_backup_age"], row["last_archive"], row["stale"]
             rows.append(row)
         return {"time": self.time, "stale_after_hours": self.stale_after_hours, "stale": self.stale,
-                "uncovered": self.uncovered, "services": rows, "problems": list(self.problems)}
+                "uncovered": self.uncovered, "services": rows, "problems": list(self.problems),
+                "pool": asdict(self.pool) if self.pool else None}
 
 
 # --- reading what the runs left -----------------------------------------------------------------
@@ -186,6 +201,22 @@ def _pool_health(settings: Settings, zfs) -> str | None:
         return None
 
 
+def pool_state(settings: Settings, zfs, now: float) -> PoolState | None:
+    """The pool's layout, state, error counts and last scan from one `zpool status`."""
+    try:
+        st = zfs.pool_status(settings.zfs_parent_dataset.split("/", 1)[0])
+    except OrchestratorError:
+        return None
+    if st is None:
+        return None
+    scan = st.scan
+    kind = "scrub" if scan.kind == "scrub" else scan.kind
+    scrub = {"kind": kind, "state": scan.state, "text": scan.text, "errors": scan.errors, "time": scan.end,
+             "age_seconds": _round(now - scan.end) if scan.end else None}
+    return PoolState(st.pool, st.state, st.layout, st.redundant, sum(v.errors for v in st.vdevs),
+                     [f"{v.name} {v.state}" for v in st.unhealthy], scrub)
+
+
 def coverage(docker, names: list[str]) -> tuple[dict[str, list[dict]], str | None]:
     """Each stack's mounts with their verdicts (compose's models; no container is asked)."""
     if not names:
@@ -224,6 +255,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
     checks = state.checks()
     holds = state.prune_holds()
     pool_health = _pool_health(settings, zfs)
+    pool = pool_state(settings, zfs, now) if any(n in settings.services for n in names) else None
     updates = state.last_update()
     limit = settings.stale_after * 3600
 
@@ -244,13 +276,14 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
         if row.backed_up:
             row.risks = risk_reasons(now=now, stale_after_hours=settings.stale_after, uncovered=len(row.uncovered),
                                      last_backup=row.last_backup, drill=row.drill, check=row.check,
-                                     repo=settings.repo(name), pool_health=pool_health, prune_held=row.prune_held)
+                                     repo=settings.repo(name), pool_health=pool_health, prune_held=row.prune_held,
+                                     pool_redundant=pool.redundant if pool else None)
             row.verdict = verdict_of(row.risks)
         row.update = _with_age(updates.get(name), now)
         row.rollback_points = state.update_points(name)
         row.coverage = by_coverage.get(name)
         rows.append(row)
-    return StatusReport(now, settings.stale_after, rows, problems)
+    return StatusReport(now, settings.stale_after, rows, problems, pool)
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -339,6 +372,36 @@ def render(report: StatusReport) -> list[tuple[str, bool]]:
     if stale:
         lines.append((f"stale: {', '.join(stale)} (no good backup within STALE_AFTER={report.stale_after_hours}h)",
                       True))
+    if report.pool:
+        lines.append(pool_line(report.pool))
     for problem in report.problems:
         lines.append((f"cannot see: {problem}", True))
     return lines
+
+
+def _scrub_words(scrub: dict) -> str:
+    if scrub["kind"] == "scrub" and scrub["state"] == "finished":
+        when = f"{age(scrub['age_seconds'])} ago" if scrub["age_seconds"] is not None else "at an unknown time"
+        return f"last scrub {when}, {scrub['errors']} error(s)"
+    if scrub["kind"] == "scrub" and scrub["state"] == "in_progress":
+        return "scrub in progress"
+    if scrub["kind"] == "none":
+        return "never scrubbed"
+    return f"no scrub result (last scan: {scrub['text']})"
+
+
+def pool_line(pool: PoolState) -> tuple[str, bool]:
+    """`pool: datapool ONLINE, mirror of 2 disks, last scrub 3d ago, 0 error(s)`; highlighted when
+    the pool is not ONLINE, has errors, no redundancy, or no recent clean scrub."""
+    words = [f"pool: {pool.name} {pool.state}", pool.layout]
+    if pool.unhealthy and pool.state != "ONLINE":
+        words.append("not ONLINE: " + ", ".join(u for u in pool.unhealthy if not u.startswith(pool.name + " ")))
+    if pool.errors:
+        words.append(f"{pool.errors} read/write/checksum error(s)")
+    if pool.redundant is False:
+        words.append("NO REDUNDANCY (see make attach-mirror)")
+    words.append(_scrub_words(pool.scrub))
+    scrub = pool.scrub
+    fresh = (scrub["kind"] == "scrub" and scrub["state"] in ("finished", "in_progress") and not scrub["errors"]
+             and (scrub["age_seconds"] or 0) <= 35 * 86400)
+    return ", ".join(words), pool.state != "ONLINE" or bool(pool.errors) or pool.redundant is False or not fresh

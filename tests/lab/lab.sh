@@ -16,6 +16,7 @@ set -euo pipefail
 LAB_DIR=${LAB_DIR:-/var/tmp/orchestrator-lab}
 POOL=${LAB_POOL:-orchlab}
 POOL_IMG=$LAB_DIR/pool.img
+POOL_IMG2=$LAB_DIR/pool-mirror.img  # the design's Backup Data Disk: the pool is a mirror, as doctor wants
 POOL_SIZE=${LAB_POOL_SIZE:-6G}
 POOL_MNT=$LAB_DIR/mnt
 REMAP_USER=dockeruser
@@ -152,12 +153,17 @@ ensure_pool() {
       log "importing pool $POOL from $POOL_IMG"
       zpool_t import -d "$LAB_DIR" "$POOL" || die "cannot import $POOL from $POOL_IMG"
     else
-      log "creating pool $POOL ($POOL_SIZE file at $POOL_IMG)"
-      truncate -s "$POOL_SIZE" "$POOL_IMG"
+      log "creating pool $POOL (a mirror of two $POOL_SIZE files: $POOL_IMG, $POOL_IMG2)"
+      truncate -s "$POOL_SIZE" "$POOL_IMG" "$POOL_IMG2"
       mkdir -p "$POOL_MNT"
-      zpool_t create -f -m "$POOL_MNT" "$POOL" "$POOL_IMG"
+      zpool_t create -f -m "$POOL_MNT" "$POOL" mirror "$POOL_IMG" "$POOL_IMG2"
       created "pool $POOL"
     fi
+  fi
+  if ! zpool_t status "$POOL" | grep -q mirror; then  # a lab made before the pool was a mirror
+    log "attaching $POOL_IMG2 to $POOL: a mirror, as the design draws it"
+    truncate -s "$POOL_SIZE" "$POOL_IMG2"
+    zpool_t attach -f "$POOL" "$POOL_IMG" "$POOL_IMG2" || die "cannot attach $POOL_IMG2 to $POOL"
   fi
   zfs_t mount -a || true
   [ "$(zfs_t get -H -o value mounted "$POOL")" = yes ] || die "pool $POOL is not mounted"
@@ -374,6 +380,7 @@ cmd_status() {
   local ok=0
   check() { if eval "$2" >/dev/null 2>&1; then echo "ok    $1"; else echo "FAIL  $1"; ok=1; fi; }
   check "zfs-fuse answers" "timeout 10 zpool list -H $POOL"
+  check "pool $POOL is a mirror" "timeout 10 zpool status $POOL | grep -q mirror"
   check "pool $POOL mounted at $POOL_MNT" "[ \"\$(timeout 10 zfs get -H -o value mounted $POOL)\" = yes ]"
   check "dockerd answers with userns-remap" "docker info --format '{{.SecurityOptions}}' | grep -q userns"
   check "image $BUSYBOX_IMAGE" "docker image inspect $BUSYBOX_IMAGE"

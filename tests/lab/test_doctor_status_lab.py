@@ -54,7 +54,7 @@ def test_doctor_reports_the_lab_as_it_is_and_changes_nothing(lab, lab_env):
     result = run_cli(env_path, "doctor", "--json", timeout=180)
     assert result.returncode == 1, result.stdout + result.stderr  # the lab has failing checks (below)
     checks = by_name(json.loads(result.stdout))
-    assert len(checks) == 18, list(checks)
+    assert len(checks) == 24, list(checks)
     # SERVICES_DIR is empty: no stack, no mount to miss
     assert checks["data coverage"]["status"] == OK and "0 stack(s)" in checks["data coverage"]["detail"]
 
@@ -69,6 +69,11 @@ def test_doctor_reports_the_lab_as_it_is_and_changes_nothing(lab, lab_env):
     assert checks["compose v2"]["status"] == OK and "v2." in checks["compose v2"]["detail"]
     assert checks["zfs pool"] == {"status": OK, "name": "zfs pool", "detail": f"{lab.pool} imported, ONLINE",
                                   "fix": ""}
+    # the pool's layout as zpool status shows it: the lab's pool is one file, no mirror
+    layout = subprocess.run(["zpool", "status", lab.pool], capture_output=True, text=True, timeout=60).stdout
+    redundant = any(w in layout for w in ("mirror", "raidz"))
+    assert checks["pool redundancy"]["status"] == (OK if redundant else WARN), checks["pool redundancy"]
+    assert redundant or "no redundancy: ZFS can detect but not repair corruption" in checks["pool redundancy"]["detail"]
     assert checks[".env mode"]["status"] == OK and "0600" in checks[".env mode"]["detail"]
 
     # what this .env points at: a parent dataset that does not exist, no backup, no key
@@ -117,6 +122,14 @@ def test_doctor_reports_the_lab_as_it_is_and_changes_nothing(lab, lab_env):
         else:
             assert fw["status"] == WARN and "cannot tell" in fw["detail"], fw
 
+    # zfs-fuse has no event daemon: doctor says nothing tells the user when a disk fails
+    if not Path("/etc/zfs/zed.d").is_dir():
+        assert checks["zed notifications"]["status"] == WARN and "zfs-zed" in checks["zed notifications"]["fix"]
+
+    # this test's repositories are a local folder: a dead disk or a compromised VM takes them too
+    hist = checks["history off this machine"]
+    assert hist["status"] == WARN and "on this machine" in hist["detail"], hist
+
     # the cron entry and the boot unit: the lab tests install them in temp dirs only
     if not Path("/etc/cron.d/orchestrator-backup").exists():
         assert checks["nightly backup (cron)"]["status"] == FAIL
@@ -137,7 +150,7 @@ def test_doctor_text_is_one_line_per_check_with_fixes(lab_env):
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     checks = [ln for ln in lines if not ln.startswith(" ")][:-1]
-    assert len(checks) == 18 and all(ln.split()[0] in (OK, WARN, FAIL) for ln in checks), result.stdout
+    assert len(checks) == 24 and all(ln.split()[0] in (OK, WARN, FAIL) for ln in checks), result.stdout
     fixes = [ln for ln in lines if ln.strip().startswith("fix: ")]
     assert len(fixes) == sum(ln.split()[0] != OK for ln in checks)
     counts = {s: sum(ln.split()[0] == s for ln in checks) for s in (OK, WARN, FAIL)}

@@ -92,3 +92,10 @@ def test_nights_keep_the_last_thirty_runs_per_service_oldest_first(tmp_path):
     assert nights["photo"] == [{"time": 99.0}]
     (tmp_path / NIGHTS).write_text('{"git": "x", "photo": [1, {"time": 1}]}')
     assert store.nights() == {"photo": [{"time": 1}]}
+def test_releasing_a_prune_also_accepts_the_archives_that_vanished(tmp_path):
+    store = StateStore(tmp_path)
+    store.save_trusted_kept({"git": ["git-1", "git-2"], "photo": ["photo-1"]})
+    store.save_prune_holds({"git": {"reason": "gone", "since": 1.0, "archive": "git-3"}})
+    assert store.trusted_kept()["git"] == ["git-1", "git-2"]
+    assert store.release_prune("git")["reason"] == "gone"
+    assert store.trusted_kept() == {"photo": ["photo-1"]} and store.prune_holds() == {}

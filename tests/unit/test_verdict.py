@@ -35,3 +35,9 @@ def test_every_reason_has_a_stable_code_in_the_declared_order():
                      "prune_held"]
     assert all(c in RISK_CODES for c in codes) and len(set(RISK_CODES)) == len(RISK_CODES)
     assert [c for c, _ in risks(**GOOD)] == []
+
+
+def test_a_pool_without_redundancy_is_a_reason_and_unknown_is_not():
+    assert reasons(**dict(GOOD, pool_redundant=False)) == [
+        "the pool has no redundancy (one disk: corruption is found, not repaired)"]
+    assert reasons(**dict(GOOD, pool_redundant=None)) == reasons(**dict(GOOD, pool_redundant=True)) == []

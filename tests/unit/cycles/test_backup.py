@@ -1,5 +1,6 @@
 """The cycle's promises, with fake managers that record the order of events."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -107,6 +108,9 @@ class World:
     # zfs
     def is_mounted(self, dataset):
         return dataset in self.mounted
+
+    def mounted_below(self, root):
+        return {d for d in self.mounted if d == root or d.startswith(root + "/")}
 
     def snapshot(self, dataset, name, recursive=True):
         self.events.append(("snapshot", f"{dataset}@{name}"))
@@ -427,6 +431,7 @@ def test_an_unchanged_dataset_costs_no_borg_and_names_the_archive_that_holds_it(
     assert results["git"].result == "unchanged" and results["git"].archive == held["archive"]
     assert "nothing written since" in results["git"].message
     assert kinds(world, "create") == ["photo"] and report.ok
+    assert kinds(world, "view") == ["datapool/orchestrator-views/photo"]  # ZFS alone said so: no clone for git
     assert orch.kept()["git"] == held  # the archive's own snapshot stays, tonight's is gone
     assert not any(s.endswith(report.snapshot.split("@")[1]) and s.startswith("datapool/services/git")
                    for s in world.snapshots)
@@ -489,7 +494,7 @@ def test_a_stack_folder_no_listed_path_names_is_backed_up_with_a_dataset_made_fo
     class Copying(FakeRunner):
         def run(self, argv, **kw):
             if argv[0] in ("cp", "rm"):
-                world.events.append((argv[0], argv[-2] if argv[0] == "cp" else argv[-1]))
+                world.events.append((argv[0], argv[argv.index("--") + 1:] if argv[0] == "cp" else argv[-1]))
                 subprocess.run(argv, check=True)
             return super().run(argv, **kw)
 
@@ -499,15 +504,55 @@ def test_a_stack_folder_no_listed_path_names_is_backed_up_with_a_dataset_made_fo
     assert sorted(kinds(world, "create")) == ["git", "photo", "reverseproxy"]  # its folder has an archive
     assert world.events.index(("create-dataset", "datapool/services/reverseproxy")) < world.events.index(
         ("stop", "git"))
-    # each stack folder is copied while the stacks are stopped, before the snapshot; the copies go
-    # into the views for borg, and are removed at the end
-    copies = [i for i, e in enumerate(world.events) if e[0] == "cp" and e[1].startswith(str(services))]
+    # the stack folders are copied while the stacks are stopped, before the snapshot, by one cp (its
+    # cost is downtime); the copies go into the views for borg, and are removed at the end
+    copies = [(i, e[1]) for i, e in enumerate(world.events) if e[0] == "cp" and e[1][0].startswith(str(services))]
     snapshot = next(i for i, e in enumerate(world.events) if e[0] == "snapshot")
     last_stop = max(i for i, e in enumerate(world.events) if e[0] == "stop")
     first_start = min(i for i, e in enumerate(world.events) if e[0] == "start")
-    assert len(copies) == 3 and last_stop < min(copies) and max(copies) < snapshot < first_start
+    [(at, folders)] = copies
+    assert sorted(folders) == [str(services / n) for n in ("git", "photo", "reverseproxy")]
+    assert last_stop < at < snapshot < first_start
     assert (tmp_path / "views" / "git" / ".orchestrator-stack" / "compose.yaml").read_text() == "services: {}\n"
     assert not list((tmp_path / "state" / "stack-copies").iterdir())
+
+
+def test_a_stack_folder_that_cannot_be_copied_fails_its_service_alone(tmp_path):
+    services = tmp_path / "services"
+    for name in ("git", "photo"):
+        (services / name).mkdir(parents=True)
+        (services / name / "compose.yaml").write_text("services: {}\n")
+    settings = settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nKEEP_LAST_SNAPSHOT=0\n"
+                             f"VIEW_MOUNTPOINT={tmp_path}/views\n",
+                             base=BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}"))
+
+    class Views(World):
+        def create_view(self, snap, view, path, readonly=True):
+            path.mkdir(parents=True)
+            super().create_view(snap, view, path, readonly)
+
+    world = Views()
+    copies: list[list[str]] = []
+
+    class PhotoWontCopy(FakeRunner):  # the one cp for both fails; so does photo's own
+        def run(self, argv, **kw):
+            if argv[0] == "cp":
+                copies.append(argv[argv.index("--") + 1:])
+                if str(services / "photo") in argv:
+                    raise CommandError("cp", 1, "cp: error reading 'photo/db.sqlite': Input/output error")
+            if argv[0] in ("cp", "rm"):
+                subprocess.run(argv, check=True)
+            return super().run(argv, **kw)
+
+    ctx = RunContext(settings, PhotoWontCopy(), world, world, world, echo=lambda _: None)
+    report = BackupOrchestrator(ctx).backup()
+    assert copies[:3] == [[str(services / "git"), str(services / "photo")], [str(services / "git")],
+                          [str(services / "photo")]]  # then each alone, to name the one that fails
+    results = {d.service: d for d in report.datasets}
+    assert results["git"].result == OK and "git" in kinds(world, "create")
+    assert results["photo"].result == FAILED and f"copying the stack folder {services / 'photo'} failed" in \
+        results["photo"].message
+    assert not report.ok
 
 
 def test_an_unchanged_dataset_whose_archive_is_gone_from_the_repository_is_backed_up_in_full(keeping):
@@ -574,3 +619,98 @@ def test_a_killed_runs_stack_copies_are_removed_with_the_last_snapshot_kept(keep
     removed = orch.cleanup_leftovers()
     assert str(left.parent) in removed
     assert ("rm", "-rf", "--one-file-system", "--", str(left.parent)) in orch.runner.argvs
+
+
+def test_an_append_only_night_never_prunes_or_compacts_and_says_so_once(tmp_path):
+    from management.cycles.backup import APPEND_ONLY_NOTE
+    from management.tools.borg import Listing
+
+    s = settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nHUB_SERVICE=reverseproxy\n"
+                                "BORG_APPEND_ONLY=1\nBORG_COMPACT_EVERY_DAYS=0\n")
+    world = World()
+    world.listings = {"git": Listing("id", ("git-1", "git-2")), "photo": Listing("id", ())}
+    orch = orchestrator(s, world)
+    orch.borg.listings = world.listings
+    report = orch.backup()
+    assert report.ok and kinds(world, "create") and not kinds(world, "prune") and not kinds(world, "compact")
+    assert report.notes.count(APPEND_ONLY_NOTE) == 1
+    assert "prune/compact left to the trusted machine" in APPEND_ONLY_NOTE
+    archives = {d.service: d.archives for d in report.datasets}
+    assert archives["git"] == 3 and archives["photo"] == 1  # counted from the repository: it only grows
+
+
+class Repos:
+    """A fake borg for the trusted machine: archives per service with their stats."""
+
+    def __init__(self, archives):
+        self.archives = {svc: list(names) for svc, names in archives.items()}
+        self.stats = {}  # archive -> (nfiles, size)
+        self.events = []
+
+    def list_archives(self, service):
+        return [{"name": n} for n in self.archives[service]]
+
+    def last_archives(self, service, last=2):
+        stats = [(n, *self.stats.get(n, (10, 1000))) for n in self.archives[service][-last:]]
+        return [{"name": n, "nfiles": files, "original_size": size} for n, files, size in stats]
+
+    def prune(self, service):
+        self.events.append(("prune", service))
+        self.archives[service] = self.archives[service][-2:]  # the retention keeps two
+        return 2
+
+    def compact(self, service):
+        self.events.append(("compact", service))
+
+
+def trusted(settings, repos):
+    from management.cycles.backup import TrustedPrune
+
+    return TrustedPrune(RunContext(settings, FakeRunner(), None, None, repos, echo=lambda _: None))
+
+
+def test_the_trusted_machine_prunes_and_compacts_and_holds_when_archives_vanished(keeping):
+    repos = Repos({"git": ["git-1", "git-2", "git-3"], "photo": ["photo-1", "photo-2", "photo-3"]})
+    report = trusted(keeping, repos).run(["git", "photo"])
+    assert report.ok
+    assert repos.events == [("prune", "git"), ("compact", "git"), ("prune", "photo"), ("compact", "photo")]
+    assert StateStore(keeping.state_dir).trusted_kept() == {"git": ["git-2", "git-3"], "photo": ["photo-2", "photo-3"]}
+    # the VM's key deleted photo's history (append-only: still recoverable until a compact)
+    repos.archives["photo"] = ["photo-4"]
+    repos.archives["git"].append("git-4")
+    repos.events.clear()
+    report = trusted(keeping, repos).run(["git", "photo"])
+    assert not report.ok and list(report.held) == ["photo"] and "2 archive(s) the last trusted prune kept are gone" \
+        in report.held["photo"]
+    assert ("prune", "photo") not in repos.events and ("compact", "photo") not in repos.events
+    assert ("prune", "git") in repos.events
+    repos.events.clear()
+    assert "photo" in trusted(keeping, repos).run(["photo"]).held and repos.events == []  # held until released
+    StateStore(keeping.state_dir).release_prune("photo")  # the loss was meant (or rolled back and accepted)
+    assert trusted(keeping, repos).run(["photo"]).ok and ("compact", "photo") in repos.events
+
+
+def test_the_trusted_prune_keeps_the_prune_guard(keeping, monkeypatch):
+    from management.monitoring import notify
+
+    sent = []
+    monkeypatch.setattr(notify, "send", lambda urls, message, mask: sent.append(message))
+    repos = Repos({"git": ["git-1", "git-2"]})
+    repos.stats = {"git-1": (1000, 10_000_000), "git-2": (0, 0)}  # emptied
+    orch = trusted(keeping, repos)
+    orch.s = dataclasses.replace(orch.s, notify_urls=("json://localhost/x",))
+    report = orch.run(["git"])
+    assert "git" in report.held and "empty" in report.held["git"] and repos.events == []
+    assert StateStore(keeping.state_dir).prune_holds()["git"]["reason"] == report.held["git"]
+    [message] = sent  # the trusted machine says it loudly, as the night does
+    assert not message.ok and "1 held" in message.title and "prune held: git:" in message.body
+
+
+def test_the_trusted_prune_compares_every_night_it_missed(keeping):
+    repos = Repos({"git": ["git-1", "git-2"]})
+    assert trusted(keeping, repos).run(["git"]).ok  # keeps git-1, git-2
+    repos.archives["git"] += ["git-3", "git-4", "git-5"]  # three nights while the trusted machine was off
+    repos.stats = {"git-3": (0, 0), "git-4": (0, 0), "git-5": (0, 0)}  # emptied on the first of them
+    repos.events.clear()
+    report = trusted(keeping, repos).run(["git"])
+    assert "git-3 is empty" in report.held["git"] and repos.events == []

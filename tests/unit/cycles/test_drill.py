@@ -30,8 +30,9 @@ class World:
         (root / service / "data" / "file.txt").write_text(text)
 
     # zfs
-    def pool_health(self, pool):
-        return "ONLINE"
+    def pool_status(self, pool):
+        from management.tools.zfs import PoolStatus, Vdev
+        return PoolStatus(pool, "ONLINE", vdevs=(Vdev(pool, 0, "ONLINE"), Vdev("mirror-0", 1, "ONLINE")))
 
     def list_views(self, parent):
         return []

@@ -27,6 +27,12 @@ class Fakes:
     def is_mounted(self, dataset):
         return True
 
+    def mounted_below(self, root):
+        class Every(set):
+            def __contains__(self, dataset):
+                return True
+        return Every()
+
     def snapshot(self, dataset, name, recursive=True):
         self.events.append(("snapshot", name))
 

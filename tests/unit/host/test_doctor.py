@@ -3,6 +3,8 @@ dir; a tool that is missing is a warn that names it; nothing doctor runs changes
 
 import json
 import os
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -11,6 +13,7 @@ import orchestrator
 from management.config import load_settings
 from management.errors import CommandError
 from management.host import autostart, doctor, schedule
+from management.host import zed as zedlet
 from management.host.doctor import FAIL, OK, WARN, Host
 from management.runner import Result
 from tests.fakes import FakeRunner
@@ -24,6 +27,16 @@ INFO = {"SecurityOptions": ["name=seccomp,profile=default", "name=userns"], "Log
 DATASETS = ("zfs", "get", "-H", "-p", "-r", "-o", "name,property,value", "mountpoint,mounted", "datapool/services")
 FREE = ("zfs", "get", "-H", "-p", "-o", "property,value", "used,available", "datapool")
 POOL = ("zpool", "list", "-H", "-o", "name,health", "datapool")
+ZSTATUS = ("zpool", "status", "datapool")
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "zpool-status"
+
+
+def zfs_fuse_status(name: str, scrubbed: float | None = None) -> str:
+    """A real zfs-fuse output (tests/fixtures/zpool-status) as pool `datapool`, scrubbed at `scrubbed`."""
+    text = (FIXTURES / name).read_text().replace("cap5128", "datapool")
+    if scrubbed is not None:
+        text = text.replace("Tue Dec  1 19:25:47 2026", time.ctime(scrubbed))
+    return text
 SSHD_T = "port 2222\npermitrootlogin no\npasswordauthentication no\nkbdinteractiveauthentication no\n" \
          "pubkeyauthentication yes\n"
 
@@ -58,11 +71,20 @@ def host(tmp_path):
     (services / "git").mkdir(parents=True)
     (services / "git" / "compose.yaml").write_text("services: {}\n")
     env = write(tmp_path, BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}")
+                .replace("BORG_REPO_BASE_PATH=/backup/repos", "BORG_REPO_BASE_PATH=ssh://borg@backup/./repos")
                 + f"DOCKER_DAEMON_JSON={etc}/daemon.json\nSUBUID_FILE={etc}/subuid\n"
-                f"SUBGID_FILE={etc}/subgid\nBORG_KEYS_DIR={keys}\nSTATE_DIR={state}\n")
+                f"SUBGID_FILE={etc}/subgid\nBORG_KEYS_DIR={keys}\nSTATE_DIR={state}\n"
+                "NOTIFY_URLS=ntfys://ntfy.example/homelab\nBORG_APPEND_ONLY=1\n")
     settings = load_settings(env)[0]
     (etc / "cron.d" / schedule.CRON_NAME).write_text(schedule.render_cron(
         "30 3 * * *", tmp_path / "python", tmp_path / "orchestrator.py", env.resolve(), tmp_path / "log"))
+    # Debian's zfsutils-linux, as the package ships it (trixie)
+    (etc / "cron.d" / doctor.DEBIAN_SCRUB_CRON).write_text(
+        "PATH=/usr/bin:/bin:/usr/sbin:/sbin\n\n# TRIM the first Sunday of every month.\n"
+        "24 0 1-7 * * root if [ $(date +\\%w) -eq 0 ] && [ -x /usr/lib/zfs-linux/trim ]; then "
+        "/usr/lib/zfs-linux/trim; fi\n\n# Scrub the second Sunday of every month.\n"
+        "24 0 8-14 * * root if [ $(date +\\%w) -eq 0 ] && [ -x /usr/lib/zfs-linux/scrub ]; then "
+        "/usr/lib/zfs-linux/scrub; fi\n")
     (etc / "systemd" / autostart.UNIT_NAME).write_text(autostart.render_unit(
         tmp_path / "python", tmp_path / "orchestrator.py", env.resolve()))
     fake = FakeRunner({
@@ -70,6 +92,7 @@ def host(tmp_path):
         ("docker", "compose", "version"): "Docker Compose version v2.40.3\n",
         GIT_CONFIG: json.dumps(git_model()),
         POOL: "datapool\tONLINE\n",
+        ZSTATUS: zfs_fuse_status("zfs-fuse-mirror-scrubbed.txt", NOW - 3 * 24 * H),
         DATASETS: "datapool/services\tmountpoint\t/datapool/services\ndatapool/services\tmounted\tyes\n"
                   "datapool/services/git\tmountpoint\t/datapool/services/git\ndatapool/services/git\tmounted\tyes\n"
                   "datapool/services/photo\tmountpoint\t/datapool/services/photo\n"
@@ -78,14 +101,18 @@ def host(tmp_path):
         ("systemctl", "is-enabled", "zfs-import-scan.service"): "enabled\n",
         ("systemctl", "is-enabled", "zfs-import-cache.service"): Result((), 1, "disabled\n"),
         ("systemctl", "is-enabled", autostart.UNIT_NAME): "enabled\n",
+        ("systemctl", "is-active", "zfs-zed"): "active\n",
         ("sshd", "-T"): SSHD_T,
         ("ufw", "status", "verbose"): "Status: active\nLogging: on (low)\n"
                                       "Default: deny (incoming), allow (outgoing), disabled (routed)\n",
         ("nft", "list", "ruleset"): absent("nft"),
         ("iptables", "-S", "INPUT"): absent("iptables"),
     })
+    zed_dir = etc / "zfs" / "zed.d"
+    zed_dir.mkdir(parents=True)
+    zedlet.install(zed_dir, zedlet.render_zedlet(tmp_path / "python", tmp_path / "orchestrator.py", env.resolve()))
     return Host(settings, fake, cron_dir=etc / "cron.d", unit_dir=etc / "systemd", sshd_config=etc / "sshd_config",
-                systemd=True, clock=lambda: NOW)
+                zed_dir=zed_dir, systemd=True, clock=lambda: NOW)
 
 
 GIT_CONFIG = ("docker", "compose", "-p", "git", "config", "--format", "json")
@@ -198,6 +225,82 @@ def test_pool_not_imported_or_degraded_fails_and_no_zpool_warns(host):
     answer(host, POOL, absent("zpool"))
     c = doctor.check_pool(host)
     assert c.status == WARN and "zpool is not installed" in c.detail
+
+
+def test_a_mirror_scrubbed_days_ago_is_ok_and_says_so(host):
+    assert doctor.check_pool_redundancy(host) == doctor.Check(OK, "pool redundancy", "datapool is mirror of 2 disks")
+    assert doctor.check_pool_errors(host).detail == "2 disk(s) ONLINE, no read/write/checksum errors"
+    assert doctor.check_scrub(host).detail == "datapool: finished 3d ago with 0 errors"
+    assert doctor.check_scrub_schedule(host).detail.endswith("scrubs every pool monthly ('24 0 8-14 * *')")
+    assert host.runner.argvs.count(ZSTATUS) == 1  # one zpool status for every pool check
+
+
+def test_a_one_disk_pool_warns_no_redundancy_and_never_scrubbed(host):
+    answer(host, ZSTATUS, zfs_fuse_status("zfs-fuse-single.txt"))
+    c = doctor.check_pool_redundancy(host)
+    assert c.status == WARN and c.detail == f"datapool is 1 disk: {doctor.NO_REDUNDANCY}"
+    assert "no redundancy: ZFS can detect but not repair corruption; see make attach-mirror" in c.detail
+    assert c.fix.startswith("make attach-mirror DISK=")
+    c = doctor.check_scrub(host)
+    assert c.status == WARN and c.detail == "datapool: never scrubbed" and c.fix.startswith("zpool scrub datapool")
+
+
+def test_an_offlined_leg_fails_naming_degraded_and_the_disk(host):
+    answer(host, ZSTATUS, zfs_fuse_status("zfs-fuse-degraded.txt", NOW - 24 * H))
+    c = doctor.check_pool_errors(host)
+    assert c.status == FAIL
+    assert c.detail == "datapool is DEGRADED: datapool DEGRADED, mirror-0 DEGRADED, /var/tmp/poolcap/b.img OFFLINE"
+    assert c.fix.startswith("Online the device using 'zpool online'")
+    assert doctor.check_pool_redundancy(host).status == OK  # still a mirror, one leg away
+
+
+def test_read_write_checksum_errors_fail_and_name_the_disk(host):
+    answer(host, ZSTATUS, (FIXTURES / "openzfs-2.1-truenas-write-error.txt").read_text())
+    c = doctor.check_pool_errors(host)
+    assert c.status == FAIL and c.detail == "errors: sda read 0 write 1 cksum 0" and "zpool clear" in c.fix
+    host._memo.clear()
+    answer(host, ZSTATUS, (FIXTURES / "openzfs-2.x-proxmox-faulted.txt").read_text())
+    c = doctor.check_pool_errors(host)
+    assert c.status == FAIL and "ata-ST8000DM004-2U9188_ZR14QKCH FAULTED (too many errors)" in c.detail
+    assert "ata-ST8000DM004-2U9188_ZR14QKCH read 7 write 1050 cksum 0" in c.detail
+
+
+@pytest.mark.parametrize("days, errors, status, words", [
+    (34, 0, OK, "finished 34d ago with 0 errors"),
+    (36, 0, WARN, "the last scrub finished 36d ago (warn past 35 days)"),
+    (2, 3, FAIL, "the last scrub (48h ago) found 3 error(s)"),
+])
+def test_last_scrub_age_and_errors(host, days, errors, status, words):
+    text = zfs_fuse_status("zfs-fuse-mirror-scrubbed.txt", NOW - days * 24 * H)
+    answer(host, ZSTATUS, text.replace("with 0 errors", f"with {errors} errors"))
+    c = doctor.check_scrub(host)
+    assert (c.status, words in c.detail) == (status, True), c
+
+
+def test_a_resilver_or_a_scrub_in_progress(host):
+    answer(host, ZSTATUS, zfs_fuse_status("zfs-fuse-mirror-resilvered.txt"))
+    c = doctor.check_scrub(host)
+    assert c.status == WARN and "no scrub result, the last scan: resilver completed" in c.detail
+    host._memo.clear()
+    answer(host, ZSTATUS, (FIXTURES / "openzfs-2.x-proxmox-resilvering.txt").read_text())
+    assert doctor.check_scrub(host).status == WARN
+
+
+def test_no_scrub_schedule_warns_and_a_systemd_timer_counts(host):
+    (host.cron_dir / doctor.DEBIAN_SCRUB_CRON).unlink()
+    c = doctor.check_scrub_schedule(host)
+    assert c.status == WARN and "nothing scrubs datapool on a schedule" in c.detail
+    assert "zfs-scrub-monthly@datapool.timer" in c.fix and "zfsutils-linux" in c.fix
+    answer(host, ("systemctl", "is-enabled", "zfs-scrub-monthly@datapool.timer"), "enabled\n")
+    assert doctor.check_scrub_schedule(host) == doctor.Check(OK, "scrub schedule",
+                                                              "zfs-scrub-monthly@datapool.timer enabled")
+
+
+def test_pool_status_not_answering_is_a_warn(host):
+    answer(host, ZSTATUS, failed("cannot open 'datapool': no such pool"))
+    for check in (doctor.check_pool_redundancy, doctor.check_pool_errors, doctor.check_scrub):
+        c = check(host)
+        assert c.status == WARN and "no such pool" in c.detail
 
 
 def test_a_service_dataset_missing_unmounted_or_elsewhere_fails(host):
@@ -404,7 +507,8 @@ def cli(host, monkeypatch, *args):
     monkeypatch.setattr(doctor.Host, "__post_init__", lambda self: setattr(self, "systemd", True))
     return CliRunner().invoke(orchestrator.cli, ["--env-file", str(host.settings.env_file), "doctor",
                                                  "--cron-dir", str(host.cron_dir), "--unit-dir", str(host.unit_dir),
-                                                 "--sshd-config", str(host.sshd_config), *args])
+                                                 "--sshd-config", str(host.sshd_config),
+                                                 "--zed-dir", str(host.zed_dir), *args])
 
 
 def test_cli_prints_one_line_per_check_and_fixes_and_exits_1_on_a_fail(host, monkeypatch):
@@ -413,10 +517,10 @@ def test_cli_prints_one_line_per_check_and_fixes_and_exits_1_on_a_fail(host, mon
     result = cli(host, monkeypatch)
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
-    assert [ln.split()[0] for ln in lines if not ln.startswith(" ")][:-1] == [OK] * 17 + [FAIL]
+    assert [ln.split()[0] for ln in lines if not ln.startswith(" ")][:-1] == [OK] * 23 + [FAIL]
     assert lines[-2].strip() == "fix: make backup-all, and read its summary (or the cron log) for why the last one " \
                                 "failed"
-    assert lines[-1] == "doctor: 17 ok, 0 warn, 1 fail"
+    assert lines[-1] == "doctor: 23 ok, 0 warn, 1 fail"
 
 
 def test_cli_warnings_alone_exit_0_and_json(host, monkeypatch):
@@ -436,7 +540,8 @@ def test_no_tool_installed_no_crash_and_every_finding_has_a_fix(host):
     assert len(checks) == len(doctor.CHECKS)
     assert all(c.fix for c in checks if c.status != OK), [c for c in checks if c.status != OK and not c.fix]
     missing = {c.name: c.detail for c in checks if "is not installed" in c.detail}
-    assert set(missing) == {"userns-remap", "zfs pool", "service datasets", "pool free space", "zfs import at boot",
+    assert set(missing) == {"userns-remap", "zfs pool", "pool redundancy", "pool devices", "last scrub",
+                            "service datasets", "pool free space", "zfs import at boot",
                             "ssh port", "ssh root login", "ssh password login", "boot unit"}
     assert "docker is not installed" in missing["userns-remap"] and "sshd is not installed" in missing["ssh port"]
     assert {c.name: c.status for c in checks}["firewall"] == WARN
@@ -457,3 +562,27 @@ def test_coverage_ok_names_how_many_mounts_were_looked_at(host):
     c = doctor.check_coverage(host)
     assert c.status == OK and c.detail.endswith("(1 mounts)")
 
+
+
+def test_zed_handing_pool_events_to_the_tool(host):
+    assert doctor.check_zed(host).status == OK
+    host.runner.answers[("systemctl", "is-active", "zfs-zed")] = Result((), 3, "inactive\n")
+    c = doctor.check_zed(host)
+    assert c.status == FAIL and "zfs-zed is inactive" in c.detail and c.fix == "systemctl enable --now zfs-zed"
+    zedlet.uninstall(host.zed_dir)
+    c = doctor.check_zed(host)
+    assert c.status == WARN and c.fix == "make install-zedlet"
+    host.zed_dir.rmdir()
+    c = doctor.check_zed(host)
+    assert c.status == WARN and "nothing tells you when a disk fails" in c.detail and "zfs-zed" in c.fix
+
+
+def test_the_history_is_protected_only_off_this_machine_behind_an_append_only_key(host, tmp_path):
+    assert doctor.check_history_protection(host).status == OK
+    env = host.settings.env_file
+    env.write_text(env.read_text().replace("BORG_APPEND_ONLY=1", "BORG_APPEND_ONLY=0"))
+    c = doctor.check_history_protection(Host(load_settings(env)[0], host.runner))
+    assert c.status == WARN and "can delete every archive" in c.detail and "make authorized-keys" in c.fix
+    env.write_text(env.read_text().replace("ssh://borg@backup/./repos", "/backup/repos"))
+    c = doctor.check_history_protection(Host(load_settings(env)[0], host.runner))
+    assert c.status == WARN and "on this machine" in c.detail

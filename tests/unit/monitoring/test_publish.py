@@ -139,7 +139,7 @@ def test_every_run_rewrites_the_verdicts_and_the_status_page_from_the_state(step
 
     def pool():
         asked.append(1)
-        return "ONLINE"
+        return "ONLINE", True
 
     store.save_checks({"git": {"time": 90.0, "ok": True}, "photo": {"time": 90.0, "ok": True}})
     report = RunReport(started_at=0.0, datasets=[DatasetResult("git", OK, duration=3.5, original_size=2048,

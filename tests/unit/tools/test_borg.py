@@ -23,7 +23,7 @@ from management.tools.trees import (
     copy_tree_argv,
 )
 from tests.fakes import FakeRunner
-from tests.unit.test_config import settings_with
+from tests.unit.test_config import BASE, settings_with
 
 
 @pytest.fixture
@@ -120,3 +120,116 @@ def test_latest_archive_is_the_services_own_newest():
                 {"name": "gitea-2026-01-04T03:30:00Z", "time": "2026-01-04T03:30:01"}]
     assert latest_archive(archives, "git") == "git-2026-01-03T03:30:00Z"
     assert latest_archive([], "git") is None
+
+
+# --- the backup server's authorized_keys (docs/security.md) -------------------------------------
+
+VM_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0b3Rz vm@host\n"
+FULL_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFVsbA== admin@pc\n"
+
+
+@pytest.mark.parametrize("base, path", [
+    ("ssh://borg@backup:22/./repos", "repos"),
+    ("ssh://borg@backup/~/repos/", "repos"),
+    ("ssh://borg@10.0.0.2:2222/srv/borg", "/srv/borg"),
+])
+def test_the_served_path_is_what_borg_serve_resolves(base, path):
+    from management.tools.borg import served_path
+
+    assert served_path(base) == path
+
+
+@pytest.mark.parametrize("base, why", [
+    ("/srv/local/repos", "needs the repositories on another machine"),
+    ("ssh://borg@backup/~other/repos", "/~user/ paths are not supported"),
+    ("ssh://borg@backup/srv/my repos", "cannot carry safely"),
+    ('ssh://borg@backup/srv/"x', "cannot carry safely"),
+])
+def test_a_base_path_no_authorized_keys_line_can_carry_is_refused(base, why):
+    from management.tools.borg import served_path
+
+    with pytest.raises(ValidationError, match=why):
+        served_path(base)
+
+
+def test_the_line_allows_only_borg_serve_append_only_on_each_repository():
+    from management.tools.borg import authorized_keys_line, public_key
+
+    line = authorized_keys_line(["repos/git", "repos/photo"], public_key(VM_PUB, "k"), append_only=True,
+                                comment="orchestrator-vm")
+    assert line == ('command="borg serve --append-only --restrict-to-path repos/git --restrict-to-path repos/photo",'
+                    'restrict ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0b3Rz orchestrator-vm')
+    full = authorized_keys_line(["repos"], public_key(FULL_PUB, "k"), append_only=False, comment="c")
+    assert full.startswith('command="borg serve --restrict-to-path repos",restrict ssh-ed25519 ')
+
+
+def test_a_private_key_is_refused_without_a_byte_of_it_in_the_message():
+    from management.tools.borg import public_key
+
+    secret = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
+              "-----END OPENSSH PRIVATE KEY-----\n")
+    with pytest.raises(ValidationError) as exc:
+        public_key(secret, "/root/.ssh/id_borg")
+    assert "private key" in str(exc.value) and "b3BlbnNz" not in str(exc.value)
+    with pytest.raises(ValidationError, match="not one OpenSSH public key"):
+        public_key("hello world\n", "f")
+
+
+@pytest.mark.parametrize("rsh, key", [
+    ("ssh -i /root/.ssh/id_borg -o BatchMode=yes", "/root/.ssh/id_borg"),
+    ("ssh -i/k/a -p 22", "/k/a"),
+    ("ssh -o IdentityFile=/k/b", "/k/b"),
+    ("ssh -oIdentityFile=/k/c", "/k/c"),
+    ("ssh -o BatchMode=yes", None),
+    ("", None),
+])
+def test_the_key_file_is_read_from_borg_rsh(rsh, key):
+    from management.tools.borg import identity_file
+
+    assert identity_file(rsh) == (Path(key) if key else None)
+
+
+def test_the_lines_come_from_the_settings_and_read_only_public_keys(tmp_path):
+    from management.tools.borg import authorized_keys_lines
+
+    (tmp_path / "id_vm").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnever-read\n")
+    (tmp_path / "id_vm.pub").write_text(VM_PUB)
+    (tmp_path / "full.pub").write_text(FULL_PUB)
+    ssh_base = BASE.replace("BORG_REPO_BASE_PATH=/backup/repos", "BORG_REPO_BASE_PATH=ssh://borg@backup:22/./repos")
+    s = settings_with(tmp_path, f"BORG_RSH=ssh -i {tmp_path}/id_vm -o BatchMode=yes\n", base=ssh_base)
+    lines = authorized_keys_lines(s, trusted_key=tmp_path / "full.pub")
+    keys = [ln for ln in lines if not ln.startswith("#")]
+    assert len(keys) == 2 and "never-read" not in "\n".join(lines)
+    assert keys[0].startswith('command="borg serve --append-only ' + " ".join(
+        f"--restrict-to-path repos/{svc}" for svc in s.services) + '",restrict ssh-ed25519 ')
+    assert keys[1].startswith('command="borg serve --restrict-to-path repos",restrict ') and "IFVsbA==" in keys[1]
+    no_key = settings_with(tmp_path, "BORG_RSH=ssh\n", base=ssh_base)
+    with pytest.raises(ValidationError, match="BORG_RSH names no key file"):
+        authorized_keys_lines(no_key)
+    with pytest.raises(ValidationError, match="cannot read"):
+        authorized_keys_lines(no_key, vm_key=tmp_path / "missing.pub")
+
+
+def test_last_archives_reads_borgs_stored_stats(settings):
+    import json
+
+    out = {"archives": [{"name": "git-1", "stats": {"nfiles": 3, "original_size": 30}},
+                        {"name": "git-2", "stats": {"nfiles": 1, "original_size": 10}}]}
+    runner = FakeRunner({("borg", "info"): json.dumps(out)})
+    assert BorgBackupRepoManager(settings, runner).last_archives("git", 2) == [
+        {"name": "git-1", "nfiles": 3, "original_size": 30}, {"name": "git-2", "nfiles": 1, "original_size": 10}]
+    assert runner.argvs[0] == ("borg", "info", "--json", "--glob-archives=git-*", "--last=2", "/backup/repos/git")
+    assert not runner.calls[0].mutating
+
+
+def test_forget_cache_drops_the_cache_and_only_this_repositorys_manifest_time(settings):
+    runner = FakeRunner()
+    borg = BorgBackupRepoManager(settings, runner)
+    security = Path(settings.borg_base_dir) / ".config" / "borg" / "security"
+    for rid, repo in (("aa", "/backup/repos/git"), ("bb", "/backup/repos/photo")):
+        (security / rid).mkdir(parents=True)
+        (security / rid / "location").write_text(repo + "\n")
+        (security / rid / "manifest-timestamp").write_text("2026-12-01T00:00:00")
+    assert borg.forget_cache("git") == [security / "aa" / "manifest-timestamp"]
+    assert runner.argvs == [("borg", "delete", "--cache-only", "/backup/repos/git")]
+    assert (security / "bb" / "manifest-timestamp").exists()

@@ -29,6 +29,14 @@ class FakeZFS:
     def is_mounted(self, dataset):
         return dataset not in self.unmounted
 
+    def mounted_below(self, root):
+        world = self
+
+        class AllBut(set):  # every dataset but the unmounted ones (this fake lists none)
+            def __contains__(self, dataset):
+                return dataset not in world.unmounted
+        return AllBut()
+
 
 def make(tmp_path, answers=None, unmounted=(), parallel=4, models=None):
     """Three stacks; `docker compose -p NAME config` answers with each one's model."""
@@ -209,6 +217,18 @@ def test_wait_healthy_reports_the_unhealthy_container(tmp_path):
     stack = mgr.stacks(["git"])[0]
     result = mgr._wait_healthy(stack)
     assert not result.ok and "gitea (unhealthy)" in result.message
+
+
+def test_a_health_poll_is_one_inspect_the_project_is_listed_once(tmp_path):
+    mgr, runner, _ = make(tmp_path, {
+        ("docker", "ps"): "abc\n",
+        ("docker", "inspect"): Result(("docker",), 0, "/gitea\trunning\tstarting\n"),
+    })
+    mgr.s = dataclasses.replace(mgr.s, health_timeout=1)
+    result = mgr._wait_healthy(mgr.stacks(["git"])[0])
+    assert not result.ok and "gitea (starting)" in result.message
+    kinds = [c.argv[1] for c in runner.calls if c.argv[0] == "docker" and c.argv[1] in ("ps", "inspect")]
+    assert kinds.count("ps") == 1 and kinds.count("inspect") >= 3  # inside the window every poll counts
 
 
 def test_order_hub():

@@ -1,6 +1,8 @@
 """ZFS argv builders, name validation, and the pure merges behind setup-storage."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from management.errors import ValidationError
@@ -93,3 +95,141 @@ def test_import_argv_scans_for_one_named_pool():
     with pytest.raises(ValidationError):
         import_argv("datapool/services")
 
+
+
+# --- pools ------------------------------------------------------------------------------------
+
+from pathlib import Path  # noqa: E402
+
+from management.tools.zfs import (  # noqa: E402
+    FS_PROPS,
+    POOL_PROPS,
+    offers,
+    parse_pool_status,
+    parse_scan,
+    parse_supported,
+    pool_attach_argv,
+    pool_create_argv,
+    split_supported,
+)
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / "zpool-status" / name).read_text()
+
+
+def test_pool_create_argv_mirror_or_one_disk_and_attach():
+    assert pool_create_argv("tank", ["/d/a", "/d/b"], pool_props={"ashift": "12"},
+                            fs_props={"compression": "lz4", "atime": "off"}, mountpoint="/mnt/tank") == [
+        "zpool", "create", "-o", "ashift=12", "-O", "compression=lz4", "-O", "atime=off", "-m", "/mnt/tank",
+        "tank", "mirror", "/d/a", "/d/b"]
+    assert pool_create_argv("tank", ["/d/a"], pool_props={}, fs_props={}, force=True) == [
+        "zpool", "create", "-f", "tank", "/d/a"]
+    assert pool_attach_argv("tank", "sda", "/d/b") == ["zpool", "attach", "tank", "sda", "/d/b"]
+    with pytest.raises(ValidationError):
+        pool_create_argv("tank/x", ["/d/a"], pool_props={}, fs_props={})
+    with pytest.raises(ValidationError):
+        pool_create_argv("tank", [], pool_props={}, fs_props={})
+
+
+def test_zfs_fuse_offers_ashift_atime_but_not_lz4_xattr_sa_or_acltype():
+    zfs = parse_supported((FIXTURES / "zfs-usage" / "zfs-fuse-zfs-get.txt").read_text())
+    zpool = parse_supported((FIXTURES / "zfs-usage" / "zfs-fuse-zpool-get.txt").read_text())
+    assert zfs["compression"] == "on | off | lzjb | gzip | gzip-[1-9] | zle" and zfs["xattr"] == "on | off"
+    assert zpool["ashift"] == "<ashift, 9-13, or 0=default>"
+    assert split_supported(POOL_PROPS, zpool) == ({"ashift": "12"}, {})
+    assert split_supported(FS_PROPS, zfs) == ({"atime": "off"},
+                                              {"compression": "lz4", "xattr": "sa", "acltype": "posixacl"})
+
+
+def test_openzfs_offers_all_of_them():
+    # the rows as OpenZFS 2.3 prints them (module/zcommon/zfs_prop.c, zpool_prop.c at zfs-2.3.9)
+    zfs = parse_supported(
+        "\nThe following properties are supported:\n\n\tPROPERTY       EDIT  INHERIT   VALUES\n\n"
+        "\tacltype         YES      YES   off | nfsv4 | posix\n"
+        "\tatime           YES      YES   on | off\n"
+        "\tcompression     YES      YES   on | off | lzjb | gzip | gzip-[1-9] | zle | lz4 | zstd | zstd-[1-19] | "
+        "zstd-fast | zstd-fast-[1-10,20,30,40,50,60,70,80,90,100,500,1000]\n"
+        "\txattr           YES      YES   on | off | dir | sa\n\nSizes are specified in bytes\n")
+    zpool = parse_supported("the following properties are supported:\n\n\tPROPERTY         EDIT   VALUES\n\n"
+                            "\tashift            YES   <ashift, 9-16, or 0=default>\n")
+    assert split_supported(FS_PROPS, zfs) == (FS_PROPS, {})  # posixacl is OpenZFS's alias of posix
+    assert offers(zpool, "ashift", "12") and not offers(zpool, "autotrim", "on")
+
+
+def test_zfs_fuse_outputs():
+    single = parse_pool_status(fixture("zfs-fuse-single.txt"))
+    assert (single.pool, single.state, single.redundant, single.layout) == ("cap5128", "ONLINE", False, "1 disk")
+    assert (single.scan.kind, single.scan.state) == ("none", "none")
+
+    mirror = parse_pool_status(fixture("zfs-fuse-mirror-resilvered.txt"))
+    assert mirror.redundant is True and mirror.layout == "mirror of 2 disks"
+    assert [(v.name, v.depth) for v in mirror.vdevs] == [("cap5128", 0), ("mirror-0", 1),
+                                                         ("/var/tmp/poolcap/a.img", 2), ("/var/tmp/poolcap/b.img", 2)]
+    assert mirror.vdevs[-1].note == "388K resilvered" and not mirror.with_errors
+    assert (mirror.scan.kind, mirror.scan.state, mirror.scan.errors) == ("resilver", "finished", 0)
+
+    scrubbed = parse_pool_status(fixture("zfs-fuse-mirror-scrubbed.txt"))
+    assert (scrubbed.scan.kind, scrubbed.scan.state, scrubbed.scan.errors) == ("scrub", "finished", 0)
+    assert scrubbed.scan.end == time.mktime((2026, 12, 1, 19, 25, 47, 0, 0, -1))
+
+    degraded = parse_pool_status(fixture("zfs-fuse-degraded.txt"))
+    assert degraded.state == "DEGRADED" and degraded.redundant is True
+    assert [(v.name, v.state) for v in degraded.unhealthy] == [
+        ("cap5128", "DEGRADED"), ("mirror-0", "DEGRADED"), ("/var/tmp/poolcap/b.img", "OFFLINE")]
+    assert degraded.status.startswith("One or more devices has been taken offline")
+    assert "zpool online" in degraded.action
+
+
+def test_openzfs_outputs():
+    man = parse_pool_status(fixture("openzfs-2.3-man-mirror.txt"))
+    assert (man.pool, man.state, man.layout, man.scan.state) == ("tank", "ONLINE", "mirror of 2 disks", "none")
+
+    head = parse_pool_status(fixture("openzfs-2.3.0-degraded-head.txt"))
+    assert (head.pool, head.state, head.scan.kind, head.scan.state, head.scan.errors) == (
+        "HomeBackup", "DEGRADED", "resilver", "finished", 0)
+    assert head.scan.end == time.mktime((2025, 6, 18, 7, 56, 59, 0, 0, -1))
+
+    truenas = parse_pool_status(fixture("openzfs-2.1-truenas-write-error.txt"))
+    assert truenas.layout == "raidz2 of 5 disks" and truenas.redundant
+    assert [(v.name, v.read, v.write, v.cksum) for v in truenas.with_errors] == [("sda", 0, 1, 0)]
+    assert (truenas.scan.kind, truenas.scan.state, truenas.scan.errors) == ("scrub", "finished", 0)
+
+    unavail = parse_pool_status(fixture("openzfs-2.x-proxmox-unavail.txt"))
+    assert [(v.name, v.state, v.note) for v in unavail.unhealthy][-1] == (
+        "15001682754067572671", "UNAVAIL", "was /dev/disk/by-id/ata-ST8000DM004-2U9188_ZR14QKCH-part1")
+    assert [v.name for v in unavail.top_level] == ["raidz1-0"]  # the log device is not a data vdev
+    assert unavail.vdevs[-1].section == "logs"
+
+    faulted = parse_pool_status(fixture("openzfs-2.x-proxmox-faulted.txt"))
+    assert faulted.state == "DEGRADED"
+    assert [(v.read, v.write, v.note) for v in faulted.with_errors] == [(7, 1050, "too many errors")]
+
+    resilvering = parse_pool_status(fixture("openzfs-2.x-proxmox-resilvering.txt"))
+    assert (resilvering.scan.kind, resilvering.scan.state) == ("resilver", "in_progress")
+    assert "0.98% done" in resilvering.scan.text
+
+
+def test_scan_lines():
+    assert parse_scan("scrub in progress since Sun Jul 25 16:07:49 2021 403M / 405M scanned").state == "in_progress"
+    assert parse_scan("scrub canceled on Fri Aug 19 15:33:19 2022").state == "canceled"
+    assert parse_scan("scrub paused since Fri Aug 19 15:33:19 2022").state == "paused"
+    found = parse_scan("scrub repaired 2K in 00:00:01 with 3 errors on Fri Mar 13 07:18:28 2026")
+    assert (found.kind, found.state, found.errors) == ("scrub", "finished", 3)
+    assert parse_scan("").kind == "none"
+
+
+def test_a_stripe_of_bare_disks_is_not_redundant():
+    row = "\t  /var/tmp/poolcap/a.img  ONLINE       0     0     0\n"
+    text = fixture("zfs-fuse-single.txt").replace(row, row + row.replace("a.img", "b.img"))
+    st = parse_pool_status(text)
+    assert st.redundant is False and st.layout == "stripe of 2 disks, no mirror"
+
+
+def test_which_datasets_are_mounted_is_one_question_for_all_of_them():
+    fake = FakeRunner({("zfs", "get"): "pool/svc\tmounted\tyes\npool/svc/git\tmounted\tyes\n"
+                                       "pool/svc/git@orchestrator-1\tmounted\t-\npool/svc/photo\tmounted\tno\n"})
+    assert ZFSManager(fake).mounted_below("pool/svc") == {"pool/svc", "pool/svc/git"}
+    assert fake.argvs == [("zfs", "get", "-H", "-p", "-r", "-o", "name,property,value", "mounted", "pool/svc")]

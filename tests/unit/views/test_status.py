@@ -2,6 +2,8 @@
 the runs left in STATE_DIR; stale ones are marked. Fake runner, real managers, tmp state."""
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -231,3 +233,51 @@ def test_each_backed_up_service_has_one_verdict_with_its_reasons(tmp_path):
     assert lines[0].split()[-1] == "VERDICT" and lines[1].endswith("AT RISK")
     assert any(line.startswith("at risk: git: ") for line in lines)
 
+
+
+# --- the pool -------------------------------------------------------------------------------
+
+ZSTATUS = ("zpool", "status", "datapool")
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "zpool-status"
+
+
+def zfs_fuse(name: str, scrubbed: float | None = None) -> str:
+    text = (FIXTURES / name).read_text().replace("cap5128", "datapool")
+    return text.replace("Tue Dec  1 19:25:47 2026", time.ctime(scrubbed)) if scrubbed else text
+
+
+def test_the_pool_line_mirror_scrubbed(tmp_path):
+    settings, _fake, zfs, docker, _state = setup(
+        tmp_path, answers={ZSTATUS: zfs_fuse("zfs-fuse-mirror-scrubbed.txt", NOW - 4 * 24 * H)})
+    report = status.collect(settings, zfs, docker, now=NOW)
+    assert report.pool.layout == "mirror of 2 disks" and report.pool.redundant is True
+    assert report.to_dict()["pool"]["scrub"]["age_seconds"] == 4 * 24 * H
+    assert status.render(report)[-1] == ("pool: datapool ONLINE, mirror of 2 disks, last scrub 4d ago, 0 error(s)",
+                                         False)
+    assert not any("redundancy" in r for r in report.services[0].risks)
+
+
+def test_a_one_disk_pool_never_scrubbed_is_highlighted_and_a_reason_of_the_verdict(tmp_path):
+    settings, _fake, zfs, docker, _state = setup(tmp_path, answers={ZSTATUS: zfs_fuse("zfs-fuse-single.txt")})
+    report = status.collect(settings, zfs, docker, now=NOW)
+    line, highlighted = status.render(report)[-1]
+    assert line == "pool: datapool ONLINE, 1 disk, NO REDUNDANCY (see make attach-mirror), never scrubbed"
+    assert highlighted
+    assert "the pool has no redundancy (one disk: corruption is found, not repaired)" in report.services[0].risks
+
+
+def test_a_degraded_pool_names_the_disk(tmp_path):
+    settings, _fake, zfs, docker, _state = setup(
+        tmp_path, answers={ZSTATUS: zfs_fuse("zfs-fuse-degraded.txt", NOW - H)})
+    report = status.collect(settings, zfs, docker, now=NOW)
+    line, highlighted = status.render(report)[-1]
+    assert line.startswith("pool: datapool DEGRADED, mirror of 2 disks, not ONLINE: mirror-0 DEGRADED, "
+                           "/var/tmp/poolcap/b.img OFFLINE, last scrub ") and highlighted
+    assert report.to_dict()["pool"]["state"] == "DEGRADED"
+
+
+def test_no_zpool_answer_no_pool_line(tmp_path):
+    settings, _fake, zfs, docker, _state = setup(tmp_path)  # the fake says nothing for zpool status
+    report = status.collect(settings, zfs, docker, now=NOW)
+    assert report.pool is None and report.to_dict()["pool"] is None
+    assert not any(line.startswith("pool:") for line, _h in status.render(report))

@@ -1,0 +1,40 @@
+"""A zedlet: ZFS's event daemon (zed, Debian's zfs-zed) hands every pool event to the tool, which
+tells the user through its own notification settings (NOTIFY_URLS, Apprise) what went wrong with
+a disk: a mirror leg faulted or removed, read/write/checksum errors, a scrub that finished.
+
+zed runs every executable `all-*.sh` in its zedlet folder with the event in ZEVENT_* variables;
+this one runs `orchestrator.py zfs-event`, which decides (monitoring.notify.zfs_event_message)
+whether the event is worth a message. Rendering is pure; installing writes the file atomically and
+only ever replaces or removes a file that carries this tool's marker.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from management.errors import ValidationError
+from management.host.managed import remove_managed, write_managed
+
+ZED_DIR = Path("/etc/zfs/zed.d")
+ZEDLET = "all-orchestrator.sh"
+MARKER = "# Managed by orchestrator (make install-zedlet); remove with make uninstall-zedlet."
+
+
+def render_zedlet(python: Path, orchestrator: Path, env_file: Path) -> str:
+    command = shlex.join([str(python), str(orchestrator), "--env-file", str(env_file), "zfs-event"])
+    return (f"#!/bin/sh\n{MARKER}\n"
+            "# zed passes the event in ZEVENT_* variables; the tool decides what is worth a message.\n"
+            f"exec {command}\n")
+
+
+def install(zed_dir: Path, text: str) -> Path:
+    if not zed_dir.is_dir():
+        raise ValidationError(f"{zed_dir} does not exist: install ZFS's event daemon first "
+                              "(Debian: apt-get install zfs-zed), then run this again")
+    (path,) = write_managed([(zed_dir / ZEDLET, text)], MARKER, mode=0o755)
+    return path
+
+
+def uninstall(zed_dir: Path) -> list[Path]:
+    return remove_managed([zed_dir / ZEDLET], MARKER)

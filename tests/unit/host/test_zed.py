@@ -1,0 +1,50 @@
+"""The zedlet: rendered, installed executable, never over a file this tool did not write, and
+what the tool says for each kind of ZFS event zed hands it."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from management.errors import ValidationError
+from management.host.zed import MARKER, ZEDLET, install, render_zedlet, uninstall
+from management.monitoring.notify import zfs_event_message
+
+
+def test_the_zedlet_runs_zfs_event_with_the_env_file_and_is_executable(tmp_path):
+    text = render_zedlet(Path("/opt/o/.venv/bin/python"), Path("/opt/o/orchestrator.py"), Path("/opt/o/my .env"))
+    assert text.startswith("#!/bin/sh\n") and MARKER in text
+    assert text.rstrip().endswith("exec /opt/o/.venv/bin/python /opt/o/orchestrator.py --env-file '/opt/o/my .env' "
+                                  "zfs-event")
+    path = install(tmp_path, text)
+    assert path == tmp_path / ZEDLET and stat.S_IMODE(path.stat().st_mode) == 0o755
+    assert uninstall(tmp_path) == [path] and not path.exists()
+
+
+def test_no_zed_folder_and_a_foreign_file_are_refused_and_nothing_is_written(tmp_path):
+    with pytest.raises(ValidationError, match="zfs-zed"):
+        install(tmp_path / "missing", "x")
+    (tmp_path / ZEDLET).write_text("#!/bin/sh\n# someone else's\n")
+    with pytest.raises(ValidationError, match="not written by this tool"):
+        install(tmp_path, render_zedlet(Path("p"), Path("o"), Path("e")))
+    with pytest.raises(ValidationError, match="not written by this tool"):
+        uninstall(tmp_path)
+    assert (tmp_path / ZEDLET).read_text() == "#!/bin/sh\n# someone else's\n"
+
+
+def test_a_disk_leaving_online_or_reporting_errors_is_a_failure_and_routine_events_say_nothing():
+    faulted = zfs_event_message({"ZEVENT_CLASS": "sysevent.fs.zfs.statechange", "ZEVENT_POOL": "datapool",
+                                 "ZEVENT_VDEV_PATH": "/dev/disk/by-id/ata-WD-1", "ZEVENT_VDEV_STATE_STR": "FAULTED"})
+    assert faulted and not faulted.ok and faulted.title == "ZFS pool datapool: /dev/disk/by-id/ata-WD-1 is FAULTED"
+    cksum = zfs_event_message({"ZEVENT_CLASS": "ereport.fs.zfs.checksum", "ZEVENT_POOL": "datapool",
+                               "ZEVENT_VDEV_PATH": "/dev/sdb1"})
+    assert cksum and not cksum.ok and "checksum errors on /dev/sdb1" in cksum.title
+    scrub = zfs_event_message({"ZEVENT_CLASS": "sysevent.fs.zfs.scrub_finish", "ZEVENT_POOL": "datapool"})
+    assert scrub and scrub.ok and scrub.title == "ZFS pool datapool: scrub finished"
+    online = {"ZEVENT_CLASS": "sysevent.fs.zfs.statechange", "ZEVENT_POOL": "datapool",
+              "ZEVENT_VDEV_STATE_STR": "ONLINE"}
+    assert zfs_event_message(online) is None
+    assert zfs_event_message({"ZEVENT_CLASS": "sysevent.fs.zfs.history_event", "ZEVENT_POOL": "datapool"}) is None
+    assert zfs_event_message({}) is None
