@@ -2,7 +2,7 @@
 
 Every manager builds an argv list with a pure function and hands it to `Runner.run`.
 Here, and only here:
-- commands run without a shell (`sh` with an argv list, `_tty_out=False`);
+- commands run without a shell (an argv list, in their own session);
 - secrets travel in the environment, never in argv, and are masked in every log line
   and error message;
 - every call has a timeout;
@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import signal
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,8 +25,6 @@ from dataclasses import dataclass, field
 from management.errors import CommandError
 
 log = logging.getLogger("orchestrator.runner")
-# sh logs every command line at INFO/DEBUG with its arguments; we do our own masked logging.
-logging.getLogger("sh").setLevel(logging.WARNING)
 
 MASK = "***"
 MIN_SECRET_LEN = 3
@@ -115,67 +114,43 @@ class Runner:
         if env:
             full_env.update(env)
         limit = self.default_timeout if timeout is None else timeout
+        program = shutil.which(argv[0], path=full_env.get("PATH", os.defpath))
+        if program is None:
+            raise CommandError(shown, None, "", reason=f"program not found: {argv[0]}")
         started = time.monotonic()
-        import sh  # here, not at the top: it pulls in asyncio, and `--help` needs none of it
-
         try:
-            program = sh.Command(argv[0])
-        except sh.CommandNotFound:
-            raise CommandError(shown, None, "", reason=f"program not found: {argv[0]}") from None
-        proc = None
-        kept: list[str] = []
-        streaming: dict = {}
-        if on_stderr is not None:
-            def line(text: str) -> None:
-                text = _decode(text)
-                answer = on_stderr(text.rstrip("\n"))
-                if isinstance(answer, str):
-                    kept.append(answer + "\n")
-                elif not answer:
-                    kept.append(text)
-
-            streaming = {"_err": line, "_err_bufsize": 1}
+            # Own session: a Ctrl-C on the terminal reaches only us, and we decide what to
+            # stop. Otherwise it would also kill a `docker compose start` mid-window.
+            proc = subprocess.Popen(argv, executable=program, env=full_env, cwd=cwd, start_new_session=True,
+                                    stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise CommandError(shown, None, "", reason=f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+        with self._lock:
+            self._live[id(proc)] = (argv, proc)
         try:
-            proc = program(
-                *argv[1:],
-                _env=full_env,
-                _tty_out=False,
-                _ok_code=list(ok_codes),
-                _timeout=limit,
-                _timeout_signal=signal.SIGKILL,
-                _cwd=cwd,
-                _in=stdin,
-                _bg=True,
-                _bg_exc=False,
-                _return_cmd=True,
-                # Own session: a Ctrl-C on the terminal reaches only us, and we decide what to
-                # stop. Otherwise it would also kill a `docker compose start` mid-window.
-                _new_session=True,
-                **streaming,
-            )
-            with self._lock:
-                self._live[id(proc)] = (argv, proc)
+            if on_stderr is None:
+                out, err = proc.communicate(None if stdin is None else stdin.encode(), timeout=limit)
+                stderr = _decode(err)
+            else:
+                out, stderr = _stream(proc, stdin, on_stderr, limit)
+        except subprocess.TimeoutExpired:
+            proc.kill()
             proc.wait()
-        except sh.TimeoutException:
             raise CommandError(shown, None, "", reason=f"timed out after {limit:g}s") from None
-        except sh.ErrorReturnCode as exc:
-            stderr = self.mask("".join(kept) if streaming else _decode(exc.stderr))
-            log.debug("failed (exit %s): %s", exc.exit_code, shown)
-            raise CommandError(shown, exc.exit_code, tail(stderr)) from None
         except BaseException:
             # Interrupted (SIGINT/SIGTERM turned into an exception): do not leave the child behind.
             _terminate(proc)
             raise
         finally:
-            if proc is not None:
-                with self._lock:
-                    self._live.pop(id(proc), None)
+            with self._lock:
+                self._live.pop(id(proc), None)
         duration = time.monotonic() - started
-        stdout = _decode(proc.stdout)
-        stderr = "".join(kept) if streaming else _decode(proc.stderr)
-        log.debug("exit %s in %.2fs: %s", proc.exit_code, duration, shown)
-        return Result(argv, proc.exit_code, stdout, stderr, duration)
-
+        if proc.returncode not in ok_codes:
+            log.debug("failed (exit %s): %s", proc.returncode, shown)
+            raise CommandError(shown, proc.returncode, tail(self.mask(stderr)))
+        log.debug("exit %s in %.2fs: %s", proc.returncode, duration, shown)
+        return Result(argv, proc.returncode, _decode(out), stderr, duration)
 
     def terminate_running(self, programs: Iterable[str]) -> int:
         """Terminate live commands whose program name is in `programs` (used on SIGINT/SIGTERM
@@ -197,16 +172,54 @@ def _decode(data: bytes | str | None) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _terminate(proc) -> None:
-    if proc is None:
+def _stream(proc: subprocess.Popen, stdin: str | None, on_stderr: Callable, limit: float) -> tuple[bytes, str]:
+    """Wait for proc while handing each stderr line to on_stderr as it comes (progress): it
+    returns True to drop the line, a string to keep instead of it, or None/False to keep it."""
+    out: list[bytes] = []
+    kept: list[str] = []
+
+    def read_out() -> None:
+        out.append(proc.stdout.read())
+
+    def read_err() -> None:
+        for raw in iter(proc.stderr.readline, b""):
+            text = _decode(raw)
+            try:
+                answer = on_stderr(text.rstrip("\n"))
+            except Exception:  # a progress display must never lose the command's stderr
+                log.debug("stderr handler failed", exc_info=True)
+                answer = None
+            if isinstance(answer, str):
+                kept.append(answer + "\n")
+            elif not answer:
+                kept.append(text)
+
+    readers = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
+    for reader in readers:
+        reader.start()
+    if stdin is not None:
+        try:
+            proc.stdin.write(stdin.encode())
+        except BrokenPipeError:
+            pass
+        finally:
+            proc.stdin.close()
+    proc.wait(timeout=limit)
+    for reader in readers:
+        reader.join()
+    return b"".join(out), "".join(kept)
+
+
+def _terminate(proc: subprocess.Popen | None) -> None:
+    """SIGTERM, up to 10 s to exit, then SIGKILL."""
+    if proc is None or proc.poll() is not None:
         return
     try:
-        if proc.process.is_alive()[0]:
-            proc.terminate()
-            deadline = time.monotonic() + 10
-            while proc.process.is_alive()[0] and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if proc.process.is_alive()[0]:
-                proc.kill()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
     except Exception:  # pragma: no cover - best effort while unwinding
         pass
