@@ -61,9 +61,25 @@ def hub_compose(prefix: str, image: str, base: Path, spokes: list[str], port: in
     return json.dumps(doc, indent=2) + "\n"
 
 
-def caddyfile(prefix: str, spokes: list[str], domain: str = "lab.test") -> str:
-    sites = [f"{s}.{domain} {{\n\ttls internal\n\treverse_proxy {prefix}{s}:{SPOKE_PORT}\n}}\n" for s in spokes]
-    return "{\n\tadmin off\n\tskip_install_trust\n}\n\n" + "\n".join(sites)
+def caddyfile(prefix: str, spokes: list[str], domain: str = "lab.test", snippet: str = "") -> str:
+    """`snippet`, when given, is a Caddyfile snippet definition (`(name) { ... }`) every site imports."""
+    name = snippet.split(")", 1)[0].lstrip("(") if snippet else ""
+    imports = f"\timport {name}\n" if name else ""
+    sites = [f"{s}.{domain} {{\n\ttls internal\n{imports}\treverse_proxy {prefix}{s}:{SPOKE_PORT}\n}}\n"
+             for s in spokes]
+    return "{\n\tadmin off\n\tskip_install_trust\n}\n\n" + (snippet + "\n\n" if snippet else "") + "\n".join(sites)
+
+
+def shipped_snippet(name: str) -> str:
+    """A snippet definition from the hub's shipped Caddyfile (services/reverseproxy), verbatim."""
+    text = (Path(__file__).resolve().parents[2] / "services" / "reverseproxy" / "Caddyfile").read_text()
+    start = text.index(f"({name}) {{")
+    depth, i = 0, text.index("{", start)
+    while True:
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start:i + 1]
+        i += 1
 
 
 def write_services(services_dir: Path, *, prefix: str, busybox_image: str, caddy_image: str, base: Path,
