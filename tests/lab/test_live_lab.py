@@ -56,8 +56,9 @@ class Prober(threading.Thread):
 
     def probe(self) -> str:
         host = f"{self.site}.lab.test"
-        r = subprocess.run(["curl", "-sk", "-i", "--max-time", str(self.max_time), "--resolve", f"{host}:{self.port}:127.0.0.1",
-                            f"https://{host}:{self.port}/"], capture_output=True, text=True)
+        r = subprocess.run(["curl", "-sk", "-i", "--max-time", str(self.max_time),
+                            "--resolve", f"{host}:{self.port}:127.0.0.1", f"https://{host}:{self.port}/"],
+                           capture_output=True, text=True)
         if r.returncode != 0:
             return f"curl exit {r.returncode}"
         head, _, body = r.stdout.replace("\r\n", "\n").partition("\n\n")
