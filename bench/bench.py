@@ -336,9 +336,10 @@ class Workload:
         d = self.services_dir / stack
         sh([*COMPOSE_V2, "-p", stack, *args], timeout=timeout, cwd=str(d))
 
-    def set_live(self, live: bool) -> None:
-        """Every spoke (and the hub) x-orchestrator consistency: live, or back to stop mode."""
-        for stack in self.stacks:
+    def set_live(self, live: bool, stacks: list[str] | None = None) -> None:
+        """`stacks` (default every spoke and the hub) x-orchestrator consistency: live, or back
+        to stop mode."""
+        for stack in self.stacks if stacks is None else stacks:
             path = self.services_dir / stack / "compose.yaml"
             doc = json.loads(path.read_text())
             if live:
@@ -652,6 +653,11 @@ class Bench:
             self.measure("tool-live", "incremental", tool, {}, self.wl, set())
         finally:
             self.wl.set_live(False)
+        self.wl.set_live(True, [self.wl.hub])  # the hub served live (as services/ ships it), spokes stopped
+        try:
+            self.measure("tool-hublive", "unchanged", tool, {}, self.wl, set())
+        finally:
+            self.wl.set_live(False)
         self.fresh_repos("tool-v1")
         self.measure("tool-v1", "full", [*cli, str(self.envs["tool-v1"]), "backup", "--json"], {}, self.wl)
         self.fresh_repos("tool-p2")
@@ -815,6 +821,11 @@ def table(b: Bench) -> str:
                    f"{lim['snapshot']:.2f}s + start to healthy {lim['start_healthy']:.1f}s) | "
                    + (f"{self_dt:.1f}s / {lim['total']:.1f}s = {self_dt / lim['total']:.2f} | ≤ 1.2 | "
                       f"{'PASS' if self_dt / lim['total'] <= 1.2 else 'MISS'} |" if self_dt else "- | ≤ 1.2 | MISS |"))
+    if b.want("tool") and b.limit:
+        hub_live, total = pick("tool-hublive", "unchanged", "downtime_self"), b.limit["total"]
+        verdict = (f"{hub_live:.1f}s / {total:.1f}s = {hub_live / total:.2f} | ≤ 1.2 | "
+                   f"{'PASS' if hub_live / total <= 1.2 else 'MISS'} |") if hub_live else "- | ≤ 1.2 | MISS |"
+        out.append("| window with the hub served live (self-reported) / physical limit | " + verdict)
     if b.want("tool"):
         live = pick("tool-live", "incremental", "downtime")
         out.append(f"| every stack live: downtime (watcher) | {fmt(live)} | 0 | "
@@ -831,6 +842,7 @@ def table(b: Bench) -> str:
         for system, kind, label in (("tool", "full", "compose v2, 1st run"), ("tool-v1", "full", "compose v1, 1st run"),
                                     ("tool", "unchanged", "compose v2, unchanged night"),
                                     ("tool", "incremental", "compose v2, 1% changed"),
+                                    ("tool-hublive", "unchanged", "compose v2, unchanged, the hub served live"),
                                     ("tool-live", "incremental", "compose v2, every stack live")):
             cells = [fmt(pick(system, kind, a)) for a in ("downtime", "downtime_self", "max_stack_downtime", "wall")]
             cells.append(fmt(pick(system, kind, "unchanged_datasets"), "", 0))
