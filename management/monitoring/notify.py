@@ -110,7 +110,9 @@ def zfs_event_message(env: Mapping[str, str]) -> Message | None:
     disk = env.get("ZEVENT_VDEV_PATH") or env.get("ZEVENT_VDEV_GUID") or "a disk"
     state = env.get("ZEVENT_VDEV_STATE_STR", "")
     kind = cls.rsplit(".", 1)[-1]
-    if cls.startswith("sysevent.fs.zfs.") and kind == "statechange" and state in BAD_VDEV_STATES:
+    # OpenZFS posts a leaf disk's state change as a resource event (resource.fs.zfs.statechange),
+    # a finished scrub or resilver as a sysevent, errors as ereports
+    if cls.startswith("resource.fs.zfs.") and kind == "statechange" and state in BAD_VDEV_STATES:
         return Message(f"ZFS pool {pool}: {disk} is {state}",
                        f"pool {pool}: {disk} went {state}. The pool runs on what is left; replace or reattach "
                        f"the disk (zpool status {pool}; make doctor).", ok=False)
