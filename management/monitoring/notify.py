@@ -99,6 +99,8 @@ def trusted_prune_message(report) -> Message:
 
 BAD_VDEV_STATES = ("FAULTED", "DEGRADED", "REMOVED", "UNAVAIL", "OFFLINE")
 ZFS_ERRORS = {"checksum": "checksum errors", "io": "read/write errors", "data": "data errors (files damaged)"}
+# every event subclass zfs_event_message can say something about: the zedlet hands only these to the tool
+ZED_SUBCLASSES = ("statechange", *ZFS_ERRORS, "scrub_finish", "resilver_finish")
 
 
 def zfs_event_message(env: Mapping[str, str]) -> Message | None:

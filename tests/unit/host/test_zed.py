@@ -23,6 +23,29 @@ def test_the_zedlet_runs_zfs_event_with_the_env_file_and_is_executable(tmp_path)
     assert uninstall(tmp_path) == [path] and not path.exists()
 
 
+def test_the_zedlet_hands_only_the_subclasses_the_tool_reads_to_python(tmp_path):
+    import subprocess
+
+    from management.monitoring.notify import ZED_SUBCLASSES
+
+    marker = tmp_path / "ran"
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho \"$ZEVENT_SUBCLASS\" >> {marker}\n")
+    fake.chmod(0o755)
+    path = install(tmp_path, render_zedlet(fake, Path("o"), Path("e"), ZED_SUBCLASSES))
+    for subclass in ("history_event", "config_sync", "statechange", "scrub_finish", "checksum", ""):
+        run = subprocess.run([str(path)], env={"PATH": "/usr/bin:/bin", "ZEVENT_SUBCLASS": subclass}, timeout=30)
+        assert run.returncode == 0
+    assert marker.read_text().split() == ["statechange", "scrub_finish", "checksum"]
+    # every subclass zfs_event_message answers is let through
+    for subclass in ZED_SUBCLASSES:
+        cls = ("ereport.fs.zfs." if subclass in ("checksum", "io", "data") else
+               "resource.fs.zfs." if subclass == "statechange" else "sysevent.fs.zfs.") + subclass
+        assert zfs_event_message({"ZEVENT_CLASS": cls, "ZEVENT_VDEV_STATE_STR": "FAULTED"}) is not None, subclass
+    with pytest.raises(ValidationError, match="not a ZFS event subclass"):
+        render_zedlet(fake, Path("o"), Path("e"), ["x; rm -rf /"])
+
+
 def test_no_zed_folder_and_a_foreign_file_are_refused_and_nothing_is_written(tmp_path):
     with pytest.raises(ValidationError, match="zfs-zed"):
         install(tmp_path / "missing", "x")
