@@ -554,9 +554,9 @@ def test_a_mirror_leg_offline_fails_doctor_zed_tells_the_receiver_and_a_scrub_is
         vm.ssh(f"zpool scrub -w {POOL}", timeout=1800)
         timings["scrub"] = time.monotonic() - began
         assert vm.ssh(f"zpool list -H -o health {POOL}").stdout.strip() == "ONLINE"
-        scrubbed = wait_received(vm, lambda m: m.get("title") == f"ZFS pool {POOL}: scrub finished")
-        assert any(json.loads(r["body"]).get("title") == f"ZFS pool {POOL}: resilver finished" for r in scrubbed), \
-            scrubbed
+        # the scrub's end reaches the receiver too (NOTIFY_ON=always). No resilver_finish is asserted:
+        # in the 2026-12-02 run, onlining a leg that had missed next to nothing sent none
+        wait_received(vm, lambda m: m.get("title") == f"ZFS pool {POOL}: scrub finished")
 
         # --- doctor and status read the scrub back ----------------------------------------------
         rc, text, checks = doctor_checks(vm)
