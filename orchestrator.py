@@ -856,10 +856,11 @@ def install_zedlet(app: App, zed_dir: str) -> None:
     leg faulted or removed, I/O or checksum errors (and, with NOTIFY_ON=always, a finished scrub).
     Installs the zedlet all-orchestrator.sh; restart zed (systemctl restart zfs-zed) after."""
     from management.host.zed import install, render_zedlet
+    from management.monitoring.notify import ZED_SUBCLASSES
 
     _ = app.settings  # validate the .env zed will use now, not when a disk fails
     path = install(Path(zed_dir), render_zedlet(Path(sys.executable), Path(__file__).resolve(),
-                                                app.env_file.resolve()))
+                                                app.env_file.resolve(), ZED_SUBCLASSES))
     click.echo(f"wrote {path}; zed runs it for every pool event (systemctl restart zfs-zed to load it)")
 
 

@@ -99,6 +99,8 @@ def trusted_prune_message(report) -> Message:
 
 BAD_VDEV_STATES = ("FAULTED", "DEGRADED", "REMOVED", "UNAVAIL", "OFFLINE")
 ZFS_ERRORS = {"checksum": "checksum errors", "io": "read/write errors", "data": "data errors (files damaged)"}
+# every event subclass zfs_event_message can say something about: the zedlet hands only these to the tool
+ZED_SUBCLASSES = ("statechange", *ZFS_ERRORS, "scrub_finish", "resilver_finish")
 
 
 def zfs_event_message(env: Mapping[str, str]) -> Message | None:
@@ -110,7 +112,9 @@ def zfs_event_message(env: Mapping[str, str]) -> Message | None:
     disk = env.get("ZEVENT_VDEV_PATH") or env.get("ZEVENT_VDEV_GUID") or "a disk"
     state = env.get("ZEVENT_VDEV_STATE_STR", "")
     kind = cls.rsplit(".", 1)[-1]
-    if cls.startswith("sysevent.fs.zfs.") and kind == "statechange" and state in BAD_VDEV_STATES:
+    # OpenZFS posts a leaf disk's state change as a resource event (resource.fs.zfs.statechange),
+    # a finished scrub or resilver as a sysevent, errors as ereports
+    if cls.startswith("resource.fs.zfs.") and kind == "statechange" and state in BAD_VDEV_STATES:
         return Message(f"ZFS pool {pool}: {disk} is {state}",
                        f"pool {pool}: {disk} went {state}. The pool runs on what is left; replace or reattach "
                        f"the disk (zpool status {pool}; make doctor).", ok=False)

@@ -51,7 +51,7 @@ def test_the_zedlet_tells_notify_urls_which_disk_left_the_mirror(lab, tmp_path, 
         state = subprocess.run(["zpool", "list", "-H", "-o", "health", pool], capture_output=True, text=True,
                                timeout=60).stdout.strip()
         assert state == "DEGRADED"
-        zed_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "ZEVENT_CLASS": "sysevent.fs.zfs.statechange",
+        zed_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "ZEVENT_CLASS": "resource.fs.zfs.statechange",
                    "ZEVENT_SUBCLASS": "statechange", "ZEVENT_POOL": pool, "ZEVENT_VDEV_PATH": str(legs[1]),
                    "ZEVENT_VDEV_STATE_STR": "OFFLINE"}
         run = subprocess.run([str(zedlet)], env=zed_env, capture_output=True, text=True, timeout=120)

@@ -36,7 +36,7 @@ install -m 0600 "$pubkey" "$root/root/.ssh/authorized_keys"
 [ -z "$compose" ] || install -D -m 0755 "$compose" "$root/usr/local/lib/docker/cli-plugins/docker-compose"
 # What the image was built with, as Debian names it (the VM suite measures them in the guest too).
 { . "$root/etc/os-release"; echo "debian $VERSION_ID ($VERSION_CODENAME)"; echo "kernel $kver"
-  for pkg in docker.io docker-compose zfsutils-linux borgbackup python3; do
+  for pkg in docker.io docker-compose zfsutils-linux zfs-zed borgbackup python3; do
     echo "$pkg $(chroot "$root" dpkg-query -W -f '${Version}' "$pkg" 2>/dev/null || echo -)"
   done
   [ -z "$compose" ] || echo "compose-plugin $("$compose" version --short 2>/dev/null || echo ?) (the lab's binary)"

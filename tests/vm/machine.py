@@ -4,7 +4,8 @@ The image comes from build-image.sh (cached). Each VM boots a qcow2 overlay on i
 image is never written and a fresh VM costs a second. Disks, each a file in the VM's work
 directory and named by a serial (/dev/disk/by-id/virtio-<serial>):
   vda  the root filesystem (overlay)
-  orchpool  the ZFS pool's disk (raw; `zpool create` inside the guest: real OpenZFS)
+  orchpool  the ZFS pool's data disk (raw; `make setup-pool` inside the guest: real OpenZFS)
+  orchpool2  the "Backup Data Disk", the other leg of the pool's mirror (spec 004)
   orchborg  ext4 labelled `borg`, mounted at /srv/borg: the borg repositories
 Networking is qemu's user mode with restrict=on: the guest reaches nothing, and the only way
 in is ssh forwarded from a free port on 127.0.0.1.
@@ -29,7 +30,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-DISK_SERIALS = {"pool": "orchpool", "borg": "orchborg"}
+DISK_SERIALS = {"pool": "orchpool", "pool2": "orchpool2", "borg": "orchborg"}
+POOL_DISKS = ("pool", "pool2")  # the mirror's legs: absent together at a late-disk boot, plugged together
 
 
 def build_image() -> Path:
@@ -80,7 +82,7 @@ class VM:
         self.boots: list[float] = []  # seconds from qemu start to ssh, per boot
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image / "root.img"),
                         str(self.work / "root.qcow2")], check=True, timeout=60)
-        for name, size in (("pool", pool_gb), ("borg", borg_gb)):
+        for name, size in (("pool", pool_gb), ("pool2", pool_gb), ("borg", borg_gb)):
             path = self.work / f"{name}.img"
             with open(path, "wb") as f:
                 f.truncate(size << 30)
@@ -107,7 +109,8 @@ class VM:
                 "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:22",
                 "-device", "virtio-net-pci,netdev=n0"]
         if pool_disk:
-            argv += self._drive("pool")
+            for name in POOL_DISKS:
+                argv += self._drive(name)
         return argv + self._drive("borg")
 
     def start(self, *, pool_disk: bool = True) -> None:
@@ -199,10 +202,13 @@ class VM:
             return reply
 
     def plug_pool_disk(self) -> None:
-        """The pool's disk appears now, as a slow controller or a late iSCSI/USB disk would."""
-        self.qmp("blockdev-add", **{"node-name": "pool", "driver": "raw",
-                                    "file": {"driver": "file", "filename": str(self.work / "pool.img")}})
-        self.qmp("device_add", driver="virtio-blk-pci", drive="pool", id="pool-dev", serial=DISK_SERIALS["pool"])
+        """The pool's disks appear now, as a slow controller or a late iSCSI/USB disk would: both
+        legs of the mirror, back to back (both backends first, then both devices)."""
+        for name in POOL_DISKS:
+            self.qmp("blockdev-add", **{"node-name": name, "driver": "raw",
+                                        "file": {"driver": "file", "filename": str(self.work / f"{name}.img")}})
+        for name in POOL_DISKS:
+            self.qmp("device_add", driver="virtio-blk-pci", drive=name, id=f"{name}-dev", serial=DISK_SERIALS[name])
 
     # --- ssh --------------------------------------------------------------------------------------
 
