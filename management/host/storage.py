@@ -123,12 +123,10 @@ class StorageManager:
     # -- plan: read only ------------------------------------------------------------------
 
     def plan(self, fix_ownership: bool = False) -> list[Action]:
-        actions: list[Action] = []
-        actions += self._plan_datasets()
-        actions += self._plan_directories(fix_ownership)
-        actions += self._plan_remap_user()
-        actions += self._plan_daemon_json()
-        return actions
+        return self._plan_datasets() + self._plan_rest(fix_ownership)
+
+    def _plan_rest(self, fix_ownership: bool) -> list[Action]:
+        return self._plan_directories(fix_ownership) + self._plan_remap_user() + self._plan_daemon_json()
 
     def _plan_pool(self, force_import: bool = False) -> list[Action]:
         """The pool is imported, or found on the disks and imported as it is (a rebuilt OS disk).
@@ -339,22 +337,28 @@ class StorageManager:
 
     # -- apply ----------------------------------------------------------------------------
 
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            self.echo(f"{'would ' if self.runner.dry_run else ''}{action.what}")
+            if not self.runner.dry_run:
+                action.apply()
+
     def setup(self, fix_ownership: bool = False, force_import: bool = False) -> list[Action]:
         """Plan, then (unless dry-run) apply in order. Returns the actions (empty: nothing to do).
         A pool found on the disks is imported first; the rest is planned on what it holds."""
         found = self._plan_pool(force_import)
-        for action in found:
-            self.echo(f"{'would ' if self.runner.dry_run else ''}{action.what}")
-            if not self.runner.dry_run:
-                action.apply()
+        self._apply(found)
         if found and self.runner.dry_run:
             self.echo("setup-storage: dry run: the datasets are planned once the pool is imported; nothing changed")
             return found
-        actions = found + self.plan(fix_ownership)
-        for action in actions[len(found):]:
-            self.echo(f"{'would ' if self.runner.dry_run else ''}{action.what}")
-            if not self.runner.dry_run:
-                action.apply()
+        datasets = self._plan_datasets()
+        rest = self._plan_rest(fix_ownership)  # everything checked before the first change
+        self._apply(datasets)
+        if not self.runner.dry_run and any(a.what.startswith("mount dataset") for a in datasets):
+            # what a dataset holds is seen once it is mounted: its directories exist there
+            rest = self._plan_rest(fix_ownership)
+        self._apply(rest)
+        actions = found + datasets + rest
         if self.kept:
             self.echo(f"setup-storage: kept {len(self.kept)} existing dataset(s) as they are, their data untouched: "
                       f"{', '.join(self.kept)}")
