@@ -105,6 +105,7 @@ class VM:
         self.qmp_path = self.work / "qmp.sock"
         self.process: subprocess.Popen | None = None
         self.boots: list[float] = []  # seconds from qemu start to ssh, per boot
+        self.late_borg_mounts = 0  # boots after which /srv/borg had to be mounted by hand
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image / "root.img"),
                         str(self.work / "root.qcow2")], check=True, timeout=60)
         for name, size in (("pool", pool_gb), ("borg", borg_gb)):
@@ -171,9 +172,21 @@ class VM:
             if r.returncode == 0 and r.stdout.strip():
                 took = time.monotonic() - self._started
                 self.boots.append(took)
+                if settle:
+                    self._borg_disk_mounted()
                 return took
             time.sleep(3)
         raise TimeoutError(f"no ssh after {timeout:.0f}s; console:\n{self.tail_console()}")
+
+    def _borg_disk_mounted(self) -> None:
+        """/srv/borg mounted after a finished boot. Its fstab line is `nofail` with a 20 s device
+        timeout, which a loaded TCG host misses (the journal: "Timed out waiting for device
+        dev-disk-by\\x2dlabel-borg.device"); the repositories would then go to the OS disk. A
+        blank borg disk (the total loss) stays unmounted."""
+        r = self.ssh("mountpoint -q /srv/borg || { mount /srv/borg 2>/dev/null && echo late; } || true",
+                     check=False)
+        if r.stdout.strip() == "late":
+            self.late_borg_mounts += 1
 
     def tail_console(self, lines: int = 40) -> str:
         try:

@@ -255,14 +255,6 @@ class Steps:
 # --- the setup steps, as README tells them: the new user's fixture and the rebuild / total-loss
 # scenarios run the same functions ------------------------------------------------------------
 
-def borg_disk_mounted(vm) -> None:
-    """/srv/borg (the borg disk, fstab `nofail` with a 20 s device timeout) mounted: on a loaded
-    TCG host the boot can give up on it, and the repositories would then go to the OS disk."""
-    r = vm.ssh("mountpoint -q /srv/borg && echo mounted || (mount /srv/borg && echo 'mounted now')", check=False)
-    print(f"\n/srv/borg after the boot: {r.stdout.strip() or r.stderr.strip()}")
-    assert r.returncode == 0, r.stderr
-
-
 def push_project(vm) -> None:
     """The project cloned into MANAGEMENT_DIR, and the wheels `make install` reads (no network)."""
     wheels = machine.wheelhouse(machine.guest_python(vm.image))
@@ -307,11 +299,11 @@ def vm():
     vm = machine.VM(image, backup_port=backup_port())
     try:
         vm.boot()
-        borg_disk_mounted(vm)
         push_project(vm)
         yield vm
     finally:
-        print(f"\nVM boots (s): {[round(b) for b in vm.boots]}; console: {vm.console}")
+        print(f"\nVM boots (s): {[round(b) for b in vm.boots]}; /srv/borg mounted late after {vm.late_borg_mounts}; "
+              f"console: {vm.console}")
         vm.down()
 
 
@@ -489,7 +481,6 @@ def test_the_os_disk_rebuilt_the_data_disk_carries_on(services_vm):
     boot = vm.boot()
     started = time.monotonic()
     assert imported_pools(vm) == []  # a fresh OS: no cache file, nothing imported at boot
-    borg_disk_mounted(vm)
     # a new install has a hostid of its own: to ZFS the pool was last used by another system
     vm.ssh("zgenhostid -f")
     push_project(vm)
