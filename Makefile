@@ -75,8 +75,8 @@ attach-mirror: ## Turn the one-disk pool into a mirror: DISK=/dev/disk/by-id/b (
 	$(call require,DISK,/dev/disk/by-id/ata-B)
 	$(ORCH) attach-mirror $(if $(YES),--yes) $(if $(FORCE),--force) $(DISK)
 
-setup-storage: ## Datasets, volume dirs + owners, userns-remap user, subuid/subgid, daemon.json (safe to repeat; FIX_OWNERSHIP=1)
-	$(ORCH) setup-storage $(if $(FIX_OWNERSHIP),--fix-ownership)
+setup-storage: ## Datasets, volume dirs + owners, userns-remap user, subuid/subgid, daemon.json; imports a pool found on the disks, keeping its datasets (safe to repeat; FIX_OWNERSHIP=1) [FORCE_IMPORT=1]
+	$(ORCH) setup-storage $(if $(FIX_OWNERSHIP),--fix-ownership) $(if $(FORCE_IMPORT),--force-import)
 
 snapshot-all: ## Snapshot every service dataset atomically: SNAPSHOT_NAME=name
 	$(call require,SNAPSHOT_NAME,before-upgrade)

@@ -191,13 +191,18 @@ def config_show(app: App, doc: bool) -> None:
 @cli.command("setup-storage")
 @click.option("--fix-ownership", is_flag=True,
               help="Also chown existing contents whose owner is wrong (changes ctime: the next backup re-reads them).")
+@click.option("--force-import", is_flag=True,
+              help="Import the pool found on the disks even though another system used it last (zpool import -f): "
+                   "the OS disk was rebuilt and the old system is gone.")
 @pass_app
-def setup_storage(app: App, fix_ownership: bool) -> None:
-    """One-time host setup, safe to repeat: datasets, volume directories and their owners,
-    the userns-remap user and its subuid/subgid ranges, /etc/docker/daemon.json."""
+def setup_storage(app: App, fix_ownership: bool, force_import: bool) -> None:
+    """One-time host setup, safe to repeat: the pool imported when its disks hold it (a rebuilt OS
+    disk; existing datasets kept), datasets, volume directories and their owners, the
+    userns-remap user and its subuid/subgid ranges, /etc/docker/daemon.json."""
     from management.host.storage import StorageManager
 
-    StorageManager(app.settings, app.runner, app.zfs, echo=click.echo).setup(fix_ownership=fix_ownership)
+    StorageManager(app.settings, app.runner, app.zfs, echo=click.echo).setup(fix_ownership=fix_ownership,
+                                                                             force_import=force_import)
 
 
 @cli.command("setup-pool")

@@ -5,6 +5,10 @@ changes needed; `apply()` makes them. `--dry-run` prints the plan; a second run 
 nothing to change and touches nothing (no file's ctime moves).
 
 What it arranges (spec 004, "Secure Docker Environment Setup" and "ZFS"):
+0. the pool of ZFS_PARENT_DATASET imported when its disks hold it but this system has not
+   imported it (the OS disk was rebuilt, the data disk carries on): imported as it is, every
+   existing dataset kept and said so, nothing in them touched. A pool last used by another
+   system is not forced in: the error says how;
 1. the parent dataset mounted at ZFS_BASE_MOUNTPOINT and one child dataset per service;
 2. every SERVICE_VOLUME_PATHS_AND_OWNERS directory, owned by its remapped UID/GID. An existing
    directory with the right owner is left alone; a wrong owner is fixed on the directory
@@ -114,26 +118,62 @@ class StorageManager:
         self.runner = runner
         self.zfs = zfs
         self.echo = echo
+        self.kept: list[str] = []  # the datasets the last plan found and keeps
 
     # -- plan: read only ------------------------------------------------------------------
 
     def plan(self, fix_ownership: bool = False) -> list[Action]:
-        actions: list[Action] = []
-        actions += self._plan_datasets()
-        actions += self._plan_directories(fix_ownership)
-        actions += self._plan_remap_user()
-        actions += self._plan_daemon_json()
-        return actions
+        return self._plan_datasets() + self._plan_rest(fix_ownership)
+
+    def _plan_rest(self, fix_ownership: bool) -> list[Action]:
+        return self._plan_directories(fix_ownership) + self._plan_remap_user() + self._plan_daemon_json()
+
+    def _plan_pool(self, force_import: bool = False) -> list[Action]:
+        """The pool is imported, or found on the disks and imported as it is (a rebuilt OS disk).
+        `force_import`: also a pool another system used last (`zpool import -f`)."""
+        parent = self.s.zfs_parent_dataset
+        pool = parent.split("/")[0]
+        if self.zfs.exists(pool):
+            return []
+        found = self.zfs.importable()
+        if pool not in found:
+            raise ValidationError(
+                f"pool {pool} (ZFS_PARENT_DATASET={parent}) is not imported and no disk of this machine holds "
+                f"it: create it first (`make setup-pool DISKS=...`, docs/storage.md) or attach its disks; "
+                "nothing was changed")
+        other = "another system" in found[pool]
+        if other and not force_import:
+            raise ValidationError(
+                f"pool {pool} is on this machine's disks but was last used by another system (`zpool import` "
+                f"says so: another hostid, never exported). If that system is gone (this OS disk replaces it): "
+                f"`make setup-storage FORCE_IMPORT=1` (zpool import -f); if another machine may still use these "
+                "disks, do not. Nothing was changed")
+
+        def apply() -> None:
+            if not self.zfs.import_pool(pool, force=force_import):
+                why = self.zfs.importable().get(pool, "no longer listed by `zpool import`")
+                raise OrchestratorError(f"zpool import {pool} failed: {' / '.join(why.splitlines()[:6])}; "
+                                        "nothing else was changed")
+
+        return [Action(f"import pool {pool}{' (forced: another system used it last)' if other else ''}: found on "
+                       "this machine's disks, not imported here (the OS disk was rebuilt?); its datasets and "
+                       "their data are kept as they are", apply)]
 
     def _plan_datasets(self) -> list[Action]:
         s, actions = self.s, []
         parent, base = s.zfs_parent_dataset, str(s.zfs_base_mountpoint)
+        self.kept = []
         if self.zfs.exists(parent):
             mp = self.zfs.get("mountpoint", parent)
             if mp != base:
                 raise ValidationError(
                     f"ZFS_PARENT_DATASET {parent} is mounted at {mp}, but ZFS_BASE_MOUNTPOINT is {base}: "
                     f"fix the .env or run `zfs set mountpoint={base} {parent}`; nothing was changed")
+            self.kept.append(parent)
+            if not self.zfs.is_mounted(parent):
+                self._refuse_nonempty(s.zfs_base_mountpoint, parent)
+                actions.append(Action(f"mount dataset {parent} (it exists but is not mounted)",
+                                      lambda: self.zfs.mount(parent)))
         else:
             self._refuse_nonempty(s.zfs_base_mountpoint, parent)
             # atime=off (inherited by every service dataset): with atime on, each read is a
@@ -146,9 +186,12 @@ class StorageManager:
                 self._refuse_nonempty(s.mountpoint(service), ds)
                 actions.append(Action(f"create dataset {ds} mounted at {s.mountpoint(service)}",
                                       lambda ds=ds: self.zfs.create_dataset(ds)))
-            elif not self.zfs.is_mounted(ds):
-                actions.append(Action(f"mount dataset {ds} (it exists but is not mounted)",
-                                      lambda ds=ds: self.zfs.mount(ds)))
+            else:
+                self.kept.append(ds)
+                if not self.zfs.is_mounted(ds):
+                    self._refuse_nonempty(s.mountpoint(service), ds)
+                    actions.append(Action(f"mount dataset {ds} (it exists but is not mounted)",
+                                          lambda ds=ds: self.zfs.mount(ds)))
         return actions
 
     @staticmethod
@@ -294,13 +337,31 @@ class StorageManager:
 
     # -- apply ----------------------------------------------------------------------------
 
-    def setup(self, fix_ownership: bool = False) -> list[Action]:
-        """Plan, then (unless dry-run) apply in order. Returns the actions (empty: nothing to do)."""
-        actions = self.plan(fix_ownership)
+    def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             self.echo(f"{'would ' if self.runner.dry_run else ''}{action.what}")
             if not self.runner.dry_run:
                 action.apply()
+
+    def setup(self, fix_ownership: bool = False, force_import: bool = False) -> list[Action]:
+        """Plan, then (unless dry-run) apply in order. Returns the actions (empty: nothing to do).
+        A pool found on the disks is imported first; the rest is planned on what it holds."""
+        found = self._plan_pool(force_import)
+        self._apply(found)
+        if found and self.runner.dry_run:
+            self.echo("setup-storage: dry run: the datasets are planned once the pool is imported; nothing changed")
+            return found
+        datasets = self._plan_datasets()
+        rest = self._plan_rest(fix_ownership)  # everything checked before the first change
+        self._apply(datasets)
+        if not self.runner.dry_run and any(a.what.startswith("mount dataset") for a in datasets):
+            # what a dataset holds is seen once it is mounted: its directories exist there
+            rest = self._plan_rest(fix_ownership)
+        self._apply(rest)
+        actions = found + datasets + rest
+        if self.kept:
+            self.echo(f"setup-storage: kept {len(self.kept)} existing dataset(s) as they are, their data untouched: "
+                      f"{', '.join(self.kept)}")
         if not actions:
             self.echo("setup-storage: nothing to change")
         elif self.runner.dry_run:

@@ -89,13 +89,28 @@ def get_argv(prop: str, dataset: str) -> list[str]:
     return ["zfs", "get", "-H", "-p", "-o", "value", prop, dataset]
 
 
-def import_argv(pool: str) -> list[str]:
+def import_argv(pool: str, *, force: bool = False) -> list[str]:
     """Import `pool` by scanning the devices, not from the cache file: what zfs-import-scan does,
     and what still works when the pool's disk appeared after the boot's own import ran.
-    -N mounts nothing; the caller mounts what it needs."""
+    -N mounts nothing; the caller mounts what it needs. `force` (-f): a pool another system
+    (hostid) used last, never exported: only when that system is gone."""
     if "/" in pool:
         raise ValidationError(f"{pool!r} is not a pool name")
-    return ["zpool", "import", "-N", check_dataset(pool)]
+    return ["zpool", "import", "-N", *(["-f"] if force else []), check_dataset(pool)]
+
+
+def parse_importable(text: str) -> dict[str, str]:
+    """`zpool import` (no pool named: the pools its device scan finds, read-only) -> {pool: its
+    block of text}, e.g. {"datapool": "pool: datapool\\n id: ...\\n state: ONLINE\\n status: ..."}."""
+    pools: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key == "pool" and value:
+            current = pools.setdefault(value.strip(), [])
+        if current is not None:
+            current.append(line.strip())
+    return {name: "\n".join(lines) for name, lines in pools.items()}
 
 
 def snapshot_argv(dataset: str, name: str, *, recursive: bool = True) -> list[str]:
@@ -226,9 +241,14 @@ class ZFSManager:
     def mount(self, dataset: str) -> None:
         self._run(["zfs", "mount", check_dataset(dataset)])
 
-    def import_pool(self, pool: str) -> bool:
+    def import_pool(self, pool: str, *, force: bool = False) -> bool:
         """True when the pool was imported now; False when no device holds it (yet)."""
-        return self._run(import_argv(pool), ok_codes=(0, 1)).returncode == 0
+        return self._run(import_argv(pool, force=force), ok_codes=(0, 1)).returncode == 0
+
+    def importable(self) -> dict[str, str]:
+        """The pools on this machine's disks that are not imported ({} when none): read-only."""
+        r = self._run(["zpool", "import"], mutating=False, ok_codes=(0, 1))
+        return parse_importable(r.stdout + "\n" + r.stderr)
 
     def snapshot(self, dataset: str, name: str, *, recursive: bool = True) -> str:
         """One atomic snapshot of `dataset` (and, recursive, every descendant) named `name`."""

@@ -7,8 +7,10 @@ directory and named by a serial (/dev/disk/by-id/virtio-<serial>):
   orchpool  the ZFS pool's data disk (raw; `make setup-pool` inside the guest: real OpenZFS)
   orchpool2  the "Backup Data Disk", the other leg of the pool's mirror (spec 004)
   orchborg  ext4 labelled `borg`, mounted at /srv/borg: the borg repositories
-Networking is qemu's user mode with restrict=on: the guest reaches nothing, and the only way
-in is ssh forwarded from a free port on 127.0.0.1.
+Networking is qemu's user mode with restrict=on: the guest reaches nothing but, when
+`backup_port` is given, BACKUP_SERVER:22 (guestfwd, relayed to that port of the host's
+127.0.0.1: the host lab's sshd), and the only way in is ssh forwarded from a free port on
+127.0.0.1. new_os_disk() and blank_disks() replace disks while the VM is off.
 
 qemu runs with KVM when /dev/kvm works and TCG otherwise (this project's machines: PVM
 rejects the guest's MSR writes). Everything is bounded in time; `down()` removes only the
@@ -32,6 +34,28 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 DISK_SERIALS = {"pool": "orchpool", "pool2": "orchpool2", "borg": "orchborg"}
 POOL_DISKS = ("pool", "pool2")  # the mirror's legs: absent together at a late-disk boot, plugged together
+# The backup server as the guest sees it: qemu's guestfwd, which restrict=on leaves working,
+# relays each connection to 10.0.2.100:22 to one port of the host (the host lab's sshd)
+BACKUP_SERVER = "10.0.2.100"
+RELAY = """\
+import os, select, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+s.settimeout(None)
+inputs = [0, s.fileno()]
+while inputs:
+    for fd in select.select(inputs, [], [])[0]:
+        data = os.read(fd, 65536)
+        if fd == 0:
+            if data:
+                s.sendall(data)
+            else:
+                s.shutdown(socket.SHUT_WR)
+                inputs.remove(0)
+        elif data:
+            os.write(1, data)
+        else:
+            sys.exit(0)
+"""
 
 
 def build_image() -> Path:
@@ -69,8 +93,11 @@ def accel() -> str:
 
 
 class VM:
-    def __init__(self, image: Path, *, memory_mb: int = 3072, cpus: int = 2, pool_gb: int = 2, borg_gb: int = 2):
+    def __init__(self, image: Path, *, memory_mb: int = 3072, cpus: int = 2, pool_gb: int = 2, borg_gb: int = 2,
+                 backup_port: int | None = None):
+        """`backup_port`: a port on the host's 127.0.0.1 the guest reaches as BACKUP_SERVER:22."""
         self.image = image
+        self.backup_port = backup_port
         self.work = Path(tempfile.mkdtemp(prefix="orchestrator-vm.", dir="/var/tmp"))
         self.memory_mb, self.cpus = memory_mb, cpus
         self.accel = accel()
@@ -80,6 +107,7 @@ class VM:
         self.qmp_path = self.work / "qmp.sock"
         self.process: subprocess.Popen | None = None
         self.boots: list[float] = []  # seconds from qemu start to ssh, per boot
+        self.late_borg_mounts = 0  # boots after which /srv/borg had to be mounted by hand
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image / "root.img"),
                         str(self.work / "root.qcow2")], check=True, timeout=60)
         for name, size in (("pool", pool_gb), ("pool2", pool_gb), ("borg", borg_gb)):
@@ -87,6 +115,7 @@ class VM:
             with open(path, "wb") as f:
                 f.truncate(size << 30)
         subprocess.run(["mkfs.ext4", "-q", "-L", "borg", str(self.work / "borg.img")], check=True, timeout=60)
+        (self.work / "relay.py").write_text(RELAY)
 
     # --- qemu -------------------------------------------------------------------------------
 
@@ -106,12 +135,18 @@ class VM:
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                 "-drive", f"file={self.work / 'root.qcow2'},if=none,id=root,format=qcow2,cache=writeback",
                 "-device", "virtio-blk-pci,drive=root,serial=vmroot",
-                "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:22",
+                "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:22{self._guestfwd()}",
                 "-device", "virtio-net-pci,netdev=n0"]
         if pool_disk:
             for name in POOL_DISKS:
                 argv += self._drive(name)
         return argv + self._drive("borg")
+
+    def _guestfwd(self) -> str:
+        # one relay process per connection (cmd:, not a chardev, which serves one connection)
+        if self.backup_port is None:
+            return ""
+        return f",guestfwd=tcp:{BACKUP_SERVER}:22-cmd:{sys.executable} {self.work / 'relay.py'} {self.backup_port}"
 
     def start(self, *, pool_disk: bool = True) -> None:
         assert self.process is None or self.process.poll() is not None, "the VM is already running"
@@ -140,9 +175,21 @@ class VM:
             if r.returncode == 0 and r.stdout.strip():
                 took = time.monotonic() - self._started
                 self.boots.append(took)
+                if settle:
+                    self._borg_disk_mounted()
                 return took
             time.sleep(3)
         raise TimeoutError(f"no ssh after {timeout:.0f}s; console:\n{self.tail_console()}")
+
+    def _borg_disk_mounted(self) -> None:
+        """/srv/borg mounted after a finished boot. Its fstab line is `nofail` with a 20 s device
+        timeout, which a loaded TCG host misses (the journal: "Timed out waiting for device
+        dev-disk-by\\x2dlabel-borg.device"); the repositories would then go to the OS disk. A
+        blank borg disk (the total loss) stays unmounted."""
+        r = self.ssh("mountpoint -q /srv/borg || { mount /srv/borg 2>/dev/null && echo late; } || true",
+                     check=False)
+        if r.stdout.strip() == "late":
+            self.late_borg_mounts += 1
 
     def tail_console(self, lines: int = 40) -> str:
         try:
@@ -181,6 +228,30 @@ class VM:
     def down(self) -> None:
         self.kill()
         shutil.rmtree(self.work, ignore_errors=True)
+
+    # --- disks replaced: the OS disk rebuilt, a total loss -----------------------------------------
+
+    def new_os_disk(self) -> None:
+        """A fresh root overlay on the cached image: the OS disk as a reinstall leaves it. The VM
+        must be off."""
+        assert self.process is None or self.process.poll() is not None, "power the VM off first"
+        root = self.work / "root.qcow2"
+        root.unlink()
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.image / "root.img"),
+                        str(root)], check=True, timeout=60)
+
+    def blank_disks(self, prefix: str) -> list[str]:
+        """Every disk whose DISK_SERIALS name starts with `prefix` replaced by an empty one of the
+        same size (all zeros). The VM must be off. Returns the names."""
+        assert self.process is None or self.process.poll() is not None, "power the VM off first"
+        names = [name for name in DISK_SERIALS if name.startswith(prefix)]
+        for name in names:
+            path = self.work / f"{name}.img"
+            size = path.stat().st_size
+            with open(path, "r+b") as f:
+                f.truncate(0)
+                f.truncate(size)
+        return names
 
     # --- QMP: hot-plug --------------------------------------------------------------------------
 

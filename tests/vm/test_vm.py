@@ -12,19 +12,24 @@ a new user, then put through the boot promises of documents 000 and 004, in orde
   late disk    the pool's disks appear after boot (the zfs-import-cache race)
   mirror leg   one leg offline: doctor fails, zed tells a receiver on the guest's loopback;
                online again, resilver, scrub: doctor and status read the scrub back
+  rebuilt      a fresh OS disk, the data disk kept: set up again, setup-storage keeps the pool
+  total loss   fresh OS disk, blank pool (and borg) disks; only the backup server (the host
+               lab's sshd, reached through qemu's guestfwd) survives: restore-all
 
 After each boot the same state is asserted (assert_came_back). The spokes: `alpha` has no
 restart policy (the boot unit starts it, after the hub); `beta` is `restart: unless-stopped`
 like most upstream files, so after a power cut dockerd starts it itself, and the mounts must
 already be there. The hub is `unless-stopped` too.
 
-The tests share the VM and run in file order; each leaves it booted and healthy.
+The tests share the VM and run in file order; each leaves it booted and healthy (the total
+loss last: it destroys the data the others wrote).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -56,7 +61,8 @@ NOTIFY_URL = f"json://orch:{NOTIFY_TOKEN}@127.0.0.1:{RECEIVER_PORT}/zed"
 MAKE = f"cd {HOME} && make --no-print-directory"
 
 
-def env_text() -> str:
+def env_text(**overrides: str) -> str:
+    """The guest's .env; `overrides` replace or add settings (the total-loss scenario's backup server)."""
     values = {
         "ADMIN_USER": "root",
         "MANAGEMENT_DIR": HOME,
@@ -75,8 +81,9 @@ def env_text() -> str:
         "STORAGE_WAIT": "600",
         "COMMAND_TIMEOUT": "600",
         "NOTIFY_URLS": NOTIFY_URL,
+        **overrides,
     }
-    lines = [f"{k}={v}" for k, v in values.items()]
+    lines = [f'{k}="{v}"' if " " in v else f"{k}={v}" for k, v in values.items()]
     lines.append('SERVICE_VOLUME_PATHS_AND_OWNERS="\n' + "\n".join(stacks.volume_lines(SPOKES)) + '\n"')
     return "\n".join(lines) + "\n"
 
@@ -227,52 +234,106 @@ def borg(vm, args: str) -> subprocess.CompletedProcess:
     return vm.ssh(f"set -a; . {HOME}/.env; set +a; borg {args}")
 
 
+def backup_port() -> int | None:
+    """The host lab's sshd port, which the guest reaches as machine.BACKUP_SERVER:22 (None: no lab)."""
+    from tests.conftest import lab_from_env
+
+    try:
+        return lab_from_env().ssh_port
+    except Exception:  # noqa: BLE001 - no lab: the total-loss scenario says so
+        return None
+
+
+class Steps:
+    """Each setup step run in the guest and timed, in the order run."""
+
+    def __init__(self, vm):
+        self.vm = vm
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, name: str, script: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        started = time.monotonic()
+        out = self.vm.ssh(script, timeout=timeout)
+        self.timings[name] = time.monotonic() - started
+        return out
+
+    def rounded(self) -> dict[str, int]:
+        return {k: round(v) for k, v in self.timings.items()}
+
+
+# --- the setup steps, as README tells them: the new user's fixture and the rebuild / total-loss
+# scenarios run the same functions ------------------------------------------------------------
+
+def push_project(vm) -> None:
+    """The project cloned into MANAGEMENT_DIR, and the wheels `make install` reads (no network)."""
+    wheels = machine.wheelhouse(machine.guest_python(vm.image))
+    vm.push_tree(machine.project_files(), machine.REPO, HOME)
+    vm.push_tree([p.relative_to(wheels) for p in wheels.iterdir()], wheels, "/root/wheels")
+
+
+def install(step: Steps, env: str) -> None:
+    """`make install`, then the .env put in place (mode 0600)."""
+    step("make install", f"{MAKE} install PIP_NO_INDEX=1 PIP_FIND_LINKS=/root/wheels")
+    step.vm.ssh(f"cat > {HOME}/.env && chmod 600 {HOME}/.env", input=env)
+
+
+def create_pool(step: Steps) -> subprocess.CompletedProcess:
+    """The pool ZFS_PARENT_DATASET lives in, as the design draws it: a mirror of the data disk and
+    the Backup Data Disk, made by `make setup-pool` (OpenZFS's default cachefile: zfs-import-cache
+    imports it at boot). The total-loss scenario creates it again the same way on blank disks."""
+    return step("make setup-pool", f'{MAKE} setup-pool YES=1 DISKS="{" ".join(POOL_DISKS)}"')
+
+
+def push_services(vm) -> None:
+    """SERVICES_DIR as the user keeps it (in git): the hub and two spokes."""
+    tree = services_tree()
+    vm.push_tree([p.relative_to(tree) for p in tree.rglob("*") if p.is_file()], tree, SERVICES)
+
+
+def prepare_host(step: Steps, storage_args: str = "") -> subprocess.CompletedProcess:
+    """config-check, setup-storage (its output returned), the images in docker's remapped store."""
+    step("make config-check", f"{MAKE} config-check")
+    out = step("make setup-storage", f"{MAKE} setup-storage {storage_args}".rstrip())
+    step("images", f"cd {HOME} && bash tests/lab/lab.sh images")  # after userns-remap: its own image store
+    return out
+
+
+def install_boot_and_night(step: Steps) -> None:
+    step("make install-autostart", f"{MAKE} install-autostart")
+    step("make install-cron", f"{MAKE} install-cron")
+    step("make install-zedlet", f"{MAKE} install-zedlet && systemctl restart zfs-zed")
+
+
 @pytest.fixture(scope="module")
 def vm():
     image = machine.build_image()
-    wheels = machine.wheelhouse(machine.guest_python(image))
-    vm = machine.VM(image)
+    vm = machine.VM(image, backup_port=backup_port())
     try:
         vm.boot()
-        vm.push_tree(machine.project_files(), machine.REPO, HOME)
-        vm.push_tree([p.relative_to(wheels) for p in wheels.iterdir()], wheels, "/root/wheels")
+        push_project(vm)
         yield vm
     finally:
-        print(f"\nVM boots (s): {[round(b) for b in vm.boots]}; console: {vm.console}")
+        print(f"\nVM boots (s): {[round(b) for b in vm.boots]}; /srv/borg mounted late after {vm.late_borg_mounts}; "
+              f"console: {vm.console}")
         vm.down()
 
 
 @pytest.fixture(scope="module")
 def services_vm(vm):
     """Set up as README tells a new user, in the guest, as root."""
-    timings = {}
-
-    def step(name, script, timeout=900):
-        started = time.monotonic()
-        out = vm.ssh(script, timeout=timeout)
-        timings[name] = time.monotonic() - started
-        return out
-
-    step("make install", f"{MAKE} install PIP_NO_INDEX=1 PIP_FIND_LINKS=/root/wheels")
-    vm.ssh(f"cat > {HOME}/.env && chmod 600 {HOME}/.env", input=env_text())
-    tree = services_tree()
-    vm.push_tree([p.relative_to(tree) for p in tree.rglob("*") if p.is_file()], tree, SERVICES)
-    # the pool ZFS_PARENT_DATASET lives in, as the design draws it: a mirror of the data disk and
-    # the Backup Data Disk (OpenZFS's default cachefile: zfs-import-cache imports it at boot)
-    vm.setup_pool = step("make setup-pool", f'{MAKE} setup-pool YES=1 DISKS="{" ".join(POOL_DISKS)}"').stdout
-    step("make config-check", f"{MAKE} config-check")
-    step("make setup-storage", f"{MAKE} setup-storage")
-    step("images", f"cd {HOME} && bash tests/lab/lab.sh images")  # after userns-remap: its own image store
+    step = Steps(vm)
+    install(step, env_text())
+    vm.setup_pool = create_pool(step).stdout
+    push_services(vm)
+    prepare_host(step)
     for spoke in SPOKES:  # the healthcheck fetches / : an index page, as the lab tests seed it
         index = BASE / spoke / "data" / "index.html"
         vm.ssh(f"echo '<h1>{spoke}</h1>' > {index} && chown 100999:100999 {index}")
         write_marker(vm, spoke, f"{spoke} v1")
-    step("make install-autostart", f"{MAKE} install-autostart")
-    step("make install-cron", f"{MAKE} install-cron")
-    step("make install-zedlet", f"{MAKE} install-zedlet && systemctl restart zfs-zed")
+    install_boot_and_night(step)
     step("make docker-up", f"{MAKE} docker-up")
     step("make backup-all", f"{MAKE} backup-all", timeout=1800)
-    vm.timings = timings
+    vm.timings = step.timings
     vm.versions = guest_versions(vm)
     return vm
 
@@ -589,3 +650,152 @@ def test_a_mirror_leg_offline_fails_doctor_zed_tells_the_receiver_and_a_scrub_is
     # left as it found it: the mirror ONLINE, the stacks up (booted or, run right after setup, not yet)
     booted = vm.ssh("systemctl is-active orchestrator-stacks || true").stdout.strip() == "active"
     assert_came_back(vm, unit_started=[], expect_marker=dict(MARKERS), booted=booted)
+
+
+# --- the OS disk rebuilt, and a total loss (docs/restore.md) ----------------------------------
+
+def dataset_ids(vm) -> dict[str, str]:
+    """Every dataset and snapshot below PARENT with its guid: one made anew would have another."""
+    out = vm.ssh(f"zfs list -H -p -o name,guid -t filesystem,snapshot -r {PARENT}").stdout
+    return dict(line.split("\t") for line in out.splitlines() if line)
+
+
+def imported_pools(vm) -> list[str]:
+    return vm.ssh("zpool list -H -o name").stdout.split()
+
+
+@pytest.mark.vm_scenario
+def test_the_os_disk_rebuilt_the_data_disk_carries_on(services_vm):
+    """README's rebuild: a fresh OS disk, the same .env; setup-storage finds the pool on the data
+    disk and keeps every dataset as it is; docker-up serves the old data through the hub."""
+    vm = services_vm
+    write_marker(vm, "alpha", "alpha before the rebuild")
+    before = dataset_ids(vm)
+    archives = borg(vm, "list --short /srv/borg/repos/alpha").stdout.split()
+    vm.poweroff()
+    vm.new_os_disk()
+    boot = vm.boot()
+    started = time.monotonic()
+    assert imported_pools(vm) == []  # a fresh OS: no cache file, nothing imported at boot
+    # a new install has a hostid of its own: to ZFS the pool was last used by another system
+    vm.ssh("zgenhostid -f")
+    push_project(vm)
+    step = Steps(vm)
+    install(step, env_text())
+    push_services(vm)  # the stack folders, from the user's git
+    refused = vm.ssh(f"{MAKE} setup-storage", check=False)
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "another system" in said and "FORCE_IMPORT=1" in said, said
+    assert imported_pools(vm) == []  # refused before changing anything
+    out = prepare_host(step, "FORCE_IMPORT=1").stdout
+    print(f"\nsetup-storage on the rebuilt OS disk:\n{out}")
+    assert f"import pool {POOL} (forced" in out and "create dataset" not in out, out
+    # planned on the mounted datasets: their directories are there, with their owners
+    assert not [line for line in out.splitlines() if line.startswith((f"create {BASE}", "chown"))], out
+    kept = next(line for line in out.splitlines() if line.startswith("setup-storage: kept"))
+    assert set(kept.split(": ")[-1].split(", ")) == {PARENT, *(f"{PARENT}/{s}" for s in [*SPOKES, "reverseproxy"])}
+    assert dataset_ids(vm) == before  # the same datasets and snapshots, none made anew
+    install_boot_and_night(step)
+    step("make docker-up", f"{MAKE} docker-up")
+    took = time.monotonic() - started
+    assert_came_back(vm, unit_started=[], expect_marker=dict(MARKERS), booted=False)
+    print(f"\nOS disk rebuilt: boot {boot:.0f}s, then set up until every spoke served its data through the hub "
+          f"{took:.0f}s; steps (s): {step.rounded()}")
+    # the backup history carries on too: the borg disk was never touched
+    assert borg(vm, "list --short /srv/borg/repos/alpha").stdout.split() == archives
+
+
+@pytest.fixture
+def backup_server(vm):
+    """The backup server that survives the total loss: a directory of the host lab's borg server
+    (sshd on 127.0.0.1, user borgsrv), which the guest reaches as machine.BACKUP_SERVER:22 through
+    qemu's guestfwd. The guest uses the lab's own borg key (already in the server's
+    authorized_keys, restricted to its repositories), so the server's files are not changed;
+    the directory is removed afterwards."""
+    from tests.conftest import lab_from_env
+
+    if vm.backup_port is None:
+        pytest.skip("the host lab's sshd is not up (make lab-up): no backup server for the total loss")
+    lab = lab_from_env()
+    path = Path(lab.borg_repos) / lab.unique("vm-total-loss-")
+    known = [line.split(None, 1)[1] for line in lab.ssh_known_hosts.read_text().splitlines() if line.strip()]
+    server = {
+        "repo_base": f"ssh://{lab.borg_user}@{machine.BACKUP_SERVER}{path}",
+        "rsh": "ssh -i /root/.ssh/borg_ed25519 -o UserKnownHostsFile=/root/.ssh/borg_known_hosts "
+               "-o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=30",
+        "key": lab.ssh_key.read_text(),
+        "known_hosts": "".join(f"{machine.BACKUP_SERVER} {k}\n" for k in known),
+    }
+    try:
+        yield server
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def give_backup_key(vm, server: dict) -> None:
+    """The ssh key BORG_RSH names and the server's host key, as the user keeps them."""
+    vm.ssh("install -d -m 700 /root/.ssh && cat > /root/.ssh/borg_ed25519 && chmod 600 /root/.ssh/borg_ed25519",
+           input=server["key"])
+    vm.ssh("cat > /root/.ssh/borg_known_hosts", input=server["known_hosts"])
+
+
+def stacks_digest(vm) -> str:
+    """Every file of every service's stack folder, hashed (not what restore kept aside, `.x.before-restore-*`)."""
+    folders = " ".join([*SPOKES, "reverseproxy"])
+    return vm.ssh(f"cd {SERVICES} && find {folders} -type f -print0 | sort -z | xargs -0 sha256sum").stdout
+
+
+@pytest.mark.vm_scenario
+def test_total_loss_only_the_backup_server_survives(services_vm, backup_server):
+    """docs/restore.md's new machine: a fresh OS disk and empty pool (and borg) disks; only the
+    backup server, the .env, the borg ssh key, the exported keys and the passphrase survive."""
+    vm = services_vm
+    services = [*SPOKES, "reverseproxy"]
+    # before: this machine's nights go to the backup server
+    env = env_text(BORG_REPO_BASE_PATH=backup_server["repo_base"], BORG_RSH=backup_server["rsh"], SKIP_UNCHANGED="0")
+    give_backup_key(vm, backup_server)
+    vm.ssh(f"cat > {HOME}/.env && chmod 600 {HOME}/.env", input=env)
+    for spoke in SPOKES:
+        write_marker(vm, spoke, f"{spoke} before the loss")
+    night = time.monotonic()
+    report = run_json(vm, f"{MAKE} backup-all JSON=1")
+    night = time.monotonic() - night
+    assert {d["service"]: d["result"] for d in report["datasets"]}.keys() == set(services), report
+    assert all(d["result"] not in ("failed", "unchanged") for d in report["datasets"]), report
+    saved_keys = {s: vm.ssh(f"cat {HOME}/borg_keys/{s}.key").stdout for s in services}  # the user's copies
+    assert all("BORG_KEY" in k for k in saved_keys.values()), saved_keys
+    stacks_before = stacks_digest(vm)
+    # the loss: every disk of the VM but the backup server's
+    vm.poweroff()
+    vm.new_os_disk()
+    blanked = vm.blank_disks("pool")
+    vm.blank_disks("borg")
+    boot = vm.boot()
+    started = time.monotonic()
+    assert imported_pools(vm) == [] and vm.ssh(f"ls -A {SERVICES} 2>/dev/null || true").stdout.strip() == ""
+    # docs/restore.md, "Disaster recovery: a new machine"
+    push_project(vm)
+    step = Steps(vm)
+    install(step, env)
+    give_backup_key(vm, backup_server)
+    for service, key in saved_keys.items():
+        vm.ssh(f"install -d -m 700 {HOME}/borg_keys && cat > {HOME}/borg_keys/{service}.key "
+               f"&& chmod 600 {HOME}/borg_keys/{service}.key", input=key)
+    create_pool(step)
+    listed = step("make list-archives", f"{MAKE} list-archives SERVICE_NAME=alpha").stdout
+    assert "alpha-" in listed, listed
+    out = prepare_host(step).stdout
+    assert "create dataset" in out, out
+    restored = step("make restore-all", f"{MAKE} restore-all YES=1", timeout=1800).stdout
+    step("make check-stacks", f"{MAKE} check-stacks")
+    install_boot_and_night(step)
+    took = time.monotonic() - started
+    assert_came_back(vm, unit_started=[], expect_marker=dict(MARKERS), booted=False)
+    print(f"\ntotal loss ({', '.join(blanked)} and borg blanked): the night before to the backup server {night:.0f}s; "
+          f"boot {boot:.0f}s, then set up and restored until every spoke served its data through the hub "
+          f"{took:.0f}s; steps (s): {step.rounded()}")
+    assert stacks_digest(vm) == stacks_before  # the stack folders came back from the archives
+    # the exported keys the user kept are the keys of the repositories on the server
+    for service, key in saved_keys.items():
+        assert borg(vm, f'key export "$BORG_REPO_BASE_PATH/{service}"').stdout.strip() == key.strip(), service
+    print(f"\nrestore-all:\n{restored}")

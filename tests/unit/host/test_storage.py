@@ -124,3 +124,82 @@ def test_wait_for_storage_gives_up_after_the_timeout_and_names_what_is_missing(t
         manager.wait_for_storage(20, interval=5, clock=lambda: now[0], sleep=sleep)
     assert now[0] == 20.0 and not runner.mounted
 
+
+
+class _RebuiltOS(FakeRunner):
+    """A fresh OS disk beside the old data disk: the pool is on the disks, not imported; once
+    imported (-N) its datasets exist and nothing is mounted."""
+
+    def __init__(self, status: str = ""):
+        super().__init__()
+        self.status = status
+        self.imported = False
+        self.mounted: list[str] = []
+
+    def run(self, argv, **kw):
+        from management.runner import Result
+
+        argv = tuple(str(a) for a in argv)
+        super().run(argv, **kw)
+        if argv == ("zpool", "import"):
+            return Result(argv, 0, f"   pool: datapool\n     id: 1\n  state: ONLINE\n{self.status}", "")
+        if argv[:3] == ("zpool", "import", "-N"):
+            self.imported = True
+            return Result(argv, 0, "", "")
+        if argv[:2] == ("zfs", "list"):
+            ok = self.imported and argv[-1].startswith("datapool")
+            return Result(argv, 0 if ok else 1, argv[-1] + "\n" if ok else "", "")
+        if argv[:2] == ("zfs", "get"):
+            prop, ds = argv[-2], argv[-1]
+            value = {"mountpoint": "/" + ds, "mounted": "yes" if ds in self.mounted else "no"}[prop]
+            return Result(argv, 0, value + "\n", "")
+        if argv[:2] == ("zfs", "mount"):
+            self.mounted.append(argv[-1])
+            return Result(argv, 0, "", "")
+        raise AssertionError(f"unexpected call {argv}")
+
+
+def test_a_pool_found_on_the_disks_is_imported_as_it_is_and_its_datasets_mounted_parent_first(tmp_path):
+    runner = _RebuiltOS()
+    manager, _ = _storage(tmp_path, runner)
+    found = manager._plan_pool()
+    assert len(found) == 1 and found[0].what.startswith("import pool datapool: found")
+    assert not runner.imported  # planning only looked (`zpool import` lists, changes nothing)
+    found[0].apply()
+    assert [c.argv for c in runner.calls if c.argv[:2] == ("zpool", "import")][-1] == (
+        "zpool", "import", "-N", "datapool")  # by name, not forced, nothing mounted by zpool
+    actions = manager._plan_datasets()
+    assert not [a for a in actions if a.what.startswith("create")]  # nothing created over the data
+    for action in actions:
+        action.apply()
+    assert runner.mounted[0] == "datapool/services" and len(runner.mounted) == len(manager.kept) > 1
+    assert manager.kept[0] == "datapool/services"
+
+
+def test_a_pool_last_used_by_another_system_is_not_forced_in_and_the_error_says_how(tmp_path):
+    runner = _RebuiltOS(" status: The pool was last accessed by another system.\n")
+    manager, _ = _storage(tmp_path, runner)
+    with pytest.raises(ValidationError, match=r"another system.*FORCE_IMPORT=1.*Nothing was changed"):
+        manager._plan_pool()
+    assert not runner.imported
+
+
+def test_a_pool_neither_imported_nor_on_any_disk_is_named_before_anything_changes(tmp_path):
+    manager, _ = _storage(tmp_path, FakeRunner({("zfs", "list"): Result_(1), ("zpool", "import"): Result_(1)}))
+    with pytest.raises(ValidationError, match=r"pool datapool .*not imported and no disk.*setup-pool"):
+        manager.setup()
+
+
+def Result_(code: int):  # noqa: N802 - a Result answer for FakeRunner
+    from management.runner import Result
+
+    return Result((), code, "", "no pools available to import\n" if code else "")
+
+
+def test_force_import_takes_a_pool_another_system_used_last(tmp_path):
+    runner = _RebuiltOS(" status: The pool was last accessed by another system.\n")
+    manager, _ = _storage(tmp_path, runner)
+    found = manager._plan_pool(force_import=True)
+    assert "forced" in found[0].what
+    found[0].apply()
+    assert runner.calls[-1].argv == ("zpool", "import", "-N", "-f", "datapool")

@@ -233,3 +233,28 @@ def test_which_datasets_are_mounted_is_one_question_for_all_of_them():
                                        "pool/svc/git@orchestrator-1\tmounted\t-\npool/svc/photo\tmounted\tno\n"})
     assert ZFSManager(fake).mounted_below("pool/svc") == {"pool/svc", "pool/svc/git"}
     assert fake.argvs == [("zfs", "get", "-H", "-p", "-r", "-o", "name,property,value", "mounted", "pool/svc")]
+
+
+def test_parse_importable_gives_each_pool_its_block_and_nothing_when_none():
+    from management.tools.zfs import parse_importable
+
+    text = """   pool: datapool
+     id: 1234
+  state: ONLINE
+ status: The pool was last accessed by another system.
+ action: The pool can be imported using its name or numeric identifier and
+\tthe '-f' flag.
+ config:
+
+\tdatapool    ONLINE
+\t  vdb       ONLINE
+
+   pool: other
+     id: 99
+  state: ONLINE
+ action: The pool can be imported using its name or numeric identifier.
+"""
+    found = parse_importable(text)
+    assert list(found) == ["datapool", "other"]
+    assert "another system" in found["datapool"] and "another system" not in found["other"]
+    assert parse_importable("no pools available to import\n") == {}
