@@ -282,7 +282,7 @@ lab-down: ## Tear down what the test lab created
 test: $(TEST_VENV)/.dev-installed lab-up ## The whole suite: unit + lab tests on compose v2, the compose v1 contract, and alongside them the VM lab (root, Debian)
 	@# The VM lab (a qemu guest: its image build, then the boots) shares nothing with the host
 	@# lab but the CPUs, so it runs alongside the host passes, at a lower priority; its output
-	@# follows theirs. It runs a rotating half of the boot scenarios (chosen by the commit;
+	@# follows theirs. It runs one boot scenario, rotating (chosen by the commit;
 	@# `make test-vm` runs all) on one Debian release, VM_SUITE (trixie: one image to build on a
 	@# cold machine; bookworm on demand, `make test-vm VM_SUITE=bookworm`). Compose v1 runs its
 	@# contract suite (`make test-v1`: every compose test). Every part runs; the target fails
