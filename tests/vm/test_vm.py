@@ -610,9 +610,14 @@ def test_a_mirror_leg_offline_fails_doctor_zed_tells_the_receiver_and_a_scrub_is
             assert secret not in vm.ssh("journalctl -b --no-pager -u zfs-zed").stdout
 
         # --- back online: resilver, then a scrub, each waited for -------------------------------
-        vm.ssh(f"zpool online {POOL} {leg_name} && zpool wait -t resilver {POOL}", timeout=900)
+        # `zpool online` starts the resilver asynchronously: `zpool wait -t resilver` can return
+        # before it began, and a scrub then refuses ("currently resilvering"): wait and try again
+        vm.ssh(f"zpool online {POOL} {leg_name}", timeout=900)
         began = time.monotonic()
-        vm.ssh(f"zpool scrub -w {POOL}", timeout=1800)
+        vm.ssh(f"for i in $(seq 60); do zpool wait -t resilver {POOL}; "
+               f"out=$(zpool scrub -w {POOL} 2>&1) && exit 0; "
+               f"echo \"$out\" | grep -q 'currently resilvering' || {{ echo \"$out\" >&2; exit 1; }}; sleep 5; done; "
+               "echo 'still resilvering after 60 tries' >&2; exit 1", timeout=1800)
         timings["scrub"] = time.monotonic() - began
         assert vm.ssh(f"zpool list -H -o health {POOL}").stdout.strip() == "ONLINE"
         # the scrub's end reaches the receiver too (NOTIFY_ON=always). No resilver_finish is asserted:
