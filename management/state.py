@@ -51,13 +51,16 @@ class Kept(TypedDict, total=False):
     """The snapshot a service's last archive was made from, kept until the next backup of that
     dataset succeeds: its name, the archive, the change digest of its data (`manifest`), the
     manifest of the stack folder that went into the archive (`stack`, None when it had none),
-    and the id of the repository that holds the archive (`repository`)."""
+    the id of the repository that holds the archive (`repository`), and, for a local
+    repository, what it held when this tool last wrote or listed it (`listing`: its
+    fingerprint and archive names; see BackupOrchestrator._listing_from_record)."""
 
     snapshot: str
     archive: str
     manifest: str
     stack: dict | None
     repository: str
+    listing: dict
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:

@@ -28,7 +28,7 @@ from management.monitoring.notify import notify, trusted_prune_message
 from management.monitoring.publish import BackupOutcome, publish, push
 from management.results import FAILED, OK, SKIPPED, UNCHANGED, WARNING, DatasetResult, RunReport
 from management.state import Kept
-from management.tools.borg import STACK_PREFIX
+from management.tools.borg import STACK_PREFIX, Listing
 from management.tools.compose_file import LIVE, Policy, policy_of
 from management.tools.coverage import problems
 from management.tools.trees import copy_tree_argv, copy_trees_argv, stack_manifest, tree_manifest
@@ -111,6 +111,8 @@ class BackupOrchestrator(Cycle):
         self._snap_time = 0.0  # when tonight's snapshot was taken (for 1-second timestamps)
         self._written_supported: bool | None = None
         self._staged: dict[str, Path | str] = {}  # service -> its stack folder's copy, or why there is none
+        self._listed: dict[str, str | None] = {}  # service -> its repository's fingerprint when borg listed it
+        self._records: dict[str, dict] = {}  # service -> what its repository holds, for the next night
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -253,8 +255,13 @@ class BackupOrchestrator(Cycle):
                                 "run `make setup-storage` or `zfs mount` it")
         if blocking:
             return blocking, {}
+        kept = self.kept() if self.s.keep_last_snapshot else {}
+
         def probe(service: str) -> str | None:
+            if self._listing_from_record(service, kept.get(service)):
+                return None
             try:
+                self._listed[service] = self.borg.fingerprint(service)  # before the listing: never newer
                 self.borg.init_repo(service)
             except OrchestratorError as exc:
                 return f"repository {self.s.repo(service)} is not usable: {brief(exc)}"
@@ -265,6 +272,31 @@ class BackupOrchestrator(Cycle):
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="preflight") as pool:
             problems = dict(zip(targets, pool.map(probe, targets), strict=True))
         return blocking, {svc: msg for svc, msg in problems.items() if msg}
+
+    def _listing_from_record(self, service: str, last: Kept | None) -> bool:
+        """A local repository no one wrote to since this tool recorded it (its fingerprint, the
+        id and last transaction read from its files, is the same): it holds what the record
+        says, so borg is not asked. Nothing is asked of borg for a dataset that will not run.
+        A remote repository, or any change (another machine's prune, a rollback, a repository
+        put in its place), is listed by borg as before."""
+        record = (last or {}).get("listing") or {}
+        fingerprint = record.get("fingerprint")
+        if not fingerprint or self.borg.fingerprint(service) != fingerprint:
+            return False
+        self.borg.listings[service] = Listing(str((last or {}).get("repository") or ""),
+                                              tuple(str(a) for a in record.get("archives") or ()))
+        return True
+
+    def _listing_records(self, wrote: Sequence[str]) -> dict[str, dict]:
+        """What to remember of each repository for the next night: for those borg wrote tonight
+        (`wrote`), the fingerprint now and the listing as create and prune left it; for those
+        only listed, the fingerprint taken before the listing. None where either is unknown."""
+        records = {}
+        for service, listing in self.borg.listings.items():
+            fingerprint = self.borg.fingerprint(service) if service in wrote else self._listed.get(service)
+            if fingerprint:
+                records[service] = {"fingerprint": fingerprint, "archives": list(listing.archives)}
+        return records
 
     # -- the cycle ------------------------------------------------------------------------
 
@@ -538,6 +570,7 @@ class BackupOrchestrator(Cycle):
                     digest, settled = tree_manifest(self._view_path(service), self._snap_time, SKIP_STACK)
                     manifest = digest if settled else None
                 archived_stack = self._add_stack(service, stack_dir, view) if stack_dir else None
+                listing = self.borg.listings.get(service)  # before tonight's archive joins it
                 try:
                     created = self.borg.create(service, self._view_path(service),
                                                progress=self.progress.start(service, "backup"))
@@ -553,7 +586,6 @@ class BackupOrchestrator(Cycle):
                 if self.s.keep_last_snapshot:
                     new_kept[service] = {"snapshot": snap, "archive": created.archive, "manifest": manifest,
                                          "stack": archived_stack, "repository": created.repository}
-                listing = self.borg.listings.get(service)
                 newest = max((a for a in listing.archives if a.startswith(f"{service}-")), default=None) \
                     if listing else None
                 reason = holds.get(service, {}).get("reason") or prune_hold(
@@ -613,6 +645,8 @@ class BackupOrchestrator(Cycle):
                 self.state.save_last_compact(last_compact)
             if report.held:
                 self.state.save_prune_holds(holds)
+        wrote = [d.service for d in report.datasets if d.service in targets and d.result in (OK, WARNING)]
+        self._records = self._listing_records(wrote)
 
     def _cleanup(self, targets, snap, snapshotted, report, new_kept: dict | None = None) -> None:
         try:
@@ -638,8 +672,8 @@ class BackupOrchestrator(Cycle):
                         self.zfs.destroy_ours(full, prefix=self.s.snapshot_prefix)
             except OrchestratorError as exc:
                 report.errors.append(f"cleanup: snapshot {dataset}@{snap}: {exc}")
-        if new_kept:
-            self._supersede(new_kept, report)
+        if new_kept or self._records:
+            self._supersede(new_kept or {}, report)
         self._unstage(snap, report)
         for d in report.datasets:
             if d.result == SKIPPED and not d.message:
@@ -652,6 +686,9 @@ class BackupOrchestrator(Cycle):
         kept = self.kept()
         previous = {svc: kept.get(svc) for svc in new_kept}
         kept.update(new_kept)
+        for svc, record in self._records.items():
+            if svc in kept:
+                kept[svc]["listing"] = record
         try:
             self.state.save_kept(kept)
         except OSError as exc:

@@ -10,6 +10,7 @@ Every argv is built by a pure function below; everything runs through the Runner
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
@@ -95,6 +96,45 @@ def compact_argv(repo: str) -> list[str]:
 
 def list_argv(repo: str) -> list[str]:
     return ["borg", "list", "--json", repo]
+
+
+KEEPING_RE = re.compile(r"^Keeping archive(?: \([^)]*\))?:\s+(\S+)")
+
+
+def kept_by_prune(stderr: str) -> tuple[str, ...] | None:
+    """The archives `borg prune --list` says it keeps ("Keeping archive (rule: daily #1):  name
+    date [id]"), or None when a "Keeping" line does not read as that (then nothing is assumed)."""
+    names = []
+    for line in stderr.splitlines():
+        if line.startswith("Keeping archive"):
+            match = KEEPING_RE.match(line)
+            if not match:
+                return None
+            names.append(match.group(1))
+    return tuple(names)
+
+
+def local_fingerprint(repo: str) -> str | None:
+    """A local repository's id and last committed transaction, read from its files without
+    borg (`config`'s id, the number of its one `index.N`). Every commit (create, prune, delete,
+    compact, a rollback, another repository in its place) changes it; reading (list, extract)
+    does not. None for a remote repository, one locked for writing, or a layout this does not
+    know: then only borg can tell what it holds."""
+    if "://" in repo or ":" in repo.split("/", 1)[0]:
+        return None  # ssh://... or scp-style host:path
+    root = Path(repo)
+    try:
+        if (root / "lock.exclusive").exists():
+            return None
+        config = configparser.ConfigParser()
+        config.read_string((root / "config").read_text())
+        repo_id = config.get("repository", "id", fallback="")
+        numbers = [p.name[len("index."):] for p in root.glob("index.*")]
+    except (OSError, configparser.Error, UnicodeDecodeError):
+        return None
+    if not repo_id or len(numbers) != 1 or not numbers[0].isdigit():
+        return None
+    return f"{repo_id}:{numbers[0]}"
 
 
 def extract_argv(repo: str, archive: str, paths: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
@@ -293,7 +333,9 @@ class BorgBackupRepoManager:
         self.runner = runner
         self.clock = clock
         self.timeout = float(settings.borg_timeout)
-        self.listings: dict[str, Listing] = {}  # service -> its repository as the preflight found it
+        # service -> what its repository holds: as the preflight found it, then as this run's
+        # create and prune left it
+        self.listings: dict[str, Listing] = {}
 
     # -- environment -------------------------------------------------------------------------
 
@@ -357,6 +399,10 @@ class BorgBackupRepoManager:
         p = Path(repo)
         return p.is_dir() and any(p.iterdir())
 
+    def fingerprint(self, service: str) -> str | None:
+        """See `local_fingerprint`: None for a remote repository."""
+        return local_fingerprint(self.repo(service))
+
     def init_repo(self, service: str) -> bool:
         """Initialise the repository unless it exists (idempotent); export its key on init.
         Returns True when it was created."""
@@ -407,6 +453,9 @@ class BorgBackupRepoManager:
         if result.returncode == WARNING:
             lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
             warning = "borg warning: " + (self.runner.mask(lines[-1]) if lines else "exit code 1")
+        known = self.listings.get(service)
+        if known is not None and not result.skipped:
+            self.listings[service] = Listing(repository or known.repository, (*known.archives, archive))
         return Created(archive, stats.get("nfiles"), stats.get("original_size"), stats.get("deduplicated_size"),
                        warning, reader.listed, repository)
 
@@ -416,6 +465,12 @@ class BorgBackupRepoManager:
         result = self._run(prune_argv(self.repo(service), service, self.s.retention(service)))
         if self.runner.dry_run or result.skipped:
             return None
+        kept = kept_by_prune(result.stderr)
+        known = self.listings.pop(service, None)
+        if kept is not None and known is not None:  # the others' archives stay; ours are what prune kept
+            ours = f"{service}-"
+            self.listings[service] = Listing(known.repository,
+                                             (*(a for a in known.archives if not a.startswith(ours)), *kept))
         return sum(1 for line in result.stderr.splitlines() if line.startswith("Keeping archive"))
 
     def compact(self, service: str) -> None:

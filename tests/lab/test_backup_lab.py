@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.lab.conftest import kept_snapshots, our_snapshots, running_containers
-from tests.lab.envfile import LAB_PASSPHRASE, run_cli
+from tests.lab.envfile import LAB_PASSPHRASE, run_cli, write_shim
 from tests.lab.stacks import seed
 
 pytestmark = [pytest.mark.lab, pytest.mark.compose]
@@ -50,10 +50,17 @@ def test_backup_all_then_unchanged_rerun_reads_nothing_and_restore_is_byte_ident
 
     # Nothing changed in the spokes (they only read): no borg run for them, each reported
     # unchanged with the archive that holds it; their kept snapshot stays the first night's.
-    second = run_cli(env_path, "backup", "--json", timeout=600)
+    # Of borg, only what each repository holds is asked (one `borg list` each, over ssh: a remote
+    # repository has no fingerprint to read; a local one is not asked at all, test_faults).
+    calls = tmp_path / "borg-calls"
+    shims = tmp_path / "shims"
+    write_shim(shims, "borg", f'echo "$1" >> {calls}')
+    second = run_cli(env_path, "backup", "--json", timeout=600, path_prefix=shims)
     assert second.returncode == 0, second.stderr
     rep1 = {d["service"]: d for d in report["datasets"]}
     rep2 = {d["service"]: d for d in json.loads(second.stdout)["datasets"]}
+    assert calls.read_text().split() == ["list"] * 3
+    calls.unlink()
     for svc in SPOKES:
         # 62 data files and the stack folder's compose.yaml (under .orchestrator-stack/)
         assert rep1[svc]["nfiles"] == rep1[svc]["files_read"] == 63, rep1[svc]
@@ -69,8 +76,9 @@ def test_backup_all_then_unchanged_rerun_reads_nothing_and_restore_is_byte_ident
     time.sleep(1.1)  # zfs-fuse keeps 1-second ctimes: a change must not share the snapshot's second
     seed(base, "git", {"later.txt": b"written after the first night"})
     time.sleep(1.1)
-    third = run_cli(env_path, "backup", "--json", timeout=600)
+    third = run_cli(env_path, "backup", "--json", timeout=600, path_prefix=shims)
     assert third.returncode == 0, third.stderr
+    assert sorted(calls.read_text().split()) == ["create", "list", "list", "list", "prune"]  # git's create, prune
     rep3 = {d["service"]: d for d in json.loads(third.stdout)["datasets"]}
     assert rep3["git"]["result"] == "ok" and rep3["git"]["nfiles"] == 64 and rep3["git"]["files_read"] == 2
     assert rep3["photo"]["result"] == "unchanged"

@@ -49,10 +49,24 @@ def test_init_create_prune_list_extract_check(lab, tmp_path, where):
 
     names = [a["name"] for a in borg.list_archives("app")]
     assert names == [first.archive, second.archive]
+    # what the repository holds, as the manager keeps it without asking borg again (from the
+    # listing on init, create's archives and prune's kept list), and its files' fingerprint:
+    # local only; reading leaves it, every commit moves it
+    assert borg.listings["app"].archives == (first.archive, second.archive)
+    before = borg.fingerprint("app")
+    assert (before is None) == (where == "ssh")
     borg.prune("app")  # daily=1: the two archives are on the same day, the newer one stays
     assert [a["name"] for a in borg.list_archives("app")] == [second.archive]
+    assert borg.listings["app"].archives == (second.archive,)
+    pruned = borg.fingerprint("app")
     borg.compact("app")
     borg.check("app")
+    if where == "local":
+        assert pruned != before and borg.fingerprint("app") != pruned
+        read = borg.fingerprint("app")
+        borg.list_archives("app")
+        borg.check("app")
+        assert borg.fingerprint("app") == read
 
     dest = tmp_path / "restored"
     borg.extract("app", second.archive, dest)

@@ -133,6 +133,14 @@ def test_repository_disk_full_then_freed(lab, tmp_path):
             assert again.returncode == 0, again.stdout + again.stderr
             assert cyc.host_is_clean() == []
             borg_check_all(cyc)
+            # The next quiet night asks nothing of borg: no dataset changed, and each local
+            # repository's files show no commit since this tool's (borg check only read them)
+            calls = tmp_path / "borg-calls"
+            write_shim(tmp_path / "shims", "borg", f'echo "$1" >> {calls}')
+            quiet = run_cli(cyc.env_path, "backup", "--json", timeout=600, path_prefix=tmp_path / "shims")
+            assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+            assert {d["result"] for d in json.loads(quiet.stdout)["datasets"]} == {"unchanged"}
+            assert not calls.exists(), calls.read_text()
         finally:
             teardown_cycle(cyc)
     finally:

@@ -63,6 +63,7 @@ class World:
         self.fail = {}
         self.uncovered = {}  # stack -> Coverage verdicts its mounts get
         self.listings = {}  # service -> Listing: what its repository holds (borg list in the preflight)
+        self.fingerprints = {}  # service -> its local repository's fingerprint (None: remote)
 
     # docker
     def discover_names(self):
@@ -163,7 +164,11 @@ class World:
         self.views.discard(view)
 
     # borg
+    def fingerprint(self, service):
+        return self.fingerprints.get(service)
+
     def init_repo(self, service):
+        self.events.append(("list", service))
         if self.fail.get(("init", service)):
             raise CommandError("borg info", 2, "Connection refused")
 
@@ -173,6 +178,11 @@ class World:
             raise CommandError("borg create", 2, "Repository does not exist")
         if self.fail.get(("signal-during-create", service)):
             os.kill(os.getpid(), signal.SIGTERM)
+        if self.fingerprints.get(service):  # a commit, as the real repository's files show it
+            self.fingerprints[service] += "+"
+        if service in self.listings:  # as the real manager keeps it
+            known = self.listings[service]
+            self.listings[service] = type(known)(known.repository, (*known.archives, f"{service}-x"))
         return Created(f"{service}-x")
 
     def prune(self, service):
@@ -575,6 +585,51 @@ def test_an_unchanged_dataset_whose_archive_is_gone_from_the_repository_is_backe
     report = orchestrator(keeping, world).backup()
     assert "is not in" in {d.service: d for d in report.datasets}["git"].message
 
+
+def test_a_local_repository_no_one_wrote_to_since_is_not_asked_again(keeping):
+    """Nothing is asked of borg for a dataset that will not run: a local repository whose files
+    say no one committed since this tool recorded it holds what the record says. A remote one
+    (no fingerprint) is listed every night; a commit by anyone else means borg is asked again."""
+    from management.tools.borg import Listing
+
+    world = World()
+    world.written = {"datapool/services/git": 0, "datapool/services/photo": 0}
+    world.fingerprints = {"git": "gid:5"}  # photo's repository is remote: None
+    world.listings = {s: Listing("repo-id-1", ()) for s in ("git", "photo")}
+    orchestrator(keeping, world).backup()
+    assert sorted(kinds(world, "list")) == ["git", "photo"]
+    kept = StateStore(keeping.state_dir).kept()
+    assert kept["git"]["listing"] == {"fingerprint": "gid:5+", "archives": ["git-x"]}  # after its create
+    assert "listing" not in kept["photo"]
+
+    world.events.clear()
+    report = orchestrator(keeping, world).backup()
+    assert kinds(world, "list") == ["photo"] and not kinds(world, "create")
+    by = {d.service: d for d in report.datasets}
+    assert by["git"].result == "unchanged" and by["git"].archives == 1  # counted from the record
+
+    world.events.clear()
+    world.fingerprints["git"] = "gid:9"  # someone else committed: a prune, a rollback, a new repository
+    world.listings["git"] = Listing("repo-id-1", ())  # ... that left git's archive out
+    report = orchestrator(keeping, world).backup()
+    assert sorted(kinds(world, "list")) == ["git", "photo"] and kinds(world, "create") == ["git"]
+    assert "is not in" in {d.service: d for d in report.datasets}["git"].message
+    assert StateStore(keeping.state_dir).kept()["git"]["listing"]["fingerprint"] == "gid:9+"
+
+
+def test_a_repository_listed_but_not_written_is_recorded_with_the_fingerprint_taken_before_the_listing(keeping):
+    from management.tools.borg import Listing
+
+    world = World()
+    world.written = {"datapool/services/git": 0, "datapool/services/photo": 0}
+    world.listings = {s: Listing("repo-id-1", ()) for s in ("git", "photo", "reverseproxy")}
+    orchestrator(keeping, world).backup()  # no fingerprints yet: nothing recorded
+    assert all("listing" not in e for e in StateStore(keeping.state_dir).kept().values())
+    world.fingerprints = {"git": "gid:1"}
+    world.events.clear()
+    orchestrator(keeping, world).backup()  # git unchanged, but listed: its record starts now
+    assert kinds(world, "list") and not kinds(world, "create")
+    assert StateStore(keeping.state_dir).kept()["git"]["listing"] == {"fingerprint": "gid:1", "archives": ["git-x"]}
 
 
 @pytest.mark.parametrize("previous, files, size, archive, newest, held", [

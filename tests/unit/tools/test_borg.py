@@ -104,6 +104,55 @@ def test_prune_reports_how_many_archives_it_keeps(settings):
     assert BorgBackupRepoManager(settings, fake).prune("git") == 2
 
 
+def test_create_and_prune_keep_the_listing_as_they_leave_the_repository(settings, tmp_path):
+    """What the repository holds after tonight, without another `borg list`: create adds its
+    archive, prune leaves the others' archives and the ones it names as kept."""
+    from management.runner import Result
+    from management.tools.borg import Listing, kept_by_prune
+
+    stderr = ("Keeping archive (rule: daily #1):        git-2026-11-24T03:30:00Z    Tue, 2026-11-24 03:30:01 [ab]\n"
+              "Pruning archive (1/1):                   git-2026-11-01T03:30:00Z    Sun, 2026-11-01 03:30:01 [ef]\n")
+    assert kept_by_prune(stderr) == ("git-2026-11-24T03:30:00Z",)
+    assert kept_by_prune("Keeping archive: git-1 Mon\n") == ("git-1",)  # borg 1.1's form
+    assert kept_by_prune("Keeping archive, but no name\n") is None  # not read: nothing assumed
+    created = '{"archive": {"stats": {}}, "repository": {"id": "rid"}}'
+    fake = FakeRunner({("borg", "create"): Result(("borg",), 0, created, ""),
+                       ("borg", "prune"): Result(("borg",), 0, "", stderr)})
+    borg = BorgBackupRepoManager(settings, fake, clock=lambda: 1795000000.0)
+    borg.listings["git"] = Listing("rid", ("git-2026-11-01T03:30:00Z", "manual-1"))
+    archive = borg.create("git", tmp_path).archive
+    assert borg.listings["git"].archives == ("git-2026-11-01T03:30:00Z", "manual-1", archive)
+    borg.prune("git")
+    assert borg.listings["git"] == Listing("rid", ("manual-1", "git-2026-11-24T03:30:00Z"))
+    fake = FakeRunner({("borg", "prune"): Result(("borg",), 0, "", "Keeping archive, unreadable\n")})
+    borg = BorgBackupRepoManager(settings, fake)
+    borg.listings["git"] = Listing("rid", ())
+    borg.prune("git")
+    assert "git" not in borg.listings  # unknown now: the next run asks borg
+
+
+def test_a_local_repositorys_fingerprint_changes_with_every_commit_and_is_none_where_unknown(tmp_path):
+    from management.tools.borg import local_fingerprint
+
+    repo = tmp_path / "git"
+    repo.mkdir()
+    (repo / "config").write_text("[repository]\nversion = 1\nid = 00ab\n")
+    (repo / "index.12").write_bytes(b"")
+    assert local_fingerprint(str(repo)) == "00ab:12"
+    (repo / "index.12").rename(repo / "index.15")  # a commit: create, prune, delete, compact
+    assert local_fingerprint(str(repo)) == "00ab:15"
+    (repo / "config").write_text("[repository]\nversion = 1\nid = 77cd\n")  # another repository in its place
+    assert local_fingerprint(str(repo)) == "77cd:15"
+    (repo / "index.16").write_bytes(b"")  # mid-commit: two indexes
+    assert local_fingerprint(str(repo)) is None
+    (repo / "index.15").unlink()
+    (repo / "lock.exclusive").mkdir()  # being written
+    assert local_fingerprint(str(repo)) is None
+    assert local_fingerprint(str(tmp_path / "missing")) is None
+    assert local_fingerprint("ssh://borg@host:22/srv/git") is None
+    assert local_fingerprint("borg@host:/srv/git") is None
+
+
 def test_argv_for_the_archive_layout():
     assert copy_tree_argv(Path("/srv/git"), Path("/v/git/.orchestrator-stack")) == \
         ["cp", "-a", "--", "/srv/git/.", "/v/git/.orchestrator-stack"]
