@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
+import ipaddress
 import os
 import re
 import stat
@@ -222,6 +223,36 @@ class Schedule(Kind):
             p.error(f"{key}: {text!r} is not five cron fields (e.g. '0 5 * * 0'{alternatives}")
             return UNSET
         return text
+
+
+@dataclass(frozen=True)
+class AddressPool(Kind):
+    """A private IPv4 range and the prefix length of each network docker cuts from it
+    (BASE/PREFIX:SIZE), or `off`."""
+
+    type = tuple
+    hashable = True
+
+    def parse(self, key: str, text: str, p: _Problems) -> Any:
+        if text == "off":
+            return ()
+        base, _, size = text.partition(":")
+        try:
+            network = ipaddress.IPv4Network(base)
+        except ValueError as exc:
+            p.error(f"{key}: {text!r} is not BASE/PREFIX:SIZE, e.g. 172.16.0.0/12:24 ({exc})")
+            return UNSET
+        if not network.is_private:
+            p.error(f"{key}: {base} is not a private range (10/8, 172.16/12, 192.168/16)")
+            return UNSET
+        if not size.isdigit() or not network.prefixlen < int(size) <= 29:
+            p.error(f"{key}: the network size after ':' must be a prefix length between "
+                    f"{network.prefixlen + 1} and 29, not {size!r}")
+            return UNSET
+        return (str(network), int(size))
+
+    def show(self, value: Any) -> str:
+        return f"{value[0]}:{value[1]}" if value else "off"
 
 
 @dataclass(frozen=True)
@@ -479,6 +510,13 @@ SETTINGS: tuple[Setting, ...] = (
         Setting("SUBID_COUNT", Int(1, LARGEST_ID), "Size of that user's subordinate id range.", default=65536),
         Setting("DOCKER_DAEMON_JSON", AbsPath(), "The daemon.json setup-storage merges userns-remap into.",
                 default=Path("/etc/docker/daemon.json")),
+        Setting("DOCKER_ADDRESS_POOL", AddressPool(),
+                "Where docker takes each stack's network from (daemon.json default-address-pools).",
+                default=("172.16.0.0/12", 24),
+                note="BASE/PREFIX:SIZE. Docker's own pools hold about 31 networks, and every stack "
+                     "needs one: the 32nd stack would not start. This one holds 4096. Pick a range "
+                     "your LAN does not use; `off` leaves Docker's pools. setup-storage sets it only "
+                     "when daemon.json has no default-address-pools of its own."),
         Setting("SUBUID_FILE", AbsPath(), "Where setup-storage adds the subordinate uid range.",
                 default=Path("/etc/subuid")),
         Setting("SUBGID_FILE", AbsPath(), "Where setup-storage adds the subordinate gid range.",

@@ -66,10 +66,13 @@ def merge_subid(text: str, user: str, start: int, count: int) -> tuple[str, bool
     return f"{prefix}{user}:{start}:{count}\n", True
 
 
-def merge_daemon_json(current: dict, remap_user: str) -> dict:
-    """Our keys set, every other key kept. Log options merge with existing ones."""
+def merge_daemon_json(current: dict, remap_user: str, pool: tuple = ()) -> dict:
+    """Our keys set, every other key kept. Log options merge with existing ones. The address
+    pool (BASE, SIZE) is added only where daemon.json has none: pools someone chose stay."""
     merged = dict(current)
     merged["userns-remap"] = remap_user
+    if pool and "default-address-pools" not in current:
+        merged["default-address-pools"] = [{"base": pool[0], "size": pool[1]}]
     merged["log-driver"] = "local"
     opts = dict(current.get("log-opts") or {}) if current.get("log-driver") in (None, "local") else {}
     opts.update(LOG_OPTS)
@@ -257,7 +260,7 @@ class StorageManager:
     def _plan_daemon_json(self) -> list[Action]:
         path = self.s.docker_daemon_json
         current = parse_daemon_json(path)
-        wanted = merge_daemon_json(current, self.s.docker_remap_user)
+        wanted = merge_daemon_json(current, self.s.docker_remap_user, self.s.docker_address_pool)
         if wanted == current:
             return []
         changed = sorted(k for k in wanted if wanted.get(k) != current.get(k))

@@ -199,8 +199,11 @@ ensure_remap_user() {
   done
 }
 
+# What setup-storage writes with its defaults (DOCKER_ADDRESS_POOL included: docker's own pools
+# end at ~31 networks, fewer than the bench's 30 stacks and the tests' networks need).
+DAEMON_POOLS='[{"base": "172.16.0.0/12", "size": 24}]'
 ensure_daemon_json() {
-  local want='{"userns-remap": "dockeruser", "log-driver": "local", "log-opts": {"max-size": "10m", "max-file": "3"}}'
+  local want='{"userns-remap": "dockeruser", "log-driver": "local", "log-opts": {"max-size": "10m", "max-file": "3"}, "default-address-pools": '"$DAEMON_POOLS"'}'
   mkdir -p /etc/docker
   if [ ! -f /etc/docker/daemon.json ]; then
     echo "$want" >/etc/docker/daemon.json
@@ -212,6 +215,21 @@ import json, sys
 d = json.load(open("/etc/docker/daemon.json"))
 sys.exit(0 if d.get("userns-remap") == "dockeruser" else 1)
 EOF
+  # a lab from before the address pools: add them, and restart a running dockerd to apply them
+  if python3 -c 'import json, sys; sys.exit("default-address-pools" in json.load(open("/etc/docker/daemon.json")))'; then
+    python3 - "$DAEMON_POOLS" <<'EOF'
+import json, sys
+d = json.load(open("/etc/docker/daemon.json"))
+d["default-address-pools"] = json.loads(sys.argv[1])
+open("/etc/docker/daemon.json", "w").write(json.dumps(d) + "\n")
+EOF
+    log "added default-address-pools to /etc/docker/daemon.json"
+    if pgrep -x dockerd >/dev/null; then
+      log "restarting dockerd to apply them"
+      pkill -x dockerd || true
+      for _ in $(seq 1 60); do pgrep -x dockerd >/dev/null || break; sleep 0.5; done
+    fi
+  fi
 }
 
 docker_ok() { timeout 10 docker info >/dev/null 2>&1; }

@@ -101,6 +101,22 @@ def test_subuid_lines_and_daemon_json_keys_of_others_survive(lab, storage_env, t
     merged = json.loads(daemon.read_text())
     assert merged["data-root"] == "/srv/docker" and merged["userns-remap"] == "dockeruser"
     assert merged["log-driver"] == "local" and merged["log-opts"]["max-size"] == "10m"
+    # the address pool: docker's own end at ~31 networks, one per stack; the lab's dockerd runs
+    # with what setup-storage writes, and gives 40 stacks' networks their own subnets
+    assert merged["default-address-pools"] == [{"base": "172.16.0.0/12", "size": 24}]
+    live = subprocess.run(["docker", "info", "--format", "{{json .DefaultAddressPools}}"], capture_output=True,
+                          text=True, timeout=60, check=True).stdout
+    assert [{k.lower(): v for k, v in p.items()} for p in json.loads(live)] == merged["default-address-pools"]
+    nets = [f"{name}-net{i}" for i in range(40)]
+    try:
+        for net in nets:
+            subprocess.run(["docker", "network", "create", net], capture_output=True, timeout=60, check=True)
+        subnets = subprocess.run(["docker", "network", "inspect", "--format",
+                                  "{{range .IPAM.Config}}{{.Subnet}}{{end}}", *nets],
+                                 capture_output=True, text=True, timeout=60, check=True).stdout.split()
+        assert len(set(subnets)) == 40 and all(n.startswith("172.") and n.endswith("/24") for n in subnets)
+    finally:
+        subprocess.run(["docker", "network", "rm", *nets], capture_output=True, timeout=120)
     assert list(tmp_path.glob("daemon.json.bak-*")), "the old daemon.json is kept"
     assert marker.exists() and "restarting docker because" in first.stdout
     marker.unlink()

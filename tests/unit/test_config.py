@@ -165,6 +165,17 @@ def test_retention_override_for_unknown_service_and_bad_value(tmp_path):
     assert any("daily='lots'" in p for p in found)
 
 
+def test_docker_address_pool_default_off_and_bad_values_named(tmp_path):
+    assert load_settings(write(tmp_path, BASE))[0].docker_address_pool == ("172.16.0.0/12", 24)
+    assert load_settings(write(tmp_path, BASE + "DOCKER_ADDRESS_POOL=off\n"))[0].docker_address_pool == ()
+    assert load_settings(write(tmp_path, BASE + "DOCKER_ADDRESS_POOL=10.50.0.0/16:26\n"))[0].docker_address_pool == \
+        ("10.50.0.0/16", 26)
+    for bad, says in (("10.50.0.0/16", "between 17 and 29"), ("8.8.0.0/16:24", "not a private range"),
+                      ("10.50.0.1/16:24", "is not BASE/PREFIX:SIZE"), ("172.16.0.0/12:8", "not '8'")):
+        found = problems(tmp_path, BASE + f"DOCKER_ADDRESS_POOL={bad}\n")
+        assert any(p.startswith("DOCKER_ADDRESS_POOL:") and says in p for p in found), (bad, found)
+
+
 def test_view_dataset_inside_parent_is_rejected(tmp_path):
     found = problems(tmp_path, BASE + "VIEW_DATASET=datapool/services/views\n")
     assert any(p.startswith("VIEW_DATASET:") for p in found)

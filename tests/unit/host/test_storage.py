@@ -75,6 +75,13 @@ def test_merge_daemon_json_sets_ours_and_keeps_the_rest():
     assert merged == {"data-root": "/srv/docker", "userns-remap": "dockeruser", "log-driver": "local",
                       "log-opts": {"tag": "x", "max-size": "10m", "max-file": "3"}}
     assert merge_daemon_json(merged, "dockeruser") == merged
+    # the address pool: added where there is none, a pool someone chose stays
+    pools = merge_daemon_json(current, "dockeruser", ("172.16.0.0/12", 24))["default-address-pools"]
+    assert pools == [{"base": "172.16.0.0/12", "size": 24}]
+    mine = {"default-address-pools": [{"base": "10.200.0.0/16", "size": 26}]}
+    assert merge_daemon_json(mine, "d", ("172.16.0.0/12", 24))["default-address-pools"] == \
+        mine["default-address-pools"]
+    assert "default-address-pools" not in merge_daemon_json({}, "d", ())  # `off`
     # options of another log driver do not carry over to `local`
     assert merge_daemon_json({"log-driver": "syslog", "log-opts": {"syslog-address": "udp://x"}}, "d")["log-opts"] == {
         "max-size": "10m", "max-file": "3"}
