@@ -614,9 +614,15 @@ class Bench:
             return
         keys_read: set[str] = set()
         for line in path.read_text(errors="replace").splitlines():
-            if line.startswith("### create"):
+            if line.startswith("### "):
+                command = line.split()[1]
                 f = dict(kv.split("=", 1) for kv in line.split()[2:5])
-                m.borg_seconds += float(f["end"]) - float(f["start"])
+                seconds = float(f["end"]) - float(f["start"])
+                if command == "create":
+                    m.borg_seconds += seconds
+                calls = m.extra.setdefault("borg_calls", {})
+                calls[command] = calls.get(command, 0) + 1
+                m.extra["borg_all_seconds"] = m.extra.get("borg_all_seconds", 0.0) + seconds
                 continue
             if line.startswith("{"):
                 try:
@@ -847,6 +853,24 @@ def table(b: Bench) -> str:
             cells = [fmt(pick(system, kind, a)) for a in ("downtime", "downtime_self", "max_stack_downtime", "wall")]
             cells.append(fmt(pick(system, kind, "unchanged_datasets"), "", 0))
             out.append(f"| {label} | " + " | ".join(cells) + " |")
+    if b.want("tool"):
+        # Where a night goes: the window, borg itself (every borg process, timed by the shim; one
+        # at a time at BORG_PARALLEL=1), and the rest (the preflight, views, state, cleanup)
+        out += ["", "| this tool, where the night goes | wall | window (self-reported) | borg processes "
+                "(create / prune / list / other) | time inside borg (sum) | the rest |", "|---|---|---|---|---|---|"]
+        for kind, label in (("full", "1st run"), ("unchanged", "unchanged night"), ("incremental", "1% changed")):
+            ms = [m for m in b.results if m.system == "tool" and m.kind == kind]
+            if not ms:
+                continue
+            calls = [m.extra.get("borg_calls", {}) for m in ms]
+            count = {c: med([x.get(c, 0) for x in calls]) for c in ("create", "prune", "list")}
+            other = med([sum(v for k, v in x.items() if k not in count) for x in calls])
+            wall, window = pick("tool", kind, "wall"), pick("tool", kind, "downtime_self")
+            inside = med([m.extra.get("borg_all_seconds", 0.0) for m in ms])
+            rest = wall - (window or 0) - (inside or 0) if wall is not None else None
+            out.append(f"| {label} | {fmt(wall)} | {fmt(window)} | "
+                       + " / ".join(fmt(count[c], "", 0) for c in count) + f" / {fmt(other, '', 0)} | "
+                       f"{fmt(inside)} | {fmt(rest)} |")
     return "\n".join(out)
 
 
