@@ -602,7 +602,14 @@ class BackupOrchestrator(Cycle):
                     return
                 d.archives = self.borg.prune(service)
                 d.pruned = True
-                if compact_due(last_compact.get(service), self.s.borg_compact_every_days, self.clock()):
+                # a repository this tool never compacted, from which nothing was ever pruned (its
+                # first nights): nothing to free yet, so its compaction schedule starts with the
+                # first prune that removes an archive
+                removed = None if listing is None or d.archives is None else \
+                    sum(a.startswith(f"{service}-") for a in listing.archives) + 1 - d.archives
+                never = last_compact.get(service) is None
+                if compact_due(last_compact.get(service), self.s.borg_compact_every_days, self.clock()) \
+                        and not (never and removed == 0):
                     self.borg.compact(service)
                     d.compacted = True
                     last_compact[service] = self.clock()

@@ -28,8 +28,14 @@ def test_backup_all_then_unchanged_rerun_reads_nothing_and_restore_is_byte_ident
     before = running_containers(prefix)
     assert len(before) == 3
 
-    first = run_cli(env_path, "backup", "--json", timeout=600)
+    calls, shims = tmp_path / "borg-calls", tmp_path / "shims"
+    write_shim(shims, "borg", f'echo "$1" >> {calls}')  # counts every borg process of a night
+    first = run_cli(env_path, "backup", "--json", timeout=600, path_prefix=shims)
     assert first.returncode == 0, first.stdout + first.stderr
+    # new repositories: each made, written and pruned; nothing to compact yet (nothing was pruned)
+    night1_calls = calls.read_text().split()
+    assert night1_calls.count("create") == night1_calls.count("prune") == 3 and "compact" not in night1_calls
+    calls.unlink()
     report = json.loads(first.stdout)
     # the window is a part of the run, not all of it (borg ran after it): order, not a duration
     assert report["ok"] and 0 < report["downtime"] < report["finished_at"] - report["started_at"]
@@ -52,9 +58,6 @@ def test_backup_all_then_unchanged_rerun_reads_nothing_and_restore_is_byte_ident
     # unchanged with the archive that holds it; their kept snapshot stays the first night's.
     # Of borg, only what each repository holds is asked (one `borg list` each, over ssh: a remote
     # repository has no fingerprint to read; a local one is not asked at all, test_faults).
-    calls = tmp_path / "borg-calls"
-    shims = tmp_path / "shims"
-    write_shim(shims, "borg", f'echo "$1" >> {calls}')
     second = run_cli(env_path, "backup", "--json", timeout=600, path_prefix=shims)
     assert second.returncode == 0, second.stderr
     rep1 = {d["service"]: d for d in report["datasets"]}

@@ -676,6 +676,26 @@ def test_a_killed_runs_stack_copies_are_removed_with_the_last_snapshot_kept(keep
     assert ("rm", "-rf", "--one-file-system", "--", str(left.parent)) in orch.runner.argvs
 
 
+def test_a_repository_nothing_was_pruned_from_yet_is_not_compacted_until_a_prune_removes_one(settings):
+    """Its first nights: compact would free nothing. The schedule starts with the first prune
+    that removes an archive; where the repository's listing is unknown, it compacts as due."""
+    from management.tools.borg import Listing
+
+    world = World()
+    world.listings = {"git": Listing("id", ("git-1", "git-2")),
+                      "photo": Listing("id", ("photo-1", "photo-2", "photo-3"))}
+    orch = orchestrator(settings, world)
+    orch.borg.listings = world.listings
+    orch.backup()  # git: 3 archives, prune keeps 3 (the fake's): nothing removed; photo: 4 -> 3
+    assert kinds(world, "compact") == ["photo"]
+    world.events.clear()
+    world.listings = {"git": Listing("id", ("git-1", "git-2", "git-3"))}
+    orch = orchestrator(settings, world)
+    orch.borg.listings = world.listings
+    orch.backup()  # git: 4 -> 3, its first removal; photo's listing unknown and not due (7 days)
+    assert kinds(world, "compact") == ["git"]
+
+
 def test_an_append_only_night_never_prunes_or_compacts_and_says_so_once(tmp_path):
     from management.cycles.backup import APPEND_ONLY_NOTE
     from management.tools.borg import Listing
