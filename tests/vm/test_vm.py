@@ -420,6 +420,41 @@ def test_the_nightly_cycle_on_openzfs_skips_unchanged_datasets_and_leaves_nothin
     assert not [line for line in views.splitlines() if line.split("\t")[1] != "-"], views
     assert marker_seen_by(vm, f"{PREFIX}alpha") == "alpha v2"
 
+    # The quiet night where users run (issue 26, part 5, reduced): OpenZFS answers `written@`
+    # and the local repositories' files show no commit since the tool's own, so an unchanged
+    # dataset costs no view and no borg process at all. Every borg and zfs process is counted
+    # by a shim first on PATH; the table goes to docs/performance.md.
+    for program in ("borg", "zfs"):
+        shim = (f'#!/bin/sh\necho "{program} $1" >> /root/shims/calls\n'
+                f'PATH=${{PATH#/root/shims:}} exec {program} "$@"\n')
+        vm.ssh(f"mkdir -p /root/shims && cat > /root/shims/{program} && chmod 755 /root/shims/{program}", input=shim)
+    rows = []
+    for night, change in (("a quiet night", None), ("one file changed in alpha", "alpha v3"), ("quiet again", None)):
+        if change:
+            write_marker(vm, "alpha", change)
+        vm.ssh("rm -f /root/shims/calls")
+        started = time.monotonic()
+        report = run_json(vm, f"export PATH=/root/shims:$PATH; {MAKE} backup-all JSON=1")
+        wall = time.monotonic() - started
+        calls = vm.ssh("cat /root/shims/calls 2>/dev/null || true").stdout.split("\n")
+        borg_calls = sorted((c.split() + ["-"])[1] for c in calls if c.startswith("borg "))
+        results = {d["service"]: d["result"] for d in report["datasets"]}
+        rows.append((night, wall, report.get("downtime"), borg_calls, sum(c.startswith("zfs ") for c in calls),
+                     results))
+        assert report["ok"], report
+        spokes_unchanged = [s for s in SPOKES if results[s] == "unchanged"]
+        assert "list" not in borg_calls, borg_calls  # local repositories: never asked what they hold
+        assert borg_calls.count("create") == sum(r != "unchanged" for r in results.values()), (borg_calls, results)
+        if change:
+            assert results["alpha"] == "ok" and results["beta"] == "unchanged", results
+        else:
+            assert spokes_unchanged == SPOKES, results
+    print("\n| night on OpenZFS (trixie guest, TCG) | wall | window | borg processes | zfs processes | results |")
+    print("|---|---|---|---|---|---|")
+    for night, wall, window, borg_calls, zfs_calls, results in rows:
+        print(f"| {night} | {wall:.1f}s | {window or 0:.1f}s | {len(borg_calls)} ({', '.join(borg_calls) or '-'}) "
+              f"| {zfs_calls} | {', '.join(f'{k} {v}' for k, v in sorted(results.items()))} |")
+
 
 @pytest.mark.vm_scenario
 def test_after_systemctl_reboot_every_stack_comes_back_hub_first(services_vm):
