@@ -222,6 +222,7 @@ def test_a_new_vm_provisioned_by_cloud_init_and_the_playbook_passes_doctor(fresh
     text = vm.ssh(f"{as_admin} 2>&1' && echo doctor-rc=0 || echo doctor-rc=$?", timeout=900).stdout
     timings["make doctor"] = time.monotonic() - started
     print(f"\n`make doctor` on the provisioned guest:\n{text}")
+    print(f"\nprovisioning (s): { {k: round(v) for k, v in timings.items()} }")
     rc = int(re.search(r"^doctor-rc=(\d+)$", text, re.M).group(1))
     out = vm.ssh(f"{as_admin} JSON=1 2>/dev/null' || true", timeout=900).stdout
     checks = {c["name"]: c for c in json.JSONDecoder().raw_decode(out[out.index("["):])[0]}
@@ -229,5 +230,6 @@ def test_a_new_vm_provisioned_by_cloud_init_and_the_playbook_passes_doctor(fresh
         assert checks[name]["status"] == "ok", checks[name]
     fails = {name for name, c in checks.items() if c["status"] == "fail"}
     assert fails <= FRESH_HOST_FAILS, {n: checks[n] for n in fails}
-    assert rc == (1 if fails else 0), text
+    # make's own exit code is 2 when doctor (exit 1 on a fail) stops the recipe
+    assert (rc == 0) == (not fails) and (not fails or "doctor] Error 1" in text), text
     print(f"\nprovisioning (s): { {k: round(v) for k, v in timings.items()} }")
