@@ -114,8 +114,9 @@ def pytest_terminal_summary(terminalreporter):
 
 # The VM lab's boot scenarios (marker vm_scenario): `make test-vm` runs them all; `make test`
 # sets VM_SCENARIOS=rotate and runs ROTATION of them, chosen by the commit, so every scenario
-# runs in CI every few commits and the whole suite stays within its time budget. One: the
-# scenarios grew to seven, and the longest (total loss ~19 min, a power cut during borg ~17 min
+# runs in CI every few commits and the whole suite stays within its time budget. Scenarios are
+# collected from every file of tests/vm (test_provision.py's boots a guest of its own). One: the
+# scenarios grew to eight, and the longest (total loss ~19 min, a power cut during borg ~17 min
 # under TCG) next to the setup would outlast the host pass, making the VM lab CI's critical path.
 ROTATION = 1
 

@@ -1,4 +1,6 @@
-"""Real Debian hosts for the fleet tests: systemd-nspawn machines booted with systemd.
+"""Real Debian hosts for the fleet tests: systemd-nspawn machines booted with systemd; and the
+controller's side every test that runs the playbook shares (the nspawn fleet, the VM lab's
+provisioning scenario): the ansible virtualenv, the vault, `make fleet-*`, PLAY RECAP.
 
 Each host is a copy of one cached bookworm rootfs (mmdebstrap, cached under /var/tmp keyed
 by its inputs), booted by systemd-nspawn in a network namespace of its own that this module
@@ -15,7 +17,9 @@ mirror); the playbook's apt tasks still run and find them present.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import signal
 import string
@@ -24,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE_VENV = Path(os.environ.get("ANSIBLE_VENV", ROOT / ".venv-ansible"))
 CACHE = Path(os.environ.get("FLEET_CACHE", "/var/tmp/orchestrator-fleet"))
 MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
@@ -56,6 +62,51 @@ def build_rootfs() -> tuple[Path, float]:
         if old != target:
             shutil.rmtree(old, ignore_errors=True)
     return target, time.monotonic() - started
+
+
+def run(argv: list[str], timeout: float = 900, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{argv} exited {proc.returncode}\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP lines: host -> {ok, changed, unreachable, failed, ...}."""
+    rows = {}
+    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M):
+        rows[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+    return rows
+
+
+def ansible_venv() -> tuple[Path, float]:
+    """`make ansible-venv` (ansible-core, its collections, ansible-lint) and how long it took."""
+    started = time.monotonic()
+    run(["make", "-C", str(ROOT), "ansible-venv", f"ANSIBLE_VENV={ANSIBLE_VENV}"], timeout=900)
+    return ANSIBLE_VENV, time.monotonic() - started
+
+
+def write_vault(group_vars: Path, work: Path, secrets: dict) -> Path:
+    """group_vars/<group>/vault.yml with `secrets`, encrypted by ansible-vault with a password in
+    work/vault-pass (what ANSIBLE_ARGS=--vault-password-file then names). Returns the password file."""
+    vault = group_vars / "vault.yml"
+    vault.write_text(json.dumps(secrets))
+    password = work / "vault-pass"
+    password.write_text("fleet-test-vault\n")
+    run([str(ANSIBLE_VENV / "bin" / "ansible-vault"), "encrypt", "--vault-password-file", str(password), str(vault)])
+    assert not any(str(v) in vault.read_text() for v in secrets.values())
+    return password
+
+
+def fleet_make(target: str, inventory: Path, vault_pass: Path, *args: str, check: bool = True,
+               timeout: float = 1200) -> tuple[subprocess.CompletedProcess, float]:
+    """`make <target> INVENTORY=... ANSIBLE_ARGS=...` as a user runs it, and its seconds."""
+    env = {**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_FORCE_COLOR": "0", "NO_COLOR": "1"}
+    argv = ["make", "-C", str(ROOT), target, f"INVENTORY={inventory}", f"ANSIBLE_VENV={ANSIBLE_VENV}",
+            f"ANSIBLE_ARGS=--vault-password-file {vault_pass} " + " ".join(args)]
+    started = time.monotonic()
+    proc = run(argv, timeout=timeout, check=check, env=env)
+    return proc, time.monotonic() - started
 
 
 def render_user_data(template: Path, admin_user: str, public_key: str, hostname: str) -> str:

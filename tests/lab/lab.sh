@@ -47,6 +47,7 @@ PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static open
           systemd docker-registry prometheus
           mmdebstrap systemd-container rsync    # the fleet tests: a bookworm rootfs, nspawn machines, synchronize
           qemu-system-x86 qemu-utils            # the VM lab (tests/vm): a booted Debian with OpenZFS
+          mtools                                # the VM lab's cloud-init seed disk (a FAT image, no mount)
           chromium)                             # the status page, loaded through the hub by a real browser
 
 log() { printf 'lab: %s\n' "$*" >&2; }

@@ -33,7 +33,8 @@ from tests.lab import fleet_hosts
 pytestmark = [pytest.mark.lab, pytest.mark.fleet]
 
 ANSIBLE_DIR = ROOT / "deploy" / "ansible"
-ANSIBLE_VENV = Path(os.environ.get("ANSIBLE_VENV", ROOT / ".venv-ansible"))
+ANSIBLE_VENV = fleet_hosts.ANSIBLE_VENV
+run, recap = fleet_hosts.run, fleet_hosts.recap
 ADMIN = "runner"
 SSH_PORT = 2222
 HOSTS = {"fleet-a": 31, "fleet-b": 32}
@@ -49,27 +50,11 @@ def _need(*tools: str) -> None:
         pytest.skip(msg)
 
 
-def run(argv: list[str], timeout: float = 900, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{argv} exited {proc.returncode}\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}")
-    return proc
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP lines: host -> {ok, changed, unreachable, failed, ...}."""
-    rows = {}
-    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M):
-        rows[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
-    return rows
-
-
 @pytest.fixture(scope="module")
 def ansible_venv() -> Path:
-    started = time.monotonic()
-    run(["make", "-C", str(ROOT), "ansible-venv", f"ANSIBLE_VENV={ANSIBLE_VENV}"], timeout=900)
-    print(f"\n[fleet timing] make ansible-venv: {time.monotonic() - started:.1f}s")
-    return ANSIBLE_VENV
+    venv, took = fleet_hosts.ansible_venv()
+    print(f"\n[fleet timing] make ansible-venv: {took:.1f}s")
+    return venv
 
 
 @pytest.fixture(scope="module")
@@ -155,22 +140,14 @@ def _write_inventory(work: Path, machines, key: Path, public: str) -> Path:
         "orchestrator_borg_passphrase": "{{ vault_borg_passphrase }}",
     }
     (inv / "group_vars" / "services_vms" / "main.yml").write_text(json.dumps(main, indent=2))
-    vault = inv / "group_vars" / "services_vms" / "vault.yml"
-    vault.write_text(json.dumps({"vault_borg_passphrase": PASSPHRASE}))
-    (work / "vault-pass").write_text("fleet-test-vault\n")
-    run([str(ANSIBLE_VENV / "bin" / "ansible-vault"), "encrypt", "--vault-password-file",
-         str(work / "vault-pass"), str(vault)])
-    assert PASSPHRASE not in vault.read_text()
+    fleet_hosts.write_vault(inv / "group_vars" / "services_vms", work, {"vault_borg_passphrase": PASSPHRASE})
     return inv
 
 
 def _make(target: str, fleet, *args: str, check: bool = True, timeout: float = 1200):
-    env = {**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_FORCE_COLOR": "0", "NO_COLOR": "1"}
-    argv = ["make", "-C", str(ROOT), target, f"INVENTORY={fleet['inventory']}", f"ANSIBLE_VENV={ANSIBLE_VENV}",
-            f"ANSIBLE_ARGS=--vault-password-file {fleet['work'] / 'vault-pass'} " + " ".join(args)]
-    started = time.monotonic()
-    proc = run(argv, timeout=timeout, check=check, env=env)
-    print(f"\n[fleet timing] make {target} {' '.join(args)}: {time.monotonic() - started:.1f}s")
+    proc, took = fleet_hosts.fleet_make(target, fleet["inventory"], fleet["work"] / "vault-pass", *args,
+                                        check=check, timeout=timeout)
+    print(f"\n[fleet timing] make {target} {' '.join(args)}: {took:.1f}s")
     return proc
 
 

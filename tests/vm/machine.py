@@ -66,10 +66,49 @@ def build_image() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return s.getsockname()[1]
+
+
+def loopback_address() -> str:
+    """A 127.x.y.z of its own (Linux routes all of 127/8 to lo) with nothing listening on it yet."""
+    import random
+
+    for _ in range(50):
+        address = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(2, 254)}"
+        try:
+            free_port(address)
+            return address
+        except OSError:
+            continue
+    raise RuntimeError("no free loopback address")
+
+
+def cidata_disk(path: Path, user_data: str, meta_data: str) -> Path:
+    """cloud-init's NoCloud seed as a hypervisor hands it over: a FAT disk labelled CIDATA with
+    `user-data` and `meta-data` (cloud-init reads vfat or iso9660 only), made by mtools."""
+    work = path.parent / (path.name + ".d")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "user-data").write_text(user_data)
+    (work / "meta-data").write_text(meta_data)
+    path.unlink(missing_ok=True)
+    subprocess.run(["mformat", "-C", "-f", "1440", "-v", "CIDATA", "-i", str(path), "::"], check=True, timeout=60)
+    subprocess.run(["mcopy", "-i", str(path), str(work / "user-data"), str(work / "meta-data"), "::"], check=True,
+                   timeout=60)
+    shutil.rmtree(work)
+    return path
+
+
+def cloud_image(base: Path) -> Path:
+    """The provisioning scenario's image (cloud-image.sh): `base` plus cloud-init, sudo, rsync,
+    ufw and python3-apt, cached."""
+    out = subprocess.run(["bash", str(HERE / "cloud-image.sh"), str(base)], capture_output=True, text=True,
+                         timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(f"cloud-image.sh failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def accel() -> str:
@@ -94,15 +133,22 @@ def accel() -> str:
 
 class VM:
     def __init__(self, image: Path, *, memory_mb: int = 3072, cpus: int = 2, pool_gb: int = 2, borg_gb: int = 2,
-                 backup_port: int | None = None):
-        """`backup_port`: a port on the host's 127.0.0.1 the guest reaches as BACKUP_SERVER:22."""
+                 backup_port: int | None = None, address: str = "127.0.0.1", forwards: tuple[int, ...] = (),
+                 seed: Path | None = None):
+        """`backup_port`: a port on the host's 127.0.0.1 the guest reaches as BACKUP_SERVER:22.
+        `address`: the host address the forwards listen on (another 127.x.y.z gives a VM the
+        same port numbers as the guest's, the playbook's ssh_port among them); `forwards`: guest
+        ports forwarded from the same port of `address` (besides 22, forwarded from self.port);
+        `seed`: a cloud-init NoCloud seed disk (cidata_disk), plugged read-only."""
         self.image = image
         self.backup_port = backup_port
+        self.address, self.forwards, self.seed = address, tuple(forwards), seed
         self.work = Path(tempfile.mkdtemp(prefix="orchestrator-vm.", dir="/var/tmp"))
         self.memory_mb, self.cpus = memory_mb, cpus
         self.accel = accel()
-        self.port = free_port()
+        self.port = free_port(address)
         self.key = image / "id_ed25519"
+        self.user, self.ssh_port = "root", self.port  # login_as() changes them
         self.console = self.work / "console.log"
         self.qmp_path = self.work / "qmp.sock"
         self.process: subprocess.Popen | None = None
@@ -135,12 +181,18 @@ class VM:
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                 "-drive", f"file={self.work / 'root.qcow2'},if=none,id=root,format=qcow2,cache=writeback",
                 "-device", "virtio-blk-pci,drive=root,serial=vmroot",
-                "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:22{self._guestfwd()}",
+                "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:{self.address}:{self.port}-:22"
+                           f"{''.join(f',hostfwd=tcp:{self.address}:{p}-:{p}' for p in self.forwards)}"
+                           f"{self._guestfwd()}",
                 "-device", "virtio-net-pci,netdev=n0"]
         if pool_disk:
             for name in POOL_DISKS:
                 argv += self._drive(name)
-        return argv + self._drive("borg")
+        argv += self._drive("borg")
+        if self.seed is not None:
+            argv += ["-drive", f"file={self.seed},if=none,id=seed,format=raw,readonly=on",
+                     "-device", "virtio-blk-pci,drive=seed,serial=cidata"]
+        return argv
 
     def _guestfwd(self) -> str:
         # one relay process per connection (cmd:, not a chardev, which serves one connection)
@@ -283,16 +335,23 @@ class VM:
 
     # --- ssh --------------------------------------------------------------------------------------
 
-    def ssh_argv(self, connect_timeout: int = 15) -> list[str]:
-        return ["ssh", "-i", str(self.key), "-p", str(self.port), "-o", "BatchMode=yes",
+    def login_as(self, user: str, key: Path, port: int) -> None:
+        """From now on ssh() logs in as `user` with `key` on `port` of self.address and runs its
+        scripts through `sudo -n` (a provisioned guest: sshd moved, root refused)."""
+        self.user, self.key, self.ssh_port = user, key, port
+
+    def ssh_argv(self, connect_timeout: int = 15, *, user: str | None = None, key: Path | None = None,
+                 port: int | None = None) -> list[str]:
+        return ["ssh", "-i", str(key or self.key), "-p", str(port or self.ssh_port), "-o", "BatchMode=yes",
                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                 "-o", f"ConnectTimeout={connect_timeout}", "-o", "ServerAliveInterval=10",
-                "-o", "ServerAliveCountMax=6", "root@127.0.0.1"]
+                "-o", "ServerAliveCountMax=6", f"{user or self.user}@{self.address}"]
 
     def ssh(self, script: str, *, check: bool = True, timeout: float = 600, input: bytes | str | None = None,
             connect_timeout: int = 15) -> subprocess.CompletedProcess:
-        """Run `script` with bash -e in the guest. `check`: raise with its output on failure."""
-        argv = self.ssh_argv(connect_timeout) + ["bash", "-ec", _quote(script)]
+        """Run `script` with bash -e in the guest, as root. `check`: raise with its output on failure."""
+        sudo = [] if self.user == "root" else ["sudo", "-n"]
+        argv = self.ssh_argv(connect_timeout) + [*sudo, "bash", "-ec", _quote(script)]
         try:
             r = subprocess.run(argv, input=input, capture_output=True, timeout=timeout,
                                text=not isinstance(input, bytes))
