@@ -197,3 +197,18 @@ class Machine:
         subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, timeout=30)
         if self.root.exists():
             shutil.rmtree(self.root)
+
+
+def need(what: str, *tools: str) -> None:
+    """`what` (the fleet tests, the provisioning scenario) cannot run without `tools`: a failure
+    in CI, a skip on a developer's machine that lacks them."""
+    import pytest
+
+    from tests.conftest import IN_CI
+
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        msg = f"{what} needs {', '.join(missing)} (tests/lab/lab.sh installs them)"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)

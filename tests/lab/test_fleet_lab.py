@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, ROOT
+from tests.conftest import ROOT
 from tests.lab import fleet_hosts
 
 pytestmark = [pytest.mark.lab, pytest.mark.fleet]
@@ -41,15 +41,6 @@ HOSTS = {"fleet-a": 31, "fleet-b": 32}
 PASSPHRASE = "fleet-test-passphrase-not-secret"
 
 
-def _need(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        msg = f"fleet tests need {', '.join(missing)} (tests/lab/lab.sh installs them)"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
 @pytest.fixture(scope="module")
 def ansible_venv() -> Path:
     venv, took = fleet_hosts.ansible_venv()
@@ -59,7 +50,7 @@ def ansible_venv() -> Path:
 
 @pytest.fixture(scope="module")
 def rootfs() -> Path:
-    _need("mmdebstrap", "systemd-nspawn", "ip", "rsync", "ssh", "ssh-keygen")
+    fleet_hosts.need("the fleet tests", "mmdebstrap", "systemd-nspawn", "ip", "rsync", "ssh", "ssh-keygen")
     path, took = fleet_hosts.build_rootfs()
     state = f"built in {took:.1f}s" if took else "cached"
     print(f"\n[fleet timing] rootfs {path.name}: {state}")

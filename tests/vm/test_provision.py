@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, ROOT
+from tests.conftest import ROOT
 from tests.lab import fleet_hosts, stacks
 from tests.vm import machine
 from tests.vm.test_vm import BUSYBOX, CADDY, HUB_PORT, PREFIX, SPOKES
@@ -57,15 +57,6 @@ PROVISIONED_CHECKS = ["userns-remap", "subuid/subgid", "docker log rotation", "c
                       "boot unit", "data coverage"]
 # What doctor rightly fails on a host provisioned a minute ago: nothing was backed up yet
 FRESH_HOST_FAILS = {"last backup"}
-
-
-def _need(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        msg = f"the provisioning scenario needs {', '.join(missing)} (tests/lab/lab.sh installs them)"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
 
 
 def services_tree(work: Path) -> Path:
@@ -129,7 +120,7 @@ def write_inventory(work: Path, vm: machine.VM, key: Path, wheels: Path) -> tupl
 @pytest.fixture(scope="module")
 def fresh_guest(tmp_path_factory):
     """A new VM with the cloud-init seed, booted, cloud-init finished; the controller's side ready."""
-    _need("mformat", "mcopy", "ssh-keygen", "rsync")
+    fleet_hosts.need("the provisioning scenario", "mformat", "mcopy", "ssh-keygen", "rsync")
     timings: dict[str, float] = {}
     work = tmp_path_factory.mktemp("provision")
     started = time.monotonic()
