@@ -426,7 +426,8 @@ def test_the_nightly_cycle_on_openzfs_skips_unchanged_datasets_and_leaves_nothin
     assert not [line for line in views.splitlines() if line.split("\t")[1] != "-"], views
     assert marker_seen_by(vm, f"{PREFIX}alpha") == "alpha v2"
 
-    # The quiet night where users run (issue 26, part 5, reduced): OpenZFS answers `written@`
+    # The quiet night where users run (issue 26, part 5, reduced; two nights: each costs minutes
+    # under TCG, and this test runs in every CI): OpenZFS answers `written@`
     # and the local repositories' files show no commit since the tool's own, so an unchanged
     # dataset costs no view and no borg process at all. Every borg and zfs process is counted
     # by a shim first on PATH; the table goes to docs/performance.md.
@@ -435,7 +436,7 @@ def test_the_nightly_cycle_on_openzfs_skips_unchanged_datasets_and_leaves_nothin
                 f'PATH=${{PATH#/root/shims:}} exec {program} "$@"\n')
         vm.ssh(f"mkdir -p /root/shims && cat > /root/shims/{program} && chmod 755 /root/shims/{program}", input=shim)
     rows = []
-    for night, change in (("a quiet night", None), ("one file changed in alpha", "alpha v3"), ("quiet again", None)):
+    for night, change in (("a quiet night", None), ("one file changed in alpha", "alpha v3")):
         if change:
             write_marker(vm, "alpha", change)
         vm.ssh("rm -f /root/shims/calls")
