@@ -864,9 +864,13 @@ def install_zedlet(app: App, zed_dir: str) -> None:
     from management.monitoring.notify import ZED_SUBCLASSES
 
     _ = app.settings  # validate the .env zed will use now, not when a disk fails
-    path = install(Path(zed_dir), render_zedlet(Path(sys.executable), Path(__file__).resolve(),
-                                                app.env_file.resolve(), ZED_SUBCLASSES))
-    click.echo(f"wrote {path}; zed runs it for every pool event (systemctl restart zfs-zed to load it)")
+    text = render_zedlet(Path(sys.executable), Path(__file__).resolve(), app.env_file.resolve(), ZED_SUBCLASSES)
+    if app.dry_run:
+        click.echo(text, nl=False)
+        return
+    path = install(Path(zed_dir), text)
+    click.echo(f"wrote {path}; zed runs it for every pool event (systemctl restart zfs-zed to load it)" if path
+               else "install-zedlet: nothing to change")
 
 
 @cli.command("uninstall-zedlet")

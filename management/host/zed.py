@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from management.errors import ValidationError
-from management.host.managed import remove_managed, write_managed
+from management.host.managed import remove_managed, unchanged, write_managed
 
 ZED_DIR = Path("/etc/zfs/zed.d")
 ZEDLET = "all-orchestrator.sh"
@@ -40,11 +40,16 @@ def render_zedlet(python: Path, orchestrator: Path, env_file: Path, subclasses: 
             f"{only}exec {command}\n")
 
 
-def install(zed_dir: Path, text: str) -> Path:
+def install(zed_dir: Path, text: str) -> Path | None:
+    """The zedlet's path once written; None when it already holds this text (nothing to change:
+    the provisioning playbook restarts zed only when a zedlet was written)."""
     if not zed_dir.is_dir():
         raise ValidationError(f"{zed_dir} does not exist: install ZFS's event daemon first "
                               "(Debian: apt-get install zfs-zed), then run this again")
-    (path,) = write_managed([(zed_dir / ZEDLET, text)], MARKER, mode=0o755)
+    files = [(zed_dir / ZEDLET, text)]
+    if unchanged(files) and (zed_dir / ZEDLET).stat().st_mode & 0o777 == 0o755:
+        return None
+    (path,) = write_managed(files, MARKER, mode=0o755)
     return path
 
 

@@ -42,10 +42,15 @@ def test_the_zedlet_tells_notify_urls_which_disk_left_the_mirror(lab, tmp_path, 
     zed_dir = tmp_path / "zed.d"
     zed_dir.mkdir()
     try:
+        r = run_cli(env_path, "--dry-run", "install-zedlet", "--zed-dir", str(zed_dir))
+        assert r.returncode == 0 and r.stdout.startswith("#!/bin/sh\n") and not any(zed_dir.iterdir()), r.stderr
         r = run_cli(env_path, "install-zedlet", "--zed-dir", str(zed_dir))
-        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.returncode == 0 and r.stdout.startswith("wrote "), r.stdout + r.stderr
         zedlet = zed_dir / "all-orchestrator.sh"
         assert os.access(zedlet, os.X_OK)
+        # again: the line the provisioning playbook reads to report changed=0 (and not restart zed)
+        r = run_cli(env_path, "install-zedlet", "--zed-dir", str(zed_dir))
+        assert (r.returncode, r.stdout.strip()) == (0, "install-zedlet: nothing to change"), r.stdout + r.stderr
 
         subprocess.run(["zpool", "offline", pool, str(legs[1])], check=True, capture_output=True, timeout=60)
         state = subprocess.run(["zpool", "list", "-H", "-o", "health", pool], capture_output=True, text=True,

@@ -49,12 +49,14 @@ POOL = "orchvm"
 BASE = Path(f"/{POOL}/services")
 MANAGEMENT = f"/home/{ADMIN}/management"
 PASSPHRASE = "vm-provision-passphrase-not-a-secret-71d3"
+# NOTIFY_URLS holds a token as real ones do (ntfy, gotify): from the vault, like the passphrase
+NOTIFY_URLS = "json://orch:vm-provision-notify-token-5e2c@127.0.0.1:9/provisioned"
 POOL_DISKS = [f"/dev/disk/by-id/virtio-{machine.DISK_SERIALS[d]}" for d in machine.POOL_DISKS]
 # What the playbook sets up, so doctor must find it ok on the provisioned guest
 PROVISIONED_CHECKS = ["userns-remap", "subuid/subgid", "docker log rotation", "compose v2", "zfs pool",
                       "pool redundancy", "pool devices", "service datasets", "zfs import at boot", "ssh port",
                       "ssh root login", "ssh password login", "firewall", ".env mode", "nightly backup (cron)",
-                      "boot unit", "data coverage"]
+                      "boot unit", "data coverage", "zed notifications"]
 # What doctor rightly fails on a host provisioned a minute ago: nothing was backed up yet
 FRESH_HOST_FAILS = {"last backup"}
 
@@ -109,11 +111,13 @@ def write_inventory(work: Path, vm: machine.VM, key: Path, wheels: Path) -> tupl
             "REMAPPED_ROOT_UID": "100000",
             "REMAPPED_APP_UID": "100999",
             "SERVICE_VOLUME_PATHS_AND_OWNERS": "\n" + "\n".join(stacks.volume_lines(SPOKES)) + "\n",
+            "NOTIFY_URLS": "{{ vault_notify_urls }}",
         },
         "orchestrator_borg_passphrase": "{{ vault_borg_passphrase }}",
     }
     (group / "main.yml").write_text(json.dumps(main, indent=2))
-    password = fleet_hosts.write_vault(group, work, {"vault_borg_passphrase": PASSPHRASE})
+    password = fleet_hosts.write_vault(group, work, {"vault_borg_passphrase": PASSPHRASE,
+                                                              "vault_notify_urls": NOTIFY_URLS})
     return inv, password
 
 
@@ -190,6 +194,11 @@ def test_a_new_vm_provisioned_by_cloud_init_and_the_playbook_passes_doctor(fresh
     assert rows[HOSTNAME]["changed"] == 0 and rows[HOSTNAME]["failed"] == 0, second.stdout[-8000:]
     for proc in (first, second):
         assert PASSPHRASE not in proc.stdout + proc.stderr
+        assert "vm-provision-notify-token" not in proc.stdout + proc.stderr
+    # run 1 installed the zedlet and restarted zed for it; run 2 found nothing to change
+    assert re.search(r"RUNNING HANDLER \[orchestrator : Restart zfs-zed\]", first.stdout), first.stdout[-3000:]
+    assert "Restart zfs-zed" not in second.stdout
+    assert vm.ssh("systemctl is-active zfs-zed").stdout.strip() == "active"
 
     # --- what the roles left: the passphrase only in the .env -------------------------------------
     env = vm.ssh(f"stat -c '%a %U' {MANAGEMENT}/.env && cat {MANAGEMENT}/.env").stdout

@@ -20,6 +20,10 @@ def test_the_zedlet_runs_zfs_event_with_the_env_file_and_is_executable(tmp_path)
                                   "zfs-event")
     path = install(tmp_path, text)
     assert path == tmp_path / ZEDLET and stat.S_IMODE(path.stat().st_mode) == 0o755
+    assert install(tmp_path, text) is None  # the same text again: nothing to change, nothing written
+    path.chmod(0o644)
+    assert install(tmp_path, text) == path and stat.S_IMODE(path.stat().st_mode) == 0o755  # a mode is a change
+    assert install(tmp_path, text.replace("my .env", "other.env")) == path and "other.env" in path.read_text()
     assert uninstall(tmp_path) == [path] and not path.exists()
 
 
