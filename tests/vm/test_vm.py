@@ -669,6 +669,18 @@ def test_a_mirror_leg_offline_fails_doctor_zed_tells_the_receiver_and_a_scrub_is
         # --- doctor and status read the scrub back ----------------------------------------------
         rc, text, checks = doctor_checks(vm)
         print(f"\n`make doctor` after the scrub (rc {rc}):\n{text}")
+        devices = checks["pool devices"]
+        if devices["status"] != "ok":
+            # A resilver after `zpool online` can miss blocks the leg did not get while offline, and
+            # the scrub then repairs them from the other leg, counting CKSUM on the returned one
+            # (openzfs/zfs#5806; the landing CI of 014eef6: cksum 6). doctor rightly fails until
+            # the counts are cleared: the scrub found no unrecoverable error, so its fix applies.
+            assert re.fullmatch(rf"errors: {leg_name} read 0 write 0 cksum \d+", devices["detail"]), devices
+            assert "zpool clear" in devices["fix"] and "with 0 errors" in checks["last scrub"]["detail"], checks
+            print(f"\nthe scrub repaired the returned leg ({devices['detail']}): `zpool clear {POOL}`")
+            vm.ssh(f"zpool clear {POOL}")
+            rc, text, checks = doctor_checks(vm)
+            print(f"\n`make doctor` after `zpool clear` (rc {rc}):\n{text}")
         for name in ("zfs pool", "pool redundancy", "pool devices", "zed notifications"):
             assert checks[name]["status"] == "ok", checks[name]
         scrub = checks["last scrub"]
