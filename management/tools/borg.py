@@ -471,7 +471,9 @@ class BorgBackupRepoManager:
             ours = f"{service}-"
             self.listings[service] = Listing(known.repository,
                                              (*(a for a in known.archives if not a.startswith(ours)), *kept))
-        return sum(1 for line in result.stderr.splitlines() if line.startswith("Keeping archive"))
+        if kept is not None:
+            return len(kept)
+        return sum(1 for line in result.stderr.splitlines() if line.startswith("Keeping archive"))  # names unread
 
     def compact(self, service: str) -> None:
         self._run(compact_argv(self.repo(service)))
