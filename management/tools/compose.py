@@ -254,16 +254,24 @@ class DockerComposeManager:
                                env=self.env(stack.dir), unset_env=COMPOSE_ENV_UNSET, timeout=timeout,
                                mutating=mutating)
 
-    def _each(self, stacks: list[Stack], action: Callable[[Stack], StackResult]) -> list[StackResult]:
+    def _each(self, stacks: list[Stack], action: Callable[[Stack], StackResult | None]) -> list[StackResult]:
+        """`action` on each stack, COMPOSE_PARALLEL at a time. An action that returns None started
+        its stack and leaves the health wait to this: every such stack is then waited for
+        together, so a stack waiting for its healthcheck holds no compose worker."""
         if not stacks:
             return []
         workers = max(1, min(self.s.compose_parallel, len(stacks)))
         self.compose_base()  # detect v1/v2 once, before the workers race to do it
+        started: dict[str, float] = {}
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compose") as pool:
-            return list(pool.map(lambda st: self._guarded(st, action), stacks))
+            first = list(pool.map(lambda st: self._guarded(st, action, started), stacks))
+        pending = [st for st, result in zip(stacks, first, strict=True) if result is None]
+        settled = self._wait_all_healthy(pending, lambda result: self._finish(result, started[result.stack]))
+        return [result or settled[st.name] for st, result in zip(stacks, first, strict=True)]
 
-    def _guarded(self, stack: Stack, action: Callable[[Stack], StackResult]) -> StackResult:
-        started = time.monotonic()
+    def _guarded(self, stack: Stack, action: Callable[[Stack], StackResult | None],
+                 started: dict[str, float]) -> StackResult | None:
+        started[stack.name] = time.monotonic()
         try:
             if stack.error:
                 result = StackResult(stack.name, False, f"refused ({stack.file}): {stack.error}")
@@ -271,10 +279,13 @@ class DockerComposeManager:
                 result = action(stack)
         except OrchestratorError as exc:
             result = StackResult(stack.name, False, self.runner.mask(str(exc)))
+        return None if result is None else self._finish(result, started[stack.name])
+
+    def _finish(self, result: StackResult, started: float) -> StackResult:
         result.started_at, result.finished_at = started, time.monotonic()
         result.duration = result.finished_at - started
         note = f" - {result.message}" if result.message else ""
-        self.echo(f"  {stack.name}: {'ok' if result.ok else 'FAILED'}{note}")
+        self.echo(f"  {result.stack}: {'ok' if result.ok else 'FAILED'}{note}")
         return result
 
     def _hub_then_rest(self, names: Sequence[str] | None, action, *, hub_first: bool) -> list[StackResult]:
@@ -347,7 +358,7 @@ class DockerComposeManager:
             raise
         return StackResult(stack.name, True)
 
-    def _start_one(self, stack: Stack, *args: str) -> StackResult:
+    def _start_one(self, stack: Stack, *args: str) -> StackResult | None:
         bad_nets = [self._network_problems[n] for n in sorted(stack.external_networks) if n in self._network_problems]
         if bad_nets:
             return StackResult(stack.name, False, f"not started ({stack.file}): " + "; ".join(bad_nets))
@@ -357,7 +368,7 @@ class DockerComposeManager:
         self._compose(stack, *args)
         if self.runner.dry_run or not stack.healthchecks:
             return StackResult(stack.name, True)
-        return self._wait_healthy(stack)
+        return None  # started: _each waits for its health with the others'
 
     def unmounted_binds(self, stack: Stack) -> list[str]:
         """Bind sources and volume devices under ZFS_BASE_MOUNTPOINT whose dataset is not mounted."""
@@ -402,6 +413,21 @@ class DockerComposeManager:
             argv += ["--filter", "label=com.docker.compose.oneoff=False"]
         return self.runner.run(argv, mutating=False).stdout.split()
 
+    def _containers_of(self, projects: Sequence[str]) -> dict[str, list[str]]:
+        """Project -> the IDs of its containers in any state (one-off `compose run` ones left
+        out), for all the projects from one `docker ps`."""
+        if len(projects) == 1:
+            return {projects[0]: self._project_containers(projects[0], all_states=True)}
+        out = self.runner.run(["docker", "ps", "-a", "--filter", f"label={PROJECT_LABEL}", "--filter",
+                               "label=com.docker.compose.oneoff=False", "--format",
+                               f'{{{{.ID}}}}\t{{{{.Label "{PROJECT_LABEL}"}}}}'], mutating=False).stdout
+        ids: dict[str, list[str]] = {p: [] for p in projects}
+        for line in out.splitlines():
+            cid, _, project = line.partition("\t")
+            if project in ids:
+                ids[project].append(cid)
+        return ids
+
     def _inspect(self, ids: list[str]) -> list[tuple[str, str, str]]:
         """(name, state, health) per container; health is 'none' without a healthcheck."""
         return [row[:3] for row in self._states(ids)]
@@ -422,29 +448,84 @@ class DockerComposeManager:
         return rows
 
     def _wait_healthy(self, stack: Stack) -> StackResult:
-        """Every container of the project healthy (or without a healthcheck) and running; one
-        that exited with an error, or died, fails the stack at once instead of being waited for
-        (or overlooked). A container that exited 0 finished its job (an init or migration)."""
+        return self._wait_all_healthy([stack])[stack.name]
+
+    def _wait_all_healthy(self, stacks: Sequence[Stack],
+                          settled: Callable[[StackResult], object] = lambda result: None) -> dict[str, StackResult]:
+        """Every container of each stack healthy (or without a healthcheck) and running; one
+        that exited with an error, or died, fails its stack at once instead of being waited for
+        (or overlooked). A container that exited 0 finished its job (an init or migration).
+        One `docker inspect` per poll for every stack still waited for; `settled` hears each
+        stack's result the moment it is known. HEALTH_TIMEOUT counts from this call."""
+        results: dict[str, StackResult] = {}
+        if not stacks:
+            return results
         deadline = time.monotonic() + self.s.health_timeout
-        ids = self._project_containers(stack.name, all_states=True)  # listed once: a poll is one inspect
+        try:
+            ids = self._containers_of([st.name for st in stacks])  # listed once: a poll is one inspect
+        except CommandError as exc:
+            for stack in stacks:
+                results[stack.name] = StackResult(stack.name, False, "its containers cannot be listed: "
+                                                  f"{self.runner.mask(str(exc))}")
+                settled(results[stack.name])
+            return results
         while True:
+            waited = [st for st in stacks if st.name not in results]
+            if not waited:
+                return results
+            for stack, rows in zip(waited, self._poll_states(waited, ids), strict=True):
+                result = self._health_verdict(stack, rows, time.monotonic() >= deadline)
+                if result is not None:
+                    results[stack.name] = result
+                    settled(result)
+            if len(results) < len(stacks):
+                time.sleep(HEALTH_POLL)
+
+    def _poll_states(self, stacks: Sequence[Stack],
+                     ids: dict[str, list[str]]) -> list[list[tuple[str, str, str, int]] | str]:
+        """Each stack's (name, state, health, exit code) rows from one inspect of all their
+        containers (docker prints them in the order asked); when one went away (recreated by
+        hand?), each stack is listed and inspected again on its own (a message for a stack
+        whose containers cannot be read even then)."""
+        every = [i for st in stacks for i in ids[st.name]]
+        try:
+            rows = self._states(every)
+        except CommandError:
+            rows = None
+        if rows is not None and len(rows) == len(every):
+            out, at = [], 0
+            for st in stacks:
+                out.append(rows[at:at + len(ids[st.name])])
+                at += len(ids[st.name])
+            return out
+        out: list[list[tuple[str, str, str, int]] | str] = []
+        for st in stacks:
             try:
-                rows = self._states(ids)
-            except CommandError:  # a container went away (recreated by hand?): list the project again
-                ids = self._project_containers(stack.name, all_states=True)
-                rows = self._states(ids)
-            crashed = [f"{n} ({state}, exit code {code})" for n, state, _h, code in rows
-                       if state == "dead" or (state == "exited" and code != 0)]
-            if crashed:
-                return StackResult(stack.name, False, f"{', '.join(crashed)}{self._last_words(stack)}")
-            waiting = [n for n, state, health, _c in rows
-                       if state not in ("running", "exited") or health not in ("healthy", "none")]
-            if not waiting:
-                return StackResult(stack.name, True, "healthy" if rows else "")
-            if time.monotonic() >= deadline:
-                detail = ", ".join(f"{n} ({h if s == 'running' else s})" for n, s, h, _c in rows if n in waiting)
-                return StackResult(stack.name, False, f"not healthy after {self.s.health_timeout}s: {detail}")
-            time.sleep(HEALTH_POLL)
+                out.append(self._states(ids[st.name]))
+            except CommandError:
+                try:
+                    ids[st.name] = self._project_containers(st.name, all_states=True)
+                    out.append(self._states(ids[st.name]))
+                except CommandError as exc:  # this stack's problem alone
+                    out.append(self.runner.mask(str(exc)))
+        return out
+
+    def _health_verdict(self, stack: Stack, rows: list[tuple[str, str, str, int]] | str,
+                        late: bool) -> StackResult | None:
+        if isinstance(rows, str):
+            return StackResult(stack.name, False, f"its containers cannot be inspected: {rows}")
+        crashed = [f"{n} ({state}, exit code {code})" for n, state, _h, code in rows
+                   if state == "dead" or (state == "exited" and code != 0)]
+        if crashed:
+            return StackResult(stack.name, False, f"{', '.join(crashed)}{self._last_words(stack)}")
+        waiting = [n for n, state, health, _c in rows if state not in ("running", "exited") or health not in
+                   ("healthy", "none")]
+        if not waiting:
+            return StackResult(stack.name, True, "healthy" if rows else "")
+        if late:
+            detail = ", ".join(f"{n} ({h if s == 'running' else s})" for n, s, h, _c in rows if n in waiting)
+            return StackResult(stack.name, False, f"not healthy after {self.s.health_timeout}s: {detail}")
+        return None
 
     def _last_words(self, stack: Stack) -> str:
         """': <its last log lines>' of a stack whose container crashed (best effort)."""

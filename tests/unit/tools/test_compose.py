@@ -253,3 +253,62 @@ def test_an_empty_list_of_stacks_is_no_stack_not_every_stack(tmp_path):
     mgr, runner, _ = make(tmp_path)
     assert mgr.stop([]) == [] and mgr.start([]) == [] and mgr.down([]) == []
     assert [c for c in runner.calls if c.argv[4:5] in (("stop",), ("start",), ("down",))] == []
+
+
+class HealthWorld(FakeRunner):
+    """docker as the health wait sees it: `compose start` of a stack makes its containers
+    `starting`; each inspect ages them a poll, and a stack is healthy `polls` inspects after its
+    start (or exits 1: `crash`)."""
+
+    def __init__(self, answers, polls, crash=()):
+        super().__init__(answers)
+        self.polls, self.crash, self.age = polls, set(crash), {}
+        self.lock = threading.Lock()
+
+    def run(self, argv, **kw):
+        argv = tuple(str(a) for a in argv)
+        with self.lock:
+            if argv[:2] == ("docker", "compose") and argv[4:5] == ("start",):
+                self.age[argv[3]] = 0
+            if argv[:2] == ("docker", "ps") and "--format" in argv:  # every project's containers, once
+                self.calls.append(type(self.calls[0])(argv, False, {}, None, None))
+                return Result(argv, 0, "".join(f"id-{p}\t{p}\n" for p in self.age))
+            if argv[:2] == ("docker", "inspect"):
+                self.calls.append(type(self.calls[0])(argv, False, {}, None, None))
+                rows = []
+                for cid in argv[4:]:
+                    project = cid.removeprefix("id-")
+                    self.age[project] += 1
+                    state, health = ("exited", "unhealthy") if project in self.crash else \
+                        ("running", "healthy" if self.age[project] >= self.polls[project] else "starting")
+                    rows.append(f"/{project}-app\t{state}\t{health}\t{1 if project in self.crash else 0}\n")
+                return Result(argv, 0, "".join(rows))
+        return super().run(argv, **kw)
+
+
+def test_stacks_wait_for_health_together_not_one_compose_worker_each(tmp_path):
+    """COMPOSE_PARALLEL=1 and two spokes with healthchecks: both are started before either is
+    healthy (the wait holds no worker), every poll is one inspect of both, and each stack's
+    result is its own: the slow one is timed to its own healthy, the crashed one fails alone."""
+    hc = {"healthcheck": {"test": ["CMD", "true"]}}
+    models = {"git": spoke_model("git", "git_net", "gitea", **hc), "photo": spoke_model("photo", "photo_net",
+                                                                                         "immich_server", **hc)}
+    mgr, _, lines = make(tmp_path, parallel=1, models=models)
+    world = HealthWorld(dict(mgr.runner.answers), polls={"git": 2, "photo": 5})
+    mgr.runner = world
+    results = {r.stack: r for r in mgr.start(["git", "photo"])}
+    assert results["git"].ok and results["photo"].ok and results["git"].message == "healthy"
+    verbs = [("start", c.argv[3]) if c.argv[:2] == ("docker", "compose") else (c.argv[1], len(c.argv) - 4)
+             for c in world.calls if c.argv[:2] == ("docker", "compose") and c.argv[4:5] == ("start",)
+             or c.argv[1:2] in (("ps",), ("inspect",))]
+    assert verbs[:3] == [("start", "git"), ("start", "photo"), ("ps", verbs[2][1])], verbs
+    inspects = [n for kind, n in verbs if kind == "inspect"]
+    assert inspects[:2] == [2, 2] and inspects[-1] == 1 and len(inspects) == 5, inspects  # git done after 2 polls
+    assert results["git"].finished_at < results["photo"].finished_at
+    assert lines.index("  git: ok - healthy") < lines.index("  photo: ok - healthy")
+
+    world = HealthWorld(dict(world.answers), polls={"git": 2, "photo": 2}, crash={"photo"})
+    mgr.runner = world
+    results = {r.stack: r for r in mgr.start(["git", "photo"])}
+    assert results["git"].ok and not results["photo"].ok
+    assert "photo-app (exited, exit code 1)" in results["photo"].message
