@@ -464,7 +464,7 @@ class Bench:
             "BORG_PASSPHRASE": PASSPHRASE,
             "BORG_COMPRESSION": COMPRESSION,
             "BORG_PARALLEL": str(borg_parallel),
-            "COMPOSE_PARALLEL": str(self.args.compose_parallel),
+            **({"COMPOSE_PARALLEL": str(self.args.compose_parallel)} if self.args.compose_parallel else {}),
             "COMPOSE_COMMAND": compose,
             "STOP_TIMEOUT": "30",
             "HEALTH_TIMEOUT": "60",
@@ -898,8 +898,8 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=2, help="rounds; the table shows medians (default 2)")
     p.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     p.add_argument("--only", choices=["tool", "naive", "borgmatic"], help="run one system only")
-    p.add_argument("--compose-parallel", type=int, default=8,
-                   help="COMPOSE_PARALLEL for this tool (default 8: every stack at once)")
+    p.add_argument("--compose-parallel", type=int, default=None,
+                   help="COMPOSE_PARALLEL for this tool (default: the tool's own, 32)")
     p.add_argument("--keep", action="store_true", help="leave datasets, stacks and repositories in place")
     p.add_argument("--clean", metavar="PREFIX", help="remove what a --keep run with this prefix left, then exit")
     args = p.parse_args()

@@ -604,9 +604,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     *_section(
         "Compose",
-        Setting("COMPOSE_PARALLEL", Int(1, 64), "Stacks handled at once by docker-up/stop/start/down.", default=8,
+        Setting("COMPOSE_PARALLEL", Int(1, 64), "Stacks handled at once by docker-up/stop/start/down.", default=32,
                 note="Keep it at least the number of stacks: the backup window is one wave of stops and one of "
-                     "starts, a second wave doubles it."),
+                     "starts, a second wave doubles it. Each stack at work is one compose process (~45 MB, "
+                     "mostly waiting for its containers); lower it only on a host short of memory."),
         Setting("HEALTH_TIMEOUT", Int(0, 3600), "Seconds to wait for healthchecks after up/start.", default=120,
                 note="Only containers with a healthcheck are waited for."),
         Setting("STORAGE_WAIT", Int(0, 3600), "Seconds docker waits at boot for the pool and every dataset below "
