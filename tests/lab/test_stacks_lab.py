@@ -126,6 +126,37 @@ def test_several_slow_stacks_stop_at_the_same_time(lab, tmp_path):
         teardown_cycle(cyc)
 
 
+def slow_to_healthy(seconds: int):
+    """alpha's healthcheck passes only `seconds` after each start (a marker its command makes)."""
+    def rewrite(cyc, lab) -> None:
+        path = cyc.services_dir / "alpha" / "compose.yaml"
+        doc = json.loads(path.read_text())
+        web = doc["services"]["web"]
+        web["command"][-1] = f"rm -f /tmp/ready; (sleep {seconds}; touch /tmp/ready) & " + web["command"][-1]
+        web["healthcheck"]["test"] = ["CMD", "test", "-e", "/tmp/ready"]
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+    return rewrite
+
+
+@pytest.mark.v1_contract
+def test_a_stack_waiting_for_its_healthcheck_does_not_hold_back_the_next(lab, tmp_path):
+    """COMPOSE_PARALLEL=1: alpha becomes healthy 12 s after its start, bravo at once. bravo is
+    started while alpha is still waited for, so bravo is reported healthy first; were the wait
+    holding the one compose worker, bravo could not even start before alpha was healthy."""
+    cyc = build_cycle(lab, tmp_path, spokes=["alpha", "bravo"], extra={"COMPOSE_PARALLEL": "1"},
+                      rewrite=slow_to_healthy(12))
+    try:
+        assert run_cli(cyc.env_path, "docker-stop").returncode == 0
+        start = run_cli(cyc.env_path, "docker-start")
+        assert start.returncode == 0, start.stdout + start.stderr
+        lines = start.stdout.splitlines()
+        assert "  alpha: ok - healthy" in lines and "  bravo: ok - healthy" in lines, start.stdout
+        assert lines.index("  bravo: ok - healthy") < lines.index("  alpha: ok - healthy"), start.stdout
+        assert cyc.containers() == {f"{cyc.prefix}central_hub", f"{cyc.prefix}alpha", f"{cyc.prefix}bravo"}
+    finally:
+        teardown_cycle(cyc)
+
+
 @pytest.mark.v1_contract
 def test_the_boot_unit_verifies_and_its_commands_bring_stacks_up_and_down(cycle, tmp_path):
     units = tmp_path / "units"
