@@ -594,11 +594,15 @@ def backup(app: App, services: tuple[str, ...], as_json: bool) -> None:
 @pass_app
 def init_repos(app: App, services: tuple[str, ...]) -> None:
     """Create each service's borg repository (repokey-blake2) unless it exists, and export its
-    key to BORG_KEYS_DIR/<service>.key (mode 0600)."""
+    key to BORG_KEYS_DIR/<service>.key (mode 0600). What each holds is recorded, so the first
+    night need not ask borg again."""
+    from management.cycles.backup import BackupOrchestrator
+
+    cycle = BackupOrchestrator(app.context())
     failed = 0
     for service in app.services_or_all(services):
         try:
-            created = app.borg.init_repo(service)
+            created = cycle.init_repo(service)
         except OrchestratorError as exc:
             failed += 1
             click.secho(f"{service}: {app.mask(str(exc))}", fg="red", err=True)

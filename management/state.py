@@ -17,6 +17,7 @@ each, every write atomic (a temp file in the same directory, fsync, rename).
 | nights.json | backup (publish), the last NIGHTS_KEPT runs | the status page |
 | prune_holds.json | backup (its prune guard), prune-trusted | backup, prune-trusted, status, release-prune |
 | trusted_kept.json | prune-trusted (on the trusted machine) | prune-trusted, release-prune |
+| repositories.json | backup, init-repos | backup (its preflight) |
 
 A missing or unreadable JSON file reads as empty: no run wrote it yet.
 """
@@ -44,6 +45,7 @@ PRUNE_HOLDS = "prune_holds.json"
 NIGHTS = "nights.json"
 NIGHTS_KEPT = 30  # runs per service the status page charts
 TRUSTED_KEPT = "trusted_kept.json"
+REPOSITORIES = "repositories.json"
 UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
 
 
@@ -51,16 +53,13 @@ class Kept(TypedDict, total=False):
     """The snapshot a service's last archive was made from, kept until the next backup of that
     dataset succeeds: its name, the archive, the change digest of its data (`manifest`), the
     manifest of the stack folder that went into the archive (`stack`, None when it had none),
-    the id of the repository that holds the archive (`repository`), and, for a local
-    repository, what it held when this tool last wrote or listed it (`listing`: its
-    fingerprint and archive names; see BackupOrchestrator._listing_from_record)."""
+    and the id of the repository that holds the archive (`repository`)."""
 
     snapshot: str
     archive: str
     manifest: str
     stack: dict | None
     repository: str
-    listing: dict
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
@@ -178,6 +177,15 @@ class StateStore:
             data[service] = (data.get(service, []) + [run])[-NIGHTS_KEPT:]
         self._write(NIGHTS, data, indent=None)
         return data
+    def repositories(self) -> dict[str, dict]:
+        """service -> what its local repository held when this tool last wrote, listed or
+        created it: {fingerprint, repository (its id), archives}; see
+        BackupOrchestrator._listing_from_record."""
+        return _dicts(read_json(self.root / REPOSITORIES))
+
+    def save_repositories(self, data: dict[str, dict]) -> None:
+        self._write(REPOSITORIES, data)
+
     def trusted_kept(self) -> dict[str, list[str]]:
         """service -> the archive names the last `prune-trusted` left in its repository."""
         data = read_json(self.root / TRUSTED_KEPT)

@@ -98,6 +98,12 @@ def vanished(recorded: Sequence[str], present: Sequence[str]) -> str | None:
             "Roll the repository back (docs/security.md) before anything compacts it")
 
 
+def listing_record(fingerprint: str, listing: Listing) -> dict:
+    """What the state keeps of a repository (StateStore.repositories): its fingerprint and what
+    borg said it held at that fingerprint."""
+    return {"fingerprint": fingerprint, "repository": listing.repository, "archives": list(listing.archives)}
+
+
 def compact_due(last: float | None, every_days: int, now: float) -> bool:
     return every_days == 0 or last is None or now - last >= every_days * 86400 - 3600
 
@@ -255,10 +261,10 @@ class BackupOrchestrator(Cycle):
                                 "run `make setup-storage` or `zfs mount` it")
         if blocking:
             return blocking, {}
-        kept = self.kept() if self.s.keep_last_snapshot else {}
+        records = self.state.repositories()
 
         def probe(service: str) -> str | None:
-            if self._listing_from_record(service, kept.get(service)):
+            if self._listing_from_record(service, records.get(service)):
                 return None
             try:
                 self._listed[service] = self.borg.fingerprint(service)  # before the listing: never newer
@@ -273,17 +279,17 @@ class BackupOrchestrator(Cycle):
             problems = dict(zip(targets, pool.map(probe, targets), strict=True))
         return blocking, {svc: msg for svc, msg in problems.items() if msg}
 
-    def _listing_from_record(self, service: str, last: Kept | None) -> bool:
+    def _listing_from_record(self, service: str, record: dict | None) -> bool:
         """A local repository no one wrote to since this tool recorded it (its fingerprint, the
         id and last transaction read from its files, is the same): it holds what the record
-        says, so borg is not asked. Nothing is asked of borg for a dataset that will not run.
-        A remote repository, or any change (another machine's prune, a rollback, a repository
-        put in its place), is listed by borg as before."""
-        record = (last or {}).get("listing") or {}
-        fingerprint = record.get("fingerprint")
+        says, so borg is not asked. Nothing is asked of borg for a dataset that will not run,
+        nor, on the first night, for a repository `init-repos` made or listed. A remote
+        repository, or any change (another machine's prune, a rollback, a repository put in
+        its place), is listed by borg as before."""
+        fingerprint = (record or {}).get("fingerprint")
         if not fingerprint or self.borg.fingerprint(service) != fingerprint:
             return False
-        self.borg.listings[service] = Listing(str((last or {}).get("repository") or ""),
+        self.borg.listings[service] = Listing(str(record.get("repository") or ""),
                                               tuple(str(a) for a in record.get("archives") or ()))
         return True
 
@@ -295,8 +301,26 @@ class BackupOrchestrator(Cycle):
         for service, listing in self.borg.listings.items():
             fingerprint = self.borg.fingerprint(service) if service in wrote else self._listed.get(service)
             if fingerprint:
-                records[service] = {"fingerprint": fingerprint, "archives": list(listing.archives)}
+                records[service] = listing_record(fingerprint, listing)
         return records
+
+    def _remember(self, records: dict[str, dict]) -> None:
+        """Add `records` to what is known of the repositories (the others' records stay)."""
+        known = self.state.repositories()
+        known.update(records)
+        self.state.save_repositories(known)
+
+    def init_repo(self, service: str) -> bool:
+        """`init-repos` for one service: borg creates the repository unless it exists (True when
+        it did; an existing one is listed, which proves our passphrase opens it), and what it
+        holds is recorded with its fingerprint, so the first night need not list it again."""
+        before = self.borg.fingerprint(service)  # before the listing: never newer
+        created = self.borg.init_repo(service)
+        fingerprint = self.borg.fingerprint(service) if created else before
+        listing = self.borg.listings.get(service)
+        if fingerprint and listing is not None and not self.runner.dry_run:
+            self._remember({service: listing_record(fingerprint, listing)})
+        return created
 
     # -- the cycle ------------------------------------------------------------------------
 
@@ -679,8 +703,13 @@ class BackupOrchestrator(Cycle):
                         self.zfs.destroy_ours(full, prefix=self.s.snapshot_prefix)
             except OrchestratorError as exc:
                 report.errors.append(f"cleanup: snapshot {dataset}@{snap}: {exc}")
-        if new_kept or self._records:
-            self._supersede(new_kept or {}, report)
+        if new_kept:
+            self._supersede(new_kept, report)
+        if self._records:
+            try:
+                self._remember(self._records)
+            except OSError as exc:
+                report.errors.append(f"could not record what the repositories hold: {exc}")
         self._unstage(snap, report)
         for d in report.datasets:
             if d.result == SKIPPED and not d.message:
@@ -693,9 +722,6 @@ class BackupOrchestrator(Cycle):
         kept = self.kept()
         previous = {svc: kept.get(svc) for svc in new_kept}
         kept.update(new_kept)
-        for svc, record in self._records.items():
-            if svc in kept:
-                kept[svc]["listing"] = record
         try:
             self.state.save_kept(kept)
         except OSError as exc:

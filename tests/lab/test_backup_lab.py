@@ -10,11 +10,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
-from tests.lab.conftest import kept_snapshots, our_snapshots, running_containers
+from tests.lab.conftest import build_cycle, kept_snapshots, our_snapshots, running_containers, teardown_cycle
 from tests.lab.envfile import LAB_PASSPHRASE, run_cli, write_shim
 from tests.lab.stacks import seed
 
@@ -138,6 +139,37 @@ def test_one_unreachable_repository_fails_only_its_service(cycle, lab):
     assert cycle.host_is_clean() == []
     git = run_cli(env_path, "list-archives", "git")
     assert git.stdout.count("git-") == 1
+
+
+def test_after_init_repos_the_first_night_lists_no_repository_it_recorded(lab, tmp_path):
+    """`init-repos` records each local repository with its fingerprint, so the first night runs
+    no `borg list` before the window. A repository put in one's place after `init-repos` (a new
+    id) moves the fingerprint: that one alone is listed, and backed up into."""
+    repos = tmp_path / "repos"
+    repos.mkdir()
+    cyc = build_cycle(lab, tmp_path, repo_base=str(repos))
+    try:
+        init = run_cli(cyc.env_path, "init-repos")
+        assert init.returncode == 0, init.stdout + init.stderr
+        assert init.stdout.count("initialised") == 3, init.stdout  # the hub and both spokes
+        records = json.loads((Path(cyc.values["STATE_DIR"]) / "repositories.json").read_text())
+        assert sorted(records) == ["git", "photo", "reverseproxy"]
+        assert all(r["fingerprint"] and r["archives"] == [] for r in records.values()), records
+        subprocess.run(["rm", "-rf", str(repos / "photo")], check=True)
+        subprocess.run(["borg", "init", "-e", "repokey-blake2", str(repos / "photo")], check=True, capture_output=True,
+                       env={**os.environ, "BORG_PASSPHRASE": LAB_PASSPHRASE, "BORG_BASE_DIR": str(tmp_path / "b")})
+        calls = tmp_path / "borg-calls"
+        write_shim(tmp_path / "shims", "borg", f'echo "$*" >> {calls}')
+        r = run_cli(cyc.env_path, "backup", "--json", timeout=600, path_prefix=tmp_path / "shims")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert {d["result"] for d in json.loads(r.stdout)["datasets"]} == {"ok"}
+        lines = calls.read_text().splitlines()
+        listed = [line for line in lines if line.split()[0] == "list"]
+        assert len(listed) == 1 and str(repos / "photo") in listed[0], lines
+        assert [line.split()[0] for line in lines].count("create") == 3, lines
+        assert run_cli(cyc.env_path, "list-archives", "photo").stdout.count("photo-") == 1
+    finally:
+        teardown_cycle(cyc)
 
 
 def test_sigterm_while_stacks_are_stopped_brings_them_back(cycle):

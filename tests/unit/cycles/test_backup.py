@@ -64,6 +64,7 @@ class World:
         self.uncovered = {}  # stack -> Coverage verdicts its mounts get
         self.listings = {}  # service -> Listing: what its repository holds (borg list in the preflight)
         self.fingerprints = {}  # service -> its local repository's fingerprint (None: remote)
+        self.missing = set()  # services whose repository init_repo creates
 
     # docker
     def discover_names(self):
@@ -171,6 +172,13 @@ class World:
         self.events.append(("list", service))
         if self.fail.get(("init", service)):
             raise CommandError("borg info", 2, "Connection refused")
+        if service in self.missing:  # as the real manager: borg init, then a new, empty listing
+            self.missing.discard(service)
+            self.events.append(("init", service))
+            self.fingerprints[service] = f"{service}-new:1"
+            self.listings[service] = type(next(iter(self.listings.values())))("", ()) if self.listings else None
+            return True
+        return False
 
     def create(self, service, path, progress=None):
         self.events.append(("create", service))
@@ -598,9 +606,9 @@ def test_a_local_repository_no_one_wrote_to_since_is_not_asked_again(keeping):
     world.listings = {s: Listing("repo-id-1", ()) for s in ("git", "photo")}
     orchestrator(keeping, world).backup()
     assert sorted(kinds(world, "list")) == ["git", "photo"]
-    kept = StateStore(keeping.state_dir).kept()
-    assert kept["git"]["listing"] == {"fingerprint": "gid:5+", "archives": ["git-x"]}  # after its create
-    assert "listing" not in kept["photo"]
+    records = StateStore(keeping.state_dir).repositories()  # after its create
+    assert records["git"] == {"fingerprint": "gid:5+", "repository": "repo-id-1", "archives": ["git-x"]}
+    assert "photo" not in records
 
     world.events.clear()
     report = orchestrator(keeping, world).backup()
@@ -614,7 +622,7 @@ def test_a_local_repository_no_one_wrote_to_since_is_not_asked_again(keeping):
     report = orchestrator(keeping, world).backup()
     assert sorted(kinds(world, "list")) == ["git", "photo"] and kinds(world, "create") == ["git"]
     assert "is not in" in {d.service: d for d in report.datasets}["git"].message
-    assert StateStore(keeping.state_dir).kept()["git"]["listing"]["fingerprint"] == "gid:9+"
+    assert StateStore(keeping.state_dir).repositories()["git"]["fingerprint"] == "gid:9+"
 
 
 def test_a_repository_listed_but_not_written_is_recorded_with_the_fingerprint_taken_before_the_listing(keeping):
@@ -624,12 +632,54 @@ def test_a_repository_listed_but_not_written_is_recorded_with_the_fingerprint_ta
     world.written = {"datapool/services/git": 0, "datapool/services/photo": 0}
     world.listings = {s: Listing("repo-id-1", ()) for s in ("git", "photo", "reverseproxy")}
     orchestrator(keeping, world).backup()  # no fingerprints yet: nothing recorded
-    assert all("listing" not in e for e in StateStore(keeping.state_dir).kept().values())
+    assert StateStore(keeping.state_dir).repositories() == {}
     world.fingerprints = {"git": "gid:1"}
     world.events.clear()
     orchestrator(keeping, world).backup()  # git unchanged, but listed: its record starts now
     assert kinds(world, "list") and not kinds(world, "create")
-    assert StateStore(keeping.state_dir).kept()["git"]["listing"] == {"fingerprint": "gid:1", "archives": ["git-x"]}
+    assert StateStore(keeping.state_dir).repositories()["git"] == \
+        {"fingerprint": "gid:1", "repository": "repo-id-1", "archives": ["git-x"]}
+
+
+def test_init_repos_records_each_repository_so_the_first_night_lists_none(keeping):
+    """`init-repos` records what it made (empty) or found (listed) with the fingerprint; the
+    first night asks borg nothing before the window for those. A fingerprint that moved since
+    (someone committed) is listed again (test above)."""
+    from management.tools.borg import Listing
+
+    world = World()
+    world.listings = {"photo": Listing("repo-id-1", ("photo-old",))}
+    world.missing = {"git"}
+    world.fingerprints = {"photo": "pid:3"}
+    cycle = orchestrator(keeping, world)
+    assert [cycle.init_repo(s) for s in ("git", "photo")] == [True, False]
+    assert kinds(world, "init") == ["git"] and kinds(world, "list") == ["git", "photo"]
+    records = StateStore(keeping.state_dir).repositories()
+    assert records == {"git": {"fingerprint": "git-new:1", "repository": "", "archives": []},
+                       "photo": {"fingerprint": "pid:3", "repository": "repo-id-1", "archives": ["photo-old"]}}
+
+    world.events.clear()
+    world.listings = {}  # forgotten, as by a new process: only the records know
+    report = orchestrator(keeping, world).backup()
+    assert report.ok, report
+    assert kinds(world, "list") == [] and sorted(kinds(world, "create")) == ["git", "photo"]
+    records = StateStore(keeping.state_dir).repositories()
+    assert records["git"] == {"fingerprint": "git-new:1+", "repository": "", "archives": ["git-x"]}
+    assert records["photo"]["archives"] == ["photo-old", "photo-x"]
+
+
+def test_init_repos_records_nothing_for_a_remote_repository_or_in_a_dry_run(keeping):
+    from management.tools.borg import Listing
+
+    world = World()
+    world.listings = {"photo": Listing("repo-id-1", ())}  # photo is remote: no fingerprint
+    world.missing = {"git"}
+    orchestrator(keeping, world).init_repo("photo")
+    assert StateStore(keeping.state_dir).repositories() == {}
+    dry = BackupOrchestrator(RunContext(keeping, FakeRunner(dry_run=True), world, world, world, echo=lambda _: None))
+    world.fingerprints = {"git": "x:1"}
+    assert dry.init_repo("git") is True
+    assert StateStore(keeping.state_dir).repositories() == {}
 
 
 @pytest.mark.parametrize("previous, files, size, archive, newest, held", [
