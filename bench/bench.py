@@ -541,7 +541,8 @@ class Bench:
         return d / "repos", d / "borg-base", self.wl.stacks
 
     def fresh_repos(self, system: str) -> None:
-        """Empty repositories (initialised, as each system expects them) and no borg cache."""
+        """Empty repositories (initialised, as each system expects them: this tool by its own
+        `init-repos`) and no borg cache."""
         repos, base, stacks = self.repo_dirs(system)
         shutil.rmtree(repos, ignore_errors=True)
         shutil.rmtree(base, ignore_errors=True)
@@ -549,6 +550,10 @@ class Bench:
             shutil.rmtree(self.work / system / "state", ignore_errors=True)
         repos.mkdir(parents=True)
         base.mkdir(parents=True)
+        if system.startswith("tool"):  # as README's setup does: `make init-repos`
+            sh([self.python, str(ROOT / "orchestrator.py"), "--env-file", str(self.envs[system]), "init-repos"],
+               timeout=600)
+            return
         env = {**os.environ, "BORG_PASSPHRASE": PASSPHRASE, "BORG_BASE_DIR": str(base)}
         for stack in stacks:
             sh(["borg", "init", "-e", "repokey-blake2", str(repos / stack)], env=env, timeout=120)
