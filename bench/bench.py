@@ -844,7 +844,7 @@ def table(b: Bench) -> str:
         targets.append(("unchanged night, the hub served live (as services/ ships it) / 1st run, wall",
                         pick("tool-hublive", "unchanged", "wall"), w1, 0.3))
         targets.append(("2nd run (1% changed) / 1st run, wall", w2, w1, 0.25))
-        if b.want("naive") or b.args.only is None:
+        if b.want("naive"):
             targets.append(("1st run wall: this tool / naive script", w1, pick("naive", "full", "wall"), 1.0))
             targets.append(("1st run CPU (run + children): this tool / naive script", pick("tool", "full", "cpu"),
                             pick("naive", "full", "cpu"), 1.2))

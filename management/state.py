@@ -177,6 +177,7 @@ class StateStore:
             data[service] = (data.get(service, []) + [run])[-NIGHTS_KEPT:]
         self._write(NIGHTS, data, indent=None)
         return data
+
     def repositories(self) -> dict[str, dict]:
         """service -> what its local repository held when this tool last wrote, listed or
         created it: {fingerprint, repository (its id), archives}; see
