@@ -324,16 +324,24 @@ class BorgRepo(Kind):
 
 @dataclass(frozen=True)
 class Retention(Kind):
-    """daily=7,weekly=4,... (borg prune's --keep-* options)."""
+    """daily=7,weekly=4,... (borg prune's --keep-* options); with `off`, the word off (or an
+    empty value) keeps nothing (an empty policy)."""
 
     type = dict[str, str]
     hashable = False
+    off: bool = False
+
+    @property
+    def blank_is_value(self) -> bool:
+        return self.off
 
     def parse(self, key: str, text: str, p: _Problems) -> Any:
+        if self.off and text.lower() in ("", "off"):
+            return {}
         return _parse_retention(text, key, p) or UNSET
 
     def show(self, value: Any) -> str:
-        return _show_retention(value)
+        return _show_retention(value) if value else "off"
 
 
 @dataclass(frozen=True)
@@ -638,6 +646,25 @@ SETTINGS: tuple[Setting, ...] = (
                 default="", sample="0 5 * * 0", note="Installed by `make install-cron`."),
         Setting("UPDATE_PUSH_URL", Url(), "Push URL for update runs (start / success / fail).", secret=True,
                 sample="https://hc-ping.com/your-other-uuid", note="Like PUSH_URL for backups. A secret."),
+    ),
+    *_section(
+        "Local history and one file back (make versions / restore-path / mount; docs/restore.md)",
+        Setting("SNAPSHOT_RETENTION", Retention(off=True), "Which nightly snapshots stay on the pool as local "
+                "history (daily=N,weekly=N,..., as BORG_RETENTION); off: none but the last backed-up one.",
+                default={"daily": "7"},
+                note="`make versions` and `make restore-path` read them in seconds, with the service running. "
+                     "Only snapshots this tool made are thinned; the one SKIP_UNCHANGED relies on always stays."),
+        Setting("SNAPSHOT_SCHEDULE", Schedule(off=True), "Cron fields for snapshots between nights (nothing is "
+                "stopped: crash-consistent); empty or off: none.", default="", sample="0 9-21/3 * * *",
+                note="Installed by `make install-cron`; thinned by SNAPSHOT_RETENTION with the nightly ones."),
+        Setting("SNAPSHOT_SPACE_WARN", Int(1, 100), "doctor warns when the local history holds more than this "
+                "percent of the pool.", default=20,
+                note="When the pool itself is nearly full (90%), the night removes the oldest history "
+                     "snapshots first and says so."),
+        Setting("MOUNT_DIR", AbsPath(), "Where `make mount` mounts a service's repository (MOUNT_DIR/<service>).",
+                default=Path("/mnt/orchestrator"),
+                note="Read-only. borg holds the repository's lock while it is mounted: the night fails that "
+                     "service, naming the mount, until `make umount`."),
     ),
     *_section(
         "Restore drills (make drill; docs/restore.md)",

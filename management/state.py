@@ -18,6 +18,7 @@ each, every write atomic (a temp file in the same directory, fsync, rename).
 | prune_holds.json | backup (its prune guard), prune-trusted | backup, prune-trusted, status, release-prune |
 | trusted_kept.json | prune-trusted (on the trusted machine) | prune-trusted, release-prune |
 | repositories.json | backup, init-repos | backup (its preflight) |
+| history.json | backup, snapshot-history (SNAPSHOT_SCHEDULE) | backup, versions, restore-path, status, doctor |
 
 A missing or unreadable JSON file reads as empty: no run wrote it yet.
 """
@@ -46,6 +47,8 @@ NIGHTS = "nights.json"
 NIGHTS_KEPT = 30  # runs per service the status page charts
 TRUSTED_KEPT = "trusted_kept.json"
 REPOSITORIES = "repositories.json"
+HISTORY = "history.json"
+CONSISTENT, CRASH_CONSISTENT = "consistent", "crash-consistent"
 UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
 
 
@@ -60,6 +63,18 @@ class Kept(TypedDict, total=False):
     manifest: str
     stack: dict | None
     repository: str
+
+
+class HistoryPoint(TypedDict, total=False):
+    """One snapshot of a service's dataset kept as local history (SNAPSHOT_RETENTION): its name,
+    when it was taken (Unix time), whether its stack was stopped for it (`consistent`) or not
+    (`crash-consistent`: a live stack, a stack that would not stop, a scheduled snapshot), and
+    the archive made from it that night, if any."""
+
+    snapshot: str
+    time: float
+    consistency: str
+    archive: str | None
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
@@ -186,6 +201,20 @@ class StateStore:
 
     def save_repositories(self, data: dict[str, dict]) -> None:
         self._write(REPOSITORIES, data)
+
+    def history(self) -> dict[str, list[HistoryPoint]]:
+        """service -> its local history snapshots, oldest first (records without a snapshot name
+        or a time are dropped)."""
+        out: dict[str, list[HistoryPoint]] = {}
+        for service, points in read_json(self.root / HISTORY).items():
+            if isinstance(points, list):
+                good = [p for p in points if isinstance(p, dict) and p.get("snapshot")
+                        and isinstance(p.get("time"), (int, float))]
+                out[str(service)] = sorted(good, key=lambda p: (p["time"], p["snapshot"]))  # type: ignore[misc]
+        return out
+
+    def save_history(self, data: dict[str, list[HistoryPoint]]) -> None:
+        self._write(HISTORY, {k: v for k, v in data.items() if v})
 
     def trusted_kept(self) -> dict[str, list[str]]:
         """service -> the archive names the last `prune-trusted` left in its repository."""

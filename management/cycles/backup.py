@@ -22,12 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from management.cycles.context import Cycle, RunContext
+from management.cycles.history import History, consistency_of
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import Interrupted, RunLock, SignalGuard
 from management.monitoring.notify import notify, trusted_prune_message
 from management.monitoring.publish import BackupOutcome, publish, push
 from management.results import FAILED, OK, SKIPPED, UNCHANGED, WARNING, DatasetResult, RunReport
-from management.state import Kept
+from management.state import HistoryPoint, Kept
 from management.tools.borg import STACK_PREFIX, Listing
 from management.tools.compose_file import LIVE, Policy, policy_of
 from management.tools.coverage import problems
@@ -119,6 +120,7 @@ class BackupOrchestrator(Cycle):
         self._staged: dict[str, Path | str] = {}  # service -> its stack folder's copy, or why there is none
         self._listed: dict[str, str | None] = {}  # service -> its repository's fingerprint when borg listed it
         self._records: dict[str, dict] = {}  # service -> what its repository holds, for the next night
+        self.history = History(ctx)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -217,6 +219,7 @@ class BackupOrchestrator(Cycle):
             removed.append(str(left))
         keep = {f"{self.s.dataset(svc)}@{e['snapshot']}" for svc, e in self.kept().items()} \
             if self.s.keep_last_snapshot else set()
+        keep |= self.history.all_snapshots()  # local history (SNAPSHOT_RETENTION): thinned after a night
         ours = [snap for snap in self.zfs.list_snapshots(self.s.zfs_parent_dataset)
                 if snap.partition("@")[2].startswith(self.s.snapshot_prefix + "-") and snap not in keep]
         if keep:  # one by one: a recursive destroy would take a kept namesake below with it
@@ -264,6 +267,10 @@ class BackupOrchestrator(Cycle):
         records = self.state.repositories()
 
         def probe(service: str) -> str | None:
+            mount = self.s.mount_dir / service
+            if os.path.ismount(mount):  # borg mount holds the repository's lock: create would fail later
+                return (f"its repository is mounted at {mount} (`make mount`) and borg cannot write to it while "
+                        f"it is: `make umount SERVICE_NAME={service}`, then `make backup-one SERVICE_NAME={service}`")
             if self._listing_from_record(service, records.get(service)):
                 return None
             try:
@@ -693,6 +700,8 @@ class BackupOrchestrator(Cycle):
             except OrchestratorError as exc:
                 report.errors.append(f"cleanup: view {view}: {exc}")
         keep = {f"{self.s.dataset(svc)}@{snap}" for svc in (new_kept or {})}
+        points = self._history_points(targets, snap, report) if snapshotted and not report.errors else {}
+        keep |= {f"{self.s.dataset(svc)}@{snap}" for svc in points}
         for dataset in snapshotted:
             try:
                 if not keep:
@@ -703,8 +712,14 @@ class BackupOrchestrator(Cycle):
                         self.zfs.destroy_ours(full, prefix=self.s.snapshot_prefix)
             except OrchestratorError as exc:
                 report.errors.append(f"cleanup: snapshot {dataset}@{snap}: {exc}")
+        try:
+            self.history.record(points)
+        except OSError as exc:
+            report.errors.append(f"could not record the local history: {exc}")
         if new_kept:
             self._supersede(new_kept, report)
+        if self.history.on:
+            self._thin_history(targets, report)
         if self._records:
             try:
                 self._remember(self._records)
@@ -728,14 +743,37 @@ class BackupOrchestrator(Cycle):
             report.errors.append(f"could not record the kept snapshots: {exc}")
             return
         for svc, prev in previous.items():
-            if not prev or prev["snapshot"] == new_kept[svc]["snapshot"]:
-                continue
+            if not prev or prev["snapshot"] == new_kept[svc]["snapshot"] or prev["snapshot"] in self.history.names(svc):
+                continue  # the history keeps it until SNAPSHOT_RETENTION thins it
             full = f"{self.s.dataset(svc)}@{prev['snapshot']}"
             try:
                 if self.zfs.exists(full):
                     self.zfs.destroy_ours(full, prefix=self.s.snapshot_prefix)
             except OrchestratorError as exc:
                 report.errors.append(f"cleanup: previous snapshot {full}: {exc}")
+
+    def _history_points(self, targets: list[str], snap: str, report: RunReport) -> dict[str, HistoryPoint]:
+        """Tonight's snapshot of each target dataset, to stay as local history (SNAPSHOT_RETENTION),
+        whatever borg made of it: consistent where the stack was stopped (or not running),
+        crash-consistent where it ran on; with the archive that holds the same data, if any."""
+        if not self.history.on:
+            return {}
+        archives = {d.service: d.archive for d in report.datasets if d.archive}
+        return {svc: HistoryPoint(snapshot=snap, time=self._snap_time or self.clock(),
+                                  consistency=consistency_of(svc, report.live_stacks, report.stack_failures),
+                                  archive=archives.get(svc))
+                for svc in targets}
+
+    def _thin_history(self, targets: list[str], report: RunReport) -> None:
+        kept = {f"{self.s.dataset(svc)}@{k['snapshot']}" for svc, k in self.kept().items()} \
+            if self.s.keep_last_snapshot else set()
+        try:
+            for note in self.history.thin(targets, kept):
+                self.echo(note)
+                report.notes.append(note)
+        except (OrchestratorError, OSError) as exc:
+            why = brief(exc) if isinstance(exc, OrchestratorError) else str(exc)
+            report.errors.append(f"cleanup: thinning the local history: {why}")
 
     def _publish(self, report: RunReport) -> None:
         publish(BackupOutcome(report), self.s, self.state, self.runner.mask, self.echo, self.clock(),

@@ -20,9 +20,10 @@ MARKER = "# Managed by orchestrator (make install-cron); remove with make uninst
 
 def render_cron(schedule: str, python: Path, orchestrator: Path, env_file: Path, log_file: Path,
                 update_schedule: str = "", drill_schedule: str = "", drill_wait: int = 0,
-                check_schedule: str = "", check_verify_data: bool = False) -> str:
+                check_schedule: str = "", check_verify_data: bool = False, snapshot_schedule: str = "") -> str:
     """The nightly `backup`, the restore drill when `drill_schedule` is set, the repository
-    check when `check_schedule` is, and a scheduled `update --yes` when `update_schedule` is.
+    check when `check_schedule` is, a scheduled `update --yes` when `update_schedule` is, and
+    history snapshots between nights (`snapshot-history`) when `snapshot_schedule` is.
     All take the same run lock, so they never overlap; the drill and the check wait up to
     `drill_wait` seconds for a backup still running."""
     lines = []
@@ -30,7 +31,8 @@ def render_cron(schedule: str, python: Path, orchestrator: Path, env_file: Path,
     if check_verify_data:
         check = ["check-repos", "--verify-data", "--wait", str(drill_wait)]
     for when, args in ((schedule, ["backup"]), (drill_schedule, ["drill", "--wait", str(drill_wait)]),
-                       (check_schedule, check), (update_schedule, ["update", "--yes"])):
+                       (check_schedule, check), (update_schedule, ["update", "--yes"]),
+                       (snapshot_schedule, ["snapshot-history"])):
         if not when and args[0] != "backup":
             continue
         if not SCHEDULE_RE.match(when.strip()) or "\n" in when:
@@ -67,12 +69,12 @@ def uninstall(cron_dir: Path, logrotate_dir: Path) -> list[Path]:
 def install_cron(schedule: str, python: Path, orchestrator: Path, env_file: Path, log_file: Path,
                  cron_dir: Path, logrotate_dir: Path, *, update_schedule: str, drill_schedule: str,
                  drill_wait: int, dry_run: bool, echo, check_schedule: str = "",
-                 check_verify_data: bool = False) -> None:
+                 check_verify_data: bool = False, snapshot_schedule: str = "") -> None:
     """Render the cron entry and its logrotate rule; write them when they changed. Says
     "nothing to change" when both are current (the provisioning playbook reads that line)."""
     cron = render_cron(schedule, python, orchestrator, env_file, log_file, update_schedule=update_schedule,
                        drill_schedule=drill_schedule, drill_wait=drill_wait, check_schedule=check_schedule,
-                       check_verify_data=check_verify_data)
+                       check_verify_data=check_verify_data, snapshot_schedule=snapshot_schedule)
     rotate = render_logrotate(log_file)
     if dry_run:
         echo(cron + "\n" + rotate)

@@ -179,6 +179,12 @@ class ZFSManager:
         r = self._run(["zpool", "list", "-H", "-o", "health", check_dataset(pool)], mutating=False, ok_codes=(0, 1))
         return r.stdout.strip() or None if r.returncode == 0 else None
 
+    def pool_capacity(self, pool: str) -> int | None:
+        """How full the pool is, in percent (`zpool list -o capacity`); None when zpool does not say."""
+        r = self._run(["zpool", "list", "-H", "-o", "capacity", check_dataset(pool)], mutating=False, ok_codes=(0, 1))
+        value = r.stdout.strip().rstrip("%")
+        return int(value) if r.returncode == 0 and value.isdigit() else None
+
     def pool_status(self, pool: str) -> PoolStatus | None:
         """`zpool status POOL`, parsed; None when the pool is not imported (or zpool said nothing)."""
         r = self._run(pool_status_argv(pool), mutating=False, ok_codes=(0, 1))

@@ -65,6 +65,7 @@ class World:
         self.listings = {}  # service -> Listing: what its repository holds (borg list in the preflight)
         self.fingerprints = {}  # service -> its local repository's fingerprint (None: remote)
         self.missing = set()  # services whose repository init_repo creates
+        self.capacity = 50  # the pool's fill, percent
 
     # docker
     def discover_names(self):
@@ -143,6 +144,9 @@ class World:
     def list_views(self, parent):
         return sorted(self.views)
 
+    def pool_capacity(self, pool):
+        return self.capacity
+
     def exists(self, name):
         return name in self.views or name in self.snapshots or name in self.datasets
 
@@ -203,15 +207,18 @@ class World:
 
 @pytest.fixture
 def settings(tmp_path):
-    """The cycle as it was before KEEP_LAST_SNAPSHOT: every snapshot of the run is destroyed."""
+    """The cycle as it was before KEEP_LAST_SNAPSHOT and local history: every snapshot of the run is
+    destroyed."""
     return settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nHUB_SERVICE=reverseproxy\n"
-                                   "KEEP_LAST_SNAPSHOT=0\n")
+                                   "KEEP_LAST_SNAPSHOT=0\nSNAPSHOT_RETENTION=off\n")
 
 
 @pytest.fixture
 def keeping(tmp_path):
-    """The defaults: the last backed-up snapshot is kept, unchanged datasets are skipped."""
-    return settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nHUB_SERVICE=reverseproxy\n")
+    """The last backed-up snapshot is kept, unchanged datasets are skipped (the defaults), and no
+    local history besides (SNAPSHOT_RETENTION=off; test_history.py has the defaults)."""
+    return settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\nHUB_SERVICE=reverseproxy\n"
+                                   "SNAPSHOT_RETENTION=off\n")
 
 
 def orchestrator(settings, world):
