@@ -17,6 +17,8 @@ ORCH := $(SUDO) $(PYTHON) $(CURDIR)/orchestrator.py --env-file $(ENV_FILE) $(if 
 ZFS_PACKAGE ?= zfsutils-linux
 APT_PACKAGES ?= $(ZFS_PACKAGE) borgbackup docker.io docker-compose python3-venv
 
+# The interpreter borg runs on (its FUSE bindings must import there): Debian's python3.
+BORG_PYTHON ?= /usr/bin/python3
 # Tests use their own virtualenv, independent of any .env.
 TEST_VENV := $(CURDIR)/.venv
 VM_CACHE ?= /var/tmp/orchestrator-vm
@@ -43,6 +45,13 @@ install: ## Install apt packages (zfs, borg, docker), create VENV_DIR, pip insta
 	  cli=$$(apt-cache show --no-all-versions docker-cli >/dev/null 2>&1 && echo docker-cli); \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) $$cli; \
 	else echo "apt packages: all present"; fi
+	@# borg mount (make mount) needs borg's FUSE bindings; Debian's borgbackup only recommends them
+	@if ! $(BORG_PYTHON) -c 'import llfuse' >/dev/null 2>&1 && ! $(BORG_PYTHON) -c 'import pyfuse3' >/dev/null 2>&1; then \
+	  pkg=$$(apt-cache show --no-all-versions python3-llfuse >/dev/null 2>&1 && echo python3-llfuse || echo python3-pyfuse3); \
+	  echo "installing $$pkg (borg's FUSE bindings, for make mount)"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null 2>&1 || \
+	    echo "warning: could not install $$pkg: make mount will not work until it is (make doctor checks it)"; \
+	fi
 	@$(MAKE) --no-print-directory venv
 	@chmod +x orchestrator.py tests/lab/lab.sh
 	@echo "install: done. Next: cp .env.example .env && chmod 600 .env, edit it, then 'make config-check'."
@@ -146,7 +155,7 @@ rollback: ## Back to the last pre-update snapshot and its images: SERVICE_NAME= 
 	$(ORCH) rollback $(if $(YES),--yes) $(if $(SNAPSHOT_NAME),--snapshot $(SNAPSHOT_NAME)) $(SERVICE_NAME)
 
 # --- backup (borg) ---------------------------------------------------------------------------
-.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos release-prune authorized-keys prune-trusted forget-repo-cache restore restore-all drill install-cron uninstall-cron install-zedlet uninstall-zedlet
+.PHONY: backup-all backup-one init-repos list-archives extract-archive check-repos release-prune authorized-keys prune-trusted forget-repo-cache restore restore-all versions restore-path mount umount snapshot-history drill install-cron uninstall-cron install-zedlet uninstall-zedlet
 
 backup-all: ## The nightly cycle for every service: stop, snapshot, start, borg, prune (JSON=1 for JSON)
 	$(ORCH) backup $(if $(JSON),--json)
@@ -192,6 +201,26 @@ restore: ## Data + stack folder from an archive (safety snapshot, old folder kep
 
 restore-all: ## Every service from its latest archive (data + stack folders), then docker-up: recovery on a new machine [YES=1]
 	$(ORCH) restore-all $(if $(YES),--yes)
+
+versions: ## Every version of one file or folder, local snapshots and archives in one timeline: SERVICE_NAME= FILE=photos/cat.jpg [JSON=1]
+	$(call require,SERVICE_NAME,photo)
+	$(call require,FILE,photos/cat.jpg)
+	$(ORCH) versions $(if $(JSON),--json) $(SERVICE_NAME) "$(FILE)"
+
+restore-path: ## One file or folder back, the service running: SERVICE_NAME= FILE= [WHEN=2026-12-01|name] [TO=dir] [STOP=1] [YES=1]
+	$(call require,SERVICE_NAME,photo)
+	$(call require,FILE,photos/cat.jpg)
+	$(ORCH) restore-path $(if $(YES),--yes) $(if $(STOP),--stop) $(if $(WHEN),--when "$(WHEN)") $(if $(TO),--to "$(TO)") $(SERVICE_NAME) "$(FILE)"
+
+mount: ## borg mount a service's repository (or ARCHIVE_NAME=) read-only at MOUNT_DIR/<service>: SERVICE_NAME= [ARCHIVE_NAME=]
+	$(call require,SERVICE_NAME,photo)
+	$(ORCH) mount $(SERVICE_NAME) $(ARCHIVE_NAME)
+
+umount: ## Unmount what make mount mounted [SERVICE_NAME=] (all when none is named)
+	$(ORCH) umount $(SERVICE_NAME)
+
+snapshot-history: ## A crash-consistent history snapshot of every dataset now, nothing stopped (SNAPSHOT_SCHEDULE runs it)
+	$(ORCH) snapshot-history
 
 drill: ## Restore drill: extract latest archives to scratch, compare with their snapshots; BOOT=1 also boots each restored stack, isolated [SERVICE_NAME=] [JSON=1]
 	$(ORCH) drill $(if $(JSON),--json) $(if $(BOOT),--boot) $(SERVICE_NAME)

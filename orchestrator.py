@@ -766,6 +766,115 @@ def restore(app: App, service: str, archive: str, only: str | None, yes: bool) -
     RestoreOrchestrator(app.context()).restore(service, archive, only=only)
 
 
+@cli.command("versions")
+@click.argument("service")
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON on stdout.")
+@pass_app
+def versions(app: App, service: str, file: str, as_json: bool) -> None:
+    """Every version of FILE (a file or folder, relative to SERVICE's dataset) in one timeline,
+    oldest first: the local snapshots (read where they are read-only) and the archives no local
+    snapshot stands for (`borg list`, nothing extracted), identical neighbours collapsed into
+    one line with a count, then the live one. Read-only; the service keeps running."""
+    import json
+
+    from management.cycles.timetravel import TimeTravel
+
+    app.service(service)
+    found = TimeTravel(app.context(to_stderr=as_json)).versions(service, file)
+    if as_json:
+        click.echo(json.dumps(found.to_dict(), indent=2))
+        return
+    for line in found.lines():
+        click.echo(line)
+    click.echo(f"  back: make restore-path SERVICE_NAME={service} FILE={file!r} [WHEN=<a date or a name above>]")
+
+
+@cli.command("restore-path")
+@click.argument("service")
+@click.argument("file")
+@click.option("--when", help="The newest version at or before this date or time (2026-12-01, 2026-12-01T14:00), "
+                             "or a snapshot or archive name; default: the newest that differs from live.")
+@click.option("--to", "to", type=click.Path(file_okay=False), help="Write the version into this folder (outside the "
+              "dataset) instead of in place; nothing live is touched.")
+@click.option("--stop", is_flag=True, help="Stop the stack around the swap (a database's files).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def restore_path(app: App, service: str, file: str, when: str | None, to: str | None, stop: bool, yes: bool) -> None:
+    """One file or folder of SERVICE back, with the service running: copied from a local
+    snapshot when one holds the version (seconds), else only that path is extracted from the
+    archive. In place: a safety snapshot first, the version staged beside the target and renamed
+    into place; the undo command is printed. With --to: written there, nothing live touched."""
+    from management.cycles.timetravel import TimeTravel
+
+    app.service(service)
+    if app.dry_run:
+        raise click.UsageError("restore-path has no dry run: `make versions` shows what it would take")
+    if to is None and not yes:
+        click.confirm(f"Replace {app.settings.mountpoint(service) / file.lstrip('/')} with an earlier version? "
+                      "(a safety snapshot is taken first)", abort=True)
+    from management.lock import Interrupted
+
+    travel = TimeTravel(app.context())
+    try:
+        done = travel.restore_path(service, file, when=when, to=Path(to) if to else None, stop=stop)
+    except Interrupted as exc:
+        if travel.last and travel.last.swapped:
+            click.secho(f"restore-path: {exc} after {travel.last.destination} was put back; undo: "
+                        f"{travel.last.undo() or '-'}", fg="red", err=True)
+        else:
+            click.secho(f"restore-path: {exc}; nothing live was changed, the staged copy was removed", fg="red",
+                        err=True)
+        sys.exit(EXIT_FAILED)
+    for note in done.notes:
+        click.echo(f"note: {note}")
+    if done.undo():
+        click.echo(f"undo: {done.undo()}")
+
+
+@cli.command("mount")
+@click.argument("service")
+@click.argument("archive", required=False)
+@pass_app
+def mount(app: App, service: str, archive: str | None) -> None:
+    """`borg mount` SERVICE's repository (every archive a folder), or one ARCHIVE, read-only at
+    MOUNT_DIR/SERVICE. borg holds the repository's lock while it is mounted: unmount before the
+    night (`make umount`), or the night fails that service, naming the mount."""
+    from management.cycles.timetravel import TimeTravel
+
+    app.service(service)
+    path = TimeTravel(app.context()).mount(service, archive)
+    click.echo(f"mounted {app.settings.repo(service)}{'::' + archive if archive else ''} read-only at {path}")
+    click.echo(f"unmount: make umount SERVICE_NAME={service}")
+
+
+@cli.command("umount")
+@click.argument("services", nargs=-1, metavar="[SERVICE]...")
+@pass_app
+def umount(app: App, services: tuple[str, ...]) -> None:
+    """Unmount what `mount` mounted under MOUNT_DIR: the services named, or every one."""
+    from management.cycles.timetravel import TimeTravel
+
+    done = TimeTravel(app.context()).umount([app.service(s) for s in services])
+    click.echo("\n".join(f"unmounted {app.settings.mount_dir / s}" for s in done) or "nothing mounted")
+
+
+@cli.command("snapshot-history")
+@pass_app
+def snapshot_history(app: App) -> None:
+    """One atomic snapshot of every service dataset now, nothing stopped (crash-consistent), kept
+    as local history and thinned by SNAPSHOT_RETENTION with the nightly ones (SNAPSHOT_SCHEDULE
+    runs it from cron)."""
+    from management.cycles.backup import snapshot_name
+    from management.cycles.history import History
+
+    ctx = app.context()
+    name = snapshot_name(app.settings.snapshot_prefix, time.time())
+    for note in History(ctx).snapshot_now(name):
+        click.echo(note)
+    click.echo(f"snapshot-history: {name} (crash-consistent)")
+
+
 @cli.command("restore-all")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
@@ -836,14 +945,15 @@ def install_cron(app: App, schedule: str, log_file: str, cron_dir: str, logrotat
     """Run `backup` every night from /etc/cron.d as root, logging to a rotated log file; the
     restore drill on DRILL_SCHEDULE (weekly by default; off: none), the repository check on
     CHECK_SCHEDULE (monthly by default; off: none); with UPDATE_SCHEDULE set in
-    the .env, also `update --yes` on that schedule (same lock, same log)."""
+    the .env, also `update --yes` on that schedule, and with SNAPSHOT_SCHEDULE set, history
+    snapshots between nights (`snapshot-history`) (same lock, same log)."""
     from management.host.schedule import install_cron as install
 
     s = app.settings  # validate the .env the cron job will use now, not at 3am
     install(schedule, Path(sys.executable), Path(__file__).resolve(), app.env_file.resolve(), Path(log_file),
             Path(cron_dir), Path(logrotate_dir), update_schedule=s.update_schedule, drill_schedule=s.drill_schedule,
             drill_wait=s.borg_timeout, dry_run=app.dry_run, echo=click.echo, check_schedule=s.check_schedule,
-            check_verify_data=bool(s.check_verify_data))
+            check_verify_data=bool(s.check_verify_data), snapshot_schedule=s.snapshot_schedule)
 
 
 @cli.command("uninstall-cron")

@@ -138,10 +138,28 @@ def local_fingerprint(repo: str) -> str | None:
 
 
 def extract_argv(repo: str, archive: str, paths: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
-                 progress: bool = False) -> list[str]:
-    """Extract into the cwd. `paths`: only these archive paths; `excludes`: path prefixes left out."""
-    return ["borg", "extract", "--numeric-ids", *(["--log-json", "--progress"] if progress else []),
-            *[f"--exclude=pp:{e}" for e in excludes], f"{repo}::{check_archive(archive)}", *paths]
+                 progress: bool = False, sparse: bool = False) -> list[str]:
+    """Extract into the cwd. `paths`: only these archive paths (`pp:`: a path, never a pattern,
+    whatever its characters); `excludes`: path prefixes left out; `sparse`: holes stay holes."""
+    return ["borg", "extract", "--numeric-ids", *(["--sparse"] if sparse else []),
+            *(["--log-json", "--progress"] if progress else []),
+            *[f"--exclude=pp:{e}" for e in excludes], f"{repo}::{check_archive(archive)}",
+            *(f"pp:{p}" for p in paths)]
+
+
+def list_path_argv(repo: str, archive: str, path: str) -> list[str]:
+    """`borg list --json-lines REPO::ARCHIVE pp:PATH`: the path and everything below it, one JSON
+    object a line, read from the archive's metadata (no file content is read)."""
+    return ["borg", "list", "--json-lines", f"{repo}::{check_archive(archive)}", f"pp:{path}"]
+
+
+def mount_argv(repo: str, mountpoint: Path, archive: str | None = None) -> list[str]:
+    """`borg mount` of the repository (every archive a folder) or one archive, read-only."""
+    return ["borg", "mount", "-o", "ro", f"{repo}::{check_archive(archive)}" if archive else repo, str(mountpoint)]
+
+
+def umount_argv(mountpoint: Path) -> list[str]:
+    return ["borg", "umount", str(mountpoint)]
 
 
 def delete_cache_argv(repo: str) -> list[str]:
@@ -509,9 +527,29 @@ class BorgBackupRepoManager:
         out = self._run(list_argv(self.repo(service)), mutating=False, timeout=min(self.timeout, 600)).stdout
         return json.loads(out).get("archives", []) if out.strip() else []
 
+    def list_path(self, service: str, archive: str, path: str) -> list[dict]:
+        """What `archive` holds at `path` (and below it): borg's items, [] when it holds nothing there."""
+        out = self._run(list_path_argv(self.repo(service), archive, path), mutating=False, ok_codes=(0, WARNING),
+                        timeout=min(self.timeout, 600)).stdout
+        items = []
+        for line in out.splitlines():
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(item, dict):
+                items.append(item)
+        return items
+
+    def mount(self, service: str, mountpoint: Path, archive: str | None = None) -> None:
+        self._run(mount_argv(self.repo(service), mountpoint, archive), timeout=min(self.timeout, 600))
+
+    def umount(self, mountpoint: Path) -> None:
+        self._run(umount_argv(mountpoint), timeout=min(self.timeout, 600))
+
     def extract(self, service: str, archive: str, destination: Path, *, force: bool = False,
                 paths: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
-                progress: Callable[..., None] | None = None) -> bool:
+                progress: Callable[..., None] | None = None, sparse: bool = False) -> bool:
         """Extract an archive (or only `paths` of it, without `excludes`) into `destination`
         (created if missing). A non-empty destination is refused unless `force`: extracting over
         live files mixes two states. Returns False when none of `paths` is in the archive."""
@@ -524,7 +562,8 @@ class BorgBackupRepoManager:
         if not self.runner.dry_run:
             destination.mkdir(parents=True, exist_ok=True)
         ok_codes = (0, WARNING) if paths else (0,)
-        result = self._run(extract_argv(self.repo(service), archive, paths, excludes, progress=progress is not None),
+        result = self._run(extract_argv(self.repo(service), archive, paths, excludes, progress=progress is not None,
+                                        sparse=sparse),
                            ok_codes=ok_codes, cwd=str(destination) if destination.exists() else None,
                            on_stderr=StderrReader(progress) if progress is not None else None)
         if result.returncode == WARNING:

@@ -24,6 +24,13 @@ def copy_tree_argv(source: Path, target: Path) -> list[str]:
     return ["cp", "-a", "--", f"{source}/.", str(target)]
 
 
+def copy_path_argv(source: Path, target: Path) -> list[str]:
+    """`cp -a --sparse=always SOURCE TARGET`: TARGET (which must not exist) becomes an exact copy
+    of SOURCE, a file or a whole folder: owners, modes, times, symlinks (not followed), hard
+    links inside it, and holes kept."""
+    return ["cp", "-a", "--sparse=always", "--", str(source), str(target)]
+
+
 def copy_trees_argv(sources: list[Path], target_dir: Path) -> list[str]:
     """`cp -a -H -t TARGET_DIR SOURCE...`: each SOURCE becomes TARGET_DIR/<its name>, an exact copy
     (a symlinked SOURCE is followed, as compose follows it); one process for all of them."""

@@ -31,7 +31,8 @@ def running_containers(prefix: str) -> set[str]:
 
 def our_snapshots(parent: str, state_dir: str | None = None) -> list[str]:
     """Snapshots the cycle made (prefix `orchestrator-`) anywhere below `parent`, except the
-    last backed-up one per dataset that the run recorded as kept in `state_dir`."""
+    last backed-up one per dataset that the run recorded as kept in `state_dir`, and the local
+    history it recorded (SNAPSHOT_RETENTION)."""
     import json
 
     out = subprocess.run(["zfs", "get", "-H", "-r", "-o", "name", "type", parent], capture_output=True, text=True)
@@ -39,14 +40,29 @@ def our_snapshots(parent: str, state_dir: str | None = None) -> list[str]:
     if state_dir and (Path(state_dir) / "kept_snapshots.json").is_file():
         entries = json.loads((Path(state_dir) / "kept_snapshots.json").read_text())
         kept = {f"{parent}/{svc}@{e['snapshot']}" for svc, e in entries.items()}
-    return [n for n in out.stdout.split() if "@orchestrator-" in n and n not in kept]
+    return [n for n in out.stdout.split() if "@orchestrator-" in n and n not in kept
+            and n not in history_snapshots(parent, state_dir)]
+
+
+def history_snapshots(parent: str, state_dir: str | None) -> set[str]:
+    """The local history a run recorded in `state_dir` (history.json), as dataset@name."""
+    import json
+
+    path = Path(state_dir or "/nonexistent") / "history.json"
+    if not path.is_file():
+        return set()
+    return {f"{parent}/{svc}@{p['snapshot']}" for svc, points in json.loads(path.read_text()).items() for p in points}
 
 
 def kept_snapshots(parent: str, state_dir: str) -> list[str]:
     """The kept ones: exactly one per backed-up dataset, and each exists."""
+    import json
+
     out = subprocess.run(["zfs", "get", "-H", "-r", "-o", "name", "type", parent], capture_output=True, text=True)
-    return sorted(n for n in out.stdout.split() if "@orchestrator-" in n
-                  and n not in our_snapshots(parent, state_dir))
+    path = Path(state_dir) / "kept_snapshots.json"
+    kept = {f"{parent}/{svc}@{e['snapshot']}" for svc, e in json.loads(path.read_text()).items()} \
+        if path.is_file() else set()
+    return sorted(n for n in out.stdout.split() if n in kept)
 
 
 def views_left(view_dataset: str) -> list[str]:

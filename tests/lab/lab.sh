@@ -43,7 +43,7 @@ CREATED=$LAB_DIR/created          # one line per thing `up` made, so `down` remo
 REGISTRY=127.0.0.1:${LAB_REGISTRY_PORT:-15000}
 # prometheus: only for promtool (tests/unit/monitoring/test_alert_rules.py); like docker-registry's, its server is
 # kept from starting by the policy-rc.d of install_packages.
-PACKAGES=(zfs-fuse docker.io docker-compose borgbackup caddy busybox-static openssh-server curl iproute2 strace logrotate
+PACKAGES=(zfs-fuse docker.io docker-compose borgbackup python3-llfuse caddy busybox-static openssh-server curl iproute2 strace logrotate
           systemd docker-registry prometheus
           mmdebstrap systemd-container rsync    # the fleet tests: a bookworm rootfs, nspawn machines, synchronize
           qemu-system-x86 qemu-utils            # the VM lab (tests/vm): a booted Debian with OpenZFS

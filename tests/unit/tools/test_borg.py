@@ -157,7 +157,7 @@ def test_argv_for_the_archive_layout():
     assert copy_tree_argv(Path("/srv/git"), Path("/v/git/.orchestrator-stack")) == \
         ["cp", "-a", "--", "/srv/git/.", "/v/git/.orchestrator-stack"]
     assert extract_argv("/r/git", "git-1", (STACK_PREFIX,)) == \
-        ["borg", "extract", "--numeric-ids", "/r/git::git-1", STACK_PREFIX]
+        ["borg", "extract", "--numeric-ids", "/r/git::git-1", f"pp:{STACK_PREFIX}"]
     assert extract_argv("/r/git", "git-1", excludes=(STACK_PREFIX,)) == \
         ["borg", "extract", "--numeric-ids", f"--exclude=pp:{STACK_PREFIX}", "/r/git::git-1"]
 
