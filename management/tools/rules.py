@@ -156,7 +156,15 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
             if "publish" not in allowed(s)[0]:
                 v.append(Violation(s.file, f"service {svc!r} publishes ports {ports_text(ports)}: only the hub "
                                            f"({hub}) may (or declare {POLICY_KEY}.allow.publish with the reason)"))
-        if not s.external_networks and not _host_networked(s):
+        bridged = [svc.name for svc in s.services.values() if svc.network_mode == "bridge"]
+        if not s.external_networks and bridged:
+            # compose refuses `networks:` beside `network_mode`: the hint says what to remove first
+            v += [Violation(s.file, f"service {name!r} sets network_mode: bridge (docker's default bridge, which "
+                                    "the hub cannot join): remove the line `network_mode: bridge` (compose refuses "
+                                    f"`networks:` beside it), then give {name!r} `networks: [{s.name}_net]` and the "
+                                    f"file a top-level `networks: {{{s.name}_net: {{external: true}}}}`")
+                  for name in bridged]
+        elif not s.external_networks and not _host_networked(s):
             v.append(Violation(s.file, "declares no external network: each spoke needs its own, "
                                        f"joined by the hub (e.g. {s.name}_net)"))
         for net in sorted(s.external_networks):

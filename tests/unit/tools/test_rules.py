@@ -208,6 +208,25 @@ def test_a_host_networked_gateway_is_allowed_with_a_reason_and_needs_no_spoke_ne
         "photo: service 'tailscale' uses network_mode: host: allowed (Tailscale subnet router: routes the LAN)"]
 
 
+def test_network_mode_bridge_is_told_to_go_before_a_network_is_added(tmp_path):
+    # compose refuses a service with both network_mode and networks: the hint must remove the one
+    bridged = {"name": "photo", "services": {"app": {"image": "busybox", "container_name": "immich_server",
+                                                     "network_mode": "bridge"}}}
+    hub = hub_model(nets=("git_net",))
+    caddy = "git.lan {\n\treverse_proxy gitea:3000\n}\n"
+    [v] = check(world(tmp_path, hub=hub, photo=bridged, caddy=caddy))
+    assert v.message.startswith("service 'app' sets network_mode: bridge")
+    assert "remove the line `network_mode: bridge`" in v.message
+    assert "`networks: [photo_net]`" in v.message and "`networks: {photo_net: {external: true}}`" in v.message
+    assert "declares no external network" not in v.message
+    # followed literally (and the hub joins the network, the next hint): nothing left to say
+    fixed = {"name": "photo", "services": {"app": {"image": "busybox", "container_name": "immich_server",
+                                                   "networks": {"photo_net": None}}},
+             "networks": {"photo_net": {"name": "photo_net", "external": True}}}
+    assert check(world(tmp_path / "fixed", hub=hub_model(nets=("git_net", "photo_net")), photo=fixed,
+                       caddy=caddy)) == []
+
+
 def test_an_allow_without_a_reason_or_with_an_unknown_rule_is_a_violation(tmp_path):
     photo = spoke_model("photo", "photo_net", "immich_server")
     photo["x-orchestrator"] = {"allow": {"publish": "", "everything": "yes"}}
