@@ -405,10 +405,13 @@ def check_stacks_cmd(app: App) -> None:
     if app.docker.is_v1:
         click.echo("note: compose v1 drops x-orchestrator blocks (allow, ephemeral, consistency, drill): "
                    "they take effect with compose v2 only")
-    if violations:
-        click.secho(f"check-stacks: {len(violations)} violation(s)", fg="red", err=True)
+    failures = [v for v in violations if not v.warning]  # a warning is said, and fails nothing
+    if failures:
+        click.secho(f"check-stacks: {len(failures)} violation(s)", fg="red", err=True)
         sys.exit(EXIT_FAILED)
-    click.echo(f"check-stacks: OK ({len(app.docker.discover_names())} stacks in {app.settings.services_dir})")
+    warned = len(violations) - len(failures)
+    click.echo(f"check-stacks: OK ({len(app.docker.discover_names())} stacks in {app.settings.services_dir}"
+               + (f"; {warned} warning(s) above)" if warned else ")"))
 
 
 @cli.command("adopt")
