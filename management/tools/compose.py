@@ -36,6 +36,7 @@ from management.tools.compose_file import (
     NETWORK_RE,
     Stack,
     StackDir,
+    dangling_links,
     find_stacks,
     stack_from_model,
 )
@@ -247,7 +248,8 @@ class DockerComposeManager:
         listed = [vp.relative for vp in self.s.volume_paths]
         _found, empty = find_stacks(self.s.services_dir)
         return check_stacks(self.stacks(), self.s.hub_service, self.s.zfs_base_mountpoint, listed,
-                            empty_dirs=empty, stop_timeout=self.s.stop_timeout)
+                            empty_dirs=empty, stop_timeout=self.s.stop_timeout,
+                            dangling=dangling_links(self.s.services_dir))
 
     def accepted(self) -> list[str]:
         """What stacks declared they are excused from, or need not have backed up, with reasons."""

@@ -10,6 +10,7 @@ hub's Caddyfile upstreams. Pure: it reads the models and the Caddyfile(s), runs 
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from dataclasses import dataclass
@@ -170,15 +171,17 @@ def under(path: Path, base: Path) -> PurePosixPath | None:
 
 
 def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *,
-                 empty_dirs: list[Path] = (), stop_timeout: float | None = None) -> list[Violation]:
+                 empty_dirs: list[Path] = (), stop_timeout: float | None = None,
+                 dangling: list[Path] = ()) -> list[Violation]:
     """The hub-and-spoke rules (docs/services.md), on the models compose resolved:
 
-    0. compose can read every stack; every folder holds a compose file; the folder name is a
+    0. compose can read every stack; every folder holds a compose file (a symlinked folder whose
+       target is gone is named with its target); the folder name is a
        valid project name; every declared stop_grace_period fits in STOP_TIMEOUT;
     1. only the hub publishes ports, and no spoke uses `network_mode: host` (it publishes
        every port on the host); the hub does not either (it could not join spoke networks);
     2. every other stack sits on its own external network;
-    3. the hub joins every spoke network;
+    3. the hub joins every spoke network (and a hub network no stack declares is a warning);
     4. every reverse_proxy upstream in the hub's Caddyfile is a service, container name or
        alias on a network the hub shares, answered by one stack only;
     5. every bind source or volume device under ZFS_BASE_MOUNTPOINT belongs to a listed path;
@@ -187,6 +190,9 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
     """
     v: list[Violation] = [Violation(d, "holds no compose file (compose.yaml, compose.yml, docker-compose.yaml "
                                        "or docker-compose.yml); it is not a stack") for d in empty_dirs]
+    v += [Violation(link, f"a symlink to {os.readlink(link)}, which does not exist: this stack is neither checked, "
+                          "started nor backed up; bring its target back (a disk not mounted?) or remove the link")
+          for link in dangling]
     for s in stacks:
         if not s.error:
             v += [Violation(s.file, problem) for problem in policy_of(s)[1] + allowed(s)[1] + ephemeral_problems(s)
@@ -239,6 +245,11 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
             owners.setdefault(net, []).append(s.name)
             if hub_stack and net not in hub_nets:
                 v.append(Violation(hub_stack.file, f"the hub does not join {net!r}, the network of {s.name}"))
+    if hub_stack and len(readable) == len(stacks):  # an unreadable stack may be the one declaring it
+        for net in sorted(hub_stack.external_networks - set(owners)):
+            v.append(Violation(hub_stack.file, f"the hub joins {net!r}, which no stack declares: a spoke that "
+                                               "should be on it lost its `networks:` entry, or the network is "
+                                               "left over (remove it from the hub)", warning=True))
     for net, names in sorted(owners.items()):
         if len(names) > 1:
             for name in names:

@@ -350,3 +350,20 @@ def test_an_upstream_in_a_stack_the_hub_shares_no_network_with_names_that_stack(
     assert v.message == ("reverse_proxy upstream 'immich_server' is in stack photo, on no network the hub shares: "
                          "put it on that stack's external network (e.g. photo_net) and the hub too")
 
+
+
+def test_a_dangling_symlinked_stack_folder_is_named_with_its_target(tmp_path):
+    from management.tools.compose_file import dangling_links
+
+    stacks = world(tmp_path)
+    (tmp_path / "media").symlink_to("/mnt/usb/media")
+    links = dangling_links(tmp_path)
+    assert links == [tmp_path / "media"]
+    [v] = check(stacks, dangling=links)
+    assert str(v).startswith(f"{tmp_path}/media: a symlink to /mnt/usb/media, which does not exist")
+
+
+def test_a_hub_network_no_stack_declares_is_a_warning(tmp_path):
+    [v] = check(world(tmp_path, hub=hub_model(nets=("git_net", "photo_net", "old_net"))))
+    assert v.warning and v.file == tmp_path / "reverseproxy" / "compose.yaml"
+    assert v.message.startswith("the hub joins 'old_net', which no stack declares")
