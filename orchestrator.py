@@ -167,6 +167,13 @@ def config() -> None:
 def config_check(app: App) -> None:
     """Validate the .env file and list every problem at once (exit 3 if any)."""
     s = app.settings
+    warnings = s.stack_problems()
+    for warning in warnings:
+        click.secho(f"warning: {warning}", fg="yellow")
+    if warnings:  # the settings are valid; the stacks they describe are not all there yet
+        click.echo(f"{app.env_file}: valid, {len(warnings)} warning(s) above ({len(s.services)} services: "
+                   f"{', '.join(s.services)})")
+        return
     click.echo(f"{app.env_file}: OK ({len(s.services)} services: {', '.join(s.services)})")
 
 
