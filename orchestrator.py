@@ -167,6 +167,13 @@ def config() -> None:
 def config_check(app: App) -> None:
     """Validate the .env file and list every problem at once (exit 3 if any)."""
     s = app.settings
+    warnings = s.stack_problems()
+    for warning in warnings:
+        click.secho(f"warning: {warning}", fg="yellow")
+    if warnings:  # the settings are valid; the stacks they describe are not all there yet
+        click.echo(f"{app.env_file}: valid, {len(warnings)} warning(s) above ({len(s.services)} services: "
+                   f"{', '.join(s.services)})")
+        return
     click.echo(f"{app.env_file}: OK ({len(s.services)} services: {', '.join(s.services)})")
 
 
@@ -405,10 +412,13 @@ def check_stacks_cmd(app: App) -> None:
     if app.docker.is_v1:
         click.echo("note: compose v1 drops x-orchestrator blocks (allow, ephemeral, consistency, drill): "
                    "they take effect with compose v2 only")
-    if violations:
-        click.secho(f"check-stacks: {len(violations)} violation(s)", fg="red", err=True)
+    failures = [v for v in violations if not v.warning]  # a warning is said, and fails nothing
+    if failures:
+        click.secho(f"check-stacks: {len(failures)} violation(s)", fg="red", err=True)
         sys.exit(EXIT_FAILED)
-    click.echo(f"check-stacks: OK ({len(app.docker.discover_names())} stacks in {app.settings.services_dir})")
+    warned = len(violations) - len(failures)
+    click.echo(f"check-stacks: OK ({len(app.docker.discover_names())} stacks in {app.settings.services_dir}"
+               + (f"; {warned} warning(s) above)" if warned else ")"))
 
 
 @cli.command("adopt")

@@ -739,6 +739,24 @@ def stack_folders(services_dir: Path) -> list[str]:
             and SERVICE_NAME_RE.match(d.name) and any((d / c).is_file() for c in COMPOSE_FILES)]
 
 
+def _compose_file_problem(path: Path) -> str | None:
+    """'<file>: <why>' when the file cannot be read, or is not YAML (line and column, as PyYAML
+    says); None otherwise. Only the syntax: tags like compose's `!reset` are not constructed."""
+    import yaml
+
+    try:
+        yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    except UnicodeDecodeError as exc:
+        return f"{path}: not UTF-8 text (byte {exc.start})"
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"{path}:{where}: {getattr(exc, 'problem', None) or exc}"
+    return None
+
+
 class _SettingsMethods:
     """What every Settings object can answer besides its values (the attributes)."""
 
@@ -760,6 +778,41 @@ class _SettingsMethods:
         (its folder at least) whether or not a path of it is listed."""
         listed = self.listed_services
         return listed + tuple(n for n in stack_folders(self.services_dir) if n not in listed)
+
+    def stack_problems(self) -> list[str]:
+        """What `config check` says of SERVICES_DIR against SERVICE_VOLUME_PATHS_AND_OWNERS, per
+        service: a listed service with no stack folder (or one without a compose file), a compose
+        file that cannot be read as YAML (syntax only: what it means is compose's answer, in
+        check-stacks), and a stack no line lists (only its folder is backed up, no directory of
+        it is made or owned). Warnings: the settings themselves are valid."""
+        folders = stack_folders(self.services_dir)
+        listed = self.listed_services
+        out = []
+        for service in listed:
+            folder = self.services_dir / service
+            if service in folders:
+                continue
+            if folder.is_symlink() and not folder.exists():
+                out.append(f"{service}: listed in SERVICE_VOLUME_PATHS_AND_OWNERS, but {folder} is a symlink to "
+                           f"{os.readlink(folder)}, which does not exist: nothing of it can start")
+            elif not folder.is_dir():
+                out.append(f"{service}: listed in SERVICE_VOLUME_PATHS_AND_OWNERS, but {folder} does not exist: its "
+                           "dataset is made and backed up, and no stack uses it (a typo, or the stack folder is "
+                           "still to come?)")
+            else:
+                out.append(f"{service}: listed in SERVICE_VOLUME_PATHS_AND_OWNERS, but {folder} holds no compose "
+                           f"file ({', '.join(COMPOSE_FILES)}): it is not a stack")
+        for service in folders:
+            problem = _compose_file_problem(next(self.services_dir / service / c for c in COMPOSE_FILES
+                                                 if (self.services_dir / service / c).is_file()))
+            if problem:
+                out.append(f"{service}: compose cannot read {problem}")
+            if service not in listed:
+                out.append(f"{service}: no line in SERVICE_VOLUME_PATHS_AND_OWNERS: only its stack folder is backed "
+                           f"up, and no directory of its dataset is made or owned; add one per data directory "
+                           f"('{service}/data:REMAPPED_ROOT_UID'), or `make adopt SERVICE_NAME={service}` once the "
+                           "stack has run (it moves its volumes onto the dataset and writes the lines)")
+        return out
 
     def dataset(self, service: str) -> str:
         return f"{self.zfs_parent_dataset}/{service}"

@@ -157,7 +157,8 @@ class StateStore:
             return False
 
     def prune_holds(self) -> dict[str, dict]:
-        """service -> {reason, since, archive}: its prune is held until a person releases it."""
+        """service -> {reason, since, archive, repository}: its prune is held until a person releases
+        it, or until the repository it was set on is replaced (`repository` is that one's id)."""
         return _dicts(read_json(self.root / PRUNE_HOLDS))
 
     def save_prune_holds(self, data: dict[str, dict]) -> None:

@@ -83,6 +83,20 @@ def prune_hold(previous: dict | None, files: int | None, size: int | None, archi
     return None
 
 
+def stale_hold(hold: dict, listing: Listing | None) -> str | None:
+    """Why a prune hold no longer applies, or None: it was set on a repository that has since been
+    replaced (another id), or the archive it names is no longer in the repository's listing. Such
+    a hold would name a missing archive and fail every night until release-prune."""
+    if listing is None:
+        return None  # the repository was not listed: nothing is known against the hold
+    if hold.get("repository") and listing.repository and hold["repository"] != listing.repository:
+        return (f"it was set on repository {hold['repository']}, and the repository is now {listing.repository} "
+                "(replaced)")
+    if hold.get("archive") and hold["archive"] not in listing.archives:
+        return f"the archive it names, {hold['archive']}, is no longer in the repository"
+    return None
+
+
 APPEND_ONLY_NOTE = ("prune/compact left to the trusted machine (BORG_APPEND_ONLY=1): "
                     "`make prune-trusted` there, with the full-access key")
 
@@ -553,7 +567,12 @@ class BackupOrchestrator(Cycle):
         by_service = {d.service: d for d in report.datasets}
         last_compact = self.state.last_compact()
         holds = self.state.prune_holds()
+        stale = {svc: why for svc, hold in holds.items() if (why := stale_hold(hold, self.borg.listings.get(svc)))}
         previous = self.state.archive_counts()  # the last night's archive of each service: files, bytes
+        for svc, why in stale.items():  # its baseline was an archive of that repository: compared with nothing
+            del holds[svc]
+            previous.pop(svc, None)
+            report.notes.append(f"{svc}: prune hold dropped: {why}")
         # a hold stays, and is said, every night until a person releases it (an unchanged night too)
         report.held.update({svc: hold.get("reason", "") for svc, hold in holds.items() if svc in targets})
 
@@ -623,7 +642,8 @@ class BackupOrchestrator(Cycle):
                     previous.get(service), d.nfiles, d.original_size, created.archive, newest,
                     self.s.prune_guard_shrink)
                 if reason:
-                    holds.setdefault(service, {"reason": reason, "since": self.clock(), "archive": created.archive})
+                    holds.setdefault(service, {"reason": reason, "since": self.clock(), "archive": created.archive,
+                                               "repository": created.repository})
                     report.held[service] = reason
                     self.echo(f"{service}: prune held, every archive kept: {reason}; "
                               f"`make release-prune SERVICE_NAME={service}` once the change was meant")
@@ -681,7 +701,7 @@ class BackupOrchestrator(Cycle):
                 report.notes.append(APPEND_ONLY_NOTE)
             if any(d.compacted for d in report.datasets):
                 self.state.save_last_compact(last_compact)
-            if report.held:
+            if report.held or stale:
                 self.state.save_prune_holds(holds)
         wrote = [d.service for d in report.datasets if d.service in targets and d.result in (OK, WARNING)]
         self._records = self._listing_records(wrote)

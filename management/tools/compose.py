@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,7 @@ from management.tools.compose_file import (
     NETWORK_RE,
     Stack,
     StackDir,
+    dangling_links,
     find_stacks,
     stack_from_model,
 )
@@ -127,10 +129,27 @@ def v1_profiles(stack_dir: Path) -> set[str]:
     return {p.strip() for p in raw.split(",") if p.strip()}
 
 
+_LOGFMT_MSG = re.compile(r'(?:^|\s)msg=("(?:[^"\\]|\\.)*"|\S+)')
+_GO_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+
+
+def compose_message(line: str) -> str:
+    """compose v2 logs through logrus: away from a terminal a line reads `time="..." level=warning
+    msg="..."`. Its message alone (Go's quoting undone); any other line as it is."""
+    found = _LOGFMT_MSG.search(line) if "level=" in line else None
+    if not found:
+        return line.strip()
+    value = found.group(1)
+    if value.startswith('"'):
+        value = re.sub(r"\\(.)", lambda m: _GO_ESCAPES.get(m.group(1), m.group(1)), value[1:-1])
+    return value.strip()
+
+
 def compose_error(exc: CommandError) -> str:
-    """Compose's own words on why it cannot read a stack (the last lines it printed)."""
-    lines = [ln.rstrip() for ln in exc.stderr_tail.splitlines() if ln.strip()]
-    return " ".join(ln.strip() for ln in lines[-4:]) or exc.reason
+    """Compose's own words on why it cannot read a stack (the last lines it printed, each its
+    message only: no logfmt timestamps and levels)."""
+    lines = [compose_message(ln) for ln in exc.stderr_tail.splitlines() if ln.strip()]
+    return " ".join(ln for ln in lines[-4:] if ln) or exc.reason
 
 
 class DockerComposeManager:
@@ -229,7 +248,8 @@ class DockerComposeManager:
         listed = [vp.relative for vp in self.s.volume_paths]
         _found, empty = find_stacks(self.s.services_dir)
         return check_stacks(self.stacks(), self.s.hub_service, self.s.zfs_base_mountpoint, listed,
-                            empty_dirs=empty, stop_timeout=self.s.stop_timeout)
+                            empty_dirs=empty, stop_timeout=self.s.stop_timeout,
+                            dangling=dangling_links(self.s.services_dir))
 
     def accepted(self) -> list[str]:
         """What stacks declared they are excused from, or need not have backed up, with reasons."""

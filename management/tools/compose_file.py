@@ -139,6 +139,16 @@ class Stack:
         return out
 
 
+def dangling_links(services_dir: Path) -> list[Path]:
+    """Entries of SERVICES_DIR that are symlinks to nothing (a stack folder on a disk not
+    mounted, or moved): find_stacks cannot see them as folders, check-stacks names them."""
+    try:
+        return sorted(p for p in services_dir.iterdir() if p.is_symlink() and not p.exists()
+                      and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
 def find_stacks(services_dir: Path) -> tuple[list[StackDir], list[Path]]:
     """(stacks sorted by name, folders holding no compose file)."""
     if not services_dir.is_dir():

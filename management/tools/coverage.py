@@ -150,7 +150,10 @@ def classify(stack: Stack, mount: Mount, base: Path, services: list[str]) -> Cov
                             fix=f"{fix}, or {declare}")
         if mount.read_only:
             return Coverage(**cov, verdict=NOT_DATA, where="a read-only host path")
-        return Coverage(**cov, verdict=UNCOVERED, where="a host path outside ZFS",
+        # a bind shows its path as its source already; a volume's device is named here
+        outside = f"host path {host} (its driver_opts.device), outside ZFS" if mount.kind == "volume" else \
+            "a host path outside ZFS"
+        return Coverage(**cov, verdict=UNCOVERED, where=outside,
                         fix=f"make adopt SERVICE_NAME={stack.name} (moves it onto the dataset), or declare it in "
                             f"{POLICY_KEY}.{EPHEMERAL_KEY} with a reason")
     if reason is not None:

@@ -10,6 +10,8 @@ hub's Caddyfile upstreams. Pure: it reads the models and the Caddyfile(s), runs 
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -32,12 +34,18 @@ _UPSTREAM_SKIP = re.compile(r"^(@|/|\*|\{)")
 
 def _host_of(token: str) -> str:
     hostport = re.sub(r"^[a-z+]+://", "", token).split("/", 1)[0]
-    return hostport.rsplit(":", 1)[0] if not hostport.startswith("[") else hostport
+    return hostport.rsplit(":", 1)[0] if not hostport.startswith("[") else hostport.split("]", 1)[0] + "]"
 
 
-def caddy_upstreams(text: str) -> list[tuple[int, str]]:
-    """(line, host) of each `reverse_proxy` upstream: on its own line (matchers and options
-    skipped) and in its block's `to` subdirectives."""
+def _port_of(token: str) -> str:
+    hostport = re.sub(r"^[a-z+]+://", "", token).split("/", 1)[0]
+    host = _host_of(token)
+    return hostport[len(host) + 1:] if hostport.startswith(host + ":") else ""
+
+
+def caddy_upstream_tokens(text: str) -> list[tuple[int, str, str]]:
+    """(line, host, port) of each `reverse_proxy` upstream: on its own line (matchers and
+    options skipped) and in its block's `to` subdirectives; port "" when none is written."""
     out = []
     depth, block = 0, None  # block: the depth inside a reverse_proxy { ... }
     for number, line in enumerate(text.splitlines(), 1):
@@ -47,54 +55,112 @@ def caddy_upstreams(text: str) -> list[tuple[int, str]]:
                 if token == "{":
                     break
                 if not _UPSTREAM_SKIP.match(token) and _host_of(token):
-                    out.append((number, _host_of(token)))
+                    out.append((number, _host_of(token), _port_of(token)))
             if tokens[-1] == "{":
                 block = depth + 1
         elif tokens and tokens[0] == "to" and block is not None and depth == block:
-            out += [(number, _host_of(t)) for t in tokens[1:] if _host_of(t)]
+            out += [(number, _host_of(t), _port_of(t)) for t in tokens[1:] if _host_of(t)]
         depth += tokens.count("{") - tokens.count("}")
         if block is not None and depth < block:
             block = None
     return out
 
 
-def caddy_files(caddyfile: Path, mounts: dict[str, Path] | None = None) -> list[Path]:
-    """The Caddyfile and every file it imports (globs too), recursively, each once. An import
-    is relative to the importing file; an absolute one is a path in the container, mapped back
-    through the hub's binds (`mounts`: container path -> host path). Snippet names are left
-    alone (their text is in a file already read)."""
+def caddy_upstreams(text: str) -> list[tuple[int, str]]:
+    """(line, host) of each `reverse_proxy` upstream (caddy_upstream_tokens without the port)."""
+    return [(line, host) for line, host, _port in caddy_upstream_tokens(text)]
+
+
+CADDYFILE_IN_HUB = "/etc/caddy/Caddyfile"  # where Caddy's image reads it (`caddy run --config ...`)
+_SNIPPET_RE = re.compile(r"^\(([^()\s]+)\)$")
+
+
+def _host_path(inside: str, mounts: dict[str, Path]) -> Path | None:
+    """The host path behind a path in the hub container, through its longest bind; None when
+    no bind reaches it (the container does not see anything of the host there)."""
+    for target, source in sorted(mounts.items(), key=lambda m: -len(m[0])):
+        target = target.rstrip("/") or "/"
+        if inside == target:
+            return Path(source)
+        if inside.startswith(target.rstrip("/") + "/"):
+            return Path(str(source) + inside[len(target.rstrip("/")):])
+    return None
+
+
+@dataclass(frozen=True)
+class CaddyImport:
+    """An `import` Caddy cannot satisfy: `line` of `file` (a host path) imports `pattern`, which
+    is `inside` in the hub container; `beside` is the host file it reads on the host, if any."""
+
+    file: Path
+    line: int
+    pattern: str
+    inside: str
+    glob: bool
+    beside: Path | None = None
+
+
+def caddy_tree(caddyfile: Path, mounts: dict[str, Path] | None = None,
+               inside: str | None = CADDYFILE_IN_HUB) -> tuple[list[Path], list[CaddyImport]]:
+    """(the Caddyfile and every file it imports, recursively, each once; the imports that reach
+    nothing). Imports are resolved as Caddy resolves them in the hub: relative to the importing
+    file's folder in the container, then mapped to the host through the hub's binds (`mounts`:
+    container path -> host path). A file beside the Caddyfile on the host that no bind puts in
+    the container is not there for Caddy. `inside` None: the Caddyfile is not bound (baked into
+    an image): imports are read on the host. Snippet names are left alone."""
     mounts = mounts or {}
     seen: list[Path] = []
-    todo = [caddyfile]
+    pending: list[CaddyImport] = []
+    snippets: set[str] = set()
+    todo: list[tuple[Path, str | None]] = [(caddyfile, inside)]
     while todo:
-        path = todo.pop(0)
+        path, where = todo.pop(0)
         if path in seen or not path.is_file():
             continue
         seen.append(path)
-        for line in path.read_text(errors="replace").splitlines():
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             tokens = line.split("#", 1)[0].split()
+            if tokens and _SNIPPET_RE.match(tokens[0]):
+                snippets.add(_SNIPPET_RE.match(tokens[0]).group(1))
             if len(tokens) < 2 or tokens[0] != "import":
                 continue
             pattern = tokens[1]
-            if pattern.startswith("/"):
-                host = next((Path(str(src) + pattern[len(tgt):]) for tgt, src in
-                             sorted(mounts.items(), key=lambda m: -len(m[0]))
-                             if pattern == tgt or pattern.startswith(tgt.rstrip("/") + "/")), None)
-                if host is None:
-                    continue
+            glob = any(c in pattern for c in "*?[")
+            beside = path.parent / pattern if not pattern.startswith("/") else None
+            if where is None:
+                inner, host = None, (Path(pattern) if pattern.startswith("/") else path.parent / pattern)
             else:
-                host = path.parent / pattern
-            todo += sorted(host.parent.glob(host.name)) if any(c in host.name for c in "*?[") else [host]
-    return seen
+                inner = posixpath.normpath(pattern if pattern.startswith("/") else
+                                           posixpath.join(posixpath.dirname(where), pattern))
+                host = _host_path(inner, mounts)
+            found = [] if host is None else (sorted(host.parent.glob(host.name)) if glob else
+                                             [host] if host.is_file() else [])
+            if not found:
+                pending.append(CaddyImport(path, number, pattern, inner or str(host), glob,
+                                           beside if beside is not None and (beside.exists() or glob) else None))
+            for f in found:
+                todo.append((f, inner if inner is None or not glob else posixpath.join(posixpath.dirname(inner),
+                                                                                        f.name)))
+    return seen, [i for i in pending if i.glob or i.pattern not in snippets]
+
+
+def caddy_files(caddyfile: Path, mounts: dict[str, Path] | None = None,
+                inside: str | None = CADDYFILE_IN_HUB) -> list[Path]:
+    """The Caddyfile and every file the hub's Caddy imports with it (caddy_tree)."""
+    return caddy_tree(caddyfile, mounts, inside)[0]
 
 
 @dataclass(frozen=True)
 class Violation:
+    """A rule broken, with its file. A `warning` is said but fails nothing: what it describes
+    runs, it just does not do what the file seems to ask (e.g. an import matching no file)."""
+
     file: Path
     message: str
+    warning: bool = False
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.message}"
+        return f"{'warning: ' if self.warning else ''}{self.file}: {self.message}"
 
 
 def under(path: Path, base: Path) -> PurePosixPath | None:
@@ -105,15 +171,17 @@ def under(path: Path, base: Path) -> PurePosixPath | None:
 
 
 def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *,
-                 empty_dirs: list[Path] = (), stop_timeout: float | None = None) -> list[Violation]:
+                 empty_dirs: list[Path] = (), stop_timeout: float | None = None,
+                 dangling: list[Path] = ()) -> list[Violation]:
     """The hub-and-spoke rules (docs/services.md), on the models compose resolved:
 
-    0. compose can read every stack; every folder holds a compose file; the folder name is a
+    0. compose can read every stack; every folder holds a compose file (a symlinked folder whose
+       target is gone is named with its target); the folder name is a
        valid project name; every declared stop_grace_period fits in STOP_TIMEOUT;
     1. only the hub publishes ports, and no spoke uses `network_mode: host` (it publishes
        every port on the host); the hub does not either (it could not join spoke networks);
     2. every other stack sits on its own external network;
-    3. the hub joins every spoke network;
+    3. the hub joins every spoke network (and a hub network no stack declares is a warning);
     4. every reverse_proxy upstream in the hub's Caddyfile is a service, container name or
        alias on a network the hub shares, answered by one stack only;
     5. every bind source or volume device under ZFS_BASE_MOUNTPOINT belongs to a listed path;
@@ -122,6 +190,9 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
     """
     v: list[Violation] = [Violation(d, "holds no compose file (compose.yaml, compose.yml, docker-compose.yaml "
                                        "or docker-compose.yml); it is not a stack") for d in empty_dirs]
+    v += [Violation(link, f"a symlink to {os.readlink(link)}, which does not exist: this stack is neither checked, "
+                          "started nor backed up; bring its target back (a disk not mounted?) or remove the link")
+          for link in dangling]
     for s in stacks:
         if not s.error:
             v += [Violation(s.file, problem) for problem in policy_of(s)[1] + allowed(s)[1] + ephemeral_problems(s)
@@ -156,7 +227,15 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
             if "publish" not in allowed(s)[0]:
                 v.append(Violation(s.file, f"service {svc!r} publishes ports {ports_text(ports)}: only the hub "
                                            f"({hub}) may (or declare {POLICY_KEY}.allow.publish with the reason)"))
-        if not s.external_networks and not _host_networked(s):
+        bridged = [svc.name for svc in s.services.values() if svc.network_mode == "bridge"]
+        if not s.external_networks and bridged:
+            # compose refuses `networks:` beside `network_mode`: the hint says what to remove first
+            v += [Violation(s.file, f"service {name!r} sets network_mode: bridge (docker's default bridge, which "
+                                    "the hub cannot join): remove the line `network_mode: bridge` (compose refuses "
+                                    f"`networks:` beside it), then give {name!r} `networks: [{s.name}_net]` and the "
+                                    f"file a top-level `networks: {{{s.name}_net: {{external: true}}}}`")
+                  for name in bridged]
+        elif not s.external_networks and not _host_networked(s):
             v.append(Violation(s.file, "declares no external network: each spoke needs its own, "
                                        f"joined by the hub (e.g. {s.name}_net)"))
         for net in sorted(s.external_networks):
@@ -166,6 +245,11 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
             owners.setdefault(net, []).append(s.name)
             if hub_stack and net not in hub_nets:
                 v.append(Violation(hub_stack.file, f"the hub does not join {net!r}, the network of {s.name}"))
+    if hub_stack and len(readable) == len(stacks):  # an unreadable stack may be the one declaring it
+        for net in sorted(hub_stack.external_networks - set(owners)):
+            v.append(Violation(hub_stack.file, f"the hub joins {net!r}, which no stack declares: a spoke that "
+                                               "should be on it lost its `networks:` entry, or the network is "
+                                               "left over (remove it from the hub)", warning=True))
     for net, names in sorted(owners.items()):
         if len(names) > 1:
             for name in names:
@@ -232,18 +316,78 @@ def accepted(stacks: list[Stack], hub: str) -> list[str]:
 def hub_caddyfile(hub_stack: Stack) -> Path:
     """Where the hub's Caddyfile is: bound to /etc/caddy/Caddyfile, or inside a folder bound to
     /etc/caddy (Caddy's image layout), else beside the compose file."""
+    return _hub_caddyfile(hub_stack)[0]
+
+
+def _hub_caddyfile(hub_stack: Stack) -> tuple[Path, str | None]:
+    """(host path of the hub's Caddyfile, its path in the container; None when no bind puts it
+    there: then it is read as it is on the host, as an image that copies the folder would)."""
     for b in hub_stack.binds:
-        if b.target.rstrip("/") == "/etc/caddy/Caddyfile":
-            return b.source
+        if b.target.rstrip("/") == CADDYFILE_IN_HUB:
+            return b.source, CADDYFILE_IN_HUB
     for b in hub_stack.binds:
         if b.target.rstrip("/") == "/etc/caddy":
-            return b.source / "Caddyfile"
-    return hub_stack.dir / "Caddyfile"
+            return b.source / "Caddyfile", CADDYFILE_IN_HUB
+    return hub_stack.dir / "Caddyfile", None
+
+
+_LOOPBACK = ("localhost", "127.0.0.1", "[::1]", "::1")
+
+
+def _publisher(stacks: list[Stack], port: str) -> tuple[Stack, str, str] | None:
+    """(stack, service, container port) of the service that publishes `port` on the host."""
+    for s in stacks:
+        for svc in s.services.values():
+            for p in svc.ports:
+                published = str(p.get("published") or "") if isinstance(p, dict) else \
+                    (str(p).split("/")[0].split(":")[-2] if str(p).count(":") >= 1 else "")
+                target = str(p.get("target")) if isinstance(p, dict) else str(p).split("/")[0].split(":")[-1]
+                if published and published == port:
+                    return s, svc.name, target
+    return None
+
+
+def _loopback_upstream(path: Path, line: int, host: str, port: str, hub_stack: Stack,
+                       stacks: list[Stack]) -> Violation:
+    where = Path(f"{path}:{line}")
+    address = f"{host}:{port}" if port else host
+    head = (f"reverse_proxy upstream {address} is the hub itself: Caddy runs in the hub's container, on its "
+            "own network, where 127.0.0.1 and localhost are that container, not the host nor a spoke")
+    found = _publisher([s for s in stacks if s.name != hub_stack.name], port) if port else None
+    if found:
+        spoke, service, target = found
+        name = spoke.services[service].container_name or service  # unique across stacks, a service name may not be
+        return Violation(where, f"{head}; {spoke.name}'s service {service!r} publishes {port}: write "
+                                f"`reverse_proxy {name}:{target}` (its name and container port on "
+                                f"{spoke.name}'s external network, which the hub joins) and drop that published "
+                                "port")
+    return Violation(where, f"{head}; write the spoke's service name and its container port on the network it "
+                            f"shares with the hub: `reverse_proxy <service>:<port>`")
+
+
+def _import_problem(imp: CaddyImport, hub_stack: Stack) -> Violation:
+    where = Path(f"{imp.file}:{imp.line}")
+    if imp.beside is not None:
+        try:
+            shown = f"./{imp.beside.relative_to(hub_stack.dir)}"
+        except ValueError:
+            shown = str(imp.beside)
+        bind = f"; it is on the host ({imp.beside}), but no bind puts it in the hub: add `- {shown}:{imp.inside}:ro` " \
+               "to the hub service's volumes"
+        if imp.glob:
+            bind = f"; bind the folder it is in, e.g. `- {shown.rsplit('/', 1)[0]}:{posixpath.dirname(imp.inside)}:ro`"
+    else:
+        bind = ""
+    if imp.glob:
+        return Violation(where, f"import {imp.pattern} matches no file in the hub container ({imp.inside}): it "
+                                f"serves nothing{bind}", warning=True)
+    return Violation(where, f"import {imp.pattern}: the hub container has no {imp.inside}, and Caddy does not "
+                            f"start without it{bind}")
 
 
 def _check_upstreams(hub_stack: Stack, stacks: list[Stack], hub_nets: set[str], *,
                      report_unknown: bool = True) -> list[Violation]:
-    caddyfile = hub_caddyfile(hub_stack)
+    caddyfile, inside = _hub_caddyfile(hub_stack)
     if not caddyfile.is_file():
         return [Violation(caddyfile, "the hub has no Caddyfile (bound to /etc/caddy/Caddyfile, in a folder bound to "
                                      "/etc/caddy, or beside its compose file)")]
@@ -254,11 +398,16 @@ def _check_upstreams(hub_stack: Stack, stacks: list[Stack], hub_nets: set[str], 
             answering.setdefault(host, set()).add(s.name)
         for host in s.names_on(s.all_networks()):
             elsewhere.setdefault(host, set()).add(s.name)
-    v = []
     mounts = {b.target: b.source for b in hub_stack.binds}
-    for path in caddy_files(caddyfile, mounts):
-        for line, host in caddy_upstreams(path.read_text(errors="replace")):
-            if host in ("localhost", "127.0.0.1") or "{" in host:  # a placeholder is decided at run time
+    files, unmet = caddy_tree(caddyfile, mounts, inside)
+    v = [_import_problem(imp, hub_stack) for imp in unmet]
+    for path in files:
+        for line, host, port in caddy_upstream_tokens(path.read_text(errors="replace")):
+            if "{" in host:  # a placeholder is decided at run time
+                continue
+            if host in _LOOPBACK:
+                if port != "2019":  # Caddy's own admin endpoint is in the hub indeed
+                    v.append(_loopback_upstream(path, line, host, port, hub_stack, stacks))
                 continue
             who = answering.get(host, set())
             if not who and report_unknown and elsewhere.get(host):

@@ -282,6 +282,44 @@ def test_config_show_prints_each_declared_setting_once_and_doc_adds_its_line(tmp
     assert [line for line in lines if not line.startswith("#")] == shown.output.splitlines()
 
 
+def test_config_check_warns_per_service_about_the_stacks_and_claims_no_clean_ok(tmp_path):
+    from click.testing import CliRunner
+
+    import orchestrator
+
+    services = tmp_path / "services"
+    (services / "git").mkdir(parents=True)
+    (services / "git" / "compose.yaml").write_text("services:\n  app:\n    image: gitea\n")
+    (services / "media").mkdir()  # a stack no SERVICE_VOLUME_PATHS_AND_OWNERS line names
+    (services / "media" / "compose.yaml").write_text("services:\n  app:\n    image: jellyfin\n")
+    (services / "wiki").mkdir()  # compose cannot read it
+    (services / "wiki" / "compose.yaml").write_text("services:\n  app:\n    image: [wiki\n")
+    (services / "photo").symlink_to(tmp_path / "usb" / "photo")  # listed, and its folder is a dangling link
+    env = write(tmp_path, BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}"))
+    result = CliRunner().invoke(orchestrator.cli, ["--env-file", str(env), "config", "check"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert ": OK (" not in out and f"{env}: valid, 4 warning(s) above" in out
+    assert f"warning: photo: listed in SERVICE_VOLUME_PATHS_AND_OWNERS, but {services}/photo is a symlink to " \
+           f"{tmp_path}/usb/photo, which does not exist" in out
+    assert f"warning: wiki: compose cannot read {services}/wiki/compose.yaml: line 4, column 1:" in out
+    for stack in ("media", "wiki"):
+        assert f"warning: {stack}: no line in SERVICE_VOLUME_PATHS_AND_OWNERS: only its stack folder is backed up" \
+               in out and f"`make adopt SERVICE_NAME={stack}`" in out
+    assert "warning: git:" not in out
+    # each followed: the listed folder is there, every stack has a line, the file reads: a clean OK
+    (services / "photo").unlink()
+    (services / "photo").mkdir()
+    (services / "photo" / "compose.yaml").write_text("services:\n  app:\n    image: immich\n")
+    (services / "wiki" / "compose.yaml").write_text("services:\n  app:\n    image: wiki\n")
+    env = write(tmp_path, BASE.replace("SERVICES_DIR=/home/runner/services", f"SERVICES_DIR={services}").replace(
+        "photo/library:REMAPPED_ROOT_UID\n", "photo/library:REMAPPED_ROOT_UID\nmedia/data:REMAPPED_ROOT_UID\n"
+                                             "wiki/data:REMAPPED_ROOT_UID\n"))
+    result = CliRunner().invoke(orchestrator.cli, ["--env-file", str(env), "config", "check"])
+    assert result.exit_code == 0 and "warning" not in result.output
+    assert f"{env}: OK (4 services: git, photo, media, wiki)" in result.output
+
+
 # --- .env.example and the declaration agree ------------------------------------------------
 # .env.example is rendered from management.config.SETTINGS (`make env-example`); the committed
 # file must be that rendering, and what it shows is checked against the declaration here.

@@ -724,6 +724,34 @@ def test_a_held_prune_keeps_every_archive_until_released(keeping):
     assert orchestrator(keeping, world).backup().ok and sorted(kinds(world, "prune")) == ["git", "photo"]
 
 
+def test_a_hold_on_a_replaced_repository_is_dropped_with_a_note_and_a_new_one_records_its_repository(keeping):
+    from management.tools.borg import Listing
+
+    world = World()
+    state = StateStore(keeping.state_dir)
+    orchestrator(keeping, world).backup()
+    counts = state.archive_counts()
+    counts["photo"].update(files=1000, bytes=10_000_000)
+    state.save_archive_counts(counts)
+    held = orchestrator(keeping, world).backup()
+    assert "photo" in held.held and state.prune_holds()["photo"]["repository"] == "repo-id-1"
+    # the hold stays while its repository is the same one, holding its archive
+    world.listings = {"photo": Listing("repo-id-1", (state.prune_holds()["photo"]["archive"],))}
+    assert "photo" in orchestrator(keeping, world).backup().held
+    # the repository was replaced (a new init): the hold names an archive that is no longer there
+    world.listings = {"photo": Listing("new-repo-id", ())}
+    world.events.clear()
+    report = orchestrator(keeping, world).backup()
+    assert "photo" not in report.held and "photo" not in state.prune_holds()
+    assert "photo: prune hold dropped: it was set on repository repo-id-1, and the repository is now new-repo-id " \
+           "(replaced)" in report.notes
+    assert "photo" in kinds(world, "prune")
+    # an older hold, without a repository id, whose archive is gone: dropped too
+    state.save_prune_holds({"photo": {"reason": "x", "since": 1.0, "archive": "photo-gone"}})
+    report = orchestrator(keeping, world).backup()
+    assert "photo" not in report.held and any("photo-gone, is no longer in the repository" in n for n in report.notes)
+
+
 def test_a_killed_runs_stack_copies_are_removed_with_the_last_snapshot_kept(keeping):
     left = keeping.state_dir / "stack-copies" / "orchestrator-20330101T000000Z" / "git"
     left.mkdir(parents=True)

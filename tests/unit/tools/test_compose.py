@@ -150,6 +150,21 @@ def test_a_stack_compose_cannot_read_is_refused_alone_with_composes_words(tmp_pa
     assert {r.stack: r.ok for r in mgr.stop()} == {"git": True, "photo": False, "reverseproxy": True}
 
 
+def test_composes_logfmt_lines_are_shown_as_its_message_alone(tmp_path):
+    # what compose v2 prints on stderr away from a terminal: logrus's logfmt, Go's quoting
+    bad = CommandError("docker compose -p photo config", 15,
+                       'time="2026-01-05T10:00:00Z" level=warning msg="/srv/photo/compose.yaml: the attribute '
+                       '`version` is obsolete, it will be ignored, please remove it to avoid potential confusion"\n'
+                       'validating /srv/photo/compose.yaml: services.app additional properties \'bogus\' not allowed\n'
+                       'time="2026-01-05T10:00:00Z" level=warning msg="a \\"quoted\\" word\\tand a tab"')
+    mgr, _runner, _lines = make(tmp_path, {tuple(config_argv(("docker", "compose"), "photo")): bad})
+    error = {s.name: s for s in mgr.stacks()}["photo"].error
+    assert "time=" not in error and "level=" not in error and "msg=" not in error
+    assert error.startswith("/srv/photo/compose.yaml: the attribute `version` is obsolete")
+    assert "services.app additional properties 'bogus' not allowed" in error
+    assert error.endswith('a "quoted" word\tand a tab')
+
+
 def test_external_networks_created_once_and_only_missing_ones(tmp_path):
     mgr, runner, lines = make(tmp_path, {("docker", "network", "ls"): "bridge\nhost\ngit_net\n"})
     mgr.up()

@@ -120,3 +120,13 @@ def test_a_writable_bind_in_the_stack_folder_suggests_read_only_first(tmp_path):
         {"type": "bind", "source": str(tmp_path / "photo/db"), "target": "/var/lib/postgresql/data"}]}})
     [c] = stack_coverage(s, BASE, ["photo"])
     assert c.fix.startswith("make adopt SERVICE_NAME=photo (moves it onto the dataset); or ':ro'")
+
+
+def test_a_volume_bound_to_a_host_path_outside_zfs_names_that_path(tmp_path):
+    s = stack(tmp_path, {"app": {"image": "busybox", "volumes": [{"type": "volume", "source": "media",
+                                                                   "target": "/media"}]}},
+              volumes={"media": {"driver": "local", "driver_opts": {"type": "none", "o": "bind",
+                                                                    "device": "/srv/media"}}})
+    [c] = problems(stack_coverage(s, BASE, ["photo"]))
+    assert c.verdict == UNCOVERED and c.source == "volume media"
+    assert c.where == "host path /srv/media (its driver_opts.device), outside ZFS"

@@ -208,6 +208,25 @@ def test_a_host_networked_gateway_is_allowed_with_a_reason_and_needs_no_spoke_ne
         "photo: service 'tailscale' uses network_mode: host: allowed (Tailscale subnet router: routes the LAN)"]
 
 
+def test_network_mode_bridge_is_told_to_go_before_a_network_is_added(tmp_path):
+    # compose refuses a service with both network_mode and networks: the hint must remove the one
+    bridged = {"name": "photo", "services": {"app": {"image": "busybox", "container_name": "immich_server",
+                                                     "network_mode": "bridge"}}}
+    hub = hub_model(nets=("git_net",))
+    caddy = "git.lan {\n\treverse_proxy gitea:3000\n}\n"
+    [v] = check(world(tmp_path, hub=hub, photo=bridged, caddy=caddy))
+    assert v.message.startswith("service 'app' sets network_mode: bridge")
+    assert "remove the line `network_mode: bridge`" in v.message
+    assert "`networks: [photo_net]`" in v.message and "`networks: {photo_net: {external: true}}`" in v.message
+    assert "declares no external network" not in v.message
+    # followed literally (and the hub joins the network, the next hint): nothing left to say
+    fixed = {"name": "photo", "services": {"app": {"image": "busybox", "container_name": "immich_server",
+                                                   "networks": {"photo_net": None}}},
+             "networks": {"photo_net": {"name": "photo_net", "external": True}}}
+    assert check(world(tmp_path / "fixed", hub=hub_model(nets=("git_net", "photo_net")), photo=fixed,
+                       caddy=caddy)) == []
+
+
 def test_an_allow_without_a_reason_or_with_an_unknown_rule_is_a_violation(tmp_path):
     photo = spoke_model("photo", "photo_net", "immich_server")
     photo["x-orchestrator"] = {"allow": {"publish": "", "everything": "yes"}}
@@ -241,6 +260,7 @@ def test_to_upstreams_in_blocks_and_imported_files_are_checked(tmp_path):
     hub = next(s for s in stacks if s.name == "reverseproxy")
     Bind = type(hub.binds[0])
     hub.binds.append(Bind("caddy", hub_dir / "extra.caddy", "/etc/caddy/extra.caddy"))
+    hub.binds.append(Bind("caddy", hub_dir / "sites", "/etc/caddy/sites"))
     files = caddy_files(hub_dir / "Caddyfile", {b.target: b.source for b in hub.binds})
     assert files == [hub_dir / "Caddyfile", hub_dir / "sites" / "photo.caddy", hub_dir / "extra.caddy"]
     found = sorted(str(v) for v in check(stacks))
@@ -251,6 +271,63 @@ def test_to_upstreams_in_blocks_and_imported_files_are_checked(tmp_path):
         "on a network the hub shares",
         f"{hub_dir}/sites/photo.caddy:2: reverse_proxy upstream 'lost' is not a service, container name or alias on "
         "a network the hub shares"]
+
+
+def test_imports_are_resolved_in_the_hub_container_not_in_the_host_folder(tmp_path):
+    # only the Caddyfile is bound into the hub: what sits beside it on the host, Caddy never sees
+    caddy = "import sites/*.caddy\nimport extra.caddy\nimport common\n(common) {\n\tencode gzip\n}\n" + CADDY
+    stacks = world(tmp_path, caddy=caddy)
+    hub_dir = tmp_path / "reverseproxy"
+    (hub_dir / "sites").mkdir()
+    (hub_dir / "sites" / "photo.caddy").write_text("photo.lan {\n\treverse_proxy lost:1\n}\n")
+    (hub_dir / "extra.caddy").write_text("x.lan {\n\tencode gzip\n}\n")
+    found = check(stacks)
+    assert [str(v) for v in found] == [
+        f"warning: {hub_dir}/Caddyfile:1: import sites/*.caddy matches no file in the hub container "
+        "(/etc/caddy/sites/*.caddy): it serves nothing; bind the folder it is in, e.g. "
+        "`- ./sites:/etc/caddy/sites:ro`",
+        f"{hub_dir}/Caddyfile:2: import extra.caddy: the hub container has no /etc/caddy/extra.caddy, and Caddy does "
+        f"not start without it; it is on the host ({hub_dir}/extra.caddy), but no bind puts it in the hub: add "
+        "`- ./extra.caddy:/etc/caddy/extra.caddy:ro` to the hub service's volumes"]
+    assert [v.warning for v in found] == [True, False]
+    # both hints followed: the binds compose would resolve to these host paths
+    hub = next(s for s in stacks if s.name == "reverseproxy")
+    Bind = type(hub.binds[0])
+    hub.binds += [Bind("caddy", hub_dir / "sites", "/etc/caddy/sites"),
+                  Bind("caddy", hub_dir / "extra.caddy", "/etc/caddy/extra.caddy")]
+    assert [str(v) for v in check(stacks)] == [
+        f"{hub_dir}/sites/photo.caddy:2: reverse_proxy upstream 'lost' is not a service, container name or alias on "
+        "a network the hub shares"]
+
+
+def test_an_import_missing_on_the_host_too_stops_caddy_and_a_snippet_is_no_file(tmp_path):
+    caddy = "(common) {\n\tencode gzip\n}\nimport common\nimport nowhere.caddy\nimport none/*.caddy\n" + CADDY
+    [missing, empty] = check(world(tmp_path, caddy=caddy))
+    assert missing.message == "import nowhere.caddy: the hub container has no /etc/caddy/nowhere.caddy, and Caddy " \
+                              "does not start without it"
+    assert not missing.warning and empty.warning and "serves nothing" in empty.message
+
+
+def test_a_loopback_upstream_is_the_hub_itself_and_the_hint_names_the_spoke(tmp_path):
+    ports = [{"mode": "ingress", "target": 3000, "published": "8080", "protocol": "tcp"}]
+    git = spoke_model("git", "git_net", "gitea", ports=ports)
+    git["x-orchestrator"] = {"allow": {"publish": "reached from the LAN too"}}
+    caddy = "git.lan {\n\treverse_proxy 127.0.0.1:8080\n}\nx.lan {\n\treverse_proxy localhost:9000\n}\n" \
+            "admin.lan {\n\treverse_proxy localhost:2019\n}\n"
+    hub_dir = tmp_path / "reverseproxy"
+    first, second = check(world(tmp_path, git=git, caddy=caddy))
+    assert str(first.file) == f"{hub_dir}/Caddyfile:2"
+    assert first.message == (
+        "reverse_proxy upstream 127.0.0.1:8080 is the hub itself: Caddy runs in the hub's container, on its own "
+        "network, where 127.0.0.1 and localhost are that container, not the host nor a spoke; git's service 'app' "
+        "publishes 8080: write `reverse_proxy gitea:3000` (its name and container port on git's external network, "
+        "which the hub joins) and drop that published port")
+    assert str(second.file) == f"{hub_dir}/Caddyfile:5" and second.message.endswith(
+        "write the spoke's service name and its container port on the network it shares with the hub: "
+        "`reverse_proxy <service>:<port>`")
+    # followed literally: the container name on git_net answers
+    fixed = "git.lan {\n\treverse_proxy gitea:3000\n}\n"
+    assert check(world(tmp_path / "fixed", git=spoke_model("git", "git_net", "gitea"), caddy=fixed)) == []
 
 
 def test_uncovered_data_is_a_violation_with_its_fix_and_another_services_dataset_is_said_once(tmp_path):
@@ -273,3 +350,20 @@ def test_an_upstream_in_a_stack_the_hub_shares_no_network_with_names_that_stack(
     assert v.message == ("reverse_proxy upstream 'immich_server' is in stack photo, on no network the hub shares: "
                          "put it on that stack's external network (e.g. photo_net) and the hub too")
 
+
+
+def test_a_dangling_symlinked_stack_folder_is_named_with_its_target(tmp_path):
+    from management.tools.compose_file import dangling_links
+
+    stacks = world(tmp_path)
+    (tmp_path / "media").symlink_to("/mnt/usb/media")
+    links = dangling_links(tmp_path)
+    assert links == [tmp_path / "media"]
+    [v] = check(stacks, dangling=links)
+    assert str(v).startswith(f"{tmp_path}/media: a symlink to /mnt/usb/media, which does not exist")
+
+
+def test_a_hub_network_no_stack_declares_is_a_warning(tmp_path):
+    [v] = check(world(tmp_path, hub=hub_model(nets=("git_net", "photo_net", "old_net"))))
+    assert v.warning and v.file == tmp_path / "reverseproxy" / "compose.yaml"
+    assert v.message.startswith("the hub joins 'old_net', which no stack declares")
