@@ -25,9 +25,9 @@ import difflib
 import os
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -231,32 +231,6 @@ def parse_when(text: str) -> float | None:
         return None
 
 
-def choose(points: Sequence[Point], live: Version, when: str | None) -> Point:
-    """The point restore-path takes: the newest at or before WHEN that holds the path (WHEN may
-    also name a snapshot or an archive); without WHEN, the newest that differs from live."""
-    holding = [p for p in points if p.version.exists]
-    if when:
-        named = [p for p in points if p.name == when or p.archive == when]
-        if named:
-            if not named[-1].version.exists:
-                raise ValidationError(f"{when} does not hold the path")
-            return named[-1]
-        at = parse_when(when)
-        if at is None:
-            raise ValidationError(f"WHEN {when!r} is neither a date (2026-12-01, 2026-12-01T14:00) nor the name "
-                                  "of a snapshot or archive `make versions` lists")
-        before = [p for p in holding if p.time <= at]
-        if not before:
-            raise ValidationError(f"no restore point at or before {when} holds the path "
-                                  f"(the oldest that does: {holding[0].label() if holding else 'none'})")
-        return before[-1]
-    differing = [p for p in holding if p.version.key() != live.key()]
-    if not differing:
-        raise ValidationError("every restore point holds the same version as live: nothing to restore "
-                              "(WHEN= picks one anyway)")
-    return differing[-1]
-
-
 @dataclass
 class Timeline:
     service: str
@@ -307,49 +281,58 @@ class PathRestored:
                 f"WHEN={self.safety_snapshot.partition('@')[2]} YES=1")
 
 
+class Trees:
+    """The snapshot trees of one service's dataset, read-only, each opened on first use:
+    `.zfs/snapshot/<name>` where the pool has one (OpenZFS), else a read-only clone each
+    (zfs-fuse), destroyed on the way out."""
+
+    def __init__(self, travel: TimeTravel, service: str):
+        self.travel, self.service = travel, service
+        self._roots: dict[str, Path] = {}
+        self._made: list[str] = []
+        snapdir = travel.s.mountpoint(service) / ".zfs" / "snapshot"
+        self._snapdir = snapdir if snapdir.is_dir() else None
+
+    def __enter__(self) -> Trees:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for view in self._made:
+            try:
+                self.travel.zfs.destroy_view(view)
+            except OrchestratorError as e:
+                self.travel.echo(f"warning: could not remove the read-only clone {view}: {brief(e)}")
+
+    def root(self, name: str) -> Path:
+        if name not in self._roots:
+            self._roots[name] = self._snapdir / name if self._snapdir else self._clone(name)
+        return self._roots[name]
+
+    def opened(self) -> list[Path]:
+        return list(self._roots.values())
+
+    def _clone(self, name: str) -> Path:
+        s, zfs = self.travel.s, self.travel.zfs
+        if not self._made:
+            zfs.ensure_view_parent(s.view_dataset)
+        i = len(self._made)
+        view = f"{s.view_dataset}/{TT_VIEW}{self.service}-{i}"
+        path = s.view_mountpoint / f".{TT_VIEW}{self.service}-{i}"
+        if zfs.exists(view):
+            zfs.destroy_view(view)  # a killed run's
+        zfs.create_view(f"{s.dataset(self.service)}@{name}", view, path, readonly=True)
+        self._made.append(view)
+        return path
+
+
 class TimeTravel(Cycle):
     last: PathRestored | None = None  # the restore under way, for a caller that sees it interrupted
 
     # -- reading restore points --------------------------------------------------------------
 
-    def _snapshot_dir(self, service: str) -> Path | None:
-        """`.zfs/snapshot` of the service's dataset where the pool has one (OpenZFS)."""
-        snapdir = self.s.mountpoint(service) / ".zfs" / "snapshot"
-        return snapdir if snapdir.is_dir() else None
-
-    @contextmanager
-    def _snapshot_roots(self, service: str, names: Sequence[str]) -> Iterator[dict[str, Path]]:
-        """Each snapshot's tree, read-only: `.zfs/snapshot/<name>` on OpenZFS, else a read-only
-        clone each (zfs-fuse), destroyed on the way out."""
-        snapdir = self._snapshot_dir(service)
-        if snapdir is not None or not names:
-            yield {n: snapdir / n for n in names} if snapdir else {}
-            return
-        dataset = self.s.dataset(service)
-        made: list[str] = []
-        roots: dict[str, Path] = {}
-        try:
-            self.zfs.ensure_view_parent(self.s.view_dataset)
-            for i, name in enumerate(names):
-                view = f"{self.s.view_dataset}/{TT_VIEW}{service}-{i}"
-                path = self.s.view_mountpoint / f".{TT_VIEW}{service}-{i}"
-                if self.zfs.exists(view):
-                    self.zfs.destroy_view(view)  # a killed run's
-                self.zfs.create_view(f"{dataset}@{name}", view, path, readonly=True)
-                made.append(view)
-                roots[name] = path
-            yield roots
-        finally:
-            for view in made:
-                try:
-                    self.zfs.destroy_view(view)
-                except OrchestratorError as exc:
-                    self.echo(f"warning: could not remove the read-only clone {view}: {brief(exc)}")
-
-    def _points(self, service: str) -> tuple[list[Point], list[Point]]:
-        """(snapshot points, archive points) of the service, each oldest first, versions unread.
-        Every snapshot of the dataset counts (ours with their consistency, a safety snapshot, a
-        user's own); an archive that a local snapshot of ours was made from is that snapshot."""
+    def _snapshot_points(self, service: str) -> list[Point]:
+        """Every snapshot of the dataset, oldest first, versions unread (ours with their
+        consistency and the archive made from each, a safety snapshot, a user's own). No borg."""
         dataset = self.s.dataset(service)
         history = {p["snapshot"]: p for p in self.state.history().get(service, [])}
         kept = self.state.kept().get(service)
@@ -359,16 +342,19 @@ class TimeTravel(Cycle):
             if ds != dataset:
                 continue
             point = history.get(name)
-            archive = point.get("archive") if point else (kept.get("archive") if kept and kept["snapshot"] == name
-                                                          else None)
-            consistency = point.get("consistency") if point else (
-                CONSISTENT if kept and kept["snapshot"] == name else None)
+            is_kept = bool(kept) and kept["snapshot"] == name
+            archive = point.get("archive") if point else (kept.get("archive") if is_kept else None)
+            consistency = point.get("consistency") if point else (CONSISTENT if is_kept else None)
             snaps.append(Point("snapshot", name, float(point["time"]) if point else float(snap.creation),
                                consistency, archive))
+        return sorted(snaps, key=lambda p: (p.time, p.name))
+
+    def _archive_points(self, service: str, snaps: Sequence[Point]) -> list[Point]:
+        """The archives no local snapshot stands for (one `borg list` of the repository), oldest first."""
         covered = {p.archive for p in snaps if p.archive}
-        archives = [Point("archive", str(a["name"]), _archive_time(a)) for a in self.borg.list_archives(service)
-                    if str(a.get("name", "")).startswith(f"{service}-") and a["name"] not in covered]
-        return snaps, sorted(archives, key=lambda p: p.time)
+        return sorted((Point("archive", str(a["name"]), _archive_time(a)) for a in self.borg.list_archives(service)
+                       if str(a.get("name", "")).startswith(f"{service}-") and a["name"] not in covered),
+                      key=lambda p: p.time)
 
     def _read_archives(self, service: str, rel: PurePosixPath, points: Sequence[Point]) -> None:
         def one(p: Point) -> None:
@@ -377,40 +363,33 @@ class TimeTravel(Cycle):
         with ThreadPoolExecutor(max_workers=max(1, min(LIST_PARALLEL, len(points))), thread_name_prefix="list") as pool:
             list(pool.map(one, points))
 
-    def timeline(self, service: str, file: str, roots: dict[str, Path] | None = None,
-                 snaps: list[Point] | None = None, archives: list[Point] | None = None) -> Timeline:
-        rel = check_relative(file)
-        self._check_service(service)
-        if snaps is None or archives is None:
-            snaps, archives = self._points(service)
-        for p in snaps:
-            if roots is not None and p.name in roots:
-                p.version = version_at(roots[p.name], rel)
-        self._read_archives(service, rel, archives)
-        live = version_at(self.s.mountpoint(service), rel)
-        points = sorted(snaps + archives, key=lambda p: (p.time, p.source != "archive"))
-        return Timeline(service, str(rel), live, points)
-
     def _check_service(self, service: str) -> None:
         if service not in self.s.services:
             raise ValidationError(f"unknown service {service!r}; known: {', '.join(self.s.services)}")
 
     def versions(self, service: str, file: str) -> Timeline:
-        """One timeline of FILE in SERVICE's dataset, read-only."""
+        """One timeline of FILE in SERVICE's dataset, read-only: every snapshot read, every archive
+        no snapshot stands for listed at that path (a few at once)."""
         rel = check_relative(file)
         self._check_service(service)
-        with RunLock(self.s.lock_file, "versions"):
-            snaps, archives = self._points(service)
-            with self._snapshot_roots(service, [p.name for p in snaps]) as roots:
-                found = self.timeline(service, str(rel), roots, snaps, archives)
-                if not any(p.version.exists for p in found.points) and not found.live.exists:
-                    raise ValidationError(self._nowhere(service, rel, roots))
+        with RunLock(self.s.lock_file, "versions"), Trees(self, service) as trees:
+            snaps = self._snapshot_points(service)
+            archives = self._archive_points(service, snaps)
+            for p in snaps:
+                p.version = version_at(trees.root(p.name), rel)
+            self._read_archives(service, rel, archives)
+            live = version_at(self.s.mountpoint(service), rel)
+            found = Timeline(service, str(rel), live,
+                             sorted(snaps + archives, key=lambda p: (p.time, p.source != "archive")))
+            if not any(p.version.exists for p in found.points) and not live.exists:
+                raise ValidationError(self._nowhere(service, rel, trees))
         return found
 
-    def _nowhere(self, service: str, rel: PurePosixPath, roots: dict[str, Path]) -> str:
-        """No version holds the path: say so with the nearest names that exist."""
+    def _nowhere(self, service: str, rel: PurePosixPath, trees: Trees) -> str:
+        """No version holds the path: say so with the nearest names that exist (live, and in the
+        snapshot trees already open)."""
         names: set[str] = set()
-        for root in [self.s.mountpoint(service), *roots.values()]:
+        for root in [self.s.mountpoint(service), *trees.opened()]:
             folder = root / rel.parent
             try:
                 if not symlink_on_path(root, rel, last=False):
@@ -442,28 +421,88 @@ class TimeTravel(Cycle):
             if link:
                 raise ValidationError(f"{service}: {link!r} on the live path is a symlink; it is never followed "
                                       "(restore with TO= into a folder outside the dataset, then move it yourself)")
-        with RunLock(self.s.lock_file, "restore-path"), SignalGuard() as guard:
-            snaps, archives = self._points(service)
-            with self._snapshot_roots(service, [p.name for p in snaps]) as roots:
-                found = self.timeline(service, str(rel), roots, snaps, archives)
-                if not any(p.version.exists for p in found.points):
-                    raise ValidationError(self._nowhere(service, rel, roots))
-                point = choose(found.points, found.live, when)
-                source = self._best_source(point, found.points, roots)
-                self.echo(f"{service}: {str(rel)!r} from {source.label()}: {point.version.describe()}")
-                return self._put(service, rel, point, source, roots, to, stop, guard, existed=found.live.exists)
+        with RunLock(self.s.lock_file, "restore-path"), SignalGuard() as guard, Trees(self, service) as trees:
+            live = version_at(mountpoint, rel)
+            snaps = self._snapshot_points(service)
+            point = self._quick(service, rel, snaps, trees, live, when) or self._walk(service, rel, snaps, trees,
+                                                                                    live, when)
+            self.echo(f"{service}: {str(rel)!r} from {point.label()}"
+                      + (f": {point.version.describe()}" if point.version.exists else ""))
+            return self._put(service, rel, point, trees, to, stop, guard, existed=live.exists)
 
-    def _best_source(self, point: Point, points: Sequence[Point], roots: dict[str, Path]) -> Point:
-        """The chosen point, or a local snapshot holding the very same version (a copy beats an
-        extraction): the snapshot of the same night, or one of its identical neighbours."""
+    def _quick(self, service: str, rel: PurePosixPath, snaps: list[Point], trees: Trees, live: Version,
+               when: str | None) -> Point | None:
+        """The answer without asking borg, when there is one: WHEN names a snapshot, or an archive
+        (a local snapshot of ours made it, or only that path is extracted from it: no listing);
+        or the newest snapshot is the answer. The newest snapshot is the newest restore point
+        when it is no older than the newest night this tool recorded (every archive was made from
+        a night's snapshot, and the night's snapshot outlives its archive's predecessor)."""
+        if when:
+            named = [p for p in snaps if p.name == when] or [p for p in snaps if p.archive == when]
+            if named:
+                named[-1].version = version_at(trees.root(named[-1].name), rel)
+                if not named[-1].version.exists:
+                    raise ValidationError(f"{when} does not hold {str(rel)!r}")
+                return named[-1]
+            if when.startswith(f"{service}-") and parse_when(when) is None:
+                return Point("archive", when, 0.0)  # its version is known once extracted
+        if not snaps:
+            return None
+        newest = snaps[-1]
+        nights = [p["time"] for p in self.state.history().get(service, [])]
+        kept = self.state.kept().get(service)
+        known = max(nights + ([next((p.time for p in snaps if p.name == kept["snapshot"]), 0.0)] if kept else []),
+                    default=None)
+        if known is None or newest.time < known:
+            return None
+        if when and (parse_when(when) is None or newest.time > parse_when(when)):
+            return None
+        newest.version = version_at(trees.root(newest.name), rel)
+        if not newest.version.exists or (not when and newest.version.key() == live.key()):
+            return None
+        return newest
+
+    def _walk(self, service: str, rel: PurePosixPath, snaps: list[Point], trees: Trees, live: Version,
+              when: str | None) -> Point:
+        """Every restore point, newest first, each read only when reached: the first at or before
+        WHEN that holds the path, or (no WHEN) the first that differs from live."""
+        at = parse_when(when) if when else None
+        if when and at is None:
+            raise ValidationError(f"WHEN {when!r} is neither a date (2026-12-01, 2026-12-01T14:00) nor the name "
+                                  "of a snapshot or archive `make versions` lists")
+        points = sorted(snaps + self._archive_points(service, snaps), key=lambda p: (p.time, p.source != "archive"))
+        for p in reversed(points):
+            if at is not None and p.time > at:
+                continue
+            if p.source == "snapshot":
+                p.version = version_at(trees.root(p.name), rel)
+            else:
+                p.version = version_from_listing(rel, self.borg.list_path(service, p.name, str(rel)))
+            if p.version.exists and (at is not None or p.version.key() != live.key()):
+                return self._nearest_snapshot(p, snaps, trees, rel)
+        held = any(p.version.exists for p in points)
+        if at is not None and held:
+            raise ValidationError(f"no restore point at or before {when} holds {str(rel)!r}")
+        if at is not None and points and not any(p.time <= at for p in points):
+            raise ValidationError(f"no restore point at or before {when}: the oldest is {points[0].label()}")
+        if held:
+            raise ValidationError("every restore point holds the same version as live: nothing to restore "
+                                  "(WHEN= picks one anyway)")
+        raise ValidationError(self._nowhere(service, rel, trees))
+
+    def _nearest_snapshot(self, point: Point, snaps: Sequence[Point], trees: Trees, rel: PurePosixPath) -> Point:
+        """An archive point, or the local snapshot that holds the very same version (a copy beats
+        an extraction): the snapshot of the same night when there is one."""
         if point.source == "snapshot":
             return point
-        same = [p for p in points
-                if p.source == "snapshot" and p.name in roots and p.version.key() == point.version.key()]
-        return min(same, key=lambda p: abs(p.time - point.time)) if same else point
+        for p in sorted(snaps, key=lambda p: abs(p.time - point.time))[:2]:
+            if version_at(trees.root(p.name), rel).key() == point.version.key():
+                p.version = point.version
+                return p
+        return point
 
-    def _put(self, service: str, rel: PurePosixPath, point: Point, source: Point, roots: dict[str, Path],
-             to: Path | None, stop: bool, guard: SignalGuard, *, existed: bool) -> PathRestored:
+    def _put(self, service: str, rel: PurePosixPath, point: Point, trees: Trees, to: Path | None, stop: bool,
+             guard: SignalGuard, *, existed: bool) -> PathRestored:
         mountpoint = self.s.mountpoint(service)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.clock()))
         target = (to / rel.name) if to is not None else mountpoint / rel
@@ -471,8 +510,13 @@ class TimeTravel(Cycle):
         stopped = False
         with ExitStack() as stack:
             if to is None:
-                self._make_parents(mountpoint, rel, roots.get(source.name), done)
+                self._make_parents(mountpoint, rel, trees.root(point.name) if point.source == "snapshot" else None,
+                                   done)
                 safety = f"{SAFETY_PREFIX}-{stamp}"
+                n = 1
+                while self.zfs.exists(f"{self.s.dataset(service)}@{safety}"):  # an undo in the same second
+                    n += 1
+                    safety = f"{SAFETY_PREFIX}-{stamp}-{n}"
                 self.zfs.snapshot(self.s.dataset(service), safety, recursive=False)
                 done.safety_snapshot = f"{self.s.dataset(service)}@{safety}"
                 self.echo(f"{service}: safety snapshot {done.safety_snapshot}")
@@ -481,12 +525,14 @@ class TimeTravel(Cycle):
             staging = target.parent / f"{STAGING}-{stamp}"
             staging.mkdir()
             stack.callback(self._remove, staging)
-            if source.source == "snapshot":
+            if point.source == "snapshot":
                 staged = staging / rel.name
-                self.runner.run(copy_path_argv(roots[source.name] / rel, staged))
+                self.runner.run(copy_path_argv(trees.root(point.name) / rel, staged))
             else:
-                self.borg.extract(service, source.name, staging, paths=(str(rel),), sparse=True, force=True)
+                if not self.borg.extract(service, point.name, staging, paths=(str(rel),), sparse=True, force=True):
+                    raise ValidationError(f"{point.name} does not hold {str(rel)!r} (`make versions` lists what does)")
                 staged = staging / rel
+                point.version = version_at(staging, rel)
             if stop and to is None:
                 with guard.critical():
                     stopped = self._stop(service)

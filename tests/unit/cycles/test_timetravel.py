@@ -3,17 +3,19 @@ timeline's collapsing, and which version restore-path takes."""
 
 import calendar
 import os
+import shutil
 import time
 from pathlib import PurePosixPath
 
 import pytest
 
+from management.cycles.context import RunContext
 from management.cycles.timetravel import (
     ABSENT,
     Point,
+    TimeTravel,
     Version,
     check_relative,
-    choose,
     collapse,
     parse_when,
     symlink_on_path,
@@ -21,6 +23,9 @@ from management.cycles.timetravel import (
     version_from_listing,
 )
 from management.errors import ValidationError
+from management.runner import Runner
+from management.tools.zfs import Snapshot
+from tests.unit.test_config import BASE, settings_with
 
 
 @pytest.mark.parametrize("bad, words", [
@@ -90,23 +95,116 @@ def test_identical_neighbours_collapse_into_one_row():
         [(10, ["n1", "n2"]), (20, ["n3", "n4"]), (10, ["n5"])]
 
 
-def test_without_when_the_newest_version_that_differs_from_live():
-    points = [point("n1", 1, 10), point("n2", 2, 20), point("n3", 3, 30)]
-    assert choose(points, Version(True, "file", 30, 100), None).name == "n2"
-    assert choose(points, ABSENT, None).name == "n3"  # deleted: the newest that holds it
-    with pytest.raises(ValidationError, match="same version as live"):
-        choose([point("n1", 1, 30)], Version(True, "file", 30, 100), None)
+class Fakes:
+    """zfs (snapshots under `.zfs/snapshot` of a tmp mountpoint, as OpenZFS serves them) and borg
+    (archives as folders), each call recorded."""
+
+    def __init__(self, mountpoint, archives):
+        self.mountpoint, self.archives, self.calls = mountpoint, archives, []
+
+    def snapshots(self, dataset):
+        snapdir = self.mountpoint / ".zfs" / "snapshot"
+        return [Snapshot(f"{dataset}@{p.name}", int(p.stat().st_mtime), 0) for p in sorted(snapdir.iterdir())]
+
+    def snapshot(self, dataset, name, recursive=True):
+        self.calls.append(("snapshot", name))
+
+    def exists(self, name):
+        return False
+
+    def list_archives(self, service):
+        self.calls.append(("list", service))
+        old = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(500))  # before both snapshots
+        return [{"name": p.name, "time": old} for p in sorted(self.archives.iterdir())]
+
+    def list_path(self, service, archive, path):
+        self.calls.append(("list_path", archive))
+        full = self.archives / archive / path
+        if not full.exists():
+            return []
+        st = full.stat()
+        return [{"path": path, "type": "-", "size": st.st_size,
+                 "mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(st.st_mtime))}]
+
+    def extract(self, service, archive, staging, paths=(), sparse=False, force=False):
+        self.calls.append(("extract", archive))
+        src = self.archives / archive / paths[0]
+        if not src.exists():
+            return False
+        (staging / paths[0]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, staging / paths[0])
+        return True
 
 
-def test_when_is_a_date_a_time_or_a_name():
-    day = time.mktime((2026, 12, 1, 3, 30, 0, 0, 0, -1))
-    points = [point("a", day - 86400, 10), point("b", day, 20, "archive"), point("c", day + 86400, 30)]
-    assert choose(points, ABSENT, "2026-12-01").name == "b"  # the whole day counts
-    assert choose(points, ABSENT, "2026-12-01T03:00").name == "a"
-    assert choose(points, ABSENT, "c").name == "c"
+@pytest.fixture
+def world(tmp_path):
+    mountpoint = tmp_path / "pool" / "git"
+    base = BASE.replace("ZFS_BASE_MOUNTPOINT=/datapool/services", f"ZFS_BASE_MOUNTPOINT={tmp_path}/pool")
+    settings = settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\n", base)
+    (mountpoint / "data").mkdir(parents=True)
+    archives = tmp_path / "archives"
+    for i, name in enumerate(["orchestrator-1", "orchestrator-2"], start=1):
+        (mountpoint / ".zfs" / "snapshot" / name / "data").mkdir(parents=True)
+        (mountpoint / ".zfs" / "snapshot" / name / "data" / "x").write_text(f"v{i}")
+        os.utime(mountpoint / ".zfs" / "snapshot" / name / "data" / "x", (100 * i, 100 * i))
+        os.utime(mountpoint / ".zfs" / "snapshot" / name, (1000 * i, 1000 * i))
+    (archives / "git-old" / "data").mkdir(parents=True)
+    (archives / "git-old" / "data" / "x").write_text("v0")
+    fakes = Fakes(mountpoint, archives)
+    ctx = RunContext(settings, Runner(), fakes, None, fakes, echo=lambda _: None)
+    ctx.state.save_history({"git": [{"snapshot": f"orchestrator-{i}", "time": 1000.0 * i,
+                                     "consistency": "consistent", "archive": f"git-{i}"} for i in (1, 2)]})
+    return TimeTravel(ctx), fakes, mountpoint / "data" / "x"
+
+
+def test_a_deleted_file_comes_from_the_newest_snapshot_without_asking_borg(world):
+    travel, fakes, live = world
+    done = travel.restore_path("git", "data/x")
+    assert live.read_text() == "v2" and done.point.name == "orchestrator-2"
+    assert [c for c in fakes.calls if c[0] != "snapshot"] == []  # no borg at all
+    assert done.safety_snapshot.startswith("datapool/services/git@restore-safety-")
+    assert "WHEN=restore-safety-" in done.undo() or "did not exist" in done.undo()
+
+
+def test_without_when_the_newest_version_that_differs_from_live(world):
+    travel, fakes, live = world
+    live.write_text("v2")  # live equals the newest snapshot (size and time): the one before it
+    os.utime(live, (200, 200))
+    done = travel.restore_path("git", "data/x")
+    assert live.read_text() == "v1" and done.point.name == "orchestrator-1"
+    assert ("list", "git") in fakes.calls  # the newest did not answer: every point, read newest first
+
+
+def test_a_named_archive_extracts_only_that_path_without_listing(world):
+    travel, fakes, live = world
+    travel.restore_path("git", "data/x", when="git-old")
+    assert live.read_text() == "v0"
+    assert [c for c in fakes.calls if c[0] != "snapshot"] == [("extract", "git-old")]
+    with pytest.raises(ValidationError, match="does not hold"):
+        travel.restore_path("git", "data/nope", when="git-old")
+
+
+def test_an_archive_a_snapshot_stands_for_is_copied_from_the_snapshot(world):
+    travel, fakes, live = world
+    travel.restore_path("git", "data/x", when="git-1")  # the history says orchestrator-1 made git-1
+    assert live.read_text() == "v1" and not any(c[0] == "extract" for c in fakes.calls)
+
+
+def test_when_is_a_date_a_time_or_a_name(world):
+    travel, fakes, live = world
     with pytest.raises(ValidationError, match="neither a date"):
-        choose(points, ABSENT, "yesterday")
+        travel.restore_path("git", "data/x", when="yesterday")
     with pytest.raises(ValidationError, match="no restore point at or before"):
-        choose(points, ABSENT, "2020-01-01")
+        travel.restore_path("git", "data/x", when="1970-01-01T00:00:01Z")
+    travel.restore_path("git", "data/x", when="1970-01-01T00:25:00Z")  # 1500 s: after the first snapshot
+    assert live.read_text() == "v1"
     assert parse_when("2026-12-01T03:00:00Z") == calendar.timegm((2026, 12, 1, 3, 0, 0))
+    assert parse_when("2026-12-01") == time.mktime((2026, 12, 1, 23, 59, 59, 0, 0, -1))
     assert parse_when("git-2026-12-01T03:00:00Z") is None
+
+
+def test_to_inside_the_dataset_is_refused_and_nothing_changes(world, tmp_path):
+    travel, fakes, live = world
+    with pytest.raises(ValidationError, match="inside git's dataset"):
+        travel.restore_path("git", "data/x", to=live.parent / "out")
+    assert fakes.calls == [] and not live.exists()
