@@ -354,3 +354,16 @@ def test_history_is_unknown_when_zfs_does_not_answer(tmp_path):
     report = status.collect(settings, zfs, docker, now=NOW)
     assert all(r.history is None for r in report.services)
     assert status.history_cell(report.services[0], True) == "?"
+
+
+def test_cli_html_page_lists_the_restore_points_from_the_state(tmp_path, monkeypatch):
+    _settings, fake, _zfs, _docker, state = setup(tmp_path, answers={ZFS_GET: HISTORY_PROPS})
+    history_state(state)
+    out = tmp_path / "page.html"
+    result = cli(tmp_path, monkeypatch, fake, "--html", str(out))
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert page.count('<tr class="restore">') == 3  # git, photo and the stack folder web
+    assert "orchestrator-20330517T120000Z" in page and "crash-consistent" in page
+    assert "git-2033-05-15T03:30:00Z" in page and "make restore-path SERVICE_NAME=git" in page
+    assert not [a for a in fake.argvs if a[0] == "borg"]
