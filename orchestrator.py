@@ -375,11 +375,15 @@ def status(app: App, services: tuple[str, ...], as_json: bool, html_file: Path |
 
         from management.monitoring.page import PageRow
         from management.monitoring.page import render as render_page
+        from management.monitoring.publish import restore_points
         from management.state import StateStore, write_atomic
 
-        nights = StateStore(app.settings.state_dir).nights()
-        rows = [PageRow(s.service, s.verdict, s.risks, s.last_backup_age, s.archives, nights.get(s.service, []))
-                for s in report.services if s.backed_up]
+        store = StateStore(app.settings.state_dir)
+        nights = store.nights()
+        backed_up = [s for s in report.services if s.backed_up]
+        points = restore_points(store, [s.service for s in backed_up], report.time)
+        rows = [PageRow(s.service, s.verdict, s.risks, s.last_backup_age, s.archives, nights.get(s.service, []),
+                        *points[s.service]) for s in backed_up]
         generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(report.time))
         try:
             write_atomic(html_file.resolve(), render_page(rows, host=socket.gethostname(), generated=generated))

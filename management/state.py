@@ -17,10 +17,11 @@ each, every write atomic (a temp file in the same directory, fsync, rename).
 | nights.json | backup (publish), the last NIGHTS_KEPT runs | the status page |
 | prune_holds.json | backup (its prune guard), prune-trusted | backup, prune-trusted, status, release-prune |
 | trusted_kept.json | prune-trusted (on the trusted machine) | prune-trusted, release-prune |
-| repositories.json | backup, init-repos | backup (its preflight) |
-| history.json | backup, snapshot-history (SNAPSHOT_SCHEDULE) | backup, versions, restore-path, status, doctor |
+| repositories.json | backup, init-repos | backup (its preflight), page |
+| history.json | backup, snapshot-history (SNAPSHOT_SCHEDULE) | backup, versions, restore-path, status, doctor, page |
 
-A missing or unreadable JSON file reads as empty: no run wrote it yet.
+(page: the status page, written after each run.) A missing or unreadable JSON file reads as
+empty: no run wrote it yet.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
 
@@ -75,6 +78,33 @@ class HistoryPoint(TypedDict, total=False):
     time: float
     consistency: str
     archive: str | None
+
+
+@dataclass
+class HistorySummary:
+    """What one service's local history holds on the pool (status, doctor): the points of
+    history.json whose snapshot is still there, joined with zfs's `used` of each snapshot."""
+
+    snapshots: int = 0
+    bytes: int = 0  # the sum of each snapshot's `used`: the space unique to each (shared blocks not counted)
+    oldest_age: float | None = None  # seconds
+    newest_age: float | None = None
+    crash_consistent: int = 0
+    points: list[dict] = field(default_factory=list)  # {snapshot, time, age_seconds, consistency, archive, used}
+
+
+def summarize_history(points: Sequence[HistoryPoint], used: Mapping[str, int], now: float) -> HistorySummary:
+    """`points` (StateStore.history() of one service) that `used` (snapshot name -> bytes, what
+    zfs says of the service's dataset's snapshots) holds; a point whose snapshot is gone is left
+    out, as the next night forgets it."""
+    alive = sorted((p for p in points if p["snapshot"] in used), key=lambda p: (p["time"], p["snapshot"]))
+    if not alive:
+        return HistorySummary()
+    rows = [{"snapshot": p["snapshot"], "time": p["time"], "age_seconds": round(now - p["time"], 1),
+             "consistency": p.get("consistency") or CONSISTENT, "archive": p.get("archive"),
+             "used": used[p["snapshot"]]} for p in alive]
+    return HistorySummary(len(rows), sum(r["used"] for r in rows), rows[0]["age_seconds"], rows[-1]["age_seconds"],
+                          sum(r["consistency"] == CRASH_CONSISTENT for r in rows), rows)
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:

@@ -24,6 +24,7 @@ import glob
 import json
 import re
 import shlex
+import shutil
 import stat
 import time
 from collections.abc import Callable
@@ -38,7 +39,15 @@ from management.runner import Result, Runner
 from management.state import StateStore
 from management.text import age, human_size
 from management.tools.compose import is_v1_version
-from management.tools.zfs import PoolStatus, parse_pool_status, parse_props, pool_status_argv, props_argv
+from management.tools.zfs import (
+    PoolStatus,
+    parse_pool_status,
+    parse_props,
+    parse_space,
+    pool_status_argv,
+    props_argv,
+    space_argv,
+)
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 QUERY_TIMEOUT = 30.0
@@ -72,6 +81,8 @@ class Host:
     sshd_config: Path = Path("/etc/ssh/sshd_config")
     systemd: bool | None = None  # None: systemd is PID 1 when /run/systemd/system exists (sd_booted)
     clock: Callable[[], float] = time.time
+    which: Callable[[str], str | None] = shutil.which  # where a program is on PATH (borg's interpreter)
+    mounts_file: Path = Path("/proc/self/mounts")  # what is mounted (borg mounts under MOUNT_DIR)
     _memo: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -396,18 +407,23 @@ def check_datasets(host: Host) -> Check:
     return Check(OK, name, f"{len(s.services)} mounted under {s.zfs_base_mountpoint}")
 
 
+def pool_space(host: Host) -> tuple[int, int] | OrchestratorError:
+    """(used, available) bytes of the pool's root dataset, once per doctor run (free space, history)."""
+    def compute() -> tuple[int, int]:
+        out = host.query(space_argv(host.pool), timeout=60).stdout
+        found = parse_space(out)
+        if found is None:
+            raise OrchestratorError(f"zfs get used,available {host.pool} printed {out.strip()[:100]!r}")
+        return found
+    return host.once("pool space", compute)
+
+
 def check_free_space(host: Host) -> Check:
     name, pool = "pool free space", host.pool
-    try:
-        r = host.query(["zfs", "get", "-H", "-p", "-o", "property,value", "used,available", pool], timeout=60)
-    except CommandError as exc:
-        return cannot(name, exc, f"the free space in {pool}")
-    values = dict(line.split("\t", 1) for line in r.stdout.splitlines() if "\t" in line)
-    try:
-        used, avail = int(values["used"]), int(values["available"])
-    except (KeyError, ValueError):
-        return Check(WARN, name, f"cannot tell: zfs get printed {r.stdout.strip()[:100]!r}",
-                     f"zfs get used,available {pool}")
+    space = pool_space(host)
+    if isinstance(space, OrchestratorError):
+        return cannot(name, space, f"the free space in {pool}")
+    used, avail = space
 
     share = avail / (used + avail) if used + avail else 0.0
     detail = f"{human_size(avail)} free of {human_size(used + avail)} ({share:.0%}) in {pool}"
@@ -810,9 +826,18 @@ CHECKS: tuple[Callable[[Host], Check], ...] = (
 )
 
 
-def run_checks(host: Host, checks=CHECKS) -> list[Check]:
-    """Every check, in order. A check that breaks unexpectedly is a warn with the reason: one
-    check never keeps the others from running."""
+def all_checks() -> tuple[Callable[[Host], Check], ...]:
+    """CHECKS, then the local history's (management.host.doctor_history: they build on Check and
+    Host here, so they are imported when doctor runs, not when this module loads)."""
+    from management.host import doctor_history
+
+    return CHECKS + doctor_history.CHECKS
+
+
+def run_checks(host: Host, checks=None) -> list[Check]:
+    """Every check (all_checks() unless `checks` are given), in order. A check that breaks
+    unexpectedly is a warn with the reason: one check never keeps the others from running."""
+    checks = all_checks() if checks is None else checks
     results = []
     for check in checks:
         try:

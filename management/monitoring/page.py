@@ -1,7 +1,10 @@
 """The static status page: one self-contained HTML file (inline CSS, inline SVG charts, no
 script), one row per service with its verdict in colour, its last backup's age, its archive
-count and its last nights' archive sizes and durations as small charts. Pure: rows in, text
-out; publish writes it into STATUS_PAGE_DIR (atomically), `status --html FILE` on demand.
+count and its last nights' archive sizes and durations as small charts; below it, its restore
+points (the local history snapshots with their consistency, the newest archives the state
+knows) and the commands that get one path back (`make versions` / `make restore-path`).
+Pure: rows in, text out; publish writes it into STATUS_PAGE_DIR (atomically), `status --html
+FILE` on demand. Nothing here asks borg or zfs: the restore points are what the runs recorded.
 
 Every text that comes from outside (service names, reasons, the host name) is escaped."""
 
@@ -10,13 +13,14 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from management.state import NIGHTS_KEPT
+from management.state import CRASH_CONSISTENT, NIGHTS_KEPT
 from management.text import age, human_size
 from management.verdict import PROTECTED
 
 GREEN, RED = "#1a7f37", "#cf222e"  # the verdict colours (the lab test looks for these exact pixels)
 PAGE_FILE = "index.html"
 CHART_W, CHART_H = 150, 32
+COLUMNS = 6  # the table's columns (the restore points span them)
 
 
 @dataclass
@@ -27,6 +31,10 @@ class PageRow:
     last_backup_age: float | None = None  # seconds; None: never
     archives: int | None = None
     nights: list[dict] = field(default_factory=list)  # StateStore.nights() entries, oldest first
+    # restore points (publish.restore_points): history snapshots {snapshot, consistency, archive,
+    # age_seconds}, oldest first, and the newest archive names the state knows, oldest first
+    snapshots: list[dict] = field(default_factory=list)
+    archive_names: list[str] = field(default_factory=list)
 
 
 def _e(text: object) -> str:
@@ -78,6 +86,32 @@ def _row(r: PageRow) -> str:
             f'<td class="chart">{sizes}</td><td class="chart">{durations}</td></tr>')
 
 
+def restore_points(r: PageRow, columns: int) -> str:
+    """The service's restore points under its row, folded (`<details>`: no script), and the
+    commands that bring one path back."""
+    snaps = r.snapshots
+    crash = sum(p.get("consistency") == CRASH_CONSISTENT for p in snaps)
+    summary = (f"Restore points: {len(snaps)} snapshot(s) on this machine"
+               + (f" ({crash} crash-consistent)" if crash else "")
+               + f", {len(r.archive_names)} newest archive(s)")
+    items = []
+    for p in reversed(snaps):  # newest first
+        consistency = p.get("consistency") or "consistent"
+        note = " (taken with the stack running)" if consistency == CRASH_CONSISTENT else ""
+        when = "?" if p.get("age_seconds") is None else f"{age(p['age_seconds'])} ago"
+        items.append(f'<li>snapshot <code>{_e(p.get("snapshot"))}</code>, {_e(when)}, '
+                     f'<span class="{"crash" if note else "cons"}">{_e(consistency)}</span>{_e(note)}</li>')
+    for name in reversed(r.archive_names):
+        items.append(f"<li>archive <code>{_e(name)}</code></li>")
+    listing = f"<ul class=\"points\">{''.join(items)}</ul>" if items else '<p class="none">none recorded yet</p>'
+    svc = _e(r.service)
+    commands = (f'<p class="cmd">One path back: <code>make versions SERVICE_NAME={svc} FILE=&lt;path&gt;</code>, '
+                f"then <code>make restore-path SERVICE_NAME={svc} FILE=&lt;path&gt; [WHEN=&lt;snapshot or archive"
+                "&gt;]</code></p>")
+    return (f'<tr class="restore"><td colspan="{columns}"><details><summary>{_e(summary)}</summary>'
+            f"{listing}{commands}</details></td></tr>")
+
+
 CSS = f"""
 body {{ font: 15px/1.4 system-ui, sans-serif; margin: 2rem; color: #1f2328; background: #fff; }}
 h1 {{ font-size: 1.4rem; margin: 0 0 .2rem; }}
@@ -93,6 +127,10 @@ ul {{ margin: .3rem 0 0; padding-left: 1.1rem; color: {RED}; font-size: .85rem; 
 .spark {{ vertical-align: bottom; }}
 .val {{ margin-left: .4rem; font-size: .85rem; color: #57606a; }}
 .none {{ color: #8c959f; }}
+tr.restore td {{ padding-top: 0; font-size: .85rem; }}
+ul.points {{ color: #1f2328; margin: .3rem 0; }}
+.crash {{ color: #9a6700; }}
+.cmd code, ul.points code {{ font-size: .8rem; }}
 """
 
 
@@ -101,7 +139,7 @@ def render(rows: list[PageRow], *, host: str, generated: str) -> str:
     at_risk = sum(r.verdict != PROTECTED for r in rows)
     summary = (f"{len(rows)} service(s), {at_risk} at risk" if at_risk
                else f"{len(rows)} service(s), all protected")
-    body = "\n".join(_row(r) for r in rows)
+    body = "\n".join(_row(r) + restore_points(r, COLUMNS) for r in rows)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

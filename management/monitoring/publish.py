@@ -272,15 +272,38 @@ def service_risks(settings: Settings, store: StateStore, now: float,
     return out
 
 
+ARCHIVES_SHOWN = 5  # the newest archives the status page lists per service
+
+
+def restore_points(store: StateStore, services: list[str], now: float) -> dict[str, tuple[list[dict], list[str]]]:
+    """Per service, what the state knows of its restore points, nothing asked of borg or zfs:
+    (its history snapshots {snapshot, consistency, archive, age_seconds}, oldest first; the
+    newest ARCHIVES_SHOWN archive names from the last listing, the history and the kept
+    snapshot, oldest first). Archive names end in their UTC time, so they sort by it."""
+    history, repos, kept, counts = store.history(), store.repositories(), store.kept(), store.archive_counts()
+    out = {}
+    for service in services:
+        snaps = [{"snapshot": p["snapshot"], "consistency": p.get("consistency"), "archive": p.get("archive"),
+                  "age_seconds": round(now - p["time"], 1)} for p in history.get(service, [])]
+        names = {str(a) for a in (repos.get(service) or {}).get("archives") or ()}
+        names |= {p["archive"] for p in snaps if p.get("archive")}
+        for entry in (kept.get(service), counts.get(service)):
+            if isinstance(entry, dict) and entry.get("archive"):
+                names.add(str(entry["archive"]))
+        out[service] = (snaps, sorted(names)[-ARCHIVES_SHOWN:])
+    return out
+
+
 def page_rows(risks: dict[str, list[tuple[str, str]]], store: StateStore, now: float) -> list[PageRow]:
     last, counts, nights = store.last_success(), store.archive_counts(), store.nights()
+    points = restore_points(store, list(risks), now)
     rows = []
     for service, why in risks.items():
         when = last.get(service)
         count = counts.get(service, {}).get("count")
         rows.append(PageRow(service, verdict_of(why), [text for _, text in why],
                             None if when is None else now - when, count if isinstance(count, int) else None,
-                            nights.get(service, [])))
+                            nights.get(service, []), *points[service]))
     return rows
 
 

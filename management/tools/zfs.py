@@ -85,6 +85,31 @@ def parse_props(out: str) -> dict[str, dict[str, str]]:
     return rows
 
 
+def space_argv(dataset: str) -> list[str]:
+    """The bytes a dataset (a pool's root: the pool) uses and still has: `used` + `available` is
+    the space its data can take, what both OpenZFS and zfs-fuse print (zfs-fuse's `zpool list`
+    has no -p)."""
+    return ["zfs", "get", "-H", "-p", "-o", "property,value", "used,available", check_dataset(dataset)]
+
+
+def parse_space(out: str) -> tuple[int, int] | None:
+    """`used<TAB>N` and `available<TAB>N` lines -> (used, available); None when either is missing."""
+    values = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+    try:
+        return int(values["used"]), int(values["available"])
+    except (KeyError, ValueError):
+        return None
+
+
+def split_tree(rows: dict[str, dict[str, str]]) -> tuple[list[Dataset], list[Snapshot]]:
+    """parse_props' rows (mountpoint, mounted, used, creation) -> (datasets, snapshots oldest first)."""
+    datasets = [Dataset(name, p.get("mountpoint", "-"), p.get("mounted") == "yes", _int(p.get("used", "0")))
+                for name, p in rows.items() if "@" not in name]
+    snaps = [Snapshot(name, _int(p.get("creation", "0")), _int(p.get("used", "0")))
+             for name, p in rows.items() if "@" in name]
+    return datasets, sorted(snaps, key=lambda s: (s.creation, s.name))
+
+
 def get_argv(prop: str, dataset: str) -> list[str]:
     return ["zfs", "get", "-H", "-p", "-o", "value", prop, dataset]
 
@@ -131,6 +156,7 @@ def clone_argv(snapshot: str, target: str, mountpoint: str, *, readonly: bool = 
             snapshot, check_dataset(target)]
 
 
+TREE_PROPS = ("mountpoint", "mounted", "used", "creation")
 SCRATCH_PREFIX = "drill-"  # scratch datasets a restore drill extracts into, below the view parent
 
 
@@ -207,6 +233,10 @@ class ZFSManager:
         rows = self._props(root, ("mountpoint", "mounted", "used"))
         return [Dataset(name, p.get("mountpoint", "-"), p.get("mounted") == "yes", _int(p.get("used", "0")))
                 for name, p in rows.items() if "@" not in name]
+
+    def tree(self, root: str) -> tuple[list[Dataset], list[Snapshot]]:
+        """`root`'s datasets and every snapshot below it, in ONE `zfs get -r` (status asks this once)."""
+        return split_tree(self._props(root, TREE_PROPS))
 
     def unmounted(self, root: str) -> list[str]:
         """Datasets at or below `root` that should be mounted (canmount=on, a path mountpoint) and are not."""

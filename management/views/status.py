@@ -4,7 +4,9 @@ A service is a dataset name from SERVICE_VOLUME_PATHS_AND_OWNERS, joined with th
 of the same name when there is one (a stack folder without a dataset gets a row too). Per row:
 
 - now, from the tools: the stack's containers running/total, state and health (docker, the
-  same queries as before); the dataset mounted and its used space (ONE `zfs get -r` for all);
+  same queries as before); the dataset mounted and its used space, and its local history
+  (history.json's points whose snapshot is still there: how many, the space unique to them,
+  oldest and newest, how many crash-consistent), all from ONE `zfs get -r` of the parent;
 - from the run state (management.state), as the runs wrote it: the last good backup and its
   age (written by every backup), the archive that holds it (the kept snapshot, recorded when
   KEEP_LAST_SNAPSHOT=1), the last restore drill, the last image update and the pre-update
@@ -25,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 from management.config import Settings
 from management.errors import CommandError, OrchestratorError, ValidationError
-from management.state import StateStore
+from management.state import HistorySummary, StateStore, summarize_history
 from management.text import age, human_size
 from management.verdict import reasons as risk_reasons
 from management.verdict import verdict as verdict_of
@@ -65,6 +67,7 @@ class ServiceStatus:
     # each mount's verdict (tools.coverage), None when there is no stack folder or compose cannot read it
     coverage: list[dict] | None = None
     prune_held: dict | None = None  # the prune guard's hold: {reason, since, archive}
+    history: HistorySummary | None = None  # local history; None: not a service, or zfs did not answer
     verdict: str = ""  # PROTECTED or AT RISK (management.verdict)
     risks: list[str] = field(default_factory=list)  # why it is at risk
 
@@ -99,6 +102,7 @@ class StatusReport:
     services: list[ServiceStatus]
     problems: list[str] = field(default_factory=list)
     pool: PoolState | None = None  # None: zpool did not answer
+    history_on: bool = True  # SNAPSHOT_RETENTION is not off
 
     @property
     def stale(self) -> list[str]:
@@ -119,7 +123,7 @@ class StatusReport:
             rows.append(row)
         return {"time": self.time, "stale_after_hours": self.stale_after_hours, "stale": self.stale,
                 "uncovered": self.uncovered, "services": rows, "problems": list(self.problems),
-                "pool": asdict(self.pool) if self.pool else None}
+                "pool": asdict(self.pool) if self.pool else None, "history_on": self.history_on}
 
 
 # --- reading what the runs left -----------------------------------------------------------------
@@ -153,24 +157,30 @@ def row_names(settings: Settings, stacks: list[str], wanted: list[str] | None) -
     return [n for n in names if n in wanted]
 
 
-def datasets(settings: Settings, zfs) -> tuple[dict[str, DatasetState], str | None]:
-    """Every service's dataset from one `zfs get -r` of the parent: (by service, problem or None)."""
+def datasets(settings: Settings, zfs) -> tuple[dict[str, DatasetState], dict[str, dict[str, int]] | None,
+                                               str | None]:
+    """Every service's dataset and its snapshots from one `zfs get -r` of the parent: (dataset by
+    service, {service: {snapshot name: used bytes}} or None when zfs did not answer, problem or None)."""
     unknown = {s: DatasetState(settings.dataset(s), None) for s in settings.services}
     try:
-        found = {d.name: d for d in zfs.list_datasets(settings.zfs_parent_dataset)}
+        found_datasets, snapshots = zfs.tree(settings.zfs_parent_dataset)
+        found = {d.name: d for d in found_datasets}
     except CommandError as exc:
         if "does not exist" not in exc.stderr_tail:
-            return unknown, f"zfs: {_last_line(exc)}"
-        found = {}  # no parent dataset: no service dataset either
+            return unknown, None, f"zfs: {_last_line(exc)}"
+        found, snapshots = {}, []  # no parent dataset: no service dataset either
     except OrchestratorError as exc:
-        return unknown, f"zfs: {exc}"
+        return unknown, None, f"zfs: {exc}"
     out = {}
     for service in settings.services:
         name = settings.dataset(service)
         d = found.get(name)
         out[service] = (DatasetState(name, True, d.mounted, d.used, d.mountpoint) if d
                         else DatasetState(name, False, False))
-    return out, None
+    by_dataset: dict[str, dict[str, int]] = {}
+    for snap in snapshots:
+        by_dataset.setdefault(snap.dataset, {})[snap.snap] = snap.used
+    return out, {svc: by_dataset.get(settings.dataset(svc), {}) for svc in settings.services}, None
 
 
 def _last_line(exc: OrchestratorError) -> str:
@@ -237,7 +247,8 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
         folders = []
         problems.append(f"stacks: {_last_line(exc)}")
     names = row_names(settings, folders, wanted)
-    by_dataset, problem = datasets(settings, zfs) if any(n in settings.services for n in names) else ({}, None)
+    by_dataset, snapshots, problem = (datasets(settings, zfs) if any(n in settings.services for n in names)
+                                      else ({}, None, None))
     if problem:
         problems.append(problem)
     by_stack, problem = stacks(docker, [n for n in names if n in folders])
@@ -257,6 +268,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
     pool_health = _pool_health(settings, zfs)
     pool = pool_state(settings, zfs, now) if any(n in settings.services for n in names) else None
     updates = state.last_update()
+    history = state.history()
     limit = settings.stale_after * 3600
 
     rows = []
@@ -270,6 +282,8 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
             row.last_archive = (entry.get("archive") or None) if isinstance(entry, dict) else None
             count = counts.get(name)
             row.archives = count.get("count") if isinstance(count, dict) else None
+            if snapshots is not None:
+                row.history = summarize_history(history.get(name, []), snapshots.get(name, {}), now)
         row.drill = _with_age(drills.get(name), now)
         row.check = _with_age(checks.get(name), now)
         row.prune_held = holds.get(name)
@@ -283,7 +297,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
         row.rollback_points = state.update_points(name)
         row.coverage = by_coverage.get(name)
         rows.append(row)
-    return StatusReport(now, settings.stale_after, rows, problems, pool)
+    return StatusReport(now, settings.stale_after, rows, problems, pool, bool(settings.snapshot_retention))
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -341,19 +355,36 @@ def _update_cell(update: dict | None, points: list[str]) -> str:
     return text + (f" ({len(points)} rollback point{'s' if len(points) > 1 else ''})" if points else "")
 
 
+def history_cell(row: ServiceStatus, history_on: bool) -> str:
+    """`7 (1.2 GB, 6d..9h)`: the history snapshots, the space unique to them, the oldest and the
+    newest's age, and how many are crash-consistent; `none` (or `off`), `-` for no service, `?`
+    when zfs did not answer."""
+    if not row.backed_up:
+        return "-"
+    h = row.history
+    if h is None:
+        return "?"
+    if not h.snapshots:
+        return "none" if history_on else "off"
+    span = age(h.oldest_age) if h.snapshots == 1 else f"{age(h.oldest_age)}..{age(h.newest_age)}"
+    crash = f", {h.crash_consistent} crash-consistent" if h.crash_consistent else ""
+    return f"{h.snapshots} ({human_size(h.bytes)}, {span}{crash})"
+
+
 def render(report: StatusReport) -> list[tuple[str, bool]]:
     """The table as (line, highlight) pairs; highlighted lines are stale services and services
     with data no backup reaches. The words STALE and UNCOVERED are in the text itself, so the
     table says it without colour too."""
-    header = ("SERVICE", "STACK", "HEALTH", "DATASET", "USED", "COVERAGE", "LAST BACKUP", "ARCHIVES", "DRILL",
-              "REPO CHECK", "UPDATE", "LAST ARCHIVE", "VERDICT")
+    header = ("SERVICE", "STACK", "HEALTH", "DATASET", "USED", "COVERAGE", "LAST BACKUP", "ARCHIVES", "HISTORY",
+              "DRILL", "REPO CHECK", "UPDATE", "LAST ARCHIVE", "VERDICT")
     rows = [header]
     for r in report.services:
         dataset, used = _dataset_cells(r.dataset)
         rows.append((r.service, _stack_cell(r.stack), r.stack.health if r.stack else "-", dataset, used,
                      _coverage_cell(r), _backup_cell(r),
                      ("-" if r.archives is None else str(r.archives)) + (" HELD" if r.prune_held else ""),
-                     _drill_cell(r), _check_cell(r), _update_cell(r.update, r.rollback_points),
+                     history_cell(r, report.history_on), _drill_cell(r), _check_cell(r),
+                     _update_cell(r.update, r.rollback_points),
                      r.last_archive or "-", r.verdict or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip(), False) for row in rows]
@@ -368,6 +399,9 @@ def render(report: StatusReport) -> list[tuple[str, bool]]:
         if r.uncovered:
             lines.append((f"not backed up: {r.service}: {len(r.uncovered)} mount(s) no backup reaches "
                           f"(make check-stacks names each with its fix)", True))
+    if any(r.history and r.history.snapshots for r in report.services):
+        lines.append(("history: snapshots on the pool (the space unique to them, oldest..newest); "
+                      "`make versions SERVICE_NAME=<service> FILE=<path>` reads them", False))
     stale = report.stale
     if stale:
         lines.append((f"stale: {', '.join(stale)} (no good backup within STALE_AFTER={report.stale_after_hours}h)",

@@ -9,6 +9,7 @@ expects the verdict the design rules give for what they say."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab.conftest import build_cycle, teardown_cycle
 from tests.lab.envfile import run_cli, write_lab_env
+from tests.lab.stacks import seed
 
 pytestmark = pytest.mark.lab
 
@@ -54,7 +57,7 @@ def test_doctor_reports_the_lab_as_it_is_and_changes_nothing(lab, lab_env):
     result = run_cli(env_path, "doctor", "--json", timeout=180)
     assert result.returncode == 1, result.stdout + result.stderr  # the lab has failing checks (below)
     checks = by_name(json.loads(result.stdout))
-    assert len(checks) == 24, list(checks)
+    assert len(checks) == 27, list(checks)
     # SERVICES_DIR is empty: no stack, no mount to miss
     assert checks["data coverage"]["status"] == OK and "0 stack(s)" in checks["data coverage"]["detail"]
 
@@ -137,6 +140,17 @@ def test_doctor_reports_the_lab_as_it_is_and_changes_nothing(lab, lab_env):
     if not Path("/etc/systemd/system/orchestrator-stacks.service").exists():
         assert checks["boot unit"]["status"] == WARN and checks["boot unit"]["fix"] == "make install-autostart"
 
+    # one file back: no parent dataset, no history; borg's own Python decides `make mount`
+    assert checks["local history"]["status"] == OK and "does not exist" in checks["local history"]["detail"]
+    borg = shutil.which("borg")
+    head = Path(borg).read_bytes()[:256] if borg else b""
+    if head.startswith(b"#!"):
+        interpreter = head[2:].split(b"\n", 1)[0].decode().split()
+        fuse = any(subprocess.run([*interpreter, "-c", f"import {m}"], capture_output=True, timeout=60).returncode == 0
+                   for m in ("pyfuse3", "llfuse"))
+        assert checks["borg mount"]["status"] == (OK if fuse else WARN), checks["borg mount"]
+        assert fuse or "python3-llfuse" in checks["borg mount"]["fix"]
+
     # read-only: nothing was created or changed
     assert subprocess.run(["zfs", "list", "-H", parent], capture_output=True, timeout=60).returncode != 0
     assert not Path(values["STATE_DIR"]).exists()
@@ -150,7 +164,7 @@ def test_doctor_text_is_one_line_per_check_with_fixes(lab_env):
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     checks = [ln for ln in lines if not ln.startswith(" ")][:-1]
-    assert len(checks) == 24 and all(ln.split()[0] in (OK, WARN, FAIL) for ln in checks), result.stdout
+    assert len(checks) == 27 and all(ln.split()[0] in (OK, WARN, FAIL) for ln in checks), result.stdout
     fixes = [ln for ln in lines if ln.strip().startswith("fix: ")]
     assert len(fixes) == sum(ln.split()[0] != OK for ln in checks)
     counts = {s: sum(ln.split()[0] == s for ln in checks) for s in (OK, WARN, FAIL)}
@@ -193,3 +207,40 @@ def test_status_json_joins_real_docker_and_zfs_with_the_state_files(lab, lab_env
     assert table.returncode == 0
     line_b = next(ln for ln in table.stdout.splitlines() if ln.startswith(svc_b))
     assert "never STALE" in line_b and "MISSING" in line_b and "\x1b[" not in table.stdout
+
+
+def test_two_nights_of_history_in_status_and_doctor_and_its_share_of_the_pool(lab, tmp_path):
+    """Two nights with SNAPSHOT_RETENTION=within=1d keep both snapshots; a file rewritten between
+    them is space only the first holds: over SNAPSHOT_SPACE_WARN=1 percent of the pool, doctor warns."""
+    cyc = build_cycle(lab, tmp_path, spokes=["photo"], extra={"SNAPSHOT_RETENTION": "within=1d"})
+    try:
+        used, avail = (int(v) for v in subprocess.run(
+            ["zfs", "get", "-H", "-p", "-o", "value", "used,available", lab.pool], capture_output=True, text=True,
+            timeout=60, check=True).stdout.split())
+        size = int((used + avail) * 0.012) + 2 ** 20  # just over 1% of the pool (6 GB lab pool: ~75 MB)
+        for _night in range(2):
+            seed(cyc.base, "photo", {"big.bin": os.urandom(size)})  # rewritten: the first version only in night 1
+            r = run_cli(cyc.env_path, "backup", "--json", timeout=600)
+            assert r.returncode == 0, r.stdout + r.stderr
+            time.sleep(1.1)  # zfs-fuse's 1-second times
+
+        data = json.loads(run_cli(cyc.env_path, "status", "--json", timeout=120).stdout)
+        photo = next(r for r in data["services"] if r["service"] == "photo")
+        history = photo["history"]
+        assert history["snapshots"] == 2 and len(history["points"]) == 2, history
+        assert [p["consistency"] for p in history["points"]] == ["consistent", "consistent"]
+        assert history["bytes"] >= size * 0.9 and history["points"][0]["used"] >= size * 0.9, history
+
+        checks = by_name(json.loads(run_cli(cyc.env_path, "doctor", "--json", timeout=180).stdout))
+        hist = checks["local history"]
+        assert hist["status"] == OK and "warn above 20%" in hist["detail"], hist
+        assert "snapshot(s) of 2 service(s)" in hist["detail"] and "SNAPSHOT_RETENTION=within=1d" in hist["detail"]
+
+        with cyc.env_path.open("a") as f:
+            f.write("SNAPSHOT_SPACE_WARN=1\n")
+        checks = by_name(json.loads(run_cli(cyc.env_path, "doctor", "--json", timeout=180).stdout))
+        hist = checks["local history"]
+        assert hist["status"] == WARN and "warn above 1%" in hist["detail"], hist
+        assert "SNAPSHOT_RETENTION=daily=3" in hist["fix"]
+    finally:
+        teardown_cycle(cyc)

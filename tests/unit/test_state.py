@@ -99,3 +99,18 @@ def test_releasing_a_prune_also_accepts_the_archives_that_vanished(tmp_path):
     assert store.trusted_kept()["git"] == ["git-1", "git-2"]
     assert store.release_prune("git")["reason"] == "gone"
     assert store.trusted_kept() == {"photo": ["photo-1"]} and store.prune_holds() == {}
+
+
+def test_summarize_history_counts_what_is_on_the_pool_oldest_first():
+    from management.state import HistorySummary, summarize_history
+
+    points = [{"snapshot": "s3", "time": 900.0, "consistency": "crash-consistent", "archive": None},
+              {"snapshot": "s1", "time": 100.0, "consistency": "consistent", "archive": "a1"},
+              {"snapshot": "gone", "time": 50.0, "consistency": "consistent", "archive": "a0"},
+              {"snapshot": "s2", "time": 500.0, "archive": "a2"}]  # no consistency recorded: a nightly one
+    h = summarize_history(points, {"s1": 10, "s2": 0, "s3": 5, "not-history": 99}, now=1000.0)
+    assert (h.snapshots, h.bytes, h.oldest_age, h.newest_age, h.crash_consistent) == (3, 15, 900.0, 100.0, 1)
+    assert [p["snapshot"] for p in h.points] == ["s1", "s2", "s3"]
+    assert h.points[1] == {"snapshot": "s2", "time": 500.0, "age_seconds": 500.0, "consistency": "consistent",
+                           "archive": "a2", "used": 0}
+    assert summarize_history(points, {}, now=1000.0) == HistorySummary()

@@ -74,7 +74,8 @@ def host(tmp_path):
                 .replace("BORG_REPO_BASE_PATH=/backup/repos", "BORG_REPO_BASE_PATH=ssh://borg@backup/./repos")
                 + f"DOCKER_DAEMON_JSON={etc}/daemon.json\nSUBUID_FILE={etc}/subuid\n"
                 f"SUBGID_FILE={etc}/subgid\nBORG_KEYS_DIR={keys}\nSTATE_DIR={state}\n"
-                "NOTIFY_URLS=ntfys://ntfy.example/homelab\nBORG_APPEND_ONLY=1\n")
+                "NOTIFY_URLS=ntfys://ntfy.example/homelab\nBORG_APPEND_ONLY=1\n"
+                f"MOUNT_DIR={tmp_path}/mnt\n")
     settings = load_settings(env)[0]
     (etc / "cron.d" / schedule.CRON_NAME).write_text(schedule.render_cron(
         "30 3 * * *", tmp_path / "python", tmp_path / "orchestrator.py", env.resolve(), tmp_path / "log"))
@@ -111,8 +112,14 @@ def host(tmp_path):
     zed_dir = etc / "zfs" / "zed.d"
     zed_dir.mkdir(parents=True)
     zedlet.install(zed_dir, zedlet.render_zedlet(tmp_path / "python", tmp_path / "orchestrator.py", env.resolve()))
+    bin_dir = tmp_path / "bin"  # Debian's borg: a Python script (its FUSE bindings answer through the fake)
+    bin_dir.mkdir()
+    (bin_dir / "borg").write_text("#!/usr/bin/python3\nimport borg\n")
+    (etc / "mounts").write_text("proc /proc proc rw,nosuid 0 0\n/dev/sda1 / ext4 rw 0 0\n")
     return Host(settings, fake, cron_dir=etc / "cron.d", unit_dir=etc / "systemd", sshd_config=etc / "sshd_config",
-                zed_dir=zed_dir, systemd=True, clock=lambda: NOW)
+                zed_dir=zed_dir, systemd=True, clock=lambda: NOW,
+                which=lambda program: str(bin_dir / program) if (bin_dir / program).exists() else None,
+                mounts_file=etc / "mounts")
 
 
 GIT_CONFIG = ("docker", "compose", "-p", "git", "config", "--format", "json")
@@ -131,7 +138,7 @@ def answer(host, argv, value):
 def test_a_host_as_designed_is_all_ok_and_nothing_is_changed(host):
     checks = doctor.run_checks(host)
     assert [(c.status, c.name) for c in checks if c.status != OK] == []
-    assert len(checks) == len(doctor.CHECKS) == len({c.name for c in checks})
+    assert len(checks) == len(doctor.all_checks()) == len({c.name for c in checks})
     assert all(not call.mutating for call in host.runner.calls)
     assert host.runner.argvs.count(DOCKER_INFO) == 1 and host.runner.argvs.count(("sshd", "-T")) == 1
 
@@ -517,10 +524,11 @@ def test_cli_prints_one_line_per_check_and_fixes_and_exits_1_on_a_fail(host, mon
     result = cli(host, monkeypatch)
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
-    assert [ln.split()[0] for ln in lines if not ln.startswith(" ")][:-1] == [OK] * 23 + [FAIL]
-    assert lines[-2].strip() == "fix: make backup-all, and read its summary (or the cron log) for why the last one " \
-                                "failed"
-    assert lines[-1] == "doctor: 23 ok, 0 warn, 1 fail"
+    assert [ln.split()[0] for ln in lines if not ln.startswith(" ")][:-1] == [OK] * 23 + [FAIL] + [OK] * 3
+    fail = next(i for i, ln in enumerate(lines) if ln.startswith(FAIL))
+    assert lines[fail + 1].strip() == "fix: make backup-all, and read its summary (or the cron log) for why the " \
+                                      "last one failed"
+    assert lines[-1] == "doctor: 26 ok, 0 warn, 1 fail"
 
 
 def test_cli_warnings_alone_exit_0_and_json(host, monkeypatch):
@@ -537,11 +545,11 @@ def test_no_tool_installed_no_crash_and_every_finding_has_a_fix(host):
                                                      "ufw", "nft", "iptables")}
     host.sshd_config.unlink()
     checks = doctor.run_checks(host)
-    assert len(checks) == len(doctor.CHECKS)
+    assert len(checks) == len(doctor.all_checks())
     assert all(c.fix for c in checks if c.status != OK), [c for c in checks if c.status != OK and not c.fix]
     missing = {c.name: c.detail for c in checks if "is not installed" in c.detail}
     assert set(missing) == {"userns-remap", "zfs pool", "pool redundancy", "pool devices", "last scrub",
-                            "service datasets", "pool free space", "zfs import at boot",
+                            "service datasets", "pool free space", "zfs import at boot", "local history",
                             "ssh port", "ssh root login", "ssh password login", "boot unit"}
     assert "docker is not installed" in missing["userns-remap"] and "sshd is not installed" in missing["ssh port"]
     assert {c.name: c.status for c in checks}["firewall"] == WARN

@@ -60,3 +60,25 @@ def test_a_chart_scales_to_the_largest_value_puts_the_newest_right_and_leaves_ga
     assert ">10.0</span>" in svg and "3 night(s)" in svg
     assert len(re.findall("<rect", sparkline([1.0] * (NIGHTS_KEPT + 5), "size", str))) == NIGHTS_KEPT
     assert sparkline([None, None], "size", str) == '<span class="none">-</span>'
+
+
+def test_each_service_lists_its_restore_points_newest_first_and_the_commands_escaped():
+    snaps = [{"snapshot": "orchestrator-20330515T033000Z", "consistency": "consistent", "archive": "git-a",
+              "age_seconds": 6 * 86400.0},
+             {"snapshot": "orchestrator-<b>", "consistency": "crash-consistent", "archive": None,
+              "age_seconds": 9 * 3600.0}]
+    text = render([PageRow("git", PROTECTED, [], 3600.0, 12, [], snaps, ["git-2033-05-14T03:30:00Z", "git-a"]),
+                   PageRow("<photo>", AT_RISK, [], None, None, [])], host="vm", generated="now")
+    assert text.count('<tr class="restore">') == 2 and 'colspan="6"' in text
+    git = text.split('<tr class="restore">')[1]
+    assert ("<summary>Restore points: 2 snapshot(s) on this machine (1 crash-consistent), 2 newest archive(s)"
+            "</summary>") in git
+    assert git.index("orchestrator-&lt;b&gt;") < git.index("orchestrator-20330515T033000Z") < git.index("git-a")
+    assert "9h ago" in git and "(taken with the stack running)" in git and "6d ago" in git
+    assert "<code>make versions SERVICE_NAME=git FILE=&lt;path&gt;</code>" in git
+    assert "make restore-path SERVICE_NAME=git FILE=&lt;path&gt; [WHEN=&lt;snapshot or archive&gt;]" in git
+    photo = text.split('<tr class="restore">')[2]
+    assert "none recorded yet" in photo and "SERVICE_NAME=&lt;photo&gt;" in photo and "<photo>" not in photo
+    tags = Tags()
+    tags.feed(text)
+    assert "script" not in tags.tags and "details" in tags.tags

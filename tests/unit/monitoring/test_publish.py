@@ -182,3 +182,21 @@ def test_an_unchanged_night_charts_the_size_of_the_archive_that_holds_it(steps):
     assert list(nights) == ["git"]  # a skipped service has no night
     assert [(n["bytes"], n["files"], n["duration"], n["deduplicated"]) for n in nights["git"]] == [
         (500, 7, 9.0, None), (500, 7, 0.2, 0)]
+
+
+def test_restore_points_are_what_the_state_recorded_newest_archives_last(tmp_path):
+    store = StateStore(tmp_path / "state")
+    store.save_history({"git": [{"snapshot": "s2", "time": 900.0, "consistency": "crash-consistent", "archive": None},
+                                {"snapshot": "s1", "time": 100.0, "consistency": "consistent",
+                                 "archive": "git-2033-05-10T03:30:00Z"}]})
+    store.save_repositories({"git": {"fingerprint": "f", "repository": "r", "archives": [
+        f"git-2033-05-0{d}T03:30:00Z" for d in range(1, 9)]}})
+    store.save_kept({"git": {"snapshot": "s1", "archive": "git-2033-05-11T03:30:00Z"}})
+    points = publish_module.restore_points(store, ["git", "photo"], now=1000.0)
+    snaps, names = points["git"]
+    assert snaps == [{"snapshot": "s1", "consistency": "consistent", "archive": "git-2033-05-10T03:30:00Z",
+                      "age_seconds": 900.0},
+                     {"snapshot": "s2", "consistency": "crash-consistent", "archive": None, "age_seconds": 100.0}]
+    # the last listing, the history's archives and the kept one, the newest ARCHIVES_SHOWN (5)
+    assert names == [f"git-2033-05-{d}T03:30:00Z" for d in ("06", "07", "08", "10", "11")]
+    assert points["photo"] == ([], [])

@@ -258,3 +258,28 @@ def test_parse_importable_gives_each_pool_its_block_and_nothing_when_none():
     assert list(found) == ["datapool", "other"]
     assert "another system" in found["datapool"] and "another system" not in found["other"]
     assert parse_importable("no pools available to import\n") == {}
+
+
+def test_the_tree_is_datasets_and_their_snapshots_from_one_zfs_get():
+    from management.tools.zfs import TREE_PROPS, Dataset, Snapshot
+
+    out = ("pool/svc\tmountpoint\t/pool/svc\npool/svc\tmounted\tyes\npool/svc\tused\t900\npool/svc\tcreation\t5\n"
+           "pool/svc/git@b\tcreation\t200\npool/svc/git@b\tused\t7\npool/svc/git@b\tmountpoint\t-\n"
+           "pool/svc/git@a\tcreation\t100\npool/svc/git@a\tused\t3\n")
+    fake = FakeRunner({("zfs", "get"): out})
+    datasets, snaps = ZFSManager(fake).tree("pool/svc")
+    assert fake.argvs == [("zfs", "get", "-H", "-p", "-r", "-o", "name,property,value",
+                           ",".join(TREE_PROPS), "pool/svc")]
+    assert not fake.calls[0].mutating
+    assert datasets == [Dataset("pool/svc", "/pool/svc", True, 900)]
+    assert snaps == [Snapshot("pool/svc/git@a", 100, 3), Snapshot("pool/svc/git@b", 200, 7)]  # oldest first
+
+
+def test_space_argv_and_parse_space():
+    from management.tools.zfs import parse_space, space_argv
+
+    assert space_argv("datapool") == ["zfs", "get", "-H", "-p", "-o", "property,value", "used,available", "datapool"]
+    assert parse_space("used\t300\navailable\t700\n") == (300, 700)
+    assert parse_space("used\t300\n") is None and parse_space("used\tx\navailable\t1\n") is None
+    with pytest.raises(ValidationError):
+        space_argv("bad name")

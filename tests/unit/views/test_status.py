@@ -18,7 +18,7 @@ from tests.unit.test_config import BASE, write
 
 NOW = 2_000_000_000.0
 H = 3600.0
-ZFS_GET = ("zfs", "get", "-H", "-p", "-r", "-o", "name,property,value", "mountpoint,mounted,used",
+ZFS_GET = ("zfs", "get", "-H", "-p", "-r", "-o", "name,property,value", "mountpoint,mounted,used,creation",
            "datapool/services")
 PROPS = (
     "datapool/services\tmountpoint\t/datapool/services\ndatapool/services\tmounted\tyes\n"
@@ -281,3 +281,89 @@ def test_no_zpool_answer_no_pool_line(tmp_path):
     report = status.collect(settings, zfs, docker, now=NOW)
     assert report.pool is None and report.to_dict()["pool"] is None
     assert not any(line.startswith("pool:") for line, _h in status.render(report))
+
+
+# --- local history ----------------------------------------------------------------------------
+
+HISTORY_PROPS = PROPS + (
+    "datapool/services/git@orchestrator-20330515T033000Z\tcreation\t1999600000\n"
+    "datapool/services/git@orchestrator-20330515T033000Z\tused\t1200000000\n"
+    "datapool/services/git@orchestrator-20330517T120000Z\tcreation\t1999800000\n"
+    "datapool/services/git@orchestrator-20330517T120000Z\tused\t300000\n"
+    "datapool/services/git@by-hand\tcreation\t1999900000\ndatapool/services/git@by-hand\tused\t99\n"
+)
+
+
+def history_state(state):
+    write_state(state, "history.json", {
+        "git": [{"snapshot": "orchestrator-20330517T120000Z", "time": NOW - 9 * H, "consistency": "crash-consistent",
+                 "archive": None},
+                {"snapshot": "orchestrator-20330515T033000Z", "time": NOW - 6 * 24 * H, "consistency": "consistent",
+                 "archive": "git-2033-05-15T03:30:00Z"},
+                # destroyed by hand: no longer on the pool, not counted
+                {"snapshot": "orchestrator-20330510T033000Z", "time": NOW - 11 * 24 * H, "consistency": "consistent",
+                 "archive": "git-2033-05-10T03:30:00Z"}]})
+
+
+def test_history_per_service_from_the_same_one_zfs_query_joined_with_history_json(tmp_path):
+    settings, fake, zfs, docker, state = setup(tmp_path, answers={ZFS_GET: HISTORY_PROPS})
+    history_state(state)
+    report = status.collect(settings, zfs, docker, now=NOW)
+    git, photo, web = report.services
+    assert [a for a in fake.argvs if a[0] == "zfs"] == [ZFS_GET]  # still ONE zfs call
+    h = git.history
+    assert (h.snapshots, h.bytes, h.oldest_age, h.newest_age, h.crash_consistent) == (
+        2, 1200300000, 6 * 24 * H, 9 * H, 1)
+    assert [p["snapshot"] for p in h.points] == ["orchestrator-20330515T033000Z", "orchestrator-20330517T120000Z"]
+    assert h.points[0]["used"] == 1200000000 and h.points[0]["archive"] == "git-2033-05-15T03:30:00Z"
+    assert photo.history.snapshots == 0 and web.history.snapshots == 0  # web: a stack folder, a service too
+    row = report.to_dict()["services"][0]["history"]
+    assert row["snapshots"] == 2 and row["bytes"] == 1200300000 and row["points"][1]["consistency"] == \
+        "crash-consistent"
+
+
+def test_history_column_short_form_and_a_note_saying_what_the_space_is(tmp_path):
+    settings, _fake, zfs, docker, state = setup(tmp_path, answers={ZFS_GET: HISTORY_PROPS})
+    history_state(state)
+    lines = status.render(status.collect(settings, zfs, docker, now=NOW))
+    header, git, photo = (line for line, _ in lines[:3])
+    assert "HISTORY" in header.split()
+    col = header.index("HISTORY")
+    assert git[col:].startswith("2 (1.2 GB, 6d..9h, 1 crash-consistent)")
+    assert photo[col:].startswith("none ")
+    assert any(line.startswith("history: snapshots on the pool (the space unique to them") for line, _ in lines)
+
+
+def test_history_off_unknown_and_one_snapshot(tmp_path):
+    settings, _fake, zfs, docker, state = setup(tmp_path, extra="SNAPSHOT_RETENTION=off\n")
+    report = status.collect(settings, zfs, docker, now=NOW)
+    assert status.history_cell(report.services[0], report.history_on) == "off"
+    assert report.to_dict()["history_on"] is False
+    assert not any(line.startswith("history: ") for line, _ in status.render(report))
+    one = status.ServiceStatus("git", status.DatasetState("d", True), None,
+                               history=status.HistorySummary(1, 5000, 3 * H, 3 * H, 0, []))
+    assert status.history_cell(one, True) == "1 (5.0 kB, 3h)"
+    assert status.history_cell(status.ServiceStatus("git", status.DatasetState("d", None), None), True) == "?"
+    assert status.history_cell(status.ServiceStatus("x", None, None), True) == "-"
+
+
+def test_history_is_unknown_when_zfs_does_not_answer(tmp_path):
+    settings, _fake, zfs, docker, state = setup(
+        tmp_path, answers={ZFS_GET: CommandError("zfs get ...", 1, "internal error: zfs-fuse is not running")})
+    history_state(state)
+    report = status.collect(settings, zfs, docker, now=NOW)
+    assert all(r.history is None for r in report.services)
+    assert status.history_cell(report.services[0], True) == "?"
+
+
+def test_cli_html_page_lists_the_restore_points_from_the_state(tmp_path, monkeypatch):
+    _settings, fake, _zfs, _docker, state = setup(tmp_path, answers={ZFS_GET: HISTORY_PROPS})
+    history_state(state)
+    out = tmp_path / "page.html"
+    result = cli(tmp_path, monkeypatch, fake, "--html", str(out))
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert page.count('<tr class="restore">') == 3  # git, photo and the stack folder web
+    assert "orchestrator-20330517T120000Z" in page and "crash-consistent" in page
+    assert "git-2033-05-15T03:30:00Z" in page and "make restore-path SERVICE_NAME=git" in page
+    assert not [a for a in fake.argvs if a[0] == "borg"]
