@@ -434,9 +434,9 @@ class TimeTravel(Cycle):
                when: str | None) -> Point | None:
         """The answer without asking borg, when there is one: WHEN names a snapshot, or an archive
         (a local snapshot of ours made it, or only that path is extracted from it: no listing);
-        or the newest snapshot is the answer. The newest snapshot is the newest restore point
-        when it is no older than the newest night this tool recorded (every archive was made from
-        a night's snapshot, and the night's snapshot outlives its archive's predecessor)."""
+        or a snapshot taken since the newest night this tool recorded is the answer: those are
+        the newest restore points (every archive was made from a night's snapshot, and the
+        night's snapshot outlives its archive's predecessor)."""
         if when:
             named = [p for p in snaps if p.name == when] or [p for p in snaps if p.archive == when]
             if named:
@@ -446,21 +446,24 @@ class TimeTravel(Cycle):
                 return named[-1]
             if when.startswith(f"{service}-") and parse_when(when) is None:
                 return Point("archive", when, 0.0)  # its version is known once extracted
-        if not snaps:
-            return None
-        newest = snaps[-1]
         nights = [p["time"] for p in self.state.history().get(service, [])]
         kept = self.state.kept().get(service)
         known = max(nights + ([next((p.time for p in snaps if p.name == kept["snapshot"]), 0.0)] if kept else []),
                     default=None)
-        if known is None or newest.time < known:
+        if known is None:
             return None
-        if when and (parse_when(when) is None or newest.time > parse_when(when)):
+        # the snapshots since the newest night (it, a safety snapshot, one of yours): newer than
+        # every archive's contents; newest first, the first that answers is the answer
+        at = parse_when(when) if when else None
+        if when and (at is None or snaps[-1].time > at):
             return None
-        newest.version = version_at(trees.root(newest.name), rel)
-        if not newest.version.exists or (not when and newest.version.key() == live.key()):
-            return None
-        return newest
+        for p in reversed([p for p in snaps if p.time >= known]):
+            p.version = version_at(trees.root(p.name), rel)
+            if p.version.exists and (when or p.version.key() != live.key()):
+                return p
+            if when:
+                return None  # the newest at or before WHEN does not hold it: the rest decide
+        return None
 
     def _walk(self, service: str, rel: PurePosixPath, snaps: list[Point], trees: Trees, live: Version,
               when: str | None) -> Point:

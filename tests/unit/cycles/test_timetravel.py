@@ -166,6 +166,16 @@ def test_a_deleted_file_comes_from_the_newest_snapshot_without_asking_borg(world
     assert "WHEN=restore-safety-" in done.undo() or "did not exist" in done.undo()
 
 
+def test_a_safety_snapshot_since_the_last_night_does_not_send_it_to_borg(world):
+    travel, fakes, live = world
+    safety = live.parents[1] / ".zfs" / "snapshot" / "restore-safety-3"
+    (safety / "data").mkdir(parents=True)  # taken after the file was deleted: it lacks it
+    os.utime(safety, (3000, 3000))
+    done = travel.restore_path("git", "data/x")
+    assert done.point.name == "orchestrator-2" and live.read_text() == "v2"
+    assert [c for c in fakes.calls if c[0] != "snapshot"] == []
+
+
 def test_without_when_the_newest_version_that_differs_from_live(world):
     travel, fakes, live = world
     live.write_text("v2")  # live equals the newest snapshot (size and time): the one before it
