@@ -279,11 +279,13 @@ cloud-init-user-data: ## Print cloud-init user-data for a new VM: ADMIN_USER=run
 # --- benchmark -------------------------------------------------------------------------------
 .PHONY: bench bench-restore
 BENCH_ARGS ?=
+RESTORE_PATH_ARGS ?=
 
 bench: $(TEST_VENV)/.dev-installed lab-up ## Downtime and nightly cost: this tool vs a naive script vs borgmatic, markdown table (root; BENCH_ARGS="--runs 1")
 	$(TEST_VENV)/bin/python bench/bench.py $(BENCH_ARGS)
 
-bench-restore: $(TEST_VENV)/.dev-installed lab-up ## Seconds per restore level (drill, boot, check, verify, restore) for PostgreSQL, Fossil/SQLite, Redis (root; BENCH_ARGS="--pg-scale 10")
+bench-restore: $(TEST_VENV)/.dev-installed lab-up ## One file back (restore-path vs borg extract PATH alone; RESTORE_PATH_ARGS="--files 20000 --size-mb 2048"), then seconds per restore level for PostgreSQL, Fossil/SQLite, Redis (root; BENCH_ARGS="--pg-scale 10")
+	$(TEST_VENV)/bin/python bench/restore_path.py $(RESTORE_PATH_ARGS)
 	$(TEST_VENV)/bin/python bench/restore_levels.py $(BENCH_ARGS)
 
 # --- demo ------------------------------------------------------------------------------------

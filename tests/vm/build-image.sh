@@ -23,10 +23,10 @@ CACHE="${VM_CACHE:-/var/tmp/orchestrator-vm}"
 COMPOSE_V2_PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
 # What a services VM runs: the kernel and its headers (for DKMS), OpenZFS and its event daemon
 # (zfs-zed: zfsutils-linux only recommends it, and mmdebstrap installs no recommends), Docker (apparmor:
-# without it every container fails to start), borg, sshd, what `make install` needs, and
+# without it every container fails to start), borg and its FUSE bindings (make mount), sshd, what `make install` needs, and
 # busybox-static + caddy to build the test stacks' images locally (no registry is reachable).
 PACKAGES=(systemd-sysv udev kmod dbus linux-image-amd64 linux-headers-amd64 zfs-dkms zfsutils-linux zfs-zed
-  docker.io apparmor openssh-server borgbackup python3 python3-venv make cron logrotate
+  docker.io apparmor openssh-server borgbackup python3-llfuse python3 python3-venv make cron logrotate
   busybox-static caddy iproute2 e2fsprogs procps ca-certificates)
 # Compose v2 as a user of each release gets it. trixie: Debian's own `docker-compose` (2.26,
 # a docker CLI plugin in /usr/libexec/docker/cli-plugins, /usr/bin/docker-compose a symlink to
