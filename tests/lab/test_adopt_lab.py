@@ -172,6 +172,45 @@ def test_uncovered_data_is_named_everywhere_then_adopted_onto_the_dataset(adopte
     assert not volume_dir.exists() and not (folder / "uploads").exists()
 
 
+def add_live_db(cyc, lab) -> None:
+    """photo as add_db makes it, declared `consistency: live`: the night copies its folder while it runs."""
+    add_db(cyc, lab)
+    compose = cyc.services_dir / "photo" / "compose.yaml"
+    doc = json.loads(compose.read_text())
+    doc.setdefault("x-orchestrator", {})["consistency"] = "live"
+    compose.write_text(json.dumps(doc, indent=2))
+
+
+@pytest.fixture
+def adopted_live(lab, tmp_path):
+    cyc = build_cycle(lab, tmp_path, rewrite=add_live_db)
+    yield cyc
+    subprocess.run(["docker", "volume", "rm", "-f", "photo_pgdata"], capture_output=True, timeout=60)
+    teardown_cycle(cyc)
+
+
+def test_in_a_live_stack_the_folder_is_a_problem_with_why_and_its_fix_followed_passes(adopted_live):
+    cyc = adopted_live
+    db, folder = f"{cyc.prefix}photo-db", cyc.services_dir / "photo"
+    assert healthy(db)
+    check = run_cli(cyc.env_path, "check-stacks")
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert (f"{folder}/compose.yaml: service 'db' {folder}/uploads -> /uploads: uncovered (in the stack folder, "
+            "copied while the stack runs (consistency: live): a database there may be torn); fix: move it onto the "
+            "dataset with make adopt SERVICE_NAME=photo; or remove consistency: live from x-orchestrator (the night "
+            "then stops the stack and copies it whole); or declare it in x-orchestrator.ephemeral with a reason"
+            ) in check.stdout.splitlines(), check.stdout
+    assert "copied: " not in check.stdout and "2 uncovered" in check.stdout
+    # followed as printed
+    done = run_cli(cyc.env_path, "adopt", "--yes", "photo", timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert healthy(db), done.stdout
+    assert mounts(db)["/uploads"] == str(cyc.base / "photo" / "uploads")
+    check = run_cli(cyc.env_path, "check-stacks")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "0 uncovered" in check.stdout
+
+
 def test_a_sigterm_during_the_copy_leaves_the_stack_on_its_old_data(adopted):
     cyc = adopted
     db, folder = f"{cyc.prefix}photo-db", cyc.services_dir / "photo"

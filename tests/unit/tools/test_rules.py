@@ -361,6 +361,8 @@ def test_a_writable_folder_in_a_stopped_stacks_folder_passes_in_a_live_one_it_fa
     photo["services"]["db"]["volumes"][0]["source"] = f"{BASE}/photo/pgdata"
     assert check(world(tmp_path, photo=photo), listed=[*LISTED, "photo/pgdata"]) == []
     photo["services"]["db"]["volumes"][0]["source"] = str(tmp_path / "photo" / "pgdata")
+    photo["x-orchestrator"] = {"consistency": "live", "ephemeral": {"./pgdata": "a cache, rebuilt on start"}}
+    assert check(world(tmp_path, photo=photo)) == []
     photo["x-orchestrator"] = {}
     assert check(world(tmp_path, photo=photo)) == []
 
