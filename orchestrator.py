@@ -403,8 +403,9 @@ def status(app: App, services: tuple[str, ...], as_json: bool, html_file: Path |
 def check_stacks_cmd(app: App) -> None:
     """Check the hub-and-spoke rules in SERVICES_DIR and where every mount keeps its data; print
     each violation with its file and fix (data no backup reaches is one), what stacks declared
-    with a reason, and a count of mounts by verdict. Exit 1 if any violation."""
-    from management.views.coverage import summary
+    with a reason, what the stack folder's copy holds whole, and a count of mounts by verdict.
+    Exit 1 if any violation."""
+    from management.views.coverage import copied, summary
 
     violations = app.docker.check()
     for v in violations:
@@ -412,6 +413,8 @@ def check_stacks_cmd(app: App) -> None:
     for note in app.docker.accepted():
         click.echo(f"accepted: {note}")
     coverage = app.docker.coverage()
+    for note in copied(coverage):
+        click.echo(f"copied: {note}")
     click.echo(summary(coverage, unreadable=len(app.docker.discover_names()) - len(coverage)))
     if app.docker.is_v1:
         click.echo("note: compose v1 drops x-orchestrator blocks (allow, ephemeral, consistency, drill): "

@@ -1,5 +1,6 @@
 """`make adopt SERVICE_NAME=`: bring a stack's uncovered data onto its dataset without editing
-the compose file upstream ships.
+the compose file upstream ships. A writable directory in the stack folder (`copied`: the night's
+copy of the folder holds it) is moved too: on the dataset it is in the snapshot and local history.
 
     plan (DRY_RUN=1 stops here: every move with its size)
     -> lock -> free space on the pool -> stop the stack
@@ -33,7 +34,7 @@ from management.lock import RunLock, SignalGuard
 from management.state import write_atomic
 from management.text import human_size
 from management.tools.compose_file import Stack
-from management.tools.coverage import UNCOVERED, Coverage, stack_coverage
+from management.tools.coverage import COPIED, UNCOVERED, Coverage, stack_coverage
 from management.tools.trees import compare_trees, walk
 
 MARKER = "# Managed by orchestrator (make adopt): the stack's data on its ZFS dataset."
@@ -152,9 +153,11 @@ class AdoptOrchestrator(Cycle):
         taken: set[str] = set()
         planned: dict[tuple[str, str], Move] = {}  # (kind, source) -> its first move
         for cov in stack_coverage(stack, base, list(self.s.services)):
-            if cov.verdict != UNCOVERED:
+            if cov.verdict not in (UNCOVERED, COPIED):
                 continue
             mount = next(m for m in stack.mounts if m.service == cov.service and m.target == cov.target)
+            if cov.verdict == COPIED and Path(mount.source).is_file():
+                continue  # a file the stack folder's copy holds whole: nothing wrong, and adopt moves directories
             if mount.kind == "volume" and not mount.source:
                 plan.left.append(f"{cov.service}:{cov.target}: an anonymous volume; name it in the compose file "
                                  "first (volumes: [name:{target}]) or declare it ephemeral")
@@ -177,7 +180,8 @@ class AdoptOrchestrator(Cycle):
             if mount.kind == "volume":
                 source, path = mount.volume_name, self.docker.volume_path(mount.volume_name)
             else:
-                source, path = mount.source, Path(mount.source)
+                # through a symlink out of the stack folder: its copy and its size are what it leads to
+                source, path = mount.source, Path(os.path.realpath(mount.source))
                 if path.exists() and not path.is_dir():
                     plan.left.append(f"{cov.service}:{cov.target}: {path} is a file; mount it read-only (':ro') "
                                      "if it is configuration, or move it into a directory first")

@@ -396,8 +396,10 @@ class BackupOrchestrator(Cycle):
                 self._cleanup(targets, snap, snapshotted, report, new_kept)
 
     def _coverage(self, targets: list[str], report: RunReport) -> None:
-        """Data the stacks keep where no backup reaches (a docker volume, a writable bind in the
-        stack folder or elsewhere on the host): named in the report, which is then not OK.
+        """Data the stacks keep where no backup reaches (a docker volume, a writable bind elsewhere
+        on the host, or in the folder of a live stack, copied while it runs): named in the report,
+        which is then not OK. A writable bind in a stopped stack's folder is not: the folder's copy
+        below holds it whole.
         compose's models are read here, outside the downtime window, and kept for it."""
         names = [n for n in self.docker.discover_names() if n in targets]
         for stack, coverage in self.docker.coverage(names).items():

@@ -6,15 +6,22 @@ Each mount gets one verdict:
 - covered: on the stack's own dataset (ZFS_BASE_MOUNTPOINT/<stack>/...); backed up,
   snapshot-consistent;
 - config: read-only, in the stack folder; backed up by the stack folder's copy;
+- copied: writable, in the stack folder (its real path too: no symlink out of it), of a stack
+  the night stops: the stack folder's copy, taken while the stack is stopped, holds it whole
+  (consistent); outside the ZFS snapshot, so local history does not see it (`make adopt`
+  moves it onto the dataset for that);
 - ephemeral: declared in the stack's `x-orchestrator: {ephemeral: {...}}` with a reason; not
   backed up, on purpose;
 - not data: the Docker socket, /etc/localtime, /dev, /proc, /sys, /run, tmpfs, a read-only
   host path; nothing to back up;
-- uncovered: a named or anonymous docker volume (the OS disk), a writable bind in the stack
-  folder (the OS disk, never snapshotted), a writable bind anywhere else on the host; NOT
-  backed up;
+- uncovered: a named or anonymous docker volume (the OS disk), a writable bind in the folder of
+  a `consistency: live` stack (copied while it runs: a database there may be torn), a writable
+  bind anywhere else on the host; NOT backed up (consistently);
 - foreign: on another service's dataset (restoring that service would swap data under this
   one); NOT backed up with this stack, and a rule violation.
+
+A bind through a symlink in the stack folder that leads out of it gets the verdict of where it
+leads: the folder's copy keeps the link, not the data.
 
 A stack with an uncovered or foreign mount is not fully backed up: check-stacks, status,
 doctor and every backup say so, each with the fix (`make adopt`, `:ro`, or an `ephemeral`
@@ -24,13 +31,13 @@ declaration).
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from management.tools.compose_file import POLICY_KEY, Mount, Stack
+from management.tools.compose_file import LIVE, POLICY_KEY, Mount, Stack, policy_of
 
-COVERED, CONFIG, EPHEMERAL, NOT_DATA, UNCOVERED, FOREIGN = (
-    "covered", "config", "ephemeral", "not data", "uncovered", "foreign")
+COVERED, CONFIG, COPIED, EPHEMERAL, NOT_DATA, UNCOVERED, FOREIGN = (
+    "covered", "config", "copied", "ephemeral", "not data", "uncovered", "foreign")
 PROBLEMS = (UNCOVERED, FOREIGN)
 EPHEMERAL_KEY = "ephemeral"
 
@@ -60,6 +67,10 @@ class Coverage:
     def line(self) -> str:
         head = f"{self.stack}: service {self.service!r} {self.source} -> {self.target}: {self.verdict} ({self.where})"
         return f"{head}; fix: {self.fix}" if self.fix else head
+
+    def note(self) -> str:
+        """The mount and where its bytes are, without the verdict (for a line that names it)."""
+        return f"{self.stack}: service {self.service!r} {self.source} -> {self.target}: {self.where}"
 
     def to_dict(self) -> dict:
         return asdict(self) | {"problem": self.problem}
@@ -114,6 +125,14 @@ def _system(path: PurePosixPath) -> bool:
     return any(path == p or p in path.parents for p in SYSTEM_PATHS)
 
 
+def _out_of_folder(host: str, folder: Path) -> str | None:
+    """The real path a bind in the stack folder leads to when a symlink takes it out of the
+    folder (the folder's copy keeps the link, not the data), else None. A symlinked stack folder
+    is followed, as compose and the copy follow it."""
+    real = os.path.realpath(host)
+    return None if _under(PurePosixPath(real), PurePosixPath(os.path.realpath(folder))) is not None else real
+
+
 def classify(stack: Stack, mount: Mount, base: Path, services: list[str]) -> Coverage:
     """The verdict for one mount. `base` is ZFS_BASE_MOUNTPOINT; `services` the datasets below it."""
     shown = mount.source if mount.kind == "bind" else (
@@ -123,39 +142,17 @@ def classify(stack: Stack, mount: Mount, base: Path, services: list[str]) -> Cov
     if mount.kind == "tmpfs":
         return Coverage(**cov, verdict=NOT_DATA, where="tmpfs: memory")
     host = mount.source if mount.kind == "bind" else mount.device
+    if host and mount.kind == "bind":
+        lexical = _under(PurePosixPath(host), PurePosixPath(stack.dir)) is not None
+        real = _out_of_folder(host, stack.dir)
+        if lexical and real is not None:
+            out = _host(stack, mount, real, cov, reason, base, services)
+            return replace(out, where=f"{out.where}; {_relative(stack, host)} is a symlink to {real}: the stack "
+                                      "folder's copy keeps the link, not the data")
+        if real is None:  # in the folder by its real path (a symlinked stack folder too)
+            return _in_folder(stack, mount, host, cov, reason, base, services)
     if host:
-        path = PurePosixPath(host)
-        rel = _under(path, PurePosixPath(base))
-        if rel is not None and rel.parts:
-            owner = rel.parts[0]
-            if owner == stack.name:
-                return Coverage(**cov, verdict=COVERED, where=f"dataset {owner}")
-            if owner in services:
-                return Coverage(**cov, verdict=FOREIGN, where=f"dataset {owner}, another service's",
-                                fix=f"keep {stack.name}'s data below {base}/{stack.name}: restoring {owner} would "
-                                    "replace it while this stack runs")
-        if reason is not None:
-            return Coverage(**cov, verdict=EPHEMERAL, where=reason)
-        if _system(path):
-            return Coverage(**cov, verdict=NOT_DATA, where="a host system path")
-        in_folder = _under(path, PurePosixPath(stack.dir))
-        if in_folder is not None:
-            if mount.read_only:
-                return Coverage(**cov, verdict=CONFIG, where="stack folder, read-only: in the stack folder's copy")
-            adopt = f"make adopt SERVICE_NAME={stack.name} (moves it onto the dataset)"
-            declare = f"declare it in {POLICY_KEY}.{EPHEMERAL_KEY} with a reason"
-            fix = (f"mount it read-only (':ro') if it is configuration the container only reads, else {adopt}"
-                   if Path(host).is_file() else f"{adopt}; or ':ro' if the container only reads it")
-            return Coverage(**cov, verdict=UNCOVERED, where="stack folder on the OS disk, never snapshotted",
-                            fix=f"{fix}, or {declare}")
-        if mount.read_only:
-            return Coverage(**cov, verdict=NOT_DATA, where="a read-only host path")
-        # a bind shows its path as its source already; a volume's device is named here
-        outside = f"host path {host} (its driver_opts.device), outside ZFS" if mount.kind == "volume" else \
-            "a host path outside ZFS"
-        return Coverage(**cov, verdict=UNCOVERED, where=outside,
-                        fix=f"make adopt SERVICE_NAME={stack.name} (moves it onto the dataset), or declare it in "
-                            f"{POLICY_KEY}.{EPHEMERAL_KEY} with a reason")
+        return _host(stack, mount, host, cov, reason, base, services)
     if reason is not None:
         return Coverage(**cov, verdict=EPHEMERAL, where=reason)
     where = "docker volume on the OS disk" + (" (external)" if mount.external else "")
@@ -164,6 +161,84 @@ def classify(stack: Stack, mount: Mount, base: Path, services: list[str]) -> Cov
     return Coverage(**cov, verdict=UNCOVERED, where=where,
                     fix=f"make adopt SERVICE_NAME={stack.name} (moves it onto the dataset), or declare it in "
                         f"{POLICY_KEY}.{EPHEMERAL_KEY} with a reason")
+
+
+def _relative(stack: Stack, host: str) -> str:
+    return "./" + os.path.relpath(host, stack.dir)
+
+
+def _dataset(stack: Stack, path: PurePosixPath, cov: dict, base: Path, services: list[str]) -> Coverage | None:
+    rel = _under(path, PurePosixPath(base))
+    if rel is not None and rel.parts:
+        owner = rel.parts[0]
+        if owner == stack.name:
+            return Coverage(**cov, verdict=COVERED, where=f"dataset {owner}")
+        if owner in services:
+            return Coverage(**cov, verdict=FOREIGN, where=f"dataset {owner}, another service's",
+                            fix=f"keep {stack.name}'s data below {base}/{stack.name}: restoring {owner} would "
+                                "replace it while this stack runs")
+    return None
+
+
+def _in_folder(stack: Stack, mount: Mount, host: str, cov: dict, reason: str | None, base: Path,
+               services: list[str]) -> Coverage:
+    """A bind in the stack folder (its real path there too). The night copies the folder into
+    the archive: while the stack is stopped (stop mode), or right before the snapshot while it
+    runs (`consistency: live`), when a database there may be copied torn."""
+    found = _dataset(stack, PurePosixPath(host), cov, base, services)  # a stack folder below the datasets
+    if found is not None:
+        return found
+    if reason is not None:
+        return Coverage(**cov, verdict=EPHEMERAL, where=reason)
+    if mount.read_only:
+        return Coverage(**cov, verdict=CONFIG, where="stack folder, read-only: in the stack folder's copy")
+    adopt = f"make adopt SERVICE_NAME={stack.name}"
+    declare = f"declare it in {POLICY_KEY}.{EPHEMERAL_KEY} with a reason"
+    if policy_of(stack)[0].consistency != LIVE:  # stop mode, the default (a policy with a problem too)
+        return Coverage(**cov, verdict=COPIED, where=(
+            "in the stack folder; the night copies it into the archive while the stack is stopped (consistent); "
+            f"outside the ZFS snapshot, so make versions and local history do not see it ({adopt} moves it "
+            "onto the dataset for that)" if not Path(host).is_file() else
+            "in the stack folder; the night copies it into the archive while the stack is stopped (consistent); "
+            "outside the ZFS snapshot, so make versions and local history do not see it"))
+    where = ("in the stack folder, copied while the stack runs (consistency: live): a database there may be torn")
+    stop = f"or remove consistency: live from {POLICY_KEY} (the night then stops the stack and copies it whole)"
+    if Path(host).is_file():  # adopt moves directories only
+        fix = f"mount it read-only (':ro') if the container only reads it; {stop}; or {declare}"
+    else:
+        fix = f"move it onto the dataset with {adopt}; {stop}; or {declare}"
+    return Coverage(**cov, verdict=UNCOVERED, where=where, fix=fix)
+
+
+def _host(stack: Stack, mount: Mount, host: str, cov: dict, reason: str | None, base: Path,
+          services: list[str]) -> Coverage:
+    """A bind or a volume's device anywhere on the host but in the stack folder."""
+    path = PurePosixPath(host)
+    found = _dataset(stack, path, cov, base, services)
+    if found is not None:
+        return found
+    if reason is not None:
+        return Coverage(**cov, verdict=EPHEMERAL, where=reason)
+    if _system(path):
+        return Coverage(**cov, verdict=NOT_DATA, where="a host system path")
+    declare = f"declare it in {POLICY_KEY}.{EPHEMERAL_KEY} with a reason"
+    if _under(path, PurePosixPath(stack.dir)) is not None:  # a volume's device in the stack folder
+        if mount.read_only:
+            return Coverage(**cov, verdict=CONFIG, where="stack folder, read-only: in the stack folder's copy")
+        return Coverage(**cov, verdict=UNCOVERED, where="stack folder on the OS disk, never snapshotted",
+                        fix=f"make adopt SERVICE_NAME={stack.name} (moves it onto the dataset); or ':ro' if "
+                            f"the container only reads it, or {declare}")
+    if mount.read_only:
+        return Coverage(**cov, verdict=NOT_DATA, where="a read-only host path")
+    # a bind shows its path as its source already; a volume's device is named here
+    outside = f"host path {host} (its driver_opts.device), outside ZFS" if mount.kind == "volume" else \
+        "a host path outside ZFS"
+    if Path(host).is_file():  # adopt moves directories only
+        fix = (f"mount it read-only (':ro') if the container only reads it; else keep it in a directory bound "
+               f"instead, then make adopt SERVICE_NAME={stack.name}; or {declare}")
+    else:
+        fix = f"make adopt SERVICE_NAME={stack.name} (moves it onto the dataset), or {declare}"
+    return Coverage(**cov, verdict=UNCOVERED, where=outside, fix=fix)
 
 
 def stack_coverage(stack: Stack, base: Path, services: list[str]) -> list[Coverage]:

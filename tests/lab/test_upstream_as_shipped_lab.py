@@ -36,9 +36,10 @@ OVERRIDES = {
 }
 ADOPT = ("make adopt SERVICE_NAME={} (moves it onto the dataset), or declare it in x-orchestrator.ephemeral "
          "with a reason")
-# a writable directory in the stack folder: adopt first, ':ro' when the container only reads it
-IN_FOLDER = ("make adopt SERVICE_NAME={} (moves it onto the dataset); or ':ro' if the container only reads it, or "
-             "declare it in x-orchestrator.ephemeral with a reason")
+# a writable directory in the folder of a stack the night stops: the folder's copy holds it whole
+IN_FOLDER = ("in the stack folder; the night copies it into the archive while the stack is stopped (consistent); "
+             "outside the ZFS snapshot, so make versions and local history do not see it (make adopt "
+             "SERVICE_NAME={} moves it onto the dataset for that)")
 
 
 def install(lab, tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
@@ -66,10 +67,6 @@ def expected_violations(services: Path) -> dict[str, str]:
     """Key -> the exact line check-stacks prints, for every stack as shipped (compose v2)."""
     def f(stack: str) -> str:
         return f"{services}/{stack}/{FILES[stack]}"
-
-    def in_folder(stack: str, service: str, sub: str, target: str) -> str:
-        return (f"{f(stack)}: service {service!r} {services}/{stack}/{sub} -> {target}: uncovered (stack folder "
-                f"on the OS disk, never snapshotted); fix: {IN_FOLDER.format(stack)}")
 
     def volume(stack: str, service: str, name: str, target: str) -> str:
         return (f"{f(stack)}: service {service!r} volume {name} -> {target}: uncovered (docker volume on the OS "
@@ -99,22 +96,18 @@ def expected_violations(services: Path) -> dict[str, str]:
         "firefly db": volume("firefly", "db", "firefly_iii_db", "/var/lib/mysql"),
         "firefly ports": publishes("firefly", "app", "80:8080"),
         "firefly network": no_network("firefly"),
-        # pihole: ./etc-pihole in the stack folder; DNS published on both protocols (and its web UI)
-        "pihole etc": in_folder("pihole", "pihole", "etc-pihole", "/etc/pihole"),
+        # pihole: DNS published on both protocols (and its web UI); ./etc-pihole is in copied_lines
         "pihole ports": publishes("pihole", "pihole", "53:53/tcp, 53:53/udp, 80:80, 443:443"),
         "pihole network": no_network("pihole"),
         # syncthing: a host path outside ZFS, on the host network (no network of its own to declare)
         "syncthing sync": (f"{f('syncthing')}: service 'syncthing' /wherever/st-sync -> /var/syncthing: uncovered "
                            f"(a host path outside ZFS); fix: {ADOPT.format('syncthing')}"),
         "syncthing host": host_network("syncthing", "syncthing"),
-        # tailscale: the gateway on the host network; its node state in ./state. /dev/net/tun and
-        # the D-Bus socket are not data: no line
+        # tailscale: the gateway on the host network (its node state in ./state: copied_lines).
+        # /dev/net/tun and the D-Bus socket are not data: no line
         "tailscale host": host_network("tailscale", "tailscale"),
-        "tailscale state": in_folder("tailscale", "tailscale", "state", "/var/lib/tailscale"),
-        # immich: .env puts the library and the database in the stack folder; model-cache is a
-        # named volume; /etc/localtime:ro is not data
-        "immich library": in_folder("immich", "immich-server", "library", "/usr/src/app/upload"),
-        "immich postgres": in_folder("immich", "database", "postgres", "/var/lib/postgresql/data"),
+        # immich: .env puts the library and the database in the stack folder (copied_lines);
+        # model-cache is a named volume; /etc/localtime:ro is not data
         "immich cache": volume("immich", "immich-machine-learning", "model-cache", "/cache"),
         "immich ports": publishes("immich", "immich-server", "2283:2283"),
         "immich network": no_network("immich"),
@@ -123,6 +116,20 @@ def expected_violations(services: Path) -> dict[str, str]:
         "caddy pihole": upstream(5, "pihole", "pihole"),
         "caddy immich": upstream(8, "immich-server", "immich"),
     }
+
+
+def copied_lines(services: Path, v2: bool = V2) -> list[str]:
+    """The `copied:` lines: writable folders in the folder of a stack the night stops (none of
+    these stacks is live), which the stack folder's copy holds whole. Not violations."""
+    def copied(stack: str, service: str, sub: str, target: str) -> str:
+        return f"copied: {stack}: service {service!r} {services}/{stack}/{sub} -> {target}: {IN_FOLDER.format(stack)}"
+
+    lines = [copied("pihole", "pihole", "etc-pihole", "/etc/pihole")]
+    if v2:  # v1 cannot read immich nor the gateway
+        lines += [copied("immich", "immich-server", "library", "/usr/src/app/upload"),
+                  copied("immich", "database", "postgres", "/var/lib/postgresql/data"),
+                  copied("tailscale", "tailscale", "state", "/var/lib/tailscale")]
+    return sorted(lines)
 
 
 def unreadable_on_v1(expected: dict[str, str], services: Path) -> dict[str, str]:
@@ -156,13 +163,16 @@ def test_check_stacks_names_each_uncovered_mount_of_upstream_files_as_shipped(as
     for path in ("/dev/net/tun", "/var/run/dbus/system_bus_socket", "/etc/localtime"):
         assert not any(path in v for v in violations), out
     assert "accepted:" not in out
+    # each writable folder in a stack folder: in the folder's copy, taken while the stack is stopped
+    assert sorted(ln for ln in out.splitlines() if ln.startswith("copied: ")) == copied_lines(services), out
     if V2:
-        # reverseproxy: the Caddyfile (config) and data (covered); tailscale: tun and D-Bus, immich:
-        # localtime (not data); the 8 uncovered above
-        assert "coverage: 13 mounts in 6 stacks: 1 covered, 1 config, 3 not data, 8 uncovered" in out
+        # reverseproxy: the Caddyfile (config) and data (covered); pihole, tailscale and immich: 4
+        # folders in their stack folders (copied); tailscale: tun and D-Bus, immich: localtime (not
+        # data); the 4 uncovered above
+        assert "coverage: 13 mounts in 6 stacks: 1 covered, 1 config, 4 copied, 3 not data, 4 uncovered" in out
     else:
-        assert ("coverage: 6 mounts in 4 stacks: 1 covered, 1 config, 4 uncovered (2 stack(s) compose cannot read: "
-                "not counted)") in out
+        assert ("coverage: 6 mounts in 4 stacks: 1 covered, 1 config, 1 copied, 3 uncovered (2 stack(s) compose "
+                "cannot read: not counted)") in out
     assert f"check-stacks: {len(expected)} violation(s)" in out
 
 
@@ -194,8 +204,9 @@ def test_declarations_in_an_override_file_show_as_accepted(as_shipped):
         f"({OVERRIDES['pihole'][2]})",
         f"accepted: tailscale: service 'tailscale' uses network_mode: host: allowed ({OVERRIDES['tailscale'][2]})",
     ], out
-    # what was not declared stays: the gateway's state, pi-hole's data, syncthing's host network
-    assert expected["tailscale state"] in violations and expected["pihole etc"] in violations
-    assert expected["syncthing host"] in violations
-    assert "coverage: 13 mounts in 6 stacks: 1 covered, 1 config, 1 ephemeral, 3 not data, 7 uncovered" in out
+    # what was not declared stays: syncthing's host network and data; the folders are still copied
+    assert expected["syncthing host"] in violations and expected["syncthing sync"] in violations
+    assert sorted(ln for ln in out.splitlines() if ln.startswith("copied: ")) == copied_lines(services), out
+    assert "coverage: 13 mounts in 6 stacks: 1 covered, 1 config, 4 copied, 1 ephemeral, 3 not data, 3 uncovered" \
+        in out
     assert f"check-stacks: {len(expected)} violation(s)" in out

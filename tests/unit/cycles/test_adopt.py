@@ -81,3 +81,31 @@ def test_compose_v1_is_refused_before_anything_is_read(tmp_path):
     adopter = AdoptOrchestrator(RunContext(settings_with(tmp_path), FakeRunner(), None, docker, None))
     with pytest.raises(ValidationError, match="adopt needs compose v2"):
         adopter.plan("photo")
+
+
+def test_a_writable_folder_the_stack_folders_copy_holds_can_still_be_moved_a_file_there_is_left_quietly(tmp_path):
+    """`copied` is not a problem, but adopt still offers it: on the dataset it is in the snapshot
+    (local history, make versions)."""
+    from types import SimpleNamespace
+
+    from management.cycles.adopt import AdoptOrchestrator
+    from management.cycles.context import RunContext
+    from management.tools.compose_file import StackDir, stack_from_model
+    from tests.fakes import FakeRunner
+    from tests.unit.test_config import settings_with
+
+    settings = settings_with(tmp_path)
+    folder = tmp_path / "photo"
+    (folder / "uploads" / "album").mkdir(parents=True)
+    (folder / "uploads" / "album" / "cat.jpg").write_bytes(b"x" * 5000)
+    (folder / "app.yml").write_text("x: 1\n")
+    model = {"services": {"db": {"image": "a", "volumes": [
+        {"type": "bind", "source": str(folder / "uploads"), "target": "/uploads"},
+        {"type": "bind", "source": str(folder / "app.yml"), "target": "/app.yml"}]}}}
+    stack = stack_from_model(StackDir("photo", folder, folder / "compose.yaml"), model)
+    docker = SimpleNamespace(discover_names=lambda: ["photo"], is_v1=False, forget=lambda names: None,
+                             stacks=lambda names: [stack])
+    plan = AdoptOrchestrator(RunContext(settings, FakeRunner(), None, docker, None)).plan("photo")
+    assert [(m.target, m.source, m.destination) for m in plan.moves] == [
+        ("/uploads", str(folder / "uploads"), settings.mountpoint("photo") / "uploads")]
+    assert plan.bytes >= 5000 and plan.left == []

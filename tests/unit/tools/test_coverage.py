@@ -10,6 +10,7 @@ import pytest
 from management.tools.compose_file import StackDir, stack_from_model
 from management.tools.coverage import (
     CONFIG,
+    COPIED,
     COVERED,
     EPHEMERAL,
     FOREIGN,
@@ -60,7 +61,7 @@ def test_each_kind_of_mount_gets_its_verdict_from_the_v2_model(tmp_path):
     assert v[("server", "/usr/src/app/upload")] == COVERED
     assert v[("server", "/git")] == FOREIGN
     assert v[("server", "/etc/caddy/Caddyfile")] == CONFIG
-    assert v[("server", "/data")] == UNCOVERED  # writable, in the stack folder: OS disk
+    assert v[("server", "/data")] == COPIED  # writable, in the stack folder: the folder's copy holds it
     assert v[("server", "/media")] == UNCOVERED
     assert v[("server", "/ro")] == NOT_DATA
     assert v[("server", "/var/run/docker.sock")] == NOT_DATA and v[("server", "/etc/localtime")] == NOT_DATA
@@ -108,18 +109,105 @@ def test_a_declaration_without_a_reason_or_without_a_mount_is_named(tmp_path):
     assert any("cache: give the reason" in p for p in found) and any("typo: matches no mount" in p for p in found)
 
 
-def test_a_writable_bind_in_the_stack_folder_suggests_read_only_first(tmp_path):
+def bind_stack(tmp_path, source, target="/config", consistency=None, read_only=False):
+    model = {"services": {"app": {"image": "a", "volumes": [
+        {"type": "bind", "source": str(source), "target": target, "read_only": read_only}]}}}
+    if consistency:
+        model["x-orchestrator"] = {"consistency": consistency}
+    d = tmp_path / "photo"
+    d.mkdir(exist_ok=True)
+    return stack_from_model(StackDir("photo", d, d / "compose.yaml"), model)
+
+
+def test_a_writable_folder_in_the_stack_folder_of_a_stopped_stack_is_copied_whole_not_a_problem(tmp_path):
+    (tmp_path / "photo" / "config").mkdir(parents=True)
+    [c] = stack_coverage(bind_stack(tmp_path, tmp_path / "photo/config"), BASE, ["photo"])
+    assert c.verdict == COPIED and not c.problem and not c.fix and problems([c]) == []
+    assert c.where == ("in the stack folder; the night copies it into the archive while the stack is stopped "
+                       "(consistent); outside the ZFS snapshot, so make versions and local history do not see it "
+                       "(make adopt SERVICE_NAME=photo moves it onto the dataset for that)")
+    assert c.note() == f"photo: service 'app' {tmp_path}/photo/config -> /config: {c.where}"
+    # not there yet (docker creates it on up, in the folder), and `consistency: stop` said out loud
+    for source, consistency in ((tmp_path / "photo/later", None), (tmp_path / "photo/config", "stop")):
+        [c] = stack_coverage(bind_stack(tmp_path, source, consistency=consistency), BASE, ["photo"])
+        assert c.verdict == COPIED
+
+
+def test_a_writable_file_in_the_stack_folder_is_copied_and_adopt_is_not_offered(tmp_path):
     (tmp_path / "photo").mkdir()
     (tmp_path / "photo" / "config.yml").write_text("x: 1\n")
-    s = stack(tmp_path, {"app": {"image": "a", "volumes": [
-        {"type": "bind", "source": str(tmp_path / "photo/config.yml"), "target": "/app/config.yml"}]}})
+    [c] = stack_coverage(bind_stack(tmp_path, tmp_path / "photo/config.yml", "/app/config.yml"), BASE, ["photo"])
+    assert c.verdict == COPIED and "while the stack is stopped (consistent)" in c.where
+    assert "make adopt" not in c.where  # adopt moves directories only
+
+
+def test_in_a_live_stack_it_is_copied_while_running_a_problem_with_why_and_the_fix(tmp_path):
+    (tmp_path / "photo" / "db").mkdir(parents=True)
+    [c] = stack_coverage(bind_stack(tmp_path, tmp_path / "photo/db", "/var/lib/postgresql/data", "live"), BASE,
+                         ["photo"])
+    assert c.verdict == UNCOVERED and c.problem
+    assert c.where == ("in the stack folder, copied while the stack runs (consistency: live): a database there may "
+                       "be torn")
+    assert c.fix.startswith("move it onto the dataset with make adopt SERVICE_NAME=photo; or remove consistency: "
+                            "live from x-orchestrator")
+    (tmp_path / "photo" / "app.yml").write_text("x: 1\n")
+    [c] = stack_coverage(bind_stack(tmp_path, tmp_path / "photo/app.yml", "/app.yml", "live"), BASE, ["photo"])
+    assert c.verdict == UNCOVERED and c.fix.startswith("mount it read-only (':ro') if the container only reads it")
+    assert "make adopt" not in c.fix  # adopt refuses a file
+    # read-only stays configuration, live or not
+    [c] = stack_coverage(bind_stack(tmp_path, tmp_path / "photo/app.yml", "/app.yml", "live", True), BASE,
+                         ["photo"])
+    assert c.verdict == CONFIG
+
+
+def test_a_symlink_out_of_the_stack_folder_gets_the_verdict_of_where_it_leads(tmp_path):
+    (tmp_path / "photo").mkdir()
+    (tmp_path / "srv" / "state").mkdir(parents=True)
+    (tmp_path / "photo" / "state").symlink_to(tmp_path / "srv" / "state")
+    [c] = stack_coverage(bind_stack(tmp_path, tmp_path / "photo/state"), BASE, ["photo"])
+    assert c.verdict == UNCOVERED and c.source == f"{tmp_path}/photo/state"
+    assert c.where == (f"a host path outside ZFS; ./state is a symlink to {tmp_path}/srv/state: the stack folder's "
+                       "copy keeps the link, not the data")
+    assert c.fix.startswith("make adopt SERVICE_NAME=photo")
+    # a symlink onto the stack's own dataset: the snapshot has it
+    base = tmp_path / "pool"
+    (base / "photo" / "data").mkdir(parents=True)
+    (tmp_path / "photo" / "data").symlink_to(base / "photo" / "data")
+    [c] = stack_coverage(bind_stack(tmp_path, tmp_path / "photo/data"), base, ["photo"])
+    assert c.verdict == COVERED and "./data is a symlink to" in c.where
+    # read-only, out of the folder: a read-only host path, not the folder's configuration
+    [c] = stack_coverage(bind_stack(tmp_path, tmp_path / "photo/state", read_only=True), BASE, ["photo"])
+    assert c.verdict == NOT_DATA
+
+
+def test_a_symlink_inside_the_folder_and_a_symlinked_stack_folder_are_still_the_folders_copy(tmp_path):
+    (tmp_path / "photo" / "real").mkdir(parents=True)
+    (tmp_path / "photo" / "link").symlink_to("real")
+    [c] = stack_coverage(bind_stack(tmp_path, tmp_path / "photo/link"), BASE, ["photo"])
+    assert c.verdict == COPIED
+    # SERVICES_DIR/photo -> /elsewhere/photo: compose and the night's copy both follow it
+    (tmp_path / "elsewhere" / "photo" / "config").mkdir(parents=True)
+    services = tmp_path / "services"
+    services.mkdir()
+    (services / "photo").symlink_to(tmp_path / "elsewhere" / "photo")
+    model = {"services": {"app": {"image": "a", "volumes": [
+        {"type": "bind", "source": str(services / "photo" / "config"), "target": "/config"}]}}}
+    s = stack_from_model(StackDir("photo", services / "photo", services / "photo" / "compose.yaml"), model)
+    assert [c.verdict for c in stack_coverage(s, BASE, ["photo"])] == [COPIED]
+
+
+def test_a_path_leaving_the_stack_folder_is_not_its_copy(tmp_path):
+    (tmp_path / "photo").mkdir()
+    model = {"services": {"app": {"image": "a", "volumes": ["../shared:/shared"]}}}
+    s = stack_from_model(StackDir("photo", tmp_path / "photo", tmp_path / "photo" / "compose.yaml"), model)
     [c] = stack_coverage(s, BASE, ["photo"])
-    assert c.verdict == UNCOVERED and c.fix.startswith("mount it read-only (':ro') if it is configuration")
-    (tmp_path / "photo" / "db").mkdir()
-    s = stack(tmp_path, {"app": {"image": "a", "volumes": [
-        {"type": "bind", "source": str(tmp_path / "photo/db"), "target": "/var/lib/postgresql/data"}]}})
-    [c] = stack_coverage(s, BASE, ["photo"])
-    assert c.fix.startswith("make adopt SERVICE_NAME=photo (moves it onto the dataset); or ':ro'")
+    assert c.verdict == UNCOVERED and c.source == f"{tmp_path}/shared" and c.where == "a host path outside ZFS"
+
+
+def test_a_writable_file_outside_zfs_is_not_sent_to_adopt(tmp_path):
+    (tmp_path / "app.conf").write_text("x\n")
+    [c] = stack_coverage(bind_stack(tmp_path, tmp_path / "app.conf", "/app.conf"), BASE, ["photo"])
+    assert c.verdict == UNCOVERED and c.fix.startswith("mount it read-only (':ro') if the container only reads it")
 
 
 def test_a_volume_bound_to_a_host_path_outside_zfs_names_that_path(tmp_path):

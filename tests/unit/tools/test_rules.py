@@ -343,6 +343,30 @@ def test_uncovered_data_is_a_violation_with_its_fix_and_another_services_dataset
         f"below {BASE}/photo: restoring git would replace it while this stack runs"]
 
 
+def test_a_writable_folder_in_a_stopped_stacks_folder_passes_in_a_live_one_it_fails_and_the_fix_passes(tmp_path):
+    """The night copies the stack folder while a stop-mode stack is stopped: whole. A live
+    stack's is copied while it runs: its line says why, and each fix followed passes."""
+    photo = spoke_model("photo", "photo_net", "immich_server")
+    photo["services"]["db"]["volumes"] = [{"type": "bind", "source": str(tmp_path / "photo" / "pgdata"),
+                                           "target": "/var/lib/postgresql/data"}]
+    assert check(world(tmp_path, photo=photo)) == []
+    photo["x-orchestrator"] = {"consistency": "live"}
+    [v] = check(world(tmp_path, photo=photo))
+    assert v.message == (
+        f"service 'db' {tmp_path}/photo/pgdata -> /var/lib/postgresql/data: uncovered (in the stack folder, copied "
+        "while the stack runs (consistency: live): a database there may be torn); fix: move it onto the dataset "
+        "with make adopt SERVICE_NAME=photo; or remove consistency: live from x-orchestrator (the night then stops "
+        "the stack and copies it whole); or declare it in x-orchestrator.ephemeral with a reason")
+    # what adopt writes: the mount bound from the dataset, its path listed
+    photo["services"]["db"]["volumes"][0]["source"] = f"{BASE}/photo/pgdata"
+    assert check(world(tmp_path, photo=photo), listed=[*LISTED, "photo/pgdata"]) == []
+    photo["services"]["db"]["volumes"][0]["source"] = str(tmp_path / "photo" / "pgdata")
+    photo["x-orchestrator"] = {"consistency": "live", "ephemeral": {"./pgdata": "a cache, rebuilt on start"}}
+    assert check(world(tmp_path, photo=photo)) == []
+    photo["x-orchestrator"] = {}
+    assert check(world(tmp_path, photo=photo)) == []
+
+
 def test_an_upstream_in_a_stack_the_hub_shares_no_network_with_names_that_stack(tmp_path):
     photo = spoke_model("photo", "photo_net", "immich_server")
     photo["services"]["app"]["networks"] = {"default": None}  # off photo_net
