@@ -37,7 +37,7 @@ SUITE = "bookworm"
 # apt tasks install with Docker and ZFS switched off (roles admin_user: base_packages).
 PACKAGES = [
     "systemd-sysv", "dbus", "openssh-server", "sudo", "python3", "python3-apt", "python3-venv", "cloud-init",
-    "iproute2", "ca-certificates", "make", "rsync", "ufw", "cron", "borgbackup", "logrotate",
+    "iproute2", "ca-certificates", "make", "rsync", "ufw", "cron", "borgbackup", "python3-llfuse", "logrotate",
 ]
 NSPAWN_ENV = {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}  # ufw writes /proc/sys/net in its namespace
 
