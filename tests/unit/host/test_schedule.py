@@ -47,3 +47,11 @@ def test_cron_has_the_weekly_drill_waiting_for_a_running_backup_and_none_when_of
 def test_drill_schedule_defaults_to_weekly_and_can_be_switched_off(tmp_path):
     assert settings_with(tmp_path).drill_schedule == "0 5 * * 0"
     assert settings_with(tmp_path, "DRILL_SCHEDULE=off\n").drill_schedule == ""
+
+
+def test_cron_takes_history_snapshots_between_nights_only_when_scheduled():
+    args = ("30 3 * * *", Path("/v/bin/python"), Path("/m/orchestrator.py"), Path("/m/.env"), Path("/var/log/o.log"))
+    cron = render_cron(*args, snapshot_schedule="0 9-21/3 * * *")
+    line = next(line for line in cron.splitlines() if "snapshot-history" in line)
+    assert line.startswith("0 9-21/3 * * * root /v/bin/python /m/orchestrator.py --env-file /m/.env snapshot-history")
+    assert "snapshot-history" not in render_cron(*args, snapshot_schedule="")

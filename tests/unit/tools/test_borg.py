@@ -16,8 +16,11 @@ from management.tools.borg import (
     extract_argv,
     init_argv,
     latest_archive,
+    list_path_argv,
+    mount_argv,
     prune_argv,
     retention_args,
+    umount_argv,
 )
 from management.tools.trees import (
     copy_tree_argv,
@@ -282,3 +285,20 @@ def test_forget_cache_drops_the_cache_and_only_this_repositorys_manifest_time(se
     assert borg.forget_cache("git") == [security / "aa" / "manifest-timestamp"]
     assert runner.argvs == [("borg", "delete", "--cache-only", "/backup/repos/git")]
     assert (security / "bb" / "manifest-timestamp").exists()
+
+
+def test_one_path_of_an_archive_is_named_as_a_path_never_a_pattern():
+    # `pp:` whatever the name holds: `re:x`, `*`, a space or a newline stay literal
+    assert list_path_argv("/r/photo", "photo-1", "a b/re:x*") == \
+        ["borg", "list", "--json-lines", "/r/photo::photo-1", "pp:a b/re:x*"]
+    assert extract_argv("/r/photo", "photo-1", ("lib/2024",), sparse=True) == \
+        ["borg", "extract", "--numeric-ids", "--sparse", "/r/photo::photo-1", "pp:lib/2024"]
+    with pytest.raises(ValidationError):
+        list_path_argv("/r/photo", "photo-1; rm -rf /", "x")
+
+
+def test_mount_is_read_only_the_repository_or_one_archive():
+    assert mount_argv("ssh://b@h/r/photo", Path("/mnt/o/photo")) == \
+        ["borg", "mount", "-o", "ro", "ssh://b@h/r/photo", "/mnt/o/photo"]
+    assert mount_argv("/r/photo", Path("/mnt/o/photo"), "photo-1")[-2:] == ["/r/photo::photo-1", "/mnt/o/photo"]
+    assert umount_argv(Path("/mnt/o/photo")) == ["borg", "umount", "/mnt/o/photo"]

@@ -133,3 +133,10 @@ def test_one_cp_copies_every_stack_folder_under_its_own_name_following_a_symlink
     subprocess.run(argv, check=True)
     assert (target / "git" / "compose.yaml").read_text() == "git"
     assert not (target / "photo").is_symlink() and (target / "photo" / "compose.yaml").read_text() == "photo"
+
+
+def test_one_path_is_copied_whole_with_its_links_and_holes(tmp_path):
+    from management.tools.trees import copy_path_argv
+
+    assert copy_path_argv(Path("/snap/lib/a b"), Path("/live/lib/.stage/a b")) == \
+        ["cp", "-a", "--sparse=always", "--", "/snap/lib/a b", "/live/lib/.stage/a b"]
