@@ -740,7 +740,7 @@ class BackupOrchestrator(Cycle):
             report.errors.append(f"could not record the local history: {exc}")
         if new_kept:
             self._supersede(new_kept, report)
-        if self.history.on:
+        if self.history.on or self.state.history():  # switched off: what it kept goes now
             self._thin_history(targets, report)
         if self._records:
             try:

@@ -132,3 +132,15 @@ def test_a_scheduled_snapshot_is_refused_when_history_is_off(tmp_path):
     with pytest.raises(Exception, match="SNAPSHOT_RETENTION is off"):
         History(RunContext(s, FakeRunner(), world, world, world, echo=lambda _: None)).snapshot_now("orchestrator-x")
     assert world.snapshots == set()
+
+
+def test_history_switched_off_goes_at_the_next_night_but_the_kept_snapshot_stays(history_settings, tmp_path):
+    world = World()
+    nights(history_settings, world, [1, 2])
+    off = settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\n"
+                                  "HUB_SERVICE=reverseproxy\nSNAPSHOT_RETENTION=off\n")
+    orch, report = nights(off, world, [3])
+    assert report.ok, report
+    kept = {f"datapool/services/{s}@{k['snapshot']}" for s, k in orch.kept().items()}
+    assert {s for s in world.snapshots if "@orchestrator-" in s} == kept
+    assert orch.state.history() == {}
