@@ -53,10 +53,12 @@ def night(cyc) -> dict:
     return json.loads(r.stdout)
 
 
-@pytest.fixture
-def travel(lab, tmp_path):
+@pytest.fixture(scope="module")
+def travel(lab, tmp_path_factory):
+    """One hub and two spokes for the tests below, in file order (each leaves them running)."""
+    tmp = tmp_path_factory.mktemp("travel")
     # the test's nights are seconds apart: daily=7 would keep one of them, within=1d keeps each
-    cyc = build_cycle(lab, tmp_path, extra={"MOUNT_DIR": str(tmp_path / "mnt"), "SNAPSHOT_RETENTION": "within=1d"})
+    cyc = build_cycle(lab, tmp, extra={"MOUNT_DIR": str(tmp / "mnt"), "SNAPSHOT_RETENTION": "within=1d"})
     yield cyc
     run_cli(cyc.env_path, "umount")
     teardown_cycle(cyc)
@@ -116,7 +118,7 @@ def test_versions_and_a_file_back_from_the_snapshot_while_the_hub_serves(travel)
     assert target.read_bytes() == b"garbage"
 
 
-def test_refusals_change_nothing(travel, tmp_path):
+def test_refusals_change_nothing(travel):
     cyc = travel
     night(cyc)
     photo = cyc.base / "photo"
@@ -141,6 +143,7 @@ def test_refusals_change_nothing(travel, tmp_path):
                            capture_output=True, text=True, check=True).stdout
     assert after == snaps_before  # no safety snapshot either
     assert cyc.host_is_clean() == []
+    (photo / "data" / "etc-link").unlink()
 
 
 def test_a_folder_from_an_archive_the_history_thinned_odd_names_links_and_holes_kept(lab, tmp_path):
