@@ -118,7 +118,7 @@ def test_x_orchestrator_policy_and_its_problems(tmp_path):
     policy, problems = policy_of(stack)
     assert policy == Policy()  # a stack with a problem is stopped: the safe way
     assert problems == [
-        "x-orchestrator: unknown key 'pre' (known: allow, before-snapshot, consistency, drill, ephemeral)",
+        "x-orchestrator: unknown key 'pre' (known: allow, before-snapshot, consistency, drill, ephemeral, mass-change)",
         "x-orchestrator.before-snapshot[1]: service 'cache' is not a service of this stack (services: app, db)",
         "x-orchestrator.before-snapshot[1]: command must be a list of strings (exec form) or a string (run by sh -c)"]
     assert [v.message for v in check_stacks([stack], "git", BASE, LISTED)][:3] == problems
