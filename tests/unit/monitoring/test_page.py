@@ -69,7 +69,7 @@ def test_each_service_lists_its_restore_points_newest_first_and_the_commands_esc
               "age_seconds": 9 * 3600.0}]
     text = render([PageRow("git", PROTECTED, [], 3600.0, 12, [], snaps, ["git-2033-05-14T03:30:00Z", "git-a"]),
                    PageRow("<photo>", AT_RISK, [], None, None, [])], host="vm", generated="now")
-    assert text.count('<tr class="restore">') == 2 and 'colspan="6"' in text
+    assert text.count('<tr class="restore">') == 2 and 'colspan="7"' in text
     git = text.split('<tr class="restore">')[1]
     assert ("<summary>Restore points: 2 snapshot(s) on this machine (1 crash-consistent), 2 newest archive(s)"
             "</summary>") in git
