@@ -3,6 +3,7 @@ cron/logrotate rendering."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -282,3 +283,16 @@ def test_forget_cache_drops_the_cache_and_only_this_repositorys_manifest_time(se
     assert borg.forget_cache("git") == [security / "aa" / "manifest-timestamp"]
     assert runner.argvs == [("borg", "delete", "--cache-only", "/backup/repos/git")]
     assert (security / "bb" / "manifest-timestamp").exists()
+
+
+def test_create_counts_the_datas_added_and_modified_files_without_the_stack_folders_copy(settings, tmp_path):
+    from management.runner import Result
+
+    out = '{"archive": {"stats": {"nfiles": 6, "original_size": 1000, "deduplicated_size": 10}}}'
+    stderr = "\n".join(json.dumps({"type": "file_status", "status": status, "path": path}) for status, path in [
+        ("A", "photos/new.jpg"), ("M", "photos/a.jpg"), ("M", "./photos/b.jpg"), ("E", "photos/unreadable"),
+        ("M", ".orchestrator-stack/compose.yaml"), ("A", ".orchestrator-stack/.env"),
+        ("M", ".orchestrator-stackish/x")])
+    fake = FakeRunner({("borg", "create"): Result(("borg",), 0, out, stderr)})
+    created = BorgBackupRepoManager(settings, fake, clock=lambda: 0).create("git", tmp_path)
+    assert (created.files_read, created.added, created.modified) == (7, 1, 3)
