@@ -594,6 +594,18 @@ SETTINGS: tuple[Setting, ...] = (
                 "older than its newest archive: a wrong clock); 0: off.", default=50,
                 note="A dataset emptied by a mistake, ransomware or a bad migration is still backed up, but no "
                      "archive is pruned until `make release-prune SERVICE_NAME=...` says the change was meant."),
+        Setting("CHANGE_GUARD_PERCENT", Int(0, 100), "Hold a service's prune, and keep the local snapshot from "
+                "before, when a night modified or deleted more than this many percent of its files; 0: this rule "
+                "off.", default=50,
+                note="Ransomware and runaway apps rewrite files in place (same count, same size): the prune guard "
+                     "does not see that, this does. A stack that rewrites everything on purpose says so in its "
+                     "compose file (x-orchestrator: {mass-change: {limit: 90, reason: ...}}, docs/backup.md)."),
+        Setting("CHANGE_GUARD_FACTOR", Int(0, 1000), "Also hold when a night modified or deleted more than this "
+                "many times the most of its last 30 nights (at least CHANGE_GUARD_MIN_FILES); 0: this rule off.",
+                default=10),
+        Setting("CHANGE_GUARD_MIN_FILES", Int(1, 100_000_000), "Fewer modified or deleted files than this never "
+                "trip the mass-change guard.", default=100,
+                note="Keeps a small service (a few config files rewritten at once) from tripping it."),
         Setting("KEEP_LAST_SNAPSHOT", SWITCH, "Keep each dataset's last backed-up snapshot until the next backup.",
                 default=1,
                 note="1: on, 0: off. A local restore point and cheap change detection, for the space of blocks "

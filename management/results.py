@@ -31,6 +31,9 @@ class DatasetResult:
     compacted: bool = False
     message: str = ""
     archives: int | None = None  # the service's archives after prune
+    # what changed against the archive before (backup.night_changes): {added, modified, deleted,
+    # files, bytes}, and `held` when the mass-change guard held it; None when borg did not say
+    changed: dict | None = None
 
 
 @dataclass
@@ -52,6 +55,8 @@ class RunReport:
     uncovered: dict[str, list[str]] = field(default_factory=dict)
     # service -> why its prune is held (the prune guard): every archive kept, the night not OK
     held: dict[str, str] = field(default_factory=dict)
+    # service -> the mass-change guard's finding: {text, archive, snapshot}, the version before
+    mass_changes: dict[str, dict] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -61,6 +66,7 @@ class RunReport:
             and not self.interrupted
             and not self.uncovered
             and not self.held
+            and not self.mass_changes
             and all(d.result in GOOD for d in self.datasets)
         )
 

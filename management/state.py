@@ -14,7 +14,7 @@ each, every write atomic (a temp file in the same directory, fsync, rename).
 | stack-copies/<snapshot>/<service>/ | backup, in the window | backup (borg phase), removed after |
 | adopted.json | adopt | adopt --remove-old |
 | checks.json | check-repos (publish) | status, metrics |
-| nights.json | backup (publish), the last NIGHTS_KEPT runs | the status page |
+| nights.json | backup (publish), the last NIGHTS_KEPT runs | the status page, status, backup (the mass-change guard) |
 | prune_holds.json | backup (its prune guard), prune-trusted | backup, prune-trusted, status, release-prune |
 | trusted_kept.json | prune-trusted (on the trusted machine) | prune-trusted, release-prune |
 | repositories.json | backup, init-repos | backup (its preflight), page |
@@ -187,8 +187,10 @@ class StateStore:
             return False
 
     def prune_holds(self) -> dict[str, dict]:
-        """service -> {reason, since, archive, repository}: its prune is held until a person releases
-        it, or until the repository it was set on is replaced (`repository` is that one's id)."""
+        """service -> {reason, since, archive, repository, mass_change}: its prune is held until a
+        person releases it, or until the repository it was set on is replaced (`repository` is that
+        one's id). `mass_change` ({text, archive, snapshot}) when the mass-change guard held it: the
+        archive and the local snapshot from before, which history thinning keeps meanwhile."""
         return _dicts(read_json(self.root / PRUNE_HOLDS))
 
     def save_prune_holds(self, data: dict[str, dict]) -> None:
@@ -212,7 +214,9 @@ class StateStore:
 
     def nights(self) -> dict[str, list[dict]]:
         """service -> its last NIGHTS_KEPT backup runs, oldest first: {time, result, bytes,
-        deduplicated, files, duration, uncovered}."""
+        deduplicated, files, duration, uncovered, changed}; `changed` is what changed against the
+        archive before ({added, modified, deleted, files, bytes, held}: backup.night_changes), or
+        None when borg did not say."""
         return {k: [n for n in v if isinstance(n, dict)] for k, v in read_json(self.root / NIGHTS).items()
                 if isinstance(v, list)}
 

@@ -5,7 +5,7 @@ A service is protected when every byte its stack keeps is backed up or declared 
 last good backup is within STALE_AFTER, its last restore drill passed, its repository was checked
 within CHECK_MAX_AGE_DAYS and passed, the repository is off this machine (ssh://), the pool is
 ONLINE and redundant (a mirror: ZFS repairs corruption only from a second copy), and no prune is
-held.
+held (by the prune guard, or by the mass-change guard: a night that rewrote most of its files).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ CHECK_MAX_AGE_DAYS = 35  # the monthly repository check, plus a few days
 
 # Each reason's stable name (the metric's `reason` label), in the order `risks` checks them.
 RISK_CODES = ("uncovered", "never_backed_up", "stale", "never_drilled", "drill_failed", "never_checked",
-              "check_failed", "check_old", "repo_local", "pool", "pool_redundancy", "prune_held")
+              "check_failed", "check_old", "repo_local", "pool", "pool_redundancy", "mass_change", "prune_held")
 
 
 def risks(*, now: float, stale_after_hours: int, uncovered: int, last_backup: float | None,
@@ -47,6 +47,9 @@ def risks(*, now: float, stale_after_hours: int, uncovered: int, last_backup: fl
         out.append(("pool", f"the pool is {pool_health}"))
     if pool_redundant is False:
         out.append(("pool_redundancy", "the pool has no redundancy (one disk: corruption is found, not repaired)"))
+    before = (prune_held or {}).get("mass_change")
+    if isinstance(before, dict) and before.get("text"):
+        out.append(("mass_change", str(before["text"])))
     if prune_held:
         out.append(("prune_held", "its prune is held"))
     return out

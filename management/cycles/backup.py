@@ -30,7 +30,7 @@ from management.monitoring.publish import BackupOutcome, publish, push
 from management.results import FAILED, OK, SKIPPED, UNCHANGED, WARNING, DatasetResult, RunReport
 from management.state import HistoryPoint, Kept
 from management.tools.borg import STACK_PREFIX, Listing
-from management.tools.compose_file import LIVE, Policy, policy_of
+from management.tools.compose_file import LIVE, ChangeLimit, Policy, mass_change_limit, policy_of
 from management.tools.coverage import problems
 from management.tools.trees import copy_tree_argv, copy_trees_argv, stack_manifest, tree_manifest
 
@@ -81,6 +81,59 @@ def prune_hold(previous: dict | None, files: int | None, size: int | None, archi
             return (f"{archive} holds {now} {what}, {100 - now * 100 // before}% fewer than the {before} before it "
                     f"(PRUNE_GUARD_SHRINK={shrink})")
     return None
+
+
+def night_changes(added: int | None, modified: int | None, nfiles: int | None, stack_files: int,
+                  before_files: int | None, written: int | None) -> dict | None:
+    """What changed in a service's data against its archive before, from what borg create said
+    (no file is read again): files `added` and `modified` (its per-file A and M lines, the stack
+    folder's copy left out), `files` in the data now (the archive's nfiles less the stack folder's
+    `stack_files`), `deleted` = the files before + added - the files now (None when the archive
+    before is not known), and `bytes`: what the archive added to the repository. None when borg
+    said nothing of it (a dry run)."""
+    if added is None or modified is None or nfiles is None:
+        return None
+    files = max(0, nfiles - stack_files)
+    deleted = None if before_files is None else max(0, before_files + added - files)
+    return {"added": added, "modified": modified, "deleted": deleted, "files": files, "bytes": written}
+
+
+def change_baseline(nights: Sequence[dict]) -> tuple[int | None, list[int]]:
+    """From a service's recorded nights (StateStore.nights, oldest first): the data's files in the
+    last archive (None when that night recorded no changes), and the modified + deleted files of
+    every night that recorded them, those the guard held left out (a change released as meant
+    does not raise the bar for the next)."""
+    before = None
+    for night in reversed(nights):
+        if night.get("files") is not None:  # the last night that made (or kept) an archive
+            changed = night.get("changed")
+            before = changed.get("files") if isinstance(changed, dict) else None
+            break
+    past = [int(c.get("modified") or 0) + int(c.get("deleted") or 0) for n in nights
+            if isinstance(c := n.get("changed"), dict) and not c.get("held")]
+    return before, past
+
+
+def mass_change(changed: dict, before_files: int | None, past: Sequence[int], *, percent: int, factor: int,
+                floor: int) -> str | None:
+    """Why a night's changes look like ransomware or a runaway app, or None: its modified +
+    deleted files are `floor` or more, and over `percent` percent of the files the archive before
+    held, or over `factor` times the most of `past` (the last nights'; never less than `floor`).
+    0 turns a rule off."""
+    modified, deleted = int(changed.get("modified") or 0), int(changed.get("deleted") or 0)
+    touched = modified + deleted
+    if touched < max(1, floor):
+        return None
+    if percent and before_files and touched * 100 > percent * before_files:
+        rule = f"over {percent}% of its files"
+    elif factor and past and touched > factor * max(max(past), floor):
+        rule = f"over {factor} times the most of its last {len(past)} night(s), {max(past):,}"
+    else:
+        return None
+    of = f" of {before_files:,}" if before_files else ""
+    words = [f"{modified:,}{of} files modified"] + ([f"{deleted:,} deleted"] if deleted else []) + \
+        ([f"{int(changed['added']):,} added"] if changed.get("added") else [])
+    return f"mass change: {', '.join(words)} ({rule})"
 
 
 def stale_hold(hold: dict, listing: Listing | None) -> str | None:
@@ -234,6 +287,7 @@ class BackupOrchestrator(Cycle):
         keep = {f"{self.s.dataset(svc)}@{e['snapshot']}" for svc, e in self.kept().items()} \
             if self.s.keep_last_snapshot else set()
         keep |= self.history.all_snapshots()  # local history (SNAPSHOT_RETENTION): thinned after a night
+        keep |= self.history.held()  # the version before a mass change, until release-prune
         ours = [snap for snap in self.zfs.list_snapshots(self.s.zfs_parent_dataset)
                 if snap.partition("@")[2].startswith(self.s.snapshot_prefix + "-") and snap not in keep]
         if keep:  # one by one: a recursive destroy would take a kept namesake below with it
@@ -563,6 +617,41 @@ class BackupOrchestrator(Cycle):
             self._written_supported = self.zfs.written_since(f"{self.s.dataset(service)}@{snap}", snap) is not None
         return self._written_supported
 
+    def _change_limits(self, targets: list[str], report: RunReport) -> dict[str, ChangeLimit]:
+        """Each target stack's declared mass-change limit (`x-orchestrator: {mass-change: ...}`),
+        from the compose models the run read already; a declaration with a problem is noted and
+        the default limit applies."""
+        try:
+            names = [n for n in self.docker.discover_names() if n in targets]
+            models = self.docker.stacks(names) if names else []
+        except OrchestratorError:
+            return {}
+        limits = {}
+        for st in models:
+            if st.error:
+                continue
+            limit, problems = mass_change_limit(st.extensions)
+            for problem in problems:
+                report.notes.append(f"{st.name}: {problem} ({st.file}); CHANGE_GUARD_PERCENT applies")
+            if limit:
+                limits[st.name] = limit
+        return limits
+
+    def _mass_change(self, d: DatasetResult, before_files: int | None, past: list[int],
+                     limit: ChangeLimit | None) -> str | None:
+        """Why tonight's changes of `d` trip the mass-change guard, or None."""
+        if not d.changed or (limit is not None and limit.percent is None):
+            return None
+        why = mass_change(d.changed, before_files, past,
+                          percent=limit.percent if limit else self.s.change_guard_percent,
+                          factor=self.s.change_guard_factor, floor=self.s.change_guard_min_files)
+        return f"{why}; declared limit {limit.percent}%: {limit.reason}" if why and limit else why
+
+    def _newest_point(self, service: str, tonight: str) -> str | None:
+        """The newest local history snapshot of `service` before tonight's, or None."""
+        names = [p["snapshot"] for p in self.state.history().get(service, []) if p["snapshot"] != tonight]
+        return names[-1] if names else None
+
     def _borg_phase(self, targets: list[str], snap: str, report: RunReport, new_kept: dict | None = None) -> None:
         new_kept = {} if new_kept is None else new_kept
         kept = self.kept() if self.s.keep_last_snapshot else {}
@@ -577,6 +666,9 @@ class BackupOrchestrator(Cycle):
             report.notes.append(f"{svc}: prune hold dropped: {why}")
         # a hold stays, and is said, every night until a person releases it (an unchanged night too)
         report.held.update({svc: hold.get("reason", "") for svc, hold in holds.items() if svc in targets})
+        nights = self.state.nights()
+        baselines = {svc: change_baseline(nights.get(svc, [])) for svc in targets}
+        limits = self._change_limits(targets, report)
 
         self.zfs.ensure_view_parent(self.s.view_dataset)
 
@@ -594,6 +686,7 @@ class BackupOrchestrator(Cycle):
                 # the archive made from the kept snapshot still holds it: no borg tonight
                 d.result, d.archive = UNCHANGED, last.get("archive", "")
                 d.message = f"{why}; {d.archive or 'its last archive'} holds it"
+                d.changed = {"added": 0, "modified": 0, "deleted": 0, "files": baselines[service][0], "bytes": 0}
                 listing = self.borg.listings.get(service)
                 d.archives = len(listing.archives) if listing else None  # counted from the repository
                 return True
@@ -635,6 +728,10 @@ class BackupOrchestrator(Cycle):
                 d.files_read = getattr(created, "files_read", None)
                 d.result = WARNING if created.warning else OK
                 d.message = "; ".join(m for m in (d.message, created.warning) if m)
+                before_files, past = baselines[service]
+                d.changed = night_changes(getattr(created, "added", None), getattr(created, "modified", None),
+                                          d.nfiles, sum(v.startswith("file ") for v in (archived_stack or {}).values()),
+                                          before_files, d.deduplicated_size)
                 if self.s.keep_last_snapshot:
                     new_kept[service] = {"snapshot": snap, "archive": created.archive, "manifest": manifest,
                                          "stack": archived_stack, "repository": created.repository}
@@ -643,10 +740,22 @@ class BackupOrchestrator(Cycle):
                 reason = holds.get(service, {}).get("reason") or prune_hold(
                     previous.get(service), d.nfiles, d.original_size, created.archive, newest,
                     self.s.prune_guard_shrink)
+                changed = self._mass_change(d, before_files, past, limits.get(service))
+                if changed:
+                    before = {"text": changed, "archive": newest or (last or {}).get("archive"),
+                              "snapshot": (last or {}).get("snapshot") or self._newest_point(service, snap)}
+                    d.result = WARNING
+                    d.message = "; ".join(m for m in (d.message, changed) if m)
+                    d.changed["held"] = True
+                    self.echo(f"{service}: {changed}")
+                    reason = reason or changed
                 if reason:
-                    holds.setdefault(service, {"reason": reason, "since": self.clock(), "archive": created.archive,
-                                               "repository": created.repository})
-                    report.held[service] = reason
+                    hold = holds.setdefault(service, {"reason": reason, "since": self.clock(),
+                                                      "archive": created.archive, "repository": created.repository})
+                    if changed:  # the first mass change's version before stays the one to go back to
+                        before = hold.setdefault("mass_change", before)
+                        report.mass_changes[service] = before
+                    report.held[service] = hold["reason"]
                     self.echo(f"{service}: prune held, every archive kept: {reason}; "
                               f"`make release-prune SERVICE_NAME={service}` once the change was meant")
                     return
@@ -764,10 +873,13 @@ class BackupOrchestrator(Cycle):
         except OSError as exc:
             report.errors.append(f"could not record the kept snapshots: {exc}")
             return
+        held = self.history.held()
         for svc, prev in previous.items():
             if not prev or prev["snapshot"] == new_kept[svc]["snapshot"] or prev["snapshot"] in self.history.names(svc):
                 continue  # the history keeps it until SNAPSHOT_RETENTION thins it
             full = f"{self.s.dataset(svc)}@{prev['snapshot']}"
+            if full in held:
+                continue  # the version before a mass change: kept until release-prune
             try:
                 if self.zfs.exists(full):
                     self.zfs.destroy_ours(full, prefix=self.s.snapshot_prefix)
@@ -790,7 +902,7 @@ class BackupOrchestrator(Cycle):
         kept = {f"{self.s.dataset(svc)}@{k['snapshot']}" for svc, k in self.kept().items()} \
             if self.s.keep_last_snapshot else set()
         try:
-            for note in self.history.thin(targets, kept):
+            for note in self.history.thin(targets, kept | self.history.held()):
                 self.echo(note)
                 report.notes.append(note)
         except (OrchestratorError, OSError) as exc:

@@ -9,7 +9,8 @@ Promises (each has a test):
 - only snapshots named with SNAPSHOT_PREFIX are ever destroyed, and only those history.json or
   tonight's run names;
 - the snapshot a service's last archive was made from (KEEP_LAST_SNAPSHOT: skip-unchanged
-  compares with it) is never thinned, whatever the policy or the pool's fill;
+  compares with it) is never thinned, whatever the policy or the pool's fill; nor is the one
+  from before a mass change (`held`), until `release-prune`;
 - a pool past POOL_FULL_PERCENT loses its oldest history first, and the run says which.
 """
 
@@ -85,6 +86,16 @@ class History(Cycle):
         """Every history snapshot as dataset@name (what a night's leftover cleanup must keep)."""
         return {f"{self.s.dataset(svc)}@{p['snapshot']}" for svc, points in self.state.history().items()
                 for p in points}
+
+    def held(self) -> set[str]:
+        """The snapshots (dataset@name) a mass-change hold keeps: each the version before a night
+        that rewrote most of a service's files, until `release-prune`."""
+        out = set()
+        for service, hold in self.state.prune_holds().items():
+            before = hold.get("mass_change")
+            if isinstance(before, dict) and before.get("snapshot"):
+                out.add(f"{self.s.dataset(service)}@{before['snapshot']}")
+        return out
 
     def record(self, points: dict[str, HistoryPoint]) -> None:
         """Add one point per service (tonight's snapshot), replacing a point of the same name."""
@@ -175,7 +186,7 @@ class History(Cycle):
             self.record({svc: HistoryPoint(snapshot=name, time=now, consistency=CRASH_CONSISTENT, archive=None)
                          for svc in services})
             kept = {f"{self.s.dataset(svc)}@{k['snapshot']}" for svc, k in self.state.kept().items()}
-            return notes + self.thin(services, kept)
+            return notes + self.thin(services, kept | self.held())
 
 
 def consistency_of(service: str, live: Sequence[str], failures: Sequence[str]) -> str:

@@ -75,6 +75,17 @@ def backup_families(report: RunReport, last_success: dict[str, float]) -> list[F
                            "Mounts of the service's stack whose data no backup reaches (make check-stacks)",
                            [({"service": d.service}, len(report.uncovered.get(d.service, [])))
                             for d in report.datasets]))
+    changed = Family("orchestrator_backup_files_changed",
+                     "Files the last archive found added, modified or deleted against the one before")
+    for d in report.datasets:
+        if isinstance(d.changed, dict):
+            changed.samples += [({"service": d.service, "kind": kind}, d.changed.get(kind))
+                                for kind in ("added", "modified", "deleted")]
+    families.append(changed)
+    families.append(Family("orchestrator_backup_mass_change",
+                           "1 when the last night modified or deleted most of the service's files (the "
+                           "mass-change guard held its prune)",
+                           [({"service": d.service}, int(d.service in report.mass_changes)) for d in report.datasets]))
     families.append(Family("orchestrator_backup_prune_held",
                            "1 while the service's prune is held by the prune guard (make release-prune)",
                            [({"service": d.service}, int(d.service in report.held)) for d in report.datasets]))

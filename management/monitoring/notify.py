@@ -48,6 +48,8 @@ def backup_message(report) -> Message:
     lines += [f"not backed up: {line}" for stack in sorted(report.uncovered) for line in report.uncovered[stack]]
     lines += [f"prune held: {svc}: {why}; make release-prune SERVICE_NAME={svc}"
               for svc, why in sorted(report.held.items())]
+    for svc, before in sorted(report.mass_changes.items()):
+        lines += mass_change_lines(svc, before)
     lines += [f"stack problem: {s}" for s in report.stack_failures]
     lines += [f"error: {e}" for e in report.errors]
     lines += [f"note: {n}" for n in report.notes]
@@ -57,10 +59,25 @@ def backup_message(report) -> Message:
         lines.append(f"downtime: {report.downtime:.1f}s")
     failed = [d.service for d in report.datasets if d.result == FAILED] + \
         [f"{s}: data not backed up" for s in sorted(report.uncovered)] + \
+        [f"{s}: mass change" for s in sorted(report.mass_changes)] + \
         [f"{s}: prune held" for s in sorted(report.held)]
     verdict = "OK" if report.ok else "FAILED" + (f" ({', '.join(failed)})" if failed else "")
     warned = any(d.result == WARNING for d in report.datasets) or bool(report.notes)
     return Message(f"backup on {_host()}: {verdict}", "\n".join(lines), report.ok, warned)
+
+
+def mass_change_lines(service: str, before: dict) -> list[str]:
+    """What the mass-change guard found, and the commands that bring the version before back."""
+    lines = [f"mass change: {service}: {str(before.get('text', '')).removeprefix('mass change: ')}; "
+             "every archive and the snapshot before are kept"]
+    if before.get("archive"):
+        lines.append(f"  the version before, whole: make restore SERVICE_NAME={service} "
+                     f"ARCHIVE_NAME={before['archive']}")
+    if before.get("snapshot"):
+        lines.append(f"  one file of it: make restore-path SERVICE_NAME={service} FILE=<path> "
+                     f"WHEN={before['snapshot']}")
+    lines.append(f"  if the change was meant: make release-prune SERVICE_NAME={service}")
+    return lines
 
 
 def update_message(results: Sequence, ok: bool) -> Message:

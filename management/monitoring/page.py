@@ -1,6 +1,7 @@
 """The static status page: one self-contained HTML file (inline CSS, inline SVG charts, no
 script), one row per service with its verdict in colour, its last backup's age, its archive
-count and its last nights' archive sizes and durations as small charts; below it, its restore
+count and its last nights' archive sizes, durations and changed files (modified + deleted, with
+the last night's `+added ~modified -deleted`) as small charts; below it, its restore
 points (the local history snapshots with their consistency, the newest archives the state
 knows) and the commands that get one path back (`make versions` / `make restore-path`).
 Pure: rows in, text out; publish writes it into STATUS_PAGE_DIR (atomically), `status --html
@@ -20,7 +21,7 @@ from management.verdict import PROTECTED
 GREEN, RED = "#1a7f37", "#cf222e"  # the verdict colours (the lab test looks for these exact pixels)
 PAGE_FILE = "index.html"
 CHART_W, CHART_H = 150, 32
-COLUMNS = 6  # the table's columns (the restore points span them)
+COLUMNS = 7  # the table's columns (the restore points span them)
 
 
 @dataclass
@@ -73,6 +74,27 @@ def _seconds(value: float) -> str:
     return f"{value:.0f}s" if value < 120 else age(value)
 
 
+def _touched(night: dict) -> int | None:
+    """A night's modified + deleted files (what the mass-change guard weighs), None when unrecorded."""
+    changed = night.get("changed")
+    if not isinstance(changed, dict):
+        return None
+    return int(changed.get("modified") or 0) + int(changed.get("deleted") or 0)
+
+
+def changes(nights: list[dict]) -> str:
+    """The modified + deleted files of each night as a chart, then the last night's `+added
+    ~modified -deleted`, marked when the mass-change guard held it."""
+    last = next((n["changed"] for n in reversed(nights) if isinstance(n.get("changed"), dict)), None)
+    if last is None:
+        return '<span class="none">-</span>'
+    deleted = "?" if last.get("deleted") is None else f"{last['deleted']:,}"
+    text = f"+{last.get('added') or 0:,} ~{last.get('modified') or 0:,} -{deleted}"
+    chart = sparkline([_touched(n) for n in nights], "files modified or deleted", lambda v: f"{int(v):,}")
+    mark = ' <span class="mass">mass change</span>' if last.get("held") else ""
+    return f'{chart}<span class="val">{_e(text)}</span>{mark}'
+
+
 def _row(r: PageRow) -> str:
     ok = r.verdict == PROTECTED
     badge = f'<span class="badge {"ok" if ok else "risk"}">{_e(r.verdict)}</span>'
@@ -83,7 +105,8 @@ def _row(r: PageRow) -> str:
     return (f'<tr class="service"><th scope="row">{_e(r.service)}</th>'
             f'<td>{badge}{f"<ul>{why}</ul>" if why else ""}</td>'
             f"<td>{_e(backup)}</td><td>{_e('-' if r.archives is None else r.archives)}</td>"
-            f'<td class="chart">{sizes}</td><td class="chart">{durations}</td></tr>')
+            f'<td class="chart">{sizes}</td><td class="chart">{durations}</td>'
+            f'<td class="chart">{changes(r.nights)}</td></tr>')
 
 
 def restore_points(r: PageRow, columns: int) -> str:
@@ -127,6 +150,7 @@ ul {{ margin: .3rem 0 0; padding-left: 1.1rem; color: {RED}; font-size: .85rem; 
 .spark {{ vertical-align: bottom; }}
 .val {{ margin-left: .4rem; font-size: .85rem; color: #57606a; }}
 .none {{ color: #8c959f; }}
+.mass {{ color: {RED}; font-weight: 700; font-size: .85rem; }}
 tr.restore td {{ padding-top: 0; font-size: .85rem; }}
 ul.points {{ color: #1f2328; margin: .3rem 0; }}
 .crash {{ color: #9a6700; }}
@@ -153,7 +177,7 @@ def render(rows: list[PageRow], *, host: str, generated: str) -> str:
 <p class="meta">{_e(summary)} &middot; written {_e(generated)} &middot; charts: the last nights, oldest left</p>
 <table>
 <thead><tr><th>Service</th><th>Verdict</th><th>Last backup</th><th>Archives</th><th>Archive size</th>
-<th>Duration</th></tr></thead>
+<th>Duration</th><th>Changed</th></tr></thead>
 <tbody>
 {body}
 </tbody>

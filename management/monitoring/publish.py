@@ -145,6 +145,8 @@ class BackupOutcome(Outcome):
         night = {"time": now, "result": d.result, "bytes": d.original_size, "deduplicated": d.deduplicated_size,
                  "files": d.nfiles, "duration": round(d.duration, 3),
                  "uncovered": len(self.report.uncovered.get(d.service, []))}
+        if d.changed is not None:  # what changed against the archive before (the mass-change guard's record)
+            night["changed"] = d.changed
         if d.result == UNCHANGED and d.original_size is None and before:
             night.update(bytes=before[-1].get("bytes"), files=before[-1].get("files"), deduplicated=0)
         return night

@@ -286,6 +286,13 @@ def authorized_keys_lines(settings: Settings, vm_key: Path | None = None, truste
     return lines
 
 
+def in_stack_copy(path: str) -> bool:
+    """Whether an archive path (as borg create lists it, relative to the view) is in the stack
+    folder's copy (STACK_PREFIX) rather than the dataset's data."""
+    path = path.removeprefix("./")
+    return path == STACK_PREFIX or path.startswith(STACK_PREFIX + "/")
+
+
 class StderrReader:
     """Reads borg's `--log-json` stderr line by line as it comes: counts the files borg listed
     (read and chunked), feeds progress to `progress(done, total, files, path)`, keeps log
@@ -295,6 +302,11 @@ class StderrReader:
     def __init__(self, progress: Callable[..., None] | None = None):
         self.progress = progress
         self.listed = 0
+        # the data's files borg found added (a path its files cache did not know) or modified (a
+        # known path whose size, ctime or inode changed), the stack folder's copy left out: it is
+        # copied anew every night, so borg always finds it modified
+        self.added = 0
+        self.modified = 0
 
     def __call__(self, line: str) -> bool | str:
         if not line.startswith("{"):
@@ -305,7 +317,11 @@ class StderrReader:
             return False
         kind = event.get("type")
         if kind == "file_status":
-            self.listed += event.get("status") in ("A", "M", "E")
+            status = event.get("status")
+            self.listed += status in ("A", "M", "E")
+            if status in ("A", "M") and not in_stack_copy(str(event.get("path") or "")):
+                self.added += status == "A"
+                self.modified += status == "M"
             return f"{event.get('status')} {event.get('path')}" if event.get("status") == "E" else True
         if kind == "log_message":
             return str(event.get("message", "")).rstrip()
@@ -335,6 +351,8 @@ class Created:
     warning: str = ""
     files_read: int | None = None  # files borg read and chunked (not skipped by the files cache)
     repository: str = ""  # the repository's id, as borg create reported it
+    added: int | None = None  # the data's files borg listed as added (A), the stack folder left out
+    modified: int | None = None  # ... and as modified (M)
 
 
 @dataclass(frozen=True)
@@ -475,7 +493,7 @@ class BorgBackupRepoManager:
         if known is not None and not result.skipped:
             self.listings[service] = Listing(repository or known.repository, (*known.archives, archive))
         return Created(archive, stats.get("nfiles"), stats.get("original_size"), stats.get("deduplicated_size"),
-                       warning, reader.listed, repository)
+                       warning, reader.listed, repository, reader.added, reader.modified)
 
     def prune(self, service: str) -> int | None:
         """Prune by the service's retention. Returns how many of its archives remain (borg's

@@ -13,7 +13,8 @@ override files, `include:` or `extends:`, no `.env` parsing beyond what v1 lacks
   `network_mode`, healthchecks, `stop_grace_period`, bind sources and named-volume device
   paths, top-level `x-` extensions.
 - `policy_of(stack)` / `allowed(stack)`: the stack's `x-orchestrator` block: how it is made
-  consistent for the snapshot, and the hub-and-spoke rules it is excused from, with reasons.
+  consistent for the snapshot, and the hub-and-spoke rules it is excused from, with reasons;
+  `mass_change_limit(extensions)`: the mass-change guard's limit it declares, with its reason.
 
 The rules themselves are in `rules.py`, where the bytes are in `coverage.py`.
 """
@@ -317,7 +318,7 @@ def stack_from_model(stack: StackDir, model: dict, active_profiles: set[str] | N
 
 STOP, LIVE = "stop", "live"
 POLICY_KEY = "x-orchestrator"
-POLICY_KEYS = {"consistency", "before-snapshot", "ephemeral", "allow", "drill"}
+POLICY_KEYS = {"consistency", "before-snapshot", "ephemeral", "allow", "drill", "mass-change"}
 ALLOW_KEYS = {"publish", "host-network"}  # hub-and-spoke rules a stack may opt out of, with a reason
 HOOK_KEYS = {"service", "command"}
 
@@ -352,6 +353,53 @@ def drill_probe(extensions: dict) -> tuple[Hook | None, list[str]]:
     if not (isinstance(command, list) and command and all(isinstance(c, str) for c in command)):
         return None, [f"{where}: command must be a list of strings (exec form) or a string (run by sh -c)"]
     return Hook(raw["service"], tuple(command)), []
+
+
+MASS_CHANGE_KEY = "mass-change"
+OFF = "off"
+
+
+@dataclass(frozen=True)
+class ChangeLimit:
+    """`x-orchestrator: {mass-change: {limit: 90, reason: ...}}`: the percent of its files a night
+    may modify or delete before the mass-change guard holds it (CHANGE_GUARD_PERCENT otherwise);
+    `limit: off`: the guard never holds this stack. `reason` is what check-stacks shows."""
+
+    percent: int | None  # None: off
+    reason: str
+
+    def text(self) -> str:
+        return "mass-change guard off" if self.percent is None else \
+            f"mass-change guard at {self.percent}% of its files"
+
+
+def mass_change_limit(extensions: dict) -> tuple[ChangeLimit | None, list[str]]:
+    """The stack's declared mass-change limit (None when it declares none) and every problem with
+    the declaration; with a problem the default limit applies (the safe way)."""
+    raw = extensions.get(POLICY_KEY)
+    raw = raw.get(MASS_CHANGE_KEY) if isinstance(raw, dict) else None
+    if raw is None:
+        return None, []
+    where = f"{POLICY_KEY}.{MASS_CHANGE_KEY}"
+    if not isinstance(raw, dict):
+        return None, [f"{where} must be a mapping: {{limit: <1..100 percent, or off>, reason: <why>}}"]
+    problems = [f"{where}: unknown key {k!r} (known: limit, reason)" for k in raw if k not in ("limit", "reason")]
+    limit, reason = raw.get("limit"), raw.get("reason")
+    if limit is False or (isinstance(limit, str) and limit.strip().lower() == OFF):
+        percent = None
+    elif isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit <= 100:
+        percent = limit
+    elif isinstance(limit, str) and limit.strip().isdigit() and 1 <= int(limit) <= 100:
+        percent = int(limit)
+    else:
+        problems.append(f"{where}.limit: {limit!r} must be a percent of the files (1..100) or off")
+        percent = None
+    if not (isinstance(reason, str) and reason.strip()):
+        problems.append(f"{where}: give the reason this stack rewrites its files (e.g. \"re-encodes the whole "
+                        "library every night\")")
+    if problems:
+        return None, problems
+    return ChangeLimit(percent, str(reason).strip()), []
 
 
 def allowed(stack: Stack) -> tuple[dict[str, str], list[str]]:

@@ -2,8 +2,9 @@
 hub's Caddyfile upstreams. Pure: it reads the models and the Caddyfile(s), runs nothing.
 
 - `check_stacks(...)`: one `Violation` per problem, with its file, each said once;
-- `accepted(...)`: what a stack is excused from (`x-orchestrator.allow`) or declared not worth
-  backing up (`x-orchestrator.ephemeral`), with its reason;
+- `accepted(...)`: what a stack is excused from (`x-orchestrator.allow`), declared not worth
+  backing up (`x-orchestrator.ephemeral`) or declared to rewrite on purpose
+  (`x-orchestrator.mass-change`), with its reason;
 - `caddy_upstreams(text)` / `caddy_files(path)`: every reverse_proxy upstream (inline and in
   `to` lines) of the Caddyfile and the files it imports.
 """
@@ -24,6 +25,7 @@ from management.tools.compose_file import (
     Stack,
     allowed,
     drill_probe,
+    mass_change_limit,
     policy_of,
     ports_text,
 )
@@ -196,7 +198,7 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
     for s in stacks:
         if not s.error:
             v += [Violation(s.file, problem) for problem in policy_of(s)[1] + allowed(s)[1] + ephemeral_problems(s)
-                  + _probe_problems(s)]
+                  + _probe_problems(s) + mass_change_limit(s.extensions)[1]]
         if not PROJECT_RE.match(s.name):  # compose is not asked about such a folder: said once, here
             v.append(Violation(s.dir, f"folder name {s.name!r} is not a valid compose project name "
                                       "(lowercase letters, digits, '-' and '_', starting with a letter or digit)"))
@@ -310,6 +312,9 @@ def accepted(stacks: list[Stack], hub: str) -> list[str]:
                              f"({reasons['host-network']})")
         for key, reason in declared_ephemeral(s).items():
             notes.append(f"{s.name}: {key} is not backed up: declared ephemeral ({reason})")
+        limit, _problems = mass_change_limit(s.extensions)
+        if limit:
+            notes.append(f"{s.name}: {limit.text()}: declared ({limit.reason})")
     return notes
 
 

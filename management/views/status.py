@@ -8,7 +8,8 @@ of the same name when there is one (a stack folder without a dataset gets a row 
   (history.json's points whose snapshot is still there: how many, the space unique to them,
   oldest and newest, how many crash-consistent), all from ONE `zfs get -r` of the parent;
 - from the run state (management.state), as the runs wrote it: the last good backup and its
-  age (written by every backup), the archive that holds it (the kept snapshot, recorded when
+  age (written by every backup), what its last night found changed (files added, modified,
+  deleted: nights.json), the archive that holds it (the kept snapshot, recorded when
   KEEP_LAST_SNAPSHOT=1), the last restore drill, the last image update and the pre-update
   points `make rollback` can go back to.
 
@@ -67,6 +68,9 @@ class ServiceStatus:
     # each mount's verdict (tools.coverage), None when there is no stack folder or compose cannot read it
     coverage: list[dict] | None = None
     prune_held: dict | None = None  # the prune guard's hold: {reason, since, archive}
+    # what the last night found changed against the archive before: {added, modified, deleted,
+    # files, bytes, held} (nights.json), None when no night recorded it
+    changed: dict | None = None
     history: HistorySummary | None = None  # local history; None: not a service, or zfs did not answer
     verdict: str = ""  # PROTECTED or AT RISK (management.verdict)
     risks: list[str] = field(default_factory=list)  # why it is at risk
@@ -269,6 +273,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
     pool = pool_state(settings, zfs, now) if any(n in settings.services for n in names) else None
     updates = state.last_update()
     history = state.history()
+    nights = state.nights()
     limit = settings.stale_after * 3600
 
     rows = []
@@ -284,6 +289,8 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
             row.archives = count.get("count") if isinstance(count, dict) else None
             if snapshots is not None:
                 row.history = summarize_history(history.get(name, []), snapshots.get(name, {}), now)
+            last_night = (nights.get(name) or [{}])[-1]
+            row.changed = last_night.get("changed") if isinstance(last_night.get("changed"), dict) else None
         row.drill = _with_age(drills.get(name), now)
         row.check = _with_age(checks.get(name), now)
         row.prune_held = holds.get(name)
@@ -355,6 +362,17 @@ def _update_cell(update: dict | None, points: list[str]) -> str:
     return text + (f" ({len(points)} rollback point{'s' if len(points) > 1 else ''})" if points else "")
 
 
+def changed_cell(changed: dict | None) -> str:
+    """`+12 ~3 -0`: the files the last night found added, modified and deleted (`-?` when the
+    archive before was not known), `MASS` when the mass-change guard held it; `-` when none was
+    recorded."""
+    if not changed:
+        return "-"
+    deleted = "?" if changed.get("deleted") is None else f"{changed['deleted']:,}"
+    text = f"+{changed.get('added') or 0:,} ~{changed.get('modified') or 0:,} -{deleted}"
+    return text + (" MASS" if changed.get("held") else "")
+
+
 def history_cell(row: ServiceStatus, history_on: bool) -> str:
     """`7 (1.2 GB, 6d..9h)`: the history snapshots, the space unique to them, the oldest and the
     newest's age, and how many are crash-consistent; `none` (or `off`), `-` for no service, `?`
@@ -375,13 +393,13 @@ def render(report: StatusReport) -> list[tuple[str, bool]]:
     """The table as (line, highlight) pairs; highlighted lines are stale services and services
     with data no backup reaches. The words STALE and UNCOVERED are in the text itself, so the
     table says it without colour too."""
-    header = ("SERVICE", "STACK", "HEALTH", "DATASET", "USED", "COVERAGE", "LAST BACKUP", "ARCHIVES", "HISTORY",
-              "DRILL", "REPO CHECK", "UPDATE", "LAST ARCHIVE", "VERDICT")
+    header = ("SERVICE", "STACK", "HEALTH", "DATASET", "USED", "COVERAGE", "LAST BACKUP", "CHANGED", "ARCHIVES",
+              "HISTORY", "DRILL", "REPO CHECK", "UPDATE", "LAST ARCHIVE", "VERDICT")
     rows = [header]
     for r in report.services:
         dataset, used = _dataset_cells(r.dataset)
         rows.append((r.service, _stack_cell(r.stack), r.stack.health if r.stack else "-", dataset, used,
-                     _coverage_cell(r), _backup_cell(r),
+                     _coverage_cell(r), _backup_cell(r), changed_cell(r.changed) if r.backed_up else "-",
                      ("-" if r.archives is None else str(r.archives)) + (" HELD" if r.prune_held else ""),
                      history_cell(r, report.history_on), _drill_cell(r), _check_cell(r),
                      _update_cell(r.update, r.rollback_points),

@@ -41,3 +41,14 @@ def test_a_pool_without_redundancy_is_a_reason_and_unknown_is_not():
     assert reasons(**dict(GOOD, pool_redundant=False)) == [
         "the pool has no redundancy (one disk: corruption is found, not repaired)"]
     assert reasons(**dict(GOOD, pool_redundant=None)) == reasons(**dict(GOOD, pool_redundant=True)) == []
+
+
+def test_a_mass_change_is_named_with_its_counts_beside_the_held_prune():
+    from management.verdict import risks
+
+    hold = {"reason": "mass change: 4,812 of 5,000 files modified (over 50% of its files)",
+            "mass_change": {"text": "mass change: 4,812 of 5,000 files modified (over 50% of its files)",
+                            "archive": "photo-a", "snapshot": "orchestrator-a"}}
+    assert risks(**dict(GOOD, prune_held=hold)) == [
+        ("mass_change", "mass change: 4,812 of 5,000 files modified (over 50% of its files)"),
+        ("prune_held", "its prune is held")]

@@ -44,6 +44,8 @@ class Created:
     deduplicated_size: int = 10
     warning: str = ""
     repository: str = "repo-id-1"
+    added: int | None = None  # borg create's A lines (the data's)
+    modified: int | None = None  # ... and M lines
 
 
 class World:
@@ -66,6 +68,7 @@ class World:
         self.fingerprints = {}  # service -> its local repository's fingerprint (None: remote)
         self.missing = set()  # services whose repository init_repo creates
         self.capacity = 50  # the pool's fill, percent
+        self.changes = {}  # service -> what its next archive says: {nfiles, added, modified}
 
     # docker
     def discover_names(self):
@@ -195,7 +198,7 @@ class World:
         if service in self.listings:  # as the real manager keeps it
             known = self.listings[service]
             self.listings[service] = type(known)(known.repository, (*known.archives, f"{service}-x"))
-        return Created(f"{service}-x")
+        return Created(f"{service}-x", **self.changes.get(service, {}))
 
     def prune(self, service):
         self.events.append(("prune", service))
@@ -874,3 +877,161 @@ def test_the_trusted_prune_compares_every_night_it_missed(keeping):
     repos.events.clear()
     report = trusted(keeping, repos).run(["git"])
     assert "git-3 is empty" in report.held["git"] and repos.events == []
+
+
+# -- what changed each night, and the mass-change guard -------------------------------------------
+
+
+def test_a_nights_changes_are_counted_from_what_borg_create_said():
+    from management.cycles.backup import night_changes
+
+    # 1,000 files before; borg listed 20 added and 30 modified; the archive holds 1,005 files, 5 of
+    # them the stack folder's: 1,000 + 20 - 1,000 = 20 deleted
+    assert night_changes(20, 30, 1005, 5, 1000, 4096) == {"added": 20, "modified": 30, "deleted": 20,
+                                                           "files": 1000, "bytes": 4096}
+    assert night_changes(1000, 0, 1000, 0, None, 1)["deleted"] is None  # the first night: nothing before
+    assert night_changes(None, None, 10, 0, 10, 0) is None  # a dry run: borg said nothing
+    assert night_changes(0, 0, 900, 0, 800, 0)["deleted"] == 0  # never negative (a count from an older tool)
+
+
+def test_the_baseline_is_the_last_archive_and_the_guard_held_nights_do_not_raise_the_bar():
+    from management.cycles.backup import change_baseline
+
+    nights = [{"files": 10, "changed": {"modified": 5, "deleted": 1, "files": 10}},
+              {"files": 10, "changed": {"modified": 900, "deleted": 0, "files": 10, "held": True}},
+              {"files": 12, "changed": {"modified": 2, "deleted": None, "files": 11}},
+              {"files": None, "result": "failed"}]
+    assert change_baseline(nights) == (11, [6, 2])
+    assert change_baseline([{"files": 10}]) == (None, [])  # a night before this record existed
+    assert change_baseline([]) == (None, [])
+
+
+@pytest.mark.parametrize("changed, before, past, tripped", [
+    ({"added": 0, "modified": 4812, "deleted": 0}, 5000, [], "mass change: 4,812 of 5,000 files modified"),
+    ({"added": 31, "modified": 31, "deleted": 31}, 62, [], None),  # under the floor: 62 < 100
+    ({"added": 0, "modified": 2400, "deleted": 200}, 5000, [], "2,400 of 5,000 files modified, 200 deleted"),
+    ({"added": 0, "modified": 2000, "deleted": 0}, 5000, [], None),  # 40%: under 50%
+    ({"added": 0, "modified": 1500, "deleted": 0}, 50000, [20, 140, 3], "over 10 times the most"),
+    ({"added": 0, "modified": 1300, "deleted": 0}, 50000, [20, 140, 3], None),  # 10 x 140 = 1,400
+    ({"added": 0, "modified": 900, "deleted": 0}, 50000, [0, 0], None),  # the bar is never under the floor
+    ({"added": 2000, "modified": 0, "deleted": 0}, 5000, [0], None),  # an import of 2,000 photos
+    ({"added": 0, "modified": 4812, "deleted": 0}, None, [], None),  # nothing known before, no history
+])
+def test_the_mass_change_guard_rule(changed, before, past, tripped):
+    from management.cycles.backup import mass_change
+
+    why = mass_change(changed, before, past, percent=50, factor=10, floor=100)
+    assert (why is None) if tripped is None else (why is not None and tripped in why), why
+    assert mass_change(changed, before, past, percent=0, factor=0, floor=100) is None  # both rules off
+
+
+def test_the_guard_floor_and_its_rules_can_be_moved():
+    from management.cycles.backup import mass_change
+
+    changed = {"added": 31, "modified": 31, "deleted": 31}
+    assert "mass change: 31 of 62 files modified, 31 deleted, 31 added (over 50% of its files)" == \
+        mass_change(changed, 62, [], percent=50, factor=10, floor=10)
+    assert mass_change(changed, 62, [], percent=100, factor=10, floor=10) is None
+
+
+def mass_world(settings, **extra):
+    """photo with 1,000 files over two nights: the second rewrote them all, ransomware-style (half
+    renamed: 500 added, 500 modified, 500 deleted)."""
+    world = World()
+    world.changes = {"photo": {"nfiles": 1000, "added": 1000, "modified": 0}}
+    return world
+
+
+def test_a_mass_change_archives_holds_the_prune_keeps_the_snapshot_before_and_is_not_ok(keeping):
+    state = StateStore(keeping.state_dir)
+    world = mass_world(keeping)
+    orch, first = run_nights(keeping, world, 1)
+    assert first.ok and state.nights()["photo"][-1]["changed"] == {"added": 1000, "modified": 0, "deleted": None,
+                                                                   "files": 1000, "bytes": 10}
+    before = orch.kept()["photo"]
+    world.changes["photo"] = {"nfiles": 1000, "added": 500, "modified": 500}
+    world.events.clear()
+    _, night = run_nights(keeping, world, 1)
+    photo = next(d for d in night.datasets if d.service == "photo")
+    assert kinds(world, "create") == ["git", "photo"]  # the night still archives
+    assert kinds(world, "prune") == ["git"]  # photo's prune is held
+    assert not night.ok and photo.result == "warning" and "mass change: 500 of 1,000 files modified" in photo.message
+    assert night.mass_changes["photo"] == {"text": night.held["photo"],
+                                           "archive": before["archive"], "snapshot": before["snapshot"]}
+    hold = state.prune_holds()["photo"]
+    assert hold["mass_change"]["snapshot"] == before["snapshot"] and hold["reason"].startswith("mass change: ")
+    assert f"datapool/services/photo@{before['snapshot']}" in world.snapshots  # the version before stays
+    assert state.nights()["photo"][-1]["changed"]["held"] is True
+    # the next night changes little: still held, the snapshot before still kept (also through a leftover cleanup)
+    world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 3}
+    _, third = run_nights(keeping, world, 1)
+    assert "photo" in third.held and not third.mass_changes and not third.ok
+    assert f"datapool/services/photo@{before['snapshot']}" in world.snapshots
+    assert state.prune_holds()["photo"]["mass_change"]["snapshot"] == before["snapshot"]  # the first one's
+    # released: prune again, and the snapshot before goes with the next night's cleanup
+    assert state.release_prune("photo")
+    world.events.clear()
+    _, fourth = run_nights(keeping, world, 1)
+    assert fourth.ok and "photo" in kinds(world, "prune")
+    assert f"datapool/services/photo@{before['snapshot']}" not in world.snapshots
+
+
+def test_the_snapshot_before_a_mass_change_is_kept_out_of_history_thinning(tmp_path):
+    settings = settings_with(tmp_path, f"LOCK_FILE={tmp_path}/lock\nSTATE_DIR={tmp_path}/state\n"
+                                       "HUB_SERVICE=reverseproxy\nSNAPSHOT_RETENTION=daily=1\n")
+    state = StateStore(settings.state_dir)
+    world = mass_world(settings)
+    run_nights(settings, world, 1)
+    world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 2}
+    run_nights(settings, world, 1)  # daily=1: only the newest night stays (and the kept one, the same)
+    assert len([s for s in world.snapshots if s.startswith("datapool/services/photo@")]) == 1
+    before = state.kept()["photo"]["snapshot"]
+    world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 990}
+    _, night = run_nights(settings, world, 1)
+    assert "photo" in night.mass_changes and night.mass_changes["photo"]["snapshot"] == before
+    for _ in range(2):  # later nights thin the history: the snapshot before stays
+        world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 1}
+        run_nights(settings, world, 1)
+        assert f"datapool/services/photo@{before}" in world.snapshots
+        assert before in {p["snapshot"] for p in state.history()["photo"]}
+    state.release_prune("photo")
+    run_nights(settings, world, 1)
+    assert f"datapool/services/photo@{before}" not in world.snapshots
+
+
+def test_a_stack_that_rewrites_on_purpose_declares_its_limit_or_turns_the_guard_off(keeping):
+    world = mass_world(keeping)
+    world.policies["photo"] = {"mass-change": {"limit": "off", "reason": "re-encodes every night"}}
+    run_nights(keeping, world, 1)
+    world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 1000}
+    _, night = run_nights(keeping, world, 1)
+    assert night.ok and not night.held
+    world.policies["photo"] = {"mass-change": {"limit": 90, "reason": "thumbnails rebuilt"}}
+    world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 850}
+    _, night = run_nights(keeping, world, 1)
+    assert night.ok and not night.held
+    world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 950}
+    _, night = run_nights(keeping, world, 1)
+    assert "photo" in night.mass_changes and "declared limit 90%: thumbnails rebuilt" in night.held["photo"]
+    # a declaration with a problem is noted, and the default applies
+    StateStore(keeping.state_dir).release_prune("photo")
+    world.policies["photo"] = {"mass-change": {"limit": "sometimes"}}
+    world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 600}
+    _, night = run_nights(keeping, world, 1)
+    assert "photo" in night.mass_changes
+    assert any("mass-change.limit: 'sometimes'" in n and "CHANGE_GUARD_PERCENT applies" in n for n in night.notes)
+
+
+def test_the_notification_gives_the_counts_and_the_commands_that_bring_the_version_before_back(keeping):
+    from management.monitoring.notify import backup_message
+
+    world = mass_world(keeping)
+    orch, _ = run_nights(keeping, world, 1)
+    before = orch.kept()["photo"]
+    world.changes["photo"] = {"nfiles": 1000, "added": 500, "modified": 500}
+    _, night = run_nights(keeping, world, 1)
+    message = backup_message(night)
+    assert not message.ok and "photo: mass change" in message.title
+    assert "mass change: photo: 500 of 1,000 files modified, 500 deleted, 500 added" in message.body
+    assert f"make restore SERVICE_NAME=photo ARCHIVE_NAME={before['archive']}" in message.body
+    assert f"make restore-path SERVICE_NAME=photo FILE=<path> WHEN={before['snapshot']}" in message.body

@@ -78,3 +78,15 @@ def test_verdict_metrics_one_when_protected_and_one_series_per_reason():
     assert 'orchestrator_service_risk{service="git",reason="never_drilled"} 0' in text
     assert text.count("orchestrator_service_risk{") == 2 * len(RISK_CODES)
     assert textfile(Path("/t/orchestrator.prom"), VERDICT) == Path("/t/orchestrator_verdict.prom")
+
+
+def test_the_files_each_night_changed_are_a_metric_per_kind():
+    changed = {"added": 5, "modified": 2, "deleted": None, "files": 9}
+    report = RunReport(0.0, datasets=[DatasetResult("photo", OK, changed=changed), DatasetResult("git", OK)],
+                       mass_changes={"photo": {"text": "mass change"}})
+    text = render(backup_families(report, {}))
+    assert 'orchestrator_backup_files_changed{service="photo",kind="added"} 5' in text
+    assert 'orchestrator_backup_files_changed{service="photo",kind="modified"} 2' in text
+    assert 'kind="deleted"' not in text and 'service="git",kind' not in text  # unknown: left out
+    assert 'orchestrator_backup_mass_change{service="photo"} 1' in text
+    assert 'orchestrator_backup_mass_change{service="git"} 0' in text

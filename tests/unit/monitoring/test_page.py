@@ -69,7 +69,7 @@ def test_each_service_lists_its_restore_points_newest_first_and_the_commands_esc
               "age_seconds": 9 * 3600.0}]
     text = render([PageRow("git", PROTECTED, [], 3600.0, 12, [], snaps, ["git-2033-05-14T03:30:00Z", "git-a"]),
                    PageRow("<photo>", AT_RISK, [], None, None, [])], host="vm", generated="now")
-    assert text.count('<tr class="restore">') == 2 and 'colspan="6"' in text
+    assert text.count('<tr class="restore">') == 2 and 'colspan="7"' in text
     git = text.split('<tr class="restore">')[1]
     assert ("<summary>Restore points: 2 snapshot(s) on this machine (1 crash-consistent), 2 newest archive(s)"
             "</summary>") in git
@@ -82,3 +82,15 @@ def test_each_service_lists_its_restore_points_newest_first_and_the_commands_esc
     tags = Tags()
     tags.feed(text)
     assert "script" not in tags.tags and "details" in tags.tags
+
+
+def test_each_service_charts_the_files_its_nights_changed_and_marks_a_mass_change():
+    from management.monitoring.page import changes
+
+    nights = [{"changed": {"added": 1, "modified": 4, "deleted": 0}}, {"result": "failed"},
+              {"changed": {"added": 31, "modified": 31, "deleted": 31, "held": True}}]
+    html_text = changes(nights)
+    assert "<svg" in html_text and "+31 ~31 -31" in html_text and "mass change" in html_text
+    assert html_text.count("<rect") == 2  # the night without a record leaves its slot empty
+    assert "mass change" not in changes(nights[:1]) and "-?" in changes([{"changed": {"modified": 2}}])
+    assert changes([{"files": 3}]) == '<span class="none">-</span>'

@@ -3,6 +3,7 @@ cron/logrotate rendering."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -302,3 +303,16 @@ def test_mount_is_read_only_the_repository_or_one_archive():
         ["borg", "mount", "-o", "ro", "ssh://b@h/r/photo", "/mnt/o/photo"]
     assert mount_argv("/r/photo", Path("/mnt/o/photo"), "photo-1")[-2:] == ["/r/photo::photo-1", "/mnt/o/photo"]
     assert umount_argv(Path("/mnt/o/photo")) == ["borg", "umount", "/mnt/o/photo"]
+
+
+def test_create_counts_the_datas_added_and_modified_files_without_the_stack_folders_copy(settings, tmp_path):
+    from management.runner import Result
+
+    out = '{"archive": {"stats": {"nfiles": 6, "original_size": 1000, "deduplicated_size": 10}}}'
+    stderr = "\n".join(json.dumps({"type": "file_status", "status": status, "path": path}) for status, path in [
+        ("A", "photos/new.jpg"), ("M", "photos/a.jpg"), ("M", "./photos/b.jpg"), ("E", "photos/unreadable"),
+        ("M", ".orchestrator-stack/compose.yaml"), ("A", ".orchestrator-stack/.env"),
+        ("M", ".orchestrator-stackish/x")])
+    fake = FakeRunner({("borg", "create"): Result(("borg",), 0, out, stderr)})
+    created = BorgBackupRepoManager(settings, fake, clock=lambda: 0).create("git", tmp_path)
+    assert (created.files_read, created.added, created.modified) == (7, 1, 3)

@@ -118,8 +118,23 @@ def test_x_orchestrator_policy_and_its_problems(tmp_path):
     policy, problems = policy_of(stack)
     assert policy == Policy()  # a stack with a problem is stopped: the safe way
     assert problems == [
-        "x-orchestrator: unknown key 'pre' (known: allow, before-snapshot, consistency, drill, ephemeral)",
+        "x-orchestrator: unknown key 'pre' (known: allow, before-snapshot, consistency, drill, ephemeral, mass-change)",
         "x-orchestrator.before-snapshot[1]: service 'cache' is not a service of this stack (services: app, db)",
         "x-orchestrator.before-snapshot[1]: command must be a list of strings (exec form) or a string (run by sh -c)"]
     assert [v.message for v in check_stacks([stack], "git", BASE, LISTED)][:3] == problems
 
+
+
+def test_the_mass_change_declaration():
+    from management.tools.compose_file import ChangeLimit, mass_change_limit
+
+    assert mass_change_limit({}) == (None, [])
+    assert mass_change_limit({"x-orchestrator": {"mass-change": {"limit": "90", "reason": " dumps "}}}) == \
+        (ChangeLimit(90, "dumps"), [])
+    assert mass_change_limit({"x-orchestrator": {"mass-change": {"limit": False, "reason": "r"}}}) == \
+        (ChangeLimit(None, "r"), [])  # YAML 1.1's `off`
+    limit, problems = mass_change_limit({"x-orchestrator": {"mass-change": "off"}})
+    assert limit is None and problems == ["x-orchestrator.mass-change must be a mapping: "
+                                          "{limit: <1..100 percent, or off>, reason: <why>}"]
+    limit, problems = mass_change_limit({"x-orchestrator": {"mass-change": {"limit": 101, "reason": "r", "x": 1}}})
+    assert limit is None and len(problems) == 2 and "unknown key 'x'" in problems[0]

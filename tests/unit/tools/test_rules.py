@@ -391,3 +391,19 @@ def test_a_hub_network_no_stack_declares_is_a_warning(tmp_path):
     [v] = check(world(tmp_path, hub=hub_model(nets=("git_net", "photo_net", "old_net"))))
     assert v.warning and v.file == tmp_path / "reverseproxy" / "compose.yaml"
     assert v.message.startswith("the hub joins 'old_net', which no stack declares")
+
+
+def test_a_stack_that_rewrites_its_files_on_purpose_declares_it_with_a_reason_and_is_accepted(tmp_path):
+    photo = spoke_model("photo", "photo_net", "immich_server")
+    photo["x-orchestrator"] = {"mass-change": {"limit": 90, "reason": "re-encodes the library nightly"}}
+    stacks = world(tmp_path, photo=photo)
+    assert check(stacks) == []
+    assert accepted(stacks, "reverseproxy") == [
+        "photo: mass-change guard at 90% of its files: declared (re-encodes the library nightly)"]
+    photo["x-orchestrator"] = {"mass-change": {"limit": "off", "reason": "a cache rebuilt every night"}}
+    assert accepted(world(tmp_path / "off", photo=photo), "reverseproxy") == [
+        "photo: mass-change guard off: declared (a cache rebuilt every night)"]
+    photo["x-orchestrator"] = {"mass-change": {"limit": 0}}
+    messages = [v.message for v in check(world(tmp_path / "bad", photo=photo))]
+    assert any("mass-change.limit: 0 must be a percent of the files (1..100) or off" in m for m in messages)
+    assert any("mass-change: give the reason this stack rewrites its files" in m for m in messages)

@@ -367,3 +367,20 @@ def test_cli_html_page_lists_the_restore_points_from_the_state(tmp_path, monkeyp
     assert "orchestrator-20330517T120000Z" in page and "crash-consistent" in page
     assert "git-2033-05-15T03:30:00Z" in page and "make restore-path SERVICE_NAME=git" in page
     assert not [a for a in fake.argvs if a[0] == "borg"]
+
+
+def test_the_changed_column_and_json_show_what_the_last_night_changed(tmp_path):
+    settings, _fake, zfs, docker, state = setup(tmp_path)
+    changed = {"added": 12, "modified": 3, "deleted": 0, "files": 500, "bytes": 10}
+    write_state(state, "nights.json", {"git": [{"time": NOW, "files": 500, "changed": changed}],
+                                       "photo": [{"time": NOW, "files": 5000, "changed": {
+                                           "added": 0, "modified": 4812, "deleted": None, "held": True}}]})
+    report = status.collect(settings, zfs, docker, now=NOW)
+    git, photo, web = report.services
+    assert git.changed == changed and web.changed is None
+    assert report.to_dict()["services"][0]["changed"] == changed
+    assert status.changed_cell(git.changed) == "+12 ~3 -0"
+    assert status.changed_cell(photo.changed) == "+0 ~4,812 -? MASS"
+    assert status.changed_cell(None) == "-"
+    lines = [line for line, _ in status.render(report)]
+    assert "CHANGED" in lines[0] and "+12 ~3 -0" in lines[1]
