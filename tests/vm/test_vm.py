@@ -475,14 +475,14 @@ def test_the_nightly_cycle_on_openzfs_skips_unchanged_datasets_and_leaves_nothin
     print(f"\nversions of alpha's marker on OpenZFS: {[(v['count'], v['last']) for v in timeline['versions']]}")
     assert len(timeline["versions"]) >= 3, timeline  # v1 (setup), v2, v3
     assert {p["source"] for v in timeline["versions"] for p in v["points"]} >= {"snapshot"}, timeline
-    started = containers(vm)[f"{PREFIX}alpha"]["StartedAt"]
+    started = containers(vm)[f"{PREFIX}alpha"]["State"]["StartedAt"]
     write_marker(vm, "alpha", "alpha broken")
     out = vm.ssh(f"{MAKE} restore-path SERVICE_NAME=alpha FILE=data/marker YES=1", timeout=900).stdout
     print(f"\n`make restore-path` on OpenZFS:\n{out}")
     assert "from snapshot orchestrator-" in out and "undo: make restore-path" in out, out
     assert marker_seen_by(vm, f"{PREFIX}alpha") == "alpha v3"
     MARKERS["alpha"] = "alpha v3"
-    assert containers(vm)[f"{PREFIX}alpha"]["StartedAt"] == started  # never stopped
+    assert containers(vm)[f"{PREFIX}alpha"]["State"]["StartedAt"] == started  # never stopped
     views = vm.ssh(f"zfs list -H -o name,origin -r -t filesystem {POOL}").stdout
     assert not [line for line in views.splitlines() if line.split("\t")[1] != "-"], views  # no clone
 
