@@ -90,7 +90,7 @@ def seed(root: Path, files: int, size_mb: int) -> None:
 def borg_env(cyc) -> tuple[dict[str, str], str]:
     settings, _ = load_settings(cyc.env_path)
     borg = BorgBackupRepoManager(settings, Runner())
-    return {**os.environ, **borg.env}, borg.repo(SERVICE)
+    return {**os.environ, **borg.env()}, borg.repo(SERVICE)
 
 
 def destroy_history(cyc) -> None:

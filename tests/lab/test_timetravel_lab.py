@@ -28,7 +28,7 @@ import pytest
 from tests.lab.conftest import build_cycle, teardown_cycle
 from tests.lab.envfile import cli_argv, run_cli
 from tests.lab.test_live_lab import Prober
-from tests.lab.test_stacks_lab import https_through_hub, hub_port
+from tests.lab.test_stacks_lab import https_through_hub, hub_port, started_at
 
 pytestmark = [pytest.mark.lab]
 
@@ -116,6 +116,14 @@ def test_versions_and_a_file_back_from_the_snapshot_while_the_hub_serves(travel)
     r = run_cli(cyc.env_path, "restore-path", "--yes", "--when", when, "photo", "data/d1/f1.bin")
     assert r.returncode == 0, r.stdout + r.stderr
     assert target.read_bytes() == b"garbage"
+
+    # STOP=1 (a database's files): the stack is stopped around the swap and running again after
+    started = started_at(f"{cyc.prefix}photo")
+    r = run_cli(cyc.env_path, "restore-path", "--yes", "--stop", "--when", second, "photo", "data/d1/f1.bin")
+    assert r.returncode == 0 and "stopping the stack (STOP=1)" in r.stdout, r.stdout + r.stderr
+    assert target.read_bytes() == contents[1]
+    assert started_at(f"{cyc.prefix}photo") != started
+    assert https_through_hub("photo.lab.test", hub_port(cyc)) == "<h1>photo</h1>"
 
 
 def test_refusals_change_nothing(travel):
