@@ -501,7 +501,7 @@ def test_the_nightly_cycle_on_openzfs_skips_unchanged_datasets_and_leaves_nothin
         assert vm.ssh(f"zfs list -H -o name {PARENT}/alpha@{scheduled[0]['snapshot']}").stdout.strip()
     finally:
         vm.ssh(f"cd {HOME} && sed -i '/^SNAPSHOT_SCHEDULE=/d' .env && {MAKE} install-cron CRON_SCHEDULE='0 0 31 2 *'"
-               " && while pgrep -f snapshot-history >/dev/null; do sleep 1; done", timeout=600)
+               " && while pgrep -f 'orchestrator[.]py.*snapshot-history' >/dev/null; do sleep 1; done", timeout=600)
 
 
 @pytest.mark.vm_scenario
