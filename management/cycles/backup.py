@@ -284,10 +284,9 @@ class BackupOrchestrator(Cycle):
         for left in sorted(staging.glob(f"{self.s.snapshot_prefix}-*")) if staging.is_dir() else []:
             self._remove_tree(left)
             removed.append(str(left))
-        keep = {f"{self.s.dataset(svc)}@{e['snapshot']}" for svc, e in self.kept().items()} \
-            if self.s.keep_last_snapshot else set()
-        keep |= self.history.all_snapshots()  # local history (SNAPSHOT_RETENTION): thinned after a night
-        keep |= self.history.held()  # the version before a mass change, until release-prune
+        # the kept snapshots, the versions before a mass change, and the local history (thinned
+        # after a night, by SNAPSHOT_RETENTION)
+        keep = self.history.protected() | self.history.all_snapshots()
         ours = [snap for snap in self.zfs.list_snapshots(self.s.zfs_parent_dataset)
                 if snap.partition("@")[2].startswith(self.s.snapshot_prefix + "-") and snap not in keep]
         if keep:  # one by one: a recursive destroy would take a kept namesake below with it
@@ -873,9 +872,11 @@ class BackupOrchestrator(Cycle):
         except OSError as exc:
             report.errors.append(f"could not record the kept snapshots: {exc}")
             return
-        held = self.history.held()
+        held, history = self.history.held(), self.history.all_snapshots()  # state read once, not per service
         for svc, prev in previous.items():
-            if not prev or prev["snapshot"] == new_kept[svc]["snapshot"] or prev["snapshot"] in self.history.names(svc):
+            if not prev or prev["snapshot"] == new_kept[svc]["snapshot"]:
+                continue
+            if f"{self.s.dataset(svc)}@{prev['snapshot']}" in history:
                 continue  # the history keeps it until SNAPSHOT_RETENTION thins it
             full = f"{self.s.dataset(svc)}@{prev['snapshot']}"
             if full in held:
@@ -899,10 +900,8 @@ class BackupOrchestrator(Cycle):
                 for svc in targets}
 
     def _thin_history(self, targets: list[str], report: RunReport) -> None:
-        kept = {f"{self.s.dataset(svc)}@{k['snapshot']}" for svc, k in self.kept().items()} \
-            if self.s.keep_last_snapshot else set()
         try:
-            for note in self.history.thin(targets, kept | self.history.held()):
+            for note in self.history.thin(targets, self.history.protected()):
                 self.echo(note)
                 report.notes.append(note)
         except (OrchestratorError, OSError) as exc:

@@ -78,10 +78,6 @@ class History(Cycle):
     def on(self) -> bool:
         return bool(self.s.snapshot_retention)
 
-    def names(self, service: str) -> set[str]:
-        """The snapshot names history.json holds for `service`."""
-        return {p["snapshot"] for p in self.state.history().get(service, [])}
-
     def all_snapshots(self) -> set[str]:
         """Every history snapshot as dataset@name (what a night's leftover cleanup must keep)."""
         return {f"{self.s.dataset(svc)}@{p['snapshot']}" for svc, points in self.state.history().items()
@@ -96,6 +92,13 @@ class History(Cycle):
             if isinstance(before, dict) and before.get("snapshot"):
                 out.add(f"{self.s.dataset(service)}@{before['snapshot']}")
         return out
+
+    def protected(self) -> set[str]:
+        """What no thinning or cleanup removes (dataset@name): each dataset's kept snapshot (its
+        last archive's, which skip-unchanged compares with) and the versions before a mass change."""
+        kept = {f"{self.s.dataset(svc)}@{k['snapshot']}" for svc, k in self.state.kept().items()} \
+            if self.s.keep_last_snapshot else set()
+        return kept | self.held()
 
     def record(self, points: dict[str, HistoryPoint]) -> None:
         """Add one point per service (tonight's snapshot), replacing a point of the same name."""
@@ -185,8 +188,7 @@ class History(Cycle):
             now = self.clock()
             self.record({svc: HistoryPoint(snapshot=name, time=now, consistency=CRASH_CONSISTENT, archive=None)
                          for svc in services})
-            kept = {f"{self.s.dataset(svc)}@{k['snapshot']}" for svc, k in self.state.kept().items()}
-            return notes + self.thin(services, kept | self.held())
+            return notes + self.thin(services, self.protected())
 
 
 def consistency_of(service: str, live: Sequence[str], failures: Sequence[str]) -> str:
