@@ -26,7 +26,11 @@ from management.runner import Runner
 
 SNAPSHOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}$")
 ZFS_TIMEOUT = 120.0
-BUSY_RETRIES = 5
+BUSY_RETRIES = 8
+# What a destroy may meet for a moment and then not: a mount still settling after its unmount, and
+# zfs-fuse's control socket dropping one request under load ("zfsfuse_ioctl_read_loop(): file
+# descriptor closed ... I/O error", seen once in CI on a view destroy while borg ran in parallel).
+TRANSIENT = ("dataset is busy", "file descriptor closed")
 
 
 def check_dataset(name: str) -> str:
@@ -371,18 +375,21 @@ class ZFSManager:
             raise ValidationError(f"refusing to destroy {view}: it is not a clone made by this tool")
         if props.get("mounted") == "yes":
             self._run(["zfs", "unmount", view], ok_codes=(0, 1))
-        self._destroy(["zfs", "destroy", view])
+        self._destroy(["zfs", "destroy", view], unmount=view)
 
-    def _destroy(self, argv: list[str]) -> None:
-        """zfs-fuse reports 'dataset is busy' for a moment after an unmount: retry, bounded."""
+    def _destroy(self, argv: list[str], *, unmount: str | None = None) -> None:
+        """Retry a destroy that met a transient state (TRANSIENT), bounded (about 7 s in all); a
+        view still mounted after a busy answer is unmounted again before the next try."""
         for attempt in range(BUSY_RETRIES):
             try:
                 self._run(argv)
                 return
             except CommandError as exc:
-                if "busy" not in (exc.stderr_tail or "") or attempt == BUSY_RETRIES - 1:
+                if not any(t in (exc.stderr_tail or "") for t in TRANSIENT) or attempt == BUSY_RETRIES - 1:
                     raise
-                time.sleep(0.2 * (attempt + 1))
+                time.sleep(0.25 * (attempt + 1))
+                if unmount and self.is_mounted(unmount):
+                    self._run(["zfs", "unmount", unmount], ok_codes=(0, 1))
 
 
 def _int(text: str) -> int:

@@ -5,12 +5,13 @@ import time
 
 import pytest
 
-from management.errors import ValidationError
+from management.errors import CommandError, ValidationError
 from management.tools.zfs import (
     ZFSManager,
     clone_argv,
     create_argv,
     destroy_snapshot_argv,
+    get_argv,
     parse_props,
     props_argv,
     snapshot_argv,
@@ -77,6 +78,45 @@ def test_destroy_view_of_a_mounted_clone_is_three_calls():
     assert [a[1] for a in fake.argvs] == ["get", "unmount", "destroy"]
     assert fake.argvs[-1] == ("zfs", "destroy", "pool/v/git")
 
+
+
+class FlakyDestroy(FakeRunner):
+    """The first `failures` destroys meet `stderr`; the rest succeed."""
+
+    def __init__(self, answers, failures: int, stderr: str):
+        super().__init__(answers)
+        self.failures, self.stderr = failures, stderr
+
+    def run(self, argv, **kw):
+        if tuple(argv[:2]) == ("zfs", "destroy") and self.failures:
+            self.failures -= 1
+            super().run(argv, **kw)  # recorded
+            raise CommandError(" ".join(argv), 1, self.stderr)
+        return super().run(argv, **kw)
+
+
+@pytest.mark.parametrize("stderr", [
+    "cannot destroy 'pool/v/git': dataset is busy",
+    "zfsfuse_ioctl_read_loop(): file descriptor closed\ncannot destroy 'pool/v/git': I/O error",
+])
+def test_a_view_destroy_that_meets_a_transient_state_is_retried_and_unmounted_again(stderr, monkeypatch):
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    fake = FlakyDestroy({("zfs", "get"): "pool/v/git\torigin\tpool/s/git@o-1\npool/v/git\tmounted\tyes\n",
+                         tuple(get_argv("mounted", "pool/v/git")): "yes\n"},  # fuse let go of nothing yet
+                        failures=2, stderr=stderr)
+    ZFSManager(fake).destroy_view("pool/v/git")
+    verbs = [a[1] for a in fake.argvs]
+    assert verbs.count("destroy") == 3 and verbs[-1] == "destroy"
+    assert verbs.count("unmount") == 3  # once before, and again after each transient answer
+
+
+def test_a_view_destroy_that_fails_for_real_is_not_retried(monkeypatch):
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    fake = FlakyDestroy({("zfs", "get"): "pool/v/git\torigin\tpool/s/git@o-1\npool/v/git\tmounted\tno\n"},
+                        failures=1, stderr="cannot destroy 'pool/v/git': filesystem has children")
+    with pytest.raises(CommandError, match="children"):
+        ZFSManager(fake).destroy_view("pool/v/git")
+    assert [a[1] for a in fake.argvs].count("destroy") == 1
 
 
 def test_list_views_returns_only_clones():
