@@ -5,10 +5,12 @@ the run state's file names, and unit tests that mirror the package.
     tools/      one module per outside tool                     base, tools
     monitoring/ publish path, metrics, notify, progress, page base, monitoring
     cycles/     locked runs (backup, restore, drill, update)    base, tools, monitoring, cycles.context
-                (cycles.context and cycles.history, the local history's owner, are shared by the cycles)
+                (cycles.context, cycles.frame (the run frame), cycles.history (the local history's owner)
+                and cycles.holds (the prune holds' owner) are shared by the cycles)
     host/       storage setup, cron, boot unit, doctor          base, tools, monitoring, host
     views/      status, fleet summary, run table, outdated      base, tools, views
-    orchestrator.py (the CLI)                                   anything; nothing imports it
+    cli/        the Click commands, one module per group        anything; only orchestrator.py imports it
+    orchestrator.py (the CLI's entry point)                     anything; nothing imports it
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ ALLOWED = {
     "cycles": {"base", "tools", "monitoring", "cycles.context"},
     "host": {"base", "tools", "monitoring", "host"},
     "views": {"base", "tools", "views"},
+    "cli": {"base", "tools", "monitoring", "cycles", "cycles.context", "host", "views", "cli"},
 }
+SHARED_CYCLES = ("context", "frame", "history", "holds")  # the cycle modules every cycle may import
 
 
 def modules() -> list[Path]:
@@ -45,7 +49,7 @@ def layer_of(dotted: str) -> str:
         return "base"  # `from management import __version__`
     if parts[0] in BASE:
         return "base"
-    if parts[:2] in (["cycles", "context"], ["cycles", "history"]):
+    if parts[0] == "cycles" and len(parts) > 1 and parts[1] in SHARED_CYCLES:
         return "cycles.context"
     return parts[0]
 
