@@ -29,8 +29,9 @@ from pathlib import Path
 
 from management.config import COMPOSE_FILES, load_settings
 from management.cycles.context import Cycle
+from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, ValidationError, brief
-from management.lock import RunLock, SignalGuard
+from management.lock import SignalGuard
 from management.state import write_atomic
 from management.text import human_size
 from management.tools.compose_file import Stack
@@ -231,9 +232,9 @@ class AdoptOrchestrator(Cycle):
         self.echo(f"adopt: {len(plan.moves)} mount(s), {human_size(plan.bytes)} in all")
         if dry_run:
             return plan
-        with RunLock(self.s.lock_file, "adopt"), SignalGuard() as guard:
+        with RunFrame(self, "adopt") as frame:
             self._check_space(plan)
-            self._run(plan, guard)
+            self._run(plan, frame.guard)
         return plan
 
     def _check_space(self, plan: Plan) -> None:

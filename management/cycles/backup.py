@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from management.cycles.context import Cycle, RunContext
+from management.cycles.frame import RunFrame
 from management.cycles.history import History, consistency_of
 from management.errors import OrchestratorError, ValidationError, brief
-from management.lock import Interrupted, RunLock, SignalGuard
-from management.monitoring.notify import notify, trusted_prune_message
-from management.monitoring.publish import BackupOutcome, publish, push
+from management.lock import Interrupted, SignalGuard
+from management.monitoring.publish import BackupOutcome, TrustedPruneOutcome
 from management.results import FAILED, OK, SKIPPED, UNCHANGED, WARNING, DatasetResult, RunReport
 from management.state import HistoryPoint, Kept
 from management.tools.borg import STACK_PREFIX, Listing
@@ -401,17 +401,14 @@ class BackupOrchestrator(Cycle):
     def backup(self, services: Sequence[str] | None = None) -> RunReport:
         targets = self._targets(services)
         report = RunReport(started_at=self.clock())
-        with RunLock(self.s.lock_file, "backup"), SignalGuard() as guard:
-            warning = push(self.s.push_url, "start")
-            if warning:
-                self.echo(f"warning: {warning}")
+        with RunFrame(self, "backup", ping=BackupOutcome) as frame:
+            frame.done(BackupOutcome(report))  # published however the night ends
             try:
-                self._cycle(targets, report, guard)
+                self._cycle(targets, report, frame.guard)
             except Interrupted as exc:
                 report.interrupted = str(exc)
             finally:
                 report.finished_at = self.clock()
-                self._publish(report)
         return report
 
     def _cycle(self, targets: list[str], report: RunReport, guard: SignalGuard) -> None:
@@ -908,10 +905,6 @@ class BackupOrchestrator(Cycle):
             why = brief(exc) if isinstance(exc, OrchestratorError) else str(exc)
             report.errors.append(f"cleanup: thinning the local history: {why}")
 
-    def _publish(self, report: RunReport) -> None:
-        publish(BackupOutcome(report), self.s, self.state, self.runner.mask, self.echo, self.clock(),
-                self.pool_health)
-
 
 class TrustedPrune(Cycle):
     """`prune-trusted`: prune and compact every repository from a trusted machine holding the
@@ -928,15 +921,15 @@ class TrustedPrune(Cycle):
         targets = list(services or self.s.services)
         report = RunReport(started_at=self.clock())
         report.datasets = [DatasetResult(s) for s in targets]
-        with RunLock(self.s.lock_file, "prune-trusted"):
+        with RunFrame(self, "prune-trusted", signals=False) as frame:
             holds = self.state.prune_holds()
             seen = self.state.trusted_kept()
             for d in report.datasets:
                 self._one(d, holds, seen, report)
             self.state.save_prune_holds(holds)
             self.state.save_trusted_kept(seen)
-        report.finished_at = self.clock()
-        notify(self.s, trusted_prune_message(report), self.runner.mask, self.echo)  # a hold says so loudly
+            report.finished_at = self.clock()
+            frame.done(TrustedPruneOutcome(report), report.finished_at)  # a hold says so loudly
         return report
 
     def _one(self, d: DatasetResult, holds: dict, seen: dict, report: RunReport) -> None:

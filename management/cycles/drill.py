@@ -24,9 +24,9 @@ from pathlib import Path
 
 from management.config import COMPOSE_FILES
 from management.cycles.context import Cycle
+from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, ValidationError, brief
-from management.lock import RunLock, SignalGuard
-from management.monitoring.publish import DrillOutcome, publish
+from management.monitoring.publish import DrillOutcome
 from management.results import COMPARED, FAILED, SHOWN, VERIFIED, DrillReport, DrillResult
 from management.tools.borg import STACK_PREFIX, latest_archive
 from management.tools.compose_file import drill_probe
@@ -50,7 +50,7 @@ class DrillOrchestrator(Cycle):
                                   f"known: {', '.join(self.s.services)}")
         self._check_drill_dir()
         report = DrillReport(started_at=self.clock())
-        with RunLock(self.s.lock_file, "drill", wait=wait), SignalGuard():
+        with RunFrame(self, "drill", wait=wait) as frame:
             self._cleanup_leftovers()
             self.zfs.ensure_view_parent(self.s.view_dataset)
             for service in targets:
@@ -59,8 +59,8 @@ class DrillOrchestrator(Cycle):
                     result = self._one(service)
                 report.results.append(result)
                 self.echo(result.line())
-        report.finished_at = self.clock()
-        self._publish(report)
+            report.finished_at = self.clock()
+            frame.done(DrillOutcome(report, self.runner.mask), report.finished_at)
         return report
 
     # -- scratch space -------------------------------------------------------------------
@@ -241,9 +241,3 @@ class DrillOrchestrator(Cycle):
         if not self.zfs.exists(snapshot):
             return f"{snapshot} no longer exists"
         return ""
-
-    # -- results -------------------------------------------------------------------------
-
-    def _publish(self, report: DrillReport) -> None:
-        publish(DrillOutcome(report, self.runner.mask), self.s, self.state, self.runner.mask, self.echo,
-                report.finished_at, self.pool_health)

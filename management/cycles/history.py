@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterable, Sequence
 
 from management.cycles.context import Cycle
+from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, brief
-from management.lock import RunLock
 from management.state import CONSISTENT, CRASH_CONSISTENT, HistoryPoint
 
 # borg prune's periods (borg/archiver.py PRUNING_PATTERNS), in its order, local time like borg
@@ -177,7 +177,7 @@ class History(Cycle):
         if not self.on:
             raise OrchestratorError("SNAPSHOT_RETENTION is off: a scheduled snapshot would be removed at once")
         parent = self.s.zfs_parent_dataset
-        with RunLock(self.s.lock_file, "snapshot-history"):
+        with RunFrame(self, "snapshot-history", signals=False):
             self.zfs.snapshot(parent, name, recursive=True)
             services = [svc for svc in self.s.services if self.zfs.exists(f"{self.s.dataset(svc)}@{name}")]
             ours = {f"{self.s.dataset(svc)}@{name}" for svc in services}

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from management.config import Settings
 from management.cycles.context import Cycle
+from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, ValidationError
-from management.lock import RunLock, SignalGuard
+from management.lock import SignalGuard
 from management.tools.borg import STACK_PREFIX, latest_archive
 
 DATA, STACK = "data", "stack"
@@ -56,8 +57,8 @@ class RestoreOrchestrator(Cycle):
         stack is started afterwards."""
         if only not in (None, DATA, STACK):
             raise ValidationError(f"only must be {DATA!r} or {STACK!r}, not {only!r}")
-        with RunLock(self.s.lock_file, "restore"), SignalGuard() as guard:
-            done = self._restore(service, archive, only, guard, start=True)
+        with RunFrame(self, "restore") as frame:
+            done = self._restore(service, archive, only, frame.guard, start=True)
         self._tell(done)
         return done
 
@@ -66,14 +67,14 @@ class RestoreOrchestrator(Cycle):
         failure is reported and the others go on. Returns (restored, failures)."""
         restored: list[Restored] = []
         failures: list[str] = []
-        with RunLock(self.s.lock_file, "restore-all"), SignalGuard() as guard:
+        with RunFrame(self, "restore-all") as frame:
             for service in self.s.services:
                 try:
                     archive = latest_archive(self.borg.list_archives(service), service)
                     if archive is None:
                         raise ValidationError(f"no archive in {self.s.repo(service)}")
                     self.echo(f"{service}: restoring {archive}")
-                    restored.append(self._restore(service, archive, None, guard, start=False))
+                    restored.append(self._restore(service, archive, None, frame.guard, start=False))
                 except OrchestratorError as exc:
                     failures.append(f"{service}: {self.runner.mask(str(exc)).splitlines()[0]}")
                     self.echo(f"{service}: FAILED: {failures[-1]}")

@@ -33,8 +33,9 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from management.cycles.context import Cycle
+from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, ValidationError, brief
-from management.lock import RunLock, SignalGuard
+from management.lock import SignalGuard
 from management.state import CONSISTENT
 from management.tools.borg import STACK_PREFIX
 from management.tools.trees import copy_path_argv
@@ -372,7 +373,7 @@ class TimeTravel(Cycle):
         no snapshot stands for listed at that path (a few at once)."""
         rel = check_relative(file)
         self._check_service(service)
-        with RunLock(self.s.lock_file, "versions"), Trees(self, service) as trees:
+        with RunFrame(self, "versions", signals=False), Trees(self, service) as trees:
             snaps = self._snapshot_points(service)
             archives = self._archive_points(service, snaps)
             for p in snaps:
@@ -421,7 +422,8 @@ class TimeTravel(Cycle):
             if link:
                 raise ValidationError(f"{service}: {link!r} on the live path is a symlink; it is never followed "
                                       "(restore with TO= into a folder outside the dataset, then move it yourself)")
-        with RunLock(self.s.lock_file, "restore-path"), SignalGuard() as guard, Trees(self, service) as trees:
+        with RunFrame(self, "restore-path") as frame, Trees(self, service) as trees:
+            guard = frame.guard
             live = version_at(mountpoint, rel)
             snaps = self._snapshot_points(service)
             point = self._quick(service, rel, snaps, trees, live, when) or self._walk(service, rel, snaps, trees,

@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from management.cycles.context import Cycle, RunContext
+from management.cycles.frame import RunFrame
 from management.errors import CommandError, OrchestratorError, ValidationError
-from management.lock import Interrupted, RunLock, SignalGuard
-from management.monitoring.publish import UpdateOutcome, publish, push
+from management.lock import Interrupted, SignalGuard
+from management.monitoring.publish import UpdateOutcome
 from management.results import FAILED, ROLLED_BACK, SKIPPED, UNCHANGED, UPDATED, UpdateResult
 from management.state import UPDATE_PREFIX
 from management.tools.compose_file import Stack
@@ -123,8 +124,8 @@ class UpdateOrchestrator(Cycle):
         that stack (which is then on its old or new version with matching data)."""
         results: list[UpdateResult] = []
         interrupted: Interrupted | None = None
-        with RunLock(self.s.lock_file, "update"), SignalGuard() as guard:
-            self._push("start")
+        with RunFrame(self, "update", ping=UpdateOutcome) as frame:
+            guard = frame.guard
             stacks = self.docker.stacks(names)
             hub = self.s.hub_service
             ordered = [s for s in stacks if s.name == hub] + [s for s in stacks if s.name != hub]
@@ -142,7 +143,7 @@ class UpdateOrchestrator(Cycle):
                     result.message = f"{result.message} ({exc})".strip()
                 self.echo(f"{stack.name}: {result.result}" + (f" - {result.message}" if result.message else ""))
                 results.append(result)
-        self._publish(results)
+            frame.done(UpdateOutcome(results))  # state for status and the textfile: per stack the last result
         if interrupted:
             raise interrupted
         return results
@@ -230,7 +231,7 @@ class UpdateOrchestrator(Cycle):
 
     def rollback(self, name: str, snap: str | None = None) -> UpdateResult:
         """By hand: the stack back to a pre-update snapshot (default: the last) and its images."""
-        with RunLock(self.s.lock_file, "rollback"), SignalGuard() as guard:
+        with RunFrame(self, "rollback") as frame:
             (stack,) = self.docker.stacks([name])
             if stack.error:
                 raise ValidationError(f"{name}: compose cannot read it ({stack.file}): {stack.error}")
@@ -242,12 +243,12 @@ class UpdateOrchestrator(Cycle):
             if snap not in snaps:
                 raise ValidationError(f"{name}: no pre-update snapshot {snap!r}; known: {', '.join(snaps)}")
             state = self._load(name, snap)
-            with guard.critical():
+            with frame.guard.critical():
                 back = self._roll_back(stack, state["services"], state.get("dataset"), snap)
-        result = UpdateResult(name, ROLLED_BACK if back.ok else FAILED,
-                              f"to {snap}" if back.ok else f"rollback to {snap} did not come up: {back.message}",
-                              snapshot=snap, services=state["services"])
-        self._publish([result])
+            result = UpdateResult(name, ROLLED_BACK if back.ok else FAILED,
+                                  f"to {snap}" if back.ok else f"rollback to {snap} did not come up: {back.message}",
+                                  snapshot=snap, services=state["services"])
+            frame.done(UpdateOutcome([result]))
         return result
 
     def _expire(self, stack: str, dataset: str | None) -> None:
@@ -267,19 +268,6 @@ class UpdateOrchestrator(Cycle):
             self.state.remove_update_point(stack, snap)
         except (OrchestratorError, OSError) as exc:
             self.echo(f"warning: {stack}: could not remove pre-update point {snap}: {exc}")
-
-    # -- monitoring ------------------------------------------------------------------------
-
-    def _publish(self, results: list[UpdateResult]) -> None:
-        """State for status and the textfile: per stack the last update result and when."""
-        publish(UpdateOutcome(results), self.s, self.state, self.runner.mask, self.echo, self.clock(),
-                self.pool_health)
-
-    def _push(self, event: str, body: str = "") -> None:
-        """UPDATE_PUSH_URL, healthchecks / Uptime Kuma style, like PUSH_URL for backups."""
-        warning = push(self.s.update_push_url, event, body=body)
-        if warning:
-            self.echo(f"warning: {warning}")
 
 
 def as_dicts(items) -> list[dict]:

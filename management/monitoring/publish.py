@@ -40,6 +40,7 @@ from management.monitoring.notify import (
     check_message,
     drill_message,
     notify,
+    trusted_prune_message,
     update_message,
 )
 from management.monitoring.page import PAGE_FILE, PageRow
@@ -93,7 +94,7 @@ def push(base: str | None, event: str, body: str = "", timeout: float = 10.0) ->
 class Outcome:
     """A finished run as monitoring sees it."""
 
-    kind: str
+    kind: str | None  # None: a run that records nothing and writes no metrics
 
     def record(self, store: StateStore, now: float) -> list[Family]:
         """Write the run's state; return the metrics, which read the state as a whole."""
@@ -103,7 +104,9 @@ class Outcome:
     def ok(self) -> bool:
         raise NotImplementedError
 
-    def push_url(self, settings: Settings) -> str | None:
+    @classmethod
+    def push_url(cls, settings: Settings) -> str | None:
+        """Where this kind of run pings (start, success, fail); None: it does not."""
         return settings.push_url
 
     def body(self) -> str:
@@ -188,7 +191,8 @@ class DrillOutcome(Outcome):
     def ok(self) -> bool:
         return self.report.ok
 
-    def push_url(self, settings: Settings) -> str | None:
+    @classmethod
+    def push_url(cls, settings: Settings) -> str | None:
         return None  # the drill has no push URL of its own; its metric and notification tell
 
     def body(self) -> str:
@@ -217,7 +221,8 @@ class CheckOutcome(Outcome):
     def ok(self) -> bool:
         return self.report.ok
 
-    def push_url(self, settings: Settings) -> str | None:
+    @classmethod
+    def push_url(cls, settings: Settings) -> str | None:
         return None  # its metric and notification tell
 
     def body(self) -> str:
@@ -244,7 +249,8 @@ class UpdateOutcome(Outcome):
     def ok(self) -> bool:
         return all(r.result in (UPDATED, UNCHANGED, SKIPPED) for r in self.results)
 
-    def push_url(self, settings: Settings) -> str | None:
+    @classmethod
+    def push_url(cls, settings: Settings) -> str | None:
         return settings.update_push_url
 
     def body(self) -> str:
@@ -252,6 +258,29 @@ class UpdateOutcome(Outcome):
 
     def message(self) -> Message:
         return update_message([r for r in self.results if r.result != SKIPPED], self.ok)
+
+
+@dataclass
+class TrustedPruneOutcome(Outcome):
+    """`prune-trusted` on the trusted machine: it writes its holds as it goes, and has no metrics,
+    no verdict and no push URL; only its notification (a hold says so loudly)."""
+
+    report: RunReport
+    kind = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+    @classmethod
+    def push_url(cls, settings: Settings) -> str | None:
+        return None
+
+    def body(self) -> str:
+        return ""
+
+    def message(self) -> Message:
+        return trusted_prune_message(self.report)
 
 
 PoolSays = tuple[str | None, bool | None]  # (health, redundant): None where zpool does not say
@@ -333,17 +362,18 @@ def publish(outcome: Outcome, settings: Settings, store: StateStore, mask: Calla
             pool_health: Callable[[], PoolSays] = lambda: (None, None)) -> None:
     """state -> textfile -> verdicts -> push -> notification; each step runs whatever the one
     before did. `pool_health` asks zpool for the pool's health and redundancy (only when a verdict
-    is written)."""
-    try:
-        families = outcome.record(store, now)
-        if settings.prometheus_textfile:
-            write_atomic(textfile(settings.prometheus_textfile, outcome.kind), render(families))
-    except OSError as exc:
-        outcome.state_failed(f"could not write the {outcome.kind} state: {exc}", echo)
-    try:
-        publish_verdicts(settings, store, now, pool_health)
-    except OSError as exc:
-        echo(f"warning: could not write the verdicts (metrics, status page): {exc}")
+    is written). An outcome without a kind (prune-trusted) records nothing and writes no verdict."""
+    if outcome.kind is not None:
+        try:
+            families = outcome.record(store, now)
+            if settings.prometheus_textfile:
+                write_atomic(textfile(settings.prometheus_textfile, outcome.kind), render(families))
+        except OSError as exc:
+            outcome.state_failed(f"could not write the {outcome.kind} state: {exc}", echo)
+        try:
+            publish_verdicts(settings, store, now, pool_health)
+        except OSError as exc:
+            echo(f"warning: could not write the verdicts (metrics, status page): {exc}")
     warning = push(outcome.push_url(settings), "success" if outcome.ok else "fail", body=mask(outcome.body()))
     if warning:
         echo(f"warning: {warning}")
