@@ -695,7 +695,7 @@ def release_prune(app: App, service: str) -> None:
     if hold is None:
         click.echo(f"release-prune: no prune of {service} is held")
         return
-    click.echo(f"release-prune: {service} released (held since {hold.get('archive')}: {hold.get('reason')}); "
+    click.echo(f"release-prune: {service} released (held since {hold.archive}: {hold.reason}); "
                "the next backup prunes it again")
 
 
@@ -746,7 +746,7 @@ def prune_trusted(app: App, services: tuple[str, ...], rsh: str | None) -> None:
     elif app.settings.borg_append_only:
         raise click.UsageError("this .env says its key is append-only (BORG_APPEND_ONLY=1): prune-trusted needs the "
                                "full-access key, e.g. make prune-trusted BORG_RSH=\"ssh -i ~/.ssh/borg_full\"")
-    from management.cycles.backup import TrustedPrune
+    from management.cycles.prune import TrustedPrune
 
     report = TrustedPrune(app.context()).run([app.service(n) for n in services] or None)
     from management.results import FAILED

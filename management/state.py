@@ -81,6 +81,38 @@ class HistoryPoint(TypedDict, total=False):
 
 
 @dataclass
+class PruneHold:
+    """A service's prune held until a person releases it (prune_holds.json): why (`reason`), since
+    when, the archive it was set on, and the id of the repository it was set on (`repository`:
+    a hold on a repository since replaced no longer applies; None from prune-trusted). With
+    `mass_change` ({text, archive, snapshot}) when the mass-change guard held it: the archive and
+    the local snapshot from before, which history thinning keeps meanwhile."""
+
+    reason: str
+    since: float | None = None
+    archive: str = ""
+    repository: str | None = None
+    mass_change: dict | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> PruneHold:
+        since = data.get("since")
+        before = data.get("mass_change")
+        return cls(str(data.get("reason") or ""), float(since) if isinstance(since, (int, float)) else None,
+                   str(data.get("archive") or ""), str(data["repository"]) if data.get("repository") else None,
+                   before if isinstance(before, dict) else None)
+
+    def to_json(self) -> dict:
+        """As prune_holds.json keeps it (the keys a hold did not have stay out)."""
+        out: dict = {"reason": self.reason, "since": self.since, "archive": self.archive}
+        if self.repository is not None:
+            out["repository"] = self.repository
+        if self.mass_change is not None:
+            out["mass_change"] = self.mass_change
+        return out
+
+
+@dataclass
 class HistorySummary:
     """What one service's local history holds on the pool (status, doctor): the points of
     history.json whose snapshot is still there, joined with zfs's `used` of each snapshot."""
@@ -186,17 +218,15 @@ class StateStore:
         except FileNotFoundError:
             return False
 
-    def prune_holds(self) -> dict[str, dict]:
-        """service -> {reason, since, archive, repository, mass_change}: its prune is held until a
-        person releases it, or until the repository it was set on is replaced (`repository` is that
-        one's id). `mass_change` ({text, archive, snapshot}) when the mass-change guard held it: the
-        archive and the local snapshot from before, which history thinning keeps meanwhile."""
-        return _dicts(read_json(self.root / PRUNE_HOLDS))
+    def prune_holds(self) -> dict[str, PruneHold]:
+        """service -> its held prune (PruneHold), until a person releases it, or until the
+        repository it was set on is replaced."""
+        return {k: PruneHold.from_json(v) for k, v in _dicts(read_json(self.root / PRUNE_HOLDS)).items()}
 
-    def save_prune_holds(self, data: dict[str, dict]) -> None:
-        self._write(PRUNE_HOLDS, data)
+    def save_prune_holds(self, data: Mapping[str, PruneHold]) -> None:
+        self._write(PRUNE_HOLDS, {k: v.to_json() for k, v in data.items()})
 
-    def release_prune(self, service: str) -> dict | None:
+    def release_prune(self, service: str) -> PruneHold | None:
         """Remove the service's hold, and the size the guard compared with: the change was meant,
         so the next archive is the new baseline. Returns the hold (None when there was none)."""
         holds = self.prune_holds()

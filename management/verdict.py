@@ -10,6 +10,8 @@ held (by the prune guard, or by the mass-change guard: a night that rewrote most
 
 from __future__ import annotations
 
+from management.state import PruneHold
+
 PROTECTED, AT_RISK = "PROTECTED", "AT RISK"
 CHECK_MAX_AGE_DAYS = 35  # the monthly repository check, plus a few days
 
@@ -21,7 +23,7 @@ RISK_CODES = ("uncovered", "never_backed_up", "stale", "never_drilled", "drill_f
 
 def risks(*, now: float, stale_after_hours: int, uncovered: int, last_backup: float | None,
           drill: dict | None, check: dict | None, repo: str, pool_health: str | None,
-          prune_held: dict | None, pool_redundant: bool | None = None) -> list[tuple[str, str]]:
+          prune_held: PruneHold | None, pool_redundant: bool | None = None) -> list[tuple[str, str]]:
     """(code, text) of every reason a service is at risk; empty when it is protected.
     `pool_health` and `pool_redundant` None: unknown (not a reason)."""
     out = []
@@ -47,8 +49,8 @@ def risks(*, now: float, stale_after_hours: int, uncovered: int, last_backup: fl
         out.append(("pool", f"the pool is {pool_health}"))
     if pool_redundant is False:
         out.append(("pool_redundancy", "the pool has no redundancy (one disk: corruption is found, not repaired)"))
-    before = (prune_held or {}).get("mass_change")
-    if isinstance(before, dict) and before.get("text"):
+    before = prune_held.mass_change if prune_held else None
+    if before and before.get("text"):
         out.append(("mass_change", str(before["text"])))
     if prune_held:
         out.append(("prune_held", "its prune is held"))

@@ -24,11 +24,12 @@ from pathlib import Path
 from management.cycles.context import Cycle, RunContext
 from management.cycles.frame import RunFrame
 from management.cycles.history import History, consistency_of
+from management.cycles.holds import PruneHolds, prune_hold
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import Interrupted, SignalGuard
-from management.monitoring.publish import BackupOutcome, TrustedPruneOutcome
+from management.monitoring.publish import BackupOutcome
 from management.results import FAILED, OK, SKIPPED, UNCHANGED, WARNING, DatasetResult, RunReport
-from management.state import HistoryPoint, Kept
+from management.state import HistoryPoint, Kept, PruneHold
 from management.tools.borg import STACK_PREFIX, Listing
 from management.tools.compose_file import LIVE, ChangeLimit, Policy, mass_change_limit, policy_of
 from management.tools.coverage import problems
@@ -59,28 +60,6 @@ CRASH_CONSISTENT = "its dataset is in the snapshot as it was while running (cras
 SKIP_STACK = frozenset({STACK_PREFIX})  # the data's change digest leaves the stack copy out
 
 PREFLIGHT_PARALLEL = 4  # repositories probed at once before the window (ssh round trips)
-
-
-def prune_hold(previous: dict | None, files: int | None, size: int | None, archive: str,
-               newest: str | None, shrink: int) -> str | None:
-    """Why this service's prune must wait for a person, or None: its new archive is empty after
-    a non-empty one, has `shrink` percent fewer bytes or files than the previous one, or is
-    older than the newest archive already there (a wrong clock). `previous` is what the last
-    night recorded ({files, bytes}); `newest` the newest archive name in the repository."""
-    if shrink == 0:
-        return None
-    if newest and archive < newest:
-        return f"{archive} is older than {newest}, already in the repository: is the clock wrong?"
-    if not previous:
-        return None
-    before_files, before_bytes = previous.get("files") or 0, previous.get("bytes") or 0
-    if before_files and files == 0:
-        return f"{archive} is empty; the one before held {before_files} files"
-    for what, before, now in (("files", before_files, files), ("bytes", before_bytes, size)):
-        if before and now is not None and now < before * (100 - shrink) / 100:
-            return (f"{archive} holds {now} {what}, {100 - now * 100 // before}% fewer than the {before} before it "
-                    f"(PRUNE_GUARD_SHRINK={shrink})")
-    return None
 
 
 def night_changes(added: int | None, modified: int | None, nfiles: int | None, stack_files: int,
@@ -136,34 +115,8 @@ def mass_change(changed: dict, before_files: int | None, past: Sequence[int], *,
     return f"mass change: {', '.join(words)} ({rule})"
 
 
-def stale_hold(hold: dict, listing: Listing | None) -> str | None:
-    """Why a prune hold no longer applies, or None: it was set on a repository that has since been
-    replaced (another id), or the archive it names is no longer in the repository's listing. Such
-    a hold would name a missing archive and fail every night until release-prune."""
-    if listing is None:
-        return None  # the repository was not listed: nothing is known against the hold
-    if hold.get("repository") and listing.repository and hold["repository"] != listing.repository:
-        return (f"it was set on repository {hold['repository']}, and the repository is now {listing.repository} "
-                "(replaced)")
-    if hold.get("archive") and hold["archive"] not in listing.archives:
-        return f"the archive it names, {hold['archive']}, is no longer in the repository"
-    return None
-
-
 APPEND_ONLY_NOTE = ("prune/compact left to the trusted machine (BORG_APPEND_ONLY=1): "
                     "`make prune-trusted` there, with the full-access key")
-
-
-def vanished(recorded: Sequence[str], present: Sequence[str]) -> str | None:
-    """Why a trusted prune must wait: archives the last trusted prune left in the repository are
-    gone (deleted through another key: a compromised VM's append-only deletes can still be rolled
-    back, and this run's compact would make them final). None when every one is still there."""
-    gone = [a for a in recorded if a not in set(present)]
-    if not gone:
-        return None
-    shown = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
-    return (f"{len(gone)} archive(s) the last trusted prune kept are gone ({shown}): deleted through another key? "
-            "Roll the repository back (docs/security.md) before anything compacts it")
 
 
 def listing_record(fingerprint: str, listing: Listing) -> dict:
@@ -177,6 +130,8 @@ def compact_due(last: float | None, every_days: int, now: float) -> bool:
 
 
 UNKNOWN = object()  # a question ZFS cannot answer on this pool (zfs-fuse has no `written`)
+
+
 
 
 class BackupOrchestrator(Cycle):
@@ -653,15 +608,14 @@ class BackupOrchestrator(Cycle):
         kept = self.kept() if self.s.keep_last_snapshot else {}
         by_service = {d.service: d for d in report.datasets}
         last_compact = self.state.last_compact()
-        holds = self.state.prune_holds()
-        stale = {svc: why for svc, hold in holds.items() if (why := stale_hold(hold, self.borg.listings.get(svc)))}
+        holds = PruneHolds(self.state)
+        stale = holds.drop_stale(self.borg.listings)
         previous = self.state.archive_counts()  # the last night's archive of each service: files, bytes
         for svc, why in stale.items():  # its baseline was an archive of that repository: compared with nothing
-            del holds[svc]
             previous.pop(svc, None)
             report.notes.append(f"{svc}: prune hold dropped: {why}")
         # a hold stays, and is said, every night until a person releases it (an unchanged night too)
-        report.held.update({svc: hold.get("reason", "") for svc, hold in holds.items() if svc in targets})
+        report.held.update({svc: hold.reason for svc, hold in holds.records.items() if svc in targets})
         nights = self.state.nights()
         baselines = {svc: change_baseline(nights.get(svc, [])) for svc in targets}
         limits = self._change_limits(targets, report)
@@ -733,7 +687,7 @@ class BackupOrchestrator(Cycle):
                                          "stack": archived_stack, "repository": created.repository}
                 newest = max((a for a in listing.archives if a.startswith(f"{service}-")), default=None) \
                     if listing else None
-                reason = holds.get(service, {}).get("reason") or prune_hold(
+                reason = holds.reason(service) or prune_hold(
                     previous.get(service), d.nfiles, d.original_size, created.archive, newest,
                     self.s.prune_guard_shrink)
                 changed = self._mass_change(d, before_files, past, limits.get(service))
@@ -746,12 +700,11 @@ class BackupOrchestrator(Cycle):
                     self.echo(f"{service}: {changed}")
                     reason = reason or changed
                 if reason:
-                    hold = holds.setdefault(service, {"reason": reason, "since": self.clock(),
-                                                      "archive": created.archive, "repository": created.repository})
+                    hold = holds.hold(service, PruneHold(reason, self.clock(), created.archive, created.repository,
+                                                         before if changed else None))
                     if changed:  # the first mass change's version before stays the one to go back to
-                        before = hold.setdefault("mass_change", before)
-                        report.mass_changes[service] = before
-                    report.held[service] = hold["reason"]
+                        report.mass_changes[service] = hold.mass_change
+                    report.held[service] = hold.reason
                     self.echo(f"{service}: prune held, every archive kept: {reason}; "
                               f"`make release-prune SERVICE_NAME={service}` once the change was meant")
                     return
@@ -809,7 +762,7 @@ class BackupOrchestrator(Cycle):
             if any(d.compacted for d in report.datasets):
                 self.state.save_last_compact(last_compact)
             if report.held or stale:
-                self.state.save_prune_holds(holds)
+                holds.save()
         wrote = [d.service for d in report.datasets if d.service in targets and d.result in (OK, WARNING)]
         self._records = self._listing_records(wrote)
 
@@ -904,71 +857,3 @@ class BackupOrchestrator(Cycle):
         except (OrchestratorError, OSError) as exc:
             why = brief(exc) if isinstance(exc, OrchestratorError) else str(exc)
             report.errors.append(f"cleanup: thinning the local history: {why}")
-
-
-class TrustedPrune(Cycle):
-    """`prune-trusted`: prune and compact every repository from a trusted machine holding the
-    full-access key, while the VM's own key is append-only (BORG_APPEND_ONLY=1 there). The same
-    prune and compact as the night, behind two guards: the prune guard (the newest archive against
-    the one before it, PRUNE_GUARD_SHRINK) and archives that vanished since the last trusted prune.
-    A held service keeps every archive (no prune, no compact) until `release-prune` on this machine."""
-
-    def run(self, services: Sequence[str] | None = None) -> RunReport:
-        unknown = [s for s in services or () if s not in self.s.services]
-        if unknown:
-            raise ValidationError(f"unknown service(s) {', '.join(map(repr, unknown))}; known: "
-                                  f"{', '.join(self.s.services)}")
-        targets = list(services or self.s.services)
-        report = RunReport(started_at=self.clock())
-        report.datasets = [DatasetResult(s) for s in targets]
-        with RunFrame(self, "prune-trusted", signals=False) as frame:
-            holds = self.state.prune_holds()
-            seen = self.state.trusted_kept()
-            for d in report.datasets:
-                self._one(d, holds, seen, report)
-            self.state.save_prune_holds(holds)
-            self.state.save_trusted_kept(seen)
-            report.finished_at = self.clock()
-            frame.done(TrustedPruneOutcome(report), report.finished_at)  # a hold says so loudly
-        return report
-
-    def _one(self, d: DatasetResult, holds: dict, seen: dict, report: RunReport) -> None:
-        service = d.service
-        started = time.monotonic()
-        try:
-            present = [str(a.get("name", "")) for a in self.borg.list_archives(service)]
-            reason = holds.get(service, {}).get("reason") or vanished(seen.get(service, []), present)
-            if not reason:
-                # every archive made since the last trusted prune against the one before it (a night
-                # this machine missed is compared too), or only the newest when there is no record
-                new = [a for a in present if a.startswith(f"{service}-") and a not in seen.get(service, [])]
-                last = self.borg.last_archives(service, max(2, len(new) + 1))
-                for before, after in zip(last, last[1:], strict=False):
-                    reason = prune_hold({"files": before["nfiles"], "bytes": before["original_size"]},
-                                        after["nfiles"], after["original_size"], after["name"], None,
-                                        self.s.prune_guard_shrink)
-                    if reason:
-                        break
-            if reason:
-                holds.setdefault(service, {"reason": reason, "since": self.clock(),
-                                           "archive": max(present, default="")})
-                report.held[service] = reason
-                d.result, d.message, d.archives = SKIPPED, f"prune held, every archive kept: {reason}", len(present)
-                self.echo(f"{service}: {d.message}; `make release-prune SERVICE_NAME={service}` here once it "
-                          "was meant")
-                return
-            d.archives = self.borg.prune(service)
-            d.pruned = True
-            self.borg.compact(service)
-            d.compacted = True
-            if not self.runner.dry_run:
-                seen[service] = [str(a.get("name", "")) for a in self.borg.list_archives(service)]
-                d.archives = len(seen[service])
-            d.result = OK
-            d.message = f"pruned and compacted: {d.archives} archive(s) kept"
-            self.echo(f"{service}: {d.message}")
-        except OrchestratorError as exc:
-            d.result, d.message = FAILED, brief(exc)
-            self.echo(f"{service}: {d.message}")
-        finally:
-            d.duration = time.monotonic() - started

@@ -88,8 +88,8 @@ class History(Cycle):
         that rewrote most of a service's files, until `release-prune`."""
         out = set()
         for service, hold in self.state.prune_holds().items():
-            before = hold.get("mass_change")
-            if isinstance(before, dict) and before.get("snapshot"):
+            before = hold.mass_change
+            if before and before.get("snapshot"):
                 out.add(f"{self.s.dataset(service)}@{before['snapshot']}")
         return out
 

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 from management.config import Settings
 from management.errors import CommandError, OrchestratorError, ValidationError
-from management.state import HistorySummary, StateStore, summarize_history
+from management.state import HistorySummary, PruneHold, StateStore, summarize_history
 from management.text import age, human_size
 from management.verdict import reasons as risk_reasons
 from management.verdict import verdict as verdict_of
@@ -67,7 +67,7 @@ class ServiceStatus:
     rollback_points: list[str] = field(default_factory=list)
     # each mount's verdict (tools.coverage), None when there is no stack folder or compose cannot read it
     coverage: list[dict] | None = None
-    prune_held: dict | None = None  # the prune guard's hold: {reason, since, archive}
+    prune_held: PruneHold | None = None  # the prune guard's hold
     # what the last night found changed against the archive before: {added, modified, deleted,
     # files, bytes, held} (nights.json), None when no night recorded it
     changed: dict | None = None
@@ -124,6 +124,7 @@ class StatusReport:
                 "time": s.last_backup, "age_seconds": _round(s.last_backup_age), "stale": s.stale,
                 "archive": s.last_archive}
             del row["last_backup_age"], row["last_archive"], row["stale"]
+            row["prune_held"] = s.prune_held.to_json() if s.prune_held else None  # as prune_holds.json has it
             rows.append(row)
         return {"time": self.time, "stale_after_hours": self.stale_after_hours, "stale": self.stale,
                 "uncovered": self.uncovered, "services": rows, "problems": list(self.problems),
@@ -412,7 +413,7 @@ def render(report: StatusReport) -> list[tuple[str, bool]]:
         if r.risks:
             lines.append((f"at risk: {r.service}: {'; '.join(r.risks)}", False))
         if r.prune_held:
-            lines.append((f"prune held: {r.service}: {r.prune_held.get('reason')}; every archive kept until "
+            lines.append((f"prune held: {r.service}: {r.prune_held.reason}; every archive kept until "
                           f"`make release-prune SERVICE_NAME={r.service}`", True))
         if r.uncovered:
             lines.append((f"not backed up: {r.service}: {len(r.uncovered)} mount(s) no backup reaches "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from management.state import KEPT, LAST_SUCCESS, StateStore, write_atomic
+from management.state import KEPT, LAST_SUCCESS, PruneHold, StateStore, write_atomic
 
 
 def test_write_atomic_replaces_whole_file(tmp_path):
@@ -95,9 +95,9 @@ def test_nights_keep_the_last_thirty_runs_per_service_oldest_first(tmp_path):
 def test_releasing_a_prune_also_accepts_the_archives_that_vanished(tmp_path):
     store = StateStore(tmp_path)
     store.save_trusted_kept({"git": ["git-1", "git-2"], "photo": ["photo-1"]})
-    store.save_prune_holds({"git": {"reason": "gone", "since": 1.0, "archive": "git-3"}})
+    store.save_prune_holds({"git": PruneHold("gone", 1.0, "git-3")})
     assert store.trusted_kept()["git"] == ["git-1", "git-2"]
-    assert store.release_prune("git")["reason"] == "gone"
+    assert store.release_prune("git") == PruneHold("gone", 1.0, "git-3")
     assert store.trusted_kept() == {"photo": ["photo-1"]} and store.prune_holds() == {}
 
 

@@ -1,3 +1,4 @@
+from management.state import PruneHold
 from management.verdict import AT_RISK, PROTECTED, reasons, verdict
 
 NOW = 2_000_000_000.0
@@ -13,7 +14,7 @@ def test_a_service_with_everything_in_order_is_protected():
 def test_every_reason_is_named():
     bad = dict(GOOD, uncovered=2, last_backup=NOW - 40 * 3600, drill={"ok": False},
                check={"ok": True, "time": NOW - 40 * 86400}, repo="/srv/borg/git", pool_health="DEGRADED",
-               prune_held={"reason": "x"})
+               prune_held=PruneHold("x"))
     why = reasons(**bad)
     assert why == ["2 mount(s) no backup reaches", "no good backup within 36h", "its last restore drill failed",
                    "its repository was last checked over 35 days ago", "its repository is on this machine",
@@ -29,7 +30,7 @@ def test_never_and_unknown():
 def test_every_reason_has_a_stable_code_in_the_declared_order():
     from management.verdict import RISK_CODES, risks
     worst = dict(GOOD, uncovered=1, last_backup=None, drill=None, check=None, repo="/srv", pool_health="FAULTED",
-                 prune_held={"reason": "x"})
+                 prune_held=PruneHold("x"))
     codes = [c for c, _ in risks(**worst)]
     assert codes == ["uncovered", "never_backed_up", "never_drilled", "never_checked", "repo_local", "pool",
                      "prune_held"]
@@ -46,9 +47,9 @@ def test_a_pool_without_redundancy_is_a_reason_and_unknown_is_not():
 def test_a_mass_change_is_named_with_its_counts_beside_the_held_prune():
     from management.verdict import risks
 
-    hold = {"reason": "mass change: 4,812 of 5,000 files modified (over 50% of its files)",
-            "mass_change": {"text": "mass change: 4,812 of 5,000 files modified (over 50% of its files)",
-                            "archive": "photo-a", "snapshot": "orchestrator-a"}}
+    hold = PruneHold("mass change: 4,812 of 5,000 files modified (over 50% of its files)",
+                     mass_change={"text": "mass change: 4,812 of 5,000 files modified (over 50% of its files)",
+                                  "archive": "photo-a", "snapshot": "orchestrator-a"})
     assert risks(**dict(GOOD, prune_held=hold)) == [
         ("mass_change", "mass change: 4,812 of 5,000 files modified (over 50% of its files)"),
         ("prune_held", "its prune is held")]

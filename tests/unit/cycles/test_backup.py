@@ -1,6 +1,5 @@
 """The cycle's promises, with fake managers that record the order of events."""
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from management.cycles.backup import BackupOrchestrator, compact_due, snapshot_n
 from management.cycles.context import RunContext
 from management.errors import CommandError, OrchestratorError
 from management.results import FAILED, OK
-from management.state import StateStore
+from management.state import PRUNE_HOLDS, StateStore
 from tests.fakes import FakeRunner
 from tests.unit.test_config import BASE, settings_with
 
@@ -692,22 +691,6 @@ def test_init_repos_records_nothing_for_a_remote_repository_or_in_a_dry_run(keep
     assert StateStore(keeping.state_dir).repositories() == {}
 
 
-@pytest.mark.parametrize("previous, files, size, archive, newest, held", [
-    (None, 10, 1000, "git-2033-01-02T00:00:00Z", None, None),
-    ({"files": 100, "bytes": 10_000}, 90, 9_000, "git-2033-01-02T00:00:00Z", None, None),
-    ({"files": 100, "bytes": 10_000}, 0, 0, "git-2033-01-02T00:00:00Z", None, "is empty; the one before held 100"),
-    ({"files": 100, "bytes": 10_000}, 100, 4_000, "git-2033-01-02T00:00:00Z", None, "4000 bytes, 60% fewer"),
-    ({"files": 100, "bytes": 10_000}, 40, 10_000, "git-2033-01-02T00:00:00Z", None, "40 files, 60% fewer"),
-    (None, 10, 1000, "git-2033-01-01T00:00:00Z", "git-2033-01-02T00:00:00Z", "is the clock wrong"),
-])
-def test_the_prune_guard_holds_on_an_empty_shrunk_or_backdated_archive(previous, files, size, archive, newest, held):
-    from management.cycles.backup import prune_hold
-
-    reason = prune_hold(previous, files, size, archive, newest, 50)
-    assert (reason is None) if held is None else (held in reason), reason
-    assert prune_hold(previous, files, size, archive, newest, 0) is None  # off
-
-
 def test_a_held_prune_keeps_every_archive_until_released(keeping):
     world = World()
     orchestrator(keeping, world).backup()
@@ -722,7 +705,7 @@ def test_a_held_prune_keeps_every_archive_until_released(keeping):
     world.events.clear()
     again = orchestrator(keeping, world).backup()  # held until a person says otherwise
     assert kinds(world, "prune") == ["git"] and "photo" in again.held
-    assert state.release_prune("photo")["reason"] == report.held["photo"]
+    assert state.release_prune("photo").reason == report.held["photo"]
     world.events.clear()
     assert orchestrator(keeping, world).backup().ok and sorted(kinds(world, "prune")) == ["git", "photo"]
 
@@ -737,9 +720,9 @@ def test_a_hold_on_a_replaced_repository_is_dropped_with_a_note_and_a_new_one_re
     counts["photo"].update(files=1000, bytes=10_000_000)
     state.save_archive_counts(counts)
     held = orchestrator(keeping, world).backup()
-    assert "photo" in held.held and state.prune_holds()["photo"]["repository"] == "repo-id-1"
+    assert "photo" in held.held and state.prune_holds()["photo"].repository == "repo-id-1"
     # the hold stays while its repository is the same one, holding its archive
-    world.listings = {"photo": Listing("repo-id-1", (state.prune_holds()["photo"]["archive"],))}
+    world.listings = {"photo": Listing("repo-id-1", (state.prune_holds()["photo"].archive,))}
     assert "photo" in orchestrator(keeping, world).backup().held
     # the repository was replaced (a new init): the hold names an archive that is no longer there
     world.listings = {"photo": Listing("new-repo-id", ())}
@@ -750,7 +733,7 @@ def test_a_hold_on_a_replaced_repository_is_dropped_with_a_note_and_a_new_one_re
            "(replaced)" in report.notes
     assert "photo" in kinds(world, "prune")
     # an older hold, without a repository id, whose archive is gone: dropped too
-    state.save_prune_holds({"photo": {"reason": "x", "since": 1.0, "archive": "photo-gone"}})
+    (keeping.state_dir / PRUNE_HOLDS).write_text('{"photo": {"reason": "x", "since": 1.0, "archive": "photo-gone"}}')
     report = orchestrator(keeping, world).backup()
     assert "photo" not in report.held and any("photo-gone, is no longer in the repository" in n for n in report.notes)
 
@@ -800,86 +783,6 @@ def test_an_append_only_night_never_prunes_or_compacts_and_says_so_once(tmp_path
     assert "prune/compact left to the trusted machine" in APPEND_ONLY_NOTE
     archives = {d.service: d.archives for d in report.datasets}
     assert archives["git"] == 3 and archives["photo"] == 1  # counted from the repository: it only grows
-
-
-class Repos:
-    """A fake borg for the trusted machine: archives per service with their stats."""
-
-    def __init__(self, archives):
-        self.archives = {svc: list(names) for svc, names in archives.items()}
-        self.stats = {}  # archive -> (nfiles, size)
-        self.events = []
-
-    def list_archives(self, service):
-        return [{"name": n} for n in self.archives[service]]
-
-    def last_archives(self, service, last=2):
-        stats = [(n, *self.stats.get(n, (10, 1000))) for n in self.archives[service][-last:]]
-        return [{"name": n, "nfiles": files, "original_size": size} for n, files, size in stats]
-
-    def prune(self, service):
-        self.events.append(("prune", service))
-        self.archives[service] = self.archives[service][-2:]  # the retention keeps two
-        return 2
-
-    def compact(self, service):
-        self.events.append(("compact", service))
-
-
-def trusted(settings, repos):
-    from management.cycles.backup import TrustedPrune
-
-    return TrustedPrune(RunContext(settings, FakeRunner(), None, None, repos, echo=lambda _: None))
-
-
-def test_the_trusted_machine_prunes_and_compacts_and_holds_when_archives_vanished(keeping):
-    repos = Repos({"git": ["git-1", "git-2", "git-3"], "photo": ["photo-1", "photo-2", "photo-3"]})
-    report = trusted(keeping, repos).run(["git", "photo"])
-    assert report.ok
-    assert repos.events == [("prune", "git"), ("compact", "git"), ("prune", "photo"), ("compact", "photo")]
-    assert StateStore(keeping.state_dir).trusted_kept() == {"git": ["git-2", "git-3"], "photo": ["photo-2", "photo-3"]}
-    # the VM's key deleted photo's history (append-only: still recoverable until a compact)
-    repos.archives["photo"] = ["photo-4"]
-    repos.archives["git"].append("git-4")
-    repos.events.clear()
-    report = trusted(keeping, repos).run(["git", "photo"])
-    assert not report.ok and list(report.held) == ["photo"] and "2 archive(s) the last trusted prune kept are gone" \
-        in report.held["photo"]
-    assert ("prune", "photo") not in repos.events and ("compact", "photo") not in repos.events
-    assert ("prune", "git") in repos.events
-    repos.events.clear()
-    assert "photo" in trusted(keeping, repos).run(["photo"]).held and repos.events == []  # held until released
-    StateStore(keeping.state_dir).release_prune("photo")  # the loss was meant (or rolled back and accepted)
-    assert trusted(keeping, repos).run(["photo"]).ok and ("compact", "photo") in repos.events
-
-
-def test_the_trusted_prune_keeps_the_prune_guard(keeping, monkeypatch):
-    from management.monitoring import notify
-
-    sent = []
-    monkeypatch.setattr(notify, "send", lambda urls, message, mask: sent.append(message))
-    repos = Repos({"git": ["git-1", "git-2"]})
-    repos.stats = {"git-1": (1000, 10_000_000), "git-2": (0, 0)}  # emptied
-    orch = trusted(keeping, repos)
-    orch.s = dataclasses.replace(orch.s, notify_urls=("json://localhost/x",))
-    report = orch.run(["git"])
-    assert "git" in report.held and "empty" in report.held["git"] and repos.events == []
-    assert StateStore(keeping.state_dir).prune_holds()["git"]["reason"] == report.held["git"]
-    [message] = sent  # the trusted machine says it loudly, as the night does
-    assert not message.ok and "1 held" in message.title and "prune held: git:" in message.body
-
-
-def test_the_trusted_prune_compares_every_night_it_missed(keeping):
-    repos = Repos({"git": ["git-1", "git-2"]})
-    assert trusted(keeping, repos).run(["git"]).ok  # keeps git-1, git-2
-    repos.archives["git"] += ["git-3", "git-4", "git-5"]  # three nights while the trusted machine was off
-    repos.stats = {"git-3": (0, 0), "git-4": (0, 0), "git-5": (0, 0)}  # emptied on the first of them
-    repos.events.clear()
-    report = trusted(keeping, repos).run(["git"])
-    assert "git-3 is empty" in report.held["git"] and repos.events == []
-
-
-# -- what changed each night, and the mass-change guard -------------------------------------------
 
 
 def test_a_nights_changes_are_counted_from_what_borg_create_said():
@@ -959,7 +862,7 @@ def test_a_mass_change_archives_holds_the_prune_keeps_the_snapshot_before_and_is
     assert night.mass_changes["photo"] == {"text": night.held["photo"],
                                            "archive": before["archive"], "snapshot": before["snapshot"]}
     hold = state.prune_holds()["photo"]
-    assert hold["mass_change"]["snapshot"] == before["snapshot"] and hold["reason"].startswith("mass change: ")
+    assert hold.mass_change["snapshot"] == before["snapshot"] and hold.reason.startswith("mass change: ")
     assert f"datapool/services/photo@{before['snapshot']}" in world.snapshots  # the version before stays
     assert state.nights()["photo"][-1]["changed"]["held"] is True
     # the next night changes little: still held, the snapshot before still kept (also through a leftover cleanup)
@@ -967,7 +870,7 @@ def test_a_mass_change_archives_holds_the_prune_keeps_the_snapshot_before_and_is
     _, third = run_nights(keeping, world, 1)
     assert "photo" in third.held and not third.mass_changes and not third.ok
     assert f"datapool/services/photo@{before['snapshot']}" in world.snapshots
-    assert state.prune_holds()["photo"]["mass_change"]["snapshot"] == before["snapshot"]  # the first one's
+    assert state.prune_holds()["photo"].mass_change["snapshot"] == before["snapshot"]  # the first one's
     # released: prune again, and the snapshot before goes with the next night's cleanup
     assert state.release_prune("photo")
     world.events.clear()
