@@ -938,3 +938,14 @@ def test_the_notification_gives_the_counts_and_the_commands_that_bring_the_versi
     assert "mass change: photo: 500 of 1,000 files modified, 500 deleted, 500 added" in message.body
     assert f"make restore SERVICE_NAME=photo ARCHIVE_NAME={before['archive']}" in message.body
     assert f"make restore-path SERVICE_NAME=photo FILE=<path> WHEN={before['snapshot']}" in message.body
+
+
+def test_what_finished_before_a_sigterm_in_the_borg_phase_is_merged_and_recorded(keeping):
+    world = World()
+    world.fail[("signal-during-create", "photo")] = True  # git's step has finished by then (BORG_PARALLEL=1)
+    report = orchestrator(keeping, world).backup()
+    assert report.interrupted == "interrupted by SIGTERM"
+    git = next(d for d in report.datasets if d.service == "git")
+    assert (git.result, git.archive, git.pruned) == ("ok", "git-x", True)
+    assert "git" in StateStore(keeping.state_dir).kept()  # its snapshot is the kept one: its step's record merged
+    assert world.views == set() and world.running == {"git", "photo", "reverseproxy"}
