@@ -10,7 +10,16 @@ held (by the prune guard, or by the mass-change guard: a night that rewrote most
 
 from __future__ import annotations
 
-from management.state import PruneHold
+from typing import TYPE_CHECKING
+
+from management.errors import OrchestratorError
+from management.state import PruneHold, StateStore
+from management.text import pool_of
+
+if TYPE_CHECKING:
+    from management.config import Settings
+
+PoolSays = tuple[str | None, bool | None]  # (health, redundant) of the pool: None where zpool does not say
 
 PROTECTED, AT_RISK = "PROTECTED", "AT RISK"
 CHECK_MAX_AGE_DAYS = 35  # the monthly repository check, plus a few days
@@ -64,3 +73,45 @@ def reasons(**kwargs) -> list[str]:
 
 def verdict(why: list[str]) -> str:
     return AT_RISK if why else PROTECTED
+
+
+def read_pool(zfs, dataset: str):
+    """The pool `dataset` lives in, from one `zpool status` (`zfs` a tools.zfs.ZFSManager): the
+    one way the verdicts' pool health is read (status, and publish after each run). None when
+    zpool does not say (the pool not imported, zpool missing, no zfs)."""
+    if zfs is None:
+        return None
+    try:
+        return zfs.pool_status(pool_of(dataset))
+    except OrchestratorError:
+        return None
+
+
+def pool_says(status) -> PoolSays:
+    """(health, redundant) from `read_pool`'s answer."""
+    return (status.state, status.redundant) if status else (None, None)
+
+
+class VerdictInputs:
+    """The run state every service's verdict reads, read once: the one place its inputs are put
+    together (status, and publish's verdict textfile and status page)."""
+
+    def __init__(self, settings: Settings, store: StateStore):
+        self.settings = settings
+        self.last, self.drills, self.checks = store.last_success(), store.drills(), store.checks()
+        self.holds, self.nights = store.prune_holds(), store.nights()
+
+    def last_uncovered(self, service: str) -> int:
+        """The mounts no backup reached on the service's last night (nights.json)."""
+        latest = (self.nights.get(service) or [{}])[-1]
+        return int(latest.get("uncovered") or 0)
+
+    def risks(self, service: str, now: float, pool: PoolSays, uncovered: int | None = None) -> list[tuple[str, str]]:
+        """The service's reasons (code, text); `uncovered` defaults to its last night's count."""
+        health, redundant = pool
+        return risks(now=now, stale_after_hours=self.settings.stale_after,
+                     uncovered=self.last_uncovered(service) if uncovered is None else uncovered,
+                     last_backup=self.last.get(service),
+                     drill=self.drills.get(service), check=self.checks.get(service),
+                     repo=self.settings.repo(service), pool_health=health, prune_held=self.holds.get(service),
+                     pool_redundant=redundant)

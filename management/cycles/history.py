@@ -24,6 +24,7 @@ from management.cycles.context import Cycle
 from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, brief
 from management.state import CONSISTENT, CRASH_CONSISTENT, HistoryPoint
+from management.text import pool_of
 
 # borg prune's periods (borg/archiver.py PRUNING_PATTERNS), in its order, local time like borg
 PERIODS = (("hourly", "%Y-%m-%d %H"), ("daily", "%Y-%m-%d"), ("weekly", "%G-%V"), ("monthly", "%Y-%m"),
@@ -145,7 +146,7 @@ class History(Cycle):
             return False
 
     def _make_room(self, history: dict[str, list[HistoryPoint]], protected: set[str], notes: list[str]) -> bool:
-        pool = self.s.zfs_parent_dataset.split("/", 1)[0]
+        pool = pool_of(self.s.zfs_parent_dataset)
         capacity = self.zfs.pool_capacity(pool)
         if capacity is None or capacity < POOL_FULL_PERCENT:
             return False

@@ -58,7 +58,7 @@ from management.results import (
     UpdateResult,
 )
 from management.state import StateStore, write_atomic
-from management.verdict import risks as risks_of
+from management.verdict import PoolSays, VerdictInputs
 from management.verdict import verdict as verdict_of
 
 
@@ -283,24 +283,11 @@ class TrustedPruneOutcome(Outcome):
         return trusted_prune_message(self.report)
 
 
-PoolSays = tuple[str | None, bool | None]  # (health, redundant): None where zpool does not say
-
-
 def service_risks(settings: Settings, store: StateStore, now: float,
                   pool: PoolSays) -> dict[str, list[tuple[str, str]]]:
-    """Every service's verdict reasons (code, text) from the run state: the same rules as status."""
-    pool_health, pool_redundant = pool
-    last, drills, checks, holds = store.last_success(), store.drills(), store.checks(), store.prune_holds()
-    nights = store.nights()
-    out = {}
-    for service in settings.services:
-        latest = (nights.get(service) or [{}])[-1]
-        out[service] = risks_of(now=now, stale_after_hours=settings.stale_after,
-                                uncovered=int(latest.get("uncovered") or 0), last_backup=last.get(service),
-                                drill=drills.get(service), check=checks.get(service), repo=settings.repo(service),
-                                pool_health=pool_health, prune_held=holds.get(service),
-                                pool_redundant=pool_redundant)
-    return out
+    """Every service's verdict reasons (code, text) from the run state: the same inputs as status."""
+    inputs = VerdictInputs(settings, store)
+    return {service: inputs.risks(service, now, pool) for service in settings.services}
 
 
 ARCHIVES_SHOWN = 5  # the newest archives the status page lists per service

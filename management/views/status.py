@@ -30,7 +30,7 @@ from management.config import Settings
 from management.errors import CommandError, OrchestratorError, ValidationError
 from management.state import HistorySummary, PruneHold, StateStore, summarize_history
 from management.text import age, human_size
-from management.verdict import reasons as risk_reasons
+from management.verdict import VerdictInputs, pool_says, read_pool
 from management.verdict import verdict as verdict_of
 
 
@@ -209,19 +209,8 @@ def stacks(docker, names: list[str]) -> tuple[dict[str, StackState], str | None]
     return {r.stack: StackState(r.state, r.running, r.total, r.health) for r in rows}, None
 
 
-def _pool_health(settings: Settings, zfs) -> str | None:
-    try:
-        return zfs.pool_health(settings.zfs_parent_dataset.split("/", 1)[0])
-    except OrchestratorError:
-        return None
-
-
-def pool_state(settings: Settings, zfs, now: float) -> PoolState | None:
-    """The pool's layout, state, error counts and last scan from one `zpool status`."""
-    try:
-        st = zfs.pool_status(settings.zfs_parent_dataset.split("/", 1)[0])
-    except OrchestratorError:
-        return None
+def pool_state(st, now: float) -> PoolState | None:
+    """The pool's layout, state, error counts and last scan from one `zpool status` (verdict.read_pool)."""
     if st is None:
         return None
     scan = st.scan
@@ -264,17 +253,14 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
         problems.append(problem)
 
     state = StateStore(settings.state_dir)
-    last = state.last_success()
+    inputs = VerdictInputs(settings, state)  # what the verdict reads, as publish reads it
+    last, drills, checks, holds, nights = inputs.last, inputs.drills, inputs.checks, inputs.holds, inputs.nights
     kept = state.kept()
     counts = state.archive_counts()
-    drills = state.drills()
-    checks = state.checks()
-    holds = state.prune_holds()
-    pool_health = _pool_health(settings, zfs)
-    pool = pool_state(settings, zfs, now) if any(n in settings.services for n in names) else None
+    st = read_pool(zfs, settings.zfs_parent_dataset) if any(n in settings.services for n in names) else None
+    pool = pool_state(st, now)
     updates = state.last_update()
     history = state.history()
-    nights = state.nights()
     limit = settings.stale_after * 3600
 
     rows = []
@@ -296,10 +282,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
         row.check = _with_age(checks.get(name), now)
         row.prune_held = holds.get(name)
         if row.backed_up:
-            row.risks = risk_reasons(now=now, stale_after_hours=settings.stale_after, uncovered=len(row.uncovered),
-                                     last_backup=row.last_backup, drill=row.drill, check=row.check,
-                                     repo=settings.repo(name), pool_health=pool_health, prune_held=row.prune_held,
-                                     pool_redundant=pool.redundant if pool else None)
+            row.risks = [text for _, text in inputs.risks(name, now, pool_says(st), uncovered=len(row.uncovered))]
             row.verdict = verdict_of(row.risks)
         row.update = _with_age(updates.get(name), now)
         row.rollback_points = state.update_points(name)

@@ -53,3 +53,41 @@ def test_a_mass_change_is_named_with_its_counts_beside_the_held_prune():
     assert risks(**dict(GOOD, prune_held=hold)) == [
         ("mass_change", "mass change: 4,812 of 5,000 files modified (over 50% of its files)"),
         ("prune_held", "its prune is held")]
+
+
+def test_the_pool_is_read_once_one_way_and_unknown_when_zpool_does_not_say():
+    from types import SimpleNamespace
+
+    from management.errors import OrchestratorError
+    from management.verdict import pool_says, read_pool
+
+    asked = []
+
+    class Zfs:
+        def pool_status(self, pool):
+            asked.append(pool)
+            return SimpleNamespace(state="DEGRADED", redundant=True)
+
+    class Broken:
+        def pool_status(self, pool):
+            raise OrchestratorError("zpool: not found")
+
+    assert pool_says(read_pool(Zfs(), "datapool/services")) == ("DEGRADED", True) and asked == ["datapool"]
+    assert pool_says(read_pool(Broken(), "datapool/services")) == pool_says(read_pool(None, "x")) == (None, None)
+
+
+def test_the_verdict_inputs_are_the_run_state_with_the_last_nights_uncovered_by_default(tmp_path):
+    from management.state import StateStore
+    from management.verdict import VerdictInputs
+    from tests.unit.test_config import settings_with
+
+    settings = settings_with(tmp_path, f"STATE_DIR={tmp_path}/state\n")
+    store = StateStore(settings.state_dir)
+    service = settings.services[0]
+    store.save_last_success({service: NOW - 3600})
+    store.add_nights({service: {"time": NOW - 3600, "uncovered": 2}})
+    store.save_prune_holds({service: PruneHold("shrank", 1.0, "a")})
+    inputs = VerdictInputs(settings, store)
+    codes = [c for c, _ in inputs.risks(service, NOW, ("ONLINE", True))]
+    assert codes == ["uncovered", "never_drilled", "never_checked", "repo_local", "prune_held"]
+    assert "uncovered" not in [c for c, _ in inputs.risks(service, NOW, ("ONLINE", True), uncovered=0)]
