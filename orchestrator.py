@@ -371,22 +371,13 @@ def status(app: App, services: tuple[str, ...], as_json: bool, html_file: Path |
     except ValidationError as exc:
         raise click.BadParameter(str(exc), param_hint="SERVICE") from None
     if html_file is not None:
-        import socket
-
-        from management.monitoring.page import PageRow
-        from management.monitoring.page import render as render_page
-        from management.monitoring.publish import restore_points
-        from management.state import StateStore, write_atomic
+        from management.monitoring.publish import page_rows, write_page
+        from management.state import StateStore
 
         store = StateStore(app.settings.state_dir)
-        nights = store.nights()
-        backed_up = [s for s in report.services if s.backed_up]
-        points = restore_points(store, [s.service for s in backed_up], report.time)
-        rows = [PageRow(s.service, s.verdict, s.risks, s.last_backup_age, s.archives, nights.get(s.service, []),
-                        *points[s.service]) for s in backed_up]
-        generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(report.time))
+        rows = page_rows({s.service: s.risks for s in report.services if s.backed_up}, store, report.time)
         try:
-            write_atomic(html_file.resolve(), render_page(rows, host=socket.gethostname(), generated=generated))
+            write_page(html_file.resolve(), rows, report.time)
         except OSError as exc:
             raise click.ClickException(f"cannot write the status page {html_file}: {exc}") from None
         click.echo(f"status page: {html_file} ({len(rows)} service(s))")

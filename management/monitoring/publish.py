@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from management.config import Settings
 from management.monitoring.metrics import (
@@ -312,23 +313,26 @@ def restore_points(store: StateStore, services: list[str], now: float) -> dict[s
     return out
 
 
-def page_rows(risks: dict[str, list[tuple[str, str]]], store: StateStore, now: float) -> list[PageRow]:
+def page_rows(reasons: dict[str, list[str]], store: StateStore, now: float) -> list[PageRow]:
+    """One row per service of `reasons` (service -> why it is at risk, as text), with what the
+    run state says of it."""
     last, counts, nights = store.last_success(), store.archive_counts(), store.nights()
-    points = restore_points(store, list(risks), now)
+    points = restore_points(store, list(reasons), now)
     rows = []
-    for service, why in risks.items():
+    for service, why in reasons.items():
         when = last.get(service)
         count = counts.get(service, {}).get("count")
-        rows.append(PageRow(service, verdict_of(why), [text for _, text in why],
+        rows.append(PageRow(service, verdict_of(why), list(why),
                             None if when is None else now - when, count if isinstance(count, int) else None,
                             nights.get(service, []), *points[service]))
     return rows
 
 
-def write_page(directory, rows: list[PageRow], now: float) -> None:
-    """STATUS_PAGE_DIR/index.html, atomically (a reader never sees half a page)."""
+def write_page(path: Path, rows: list[PageRow], now: float) -> None:
+    """The status page, to `path` (STATUS_PAGE_DIR/index.html after each run, or `status
+    --html`'s file), atomically (a reader never sees half a page)."""
     generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now))
-    write_atomic(directory / PAGE_FILE, render_page(rows, host=socket.gethostname(), generated=generated))
+    write_atomic(path, render_page(rows, host=socket.gethostname(), generated=generated))
 
 
 def publish_verdicts(settings: Settings, store: StateStore, now: float,
@@ -341,7 +345,8 @@ def publish_verdicts(settings: Settings, store: StateStore, now: float,
         write_atomic(textfile(settings.prometheus_textfile, VERDICT),
                      render(verdict_families({s: [code for code, _ in why] for s, why in risks.items()})))
     if settings.status_page_dir:
-        write_page(settings.status_page_dir, page_rows(risks, store, now), now)
+        rows = page_rows({s: [text for _, text in why] for s, why in risks.items()}, store, now)
+        write_page(settings.status_page_dir / PAGE_FILE, rows, now)
 
 
 def publish(outcome: Outcome, settings: Settings, store: StateStore, mask: Callable[[str], str],
