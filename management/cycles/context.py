@@ -38,10 +38,10 @@ class RunContext:
 
 
 class Cycle:
-    """The base of every locked run: its collaborators, read from the context."""
+    """The base of every locked run: its collaborators, read from the context once. Each has one
+    name here (`self.zfs`, not also `self.ctx.zfs`): the context itself is not kept."""
 
     def __init__(self, ctx: RunContext):
-        self.ctx = ctx
         self.s = ctx.settings
         self.runner = ctx.runner
         self.zfs = ctx.zfs
