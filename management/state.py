@@ -30,7 +30,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypedDict
 
@@ -78,6 +78,123 @@ class HistoryPoint(TypedDict, total=False):
     time: float
     consistency: str
     archive: str | None
+
+
+def _opt_float(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _opt_int(value) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _opt_str(value) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass
+class ArchiveCount:
+    """archives.json, per service: its archives after the last prune (`count`) and when (`time`);
+    and its last archive as the prune guard compares it (`files`, `bytes`, `archive`: written
+    together, by a night whose backup was good and not held; release-prune removes them)."""
+
+    count: int | None = None
+    time: float | None = None
+    files: int | None = None
+    bytes: int | None = None
+    archive: str | None = None  # None: no baseline (the three keys are not in the file)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ArchiveCount:
+        return cls(_opt_int(data.get("count")), _opt_float(data.get("time")), _opt_int(data.get("files")),
+                   _opt_int(data.get("bytes")), _opt_str(data["archive"]) if "archive" in data else None)
+
+    def to_json(self) -> dict:
+        out: dict = {}
+        if self.count is not None or self.time is not None:
+            out.update(count=self.count, time=self.time)
+        if self.archive is not None:
+            out.update(files=self.files, bytes=self.bytes, archive=self.archive)
+        return out
+
+
+@dataclass
+class RepositoryRecord:
+    """repositories.json, per service: what its local repository held when this tool last wrote,
+    listed or created it: its `fingerprint` (id and last transaction, read from its files), its id
+    (`repository`) and its archive names."""
+
+    fingerprint: str
+    repository: str = ""
+    archives: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict) -> RepositoryRecord:
+        return cls(str(data.get("fingerprint") or ""), str(data.get("repository") or ""),
+                   tuple(str(a) for a in data.get("archives") or ()))
+
+    def to_json(self) -> dict:
+        return {"fingerprint": self.fingerprint, "repository": self.repository, "archives": list(self.archives)}
+
+
+@dataclass
+class DrillRecord:
+    """drills.json, per service: its last restore drill, and when one last passed."""
+
+    time: float | None
+    ok: bool
+    mode: str | None = None
+    archive: str | None = None
+    entries: int | None = None
+    bytes: int | None = None
+    differences: int | None = None
+    message: str = ""
+    last_success: float | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> DrillRecord:
+        return cls(_opt_float(data.get("time")), bool(data.get("ok")), _opt_str(data.get("mode")),
+                   _opt_str(data.get("archive")), _opt_int(data.get("entries")), _opt_int(data.get("bytes")),
+                   _opt_int(data.get("differences")), str(data.get("message") or ""),
+                   _opt_float(data.get("last_success")))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CheckRecord:
+    """checks.json, per service: its repository's last `borg check`, and when one last passed."""
+
+    time: float | None
+    ok: bool
+    mode: str | None = None
+    message: str = ""
+    last_success: float | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> CheckRecord:
+        return cls(_opt_float(data.get("time")), bool(data.get("ok")), _opt_str(data.get("mode")),
+                   str(data.get("message") or ""), _opt_float(data.get("last_success")))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class UpdateRecord:
+    """last_update.json, per stack: its last image update's result and when."""
+
+    time: float
+    result: str
+    message: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict) -> UpdateRecord:
+        return cls(_opt_float(data.get("time")) or 0.0, str(data.get("result") or ""), str(data.get("message") or ""))
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
@@ -196,12 +313,12 @@ class StateStore:
     def save_last_success(self, data: dict[str, float]) -> None:
         self._write(LAST_SUCCESS, data, indent=None)
 
-    def archive_counts(self) -> dict[str, dict]:
-        """service -> {count, time}: its archives after the last prune, and when."""
-        return _dicts(read_json(self.root / ARCHIVES))
+    def archive_counts(self) -> dict[str, ArchiveCount]:
+        """service -> its archives after the last prune, and the prune guard's baseline (ArchiveCount)."""
+        return {k: ArchiveCount.from_json(v) for k, v in _dicts(read_json(self.root / ARCHIVES)).items()}
 
-    def save_archive_counts(self, data: dict[str, dict]) -> None:
-        self._write(ARCHIVES, data)
+    def save_archive_counts(self, data: Mapping[str, ArchiveCount]) -> None:
+        self._write(ARCHIVES, {k: v.to_json() for k, v in data.items()})
 
     def kept(self) -> dict[str, Kept]:
         """service -> its kept snapshot (entries without a snapshot name are ignored)."""
@@ -234,8 +351,8 @@ class StateStore:
         if hold is not None:
             self.save_prune_holds(holds)
             counts = self.archive_counts()
-            for key in ("files", "bytes", "archive"):
-                counts.get(service, {}).pop(key, None)
+            if service in counts:
+                counts[service].files = counts[service].bytes = counts[service].archive = None
             self.save_archive_counts(counts)
             kept = self.trusted_kept()
             if kept.pop(service, None) is not None:  # the archives that vanished are accepted as gone
@@ -258,14 +375,19 @@ class StateStore:
         self._write(NIGHTS, data, indent=None)
         return data
 
-    def repositories(self) -> dict[str, dict]:
+    def repositories(self) -> dict[str, RepositoryRecord]:
         """service -> what its local repository held when this tool last wrote, listed or
-        created it: {fingerprint, repository (its id), archives}; see
-        BackupOrchestrator._listing_from_record."""
-        return _dicts(read_json(self.root / REPOSITORIES))
+        created it; see BackupOrchestrator._listing_from_record."""
+        return {k: RepositoryRecord.from_json(v) for k, v in _dicts(read_json(self.root / REPOSITORIES)).items()}
 
-    def save_repositories(self, data: dict[str, dict]) -> None:
-        self._write(REPOSITORIES, data)
+    def save_repositories(self, data: Mapping[str, RepositoryRecord]) -> None:
+        self._write(REPOSITORIES, {k: v.to_json() for k, v in data.items()})
+
+    def record_repositories(self, records: Mapping[str, RepositoryRecord]) -> None:
+        """Add `records` to what is known of the repositories (the others' records stay)."""
+        known = self.repositories()
+        known.update(records)
+        self.save_repositories(known)
 
     def history(self) -> dict[str, list[HistoryPoint]]:
         """service -> its local history snapshots, oldest first (records without a snapshot name
@@ -326,30 +448,61 @@ class StateStore:
 
     # -- drills -------------------------------------------------------------------------
 
-    def drills(self) -> dict[str, dict]:
-        """service -> {time, ok, mode, archive, entries, bytes, differences, message, last_success}."""
-        return _dicts(read_json(self.root / DRILLS))
+    def drills(self) -> dict[str, DrillRecord]:
+        """service -> its last restore drill."""
+        return {k: DrillRecord.from_json(v) for k, v in _dicts(read_json(self.root / DRILLS)).items()}
 
-    def save_drills(self, data: dict[str, dict]) -> None:
-        self._write(DRILLS, data)
+    def save_drills(self, data: Mapping[str, DrillRecord]) -> None:
+        self._write(DRILLS, {k: v.to_json() for k, v in data.items()})
+
+    def record_drills(self, records: Mapping[str, DrillRecord]) -> dict[str, DrillRecord]:
+        """Tonight's drills over the ones before; a failed one keeps the time the service last
+        passed. Returns every service's record."""
+        state = self.drills()
+        for service, record in records.items():
+            before = state.get(service)
+            if not record.ok:
+                record.last_success = before.last_success if before else None
+            state[service] = record
+        self.save_drills(state)
+        return state
 
     # -- repository checks --------------------------------------------------------------
 
-    def checks(self) -> dict[str, dict]:
-        """service -> {time, ok, mode, message, last_success} of its last repository check."""
-        return _dicts(read_json(self.root / CHECKS))
+    def checks(self) -> dict[str, CheckRecord]:
+        """service -> its repository's last check."""
+        return {k: CheckRecord.from_json(v) for k, v in _dicts(read_json(self.root / CHECKS)).items()}
 
-    def save_checks(self, data: dict[str, dict]) -> None:
-        self._write(CHECKS, data)
+    def save_checks(self, data: Mapping[str, CheckRecord]) -> None:
+        self._write(CHECKS, {k: v.to_json() for k, v in data.items()})
+
+    def record_checks(self, records: Mapping[str, CheckRecord]) -> dict[str, CheckRecord]:
+        """This run's checks over the ones before; a failed one keeps the time the repository
+        last passed. Returns every service's record."""
+        state = self.checks()
+        for service, record in records.items():
+            before = state.get(service)
+            if not record.ok:
+                record.last_success = before.last_success if before else None
+            state[service] = record
+        self.save_checks(state)
+        return state
 
     # -- updates ------------------------------------------------------------------------
 
-    def last_update(self) -> dict[str, dict]:
-        """stack -> {time, result, message} of its last update."""
-        return _dicts(read_json(self.root / LAST_UPDATE))
+    def last_update(self) -> dict[str, UpdateRecord]:
+        """stack -> its last update."""
+        return {k: UpdateRecord.from_json(v) for k, v in _dicts(read_json(self.root / LAST_UPDATE)).items()}
 
-    def save_last_update(self, data: dict[str, dict]) -> None:
-        self._write(LAST_UPDATE, data)
+    def save_last_update(self, data: Mapping[str, UpdateRecord]) -> None:
+        self._write(LAST_UPDATE, {k: v.to_json() for k, v in data.items()})
+
+    def record_updates(self, records: Mapping[str, UpdateRecord]) -> dict[str, UpdateRecord]:
+        """This run's updates over the ones before; returns every stack's record."""
+        state = self.last_update()
+        state.update(records)
+        self.save_last_update(state)
+        return state
 
     def update_dir(self, stack: str) -> Path:
         return self.root / UPDATES / stack

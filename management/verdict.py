@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from management.errors import OrchestratorError
-from management.state import PruneHold, StateStore
+from management.state import CheckRecord, DrillRecord, PruneHold, StateStore
 from management.text import pool_of
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ RISK_CODES = ("uncovered", "never_backed_up", "stale", "never_drilled", "drill_f
 
 
 def risks(*, now: float, stale_after_hours: int, uncovered: int, last_backup: float | None,
-          drill: dict | None, check: dict | None, repo: str, pool_health: str | None,
+          drill: DrillRecord | None, check: CheckRecord | None, repo: str, pool_health: str | None,
           prune_held: PruneHold | None, pool_redundant: bool | None = None) -> list[tuple[str, str]]:
     """(code, text) of every reason a service is at risk; empty when it is protected.
     `pool_health` and `pool_redundant` None: unknown (not a reason)."""
@@ -44,13 +44,13 @@ def risks(*, now: float, stale_after_hours: int, uncovered: int, last_backup: fl
         out.append(("stale", f"no good backup within {stale_after_hours}h"))
     if not drill:
         out.append(("never_drilled", "never drilled"))
-    elif not drill.get("ok"):
+    elif not drill.ok:
         out.append(("drill_failed", "its last restore drill failed"))
     if not check:
         out.append(("never_checked", "its repository was never checked"))
-    elif not check.get("ok"):
+    elif not check.ok:
         out.append(("check_failed", "its repository failed its check"))
-    elif now - float(check.get("time") or 0) > CHECK_MAX_AGE_DAYS * 86400:
+    elif now - (check.time or 0.0) > CHECK_MAX_AGE_DAYS * 86400:
         out.append(("check_old", f"its repository was last checked over {CHECK_MAX_AGE_DAYS} days ago"))
     if not repo.startswith("ssh://"):
         out.append(("repo_local", "its repository is on this machine"))

@@ -12,23 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from management.state import PruneHold, StateStore
+from management.state import ArchiveCount, PruneHold, StateStore
 from management.tools.borg import Listing
 
 
-def prune_hold(previous: dict | None, files: int | None, size: int | None, archive: str,
+def prune_hold(previous: ArchiveCount | None, files: int | None, size: int | None, archive: str,
                newest: str | None, shrink: int) -> str | None:
     """Why this service's prune must wait for a person, or None: its new archive is empty after
     a non-empty one, has `shrink` percent fewer bytes or files than the previous one, or is
     older than the newest archive already there (a wrong clock). `previous` is what the last
-    night recorded ({files, bytes}); `newest` the newest archive name in the repository."""
+    night recorded (its ArchiveCount: files, bytes); `newest` the newest archive name in the repository."""
     if shrink == 0:
         return None
     if newest and archive < newest:
         return f"{archive} is older than {newest}, already in the repository: is the clock wrong?"
     if not previous:
         return None
-    before_files, before_bytes = previous.get("files") or 0, previous.get("bytes") or 0
+    before_files, before_bytes = previous.files or 0, previous.bytes or 0
     if before_files and files == 0:
         return f"{archive} is empty; the one before held {before_files} files"
     for what, before, now in (("files", before_files, files), ("bytes", before_bytes, size)):

@@ -12,7 +12,7 @@ from management.cycles.holds import PruneHolds, prune_hold, vanished
 from management.errors import OrchestratorError, ValidationError, brief
 from management.monitoring.publish import TrustedPruneOutcome
 from management.results import FAILED, OK, SKIPPED, DatasetResult, RunReport
-from management.state import PruneHold
+from management.state import ArchiveCount, PruneHold
 
 
 class TrustedPrune(Cycle):
@@ -53,7 +53,7 @@ class TrustedPrune(Cycle):
                 new = [a for a in present if a.startswith(f"{service}-") and a not in seen.get(service, [])]
                 last = self.borg.last_archives(service, max(2, len(new) + 1))
                 for before, after in zip(last, last[1:], strict=False):
-                    reason = prune_hold({"files": before["nfiles"], "bytes": before["original_size"]},
+                    reason = prune_hold(ArchiveCount(files=before["nfiles"], bytes=before["original_size"]),
                                         after["nfiles"], after["original_size"], after["name"], None,
                                         self.s.prune_guard_shrink)
                     if reason:

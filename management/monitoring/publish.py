@@ -58,7 +58,7 @@ from management.results import (
     RunReport,
     UpdateResult,
 )
-from management.state import StateStore, write_atomic
+from management.state import ArchiveCount, CheckRecord, DrillRecord, StateStore, UpdateRecord, write_atomic
 from management.verdict import PoolSays, VerdictInputs
 from management.verdict import verdict as verdict_of
 
@@ -130,12 +130,12 @@ class BackupOutcome(Outcome):
         last.update({d.service: now for d in self.report.datasets if d.result in GOOD})
         counts = store.archive_counts()
         for d in self.report.datasets:
-            entry = counts.get(d.service, {})
+            entry = counts.get(d.service) or ArchiveCount()
             if d.archives is not None:
-                entry.update(count=d.archives, time=now)
+                entry.count, entry.time = d.archives, now
             if d.result in (OK, WARNING) and d.service not in self.report.held:  # what the prune guard compares
-                entry.update(files=d.nfiles, bytes=d.original_size, archive=d.archive)
-            if entry:
+                entry.files, entry.bytes, entry.archive = d.nfiles, d.original_size, d.archive
+            if entry.to_json():
                 counts[d.service] = entry
         store.save_last_success(last)
         store.save_archive_counts(counts)
@@ -176,17 +176,10 @@ class DrillOutcome(Outcome):
     kind = DRILL
 
     def record(self, store: StateStore, now: float) -> list[Family]:
-        state = store.drills()
-        for r in self.report.results:
-            previous = state.get(r.service, {})
-            state[r.service] = {
-                "time": self.report.finished_at, "ok": r.ok, "mode": r.mode, "archive": r.archive,
-                "entries": r.entries, "bytes": r.bytes, "differences": r.differences,
-                "message": self.mask(r.message),
-                "last_success": self.report.finished_at if r.ok else previous.get("last_success"),
-            }
-        store.save_drills(state)
-        return drill_families(state)
+        when = self.report.finished_at
+        return drill_families(store.record_drills({r.service: DrillRecord(
+            when, r.ok, r.mode, r.archive, r.entries, r.bytes, r.differences, self.mask(r.message),
+            last_success=when if r.ok else None) for r in self.report.results}))
 
     @property
     def ok(self) -> bool:
@@ -209,14 +202,9 @@ class CheckOutcome(Outcome):
     kind = CHECK
 
     def record(self, store: StateStore, now: float) -> list[Family]:
-        state = store.checks()
-        for r in self.report.results:
-            previous = state.get(r.service, {})
-            state[r.service] = {"time": now, "ok": r.ok, "mode": r.mode,
-                                "message": (r.message.splitlines() or [""])[-1],
-                                "last_success": now if r.ok else previous.get("last_success")}
-        store.save_checks(state)
-        return check_families(state)
+        return check_families(store.record_checks({r.service: CheckRecord(
+            now, r.ok, r.mode, (r.message.splitlines() or [""])[-1], last_success=now if r.ok else None)
+            for r in self.report.results}))
 
     @property
     def ok(self) -> bool:
@@ -239,12 +227,8 @@ class UpdateOutcome(Outcome):
     kind = UPDATE
 
     def record(self, store: StateStore, now: float) -> list[Family]:
-        state = store.last_update()
-        for r in self.results:
-            if r.result != SKIPPED:
-                state[r.stack] = {"time": now, "result": r.result, "message": r.message}
-        store.save_last_update(state)
-        return update_families(state)
+        return update_families(store.record_updates({r.stack: UpdateRecord(now, r.result, r.message)
+                                                     for r in self.results if r.result != SKIPPED}))
 
     @property
     def ok(self) -> bool:
@@ -304,11 +288,13 @@ def restore_points(store: StateStore, services: list[str], now: float) -> dict[s
     for service in services:
         snaps = [{"snapshot": p["snapshot"], "consistency": p.get("consistency"), "archive": p.get("archive"),
                   "age_seconds": round(now - p["time"], 1)} for p in history.get(service, [])]
-        names = {str(a) for a in (repos.get(service) or {}).get("archives") or ()}
+        repo = repos.get(service)
+        names = set(repo.archives) if repo else set()
         names |= {p["archive"] for p in snaps if p.get("archive")}
-        for entry in (kept.get(service), counts.get(service)):
-            if isinstance(entry, dict) and entry.get("archive"):
-                names.add(str(entry["archive"]))
+        count = counts.get(service)
+        for archive in ((kept.get(service) or {}).get("archive"), count.archive if count else None):
+            if archive:
+                names.add(str(archive))
         out[service] = (snaps, sorted(names)[-ARCHIVES_SHOWN:])
     return out
 
@@ -321,9 +307,8 @@ def page_rows(reasons: dict[str, list[str]], store: StateStore, now: float) -> l
     rows = []
     for service, why in reasons.items():
         when = last.get(service)
-        count = counts.get(service, {}).get("count")
-        rows.append(PageRow(service, verdict_of(why), list(why),
-                            None if when is None else now - when, count if isinstance(count, int) else None,
+        count = counts[service].count if service in counts else None
+        rows.append(PageRow(service, verdict_of(why), list(why), None if when is None else now - when, count,
                             nights.get(service, []), *points[service]))
     return rows
 

@@ -28,7 +28,15 @@ from dataclasses import asdict, dataclass, field
 
 from management.config import Settings
 from management.errors import CommandError, OrchestratorError, ValidationError
-from management.state import HistorySummary, PruneHold, StateStore, summarize_history
+from management.state import (
+    CheckRecord,
+    DrillRecord,
+    HistorySummary,
+    PruneHold,
+    StateStore,
+    UpdateRecord,
+    summarize_history,
+)
 from management.text import age, human_size
 from management.verdict import VerdictInputs, pool_says, read_pool
 from management.verdict import verdict as verdict_of
@@ -134,12 +142,12 @@ class StatusReport:
 # --- reading what the runs left -----------------------------------------------------------------
 
 
-def _with_age(entry, now: float) -> dict | None:
-    if not isinstance(entry, dict):
+def _with_age(record: DrillRecord | CheckRecord | UpdateRecord | None, now: float) -> dict | None:
+    """A run's state record as status shows it: its fields as the file has them, and its age."""
+    if record is None:
         return None
-    out = dict(entry)
-    when = entry.get("time")
-    out["age_seconds"] = _round(now - when) if isinstance(when, (int, float)) else None
+    out = record.to_json()
+    out["age_seconds"] = None if record.time is None else _round(now - record.time)
     return out
 
 
@@ -272,8 +280,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
             row.stale = row.last_backup_age is None or row.last_backup_age > limit
             entry = kept.get(name)
             row.last_archive = (entry.get("archive") or None) if isinstance(entry, dict) else None
-            count = counts.get(name)
-            row.archives = count.get("count") if isinstance(count, dict) else None
+            row.archives = counts[name].count if name in counts else None
             if snapshots is not None:
                 row.history = summarize_history(history.get(name, []), snapshots.get(name, {}), now)
             last_night = (nights.get(name) or [{}])[-1]

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import json
 
-from management.state import KEPT, LAST_SUCCESS, PruneHold, StateStore, write_atomic
+import pytest
+
+from management.state import (
+    KEPT,
+    LAST_SUCCESS,
+    ArchiveCount,
+    DrillRecord,
+    PruneHold,
+    StateStore,
+    UpdateRecord,
+    write_atomic,
+)
 
 
 def test_write_atomic_replaces_whole_file(tmp_path):
@@ -47,17 +58,17 @@ def test_a_damaged_file_reads_as_empty_instead_of_failing_the_run(tmp_path):
 def test_each_file_round_trips(tmp_path):
     store = StateStore(tmp_path)
     store.save_last_success({"git": 10.0})
-    store.save_archive_counts({"git": {"count": 3, "time": 10.0}})
+    store.save_archive_counts({"git": ArchiveCount(3, 10.0)})
     store.save_kept({"git": {"snapshot": "s1", "archive": "git-1", "manifest": "m", "stack": None},
                      "bad": {"archive": "no snapshot name"}})
     store.save_last_compact({"git": 5.0})
-    store.save_drills({"git": {"ok": True}})
-    store.save_last_update({"web": {"time": 1.0, "result": "updated"}})
+    store.save_drills({"git": DrillRecord(5.0, True)})
+    store.save_last_update({"web": UpdateRecord(1.0, "updated")})
     assert store.last_success() == {"git": 10.0}
-    assert store.archive_counts() == {"git": {"count": 3, "time": 10.0}}
+    assert store.archive_counts() == {"git": ArchiveCount(3, 10.0)}
     assert list(store.kept()) == ["git"]  # an entry without a snapshot name is not a kept snapshot
     assert store.last_compact() == {"git": 5.0}
-    assert store.drills() == {"git": {"ok": True}} and store.last_update()["web"]["result"] == "updated"
+    assert store.drills() == {"git": DrillRecord(5.0, True)} and store.last_update()["web"].result == "updated"
     assert store.forget_kept() and store.kept() == {} and not store.forget_kept()
 
 
@@ -114,3 +125,38 @@ def test_summarize_history_counts_what_is_on_the_pool_oldest_first():
     assert h.points[1] == {"snapshot": "s2", "time": 500.0, "age_seconds": 500.0, "consistency": "consistent",
                            "archive": "a2", "used": 0}
     assert summarize_history(points, {}, now=1000.0) == HistorySummary()
+
+
+@pytest.mark.parametrize("name, text", [
+    ("ARCHIVES", '{"git": {"count": 4, "time": 100.0, "files": null, "bytes": null, "archive": ""}, '
+                 '"photo": {"count": 2, "time": 5}, "web": {"files": 3, "bytes": 9, "archive": "web-1"}}'),
+    ("DRILLS", '{"git": {"time": 1.0, "ok": true, "mode": "files", "archive": "git-1", "entries": 3, "bytes": 10, '
+               '"differences": 0, "message": "", "last_success": 1.0}}'),
+    ("CHECKS", '{"git": {"time": 1.0, "ok": false, "mode": "full", "message": "x", "last_success": null}}'),
+    ("LAST_UPDATE", '{"web": {"time": 1.0, "result": "updated", "message": ""}}'),
+    ("REPOSITORIES", '{"git": {"fingerprint": "f", "repository": "r", "archives": ["git-1", "git-2"]}}'),
+])
+def test_a_typed_record_file_from_before_loads_and_is_written_back_the_same(tmp_path, name, text):
+    import json
+
+    from management import state
+
+    path = tmp_path / getattr(state, name)
+    path.write_text(text)
+    store = StateStore(tmp_path)
+    load, save = {"ARCHIVES": ("archive_counts", "save_archive_counts"), "DRILLS": ("drills", "save_drills"),
+                  "CHECKS": ("checks", "save_checks"), "LAST_UPDATE": ("last_update", "save_last_update"),
+                  "REPOSITORIES": ("repositories", "save_repositories")}[name]
+    getattr(store, save)(getattr(store, load)())
+    assert json.loads(path.read_text()) == json.loads(text)
+
+
+def test_a_failed_drill_or_check_keeps_when_it_last_passed(tmp_path):
+    from management.state import CheckRecord
+
+    store = StateStore(tmp_path)
+    store.record_drills({"git": DrillRecord(10.0, True, last_success=10.0)})
+    assert store.record_drills({"git": DrillRecord(20.0, False)})["git"].last_success == 10.0
+    store.record_checks({"git": CheckRecord(10.0, True, last_success=10.0), "photo": CheckRecord(10.0, False)})
+    checks = store.record_checks({"git": CheckRecord(20.0, False)})
+    assert (checks["git"].last_success, checks["git"].time, checks["photo"].last_success) == (10.0, 20.0, None)

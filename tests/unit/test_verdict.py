@@ -1,9 +1,9 @@
-from management.state import PruneHold
+from management.state import CheckRecord, DrillRecord, PruneHold
 from management.verdict import AT_RISK, PROTECTED, reasons, verdict
 
 NOW = 2_000_000_000.0
-GOOD = dict(now=NOW, stale_after_hours=36, uncovered=0, last_backup=NOW - 3600, drill={"ok": True},
-            check={"ok": True, "time": NOW - 86400}, repo="ssh://b@host/repos/git", pool_health="ONLINE",
+GOOD = dict(now=NOW, stale_after_hours=36, uncovered=0, last_backup=NOW - 3600, drill=DrillRecord(NOW - 3600, True),
+            check=CheckRecord(NOW - 86400, True), repo="ssh://b@host/repos/git", pool_health="ONLINE",
             prune_held=None)
 
 
@@ -12,8 +12,8 @@ def test_a_service_with_everything_in_order_is_protected():
 
 
 def test_every_reason_is_named():
-    bad = dict(GOOD, uncovered=2, last_backup=NOW - 40 * 3600, drill={"ok": False},
-               check={"ok": True, "time": NOW - 40 * 86400}, repo="/srv/borg/git", pool_health="DEGRADED",
+    bad = dict(GOOD, uncovered=2, last_backup=NOW - 40 * 3600, drill=DrillRecord(NOW, False),
+               check=CheckRecord(NOW - 40 * 86400, True), repo="/srv/borg/git", pool_health="DEGRADED",
                prune_held=PruneHold("x"))
     why = reasons(**bad)
     assert why == ["2 mount(s) no backup reaches", "no good backup within 36h", "its last restore drill failed",

@@ -84,7 +84,7 @@ class Cleanup(BackupCycle):
             self._thin_history(targets, report)
         if self._records:
             try:
-                self._remember(self._records)
+                self.state.record_repositories(self._records)
             except OSError as exc:
                 report.errors.append(f"could not record what the repositories hold: {exc}")
         self._unstage(snap, report)

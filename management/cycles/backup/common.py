@@ -9,7 +9,7 @@ from pathlib import Path
 from management.cycles.context import Cycle, RunContext
 from management.cycles.history import History
 from management.errors import ValidationError
-from management.state import Kept
+from management.state import Kept, RepositoryRecord
 
 
 class BackupCycle(Cycle):
@@ -21,7 +21,7 @@ class BackupCycle(Cycle):
         self._written_supported: bool | None = None
         self._staged: dict[str, Path | str] = {}  # service -> its stack folder's copy, or why there is none
         self._listed: dict[str, str | None] = {}  # service -> its repository's fingerprint when borg listed it
-        self._records: dict[str, dict] = {}  # service -> what its repository holds, for the next night
+        self._records: dict[str, RepositoryRecord] = {}  # service -> what its repository holds, for the next night
         self.history = History(ctx)
 
     # -- helpers --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from management.errors import OrchestratorError, brief
 from management.lock import Interrupted, SignalGuard
 from management.monitoring.publish import BackupOutcome
 from management.results import FAILED, DatasetResult, RunReport
+from management.state import RepositoryRecord
 from management.tools.borg import Listing
 
 
@@ -72,21 +73,19 @@ class BackupOrchestrator(Window, BorgSteps, Cleanup):
             problems = dict(zip(targets, pool.map(probe, targets), strict=True))
         return blocking, {svc: msg for svc, msg in problems.items() if msg}
 
-    def _listing_from_record(self, service: str, record: dict | None) -> bool:
+    def _listing_from_record(self, service: str, record: RepositoryRecord | None) -> bool:
         """A local repository no one wrote to since this tool recorded it (its fingerprint, the
         id and last transaction read from its files, is the same): it holds what the record
         says, so borg is not asked. Nothing is asked of borg for a dataset that will not run,
         nor, on the first night, for a repository `init-repos` made or listed. A remote
         repository, or any change (another machine's prune, a rollback, a repository put in
         its place), is listed by borg as before."""
-        fingerprint = (record or {}).get("fingerprint")
-        if not fingerprint or self.borg.fingerprint(service) != fingerprint:
+        if record is None or not record.fingerprint or self.borg.fingerprint(service) != record.fingerprint:
             return False
-        self.borg.listings[service] = Listing(str(record.get("repository") or ""),
-                                              tuple(str(a) for a in record.get("archives") or ()))
+        self.borg.listings[service] = Listing(record.repository, record.archives)
         return True
 
-    def _listing_records(self, wrote: Sequence[str]) -> dict[str, dict]:
+    def _listing_records(self, wrote: Sequence[str]) -> dict[str, RepositoryRecord]:
         """What to remember of each repository for the next night: for those borg wrote tonight
         (`wrote`), the fingerprint now and the listing as create and prune left it; for those
         only listed, the fingerprint taken before the listing. None where either is unknown."""
@@ -97,12 +96,6 @@ class BackupOrchestrator(Window, BorgSteps, Cleanup):
                 records[service] = listing_record(fingerprint, listing)
         return records
 
-    def _remember(self, records: dict[str, dict]) -> None:
-        """Add `records` to what is known of the repositories (the others' records stay)."""
-        known = self.state.repositories()
-        known.update(records)
-        self.state.save_repositories(known)
-
     def init_repo(self, service: str) -> bool:
         """`init-repos` for one service: borg creates the repository unless it exists (True when
         it did; an existing one is listed, which proves our passphrase opens it), and what it
@@ -112,7 +105,7 @@ class BackupOrchestrator(Window, BorgSteps, Cleanup):
         fingerprint = self.borg.fingerprint(service) if created else before
         listing = self.borg.listings.get(service)
         if fingerprint and listing is not None and not self.runner.dry_run:
-            self._remember({service: listing_record(fingerprint, listing)})
+            self.state.record_repositories({service: listing_record(fingerprint, listing)})
         return created
 
     # -- the cycle ------------------------------------------------------------------------

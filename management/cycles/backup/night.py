@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from management.state import RepositoryRecord
 from management.tools.borg import STACK_PREFIX, Listing
 
 
@@ -91,10 +92,10 @@ APPEND_ONLY_NOTE = ("prune/compact left to the trusted machine (BORG_APPEND_ONLY
                     "`make prune-trusted` there, with the full-access key")
 
 
-def listing_record(fingerprint: str, listing: Listing) -> dict:
+def listing_record(fingerprint: str, listing: Listing) -> RepositoryRecord:
     """What the state keeps of a repository (StateStore.repositories): its fingerprint and what
     borg said it held at that fingerprint."""
-    return {"fingerprint": fingerprint, "repository": listing.repository, "archives": list(listing.archives)}
+    return RepositoryRecord(fingerprint, listing.repository, tuple(listing.archives))
 
 
 def compact_due(last: float | None, every_days: int, now: float) -> bool:

@@ -25,7 +25,7 @@ from management.cycles.holds import PruneHolds, prune_hold
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import Interrupted
 from management.results import FAILED, OK, UNCHANGED, WARNING, DatasetResult, RunReport
-from management.state import Kept, PruneHold
+from management.state import ArchiveCount, Kept, PruneHold
 from management.tools.borg import STACK_PREFIX, Listing
 from management.tools.compose_file import ChangeLimit, mass_change_limit
 from management.tools.trees import copy_tree_argv, stack_manifest, tree_manifest
@@ -40,7 +40,7 @@ class NightInputs:
     last_compact: dict[str, float]
     holds: PruneHolds  # the holds from before tonight (merged into by the cycle only)
     dropped: dict[str, str]  # holds dropped tonight (their repository was replaced): service -> why
-    previous: dict[str, dict]  # the last night's archive of each service (archives.json): files, bytes
+    previous: dict[str, ArchiveCount]  # the last night's archive of each service: files, bytes
     baselines: dict[str, tuple[int | None, list[int]]]  # change_baseline of each service
     limits: dict[str, ChangeLimit]  # declared mass-change limits
 

@@ -92,8 +92,8 @@ def test_an_archive_equal_to_its_snapshot_passes_and_a_damaged_one_fails_alone(d
     assert "data/file.txt" in by[second].first_differences[0]
     assert not report.ok
     state = StateStore(s.state_dir).drills()
-    assert state[first]["ok"] and state[first]["last_success"] == 1000.0
-    assert not state[second]["ok"] and state[second]["last_success"] is None
+    assert state[first].ok and state[first].last_success == 1000.0
+    assert not state[second].ok and state[second].last_success is None
     text = (s.prometheus_textfile.parent / "orchestrator_drill.prom").read_text()
     assert f'orchestrator_drill_success{{service="{second}"}} 0' in text
     assert list(s.drill_dir.iterdir()) == [] and world.views == {}  # scratch space and views are removed

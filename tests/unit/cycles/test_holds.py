@@ -1,16 +1,18 @@
 import pytest
 
 from management.cycles.holds import PruneHolds, prune_hold, stale_hold, vanished
-from management.state import PruneHold, StateStore
+from management.state import ArchiveCount, PruneHold, StateStore
 from management.tools.borg import Listing
+
+BEFORE = ArchiveCount(files=100, bytes=10_000)  # the last night's archive
 
 
 @pytest.mark.parametrize("previous, files, size, archive, newest, held", [
     (None, 10, 1000, "git-2033-01-02T00:00:00Z", None, None),
-    ({"files": 100, "bytes": 10_000}, 90, 9_000, "git-2033-01-02T00:00:00Z", None, None),
-    ({"files": 100, "bytes": 10_000}, 0, 0, "git-2033-01-02T00:00:00Z", None, "is empty; the one before held 100"),
-    ({"files": 100, "bytes": 10_000}, 100, 4_000, "git-2033-01-02T00:00:00Z", None, "4000 bytes, 60% fewer"),
-    ({"files": 100, "bytes": 10_000}, 40, 10_000, "git-2033-01-02T00:00:00Z", None, "40 files, 60% fewer"),
+    (BEFORE, 90, 9_000, "git-2033-01-02T00:00:00Z", None, None),
+    (BEFORE, 0, 0, "git-2033-01-02T00:00:00Z", None, "is empty; the one before held 100"),
+    (BEFORE, 100, 4_000, "git-2033-01-02T00:00:00Z", None, "4000 bytes, 60% fewer"),
+    (BEFORE, 40, 10_000, "git-2033-01-02T00:00:00Z", None, "40 files, 60% fewer"),
     (None, 10, 1000, "git-2033-01-01T00:00:00Z", "git-2033-01-02T00:00:00Z", "is the clock wrong"),
 ])
 def test_the_prune_guard_holds_on_an_empty_shrunk_or_backdated_archive(previous, files, size, archive, newest, held):

@@ -24,7 +24,7 @@ from management.results import (
     RunReport,
     UpdateResult,
 )
-from management.state import StateStore
+from management.state import ArchiveCount, CheckRecord, RepositoryRecord, StateStore
 from tests.unit.test_config import settings_with
 
 
@@ -83,7 +83,7 @@ def test_a_backup_records_state_then_writes_metrics_then_pushes_then_notifies(st
     publish(BackupOutcome(night()), settings, store, lambda t: t.replace("down", "***"), print, now=100.0)
     assert store.last_success() == {"git": 100.0, "photo": 50.0}  # a failed night keeps the older success
     # the archive count, and what the prune guard compares the next archive with (a failed one is not recorded)
-    assert store.archive_counts() == {"git": {"count": 4, "time": 100.0, "files": None, "bytes": None, "archive": ""}}
+    assert store.archive_counts() == {"git": ArchiveCount(4, 100.0, None, None, "")}
     text = (settings.prometheus_textfile).read_text()
     assert 'orchestrator_backup_last_success_timestamp_seconds{service="photo"} 50.0' in text
     assert [s[0] for s in seen] == ["push", "notify"]
@@ -106,7 +106,7 @@ def test_a_drill_and_an_update_take_the_same_path_with_their_own_file_and_url(st
     echoed = []
     drill = DrillReport([DrillResult("git", "git-1", "s", COMPARED, entries=1)], finished_at=7.0)
     publish(DrillOutcome(drill, str), settings, store, str, echoed.append, now=7.0)
-    assert store.drills()["git"]["last_success"] == 7.0
+    assert store.drills()["git"].last_success == 7.0
     assert (settings.prometheus_textfile.parent / "o_drill.prom").is_file()
     assert seen[0][1] is None  # the drill has no push URL of its own
     seen.clear()
@@ -141,7 +141,7 @@ def test_every_run_rewrites_the_verdicts_and_the_status_page_from_the_state(step
         asked.append(1)
         return "ONLINE", True
 
-    store.save_checks({"git": {"time": 90.0, "ok": True}, "photo": {"time": 90.0, "ok": True}})
+    store.save_checks({"git": CheckRecord(90.0, True), "photo": CheckRecord(90.0, True)})
     report = RunReport(started_at=0.0, datasets=[DatasetResult("git", OK, duration=3.5, original_size=2048,
                                                                archives=2), DatasetResult("photo", OK)],
                        uncovered={"photo": ["a volume"]})
@@ -189,8 +189,8 @@ def test_restore_points_are_what_the_state_recorded_newest_archives_last(tmp_pat
     store.save_history({"git": [{"snapshot": "s2", "time": 900.0, "consistency": "crash-consistent", "archive": None},
                                 {"snapshot": "s1", "time": 100.0, "consistency": "consistent",
                                  "archive": "git-2033-05-10T03:30:00Z"}]})
-    store.save_repositories({"git": {"fingerprint": "f", "repository": "r", "archives": [
-        f"git-2033-05-0{d}T03:30:00Z" for d in range(1, 9)]}})
+    store.save_repositories({"git": RepositoryRecord("f", "r", tuple(
+        f"git-2033-05-0{d}T03:30:00Z" for d in range(1, 9)))})
     store.save_kept({"git": {"snapshot": "s1", "archive": "git-2033-05-11T03:30:00Z"}})
     points = publish_module.restore_points(store, ["git", "photo"], now=1000.0)
     snaps, names = points["git"]

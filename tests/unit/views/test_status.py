@@ -96,8 +96,8 @@ def test_never_backed_up_is_stale_and_stale_after_is_the_setting(tmp_path):
 
 def test_drill_update_and_rollback_points(tmp_path):
     settings, _fake, zfs, docker, state = setup(tmp_path)
-    drill = {"time": NOW - 50 * H, "ok": False, "archive": "photo-a", "entries": 3, "bytes": 10, "differences": 1,
-             "message": "1 differs", "last_success": None}
+    drill = {"time": NOW - 50 * H, "ok": False, "mode": "compared", "archive": "photo-a", "entries": 3, "bytes": 10,
+             "differences": 1, "message": "1 differs", "last_success": None}
     write_state(state, "drills.json", {"photo": drill})
     write_state(state, "last_update.json", {"web": {"time": NOW - 100 * H, "result": "rolled back", "message": "x"}})
     (state / "updates" / "web").mkdir(parents=True)

@@ -5,7 +5,7 @@ import subprocess
 from management.cycles.backup import BackupOrchestrator
 from management.cycles.context import RunContext
 from management.results import FAILED, OK
-from management.state import StateStore
+from management.state import RepositoryRecord, StateStore
 from tests.fakes import FakeRunner
 from tests.unit.cycles.backup.world import (
     World,
@@ -115,7 +115,7 @@ def test_a_local_repository_no_one_wrote_to_since_is_not_asked_again(keeping):
     orchestrator(keeping, world).backup()
     assert sorted(kinds(world, "list")) == ["git", "photo"]
     records = StateStore(keeping.state_dir).repositories()  # after its create
-    assert records["git"] == {"fingerprint": "gid:5+", "repository": "repo-id-1", "archives": ["git-x"]}
+    assert records["git"] == RepositoryRecord("gid:5+", "repo-id-1", ("git-x",))
     assert "photo" not in records
 
     world.events.clear()
@@ -130,7 +130,7 @@ def test_a_local_repository_no_one_wrote_to_since_is_not_asked_again(keeping):
     report = orchestrator(keeping, world).backup()
     assert sorted(kinds(world, "list")) == ["git", "photo"] and kinds(world, "create") == ["git"]
     assert "is not in" in {d.service: d for d in report.datasets}["git"].message
-    assert StateStore(keeping.state_dir).repositories()["git"]["fingerprint"] == "gid:9+"
+    assert StateStore(keeping.state_dir).repositories()["git"].fingerprint == "gid:9+"
 
 
 def test_a_repository_listed_but_not_written_is_recorded_with_the_fingerprint_taken_before_the_listing(keeping):
@@ -145,8 +145,7 @@ def test_a_repository_listed_but_not_written_is_recorded_with_the_fingerprint_ta
     world.events.clear()
     orchestrator(keeping, world).backup()  # git unchanged, but listed: its record starts now
     assert kinds(world, "list") and not kinds(world, "create")
-    assert StateStore(keeping.state_dir).repositories()["git"] == \
-        {"fingerprint": "gid:1", "repository": "repo-id-1", "archives": ["git-x"]}
+    assert StateStore(keeping.state_dir).repositories()["git"] == RepositoryRecord("gid:1", "repo-id-1", ("git-x",))
 
 
 def test_init_repos_records_each_repository_so_the_first_night_lists_none(keeping):
@@ -163,8 +162,8 @@ def test_init_repos_records_each_repository_so_the_first_night_lists_none(keepin
     assert [cycle.init_repo(s) for s in ("git", "photo")] == [True, False]
     assert kinds(world, "init") == ["git"] and kinds(world, "list") == ["git", "photo"]
     records = StateStore(keeping.state_dir).repositories()
-    assert records == {"git": {"fingerprint": "git-new:1", "repository": "", "archives": []},
-                       "photo": {"fingerprint": "pid:3", "repository": "repo-id-1", "archives": ["photo-old"]}}
+    assert records == {"git": RepositoryRecord("git-new:1", "", ()),
+                       "photo": RepositoryRecord("pid:3", "repo-id-1", ("photo-old",))}
 
     world.events.clear()
     world.listings = {}  # forgotten, as by a new process: only the records know
@@ -172,8 +171,8 @@ def test_init_repos_records_each_repository_so_the_first_night_lists_none(keepin
     assert report.ok, report
     assert kinds(world, "list") == [] and sorted(kinds(world, "create")) == ["git", "photo"]
     records = StateStore(keeping.state_dir).repositories()
-    assert records["git"] == {"fingerprint": "git-new:1+", "repository": "", "archives": ["git-x"]}
-    assert records["photo"]["archives"] == ["photo-old", "photo-x"]
+    assert records["git"] == RepositoryRecord("git-new:1+", "", ("git-x",))
+    assert records["photo"].archives == ("photo-old", "photo-x")
 
 
 def test_init_repos_records_nothing_for_a_remote_repository_or_in_a_dry_run(keeping):

@@ -84,7 +84,7 @@ def test_a_held_prune_keeps_every_archive_until_released(keeping):
     orchestrator(keeping, world).backup()
     state = StateStore(keeping.state_dir)
     counts = state.archive_counts()
-    counts["photo"].update(files=1000, bytes=10_000_000)  # the night before held far more
+    counts["photo"].files, counts["photo"].bytes = 1000, 10_000_000  # the night before held far more
     state.save_archive_counts(counts)
     world.events.clear()
     report = orchestrator(keeping, world).backup()
@@ -105,7 +105,7 @@ def test_a_hold_on_a_replaced_repository_is_dropped_with_a_note_and_a_new_one_re
     state = StateStore(keeping.state_dir)
     orchestrator(keeping, world).backup()
     counts = state.archive_counts()
-    counts["photo"].update(files=1000, bytes=10_000_000)
+    counts["photo"].files, counts["photo"].bytes = 1000, 10_000_000
     state.save_archive_counts(counts)
     held = orchestrator(keeping, world).backup()
     assert "photo" in held.held and state.prune_holds()["photo"].repository == "repo-id-1"
