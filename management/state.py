@@ -55,17 +55,28 @@ CONSISTENT, CRASH_CONSISTENT = "consistent", "crash-consistent"
 UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
 
 
-class Kept(TypedDict, total=False):
-    """The snapshot a service's last archive was made from, kept until the next backup of that
-    dataset succeeds: its name, the archive, the change digest of its data (`manifest`), the
-    manifest of the stack folder that went into the archive (`stack`, None when it had none),
-    and the id of the repository that holds the archive (`repository`)."""
+@dataclass
+class Kept:
+    """kept_snapshots.json, per service: the snapshot its last archive was made from, kept until
+    the next backup of that dataset succeeds: its name, the archive, the change digest of its data
+    (`manifest`, None when it was not taken or not settled), the manifest of the stack folder that
+    went into the archive (`stack`, None when it had none), and the id of the repository that holds
+    the archive (`repository`)."""
 
     snapshot: str
-    archive: str
-    manifest: str
-    stack: dict | None
-    repository: str
+    archive: str = ""
+    manifest: str | None = None
+    stack: dict | None = None
+    repository: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> Kept:
+        stack = data.get("stack")
+        return cls(str(data["snapshot"]), str(data.get("archive") or ""), _opt_str(data.get("manifest")),
+                   stack if isinstance(stack, dict) else None, _opt_str(data.get("repository")))
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 class HistoryPoint(TypedDict, total=False):
@@ -322,10 +333,10 @@ class StateStore:
 
     def kept(self) -> dict[str, Kept]:
         """service -> its kept snapshot (entries without a snapshot name are ignored)."""
-        return {k: v for k, v in _dicts(read_json(self.root / KEPT)).items() if v.get("snapshot")}  # type: ignore[misc]
+        return {k: Kept.from_json(v) for k, v in _dicts(read_json(self.root / KEPT)).items() if v.get("snapshot")}
 
-    def save_kept(self, data: dict[str, Kept]) -> None:
-        self._write(KEPT, data)
+    def save_kept(self, data: Mapping[str, Kept]) -> None:
+        self._write(KEPT, {k: v.to_json() for k, v in data.items()})
 
     def forget_kept(self) -> bool:
         """Remove the record of kept snapshots (KEEP_LAST_SNAPSHOT=0); True when there was one."""

@@ -28,6 +28,7 @@ from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, ValidationError, brief
 from management.monitoring.publish import DrillOutcome
 from management.results import COMPARED, FAILED, SHOWN, VERIFIED, DrillReport, DrillResult
+from management.state import Kept
 from management.tools.borg import STACK_PREFIX, latest_archive
 from management.tools.compose_file import drill_probe
 from management.tools.sandbox import sandbox_model
@@ -121,7 +122,7 @@ class DrillOrchestrator(Cycle):
                 raise ValidationError(f"no archive in {self.s.repo(service)}")
             result.archive = archive
             kept = self.state.kept().get(service) if self.s.keep_last_snapshot else None
-            snapshot = f"{self.s.dataset(service)}@{kept['snapshot']}" if kept else ""
+            snapshot = f"{self.s.dataset(service)}@{kept.snapshot}" if kept else ""
             why_not = self._why_not_comparable(kept, archive, snapshot)
             scratch = self._scratch(service, stamp)
             try:
@@ -147,10 +148,10 @@ class DrillOrchestrator(Cycle):
             cmp = compare_trees(view_path, scratch[0], frozenset({STACK_PREFIX}))
             differences = list(cmp.differences)
             stack_root = scratch[0] / STACK_PREFIX
-            if kept.get("stack") is not None:
+            if kept.stack is not None:
                 actual = stack_manifest(stack_root, self.state.manifest_key()) if stack_root.is_dir() else {}
-                differences += [f"{STACK_PREFIX}/{d}" for d in manifest_differences(kept["stack"], actual)]
-                result.entries += len(kept["stack"])
+                differences += [f"{STACK_PREFIX}/{d}" for d in manifest_differences(kept.stack, actual)]
+                result.entries += len(kept.stack)
             result.entries += cmp.entries
             result.bytes = cmp.bytes
             result.differences = len(differences)
@@ -231,13 +232,13 @@ class DrillOrchestrator(Cycle):
                     result.booted = False
                     result.boot += f"; teardown: {brief(exc)}"
 
-    def _why_not_comparable(self, kept: dict | None, archive: str, snapshot: str) -> str:
+    def _why_not_comparable(self, kept: Kept | None, archive: str, snapshot: str) -> str:
         if not self.s.keep_last_snapshot:
             return "KEEP_LAST_SNAPSHOT=0: the snapshot of the archive is not kept"
         if not kept:
             return "no kept snapshot is recorded for this service"
-        if kept.get("archive") != archive:
-            return f"the kept snapshot belongs to {kept.get('archive') or 'another archive'}, not {archive}"
+        if kept.archive != archive:
+            return f"the kept snapshot belongs to {kept.archive or 'another archive'}, not {archive}"
         if not self.zfs.exists(snapshot):
             return f"{snapshot} no longer exists"
         return ""

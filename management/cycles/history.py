@@ -97,7 +97,7 @@ class History(Cycle):
     def protected(self) -> set[str]:
         """What no thinning or cleanup removes (dataset@name): each dataset's kept snapshot (its
         last archive's, which skip-unchanged compares with) and the versions before a mass change."""
-        kept = {f"{self.s.dataset(svc)}@{k['snapshot']}" for svc, k in self.state.kept().items()} \
+        kept = {f"{self.s.dataset(svc)}@{k.snapshot}" for svc, k in self.state.kept().items()} \
             if self.s.keep_last_snapshot else set()
         return kept | self.held()
 

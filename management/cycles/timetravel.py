@@ -343,8 +343,8 @@ class TimeTravel(Cycle):
             if ds != dataset:
                 continue
             point = history.get(name)
-            is_kept = bool(kept) and kept["snapshot"] == name
-            archive = point.get("archive") if point else (kept.get("archive") if is_kept else None)
+            is_kept = kept is not None and kept.snapshot == name
+            archive = point.get("archive") if point else (kept.archive if is_kept else None)
             consistency = point.get("consistency") if point else (CONSISTENT if is_kept else None)
             snaps.append(Point("snapshot", name, float(point["time"]) if point else float(snap.creation),
                                consistency, archive))
@@ -450,7 +450,7 @@ class TimeTravel(Cycle):
                 return Point("archive", when, 0.0)  # its version is known once extracted
         nights = [p["time"] for p in self.state.history().get(service, [])]
         kept = self.state.kept().get(service)
-        known = max(nights + ([next((p.time for p in snaps if p.name == kept["snapshot"]), 0.0)] if kept else []),
+        known = max(nights + ([next((p.time for p in snaps if p.name == kept.snapshot), 0.0)] if kept else []),
                     default=None)
         if known is None:
             return None

@@ -292,7 +292,8 @@ def restore_points(store: StateStore, services: list[str], now: float) -> dict[s
         names = set(repo.archives) if repo else set()
         names |= {p["archive"] for p in snaps if p.get("archive")}
         count = counts.get(service)
-        for archive in ((kept.get(service) or {}).get("archive"), count.archive if count else None):
+        kept_one = kept.get(service)
+        for archive in (kept_one.archive if kept_one else None, count.archive if count else None):
             if archive:
                 names.add(str(archive))
         out[service] = (snaps, sorted(names)[-ARCHIVES_SHOWN:])

@@ -279,7 +279,7 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
             row.last_backup_age = None if row.last_backup is None else now - row.last_backup
             row.stale = row.last_backup_age is None or row.last_backup_age > limit
             entry = kept.get(name)
-            row.last_archive = (entry.get("archive") or None) if isinstance(entry, dict) else None
+            row.last_archive = (entry.archive or None) if entry else None
             row.archives = counts[name].count if name in counts else None
             if snapshots is not None:
                 row.history = summarize_history(history.get(name, []), snapshots.get(name, {}), now)

@@ -11,6 +11,7 @@ from management.state import (
     LAST_SUCCESS,
     ArchiveCount,
     DrillRecord,
+    Kept,
     PruneHold,
     StateStore,
     UpdateRecord,
@@ -59,8 +60,8 @@ def test_each_file_round_trips(tmp_path):
     store = StateStore(tmp_path)
     store.save_last_success({"git": 10.0})
     store.save_archive_counts({"git": ArchiveCount(3, 10.0)})
-    store.save_kept({"git": {"snapshot": "s1", "archive": "git-1", "manifest": "m", "stack": None},
-                     "bad": {"archive": "no snapshot name"}})
+    store.save_kept({"git": Kept("s1", "git-1", "m", None)})
+    (tmp_path / KEPT).write_text((tmp_path / KEPT).read_text()[:-1] + ', "bad": {"archive": "no snapshot name"}}')
     store.save_last_compact({"git": 5.0})
     store.save_drills({"git": DrillRecord(5.0, True)})
     store.save_last_update({"web": UpdateRecord(1.0, "updated")})
@@ -135,6 +136,9 @@ def test_summarize_history_counts_what_is_on_the_pool_oldest_first():
     ("CHECKS", '{"git": {"time": 1.0, "ok": false, "mode": "full", "message": "x", "last_success": null}}'),
     ("LAST_UPDATE", '{"web": {"time": 1.0, "result": "updated", "message": ""}}'),
     ("REPOSITORIES", '{"git": {"fingerprint": "f", "repository": "r", "archives": ["git-1", "git-2"]}}'),
+    ("KEPT", '{"git": {"snapshot": "s1", "archive": "git-1", "manifest": "m", "stack": {"file a": "x"}, '
+             '"repository": "r"}, "photo": {"snapshot": "s2", "archive": "p-1", "manifest": null, "stack": null, '
+             '"repository": null}}'),
 ])
 def test_a_typed_record_file_from_before_loads_and_is_written_back_the_same(tmp_path, name, text):
     import json
@@ -146,7 +150,7 @@ def test_a_typed_record_file_from_before_loads_and_is_written_back_the_same(tmp_
     store = StateStore(tmp_path)
     load, save = {"ARCHIVES": ("archive_counts", "save_archive_counts"), "DRILLS": ("drills", "save_drills"),
                   "CHECKS": ("checks", "save_checks"), "LAST_UPDATE": ("last_update", "save_last_update"),
-                  "REPOSITORIES": ("repositories", "save_repositories")}[name]
+                  "REPOSITORIES": ("repositories", "save_repositories"), "KEPT": ("kept", "save_kept")}[name]
     getattr(store, save)(getattr(store, load)())
     assert json.loads(path.read_text()) == json.loads(text)
 

@@ -8,7 +8,7 @@ from management.cycles.backup.common import BackupCycle
 from management.cycles.history import consistency_of
 from management.errors import OrchestratorError, brief
 from management.results import SKIPPED, RunReport
-from management.state import HistoryPoint
+from management.state import HistoryPoint, Kept
 
 
 class Cleanup(BackupCycle):
@@ -92,7 +92,7 @@ class Cleanup(BackupCycle):
             if d.result == SKIPPED and not d.message:
                 d.message = "not backed up (see errors)"
 
-    def _supersede(self, new_kept: dict[str, dict], report: RunReport) -> None:
+    def _supersede(self, new_kept: dict[str, Kept], report: RunReport) -> None:
         """Each dataset whose backup succeeded tonight keeps tonight's snapshot; only now is its
         previous one destroyed. The record is written first: a crash in between leaves an extra
         snapshot of ours for the next run's cleanup, never a record of a missing one."""
@@ -106,11 +106,11 @@ class Cleanup(BackupCycle):
             return
         held, history = self.history.held(), self.history.all_snapshots()  # state read once, not per service
         for svc, prev in previous.items():
-            if not prev or prev["snapshot"] == new_kept[svc]["snapshot"]:
+            if not prev or prev.snapshot == new_kept[svc].snapshot:
                 continue
-            if f"{self.s.dataset(svc)}@{prev['snapshot']}" in history:
+            if f"{self.s.dataset(svc)}@{prev.snapshot}" in history:
                 continue  # the history keeps it until SNAPSHOT_RETENTION thins it
-            full = f"{self.s.dataset(svc)}@{prev['snapshot']}"
+            full = f"{self.s.dataset(svc)}@{prev.snapshot}"
             if full in held:
                 continue  # the version before a mass change: kept until release-prune
             try:

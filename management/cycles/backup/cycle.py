@@ -19,7 +19,7 @@ from management.errors import OrchestratorError, brief
 from management.lock import Interrupted, SignalGuard
 from management.monitoring.publish import BackupOutcome
 from management.results import FAILED, DatasetResult, RunReport
-from management.state import RepositoryRecord
+from management.state import Kept, RepositoryRecord
 from management.tools.borg import Listing
 
 
@@ -147,7 +147,7 @@ class BackupOrchestrator(Window, BorgSteps, Cleanup):
         snap_root = self.s.zfs_parent_dataset if backup_all else None
         snap = snapshot_name(self.s.snapshot_prefix, self.clock())
         snapshotted: list[str] = []  # datasets holding our snapshot, for cleanup
-        new_kept: dict[str, dict] = {}  # services whose new snapshot stays (their backup succeeded)
+        new_kept: dict[str, Kept] = {}  # services whose new snapshot stays (their backup succeeded)
         try:
             self._window(targets, snap, snap_root, report, guard, snapshotted)
             if report.errors or not snapshotted:

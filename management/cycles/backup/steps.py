@@ -51,7 +51,7 @@ class ServiceStep:
 
     dataset: DatasetResult  # the step's own copy of its result
     made_view: bool = False
-    kept: dict | None = None  # its new kept snapshot (its backup succeeded)
+    kept: Kept | None = None  # its new kept snapshot (its backup succeeded)
     hold: PruneHold | None = None  # its prune held tonight
     compacted_at: float | None = None
     errors: list[str] = field(default_factory=list)  # for the report (a view that could not be removed)
@@ -78,8 +78,8 @@ class BorgSteps(BackupCycle):
         listing = self.borg.listings.get(service)
         if listing is None:
             return None  # not listed (a dry run): nothing known either way
-        archive = last.get("archive", "")
-        recorded = last.get("repository")
+        archive = last.archive
+        recorded = last.repository
         if recorded and listing.repository and recorded != listing.repository:
             return (f"{self.s.repo(service)} is not the repository that held {archive} (its id changed: replaced "
                     "or moved): a full backup tonight")
@@ -88,29 +88,29 @@ class BorgSteps(BackupCycle):
                     "or pointed elsewhere): a full backup tonight")
         return None
 
-    def _unchanged_by_zfs(self, service: str, last: dict, snap: str) -> str | None | object:
+    def _unchanged_by_zfs(self, service: str, last: Kept, snap: str) -> str | None | object:
         """Why the dataset holds exactly what its last archive holds, asked of ZFS alone (no view):
         OpenZFS's `written@` of the kept snapshot is 0. None when something was written or the
         kept snapshot is gone; UNKNOWN where the pool has no `written` (zfs-fuse): then only the
         view's manifest can tell (`_unchanged_by_walk`)."""
         dataset = self.s.dataset(service)
-        if not self.zfs.exists(f"{dataset}@{last['snapshot']}"):
+        if not self.zfs.exists(f"{dataset}@{last.snapshot}"):
             return None
         if self._written_supported is False:
             return UNKNOWN
-        written = self.zfs.written_since(f"{dataset}@{snap}", last["snapshot"])
+        written = self.zfs.written_since(f"{dataset}@{snap}", last.snapshot)
         self._written_supported = written is not None
         if written is None:
             return UNKNOWN
-        return f"nothing written since {last['snapshot']}" if written == 0 else None
+        return f"nothing written since {last.snapshot}" if written == 0 else None
 
-    def _unchanged_by_walk(self, service: str, last: dict) -> str | None:
+    def _unchanged_by_walk(self, service: str, last: Kept) -> str | None:
         """zfs-fuse: the view's manifest equals the one recorded when that archive was made (and
         was settled)."""
-        if not last.get("manifest"):
+        if not last.manifest:
             return None
         manifest, settled = tree_manifest(self._view_path(service), self._snap_time, SKIP_STACK)
-        return f"no file changed since {last['snapshot']}" if settled and manifest == last["manifest"] else None
+        return f"no file changed since {last.snapshot}" if settled and manifest == last.manifest else None
 
     def _has_written(self, service: str, snap: str) -> bool:
         """Whether this pool knows `written@` (OpenZFS) or not (zfs-fuse): asked once per run."""
@@ -206,7 +206,7 @@ class BorgSteps(BackupCycle):
                            self._change_limits(targets, report))
 
     def _merge(self, steps: Sequence[ServiceStep], night: NightInputs, report: RunReport,
-               new_kept: dict[str, dict]) -> None:
+               new_kept: dict[str, Kept]) -> None:
         """What the finished steps did, into the report, the kept snapshots, the compaction times
         and the prune holds; then the records that changed are saved."""
         index = {d.service: i for i, d in enumerate(report.datasets)}
@@ -286,8 +286,7 @@ class BorgSteps(BackupCycle):
                                   d.nfiles, sum(v.startswith("file ") for v in (archived_stack or {}).values()),
                                   night.baselines[service][0], d.deduplicated_size)
         if self.s.keep_last_snapshot:
-            step.kept = {"snapshot": night.snap, "archive": created.archive, "manifest": manifest,
-                         "stack": archived_stack, "repository": created.repository}
+            step.kept = Kept(night.snap, created.archive, manifest, archived_stack, created.repository)
         newest = max((a for a in listing.archives if a.startswith(f"{service}-")), default=None) \
             if listing else None
         if not self._held(step, night, created, newest, last):
@@ -297,9 +296,9 @@ class BorgSteps(BackupCycle):
                    night: NightInputs) -> bool:
         """Whether the archive made from the kept snapshot still holds the dataset (`why` says so)
         and its stack folder too: then no borg tonight, and `d` says so."""
-        if not why or last is None or last.get("stack") != stack_now:
+        if not why or last is None or last.stack != stack_now:
             return False  # changed, or the data is the same but the stack folder changed
-        d.result, d.archive = UNCHANGED, last.get("archive", "")
+        d.result, d.archive = UNCHANGED, last.archive
         d.message = f"{why}; {d.archive or 'its last archive'} holds it"
         d.changed = {"added": 0, "modified": 0, "deleted": 0, "files": night.baselines[d.service][0], "bytes": 0}
         listing = self.borg.listings.get(d.service)
@@ -335,8 +334,8 @@ class BorgSteps(BackupCycle):
         changed = self._mass_change(d, before_files, past, night.limits.get(service))
         before = None
         if changed:
-            before = {"text": changed, "archive": newest or (last or {}).get("archive"),
-                      "snapshot": (last or {}).get("snapshot") or self._newest_point(service, night.snap)}
+            before = {"text": changed, "archive": newest or (last.archive if last else None),
+                      "snapshot": (last.snapshot if last else None) or self._newest_point(service, night.snap)}
             d.result = WARNING
             d.message = "; ".join(m for m in (d.message, changed) if m)
             d.changed["held"] = True

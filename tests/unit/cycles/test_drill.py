@@ -11,7 +11,7 @@ import pytest
 from management.cycles.context import RunContext
 from management.cycles.drill import DrillOrchestrator
 from management.results import COMPARED, FAILED, VERIFIED
-from management.state import StateStore
+from management.state import Kept, StateStore
 from tests.fakes import FakeRunner
 from tests.unit.test_config import BASE, settings_with
 
@@ -74,7 +74,7 @@ def drill(tmp_path):
                                                                  f"ZFS_BASE_MOUNTPOINT={tmp_path}/pool"))
     world = World(tmp_path)
     ctx = RunContext(settings, FakeRunner(), world, None, world, echo=lambda _: None, clock=lambda: 1000.0)
-    ctx.state.save_kept({s: {"snapshot": "orchestrator-1", "archive": f"{s}-1", "manifest": "m", "stack": None}
+    ctx.state.save_kept({s: Kept("orchestrator-1", f"{s}-1", "m", None)
                          for s in settings.services})
     return DrillOrchestrator(ctx), world, settings
 

@@ -87,10 +87,10 @@ def test_each_night_stays_as_history_and_retention_thins_only_ours(history_setti
 def test_the_kept_snapshot_never_goes_even_when_the_policy_would_thin_it(history_settings):
     world = World()
     orch, _ = nights(history_settings, world, [1])
-    night1 = orch.kept()["git"]["snapshot"]
+    night1 = orch.kept()["git"].snapshot
     world.fail[("create", "git")] = True  # git's archive stays the one of night 1
     orch, _ = nights(history_settings, world, [2, 3, 4])
-    assert orch.kept()["git"]["snapshot"] == night1
+    assert orch.kept()["git"].snapshot == night1
     assert f"datapool/services/git@{night1}" in world.snapshots
 
 
@@ -101,7 +101,7 @@ def test_a_nearly_full_pool_loses_the_oldest_history_first_and_the_night_says_so
     orch, report = nights(history_settings, world, [2])
     notes = [n for n in report.notes if "history:" in n]
     assert notes and "95" not in notes[0] and "90% full" in notes[0]
-    kept = {f"datapool/services/{s}@{k['snapshot']}" for s, k in orch.kept().items()}
+    kept = {f"datapool/services/{s}@{k.snapshot}" for s, k in orch.kept().items()}
     assert {s for s in world.snapshots if "@orchestrator-" in s} == kept  # only what skip-unchanged needs
 
 
@@ -141,6 +141,6 @@ def test_history_switched_off_goes_at_the_next_night_but_the_kept_snapshot_stays
                                   "HUB_SERVICE=reverseproxy\nSNAPSHOT_RETENTION=off\n")
     orch, report = nights(off, world, [3])
     assert report.ok, report
-    kept = {f"datapool/services/{s}@{k['snapshot']}" for s, k in orch.kept().items()}
+    kept = {f"datapool/services/{s}@{k.snapshot}" for s, k in orch.kept().items()}
     assert {s for s in world.snapshots if "@orchestrator-" in s} == kept
     assert orch.state.history() == {}

@@ -24,7 +24,7 @@ from management.results import (
     RunReport,
     UpdateResult,
 )
-from management.state import ArchiveCount, CheckRecord, RepositoryRecord, StateStore
+from management.state import ArchiveCount, CheckRecord, Kept, RepositoryRecord, StateStore
 from tests.unit.test_config import settings_with
 
 
@@ -191,7 +191,7 @@ def test_restore_points_are_what_the_state_recorded_newest_archives_last(tmp_pat
                                  "archive": "git-2033-05-10T03:30:00Z"}]})
     store.save_repositories({"git": RepositoryRecord("f", "r", tuple(
         f"git-2033-05-0{d}T03:30:00Z" for d in range(1, 9)))})
-    store.save_kept({"git": {"snapshot": "s1", "archive": "git-2033-05-11T03:30:00Z"}})
+    store.save_kept({"git": Kept("s1", "git-2033-05-11T03:30:00Z")})
     points = publish_module.restore_points(store, ["git", "photo"], now=1000.0)
     snaps, names = points["git"]
     assert snaps == [{"snapshot": "s1", "consistency": "consistent", "archive": "git-2033-05-10T03:30:00Z",

@@ -26,12 +26,12 @@ def test_the_last_snapshot_is_kept_and_the_previous_destroyed_only_after_success
     assert first.ok
     kept = {s for s in world.snapshots}
     assert {s.split("@")[0] for s in kept} == {"datapool/services/git", "datapool/services/photo"}  # not the parent
-    night1 = orch.kept()["git"]["snapshot"]
+    night1 = orch.kept()["git"].snapshot
     # night 2: git's backup fails: git keeps night 1, photo moves on to night 2
     world.fail[("create", "git")] = True
     _, second = run_nights(keeping, world, 1)
     after = orch.kept()
-    assert after["git"]["snapshot"] == night1 and after["photo"]["snapshot"] != night1
+    assert after["git"].snapshot == night1 and after["photo"].snapshot != night1
     assert f"datapool/services/git@{night1}" in world.snapshots
     assert f"datapool/services/photo@{night1}" not in world.snapshots
     assert len(world.snapshots) == 2
@@ -67,7 +67,7 @@ def test_the_snapshot_before_a_mass_change_is_kept_out_of_history_thinning(tmp_p
     world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 2}
     run_nights(settings, world, 1)  # daily=1: only the newest night stays (and the kept one, the same)
     assert len([s for s in world.snapshots if s.startswith("datapool/services/photo@")]) == 1
-    before = state.kept()["photo"]["snapshot"]
+    before = state.kept()["photo"].snapshot
     world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 990}
     _, night = run_nights(settings, world, 1)
     assert "photo" in night.mass_changes and night.mass_changes["photo"]["snapshot"] == before

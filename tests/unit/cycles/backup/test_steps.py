@@ -49,7 +49,7 @@ def test_an_unchanged_dataset_costs_no_borg_and_names_the_archive_that_holds_it(
     world.written = {"datapool/services/git": 0}
     _, report = run_nights(keeping, world, 1)
     results = {d.service: d for d in report.datasets}
-    assert results["git"].result == "unchanged" and results["git"].archive == held["archive"]
+    assert results["git"].result == "unchanged" and results["git"].archive == held.archive
     assert "nothing written since" in results["git"].message
     assert kinds(world, "create") == ["photo"] and report.ok
     assert kinds(world, "view") == ["datapool/orchestrator-views/photo"]  # ZFS alone said so: no clone for git
@@ -64,8 +64,8 @@ def test_an_unchanged_dataset_whose_archive_is_gone_from_the_repository_is_backe
     world = World()
     world.written = {"datapool/services/git": 0, "datapool/services/photo": 0}
     orchestrator(keeping, world).backup()
-    first = {s: e["archive"] for s, e in StateStore(keeping.state_dir).kept().items()}
-    assert StateStore(keeping.state_dir).kept()["git"]["repository"] == "repo-id-1"
+    first = {s: e.archive for s, e in StateStore(keeping.state_dir).kept().items()}
+    assert StateStore(keeping.state_dir).kept()["git"].repository == "repo-id-1"
     world.events.clear()
     # git's repository still holds its archive; photo's was replaced by an empty one
     world.listings = {"git": Listing("repo-id-1", (first["git"],)), "photo": Listing("other-id", ())}
@@ -179,23 +179,23 @@ def test_a_mass_change_archives_holds_the_prune_keeps_the_snapshot_before_and_is
     assert kinds(world, "prune") == ["git"]  # photo's prune is held
     assert not night.ok and photo.result == "warning" and "mass change: 500 of 1,000 files modified" in photo.message
     assert night.mass_changes["photo"] == {"text": night.held["photo"],
-                                           "archive": before["archive"], "snapshot": before["snapshot"]}
+                                           "archive": before.archive, "snapshot": before.snapshot}
     hold = state.prune_holds()["photo"]
-    assert hold.mass_change["snapshot"] == before["snapshot"] and hold.reason.startswith("mass change: ")
-    assert f"datapool/services/photo@{before['snapshot']}" in world.snapshots  # the version before stays
+    assert hold.mass_change["snapshot"] == before.snapshot and hold.reason.startswith("mass change: ")
+    assert f"datapool/services/photo@{before.snapshot}" in world.snapshots  # the version before stays
     assert state.nights()["photo"][-1]["changed"]["held"] is True
     # the next night changes little: still held, the snapshot before still kept (also through a leftover cleanup)
     world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 3}
     _, third = run_nights(keeping, world, 1)
     assert "photo" in third.held and not third.mass_changes and not third.ok
-    assert f"datapool/services/photo@{before['snapshot']}" in world.snapshots
-    assert state.prune_holds()["photo"].mass_change["snapshot"] == before["snapshot"]  # the first one's
+    assert f"datapool/services/photo@{before.snapshot}" in world.snapshots
+    assert state.prune_holds()["photo"].mass_change["snapshot"] == before.snapshot  # the first one's
     # released: prune again, and the snapshot before goes with the next night's cleanup
     assert state.release_prune("photo")
     world.events.clear()
     _, fourth = run_nights(keeping, world, 1)
     assert fourth.ok and "photo" in kinds(world, "prune")
-    assert f"datapool/services/photo@{before['snapshot']}" not in world.snapshots
+    assert f"datapool/services/photo@{before.snapshot}" not in world.snapshots
 
 
 def test_a_stack_that_rewrites_on_purpose_declares_its_limit_or_turns_the_guard_off(keeping):
@@ -232,8 +232,8 @@ def test_the_notification_gives_the_counts_and_the_commands_that_bring_the_versi
     message = backup_message(night)
     assert not message.ok and "photo: mass change" in message.title
     assert "mass change: photo: 500 of 1,000 files modified, 500 deleted, 500 added" in message.body
-    assert f"make restore SERVICE_NAME=photo ARCHIVE_NAME={before['archive']}" in message.body
-    assert f"make restore-path SERVICE_NAME=photo FILE=<path> WHEN={before['snapshot']}" in message.body
+    assert f"make restore SERVICE_NAME=photo ARCHIVE_NAME={before.archive}" in message.body
+    assert f"make restore-path SERVICE_NAME=photo FILE=<path> WHEN={before.snapshot}" in message.body
 
 
 def test_what_finished_before_a_sigterm_in_the_borg_phase_is_merged_and_recorded(keeping):
