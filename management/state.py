@@ -32,7 +32,6 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TypedDict
 
 LAST_SUCCESS = "last_success.json"
 ARCHIVES = "archives.json"
@@ -79,16 +78,26 @@ class Kept:
         return asdict(self)
 
 
-class HistoryPoint(TypedDict, total=False):
-    """One snapshot of a service's dataset kept as local history (SNAPSHOT_RETENTION): its name,
-    when it was taken (Unix time), whether its stack was stopped for it (`consistent`) or not
-    (`crash-consistent`: a live stack, a stack that would not stop, a scheduled snapshot), and
-    the archive made from it that night, if any."""
+@dataclass
+class HistoryPoint:
+    """history.json, per service, oldest first: one snapshot of its dataset kept as local history
+    (SNAPSHOT_RETENTION): its name, when it was taken (Unix time), whether its stack was stopped
+    for it (`consistent`) or not (`crash-consistent`: a live stack, a stack that would not stop, a
+    scheduled snapshot; None in a record that did not say), and the archive made from it that
+    night, if any."""
 
     snapshot: str
     time: float
-    consistency: str
-    archive: str | None
+    consistency: str | None = None
+    archive: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> HistoryPoint:
+        return cls(str(data["snapshot"]), float(data["time"]), _opt_str(data.get("consistency")),
+                   _opt_str(data.get("archive")))
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 def _opt_float(value) -> float | None:
@@ -257,12 +266,12 @@ def summarize_history(points: Sequence[HistoryPoint], used: Mapping[str, int], n
     """`points` (StateStore.history() of one service) that `used` (snapshot name -> bytes, what
     zfs says of the service's dataset's snapshots) holds; a point whose snapshot is gone is left
     out, as the next night forgets it."""
-    alive = sorted((p for p in points if p["snapshot"] in used), key=lambda p: (p["time"], p["snapshot"]))
+    alive = sorted((p for p in points if p.snapshot in used), key=lambda p: (p.time, p.snapshot))
     if not alive:
         return HistorySummary()
-    rows = [{"snapshot": p["snapshot"], "time": p["time"], "age_seconds": round(now - p["time"], 1),
-             "consistency": p.get("consistency") or CONSISTENT, "archive": p.get("archive"),
-             "used": used[p["snapshot"]]} for p in alive]
+    rows = [{"snapshot": p.snapshot, "time": p.time, "age_seconds": round(now - p.time, 1),
+             "consistency": p.consistency or CONSISTENT, "archive": p.archive,
+             "used": used[p.snapshot]} for p in alive]
     return HistorySummary(len(rows), sum(r["used"] for r in rows), rows[0]["age_seconds"], rows[-1]["age_seconds"],
                           sum(r["consistency"] == CRASH_CONSISTENT for r in rows), rows)
 
@@ -406,13 +415,13 @@ class StateStore:
         out: dict[str, list[HistoryPoint]] = {}
         for service, points in read_json(self.root / HISTORY).items():
             if isinstance(points, list):
-                good = [p for p in points if isinstance(p, dict) and p.get("snapshot")
+                good = [HistoryPoint.from_json(p) for p in points if isinstance(p, dict) and p.get("snapshot")
                         and isinstance(p.get("time"), (int, float))]
-                out[str(service)] = sorted(good, key=lambda p: (p["time"], p["snapshot"]))  # type: ignore[misc]
+                out[str(service)] = sorted(good, key=lambda p: (p.time, p.snapshot))
         return out
 
-    def save_history(self, data: dict[str, list[HistoryPoint]]) -> None:
-        self._write(HISTORY, {k: v for k, v in data.items() if v})
+    def save_history(self, data: Mapping[str, list[HistoryPoint]]) -> None:
+        self._write(HISTORY, {k: [p.to_json() for p in v] for k, v in data.items() if v})
 
     def trusted_kept(self) -> dict[str, list[str]]:
         """service -> the archive names the last `prune-trusted` left in its repository."""

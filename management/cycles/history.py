@@ -81,7 +81,7 @@ class History(Cycle):
 
     def all_snapshots(self) -> set[str]:
         """Every history snapshot as dataset@name (what a night's leftover cleanup must keep)."""
-        return {f"{self.s.dataset(svc)}@{p['snapshot']}" for svc, points in self.state.history().items()
+        return {f"{self.s.dataset(svc)}@{p.snapshot}" for svc, points in self.state.history().items()
                 for p in points}
 
     def held(self) -> set[str]:
@@ -107,7 +107,7 @@ class History(Cycle):
             return
         history = self.state.history()
         for service, point in points.items():
-            history[service] = [p for p in history.get(service, []) if p["snapshot"] != point["snapshot"]] + [point]
+            history[service] = [p for p in history.get(service, []) if p.snapshot != point.snapshot] + [point]
         self.state.save_history(history)
 
     def thin(self, services: Iterable[str], protected: set[str]) -> list[str]:
@@ -123,12 +123,12 @@ class History(Cycle):
             points = history.get(service, [])
             dataset = self.s.dataset(service)
             # a point whose snapshot is gone (destroyed by hand, a rollback) is forgotten
-            alive = [p for p in points if f"{dataset}@{p['snapshot']}" in existing]
-            stay = thin([(p["snapshot"], p["time"]) for p in alive], self.s.snapshot_retention, now)
+            alive = [p for p in points if f"{dataset}@{p.snapshot}" in existing]
+            stay = thin([(p.snapshot, p.time) for p in alive], self.s.snapshot_retention, now)
             kept_points = []
             for p in alive:
-                full = f"{dataset}@{p['snapshot']}"
-                if p["snapshot"] in stay or full in protected or not self._destroy(full, notes):
+                full = f"{dataset}@{p.snapshot}"
+                if p.snapshot in stay or full in protected or not self._destroy(full, notes):
                     kept_points.append(p)
             if kept_points != points:
                 history[service], changed = kept_points, True
@@ -150,11 +150,11 @@ class History(Cycle):
         capacity = self.zfs.pool_capacity(pool)
         if capacity is None or capacity < POOL_FULL_PERCENT:
             return False
-        oldest = sorted(((p["time"], svc, p) for svc, points in history.items() for p in points),
+        oldest = sorted(((p.time, svc, p) for svc, points in history.items() for p in points),
                         key=lambda t: (t[0], t[1]))
         removed = []
         for _, service, point in oldest:
-            full = f"{self.s.dataset(service)}@{point['snapshot']}"
+            full = f"{self.s.dataset(service)}@{point.snapshot}"
             if full in protected:
                 continue
             if not self._destroy(full, notes):

@@ -335,7 +335,7 @@ class TimeTravel(Cycle):
         """Every snapshot of the dataset, oldest first, versions unread (ours with their
         consistency and the archive made from each, a safety snapshot, a user's own). No borg."""
         dataset = self.s.dataset(service)
-        history = {p["snapshot"]: p for p in self.state.history().get(service, [])}
+        history = {p.snapshot: p for p in self.state.history().get(service, [])}
         kept = self.state.kept().get(service)
         snaps: list[Point] = []
         for snap in self.zfs.snapshots(dataset):
@@ -344,9 +344,9 @@ class TimeTravel(Cycle):
                 continue
             point = history.get(name)
             is_kept = kept is not None and kept.snapshot == name
-            archive = point.get("archive") if point else (kept.archive if is_kept else None)
-            consistency = point.get("consistency") if point else (CONSISTENT if is_kept else None)
-            snaps.append(Point("snapshot", name, float(point["time"]) if point else float(snap.creation),
+            archive = point.archive if point else (kept.archive if is_kept else None)
+            consistency = point.consistency if point else (CONSISTENT if is_kept else None)
+            snaps.append(Point("snapshot", name, float(point.time) if point else float(snap.creation),
                                consistency, archive))
         return sorted(snaps, key=lambda p: (p.time, p.name))
 
@@ -448,7 +448,7 @@ class TimeTravel(Cycle):
                 return named[-1]
             if when.startswith(f"{service}-") and parse_when(when) is None:
                 return Point("archive", when, 0.0)  # its version is known once extracted
-        nights = [p["time"] for p in self.state.history().get(service, [])]
+        nights = [p.time for p in self.state.history().get(service, [])]
         kept = self.state.kept().get(service)
         known = max(nights + ([next((p.time for p in snaps if p.name == kept.snapshot), 0.0)] if kept else []),
                     default=None)

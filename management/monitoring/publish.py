@@ -286,11 +286,11 @@ def restore_points(store: StateStore, services: list[str], now: float) -> dict[s
     history, repos, kept, counts = store.history(), store.repositories(), store.kept(), store.archive_counts()
     out = {}
     for service in services:
-        snaps = [{"snapshot": p["snapshot"], "consistency": p.get("consistency"), "archive": p.get("archive"),
-                  "age_seconds": round(now - p["time"], 1)} for p in history.get(service, [])]
+        snaps = [{"snapshot": p.snapshot, "consistency": p.consistency, "archive": p.archive,
+                  "age_seconds": round(now - p.time, 1)} for p in history.get(service, [])]
         repo = repos.get(service)
         names = set(repo.archives) if repo else set()
-        names |= {p["archive"] for p in snaps if p.get("archive")}
+        names |= {p["archive"] for p in snaps if p["archive"]}
         count = counts.get(service)
         kept_one = kept.get(service)
         for archive in (kept_one.archive if kept_one else None, count.archive if count else None):

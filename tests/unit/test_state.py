@@ -114,12 +114,11 @@ def test_releasing_a_prune_also_accepts_the_archives_that_vanished(tmp_path):
 
 
 def test_summarize_history_counts_what_is_on_the_pool_oldest_first():
-    from management.state import HistorySummary, summarize_history
+    from management.state import HistoryPoint, HistorySummary, summarize_history
 
-    points = [{"snapshot": "s3", "time": 900.0, "consistency": "crash-consistent", "archive": None},
-              {"snapshot": "s1", "time": 100.0, "consistency": "consistent", "archive": "a1"},
-              {"snapshot": "gone", "time": 50.0, "consistency": "consistent", "archive": "a0"},
-              {"snapshot": "s2", "time": 500.0, "archive": "a2"}]  # no consistency recorded: a nightly one
+    points = [HistoryPoint("s3", 900.0, "crash-consistent", None), HistoryPoint("s1", 100.0, "consistent", "a1"),
+              HistoryPoint("gone", 50.0, "consistent", "a0"),
+              HistoryPoint.from_json({"snapshot": "s2", "time": 500, "archive": "a2"})]  # no consistency: a nightly one
     h = summarize_history(points, {"s1": 10, "s2": 0, "s3": 5, "not-history": 99}, now=1000.0)
     assert (h.snapshots, h.bytes, h.oldest_age, h.newest_age, h.crash_consistent) == (3, 15, 900.0, 100.0, 1)
     assert [p["snapshot"] for p in h.points] == ["s1", "s2", "s3"]
@@ -136,6 +135,8 @@ def test_summarize_history_counts_what_is_on_the_pool_oldest_first():
     ("CHECKS", '{"git": {"time": 1.0, "ok": false, "mode": "full", "message": "x", "last_success": null}}'),
     ("LAST_UPDATE", '{"web": {"time": 1.0, "result": "updated", "message": ""}}'),
     ("REPOSITORIES", '{"git": {"fingerprint": "f", "repository": "r", "archives": ["git-1", "git-2"]}}'),
+    ("HISTORY", '{"git": [{"snapshot": "s1", "time": 1.0, "consistency": "consistent", "archive": "git-1"}, '
+                '{"snapshot": "s2", "time": 2.0, "consistency": "crash-consistent", "archive": null}]}'),
     ("KEPT", '{"git": {"snapshot": "s1", "archive": "git-1", "manifest": "m", "stack": {"file a": "x"}, '
              '"repository": "r"}, "photo": {"snapshot": "s2", "archive": "p-1", "manifest": null, "stack": null, '
              '"repository": null}}'),
@@ -150,7 +151,8 @@ def test_a_typed_record_file_from_before_loads_and_is_written_back_the_same(tmp_
     store = StateStore(tmp_path)
     load, save = {"ARCHIVES": ("archive_counts", "save_archive_counts"), "DRILLS": ("drills", "save_drills"),
                   "CHECKS": ("checks", "save_checks"), "LAST_UPDATE": ("last_update", "save_last_update"),
-                  "REPOSITORIES": ("repositories", "save_repositories"), "KEPT": ("kept", "save_kept")}[name]
+                  "REPOSITORIES": ("repositories", "save_repositories"), "KEPT": ("kept", "save_kept"),
+                  "HISTORY": ("history", "save_history")}[name]
     getattr(store, save)(getattr(store, load)())
     assert json.loads(path.read_text()) == json.loads(text)
 

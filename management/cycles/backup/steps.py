@@ -150,7 +150,7 @@ class BorgSteps(BackupCycle):
 
     def _newest_point(self, service: str, tonight: str) -> str | None:
         """The newest local history snapshot of `service` before tonight's, or None."""
-        names = [p["snapshot"] for p in self.state.history().get(service, []) if p["snapshot"] != tonight]
+        names = [p.snapshot for p in self.state.history().get(service, []) if p.snapshot != tonight]
         return names[-1] if names else None
 
     def _borg_phase(self, targets: list[str], snap: str, report: RunReport, new_kept: dict | None = None) -> None:

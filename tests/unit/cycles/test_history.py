@@ -79,8 +79,8 @@ def test_each_night_stays_as_history_and_retention_thins_only_ours(history_setti
     assert len(git) == 2, git  # daily=2: nights 3 and 4
     assert "datapool/services/git@mine" in world.snapshots
     history = orch.state.history()["git"]
-    assert [p["snapshot"] for p in history] == [s.partition("@")[2] for s in git]
-    assert all(p["consistency"] == "consistent" and p["archive"].startswith("git-") for p in history)
+    assert [p.snapshot for p in history] == [s.partition("@")[2] for s in git]
+    assert all(p.consistency == "consistent" and p.archive.startswith("git-") for p in history)
     assert not any(s.startswith("datapool/services@") for s in world.snapshots)  # not the parent's
 
 
@@ -123,7 +123,7 @@ def test_a_scheduled_snapshot_is_crash_consistent_and_only_service_datasets_keep
     assert sorted(world.snapshots) == ["datapool/services/git@orchestrator-20261105T113000Z",
                                        "datapool/services/photo@orchestrator-20261105T113000Z"]
     points = ctx.state.history()
-    assert points["git"][0]["consistency"] == "crash-consistent" and points["git"][0]["archive"] is None
+    assert points["git"][0].consistency == "crash-consistent" and points["git"][0].archive is None
 
 
 def test_a_scheduled_snapshot_is_refused_when_history_is_off(tmp_path):

@@ -24,7 +24,7 @@ from management.results import (
     RunReport,
     UpdateResult,
 )
-from management.state import ArchiveCount, CheckRecord, Kept, RepositoryRecord, StateStore
+from management.state import ArchiveCount, CheckRecord, HistoryPoint, Kept, RepositoryRecord, StateStore
 from tests.unit.test_config import settings_with
 
 
@@ -186,9 +186,8 @@ def test_an_unchanged_night_charts_the_size_of_the_archive_that_holds_it(steps):
 
 def test_restore_points_are_what_the_state_recorded_newest_archives_last(tmp_path):
     store = StateStore(tmp_path / "state")
-    store.save_history({"git": [{"snapshot": "s2", "time": 900.0, "consistency": "crash-consistent", "archive": None},
-                                {"snapshot": "s1", "time": 100.0, "consistency": "consistent",
-                                 "archive": "git-2033-05-10T03:30:00Z"}]})
+    store.save_history({"git": [HistoryPoint("s2", 900.0, "crash-consistent", None),
+                                HistoryPoint("s1", 100.0, "consistent", "git-2033-05-10T03:30:00Z")]})
     store.save_repositories({"git": RepositoryRecord("f", "r", tuple(
         f"git-2033-05-0{d}T03:30:00Z" for d in range(1, 9)))})
     store.save_kept({"git": Kept("s1", "git-2033-05-11T03:30:00Z")})

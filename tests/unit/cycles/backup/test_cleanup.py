@@ -75,7 +75,7 @@ def test_the_snapshot_before_a_mass_change_is_kept_out_of_history_thinning(tmp_p
         world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 1}
         run_nights(settings, world, 1)
         assert f"datapool/services/photo@{before}" in world.snapshots
-        assert before in {p["snapshot"] for p in state.history()["photo"]}
+        assert before in {p.snapshot for p in state.history()["photo"]}
     state.release_prune("photo")
     run_nights(settings, world, 1)
     assert f"datapool/services/photo@{before}" not in world.snapshots
