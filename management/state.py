@@ -113,6 +113,68 @@ def _opt_str(value) -> str | None:
 
 
 @dataclass
+class Changed:
+    """What a night's archive changed against the one before (backup.night_changes): the data's
+    files `added`, `modified` and `deleted` (None when the archive before was not known), the
+    `files` it holds now and the `bytes` it added to the repository; `held` when the mass-change
+    guard held its prune."""
+
+    added: int | None = None
+    modified: int | None = None
+    deleted: int | None = None
+    files: int | None = None
+    bytes: int | None = None
+    held: bool = False
+
+    @property
+    def touched(self) -> int:
+        """Modified + deleted files: what the mass-change guard weighs."""
+        return (self.modified or 0) + (self.deleted or 0)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Changed:
+        return cls(_opt_int(data.get("added")), _opt_int(data.get("modified")), _opt_int(data.get("deleted")),
+                   _opt_int(data.get("files")), _opt_int(data.get("bytes")), bool(data.get("held")))
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        if not self.held:
+            del out["held"]  # the file says `held` only when it was
+        return out
+
+
+@dataclass
+class Night:
+    """nights.json, per service, the last NIGHTS_KEPT backup runs oldest first: when, its result,
+    its archive's size, deduplicated size and files, how long borg took, the mounts no backup
+    reached, and what changed against the archive before (None when borg did not say)."""
+
+    time: float
+    result: str = ""
+    bytes: int | None = None
+    deduplicated: int | None = None
+    files: int | None = None
+    duration: float | None = None
+    uncovered: int | None = None
+    changed: Changed | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> Night:
+        changed = data.get("changed")
+        duration = data.get("duration")
+        return cls(_opt_float(data.get("time")) or 0.0, str(data.get("result") or ""), _opt_int(data.get("bytes")),
+                   _opt_int(data.get("deduplicated")), _opt_int(data.get("files")),
+                   float(duration) if isinstance(duration, (int, float)) else None, _opt_int(data.get("uncovered")),
+                   Changed.from_json(changed) if isinstance(changed, dict) else None)
+
+    def to_json(self) -> dict:
+        out = {k: v for k, v in asdict(self).items() if k != "changed"}
+        if self.changed is not None:
+            out["changed"] = self.changed.to_json()
+        return out
+
+
+@dataclass
 class ArchiveCount:
     """archives.json, per service: its archives after the last prune (`count`) and when (`time`);
     and its last archive as the prune guard compares it (`files`, `bytes`, `archive`: written
@@ -379,20 +441,17 @@ class StateStore:
                 self.save_trusted_kept(kept)
         return hold
 
-    def nights(self) -> dict[str, list[dict]]:
-        """service -> its last NIGHTS_KEPT backup runs, oldest first: {time, result, bytes,
-        deduplicated, files, duration, uncovered, changed}; `changed` is what changed against the
-        archive before ({added, modified, deleted, files, bytes, held}: backup.night_changes), or
-        None when borg did not say."""
-        return {k: [n for n in v if isinstance(n, dict)] for k, v in read_json(self.root / NIGHTS).items()
-                if isinstance(v, list)}
+    def nights(self) -> dict[str, list[Night]]:
+        """service -> its last NIGHTS_KEPT backup runs, oldest first."""
+        return {k: [Night.from_json(n) for n in v if isinstance(n, dict)]
+                for k, v in read_json(self.root / NIGHTS).items() if isinstance(v, list)}
 
-    def add_nights(self, runs: dict[str, dict]) -> dict[str, list[dict]]:
+    def add_nights(self, runs: Mapping[str, Night]) -> dict[str, list[Night]]:
         """Append one run per service, keep the last NIGHTS_KEPT of each; returns the whole history."""
         data = self.nights()
         for service, run in runs.items():
             data[service] = (data.get(service, []) + [run])[-NIGHTS_KEPT:]
-        self._write(NIGHTS, data, indent=None)
+        self._write(NIGHTS, {k: [n.to_json() for n in v] for k, v in data.items()}, indent=None)
         return data
 
     def repositories(self) -> dict[str, RepositoryRecord]:

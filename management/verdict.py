@@ -103,8 +103,8 @@ class VerdictInputs:
 
     def last_uncovered(self, service: str) -> int:
         """The mounts no backup reached on the service's last night (nights.json)."""
-        latest = (self.nights.get(service) or [{}])[-1]
-        return int(latest.get("uncovered") or 0)
+        nights = self.nights.get(service)
+        return (nights[-1].uncovered or 0) if nights else 0
 
     def risks(self, service: str, now: float, pool: PoolSays, uncovered: int | None = None) -> list[tuple[str, str]]:
         """The service's reasons (code, text); `uncovered` defaults to its last night's count."""

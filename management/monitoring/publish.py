@@ -58,7 +58,16 @@ from management.results import (
     RunReport,
     UpdateResult,
 )
-from management.state import ArchiveCount, CheckRecord, DrillRecord, StateStore, UpdateRecord, write_atomic
+from management.state import (
+    ArchiveCount,
+    Changed,
+    CheckRecord,
+    DrillRecord,
+    Night,
+    StateStore,
+    UpdateRecord,
+    write_atomic,
+)
 from management.verdict import PoolSays, VerdictInputs
 from management.verdict import verdict as verdict_of
 
@@ -143,16 +152,15 @@ class BackupOutcome(Outcome):
                           for d in self.report.datasets if d.result != SKIPPED})
         return backup_families(self.report, last)
 
-    def _night(self, d, before: list[dict], now: float) -> dict:
+    def _night(self, d, before: list[Night], now: float) -> Night:
         """One night of a service for the status page's charts. An unchanged dataset's archive is
         the one before: its size and file count carry over."""
-        night = {"time": now, "result": d.result, "bytes": d.original_size, "deduplicated": d.deduplicated_size,
-                 "files": d.nfiles, "duration": round(d.duration, 3),
-                 "uncovered": len(self.report.uncovered.get(d.service, []))}
-        if d.changed is not None:  # what changed against the archive before (the mass-change guard's record)
-            night["changed"] = d.changed
+        night = Night(now, d.result, d.original_size, d.deduplicated_size, d.nfiles, round(d.duration, 3),
+                      len(self.report.uncovered.get(d.service, [])),
+                      # what changed against the archive before (the mass-change guard's record)
+                      None if d.changed is None else Changed.from_json(d.changed))
         if d.result == UNCHANGED and d.original_size is None and before:
-            night.update(bytes=before[-1].get("bytes"), files=before[-1].get("files"), deduplicated=0)
+            night.bytes, night.files, night.deduplicated = before[-1].bytes, before[-1].files, 0
         return night
 
     @property

@@ -283,8 +283,8 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
             row.archives = counts[name].count if name in counts else None
             if snapshots is not None:
                 row.history = summarize_history(history.get(name, []), snapshots.get(name, {}), now)
-            last_night = (nights.get(name) or [{}])[-1]
-            row.changed = last_night.get("changed") if isinstance(last_night.get("changed"), dict) else None
+            last_night = nights[name][-1] if nights.get(name) else None
+            row.changed = last_night.changed.to_json() if last_night and last_night.changed else None
         row.drill = _with_age(drills.get(name), now)
         row.check = _with_age(checks.get(name), now)
         row.prune_held = holds.get(name)

@@ -12,6 +12,7 @@ from management.state import (
     ArchiveCount,
     DrillRecord,
     Kept,
+    Night,
     PruneHold,
     StateStore,
     UpdateRecord,
@@ -97,13 +98,13 @@ def test_nights_keep_the_last_thirty_runs_per_service_oldest_first(tmp_path):
     store = StateStore(tmp_path)
     assert store.nights() == {}
     for i in range(NIGHTS_KEPT + 5):
-        store.add_nights({"git": {"time": float(i), "bytes": i}})
-    store.add_nights({"photo": {"time": 99.0}})
+        store.add_nights({"git": Night(float(i), bytes=i)})
+    store.add_nights({"photo": Night(99.0)})
     nights = StateStore(tmp_path).nights()
-    assert [n["time"] for n in nights["git"]] == [float(i) for i in range(5, NIGHTS_KEPT + 5)]
-    assert nights["photo"] == [{"time": 99.0}]
+    assert [n.time for n in nights["git"]] == [float(i) for i in range(5, NIGHTS_KEPT + 5)]
+    assert nights["photo"] == [Night(99.0)]
     (tmp_path / NIGHTS).write_text('{"git": "x", "photo": [1, {"time": 1}]}')
-    assert store.nights() == {"photo": [{"time": 1}]}
+    assert store.nights() == {"photo": [Night(1.0)]}
 def test_releasing_a_prune_also_accepts_the_archives_that_vanished(tmp_path):
     store = StateStore(tmp_path)
     store.save_trusted_kept({"git": ["git-1", "git-2"], "photo": ["photo-1"]})
@@ -137,6 +138,12 @@ def test_summarize_history_counts_what_is_on_the_pool_oldest_first():
     ("REPOSITORIES", '{"git": {"fingerprint": "f", "repository": "r", "archives": ["git-1", "git-2"]}}'),
     ("HISTORY", '{"git": [{"snapshot": "s1", "time": 1.0, "consistency": "consistent", "archive": "git-1"}, '
                 '{"snapshot": "s2", "time": 2.0, "consistency": "crash-consistent", "archive": null}]}'),
+    ("NIGHTS", '{"git": [{"time": 1.0, "result": "ok", "bytes": 10, "deduplicated": 2, "files": 3, "duration": 1.5, '
+               '"uncovered": 0, "changed": {"added": 1, "modified": 2, "deleted": null, "files": 3, "bytes": 2}}, '
+               '{"time": 2.0, "result": "warning", "bytes": 10, "deduplicated": 0, "files": 3, "duration": 0.5, '
+               '"uncovered": 1, "changed": {"added": 0, "modified": 3, "deleted": 0, "files": 3, "bytes": 0, '
+               '"held": true}}, {"time": 3.0, "result": "failed", "bytes": null, "deduplicated": null, '
+               '"files": null, "duration": 0.1, "uncovered": 0}]}'),
     ("KEPT", '{"git": {"snapshot": "s1", "archive": "git-1", "manifest": "m", "stack": {"file a": "x"}, '
              '"repository": "r"}, "photo": {"snapshot": "s2", "archive": "p-1", "manifest": null, "stack": null, '
              '"repository": null}}'),
@@ -152,8 +159,12 @@ def test_a_typed_record_file_from_before_loads_and_is_written_back_the_same(tmp_
     load, save = {"ARCHIVES": ("archive_counts", "save_archive_counts"), "DRILLS": ("drills", "save_drills"),
                   "CHECKS": ("checks", "save_checks"), "LAST_UPDATE": ("last_update", "save_last_update"),
                   "REPOSITORIES": ("repositories", "save_repositories"), "KEPT": ("kept", "save_kept"),
+                  "NIGHTS": ("nights", "add_nights"),
                   "HISTORY": ("history", "save_history")}[name]
-    getattr(store, save)(getattr(store, load)())
+    if name == "NIGHTS":
+        store.add_nights({})  # the nights are only ever appended to: adding none writes them back
+    else:
+        getattr(store, save)(getattr(store, load)())
     assert json.loads(path.read_text()) == json.loads(text)
 
 

@@ -77,7 +77,7 @@ def test_the_pool_is_read_once_one_way_and_unknown_when_zpool_does_not_say():
 
 
 def test_the_verdict_inputs_are_the_run_state_with_the_last_nights_uncovered_by_default(tmp_path):
-    from management.state import StateStore
+    from management.state import Night, StateStore
     from management.verdict import VerdictInputs
     from tests.unit.test_config import settings_with
 
@@ -85,7 +85,7 @@ def test_the_verdict_inputs_are_the_run_state_with_the_last_nights_uncovered_by_
     store = StateStore(settings.state_dir)
     service = settings.services[0]
     store.save_last_success({service: NOW - 3600})
-    store.add_nights({service: {"time": NOW - 3600, "uncovered": 2}})
+    store.add_nights({service: Night(NOW - 3600, uncovered=2)})
     store.save_prune_holds({service: PruneHold("shrank", 1.0, "a")})
     inputs = VerdictInputs(settings, store)
     codes = [c for c, _ in inputs.risks(service, NOW, ("ONLINE", True))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from management.state import RepositoryRecord
+from management.state import Night, RepositoryRecord
 from management.tools.borg import STACK_PREFIX, Listing
 
 
@@ -50,19 +50,17 @@ def night_changes(added: int | None, modified: int | None, nfiles: int | None, s
     return {"added": added, "modified": modified, "deleted": deleted, "files": files, "bytes": written}
 
 
-def change_baseline(nights: Sequence[dict]) -> tuple[int | None, list[int]]:
+def change_baseline(nights: Sequence[Night]) -> tuple[int | None, list[int]]:
     """From a service's recorded nights (StateStore.nights, oldest first): the data's files in the
     last archive (None when that night recorded no changes), and the modified + deleted files of
     every night that recorded them, those the guard held left out (a change released as meant
     does not raise the bar for the next)."""
     before = None
     for night in reversed(nights):
-        if night.get("files") is not None:  # the last night that made (or kept) an archive
-            changed = night.get("changed")
-            before = changed.get("files") if isinstance(changed, dict) else None
+        if night.files is not None:  # the last night that made (or kept) an archive
+            before = night.changed.files if night.changed else None
             break
-    past = [int(c.get("modified") or 0) + int(c.get("deleted") or 0) for n in nights
-            if isinstance(c := n.get("changed"), dict) and not c.get("held")]
+    past = [n.changed.touched for n in nights if n.changed and not n.changed.held]
     return before, past
 
 

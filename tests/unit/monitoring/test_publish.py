@@ -146,8 +146,9 @@ def test_every_run_rewrites_the_verdicts_and_the_status_page_from_the_state(step
                                                                archives=2), DatasetResult("photo", OK)],
                        uncovered={"photo": ["a volume"]})
     publish(BackupOutcome(report), settings, store, str, print, now=100.0, pool_health=pool)
-    assert store.nights()["git"] == [{"time": 100.0, "result": OK, "bytes": 2048, "deduplicated": None,
-                                      "files": None, "duration": 3.5, "uncovered": 0}]
+    assert [n.to_json() for n in store.nights()["git"]] == [{"time": 100.0, "result": OK, "bytes": 2048,
+                                                          "deduplicated": None, "files": None, "duration": 3.5,
+                                                          "uncovered": 0}]
     verdicts = (settings.prometheus_textfile.parent / "o_verdict.prom").read_text()
     assert 'orchestrator_service_protected{service="git"} 0' in verdicts  # never drilled yet
     assert 'orchestrator_service_risk{service="git",reason="never_drilled"} 1' in verdicts
@@ -180,7 +181,7 @@ def test_an_unchanged_night_charts_the_size_of_the_archive_that_holds_it(steps):
     publish(BackupOutcome(second), settings, store, str, print, now=2.0)
     nights = store.nights()
     assert list(nights) == ["git"]  # a skipped service has no night
-    assert [(n["bytes"], n["files"], n["duration"], n["deduplicated"]) for n in nights["git"]] == [
+    assert [(n.bytes, n.files, n.duration, n.deduplicated) for n in nights["git"]] == [
         (500, 7, 9.0, None), (500, 7, 0.2, 0)]
 
 

@@ -4,6 +4,7 @@
 import pytest
 
 from management.cycles.backup import compact_due, snapshot_name, start_order, stop_order
+from management.state import Night
 
 
 def test_pure_helpers():
@@ -32,8 +33,8 @@ def test_the_baseline_is_the_last_archive_and_the_guard_held_nights_do_not_raise
               {"files": 10, "changed": {"modified": 900, "deleted": 0, "files": 10, "held": True}},
               {"files": 12, "changed": {"modified": 2, "deleted": None, "files": 11}},
               {"files": None, "result": "failed"}]
-    assert change_baseline(nights) == (11, [6, 2])
-    assert change_baseline([{"files": 10}]) == (None, [])  # a night before this record existed
+    assert change_baseline([Night.from_json(n) for n in nights]) == (11, [6, 2])
+    assert change_baseline([Night(1.0, files=10)]) == (None, [])  # a night before this record existed
     assert change_baseline([]) == (None, [])
 
 

@@ -168,7 +168,7 @@ def test_a_mass_change_archives_holds_the_prune_keeps_the_snapshot_before_and_is
     state = StateStore(keeping.state_dir)
     world = mass_world(keeping)
     orch, first = run_nights(keeping, world, 1)
-    assert first.ok and state.nights()["photo"][-1]["changed"] == {"added": 1000, "modified": 0, "deleted": None,
+    assert first.ok and state.nights()["photo"][-1].changed.to_json() == {"added": 1000, "modified": 0, "deleted": None,
                                                                    "files": 1000, "bytes": 10}
     before = orch.kept()["photo"]
     world.changes["photo"] = {"nfiles": 1000, "added": 500, "modified": 500}
@@ -183,7 +183,7 @@ def test_a_mass_change_archives_holds_the_prune_keeps_the_snapshot_before_and_is
     hold = state.prune_holds()["photo"]
     assert hold.mass_change["snapshot"] == before.snapshot and hold.reason.startswith("mass change: ")
     assert f"datapool/services/photo@{before.snapshot}" in world.snapshots  # the version before stays
-    assert state.nights()["photo"][-1]["changed"]["held"] is True
+    assert state.nights()["photo"][-1].changed.held is True
     # the next night changes little: still held, the snapshot before still kept (also through a leftover cleanup)
     world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 3}
     _, third = run_nights(keeping, world, 1)
