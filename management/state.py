@@ -175,6 +175,48 @@ class Night:
 
 
 @dataclass
+class UpdatePoint:
+    """updates/<stack>/<snapshot>.json: what a stack ran before an update, for rollback: its
+    dataset (None when it has none) and, per service, its images {ref, old, new, keep} (`keep`:
+    the tag that holds the old image)."""
+
+    dataset: str | None
+    services: dict[str, dict[str, str]]
+
+    @classmethod
+    def from_json(cls, data: dict) -> UpdatePoint:
+        services = data.get("services")
+        return cls(_opt_str(data.get("dataset")),
+                   {str(k): dict(v) for k, v in services.items() if isinstance(v, dict)}
+                   if isinstance(services, dict) else {})
+
+    def to_json(self) -> dict:
+        return {"dataset": self.dataset, "services": self.services}
+
+
+@dataclass
+class AdoptedMove:
+    """adopted.json, per stack: one mount adopt moved onto the dataset: the service and its
+    target path, the kind (volume or directory), where the data was (`old`) and is (`new`), and
+    when; kept until `adopt --remove-old` removes the old copy."""
+
+    service: str
+    target: str
+    kind: str
+    old: str
+    new: str
+    time: float | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> AdoptedMove:
+        return cls(str(data.get("service") or ""), str(data.get("target") or ""), str(data.get("kind") or ""),
+                   str(data.get("old") or ""), str(data.get("new") or ""), _opt_float(data.get("time")))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
 class ArchiveCount:
     """archives.json, per service: its archives after the last prune (`count`) and when (`time`);
     and its last archive as the prune guard compares it (`files`, `bytes`, `archive`: written
@@ -518,12 +560,13 @@ class StateStore:
         """Where the backup keeps each stack folder as it was at the snapshot, until borg read it."""
         return self.root / STACK_COPIES
 
-    def adopted(self) -> dict[str, list[dict]]:
-        """stack -> what adopt moved: {service, target, kind, old, new, time}, until removed."""
-        return {k: v for k, v in read_json(self.root / ADOPTED).items() if isinstance(v, list)}
+    def adopted(self) -> dict[str, list[AdoptedMove]]:
+        """stack -> what adopt moved, until `adopt --remove-old` removes the old copies."""
+        return {k: [AdoptedMove.from_json(m) for m in v if isinstance(m, dict)]
+                for k, v in read_json(self.root / ADOPTED).items() if isinstance(v, list)}
 
-    def save_adopted(self, data: dict[str, list[dict]]) -> None:
-        self._write(ADOPTED, data)
+    def save_adopted(self, data: Mapping[str, list[AdoptedMove]]) -> None:
+        self._write(ADOPTED, {k: [m.to_json() for m in v] for k, v in data.items()})
 
     # -- drills -------------------------------------------------------------------------
 
@@ -589,17 +632,17 @@ class StateStore:
     def update_point_path(self, stack: str, snapshot: str) -> Path:
         return self.update_dir(stack) / f"{snapshot}.json"
 
-    def update_point(self, stack: str, snapshot: str) -> dict | None:
+    def update_point(self, stack: str, snapshot: str) -> UpdatePoint | None:
         """What a stack ran before update `snapshot` (its dataset and service images), or None."""
         path = self.update_point_path(stack, snapshot)
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        return data if isinstance(data, dict) else None
+        return UpdatePoint.from_json(data) if isinstance(data, dict) else None
 
-    def save_update_point(self, stack: str, snapshot: str, services: dict) -> None:
-        self._write(f"{UPDATES}/{stack}/{snapshot}.json", services, mode=0o600)
+    def save_update_point(self, stack: str, snapshot: str, point: UpdatePoint) -> None:
+        self._write(f"{UPDATES}/{stack}/{snapshot}.json", point.to_json(), mode=0o600)
 
     def remove_update_point(self, stack: str, snapshot: str) -> None:
         self.update_point_path(stack, snapshot).unlink()

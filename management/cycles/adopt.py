@@ -32,7 +32,7 @@ from management.cycles.context import Cycle
 from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import SignalGuard
-from management.state import write_atomic
+from management.state import AdoptedMove, write_atomic
 from management.text import human_size
 from management.tools.compose_file import Stack
 from management.tools.coverage import COPIED, UNCOVERED, Coverage, stack_coverage
@@ -366,8 +366,8 @@ class AdoptOrchestrator(Cycle):
     def _record(self, plan: Plan) -> None:
         records = self.state.adopted()
         records.setdefault(plan.stack, []).extend(
-            {"service": m.service, "target": m.target, "kind": m.kind, "old": m.source, "new": str(m.destination),
-             "time": self.clock()} for m in plan.moves if m.copy)
+            AdoptedMove(m.service, m.target, m.kind, m.source, str(m.destination), self.clock())
+            for m in plan.moves if m.copy)
         self.state.save_adopted(records)
 
     # -- removing what adopt left -----------------------------------------------------------
@@ -378,14 +378,14 @@ class AdoptOrchestrator(Cycle):
         entries = records.get(service, [])
         done = []
         for entry in entries:
-            what = f"volume {entry['old']}" if entry["kind"] == "volume" else entry["old"]
+            what = f"volume {entry.old}" if entry.kind == "volume" else entry.old
             if dry_run:
-                self.echo(f"would remove {what} (now at {entry['new']})")
+                self.echo(f"would remove {what} (now at {entry.new})")
                 continue
-            if entry["kind"] == "volume":
-                self.docker.remove_volume(entry["old"])
-            elif os.path.isdir(entry["old"]) and not os.path.islink(entry["old"]):
-                shutil.rmtree(entry["old"])
+            if entry.kind == "volume":
+                self.docker.remove_volume(entry.old)
+            elif os.path.isdir(entry.old) and not os.path.islink(entry.old):
+                shutil.rmtree(entry.old)
             self.echo(f"removed {what}")
             done.append(what)
         if not dry_run:

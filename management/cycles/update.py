@@ -30,7 +30,7 @@ from management.errors import CommandError, OrchestratorError, ValidationError
 from management.lock import Interrupted, SignalGuard
 from management.monitoring.publish import UpdateOutcome
 from management.results import FAILED, ROLLED_BACK, SKIPPED, UNCHANGED, UPDATED, UpdateResult
-from management.state import UPDATE_PREFIX
+from management.state import UPDATE_PREFIX, UpdatePoint
 from management.tools.compose_file import Stack
 
 UPDATE_SNAP_RE = re.compile(rf"^{UPDATE_PREFIX}-\d{{8}}T\d{{6}}Z$")
@@ -71,15 +71,12 @@ class UpdateOrchestrator(Cycle):
 
     # -- state -----------------------------------------------------------------------------
 
-    def _save(self, stack: str, snap: str, services: dict) -> None:
-        self.state.save_update_point(stack, snap, services)
-
-    def _load(self, stack: str, snap: str) -> dict:
-        data = self.state.update_point(stack, snap)
-        if data is None:
+    def _load(self, stack: str, snap: str) -> UpdatePoint:
+        point = self.state.update_point(stack, snap)
+        if point is None:
             path = self.state.update_point_path(stack, snap)
             raise ValidationError(f"{stack}: no record of update snapshot {snap!r} ({path})")
-        return data
+        return point
 
     def recorded(self, stack: str) -> list[str]:
         return self.state.update_points(stack)
@@ -184,7 +181,7 @@ class UpdateOrchestrator(Cycle):
         for svc, info in services.items():
             info["keep"] = rollback_tag(stack.name, svc, stamp)
             self.docker.tag(info["old"], info["keep"])
-        self._save(stack.name, snap, {"dataset": dataset if has_data else None, "services": services})
+        self.state.save_update_point(stack.name, snap, UpdatePoint(dataset if has_data else None, services))
         result = self._current = UpdateResult(stack.name, UPDATED, snapshot=f"{dataset}@{snap}" if has_data else "",
                                               services=services)
         with guard.critical():  # a signal from here on waits until the stack is settled
@@ -242,12 +239,12 @@ class UpdateOrchestrator(Cycle):
             snap = snap or snaps[-1]
             if snap not in snaps:
                 raise ValidationError(f"{name}: no pre-update snapshot {snap!r}; known: {', '.join(snaps)}")
-            state = self._load(name, snap)
+            point = self._load(name, snap)
             with frame.guard.critical():
-                back = self._roll_back(stack, state["services"], state.get("dataset"), snap)
+                back = self._roll_back(stack, point.services, point.dataset, snap)
             result = UpdateResult(name, ROLLED_BACK if back.ok else FAILED,
                                   f"to {snap}" if back.ok else f"rollback to {snap} did not come up: {back.message}",
-                                  snapshot=snap, services=state["services"])
+                                  snapshot=snap, services=point.services)
             frame.done(UpdateOutcome([result]))
         return result
 
@@ -259,11 +256,11 @@ class UpdateOrchestrator(Cycle):
 
     def _forget(self, stack: str, snap: str, dataset: str | None) -> None:
         try:
-            state = self._load(stack, snap)
+            point = self._load(stack, snap)
             if dataset and self.zfs.exists(f"{dataset}@{snap}"):
                 self.zfs.destroy_snapshot(f"{dataset}@{snap}")
-            for info in state.get("services", {}).values():
-                if info.get("keep"):
+            for info in point.services.values():
+                if info.get("keep"):  # an image record: the tag that held the old image, if one was made
                     self.docker.untag(info["keep"])
             self.state.remove_update_point(stack, snap)
         except (OrchestratorError, OSError) as exc:

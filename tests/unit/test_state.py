@@ -15,6 +15,7 @@ from management.state import (
     Night,
     PruneHold,
     StateStore,
+    UpdatePoint,
     UpdateRecord,
     write_atomic,
 )
@@ -77,7 +78,7 @@ def test_each_file_round_trips(tmp_path):
 def test_update_points_are_private_files_listed_oldest_first(tmp_path):
     store = StateStore(tmp_path)
     for snap in ("pre-update-20330102T000000Z", "pre-update-20330101T000000Z"):
-        store.save_update_point("web", snap, {"dataset": "pool/web", "services": {}})
+        store.save_update_point("web", snap, UpdatePoint("pool/web", {}))
     (store.update_dir("web") / "notes.json").write_text("{}")  # not a pre-update point
     assert store.update_points("web") == ["pre-update-20330101T000000Z", "pre-update-20330102T000000Z"]
     path = store.update_point_path("web", "pre-update-20330101T000000Z")
@@ -144,6 +145,8 @@ def test_summarize_history_counts_what_is_on_the_pool_oldest_first():
                '"uncovered": 1, "changed": {"added": 0, "modified": 3, "deleted": 0, "files": 3, "bytes": 0, '
                '"held": true}}, {"time": 3.0, "result": "failed", "bytes": null, "deduplicated": null, '
                '"files": null, "duration": 0.1, "uncovered": 0}]}'),
+    ("ADOPTED", '{"photo": [{"service": "app", "target": "/data", "kind": "volume", "old": "photo_data", '
+                '"new": "/datapool/services/photo/data", "time": 5.0}]}'),
     ("KEPT", '{"git": {"snapshot": "s1", "archive": "git-1", "manifest": "m", "stack": {"file a": "x"}, '
              '"repository": "r"}, "photo": {"snapshot": "s2", "archive": "p-1", "manifest": null, "stack": null, '
              '"repository": null}}'),
@@ -159,6 +162,7 @@ def test_a_typed_record_file_from_before_loads_and_is_written_back_the_same(tmp_
     load, save = {"ARCHIVES": ("archive_counts", "save_archive_counts"), "DRILLS": ("drills", "save_drills"),
                   "CHECKS": ("checks", "save_checks"), "LAST_UPDATE": ("last_update", "save_last_update"),
                   "REPOSITORIES": ("repositories", "save_repositories"), "KEPT": ("kept", "save_kept"),
+                  "ADOPTED": ("adopted", "save_adopted"),
                   "NIGHTS": ("nights", "add_nights"),
                   "HISTORY": ("history", "save_history")}[name]
     if name == "NIGHTS":
@@ -177,3 +181,18 @@ def test_a_failed_drill_or_check_keeps_when_it_last_passed(tmp_path):
     store.record_checks({"git": CheckRecord(10.0, True, last_success=10.0), "photo": CheckRecord(10.0, False)})
     checks = store.record_checks({"git": CheckRecord(20.0, False)})
     assert (checks["git"].last_success, checks["git"].time, checks["photo"].last_success) == (10.0, 20.0, None)
+
+
+def test_an_update_point_from_before_loads_and_is_written_back_the_same(tmp_path):
+    import json
+
+    store = StateStore(tmp_path)
+    text = ('{"dataset": "pool/web", "services": {"app": {"ref": "web:1", "old": "sha256:a", "new": "sha256:b", '
+            '"keep": "orchestrator-rollback/web-app:1"}}}')
+    path = store.update_point_path("web", "pre-update-20330101T000000Z")
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    point = store.update_point("web", "pre-update-20330101T000000Z")
+    assert point.dataset == "pool/web" and point.services["app"]["keep"] == "orchestrator-rollback/web-app:1"
+    store.save_update_point("web", "pre-update-20330101T000000Z", point)
+    assert json.loads(path.read_text()) == json.loads(text)
