@@ -322,18 +322,35 @@ class UpdateRecord:
 
 
 @dataclass
+class MassChange:
+    """What the mass-change guard held a prune for: its words (`text`), and the version before
+    the change: the archive and the local snapshot that hold it (kept until release-prune)."""
+
+    text: str
+    archive: str | None = None
+    snapshot: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> MassChange:
+        return cls(str(data.get("text") or ""), _opt_str(data.get("archive")), _opt_str(data.get("snapshot")))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
 class PruneHold:
     """A service's prune held until a person releases it (prune_holds.json): why (`reason`), since
     when, the archive it was set on, and the id of the repository it was set on (`repository`:
     a hold on a repository since replaced no longer applies; None from prune-trusted). With
-    `mass_change` ({text, archive, snapshot}) when the mass-change guard held it: the archive and
-    the local snapshot from before, which history thinning keeps meanwhile."""
+    `mass_change` when the mass-change guard held it: the archive and the local snapshot from
+    before, which history thinning keeps meanwhile."""
 
     reason: str
     since: float | None = None
     archive: str = ""
     repository: str | None = None
-    mass_change: dict | None = None
+    mass_change: MassChange | None = None
 
     @classmethod
     def from_json(cls, data: dict) -> PruneHold:
@@ -341,7 +358,7 @@ class PruneHold:
         before = data.get("mass_change")
         return cls(str(data.get("reason") or ""), float(since) if isinstance(since, (int, float)) else None,
                    str(data.get("archive") or ""), str(data["repository"]) if data.get("repository") else None,
-                   before if isinstance(before, dict) else None)
+                   MassChange.from_json(before) if isinstance(before, dict) else None)
 
     def to_json(self) -> dict:
         """As prune_holds.json keeps it (the keys a hold did not have stay out)."""
@@ -349,7 +366,7 @@ class PruneHold:
         if self.repository is not None:
             out["repository"] = self.repository
         if self.mass_change is not None:
-            out["mass_change"] = self.mass_change
+            out["mass_change"] = self.mass_change.to_json()
         return out
 
 

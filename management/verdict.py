@@ -59,8 +59,8 @@ def risks(*, now: float, stale_after_hours: int, uncovered: int, last_backup: fl
     if pool_redundant is False:
         out.append(("pool_redundancy", "the pool has no redundancy (one disk: corruption is found, not repaired)"))
     before = prune_held.mass_change if prune_held else None
-    if before and before.get("text"):
-        out.append(("mass_change", str(before["text"])))
+    if before and before.text:
+        out.append(("mass_change", before.text))
     if prune_held:
         out.append(("prune_held", "its prune is held"))
     return out

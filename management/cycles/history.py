@@ -90,8 +90,8 @@ class History(Cycle):
         out = set()
         for service, hold in self.state.prune_holds().items():
             before = hold.mass_change
-            if before and before.get("snapshot"):
-                out.add(f"{self.s.dataset(service)}@{before['snapshot']}")
+            if before and before.snapshot:
+                out.add(f"{self.s.dataset(service)}@{before.snapshot}")
         return out
 
     def protected(self) -> set[str]:

@@ -1,4 +1,4 @@
-from management.state import CheckRecord, DrillRecord, PruneHold
+from management.state import CheckRecord, DrillRecord, MassChange, PruneHold
 from management.verdict import AT_RISK, PROTECTED, reasons, verdict
 
 NOW = 2_000_000_000.0
@@ -48,8 +48,8 @@ def test_a_mass_change_is_named_with_its_counts_beside_the_held_prune():
     from management.verdict import risks
 
     hold = PruneHold("mass change: 4,812 of 5,000 files modified (over 50% of its files)",
-                     mass_change={"text": "mass change: 4,812 of 5,000 files modified (over 50% of its files)",
-                                  "archive": "photo-a", "snapshot": "orchestrator-a"})
+                     mass_change=MassChange("mass change: 4,812 of 5,000 files modified (over 50% of its files)",
+                                            "photo-a", "orchestrator-a"))
     assert risks(**dict(GOOD, prune_held=hold)) == [
         ("mass_change", "mass change: 4,812 of 5,000 files modified (over 50% of its files)"),
         ("prune_held", "its prune is held")]

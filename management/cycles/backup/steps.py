@@ -25,7 +25,7 @@ from management.cycles.holds import PruneHolds, prune_hold
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import Interrupted
 from management.results import FAILED, OK, UNCHANGED, WARNING, DatasetResult, RunReport
-from management.state import ArchiveCount, Kept, PruneHold
+from management.state import ArchiveCount, Kept, MassChange, PruneHold
 from management.tools.borg import STACK_PREFIX, Listing
 from management.tools.compose_file import ChangeLimit, mass_change_limit
 from management.tools.trees import copy_tree_argv, stack_manifest, tree_manifest
@@ -334,8 +334,8 @@ class BorgSteps(BackupCycle):
         changed = self._mass_change(d, before_files, past, night.limits.get(service))
         before = None
         if changed:
-            before = {"text": changed, "archive": newest or (last.archive if last else None),
-                      "snapshot": (last.snapshot if last else None) or self._newest_point(service, night.snap)}
+            before = MassChange(changed, newest or (last.archive if last else None),
+                                (last.snapshot if last else None) or self._newest_point(service, night.snap))
             d.result = WARNING
             d.message = "; ".join(m for m in (d.message, changed) if m)
             d.changed["held"] = True

@@ -1,7 +1,7 @@
 import pytest
 
 from management.cycles.holds import PruneHolds, prune_hold, stale_hold, vanished
-from management.state import ArchiveCount, PruneHold, StateStore
+from management.state import ArchiveCount, MassChange, PruneHold, StateStore
 from management.tools.borg import Listing
 
 BEFORE = ArchiveCount(files=100, bytes=10_000)  # the last night's archive
@@ -40,10 +40,10 @@ def test_the_first_hold_and_the_first_version_before_stay_until_released(tmp_pat
     store.save_prune_holds({"git": PruneHold("shrank", 1.0, "git-2", "repo-1")})
     holds = PruneHolds(store)
     assert holds.reason("git") == "shrank" and holds.reason("photo") is None
-    before = {"text": "mass change", "archive": "git-1", "snapshot": "s-1"}
+    before = MassChange("mass change", "git-1", "s-1")
     kept = holds.hold("git", PruneHold("mass change", 2.0, "git-3", "repo-1", before))
     assert (kept.reason, kept.since, kept.mass_change) == ("shrank", 1.0, before)
-    assert holds.hold("git", PruneHold("again", 3.0, "git-4", None, {"text": "later"})).mass_change == before
+    assert holds.hold("git", PruneHold("again", 3.0, "git-4", None, MassChange("later"))).mass_change == before
     assert holds.hold("photo", PruneHold("empty", 4.0, "photo-2")).reason == "empty"
     assert holds.drop_stale({"git": Listing("repo-2", ("git-2",))}) == {
         "git": "it was set on repository repo-1, and the repository is now repo-2 (replaced)"}

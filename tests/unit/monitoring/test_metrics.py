@@ -17,7 +17,7 @@ from management.monitoring.metrics import (
     update_families,
 )
 from management.results import OK, ROLLED_BACK, DatasetResult, RunReport
-from management.state import DrillRecord, UpdateRecord
+from management.state import DrillRecord, MassChange, UpdateRecord
 from tests.unit.test_results import report
 
 
@@ -84,7 +84,7 @@ def test_verdict_metrics_one_when_protected_and_one_series_per_reason():
 def test_the_files_each_night_changed_are_a_metric_per_kind():
     changed = {"added": 5, "modified": 2, "deleted": None, "files": 9}
     report = RunReport(0.0, datasets=[DatasetResult("photo", OK, changed=changed), DatasetResult("git", OK)],
-                       mass_changes={"photo": {"text": "mass change"}})
+                       mass_changes={"photo": MassChange("mass change")})
     text = render(backup_families(report, {}))
     assert 'orchestrator_backup_files_changed{service="photo",kind="added"} 5' in text
     assert 'orchestrator_backup_files_changed{service="photo",kind="modified"} 2' in text

@@ -70,7 +70,7 @@ def test_the_snapshot_before_a_mass_change_is_kept_out_of_history_thinning(tmp_p
     before = state.kept()["photo"].snapshot
     world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 990}
     _, night = run_nights(settings, world, 1)
-    assert "photo" in night.mass_changes and night.mass_changes["photo"]["snapshot"] == before
+    assert "photo" in night.mass_changes and night.mass_changes["photo"].snapshot == before
     for _ in range(2):  # later nights thin the history: the snapshot before stays
         world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 1}
         run_nights(settings, world, 1)

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from management.results import FAILED, OK
-from management.state import PRUNE_HOLDS, StateStore
+from management.state import PRUNE_HOLDS, MassChange, StateStore
 from tests.unit.cycles.backup.world import (
     World,
     kinds,
@@ -178,10 +178,9 @@ def test_a_mass_change_archives_holds_the_prune_keeps_the_snapshot_before_and_is
     assert kinds(world, "create") == ["git", "photo"]  # the night still archives
     assert kinds(world, "prune") == ["git"]  # photo's prune is held
     assert not night.ok and photo.result == "warning" and "mass change: 500 of 1,000 files modified" in photo.message
-    assert night.mass_changes["photo"] == {"text": night.held["photo"],
-                                           "archive": before.archive, "snapshot": before.snapshot}
+    assert night.mass_changes["photo"] == MassChange(night.held["photo"], before.archive, before.snapshot)
     hold = state.prune_holds()["photo"]
-    assert hold.mass_change["snapshot"] == before.snapshot and hold.reason.startswith("mass change: ")
+    assert hold.mass_change.snapshot == before.snapshot and hold.reason.startswith("mass change: ")
     assert f"datapool/services/photo@{before.snapshot}" in world.snapshots  # the version before stays
     assert state.nights()["photo"][-1].changed.held is True
     # the next night changes little: still held, the snapshot before still kept (also through a leftover cleanup)
@@ -189,7 +188,7 @@ def test_a_mass_change_archives_holds_the_prune_keeps_the_snapshot_before_and_is
     _, third = run_nights(keeping, world, 1)
     assert "photo" in third.held and not third.mass_changes and not third.ok
     assert f"datapool/services/photo@{before.snapshot}" in world.snapshots
-    assert state.prune_holds()["photo"].mass_change["snapshot"] == before.snapshot  # the first one's
+    assert state.prune_holds()["photo"].mass_change.snapshot == before.snapshot  # the first one's
     # released: prune again, and the snapshot before goes with the next night's cleanup
     assert state.release_prune("photo")
     world.events.clear()
