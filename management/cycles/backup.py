@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from management.cycles.context import Cycle, RunContext
-from management.cycles.history import History, consistency_of
+from management.cycles.history import SAFETY_PREFIX, History, consistency_of
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import Interrupted, RunLock, SignalGuard
 from management.monitoring.notify import notify, trusted_prune_message
@@ -101,8 +101,8 @@ def night_changes(added: int | None, modified: int | None, nfiles: int | None, s
 def change_baseline(nights: Sequence[dict]) -> tuple[int | None, list[int]]:
     """From a service's recorded nights (StateStore.nights, oldest first): the data's files in the
     last archive (None when that night recorded no changes), and the modified + deleted files of
-    every night that recorded them, those the guard held left out (a change released as meant
-    does not raise the bar for the next)."""
+    every night that recorded them, those the guard held and those after a restore left out (a
+    change released as meant, or a restore's rewrite, does not raise the bar for the next)."""
     before = None
     for night in reversed(nights):
         if night.get("files") is not None:  # the last night that made (or kept) an archive
@@ -110,7 +110,7 @@ def change_baseline(nights: Sequence[dict]) -> tuple[int | None, list[int]]:
             before = changed.get("files") if isinstance(changed, dict) else None
             break
     past = [int(c.get("modified") or 0) + int(c.get("deleted") or 0) for n in nights
-            if isinstance(c := n.get("changed"), dict) and not c.get("held")]
+            if isinstance(c := n.get("changed"), dict) and not c.get("held") and not c.get("restored")]
     return before, past
 
 
@@ -134,6 +134,17 @@ def mass_change(changed: dict, before_files: int | None, past: Sequence[int], *,
     words = [f"{modified:,}{of} files modified"] + ([f"{deleted:,} deleted"] if deleted else []) + \
         ([f"{int(changed['added']):,} added"] if changed.get("added") else [])
     return f"mass change: {', '.join(words)} ({rule})"
+
+
+def restored_since(snapshots: Sequence, since: float | None) -> str | None:
+    """The newest `restore-safety-*` snapshot (of one dataset) made after `since`, the service's
+    last night, or None. A restore, whole or of a path, gives every file it brings back a new
+    inode and ctime: borg's next night lists each as modified (measured: 63 of 63 files after a
+    `restore`), though no byte of their content is new. That night is not weighed by the guard."""
+    if since is None:
+        return None
+    made = [s for s in snapshots if s.snap.startswith(SAFETY_PREFIX + "-") and s.creation >= int(since)]
+    return made[-1].snap if made else None
 
 
 def stale_hold(hold: dict, listing: Listing | None) -> str | None:
@@ -637,13 +648,21 @@ class BackupOrchestrator(Cycle):
         return limits
 
     def _mass_change(self, d: DatasetResult, before_files: int | None, past: list[int],
-                     limit: ChangeLimit | None) -> str | None:
-        """Why tonight's changes of `d` trip the mass-change guard, or None."""
+                     limit: ChangeLimit | None, last_night: float | None) -> str | None:
+        """Why tonight's changes of `d` trip the mass-change guard, or None. A night that would
+        trip is looked at once more (only then: one zfs call): after a restore it is not weighed."""
         if not d.changed or (limit is not None and limit.percent is None):
             return None
         why = mass_change(d.changed, before_files, past,
                           percent=limit.percent if limit else self.s.change_guard_percent,
                           factor=self.s.change_guard_factor, floor=self.s.change_guard_min_files)
+        if why and (safety := restored_since(self.zfs.snapshots(self.s.dataset(d.service)), last_night)):
+            note = (f"not weighed by the mass-change guard: restored since the last night ({safety}), and borg "
+                    f"lists every file a restore brought back as modified ({why.removeprefix('mass change: ')})")
+            d.message = "; ".join(m for m in (d.message, note) if m)
+            d.changed["restored"] = True  # nor does it raise the bar for the nights after (change_baseline)
+            self.echo(f"{d.service}: {note}")
+            return None
         return f"{why}; declared limit {limit.percent}%: {limit.reason}" if why and limit else why
 
     def _newest_point(self, service: str, tonight: str) -> str | None:
@@ -739,7 +758,8 @@ class BackupOrchestrator(Cycle):
                 reason = holds.get(service, {}).get("reason") or prune_hold(
                     previous.get(service), d.nfiles, d.original_size, created.archive, newest,
                     self.s.prune_guard_shrink)
-                changed = self._mass_change(d, before_files, past, limits.get(service))
+                changed = self._mass_change(d, before_files, past, limits.get(service),
+                                            (nights.get(service) or [{}])[-1].get("time"))
                 if changed:
                     before = {"text": changed, "archive": newest or (last or {}).get("archive"),
                               "snapshot": (last or {}).get("snapshot") or self._newest_point(service, snap)}

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from management.config import Settings
 from management.cycles.context import Cycle
+from management.cycles.history import SAFETY_PREFIX
 from management.errors import OrchestratorError, ValidationError
 from management.lock import RunLock, SignalGuard
 from management.tools.borg import STACK_PREFIX, latest_archive
@@ -110,7 +111,7 @@ class RestoreOrchestrator(Cycle):
         ok = False
         try:
             if want_data:
-                safety = f"restore-safety-{stamp}"
+                safety = f"{SAFETY_PREFIX}-{stamp}"
                 self.zfs.snapshot(dataset, safety, recursive=False)
                 done.safety_snapshot = f"{dataset}@{safety}"
                 self.echo(f"{service}: safety snapshot {done.safety_snapshot}")

@@ -33,13 +33,13 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from management.cycles.context import Cycle
+from management.cycles.history import SAFETY_PREFIX
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import RunLock, SignalGuard
 from management.state import CONSISTENT
 from management.tools.borg import STACK_PREFIX
 from management.tools.trees import copy_path_argv
 
-SAFETY_PREFIX = "restore-safety"  # the safety snapshot before an in-place restore (as `restore` names it)
 STAGING = ".orchestrator-restore"  # a hidden folder beside the target while a version is staged
 REPLACED = ".orchestrator-replaced"  # the live folder between the two renames of a swap
 LIST_PARALLEL = 4  # archives listed at once

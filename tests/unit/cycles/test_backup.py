@@ -59,7 +59,8 @@ class World:
         self.policies = {}  # stack -> its x-orchestrator block
         self.datasets = ["datapool/services", "datapool/services/git", "datapool/services/photo"]
         self.written = {}  # dataset -> bytes written since the kept snapshot (OpenZFS `written@`)
-        self.snapshots = set()
+        self.snaps = set()
+        self.created = {}  # dataset@snap -> its creation time (zfs's `creation`), for those a test sets
         self.views = set()
         self.mounted = {"datapool/services/git", "datapool/services/photo"}
         self.fail = {}
@@ -122,23 +123,28 @@ class World:
         self.events.append(("snapshot", f"{dataset}@{name}"))
         if self.fail.get("snapshot"):
             raise CommandError("zfs snapshot", 1, "out of space")
-        self.snapshots.add(f"{dataset}@{name}")
+        self.snaps.add(f"{dataset}@{name}")
         if recursive:  # every dataset below gets the same name, atomically
-            self.snapshots |= {f"{d}@{name}" for d in self.datasets if d.startswith(dataset + "/")}
+            self.snaps |= {f"{d}@{name}" for d in self.datasets if d.startswith(dataset + "/")}
+
+    def snapshots(self, dataset):
+        from management.tools.zfs import Snapshot
+        return sorted((Snapshot(s, self.created.get(s, 0), 0) for s in self.list_snapshots(dataset)),
+                      key=lambda s: (s.creation, s.name))
 
     def list_snapshots(self, dataset):
-        return sorted(s for s in self.snapshots if s.split("@")[0] == dataset or s.startswith(dataset + "/"))
+        return sorted(s for s in self.snaps if s.split("@")[0] == dataset or s.startswith(dataset + "/"))
 
     def destroy_recursive_snapshot(self, dataset, name, prefix):
         assert name.startswith(prefix + "-")
         self.events.append(("destroy", f"{dataset}@{name}"))
         below = (dataset + "/", dataset + "@")
-        self.snapshots = {s for s in self.snapshots if not (s.endswith("@" + name) and s.startswith(below))}
+        self.snaps = {s for s in self.snaps if not (s.endswith("@" + name) and s.startswith(below))}
 
     def destroy_ours(self, snap, prefix):
         assert snap.split("@")[1].startswith(prefix + "-")
         self.events.append(("destroy-one", snap))
-        self.snapshots.discard(snap)
+        self.snaps.discard(snap)
 
     def written_since(self, snap, earlier):
         """OpenZFS-like: bytes written since `earlier`; `written` maps a dataset to it (default: changed)."""
@@ -151,7 +157,7 @@ class World:
         return self.capacity
 
     def exists(self, name):
-        return name in self.views or name in self.snapshots or name in self.datasets
+        return name in self.views or name in self.snaps or name in self.datasets
 
     def create_dataset(self, dataset):
         self.events.append(("create-dataset", dataset))
@@ -242,7 +248,7 @@ def test_full_cycle_order_hub_stops_last_and_starts_first(settings):
     last_start = max(i for i, e in enumerate(world.events) if e[0] == "start")
     first_create = min(i for i, e in enumerate(world.events) if e[0] == "create")
     assert last_start < first_create, "borg must run after the stacks are back"
-    assert world.snapshots == set() and world.views == set()
+    assert world.snaps == set() and world.views == set()
     assert report.downtime is not None and world.running == {"git", "photo", "reverseproxy"}
 
 
@@ -268,7 +274,7 @@ def test_unreachable_repository_fails_only_its_service(settings):
     results = {d.service: d.result for d in report.datasets}
     assert results == {"git": OK, "photo": FAILED} and not report.ok
     assert "Connection refused" in report.datasets[1].message
-    assert kinds(world, "create") == ["git"] and world.snapshots == set()
+    assert kinds(world, "create") == ["git"] and world.snaps == set()
     assert sorted(kinds(world, "start")) == ["git", "photo", "reverseproxy"]
 
 
@@ -295,7 +301,7 @@ def test_one_dataset_failing_does_not_stop_the_others(settings):
     report = orchestrator(settings, world).backup()
     results = {d.service: d.result for d in report.datasets}
     assert results == {"git": FAILED, "photo": OK}
-    assert not report.ok and world.snapshots == set() and world.views == set()
+    assert not report.ok and world.snaps == set() and world.views == set()
 
 
 def test_stack_failing_to_stop_is_reported_and_the_rest_goes_on(settings):
@@ -334,16 +340,16 @@ def test_sigterm_during_borg_removes_views_and_snapshot(settings):
     world = World()
     world.fail[("signal-during-create", "git")] = True
     report = orchestrator(settings, world).backup()
-    assert report.interrupted and world.snapshots == set() and world.views == set()
+    assert report.interrupted and world.snaps == set() and world.views == set()
     assert world.running == {"git", "photo", "reverseproxy"}
 
 
 def test_leftovers_of_a_killed_run_are_removed_but_foreign_snapshots_kept(settings):
     world = World()
-    world.snapshots = {"datapool/services@orchestrator-20260101T000000Z", "datapool/services@manual-keep"}
+    world.snaps = {"datapool/services@orchestrator-20260101T000000Z", "datapool/services@manual-keep"}
     world.views = {"datapool/orchestrator-views/git"}
     orchestrator(settings, world).backup()
-    assert world.snapshots == {"datapool/services@manual-keep"}
+    assert world.snaps == {"datapool/services@manual-keep"}
 
 
 def test_backup_one_snapshots_only_that_dataset_and_stops_only_its_stack(settings):
@@ -435,7 +441,7 @@ def test_the_last_snapshot_is_kept_and_the_previous_destroyed_only_after_success
     world = World()
     orch, first = run_nights(keeping, world, 1)
     assert first.ok
-    kept = {s for s in world.snapshots}
+    kept = {s for s in world.snaps}
     assert {s.split("@")[0] for s in kept} == {"datapool/services/git", "datapool/services/photo"}  # not the parent
     night1 = orch.kept()["git"]["snapshot"]
     # night 2: git's backup fails: git keeps night 1, photo moves on to night 2
@@ -443,9 +449,9 @@ def test_the_last_snapshot_is_kept_and_the_previous_destroyed_only_after_success
     _, second = run_nights(keeping, world, 1)
     after = orch.kept()
     assert after["git"]["snapshot"] == night1 and after["photo"]["snapshot"] != night1
-    assert f"datapool/services/git@{night1}" in world.snapshots
-    assert f"datapool/services/photo@{night1}" not in world.snapshots
-    assert len(world.snapshots) == 2
+    assert f"datapool/services/git@{night1}" in world.snaps
+    assert f"datapool/services/photo@{night1}" not in world.snaps
+    assert len(world.snaps) == 2
 
 
 def test_an_unchanged_dataset_costs_no_borg_and_names_the_archive_that_holds_it(keeping):
@@ -462,19 +468,19 @@ def test_an_unchanged_dataset_costs_no_borg_and_names_the_archive_that_holds_it(
     assert kinds(world, "view") == ["datapool/orchestrator-views/photo"]  # ZFS alone said so: no clone for git
     assert orch.kept()["git"] == held  # the archive's own snapshot stays, tonight's is gone
     assert not any(s.endswith(report.snapshot.split("@")[1]) and s.startswith("datapool/services/git")
-                   for s in world.snapshots)
+                   for s in world.snaps)
 
 
 def test_leftovers_never_include_a_kept_snapshot(keeping):
     world = World()
     orch, _ = run_nights(keeping, world, 1)
-    kept = set(world.snapshots)
-    world.snapshots |= {"datapool/services@orchestrator-20200101T000000Z",
+    kept = set(world.snaps)
+    world.snaps |= {"datapool/services@orchestrator-20200101T000000Z",
                         "datapool/services/git@orchestrator-20200101T000000Z", "datapool/services/git@mine"}
     removed = orch.cleanup_leftovers()
     assert sorted(removed) == ["datapool/services/git@orchestrator-20200101T000000Z",
                                "datapool/services@orchestrator-20200101T000000Z"]
-    assert world.snapshots == kept | {"datapool/services/git@mine"}
+    assert world.snaps == kept | {"datapool/services/git@mine"}
 
 
 def test_when_every_stack_is_live_nothing_stops(settings):
@@ -960,20 +966,55 @@ def test_a_mass_change_archives_holds_the_prune_keeps_the_snapshot_before_and_is
                                            "archive": before["archive"], "snapshot": before["snapshot"]}
     hold = state.prune_holds()["photo"]
     assert hold["mass_change"]["snapshot"] == before["snapshot"] and hold["reason"].startswith("mass change: ")
-    assert f"datapool/services/photo@{before['snapshot']}" in world.snapshots  # the version before stays
+    assert f"datapool/services/photo@{before['snapshot']}" in world.snaps  # the version before stays
     assert state.nights()["photo"][-1]["changed"]["held"] is True
     # the next night changes little: still held, the snapshot before still kept (also through a leftover cleanup)
     world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 3}
     _, third = run_nights(keeping, world, 1)
     assert "photo" in third.held and not third.mass_changes and not third.ok
-    assert f"datapool/services/photo@{before['snapshot']}" in world.snapshots
+    assert f"datapool/services/photo@{before['snapshot']}" in world.snaps
     assert state.prune_holds()["photo"]["mass_change"]["snapshot"] == before["snapshot"]  # the first one's
     # released: prune again, and the snapshot before goes with the next night's cleanup
     assert state.release_prune("photo")
     world.events.clear()
     _, fourth = run_nights(keeping, world, 1)
     assert fourth.ok and "photo" in kinds(world, "prune")
-    assert f"datapool/services/photo@{before['snapshot']}" not in world.snapshots
+    assert f"datapool/services/photo@{before['snapshot']}" not in world.snaps
+
+
+def test_the_night_after_a_restore_is_not_weighed_by_the_guard_and_says_why(keeping):
+    """A restore gives every file it brings back a new inode and ctime: borg lists them all as
+    modified (63 of 63 in the lab). The night after a restore-safety snapshot newer than the last
+    night is not weighed; one made before the last night does not spare the next."""
+    state = StateStore(keeping.state_dir)
+    world = mass_world(keeping)
+    run_nights(keeping, world, 1)
+    last_night = state.nights()["photo"][-1]["time"]
+    world.snaps.add("datapool/services/photo@restore-safety-20261105T120000Z")
+    world.created["datapool/services/photo@restore-safety-20261105T120000Z"] = int(last_night) + 3600
+    world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 1000}
+    _, night = run_nights(keeping, world, 1)
+    photo = next(d for d in night.datasets if d.service == "photo")
+    assert night.ok and not night.held and not night.mass_changes, night
+    assert "not weighed by the mass-change guard: restored since the last night " \
+           "(restore-safety-20261105T120000Z)" in photo.message and "1,000 of 1,000 files modified" in photo.message
+    assert "held" not in state.nights()["photo"][-1]["changed"] and state.nights()["photo"][-1]["changed"]["restored"]
+    from management.cycles.backup import change_baseline
+    assert change_baseline(state.nights()["photo"])[1] == [0]  # the restore's 1,000 do not raise the bar
+    # the same rewrite a night later, with no restore since: held
+    _, after = run_nights(keeping, world, 1)
+    assert "photo" in after.mass_changes and not after.ok
+
+
+def test_restored_since_takes_only_restore_safety_snapshots_made_after_the_last_night():
+    from management.cycles.backup import restored_since
+    from management.tools.zfs import Snapshot
+    snaps = [Snapshot("p/photo@restore-safety-20261101T000000Z", 100, 0),
+             Snapshot("p/photo@orchestrator-20261102T000000Z", 300, 0),
+             Snapshot("p/photo@restore-safety-20261103T000000Z-2", 500, 0)]
+    assert restored_since(snaps, 400.5) == "restore-safety-20261103T000000Z-2"
+    assert restored_since(snaps, 600) is None and restored_since(snaps, None) is None
+    assert restored_since(snaps[:2], 200) is None  # a history snapshot is not a restore
 
 
 def test_the_snapshot_before_a_mass_change_is_kept_out_of_history_thinning(tmp_path):
@@ -984,7 +1025,7 @@ def test_the_snapshot_before_a_mass_change_is_kept_out_of_history_thinning(tmp_p
     run_nights(settings, world, 1)
     world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 2}
     run_nights(settings, world, 1)  # daily=1: only the newest night stays (and the kept one, the same)
-    assert len([s for s in world.snapshots if s.startswith("datapool/services/photo@")]) == 1
+    assert len([s for s in world.snaps if s.startswith("datapool/services/photo@")]) == 1
     before = state.kept()["photo"]["snapshot"]
     world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 990}
     _, night = run_nights(settings, world, 1)
@@ -992,11 +1033,11 @@ def test_the_snapshot_before_a_mass_change_is_kept_out_of_history_thinning(tmp_p
     for _ in range(2):  # later nights thin the history: the snapshot before stays
         world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 1}
         run_nights(settings, world, 1)
-        assert f"datapool/services/photo@{before}" in world.snapshots
+        assert f"datapool/services/photo@{before}" in world.snaps
         assert before in {p["snapshot"] for p in state.history()["photo"]}
     state.release_prune("photo")
     run_nights(settings, world, 1)
-    assert f"datapool/services/photo@{before}" not in world.snapshots
+    assert f"datapool/services/photo@{before}" not in world.snaps
 
 
 def test_a_stack_that_rewrites_on_purpose_declares_its_limit_or_turns_the_guard_off(keeping):
