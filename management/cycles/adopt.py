@@ -31,11 +31,11 @@ from management.config import COMPOSE_FILES, load_settings
 from management.cycles.context import Cycle
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import RunLock, SignalGuard
+from management.stacks.compose_file import Stack
+from management.stacks.coverage import COPIED, UNCOVERED, Coverage, stack_coverage
+from management.stacks.trees import compare_trees, walk
 from management.state import write_atomic
 from management.text import human_size
-from management.tools.compose_file import Stack
-from management.tools.coverage import COPIED, UNCOVERED, Coverage, stack_coverage
-from management.tools.trees import compare_trees, walk
 
 MARKER = "# Managed by orchestrator (make adopt): the stack's data on its ZFS dataset."
 OWN_FILE = "compose.orchestrator.yaml"

@@ -28,11 +28,11 @@ from management.lock import Interrupted, RunLock, SignalGuard
 from management.monitoring.notify import notify, trusted_prune_message
 from management.monitoring.publish import BackupOutcome, publish, push
 from management.results import FAILED, OK, SKIPPED, UNCHANGED, WARNING, DatasetResult, RunReport
+from management.stacks.compose_file import LIVE, ChangeLimit, Policy, mass_change_limit, policy_of
+from management.stacks.coverage import problems
+from management.stacks.trees import copy_tree_argv, copy_trees_argv, stack_manifest, tree_manifest
 from management.state import HistoryPoint, Kept
 from management.tools.borg import STACK_PREFIX, Listing
-from management.tools.compose_file import LIVE, ChangeLimit, Policy, mass_change_limit, policy_of
-from management.tools.coverage import problems
-from management.tools.trees import copy_tree_argv, copy_trees_argv, stack_manifest, tree_manifest
 
 log = logging.getLogger("orchestrator.backup")
 

@@ -35,9 +35,9 @@ from pathlib import Path, PurePosixPath
 from management.cycles.context import Cycle
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import RunLock, SignalGuard
+from management.stacks.trees import copy_path_argv
 from management.state import CONSISTENT
 from management.tools.borg import STACK_PREFIX
-from management.tools.trees import copy_path_argv
 
 SAFETY_PREFIX = "restore-safety"  # the safety snapshot before an in-place restore (as `restore` names it)
 STAGING = ".orchestrator-restore"  # a hidden folder beside the target while a version is staged

@@ -29,8 +29,8 @@ from management.errors import CommandError, OrchestratorError, ValidationError
 from management.lock import Interrupted, RunLock, SignalGuard
 from management.monitoring.publish import UpdateOutcome, publish, push
 from management.results import FAILED, ROLLED_BACK, SKIPPED, UNCHANGED, UPDATED, UpdateResult
+from management.stacks.compose_file import Stack
 from management.state import UPDATE_PREFIX
-from management.tools.compose_file import Stack
 
 UPDATE_SNAP_RE = re.compile(rf"^{UPDATE_PREFIX}-\d{{8}}T\d{{6}}Z$")
 ROLLBACK_REPO = "orchestrator-rollback"

@@ -796,7 +796,7 @@ def check_last_backup(host: Host) -> Check:
 
 
 def check_coverage(host: Host) -> Check:
-    """Every byte a stack keeps is backed up, or its compose file says why not (tools.coverage)."""
+    """Every byte a stack keeps is backed up, or its compose file says why not (stacks.coverage)."""
     from management.tools.compose import DockerComposeManager
 
     name = "data coverage"

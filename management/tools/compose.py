@@ -32,7 +32,7 @@ from pathlib import Path
 from management.config import PROJECT_RE, Settings
 from management.errors import CommandError, OrchestratorError, ValidationError
 from management.runner import Runner
-from management.tools.compose_file import (
+from management.stacks.compose_file import (
     NETWORK_RE,
     Stack,
     StackDir,
@@ -40,8 +40,8 @@ from management.tools.compose_file import (
     find_stacks,
     stack_from_model,
 )
-from management.tools.coverage import Coverage, stack_coverage
-from management.tools.rules import Violation, accepted, check_stacks, under
+from management.stacks.coverage import Coverage, stack_coverage
+from management.stacks.rules import Violation, accepted, check_stacks, under
 
 PROJECT_LABEL = "com.docker.compose.project"
 # Taken from the caller's shell these would apply to every stack at once (and differ between a

@@ -90,7 +90,7 @@ def test_a_writable_folder_the_stack_folders_copy_holds_can_still_be_moved_a_fil
 
     from management.cycles.adopt import AdoptOrchestrator
     from management.cycles.context import RunContext
-    from management.tools.compose_file import StackDir, stack_from_model
+    from management.stacks.compose_file import StackDir, stack_from_model
     from tests.fakes import FakeRunner
     from tests.unit.test_config import settings_with
 

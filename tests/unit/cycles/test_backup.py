@@ -487,7 +487,7 @@ def test_when_every_stack_is_live_nothing_stops(settings):
 
 
 def test_data_no_backup_reaches_is_named_and_the_night_is_not_ok(settings):
-    from management.tools.coverage import COVERED, UNCOVERED, Coverage
+    from management.stacks.coverage import COVERED, UNCOVERED, Coverage
 
     world = World()
     orch = orchestrator(settings, world)

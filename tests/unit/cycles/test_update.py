@@ -12,8 +12,8 @@ from management.cycles.context import RunContext
 from management.cycles.update import UpdateOrchestrator, expired, rollback_tag
 from management.errors import CommandError
 from management.results import ROLLED_BACK, UNCHANGED, UPDATED
+from management.stacks.compose_file import Service, Stack
 from management.tools.compose import StackResult, manifest_argv, registry_image_id
-from management.tools.compose_file import Service, Stack
 from tests.unit.test_config import settings_with
 
 

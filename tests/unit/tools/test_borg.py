@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from management.errors import ValidationError
+from management.stacks.trees import (
+    copy_tree_argv,
+)
 from management.tools.borg import (
     STACK_PREFIX,
     BorgBackupRepoManager,
@@ -22,9 +25,6 @@ from management.tools.borg import (
     prune_argv,
     retention_args,
     umount_argv,
-)
-from management.tools.trees import (
-    copy_tree_argv,
 )
 from tests.fakes import FakeRunner
 from tests.unit.test_config import BASE, settings_with

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from management.config import PROJECT_RE
-from management.tools.compose_file import (
+from management.stacks.compose_file import (
     NETWORK_RE,
     POLICY_KEY,
     STOP_MARGIN,
@@ -29,7 +29,7 @@ from management.tools.compose_file import (
     policy_of,
     ports_text,
 )
-from management.tools.coverage import declared_ephemeral, ephemeral_problems, problems, stack_coverage
+from management.stacks.coverage import declared_ephemeral, ephemeral_problems, problems, stack_coverage
 
 _UPSTREAM_SKIP = re.compile(r"^(@|/|\*|\{)")
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from management.tools.borg import STACK_PREFIX
-from management.tools.trees import (
+from management.stacks.trees import (
     compare_trees,
     manifest_differences,
     stack_manifest,
     tree_manifest,
 )
+from management.tools.borg import STACK_PREFIX
 
 
 def make_tree(root: Path) -> None:
@@ -117,7 +117,7 @@ def test_tree_manifest_leaves_the_stack_copy_out(tmp_path):
 
 
 def test_one_cp_copies_every_stack_folder_under_its_own_name_following_a_symlinked_folder(tmp_path):
-    from management.tools.trees import copy_trees_argv
+    from management.stacks.trees import copy_trees_argv
 
     real = tmp_path / "elsewhere" / "photo"
     real.mkdir(parents=True)
@@ -136,7 +136,7 @@ def test_one_cp_copies_every_stack_folder_under_its_own_name_following_a_symlink
 
 
 def test_one_path_is_copied_whole_with_its_links_and_holes(tmp_path):
-    from management.tools.trees import copy_path_argv
+    from management.stacks.trees import copy_path_argv
 
     assert copy_path_argv(Path("/snap/lib/a b"), Path("/live/lib/.stage/a b")) == \
         ["cp", "-a", "--sparse=always", "--", "/snap/lib/a b", "/live/lib/.stage/a b"]
