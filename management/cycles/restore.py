@@ -168,7 +168,7 @@ class RestoreOrchestrator(Cycle):
     def _start(self, service: str, folder: Path, containers: list[str] | bool | None) -> None:
         self.docker.forget([service])
         if isinstance(containers, list) and not folder.is_dir():
-            self.runner.run(["docker", "start", *containers])
+            self.docker.start_containers(containers)
             return
         if not folder.is_dir():
             return

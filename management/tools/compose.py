@@ -426,6 +426,11 @@ class DockerComposeManager:
         if ids:
             self.runner.run(["docker", "stop", *ids], timeout=self.s.stop_timeout)
 
+    def start_containers(self, ids: Sequence[str]) -> None:
+        """`docker start` for containers whose compose folder is gone (stopped by stop_containers)."""
+        if ids:
+            self.runner.run(["docker", "start", *ids])
+
     def _project_containers(self, project: str, all_states: bool = False) -> list[str]:
         argv = ["docker", "ps", "-q", "--filter", f"label={PROJECT_LABEL}={project}"]
         if all_states:  # a `compose run` container (one-off) is not a service of the stack

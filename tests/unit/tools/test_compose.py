@@ -327,3 +327,12 @@ def test_stacks_wait_for_health_together_not_one_compose_worker_each(tmp_path):
     results = {r.stack: r for r in mgr.start(["git", "photo"])}
     assert results["git"].ok and not results["photo"].ok
     assert "photo-app (exited, exit code 1)" in results["photo"].message
+
+
+def test_containers_whose_folder_is_gone_are_stopped_and_started_by_id(tmp_path):
+    mgr, runner, _ = make(tmp_path)
+    mgr.stop_containers(["a1", "b2"])
+    mgr.start_containers(["a1", "b2"])
+    mgr.start_containers([])
+    assert [(c.argv, c.timeout) for c in runner.calls if c.argv[:2] in (("docker", "stop"), ("docker", "start"))] \
+        == [(("docker", "stop", "a1", "b2"), 7), (("docker", "start", "a1", "b2"), None)]
