@@ -148,6 +148,17 @@ def test_a_stack_model_runs_no_program():
     assert not found, "\n".join(found)
 
 
+def test_no_cycle_runs_a_program_itself():
+    """A cycle drives programs through tools/ (files.Files for cp and rm): it never hands the runner an argv."""
+    found = []
+    for path in sorted((PACKAGE / "cycles").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run"
+                    and "runner" in ast.unparse(node.func.value)):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)[:80]}")
+    assert not found, "\n".join(found)
+
+
 def test_no_module_but_state_names_a_state_file():
     names = {getattr(state, k) for k in ("LAST_SUCCESS", "ARCHIVES", "KEPT", "COMPACT", "DRILLS", "LAST_UPDATE",
                                          "MANIFEST_KEY")}

@@ -9,9 +9,6 @@ from pathlib import Path
 import pytest
 
 from management.errors import ValidationError
-from management.stacks.trees import (
-    copy_tree_argv,
-)
 from management.tools.borg import (
     STACK_PREFIX,
     BorgBackupRepoManager,
@@ -158,8 +155,6 @@ def test_a_local_repositorys_fingerprint_changes_with_every_commit_and_is_none_w
 
 
 def test_argv_for_the_archive_layout():
-    assert copy_tree_argv(Path("/srv/git"), Path("/v/git/.orchestrator-stack")) == \
-        ["cp", "-a", "--", "/srv/git/.", "/v/git/.orchestrator-stack"]
     assert extract_argv("/r/git", "git-1", (STACK_PREFIX,)) == \
         ["borg", "extract", "--numeric-ids", "/r/git::git-1", f"pp:{STACK_PREFIX}"]
     assert extract_argv("/r/git", "git-1", excludes=(STACK_PREFIX,)) == \
