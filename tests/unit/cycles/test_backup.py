@@ -15,7 +15,7 @@ from management.errors import CommandError, OrchestratorError
 from management.results import FAILED, OK
 from management.state import StateStore
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE, settings_with
+from tests.unit.config.test_load import BASE, settings_with
 
 
 @dataclass

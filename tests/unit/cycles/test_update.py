@@ -14,7 +14,7 @@ from management.errors import CommandError
 from management.results import ROLLED_BACK, UNCHANGED, UPDATED
 from management.stacks.compose_file import Service, Stack
 from management.tools.compose import StackResult, manifest_argv, registry_image_id
-from tests.unit.test_config import settings_with
+from tests.unit.config.test_load import settings_with
 
 
 @dataclass

@@ -17,7 +17,7 @@ from management.host import zed as zedlet
 from management.host.doctor import FAIL, OK, WARN, Host
 from management.runner import Result
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE, write
+from tests.unit.config.test_load import BASE, write
 
 NOW = 2_000_000_000.0
 H = 3600.0

@@ -24,7 +24,7 @@ from management.tools.borg import (
     umount_argv,
 )
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE, settings_with
+from tests.unit.config.test_load import BASE, settings_with
 
 
 @pytest.fixture

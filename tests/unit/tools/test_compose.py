@@ -18,8 +18,8 @@ from management.tools.compose import (
     order_hub,
 )
 from tests.fakes import FakeRunner
+from tests.unit.config.test_load import BASE, settings_with
 from tests.unit.stacks.test_rules import CADDY, hub_model, spoke_model, stack_dir
-from tests.unit.test_config import BASE, settings_with
 
 
 class FakeZFS:
