@@ -36,12 +36,11 @@ from management.stacks.compose_file import (
     NETWORK_RE,
     Stack,
     StackDir,
-    dangling_links,
     find_stacks,
     stack_from_model,
 )
-from management.stacks.coverage import Coverage, stack_coverage
-from management.stacks.rules import Violation, accepted, check_stacks, under
+from management.stacks.house import StackQuestions
+from management.stacks.rules import under
 
 PROJECT_LABEL = "com.docker.compose.project"
 # Taken from the caller's shell these would apply to every stack at once (and differ between a
@@ -152,7 +151,7 @@ def compose_error(exc: CommandError) -> str:
     return " ".join(ln for ln in lines[-4:] if ln) or exc.reason
 
 
-class DockerComposeManager:
+class DockerComposeManager(StackQuestions):
     def __init__(self, settings: Settings, runner: Runner, zfs=None, echo: Callable[[str], None] | None = None):
         self.s = settings
         self.runner = runner
@@ -243,23 +242,6 @@ class DockerComposeManager:
                 self._models[n] = Stack(n, d.dir, d.file, error=f"folder name {n!r} is not a valid compose "
                                         "project name (lowercase letters, digits, '-' and '_')")
         return [self._models[n] for n in wanted]
-
-    def check(self) -> list[Violation]:
-        listed = [vp.relative for vp in self.s.volume_paths]
-        _found, empty = find_stacks(self.s.services_dir)
-        return check_stacks(self.stacks(), self.s.hub_service, self.s.zfs_base_mountpoint, listed,
-                            empty_dirs=empty, stop_timeout=self.s.stop_timeout,
-                            dangling=dangling_links(self.s.services_dir))
-
-    def accepted(self) -> list[str]:
-        """What stacks declared they are excused from, or need not have backed up, with reasons."""
-        return accepted(self.stacks(), self.s.hub_service)
-
-    def coverage(self, names: Sequence[str] | None = None) -> dict[str, list[Coverage]]:
-        """Stack -> the verdict for each of its mounts (stacks compose can read)."""
-        datasets = sorted(set(self.s.services) | set(self.discover_names()))
-        return {st.name: stack_coverage(st, self.s.zfs_base_mountpoint, datasets)
-                for st in self.stacks(names) if not st.error}
 
     def running_stacks(self) -> list[str]:
         out = self.runner.run(["docker", "ps", "--filter", f"label={PROJECT_LABEL}",
