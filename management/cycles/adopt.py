@@ -179,7 +179,7 @@ class AdoptOrchestrator(Cycle):
                 plan.left.append(f"{cov.service}:{cov.target}: {destination} already exists; move it away first")
                 continue
             if mount.kind == "volume":
-                source, path = mount.volume_name, self.docker.volume_path(mount.volume_name)
+                source, path = mount.volume_name, self.docker.volumes.path(mount.volume_name)
             else:
                 # through a symlink out of the stack folder: its copy and its size are what it leads to
                 source, path = mount.source, Path(os.path.realpath(mount.source))
@@ -382,7 +382,7 @@ class AdoptOrchestrator(Cycle):
                 self.echo(f"would remove {what} (now at {entry['new']})")
                 continue
             if entry["kind"] == "volume":
-                self.docker.remove_volume(entry["old"])
+                self.docker.volumes.remove(entry["old"])
             elif os.path.isdir(entry["old"]) and not os.path.islink(entry["old"]):
                 shutil.rmtree(entry["old"])
             self.echo(f"removed {what}")

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 import orchestrator
 from management.errors import CommandError, ValidationError
-from management.tools.compose import PROJECT_LABEL, DockerComposeManager
+from management.tools.compose import DockerComposeManager
+from management.tools.containers import PROJECT_LABEL
 from management.tools.zfs import ZFSManager
 from management.views import status
 from tests.fakes import FakeRunner
