@@ -148,6 +148,22 @@ def test_a_stack_model_runs_no_program():
     assert not found, "\n".join(found)
 
 
+def test_every_tool_module_wraps_an_outside_program():
+    """tools/ holds wrappers only: each module runs its program through the Runner or builds its
+    argv (a list that starts with the program's name); a module that does neither is a model (stacks/)."""
+    idle = []
+    for path in sorted((PACKAGE / "tools").rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        runs = any(isinstance(n, ast.ImportFrom) and n.module == "management.runner" for n in ast.walk(tree))
+        argv = any(isinstance(n, ast.List) and n.elts and isinstance(n.elts[0], ast.Constant)
+                   and isinstance(n.elts[0].value, str) and n.elts[0].value.isidentifier() for n in ast.walk(tree))
+        if not (runs or argv):
+            idle.append(str(path.relative_to(ROOT)))
+    assert not idle, "tools/ modules that run no program (move them to stacks/):\n" + "\n".join(idle)
+
+
 def test_no_cycle_runs_a_program_itself():
     """A cycle drives programs through tools/ (files.Files for cp and rm): it never hands the runner an argv."""
     found = []
