@@ -21,10 +21,6 @@ from management.config.kinds import (
 )
 from management.config.table import SETTINGS
 
-# ---------------------------------------------------------------------------------------
-# Cross-checks: rules that span several settings, run after every key was parsed
-# ---------------------------------------------------------------------------------------
-
 
 @dataclass
 class Loading:

@@ -12,10 +12,6 @@ from typing import Any
 from management.config.kinds import SWITCH, UNSET, Derived, Problems, Setting
 from management.config.table import SETTINGS
 
-# ---------------------------------------------------------------------------------------
-# .env.example, rendered from the declaration (`make env-example` writes it)
-# ---------------------------------------------------------------------------------------
-
 ENV_EXAMPLE_HEADER = (
     "# Orchestrator settings: copy to .env (chmod 600 .env) and edit.",
     "# Read with python-dotenv; values may be quoted, multi-line values need double quotes.",

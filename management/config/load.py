@@ -16,10 +16,6 @@ from management.config.settings import Settings
 from management.config.table import SETTINGS
 from management.errors import ConfigError
 
-# ---------------------------------------------------------------------------------------
-# Loading
-# ---------------------------------------------------------------------------------------
-
 
 def _key_lines(raw_lines: list[str]) -> dict[str, list[int]]:
     """Map each assigned key to the 1-based .env lines where it is assigned."""

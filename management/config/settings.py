@@ -12,10 +12,6 @@ from typing import Any
 from management.config.kinds import COMPOSE_FILES, PROJECT_RE, SERVICE_NAME_RE, Setting, VolumePath
 from management.config.table import SETTINGS
 
-# ---------------------------------------------------------------------------------------
-# The Settings object, built from the declaration
-# ---------------------------------------------------------------------------------------
-
 
 def stack_folders(services_dir: Path) -> list[str]:
     """Folders of SERVICES_DIR holding a compose file compose picks up by itself, whose name is a

@@ -49,10 +49,6 @@ def _show_volume_paths(paths: tuple[VolumePath, ...]) -> str:
     return "; ".join(f"{v.relative} -> {v.uid}:{v.gid} ({v.uid_key})" for v in paths)
 
 
-# ---------------------------------------------------------------------------------------
-# The declaration: every setting once, in sections, in the order of .env.example
-# ---------------------------------------------------------------------------------------
-
 
 def _section(title: str, *settings: Setting) -> tuple[Setting, ...]:
     """The settings under one heading of .env.example, each told its heading."""
