@@ -1,6 +1,6 @@
 """doctor's checks of one file back: the local history's share of the pool, borg's FUSE
 bindings in borg's own interpreter, and borg mounts left open under MOUNT_DIR. The `host`
-fixture of test_doctor (every check ok), one thing broken per test."""
+fixture of test_check (every check ok), one thing broken per test."""
 
 import json
 
