@@ -28,11 +28,12 @@ from management.lock import Interrupted, RunLock, SignalGuard
 from management.monitoring.notify import notify, trusted_prune_message
 from management.monitoring.publish import BackupOutcome, publish, push
 from management.results import FAILED, OK, SKIPPED, UNCHANGED, WARNING, DatasetResult, RunReport
+from management.stacks.compose_file import LIVE, ChangeLimit, Policy, mass_change_limit, policy_of
+from management.stacks.coverage import problems
+from management.stacks.trees import stack_manifest, tree_manifest
 from management.state import HistoryPoint, Kept
 from management.tools.borg import STACK_PREFIX, Listing
-from management.tools.compose_file import LIVE, ChangeLimit, Policy, mass_change_limit, policy_of
-from management.tools.coverage import problems
-from management.tools.trees import copy_tree_argv, copy_trees_argv, stack_manifest, tree_manifest
+from management.tools.files import Files
 
 log = logging.getLogger("orchestrator.backup")
 
@@ -234,7 +235,7 @@ class BackupOrchestrator(Cycle):
         if os.path.lexists(target):
             raise ValidationError(f"{self.s.dataset(service)} has {STACK_PREFIX} at its root, a name this tool "
                                   "keeps for the stack folder in the archive; rename it")
-        self.runner.run(copy_tree_argv(stack_dir, target))
+        Files(self.runner).copy_tree(stack_dir, target)
         self.zfs.set_readonly(view)
         return stack_manifest(target, self._key())
 
@@ -252,7 +253,7 @@ class BackupOrchestrator(Cycle):
             return
         try:
             root.mkdir(parents=True, exist_ok=True)
-            self.runner.run(copy_trees_argv(list(folders.values()), root))
+            Files(self.runner).copy_trees(list(folders.values()), root)
             self._staged.update({service: root / folder.name for service, folder in folders.items()})
             return
         except (OrchestratorError, OSError):
@@ -262,7 +263,7 @@ class BackupOrchestrator(Cycle):
             try:
                 if target.exists():
                     self._remove_tree(target)
-                self.runner.run(copy_trees_argv([folder], root))
+                Files(self.runner).copy_trees([folder], root)
                 self._staged[service] = target
             except (OrchestratorError, OSError) as exc:
                 self._staged[service] = f"copying the stack folder {folder} failed: " + (
@@ -277,7 +278,7 @@ class BackupOrchestrator(Cycle):
                 report.errors.append(f"cleanup: stack folder copies in {root}: {brief(exc)}")
 
     def _remove_tree(self, path: Path) -> None:
-        self.runner.run(["rm", "-rf", "--one-file-system", "--", str(path)])
+        Files(self.runner).remove_tree(path)
 
     # -- the last backed-up snapshot of each dataset (KEEP_LAST_SNAPSHOT) ------------------
 

@@ -160,16 +160,16 @@ class RestoreOrchestrator(Cycle):
                 raise OrchestratorError(f"{service}: could not stop the stack: {failed[0].message}; "
                                         "nothing was changed")
             return True
-        ids = self.docker.running_containers(service)
+        ids = self.docker.containers.running(service)
         if ids:
             self.echo(f"{service}: stopping {len(ids)} container(s) of project {service} (its folder is gone)")
-            self.docker.stop_containers(ids)
+            self.docker.containers.stop(ids)
         return ids
 
     def _start(self, service: str, folder: Path, containers: list[str] | bool | None) -> None:
         self.docker.forget([service])
         if isinstance(containers, list) and not folder.is_dir():
-            self.runner.run(["docker", "start", *containers])
+            self.docker.containers.start(containers)
             return
         if not folder.is_dir():
             return

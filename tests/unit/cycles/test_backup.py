@@ -15,7 +15,7 @@ from management.errors import CommandError, OrchestratorError
 from management.results import FAILED, OK
 from management.state import StateStore
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE, settings_with
+from tests.unit.config.test_load import BASE, settings_with
 
 
 @dataclass
@@ -493,7 +493,7 @@ def test_when_every_stack_is_live_nothing_stops(settings):
 
 
 def test_data_no_backup_reaches_is_named_and_the_night_is_not_ok(settings):
-    from management.tools.coverage import COVERED, UNCOVERED, Coverage
+    from management.stacks.coverage import COVERED, UNCOVERED, Coverage
 
     world = World()
     orch = orchestrator(settings, world)

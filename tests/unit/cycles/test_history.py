@@ -7,8 +7,8 @@ import pytest
 from management.cycles.context import RunContext
 from management.cycles.history import History, consistency_of, thin, within_seconds
 from tests.fakes import FakeRunner
+from tests.unit.config.test_load import settings_with
 from tests.unit.cycles.test_backup import World, orchestrator
-from tests.unit.test_config import settings_with
 
 DAY = 86400
 

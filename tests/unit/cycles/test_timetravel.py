@@ -25,7 +25,7 @@ from management.cycles.timetravel import (
 from management.errors import ValidationError
 from management.runner import Runner
 from management.tools.zfs import Snapshot
-from tests.unit.test_config import BASE, settings_with
+from tests.unit.config.test_load import BASE, settings_with
 
 
 @pytest.mark.parametrize("bad, words", [
