@@ -347,6 +347,6 @@ test-unit: $(TEST_VENV)/.dev-installed ## Run only the unit tests (no outside to
 lint: $(TEST_VENV)/.dev-installed ## ruff check
 	$(TEST_VENV)/bin/ruff check .
 
-env-example: $(TEST_VENV)/.dev-installed ## Write .env.example from the settings table (SETTINGS in management/config.py)
+env-example: $(TEST_VENV)/.dev-installed ## Write .env.example from the settings table (SETTINGS in management/config/table.py)
 	$(TEST_VENV)/bin/python -c 'from pathlib import Path; from management import config, state; \
 	state.write_atomic(Path(".env.example"), config.render_env_example())'

@@ -52,7 +52,7 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
     finished_at: float | None = None
     interrupted: str = ""
-    # stack -> its mounts no backup reaches (management.tools.coverage): the night is not OK
+    # stack -> its mounts no backup reaches (management.stacks.coverage): the night is not OK
     uncovered: dict[str, list[str]] = field(default_factory=dict)
     # service -> why its prune is held (the prune guard): every archive kept, the night not OK
     held: dict[str, str] = field(default_factory=dict)

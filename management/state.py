@@ -117,7 +117,8 @@ class Changed:
     """What a night's archive changed against the one before (backup.night_changes): the data's
     files `added`, `modified` and `deleted` (None when the archive before was not known), the
     `files` it holds now and the `bytes` it added to the repository; `held` when the mass-change
-    guard held its prune."""
+    guard held its prune, `restored` when the night came after a restore (not weighed by the
+    guard, nor for the nights after)."""
 
     added: int | None = None
     modified: int | None = None
@@ -125,6 +126,7 @@ class Changed:
     files: int | None = None
     bytes: int | None = None
     held: bool = False
+    restored: bool = False
 
     @property
     def touched(self) -> int:
@@ -134,12 +136,14 @@ class Changed:
     @classmethod
     def from_json(cls, data: dict) -> Changed:
         return cls(_opt_int(data.get("added")), _opt_int(data.get("modified")), _opt_int(data.get("deleted")),
-                   _opt_int(data.get("files")), _opt_int(data.get("bytes")), bool(data.get("held")))
+                   _opt_int(data.get("files")), _opt_int(data.get("bytes")), bool(data.get("held")),
+                   bool(data.get("restored")))
 
     def to_json(self) -> dict:
         out = asdict(self)
-        if not self.held:
-            del out["held"]  # the file says `held` only when it was
+        for flag in ("held", "restored"):  # the file says each only when it was
+            if not out[flag]:
+                del out[flag]
         return out
 
 

@@ -28,11 +28,11 @@ from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, ValidationError, brief
 from management.monitoring.publish import DrillOutcome
 from management.results import COMPARED, FAILED, SHOWN, VERIFIED, DrillReport, DrillResult
+from management.stacks.compose_file import drill_probe
+from management.stacks.sandbox import sandbox_model
+from management.stacks.trees import compare_trees, manifest_differences, stack_manifest, walk
 from management.state import Kept
 from management.tools.borg import STACK_PREFIX, latest_archive
-from management.tools.compose_file import drill_probe
-from management.tools.sandbox import sandbox_model
-from management.tools.trees import compare_trees, manifest_differences, stack_manifest, walk
 
 SANDBOX_FILE = ".orchestrator-drill.json"  # the throwaway stack's model, inside the restored copy
 
@@ -181,7 +181,7 @@ class DrillOrchestrator(Cycle):
     # -- the boot drill ------------------------------------------------------------------
 
     def _boot(self, service: str, restored: Path, result: DrillResult) -> None:
-        """Start the restored stack as a throwaway, isolated stack (tools.sandbox) from compose's
+        """Start the restored stack as a throwaway, isolated stack (stacks.sandbox) from compose's
         model of the archived stack folder; healthy, and its declared probe passes, or the drill
         fails naming why. Torn down whatever happens; the live stack is never touched."""
         folder = restored / STACK_PREFIX

@@ -27,6 +27,7 @@ from management.state import CONSISTENT, CRASH_CONSISTENT, HistoryPoint
 from management.text import pool_of
 
 # borg prune's periods (borg/archiver.py PRUNING_PATTERNS), in its order, local time like borg
+SAFETY_PREFIX = "restore-safety"  # the snapshot before an in-place restore or restore-path: `<prefix>-<time>`
 PERIODS = (("hourly", "%Y-%m-%d %H"), ("daily", "%Y-%m-%d"), ("weekly", "%G-%V"), ("monthly", "%Y-%m"),
            ("yearly", "%Y"))
 WITHIN_UNITS = {"S": 1, "H": 3600, "d": 86400, "w": 7 * 86400, "m": 31 * 86400, "y": 365 * 86400}

@@ -24,6 +24,7 @@ from pathlib import Path
 from management.config import Settings
 from management.cycles.context import Cycle
 from management.cycles.frame import RunFrame
+from management.cycles.history import SAFETY_PREFIX
 from management.errors import OrchestratorError, ValidationError
 from management.lock import SignalGuard
 from management.tools.borg import STACK_PREFIX, latest_archive
@@ -111,7 +112,7 @@ class RestoreOrchestrator(Cycle):
         ok = False
         try:
             if want_data:
-                safety = f"restore-safety-{stamp}"
+                safety = f"{SAFETY_PREFIX}-{stamp}"
                 self.zfs.snapshot(dataset, safety, recursive=False)
                 done.safety_snapshot = f"{dataset}@{safety}"
                 self.echo(f"{service}: safety snapshot {done.safety_snapshot}")
@@ -160,16 +161,16 @@ class RestoreOrchestrator(Cycle):
                 raise OrchestratorError(f"{service}: could not stop the stack: {failed[0].message}; "
                                         "nothing was changed")
             return True
-        ids = self.docker.running_containers(service)
+        ids = self.docker.containers.running(service)
         if ids:
             self.echo(f"{service}: stopping {len(ids)} container(s) of project {service} (its folder is gone)")
-            self.docker.stop_containers(ids)
+            self.docker.containers.stop(ids)
         return ids
 
     def _start(self, service: str, folder: Path, containers: list[str] | bool | None) -> None:
         self.docker.forget([service])
         if isinstance(containers, list) and not folder.is_dir():
-            self.runner.run(["docker", "start", *containers])
+            self.docker.containers.start(containers)
             return
         if not folder.is_dir():
             return

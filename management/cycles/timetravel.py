@@ -34,13 +34,13 @@ from pathlib import Path, PurePosixPath
 
 from management.cycles.context import Cycle
 from management.cycles.frame import RunFrame
+from management.cycles.history import SAFETY_PREFIX
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import SignalGuard
 from management.state import CONSISTENT
 from management.tools.borg import STACK_PREFIX
-from management.tools.trees import copy_path_argv
+from management.tools.files import Files
 
-SAFETY_PREFIX = "restore-safety"  # the safety snapshot before an in-place restore (as `restore` names it)
 STAGING = ".orchestrator-restore"  # a hidden folder beside the target while a version is staged
 REPLACED = ".orchestrator-replaced"  # the live folder between the two renames of a swap
 LIST_PARALLEL = 4  # archives listed at once
@@ -532,7 +532,7 @@ class TimeTravel(Cycle):
             stack.callback(self._remove, staging)
             if point.source == "snapshot":
                 staged = staging / rel.name
-                self.runner.run(copy_path_argv(trees.root(point.name) / rel, staged))
+                Files(self.runner).copy_path(trees.root(point.name) / rel, staged)
             else:
                 if not self.borg.extract(service, point.name, staging, paths=(str(rel),), sparse=True, force=True):
                     raise ValidationError(f"{point.name} does not hold {str(rel)!r} (`make versions` lists what does)")
@@ -586,7 +586,7 @@ class TimeTravel(Cycle):
 
     def _remove(self, path: Path) -> None:
         if os.path.lexists(path):
-            self.runner.run(["rm", "-rf", "--one-file-system", "--", str(path)])
+            Files(self.runner).remove_tree(path)
 
     def _stop(self, service: str) -> bool:
         if service not in self.docker.running_stacks():

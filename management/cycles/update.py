@@ -30,8 +30,8 @@ from management.errors import CommandError, OrchestratorError, ValidationError
 from management.lock import Interrupted, SignalGuard
 from management.monitoring.publish import UpdateOutcome
 from management.results import FAILED, ROLLED_BACK, SKIPPED, UNCHANGED, UPDATED, UpdateResult
+from management.stacks.compose_file import Stack
 from management.state import UPDATE_PREFIX, UpdatePoint
-from management.tools.compose_file import Stack
 
 UPDATE_SNAP_RE = re.compile(rf"^{UPDATE_PREFIX}-\d{{8}}T\d{{6}}Z$")
 ROLLBACK_REPO = "orchestrator-rollback"
@@ -89,7 +89,8 @@ class UpdateOrchestrator(Cycle):
             if stack.error:
                 rows.append(ImageRow(stack.name, "-", "-", None, f"compose cannot read it: {stack.error}"))
                 continue
-            running = {c["service"]: c["image"] for c in self.docker.containers(stack.name) if c["state"] == "running"}
+            running = {c["service"]: c["image"] for c in self.docker.containers.describe(stack.name)
+                       if c["state"] == "running"}
             for svc in stack.services.values():
                 row = ImageRow(stack.name, svc.name, svc.image or "-", running.get(svc.name), "")
                 if svc.build or not svc.image:
@@ -98,7 +99,7 @@ class UpdateOrchestrator(Cycle):
                     row.status = "not running"
                 else:
                     try:
-                        row.registry = self.docker.registry_id(svc.image)
+                        row.registry = self.docker.images.registry_id(svc.image)
                         row.status = "up to date" if row.registry == row.running else "newer available"
                     except OrchestratorError as exc:
                         why = exc.stderr_tail.strip().splitlines()[-1] if isinstance(exc, CommandError) and \
@@ -148,7 +149,8 @@ class UpdateOrchestrator(Cycle):
     def _update_stack(self, stack: Stack, guard: SignalGuard) -> UpdateResult:
         if stack.error:
             return UpdateResult(stack.name, FAILED, f"compose cannot read it ({stack.file}): {stack.error}")
-        running = {c["service"]: c["image"] for c in self.docker.containers(stack.name) if c["state"] == "running"}
+        running = {c["service"]: c["image"] for c in self.docker.containers.describe(stack.name)
+                   if c["state"] == "running"}
         pullable = [s for s in stack.services.values() if s.image and not s.build and s.name in running]
         if not running:
             return UpdateResult(stack.name, SKIPPED, "not running; start it first (nothing was pulled)")
@@ -163,7 +165,7 @@ class UpdateOrchestrator(Cycle):
                                 + self.runner.mask(tail[-1] if tail else exc.reason))
         services = {}
         for s in pullable:
-            new = self.docker.image_id(s.image)
+            new = self.docker.images.id(s.image)
             if new and new != running[s.name]:
                 services[s.name] = {"ref": s.image, "old": running[s.name], "new": new}
         if not services:
@@ -180,7 +182,7 @@ class UpdateOrchestrator(Cycle):
         has_data = self.zfs.exists(dataset)
         for svc, info in services.items():
             info["keep"] = rollback_tag(stack.name, svc, stamp)
-            self.docker.tag(info["old"], info["keep"])
+            self.docker.images.tag(info["old"], info["keep"])
         self.state.save_update_point(stack.name, snap, UpdatePoint(dataset if has_data else None, services))
         result = self._current = UpdateResult(stack.name, UPDATED, snapshot=f"{dataset}@{snap}" if has_data else "",
                                               services=services)
@@ -214,7 +216,7 @@ class UpdateOrchestrator(Cycle):
 
     def _retag_old(self, services: dict) -> None:
         for info in services.values():
-            self.docker.tag(info["keep"] if self.docker.image_id(info["keep"]) else info["old"], info["ref"])
+            self.docker.images.tag(info["keep"] if self.docker.images.id(info["keep"]) else info["old"], info["ref"])
 
     def _start_old(self, stack: Stack, services: dict):
         self._retag_old(services)
@@ -261,7 +263,7 @@ class UpdateOrchestrator(Cycle):
                 self.zfs.destroy_snapshot(f"{dataset}@{snap}")
             for info in point.services.values():
                 if info.get("keep"):  # an image record: the tag that held the old image, if one was made
-                    self.docker.untag(info["keep"])
+                    self.docker.images.untag(info["keep"])
             self.state.remove_update_point(stack, snap)
         except (OrchestratorError, OSError) as exc:
             self.echo(f"warning: {stack}: could not remove pre-update point {snap}: {exc}")

@@ -73,7 +73,7 @@ class ServiceStatus:
     check: dict | None = None  # the last repository check's entry, plus age_seconds
     update: dict | None = None  # the last update state entry, plus age_seconds
     rollback_points: list[str] = field(default_factory=list)
-    # each mount's verdict (tools.coverage), None when there is no stack folder or compose cannot read it
+    # each mount's verdict (stacks.coverage), None when there is no stack folder or compose cannot read it
     coverage: list[dict] | None = None
     prune_held: PruneHold | None = None  # the prune guard's hold
     # what the last night found changed against the archive before: {added, modified, deleted,

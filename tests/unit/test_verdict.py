@@ -79,7 +79,7 @@ def test_the_pool_is_read_once_one_way_and_unknown_when_zpool_does_not_say():
 def test_the_verdict_inputs_are_the_run_state_with_the_last_nights_uncovered_by_default(tmp_path):
     from management.state import Night, StateStore
     from management.verdict import VerdictInputs
-    from tests.unit.test_config import settings_with
+    from tests.unit.config.test_load import settings_with
 
     settings = settings_with(tmp_path, f"STATE_DIR={tmp_path}/state\n")
     store = StateStore(settings.state_dir)

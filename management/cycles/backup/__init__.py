@@ -25,10 +25,12 @@ from management.cycles.backup.night import (
     listing_record,
     mass_change,
     night_changes,
+    restored_since,
     snapshot_name,
     start_order,
     stop_order,
 )
 
 __all__ = ["APPEND_ONLY_NOTE", "CRASH_CONSISTENT", "BackupOrchestrator", "change_baseline", "compact_due",
-           "listing_record", "mass_change", "night_changes", "snapshot_name", "start_order", "stop_order"]
+           "listing_record", "mass_change", "night_changes", "restored_since", "snapshot_name", "start_order",
+           "stop_order"]

@@ -10,6 +10,7 @@ from management.cycles.context import Cycle, RunContext
 from management.cycles.history import History
 from management.errors import ValidationError
 from management.state import Kept, RepositoryRecord
+from management.tools.files import Files
 
 
 class BackupCycle(Cycle):
@@ -52,7 +53,7 @@ class BackupCycle(Cycle):
         return self.state.manifest_key()
 
     def _remove_tree(self, path: Path) -> None:
-        self.runner.run(["rm", "-rf", "--one-file-system", "--", str(path)])
+        Files(self.runner).remove_tree(path)
 
     # -- the last backed-up snapshot of each dataset (KEEP_LAST_SNAPSHOT) ------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from management.cycles.history import SAFETY_PREFIX
 from management.state import Night, RepositoryRecord
 from management.tools.borg import STACK_PREFIX, Listing
 
@@ -53,14 +54,14 @@ def night_changes(added: int | None, modified: int | None, nfiles: int | None, s
 def change_baseline(nights: Sequence[Night]) -> tuple[int | None, list[int]]:
     """From a service's recorded nights (StateStore.nights, oldest first): the data's files in the
     last archive (None when that night recorded no changes), and the modified + deleted files of
-    every night that recorded them, those the guard held left out (a change released as meant
-    does not raise the bar for the next)."""
+    every night that recorded them, those the guard held and those after a restore left out (a
+    change released as meant, or a restore's rewrite, does not raise the bar for the next)."""
     before = None
     for night in reversed(nights):
         if night.files is not None:  # the last night that made (or kept) an archive
             before = night.changed.files if night.changed else None
             break
-    past = [n.changed.touched for n in nights if n.changed and not n.changed.held]
+    past = [n.changed.touched for n in nights if n.changed and not n.changed.held and not n.changed.restored]
     return before, past
 
 
@@ -84,6 +85,17 @@ def mass_change(changed: dict, before_files: int | None, past: Sequence[int], *,
     words = [f"{modified:,}{of} files modified"] + ([f"{deleted:,} deleted"] if deleted else []) + \
         ([f"{int(changed['added']):,} added"] if changed.get("added") else [])
     return f"mass change: {', '.join(words)} ({rule})"
+
+
+def restored_since(snapshots: Sequence, since: float | None) -> str | None:
+    """The newest `restore-safety-*` snapshot (of one dataset) made after `since`, the service's
+    last night, or None. A restore, whole or of a path, gives every file it brings back a new
+    inode and ctime: borg's next night lists each as modified (measured: 63 of 63 files after a
+    `restore`), though no byte of their content is new. That night is not weighed by the guard."""
+    if since is None:
+        return None
+    made = [s for s in snapshots if s.snap.startswith(SAFETY_PREFIX + "-") and s.creation >= int(since)]
+    return made[-1].snap if made else None
 
 
 APPEND_ONLY_NOTE = ("prune/compact left to the trusted machine (BORG_APPEND_ONLY=1): "

@@ -20,15 +20,17 @@ from management.cycles.backup.night import (
     compact_due,
     mass_change,
     night_changes,
+    restored_since,
 )
 from management.cycles.holds import PruneHolds, prune_hold
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import Interrupted
 from management.results import FAILED, OK, UNCHANGED, WARNING, DatasetResult, RunReport
+from management.stacks.compose_file import ChangeLimit, mass_change_limit
+from management.stacks.trees import stack_manifest, tree_manifest
 from management.state import ArchiveCount, Kept, MassChange, PruneHold
 from management.tools.borg import STACK_PREFIX, Listing
-from management.tools.compose_file import ChangeLimit, mass_change_limit
-from management.tools.trees import copy_tree_argv, stack_manifest, tree_manifest
+from management.tools.files import Files
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class NightInputs:
     dropped: dict[str, str]  # holds dropped tonight (their repository was replaced): service -> why
     previous: dict[str, ArchiveCount]  # the last night's archive of each service: files, bytes
     baselines: dict[str, tuple[int | None, list[int]]]  # change_baseline of each service
+    last_night: dict[str, float | None]  # when each service's last recorded night ran (None: never)
     limits: dict[str, ChangeLimit]  # declared mass-change limits
 
 
@@ -67,7 +70,7 @@ class BorgSteps(BackupCycle):
         if os.path.lexists(target):
             raise ValidationError(f"{self.s.dataset(service)} has {STACK_PREFIX} at its root, a name this tool "
                                   "keeps for the stack folder in the archive; rename it")
-        self.runner.run(copy_tree_argv(stack_dir, target))
+        Files(self.runner).copy_tree(stack_dir, target)
         self.zfs.set_readonly(view)
         return stack_manifest(target, self._key())
 
@@ -139,13 +142,21 @@ class BorgSteps(BackupCycle):
         return limits
 
     def _mass_change(self, d: DatasetResult, before_files: int | None, past: list[int],
-                     limit: ChangeLimit | None) -> str | None:
-        """Why tonight's changes of `d` trip the mass-change guard, or None."""
+                     limit: ChangeLimit | None, last_night: float | None) -> str | None:
+        """Why tonight's changes of `d` trip the mass-change guard, or None. A night that would
+        trip is looked at once more (only then: one zfs call): after a restore it is not weighed."""
         if not d.changed or (limit is not None and limit.percent is None):
             return None
         why = mass_change(d.changed, before_files, past,
                           percent=limit.percent if limit else self.s.change_guard_percent,
                           factor=self.s.change_guard_factor, floor=self.s.change_guard_min_files)
+        if why and (safety := restored_since(self.zfs.snapshots(self.s.dataset(d.service)), last_night)):
+            note = (f"not weighed by the mass-change guard: restored since the last night ({safety}), and borg "
+                    f"lists every file a restore brought back as modified ({why.removeprefix('mass change: ')})")
+            d.message = "; ".join(m for m in (d.message, note) if m)
+            d.changed["restored"] = True  # nor does it raise the bar for the nights after (change_baseline)
+            self.echo(f"{d.service}: {note}")
+            return None
         return f"{why}; declared limit {limit.percent}%: {limit.reason}" if why and limit else why
 
     def _newest_point(self, service: str, tonight: str) -> str | None:
@@ -202,7 +213,8 @@ class BorgSteps(BackupCycle):
         report.held.update({svc: hold.reason for svc, hold in holds.records.items() if svc in targets})
         nights = self.state.nights()
         baselines = {svc: change_baseline(nights.get(svc, [])) for svc in targets}
-        return NightInputs(snap, kept, last_compact, holds, dropped, previous, baselines,
+        last_night = {svc: nights[svc][-1].time if nights.get(svc) else None for svc in targets}
+        return NightInputs(snap, kept, last_compact, holds, dropped, previous, baselines, last_night,
                            self._change_limits(targets, report))
 
     def _merge(self, steps: Sequence[ServiceStep], night: NightInputs, report: RunReport,
@@ -331,7 +343,7 @@ class BorgSteps(BackupCycle):
         reason = night.holds.reason(service) or prune_hold(
             night.previous.get(service), d.nfiles, d.original_size, created.archive, newest,
             self.s.prune_guard_shrink)
-        changed = self._mass_change(d, before_files, past, night.limits.get(service))
+        changed = self._mass_change(d, before_files, past, night.limits.get(service), night.last_night[service])
         before = None
         if changed:
             before = MassChange(changed, newest or (last.archive if last else None),

@@ -16,9 +16,9 @@ from management.cycles.backup.night import (
 )
 from management.errors import OrchestratorError, brief
 from management.results import RunReport
-from management.tools.compose_file import LIVE, Policy, policy_of
-from management.tools.coverage import problems
-from management.tools.trees import copy_trees_argv
+from management.stacks.compose_file import LIVE, Policy, policy_of
+from management.stacks.coverage import problems
+from management.tools.files import Files
 
 log = logging.getLogger("orchestrator.backup")
 
@@ -41,7 +41,7 @@ class Window(BackupCycle):
             return
         try:
             root.mkdir(parents=True, exist_ok=True)
-            self.runner.run(copy_trees_argv(list(folders.values()), root))
+            Files(self.runner).copy_trees(list(folders.values()), root)
             self._staged.update({service: root / folder.name for service, folder in folders.items()})
             return
         except (OrchestratorError, OSError):
@@ -51,7 +51,7 @@ class Window(BackupCycle):
             try:
                 if target.exists():
                     self._remove_tree(target)
-                self.runner.run(copy_trees_argv([folder], root))
+                Files(self.runner).copy_trees([folder], root)
                 self._staged[service] = target
             except (OrchestratorError, OSError) as exc:
                 self._staged[service] = f"copying the stack folder {folder} failed: " + (

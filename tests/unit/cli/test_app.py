@@ -4,7 +4,7 @@ from click.testing import CliRunner
 
 import orchestrator
 from management.cli.app import EXIT_CONFIG, App, cli
-from tests.unit.test_config import settings_with
+from tests.unit.config.test_load import settings_with
 
 
 def test_orchestrator_py_is_the_entry_point_of_the_one_root_group():

@@ -74,7 +74,7 @@ def test_compose_v1_is_refused_before_anything_is_read(tmp_path):
     from management.cycles.adopt import AdoptOrchestrator
     from management.cycles.context import RunContext
     from tests.fakes import FakeRunner
-    from tests.unit.test_config import settings_with
+    from tests.unit.config.test_load import settings_with
 
     docker = SimpleNamespace(discover_names=lambda: ["photo"], is_v1=True,
                              stacks=lambda names: pytest.fail("compose was asked"))
@@ -90,9 +90,9 @@ def test_a_writable_folder_the_stack_folders_copy_holds_can_still_be_moved_a_fil
 
     from management.cycles.adopt import AdoptOrchestrator
     from management.cycles.context import RunContext
-    from management.tools.compose_file import StackDir, stack_from_model
+    from management.stacks.compose_file import StackDir, stack_from_model
     from tests.fakes import FakeRunner
-    from tests.unit.test_config import settings_with
+    from tests.unit.config.test_load import settings_with
 
     settings = settings_with(tmp_path)
     folder = tmp_path / "photo"

@@ -11,7 +11,7 @@ from management.errors import CommandError
 from management.host.schedule import render_cron
 from management.state import CheckRecord, StateStore
 from tests.fakes import FakeRunner
-from tests.unit.test_config import settings_with
+from tests.unit.config.test_load import settings_with
 
 
 class Borg:

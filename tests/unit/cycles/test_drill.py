@@ -13,7 +13,7 @@ from management.cycles.drill import DrillOrchestrator
 from management.results import COMPARED, FAILED, VERIFIED
 from management.state import Kept, StateStore
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE, settings_with
+from tests.unit.config.test_load import BASE, settings_with
 
 
 class World:

@@ -5,7 +5,7 @@ import pytest
 from management.cycles.context import RunContext
 from management.state import StateStore
 from tests.fakes import FakeRunner
-from tests.unit.test_config import settings_with
+from tests.unit.config.test_load import settings_with
 
 
 @pytest.fixture

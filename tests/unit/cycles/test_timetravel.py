@@ -26,7 +26,7 @@ from management.errors import ValidationError
 from management.runner import Runner
 from management.state import HistoryPoint
 from management.tools.zfs import Snapshot
-from tests.unit.test_config import BASE, settings_with
+from tests.unit.config.test_load import BASE, settings_with
 
 
 @pytest.mark.parametrize("bad, words", [

@@ -25,7 +25,7 @@ from management.results import (
     UpdateResult,
 )
 from management.state import ArchiveCount, CheckRecord, HistoryPoint, Kept, RepositoryRecord, StateStore
-from tests.unit.test_config import settings_with
+from tests.unit.config.test_load import settings_with
 
 
 def test_push_urls_healthchecks_and_uptime_kuma_styles():
@@ -131,7 +131,7 @@ def test_a_drill_whose_state_cannot_be_written_is_a_warning(steps, tmp_path):
 
 def test_every_run_rewrites_the_verdicts_and_the_status_page_from_the_state(steps, tmp_path):
     settings, store, _seen = steps
-    from tests.unit.test_config import BASE
+    from tests.unit.config.test_load import BASE
     base = BASE.replace("BORG_REPO_BASE_PATH=/backup/repos", "BORG_REPO_BASE_PATH=ssh://borg@backup:22/repos")
     settings = settings_with(tmp_path, f"STATE_DIR={tmp_path}/state\nPROMETHEUS_TEXTFILE={tmp_path}/m/o.prom\n"
                                        f"STATUS_PAGE_DIR={tmp_path}/www\n", base=base)

@@ -10,11 +10,12 @@ from click.testing import CliRunner
 
 import orchestrator
 from management.errors import CommandError, ValidationError
-from management.tools.compose import PROJECT_LABEL, DockerComposeManager
+from management.tools.compose import DockerComposeManager
+from management.tools.containers import PROJECT_LABEL
 from management.tools.zfs import ZFSManager
 from management.views import status
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE, write
+from tests.unit.config.test_load import BASE, write
 
 NOW = 2_000_000_000.0
 H = 3600.0
@@ -199,7 +200,7 @@ def test_cli_table_says_stale_without_a_tty_and_refuses_unknown_names(tmp_path, 
 
 def test_cli_masks_secrets(tmp_path, monkeypatch):
     _settings, fake, _zfs, _docker, state = setup(tmp_path)
-    from tests.unit.test_config import PASS
+    from tests.unit.config.test_load import PASS
 
     write_state(state, "last_update.json", {"git": {"time": NOW, "result": "failed", "message": f"pull {PASS}"}})
     result = cli(tmp_path, monkeypatch, fake, "--json")

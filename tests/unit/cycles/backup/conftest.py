@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.unit.test_config import settings_with
+from tests.unit.config.test_load import settings_with
 
 
 @pytest.fixture

@@ -3,28 +3,28 @@
 
 
 from management.state import StateStore
+from tests.unit.config.test_load import settings_with
 from tests.unit.cycles.backup.world import (
     World,
     mass_world,
     orchestrator,
     run_nights,
 )
-from tests.unit.test_config import settings_with
 
 
 def test_leftovers_of_a_killed_run_are_removed_but_foreign_snapshots_kept(settings):
     world = World()
-    world.snapshots = {"datapool/services@orchestrator-20260101T000000Z", "datapool/services@manual-keep"}
+    world.snaps = {"datapool/services@orchestrator-20260101T000000Z", "datapool/services@manual-keep"}
     world.views = {"datapool/orchestrator-views/git"}
     orchestrator(settings, world).backup()
-    assert world.snapshots == {"datapool/services@manual-keep"}
+    assert world.snaps == {"datapool/services@manual-keep"}
 
 
 def test_the_last_snapshot_is_kept_and_the_previous_destroyed_only_after_success(keeping):
     world = World()
     orch, first = run_nights(keeping, world, 1)
     assert first.ok
-    kept = {s for s in world.snapshots}
+    kept = {s for s in world.snaps}
     assert {s.split("@")[0] for s in kept} == {"datapool/services/git", "datapool/services/photo"}  # not the parent
     night1 = orch.kept()["git"].snapshot
     # night 2: git's backup fails: git keeps night 1, photo moves on to night 2
@@ -32,21 +32,21 @@ def test_the_last_snapshot_is_kept_and_the_previous_destroyed_only_after_success
     _, second = run_nights(keeping, world, 1)
     after = orch.kept()
     assert after["git"].snapshot == night1 and after["photo"].snapshot != night1
-    assert f"datapool/services/git@{night1}" in world.snapshots
-    assert f"datapool/services/photo@{night1}" not in world.snapshots
-    assert len(world.snapshots) == 2
+    assert f"datapool/services/git@{night1}" in world.snaps
+    assert f"datapool/services/photo@{night1}" not in world.snaps
+    assert len(world.snaps) == 2
 
 
 def test_leftovers_never_include_a_kept_snapshot(keeping):
     world = World()
     orch, _ = run_nights(keeping, world, 1)
-    kept = set(world.snapshots)
-    world.snapshots |= {"datapool/services@orchestrator-20200101T000000Z",
+    kept = set(world.snaps)
+    world.snaps |= {"datapool/services@orchestrator-20200101T000000Z",
                         "datapool/services/git@orchestrator-20200101T000000Z", "datapool/services/git@mine"}
     removed = orch.cleanup_leftovers()
     assert sorted(removed) == ["datapool/services/git@orchestrator-20200101T000000Z",
                                "datapool/services@orchestrator-20200101T000000Z"]
-    assert world.snapshots == kept | {"datapool/services/git@mine"}
+    assert world.snaps == kept | {"datapool/services/git@mine"}
 
 
 def test_a_killed_runs_stack_copies_are_removed_with_the_last_snapshot_kept(keeping):
@@ -66,7 +66,7 @@ def test_the_snapshot_before_a_mass_change_is_kept_out_of_history_thinning(tmp_p
     run_nights(settings, world, 1)
     world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 2}
     run_nights(settings, world, 1)  # daily=1: only the newest night stays (and the kept one, the same)
-    assert len([s for s in world.snapshots if s.startswith("datapool/services/photo@")]) == 1
+    assert len([s for s in world.snaps if s.startswith("datapool/services/photo@")]) == 1
     before = state.kept()["photo"].snapshot
     world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 990}
     _, night = run_nights(settings, world, 1)
@@ -74,8 +74,8 @@ def test_the_snapshot_before_a_mass_change_is_kept_out_of_history_thinning(tmp_p
     for _ in range(2):  # later nights thin the history: the snapshot before stays
         world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 1}
         run_nights(settings, world, 1)
-        assert f"datapool/services/photo@{before}" in world.snapshots
+        assert f"datapool/services/photo@{before}" in world.snaps
         assert before in {p.snapshot for p in state.history()["photo"]}
     state.release_prune("photo")
     run_nights(settings, world, 1)
-    assert f"datapool/services/photo@{before}" not in world.snapshots
+    assert f"datapool/services/photo@{before}" not in world.snaps

@@ -7,12 +7,12 @@ from management.cycles.context import RunContext
 from management.results import FAILED, OK
 from management.state import RepositoryRecord, StateStore
 from tests.fakes import FakeRunner
+from tests.unit.config.test_load import BASE, settings_with
 from tests.unit.cycles.backup.world import (
     World,
     kinds,
     orchestrator,
 )
-from tests.unit.test_config import BASE, settings_with
 
 
 def test_failed_preflight_stops_nothing(settings):
@@ -30,7 +30,7 @@ def test_unreachable_repository_fails_only_its_service(settings):
     results = {d.service: d.result for d in report.datasets}
     assert results == {"git": OK, "photo": FAILED} and not report.ok
     assert "Connection refused" in report.datasets[1].message
-    assert kinds(world, "create") == ["git"] and world.snapshots == set()
+    assert kinds(world, "create") == ["git"] and world.snaps == set()
     assert sorted(kinds(world, "start")) == ["git", "photo", "reverseproxy"]
 
 
@@ -44,7 +44,7 @@ def test_no_usable_repository_stops_nothing(settings):
 
 
 def test_data_no_backup_reaches_is_named_and_the_night_is_not_ok(settings):
-    from management.tools.coverage import COVERED, UNCOVERED, Coverage
+    from management.stacks.coverage import COVERED, UNCOVERED, Coverage
 
     world = World()
     orch = orchestrator(settings, world)

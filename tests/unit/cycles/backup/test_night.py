@@ -64,3 +64,14 @@ def test_the_guard_floor_and_its_rules_can_be_moved():
     assert "mass change: 31 of 62 files modified, 31 deleted, 31 added (over 50% of its files)" == \
         mass_change(changed, 62, [], percent=50, factor=10, floor=10)
     assert mass_change(changed, 62, [], percent=100, factor=10, floor=10) is None
+
+
+def test_restored_since_takes_only_restore_safety_snapshots_made_after_the_last_night():
+    from management.cycles.backup import restored_since
+    from management.tools.zfs import Snapshot
+    snaps = [Snapshot("p/photo@restore-safety-20261101T000000Z", 100, 0),
+             Snapshot("p/photo@orchestrator-20261102T000000Z", 300, 0),
+             Snapshot("p/photo@restore-safety-20261103T000000Z-2", 500, 0)]
+    assert restored_since(snaps, 400.5) == "restore-safety-20261103T000000Z-2"
+    assert restored_since(snaps, 600) is None and restored_since(snaps, None) is None
+    assert restored_since(snaps[:2], 200) is None  # a history snapshot is not a restore

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from management.results import FAILED, OK
 from management.state import PRUNE_HOLDS, MassChange, StateStore
+from tests.unit.config.test_load import settings_with
 from tests.unit.cycles.backup.world import (
     World,
     kinds,
@@ -11,7 +12,6 @@ from tests.unit.cycles.backup.world import (
     orchestrator,
     run_nights,
 )
-from tests.unit.test_config import settings_with
 
 
 def test_one_dataset_failing_does_not_stop_the_others(settings):
@@ -20,14 +20,14 @@ def test_one_dataset_failing_does_not_stop_the_others(settings):
     report = orchestrator(settings, world).backup()
     results = {d.service: d.result for d in report.datasets}
     assert results == {"git": FAILED, "photo": OK}
-    assert not report.ok and world.snapshots == set() and world.views == set()
+    assert not report.ok and world.snaps == set() and world.views == set()
 
 
 def test_sigterm_during_borg_removes_views_and_snapshot(settings):
     world = World()
     world.fail[("signal-during-create", "git")] = True
     report = orchestrator(settings, world).backup()
-    assert report.interrupted and world.snapshots == set() and world.views == set()
+    assert report.interrupted and world.snaps == set() and world.views == set()
     assert world.running == {"git", "photo", "reverseproxy"}
 
 
@@ -55,7 +55,7 @@ def test_an_unchanged_dataset_costs_no_borg_and_names_the_archive_that_holds_it(
     assert kinds(world, "view") == ["datapool/orchestrator-views/photo"]  # ZFS alone said so: no clone for git
     assert orch.kept()["git"] == held  # the archive's own snapshot stays, tonight's is gone
     assert not any(s.endswith(report.snapshot.split("@")[1]) and s.startswith("datapool/services/git")
-                   for s in world.snapshots)
+                   for s in world.snaps)
 
 
 def test_an_unchanged_dataset_whose_archive_is_gone_from_the_repository_is_backed_up_in_full(keeping):
@@ -181,20 +181,20 @@ def test_a_mass_change_archives_holds_the_prune_keeps_the_snapshot_before_and_is
     assert night.mass_changes["photo"] == MassChange(night.held["photo"], before.archive, before.snapshot)
     hold = state.prune_holds()["photo"]
     assert hold.mass_change.snapshot == before.snapshot and hold.reason.startswith("mass change: ")
-    assert f"datapool/services/photo@{before.snapshot}" in world.snapshots  # the version before stays
+    assert f"datapool/services/photo@{before.snapshot}" in world.snaps  # the version before stays
     assert state.nights()["photo"][-1].changed.held is True
     # the next night changes little: still held, the snapshot before still kept (also through a leftover cleanup)
     world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 3}
     _, third = run_nights(keeping, world, 1)
     assert "photo" in third.held and not third.mass_changes and not third.ok
-    assert f"datapool/services/photo@{before.snapshot}" in world.snapshots
+    assert f"datapool/services/photo@{before.snapshot}" in world.snaps
     assert state.prune_holds()["photo"].mass_change.snapshot == before.snapshot  # the first one's
     # released: prune again, and the snapshot before goes with the next night's cleanup
     assert state.release_prune("photo")
     world.events.clear()
     _, fourth = run_nights(keeping, world, 1)
     assert fourth.ok and "photo" in kinds(world, "prune")
-    assert f"datapool/services/photo@{before.snapshot}" not in world.snapshots
+    assert f"datapool/services/photo@{before.snapshot}" not in world.snaps
 
 
 def test_a_stack_that_rewrites_on_purpose_declares_its_limit_or_turns_the_guard_off(keeping):
@@ -244,3 +244,28 @@ def test_what_finished_before_a_sigterm_in_the_borg_phase_is_merged_and_recorded
     assert (git.result, git.archive, git.pruned) == ("ok", "git-x", True)
     assert "git" in StateStore(keeping.state_dir).kept()  # its snapshot is the kept one: its step's record merged
     assert world.views == set() and world.running == {"git", "photo", "reverseproxy"}
+
+
+def test_the_night_after_a_restore_is_not_weighed_by_the_guard_and_says_why(keeping):
+    """A restore gives every file it brings back a new inode and ctime: borg lists them all as
+    modified (63 of 63 in the lab). The night after a restore-safety snapshot newer than the last
+    night is not weighed; one made before the last night does not spare the next."""
+    state = StateStore(keeping.state_dir)
+    world = mass_world(keeping)
+    run_nights(keeping, world, 1)
+    last_night = state.nights()["photo"][-1].time
+    world.snaps.add("datapool/services/photo@restore-safety-20261105T120000Z")
+    world.created["datapool/services/photo@restore-safety-20261105T120000Z"] = int(last_night) + 3600
+    world.changes["photo"] = {"nfiles": 1000, "added": 0, "modified": 1000}
+    _, night = run_nights(keeping, world, 1)
+    photo = next(d for d in night.datasets if d.service == "photo")
+    assert night.ok and not night.held and not night.mass_changes, night
+    assert "not weighed by the mass-change guard: restored since the last night " \
+           "(restore-safety-20261105T120000Z)" in photo.message and "1,000 of 1,000 files modified" in photo.message
+    changed = state.nights()["photo"][-1].changed
+    assert not changed.held and changed.restored and "held" not in changed.to_json()
+    from management.cycles.backup import change_baseline
+    assert change_baseline(state.nights()["photo"])[1] == [0]  # the restore's 1,000 do not raise the bar
+    # the same rewrite a night later, with no restore since: held
+    _, after = run_nights(keeping, world, 1)
+    assert "photo" in after.mass_changes and not after.ok

@@ -7,12 +7,12 @@ from management.cycles.context import RunContext
 from management.errors import CommandError
 from management.results import FAILED, OK
 from tests.fakes import FakeRunner
+from tests.unit.config.test_load import BASE, settings_with
 from tests.unit.cycles.backup.world import (
     World,
     kinds,
     orchestrator,
 )
-from tests.unit.test_config import BASE, settings_with
 
 LIVE_DB = {"consistency": "live", "before-snapshot": [{"service": "db", "command": ["psql", "-c", "CHECKPOINT"]}]}
 
@@ -28,7 +28,7 @@ def test_full_cycle_order_hub_stops_last_and_starts_first(settings):
     last_start = max(i for i, e in enumerate(world.events) if e[0] == "start")
     first_create = min(i for i, e in enumerate(world.events) if e[0] == "create")
     assert last_start < first_create, "borg must run after the stacks are back"
-    assert world.snapshots == set() and world.views == set()
+    assert world.snaps == set() and world.views == set()
     assert report.downtime is not None and world.running == {"git", "photo", "reverseproxy"}
 
 

@@ -52,7 +52,8 @@ class World:
         self.policies = {}  # stack -> its x-orchestrator block
         self.datasets = ["datapool/services", "datapool/services/git", "datapool/services/photo"]
         self.written = {}  # dataset -> bytes written since the kept snapshot (OpenZFS `written@`)
-        self.snapshots = set()
+        self.snaps = set()
+        self.created = {}  # dataset@snap -> its creation time (zfs's `creation`), for those a test sets
         self.views = set()
         self.mounted = {"datapool/services/git", "datapool/services/photo"}
         self.fail = {}
@@ -115,23 +116,28 @@ class World:
         self.events.append(("snapshot", f"{dataset}@{name}"))
         if self.fail.get("snapshot"):
             raise CommandError("zfs snapshot", 1, "out of space")
-        self.snapshots.add(f"{dataset}@{name}")
+        self.snaps.add(f"{dataset}@{name}")
         if recursive:  # every dataset below gets the same name, atomically
-            self.snapshots |= {f"{d}@{name}" for d in self.datasets if d.startswith(dataset + "/")}
+            self.snaps |= {f"{d}@{name}" for d in self.datasets if d.startswith(dataset + "/")}
+
+    def snapshots(self, dataset):
+        from management.tools.zfs import Snapshot
+        return sorted((Snapshot(s, self.created.get(s, 0), 0) for s in self.list_snapshots(dataset)),
+                      key=lambda s: (s.creation, s.name))
 
     def list_snapshots(self, dataset):
-        return sorted(s for s in self.snapshots if s.split("@")[0] == dataset or s.startswith(dataset + "/"))
+        return sorted(s for s in self.snaps if s.split("@")[0] == dataset or s.startswith(dataset + "/"))
 
     def destroy_recursive_snapshot(self, dataset, name, prefix):
         assert name.startswith(prefix + "-")
         self.events.append(("destroy", f"{dataset}@{name}"))
         below = (dataset + "/", dataset + "@")
-        self.snapshots = {s for s in self.snapshots if not (s.endswith("@" + name) and s.startswith(below))}
+        self.snaps = {s for s in self.snaps if not (s.endswith("@" + name) and s.startswith(below))}
 
     def destroy_ours(self, snap, prefix):
         assert snap.split("@")[1].startswith(prefix + "-")
         self.events.append(("destroy-one", snap))
-        self.snapshots.discard(snap)
+        self.snaps.discard(snap)
 
     def written_since(self, snap, earlier):
         """OpenZFS-like: bytes written since `earlier`; `written` maps a dataset to it (default: changed)."""
@@ -144,7 +150,7 @@ class World:
         return self.capacity
 
     def exists(self, name):
-        return name in self.views or name in self.snapshots or name in self.datasets
+        return name in self.views or name in self.snaps or name in self.datasets
 
     def create_dataset(self, dataset):
         self.events.append(("create-dataset", dataset))

@@ -4,11 +4,11 @@ tests get them from the real compose."""
 
 from pathlib import Path
 
-from management.tools.compose_file import (
+from management.stacks.compose_file import (
     find_stacks,
     stack_from_model,
 )
-from management.tools.rules import accepted, caddy_files, caddy_upstreams, check_stacks
+from management.stacks.rules import accepted, caddy_files, caddy_upstreams, check_stacks
 
 BASE = Path("/datapool/services")
 
@@ -171,7 +171,7 @@ def test_caddy_upstreams_skip_matchers_and_options():
 def test_a_bad_folder_name_is_said_once(tmp_path):
     stack_dir(tmp_path / "c", "Git Lab", spoke_model("git", "git_net", "gitea"))
     [found], _ = find_stacks(tmp_path / "c")
-    from management.tools.compose_file import Stack
+    from management.stacks.compose_file import Stack
 
     bad = Stack(found.name, found.dir, found.file, error="folder name 'Git Lab' is not a valid compose project name")
     assert [v.message for v in check([bad])].count(
@@ -377,7 +377,7 @@ def test_an_upstream_in_a_stack_the_hub_shares_no_network_with_names_that_stack(
 
 
 def test_a_dangling_symlinked_stack_folder_is_named_with_its_target(tmp_path):
-    from management.tools.compose_file import dangling_links
+    from management.stacks.compose_file import dangling_links
 
     stacks = world(tmp_path)
     (tmp_path / "media").symlink_to("/mnt/usb/media")

@@ -3,19 +3,18 @@ archive layout, the restore's all-or-nothing promise and the drill's results, wi
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from management.tools.borg import STACK_PREFIX
-from management.tools.trees import (
+from management.stacks.trees import (
     compare_trees,
     manifest_differences,
     stack_manifest,
     tree_manifest,
 )
+from management.tools.borg import STACK_PREFIX
 
 
 def make_tree(root: Path) -> None:
@@ -115,28 +114,3 @@ def test_tree_manifest_leaves_the_stack_copy_out(tmp_path):
     assert tree_manifest(tmp_path, old)[0] != digest
 
 
-
-def test_one_cp_copies_every_stack_folder_under_its_own_name_following_a_symlinked_folder(tmp_path):
-    from management.tools.trees import copy_trees_argv
-
-    real = tmp_path / "elsewhere" / "photo"
-    real.mkdir(parents=True)
-    (real / "compose.yaml").write_text("photo")
-    services = tmp_path / "services"
-    (services / "git").mkdir(parents=True)
-    (services / "git" / "compose.yaml").write_text("git")
-    (services / "photo").symlink_to(real)
-    target = tmp_path / "copies"
-    target.mkdir()
-    argv = copy_trees_argv([services / "git", services / "photo"], target)
-    assert argv == ["cp", "-a", "-H", "-t", str(target), "--", str(services / "git"), str(services / "photo")]
-    subprocess.run(argv, check=True)
-    assert (target / "git" / "compose.yaml").read_text() == "git"
-    assert not (target / "photo").is_symlink() and (target / "photo" / "compose.yaml").read_text() == "photo"
-
-
-def test_one_path_is_copied_whole_with_its_links_and_holes(tmp_path):
-    from management.tools.trees import copy_path_argv
-
-    assert copy_path_argv(Path("/snap/lib/a b"), Path("/live/lib/.stage/a b")) == \
-        ["cp", "-a", "--sparse=always", "--", "/snap/lib/a b", "/live/lib/.stage/a b"]

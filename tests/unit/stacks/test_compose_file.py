@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from management.errors import ValidationError
-from management.tools.compose_file import (
+from management.stacks.compose_file import (
     Hook,
     Policy,
     StackDir,
@@ -17,8 +17,8 @@ from management.tools.compose_file import (
     policy_of,
     stack_from_model,
 )
-from management.tools.rules import check_stacks
-from tests.unit.tools.test_rules import spoke_model
+from management.stacks.rules import check_stacks
+from tests.unit.stacks.test_rules import spoke_model
 
 BASE = Path("/datapool/services")
 
@@ -126,7 +126,7 @@ def test_x_orchestrator_policy_and_its_problems(tmp_path):
 
 
 def test_the_mass_change_declaration():
-    from management.tools.compose_file import ChangeLimit, mass_change_limit
+    from management.stacks.compose_file import ChangeLimit, mass_change_limit
 
     assert mass_change_limit({}) == (None, [])
     assert mass_change_limit({"x-orchestrator": {"mass-change": {"limit": "90", "reason": " dumps "}}}) == \

@@ -34,7 +34,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from management.tools.compose_file import LIVE, POLICY_KEY, Mount, Stack, policy_of
+from management.stacks.compose_file import LIVE, POLICY_KEY, Mount, Stack, policy_of
 
 COVERED, CONFIG, COPIED, EPHEMERAL, NOT_DATA, UNCOVERED, FOREIGN = (
     "covered", "config", "copied", "ephemeral", "not data", "uncovered", "foreign")

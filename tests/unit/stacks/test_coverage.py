@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from management.tools.compose_file import StackDir, stack_from_model
-from management.tools.coverage import (
+from management.stacks.compose_file import StackDir, stack_from_model
+from management.stacks.coverage import (
     CONFIG,
     COPIED,
     COVERED,

@@ -1,6 +1,6 @@
 """doctor's checks of one file back (issue 33): the local history, borg's FUSE bindings, and
-borg mounts left open. Beside doctor.py (its Check, Host and helpers), which runs them after
-its own; read-only like every check.
+borg mounts left open, built on check.py's Check, Host and helpers; report.py runs them after
+the others. Read-only like every check.
 
     local history        ok: how many history snapshots, the space unique to them, oldest and
                          newest; warn when they hold more than SNAPSHOT_SPACE_WARN percent of the
@@ -18,7 +18,8 @@ import re
 from pathlib import Path
 
 from management.errors import CommandError, OrchestratorError
-from management.host.doctor import OK, WARN, Check, Host, cannot, missing, pool_space, why
+from management.host.doctor.check import OK, WARN, Check, Host, cannot, missing, why
+from management.host.doctor.pool import pool_space
 from management.state import StateStore, summarize_history
 from management.text import age, human_size
 from management.tools.zfs import parse_props, props_argv

@@ -1,8 +1,8 @@
 """Walking directory trees: the change digest of a view, the manifest of a stack folder, and the
 entry-by-entry comparison a restore drill makes between a snapshot and an extracted archive.
 
-The walkers only read (os.scandir/lstat/readlink/open). Copies are made by `cp -a` (owners,
-modes, links, times, xattrs), whose argv is built here and run by the caller's Runner.
+The walkers only read (os.scandir/lstat/readlink/open). Copies are made by `cp -a`, through
+management.tools.files.
 Symlinks are never followed; names that are not UTF-8 are kept as bytes via surrogateescape.
 """
 
@@ -16,25 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CHUNK = 1 << 20
-
-
-def copy_tree_argv(source: Path, target: Path) -> list[str]:
-    """`cp -a SOURCE/. TARGET`: TARGET (which must not exist) becomes an exact copy of SOURCE,
-    its own owner and mode included."""
-    return ["cp", "-a", "--", f"{source}/.", str(target)]
-
-
-def copy_path_argv(source: Path, target: Path) -> list[str]:
-    """`cp -a --sparse=always SOURCE TARGET`: TARGET (which must not exist) becomes an exact copy
-    of SOURCE, a file or a whole folder: owners, modes, times, symlinks (not followed), hard
-    links inside it, and holes kept."""
-    return ["cp", "-a", "--sparse=always", "--", str(source), str(target)]
-
-
-def copy_trees_argv(sources: list[Path], target_dir: Path) -> list[str]:
-    """`cp -a -H -t TARGET_DIR SOURCE...`: each SOURCE becomes TARGET_DIR/<its name>, an exact copy
-    (a symlinked SOURCE is followed, as compose follows it); one process for all of them."""
-    return ["cp", "-a", "-H", "-t", str(target_dir), "--", *map(str, sources)]
 
 
 def walk(root: Path, skip_top: frozenset[str] = frozenset()) -> Iterator[tuple[str, os.stat_result]]:

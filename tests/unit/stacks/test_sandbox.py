@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from management.tools.sandbox import NotBootable, sandbox_model
+from management.stacks.sandbox import NotBootable, sandbox_model
 
 BASE = Path("/datapool/services")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from management.config import PROJECT_RE
-from management.tools.compose_file import (
+from management.stacks.compose_file import (
     NETWORK_RE,
     POLICY_KEY,
     STOP_MARGIN,
@@ -29,7 +29,7 @@ from management.tools.compose_file import (
     policy_of,
     ports_text,
 )
-from management.tools.coverage import declared_ephemeral, ephemeral_problems, problems, stack_coverage
+from management.stacks.coverage import declared_ephemeral, ephemeral_problems, problems, stack_coverage
 
 _UPSTREAM_SKIP = re.compile(r"^(@|/|\*|\{)")
 
@@ -190,6 +190,30 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
     6. no container name is used by two stacks;
     7. an `x-orchestrator` block is valid (keys, consistency, before-snapshot services).
     """
+    v = _folder_problems(stacks, empty_dirs, dangling)
+    readable = [s for s in stacks if not s.error]
+    by_name = {s.name: s for s in readable}
+    hub_stack = by_name.get(hub)
+    if hub_stack is None and not any(s.name == hub for s in stacks):
+        v.append(Violation(base, f"no hub stack {hub!r} (HUB_SERVICE) in SERVICES_DIR"))
+    hub_nets = hub_stack.all_networks() if hub_stack else set()
+    owners: dict[str, list[str]] = {}
+    for s in readable:
+        v += _service_problems(s, hub, stop_timeout)
+        if s.name != hub:
+            v += _spoke_problems(s, hub, hub_stack, hub_nets, owners)
+    v += _network_owner_problems(hub_stack, owners, by_name, every_stack_read=len(readable) == len(stacks))
+    if hub_stack:
+        # an upstream no readable stack answers to may belong to one compose cannot read: undecided
+        v += _check_upstreams(hub_stack, readable, hub_nets, report_unknown=len(readable) == len(stacks))
+    v += _data_problems(stacks, readable, base, listed)
+    v += _container_name_problems(readable)
+    return v
+
+
+def _folder_problems(stacks: list[Stack], empty_dirs: list[Path], dangling: list[Path]) -> list[Violation]:
+    """Rule 0 and 7: folders that are no stack, stacks compose cannot read or a bad folder name,
+    and what each readable stack's own x-orchestrator block gets wrong."""
     v: list[Violation] = [Violation(d, "holds no compose file (compose.yaml, compose.yml, docker-compose.yaml "
                                        "or docker-compose.yml); it is not a stack") for d in empty_dirs]
     v += [Violation(link, f"a symlink to {os.readlink(link)}, which does not exist: this stack is neither checked, "
@@ -204,50 +228,61 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
                                       "(lowercase letters, digits, '-' and '_', starting with a letter or digit)"))
         elif s.error:
             v.append(Violation(s.file, f"compose cannot read this stack: {s.error}"))
-    readable = [s for s in stacks if not s.error]
-    by_name = {s.name: s for s in readable}
-    hub_stack = by_name.get(hub)
-    if hub_stack is None and not any(s.name == hub for s in stacks):
-        v.append(Violation(base, f"no hub stack {hub!r} (HUB_SERVICE) in SERVICES_DIR"))
-    hub_nets = hub_stack.all_networks() if hub_stack else set()
-    owners: dict[str, list[str]] = {}
-    for s in readable:
-        for svc in s.services.values():
-            if stop_timeout is not None and svc.stop_grace + STOP_MARGIN > stop_timeout:
-                v.append(Violation(s.file, f"service {svc.name!r} declares stop_grace_period {svc.stop_grace:g}s, "
-                                           f"which does not fit in STOP_TIMEOUT={stop_timeout:g}s with "
-                                           f"{STOP_MARGIN:g}s to spare: the tool would give up waiting before "
-                                           "compose does; raise STOP_TIMEOUT"))
-            if svc.network_mode == "host" and (s.name == hub or "host-network" not in allowed(s)[0]):
-                who = "the hub cannot join spoke networks with it" if s.name == hub else \
-                    (f"it publishes every port on the host; only the hub ({hub}) may publish (or declare "
-                     f"{POLICY_KEY}.allow.host-network with the reason this stack needs it)")
-                v.append(Violation(s.file, f"service {svc.name!r} uses network_mode: host: {who}"))
-        if s.name == hub:
-            continue
-        for svc, ports in s.ports.items():
-            if "publish" not in allowed(s)[0]:
-                v.append(Violation(s.file, f"service {svc!r} publishes ports {ports_text(ports)}: only the hub "
-                                           f"({hub}) may (or declare {POLICY_KEY}.allow.publish with the reason)"))
-        bridged = [svc.name for svc in s.services.values() if svc.network_mode == "bridge"]
-        if not s.external_networks and bridged:
-            # compose refuses `networks:` beside `network_mode`: the hint says what to remove first
-            v += [Violation(s.file, f"service {name!r} sets network_mode: bridge (docker's default bridge, which "
-                                    "the hub cannot join): remove the line `network_mode: bridge` (compose refuses "
-                                    f"`networks:` beside it), then give {name!r} `networks: [{s.name}_net]` and the "
-                                    f"file a top-level `networks: {{{s.name}_net: {{external: true}}}}`")
-                  for name in bridged]
-        elif not s.external_networks and not _host_networked(s):
-            v.append(Violation(s.file, "declares no external network: each spoke needs its own, "
-                                       f"joined by the hub (e.g. {s.name}_net)"))
-        for net in sorted(s.external_networks):
-            if not NETWORK_RE.match(net):
-                v.append(Violation(s.file, f"external network {net!r} is not a valid name "
-                                           "(letters, digits, '_', '.', '-'; not starting with '-')"))
-            owners.setdefault(net, []).append(s.name)
-            if hub_stack and net not in hub_nets:
-                v.append(Violation(hub_stack.file, f"the hub does not join {net!r}, the network of {s.name}"))
-    if hub_stack and len(readable) == len(stacks):  # an unreadable stack may be the one declaring it
+    return v
+
+
+def _service_problems(s: Stack, hub: str, stop_timeout: float | None) -> list[Violation]:
+    """Rules 0 and 1 per service: its stop_grace_period fits in STOP_TIMEOUT; no `network_mode: host`."""
+    v: list[Violation] = []
+    for svc in s.services.values():
+        if stop_timeout is not None and svc.stop_grace + STOP_MARGIN > stop_timeout:
+            v.append(Violation(s.file, f"service {svc.name!r} declares stop_grace_period {svc.stop_grace:g}s, "
+                                       f"which does not fit in STOP_TIMEOUT={stop_timeout:g}s with "
+                                       f"{STOP_MARGIN:g}s to spare: the tool would give up waiting before "
+                                       "compose does; raise STOP_TIMEOUT"))
+        if svc.network_mode == "host" and (s.name == hub or "host-network" not in allowed(s)[0]):
+            who = "the hub cannot join spoke networks with it" if s.name == hub else \
+                (f"it publishes every port on the host; only the hub ({hub}) may publish (or declare "
+                 f"{POLICY_KEY}.allow.host-network with the reason this stack needs it)")
+            v.append(Violation(s.file, f"service {svc.name!r} uses network_mode: host: {who}"))
+    return v
+
+
+def _spoke_problems(s: Stack, hub: str, hub_stack: Stack | None, hub_nets: set[str],
+                    owners: dict[str, list[str]]) -> list[Violation]:
+    """Rules 1 to 3 for a spoke: no published port, its own external network, joined by the hub.
+    Each external network it declares is added to `owners`."""
+    v: list[Violation] = []
+    for svc, ports in s.ports.items():
+        if "publish" not in allowed(s)[0]:
+            v.append(Violation(s.file, f"service {svc!r} publishes ports {ports_text(ports)}: only the hub "
+                                       f"({hub}) may (or declare {POLICY_KEY}.allow.publish with the reason)"))
+    bridged = [svc.name for svc in s.services.values() if svc.network_mode == "bridge"]
+    if not s.external_networks and bridged:
+        # compose refuses `networks:` beside `network_mode`: the hint says what to remove first
+        v += [Violation(s.file, f"service {name!r} sets network_mode: bridge (docker's default bridge, which "
+                                "the hub cannot join): remove the line `network_mode: bridge` (compose refuses "
+                                f"`networks:` beside it), then give {name!r} `networks: [{s.name}_net]` and the "
+                                f"file a top-level `networks: {{{s.name}_net: {{external: true}}}}`")
+              for name in bridged]
+    elif not s.external_networks and not _host_networked(s):
+        v.append(Violation(s.file, "declares no external network: each spoke needs its own, "
+                                   f"joined by the hub (e.g. {s.name}_net)"))
+    for net in sorted(s.external_networks):
+        if not NETWORK_RE.match(net):
+            v.append(Violation(s.file, f"external network {net!r} is not a valid name "
+                                       "(letters, digits, '_', '.', '-'; not starting with '-')"))
+        owners.setdefault(net, []).append(s.name)
+        if hub_stack and net not in hub_nets:
+            v.append(Violation(hub_stack.file, f"the hub does not join {net!r}, the network of {s.name}"))
+    return v
+
+
+def _network_owner_problems(hub_stack: Stack | None, owners: dict[str, list[str]], by_name: dict[str, Stack], *,
+                            every_stack_read: bool) -> list[Violation]:
+    """Rules 2 and 3 across stacks: a hub network no stack declares (a warning), a network two spokes share."""
+    v: list[Violation] = []
+    if hub_stack and every_stack_read:  # an unreadable stack may be the one declaring it
         for net in sorted(hub_stack.external_networks - set(owners)):
             v.append(Violation(hub_stack.file, f"the hub joins {net!r}, which no stack declares: a spoke that "
                                                "should be on it lost its `networks:` entry, or the network is "
@@ -257,9 +292,12 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
             for name in names:
                 v.append(Violation(by_name[name].file, f"network {net!r} is shared by {', '.join(names)}: "
                                                        "each spoke needs its own"))
-    if hub_stack:
-        # an upstream no readable stack answers to may belong to one compose cannot read: undecided
-        v += _check_upstreams(hub_stack, readable, hub_nets, report_unknown=len(readable) == len(stacks))
+    return v
+
+
+def _data_problems(stacks: list[Stack], readable: list[Stack], base: Path, listed: list[str]) -> list[Violation]:
+    """Rule 5: every mount's data is backed up (coverage), and every bind under ZFS_BASE_MOUNTPOINT is listed."""
+    v: list[Violation] = []
     listed_paths = [PurePosixPath(p) for p in listed]
     services = sorted({s.name for s in stacks} | {PurePosixPath(p).parts[0] for p in listed if p})
     for s in readable:
@@ -271,6 +309,12 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
             if not any(rel == a or a in rel.parents for a in listed_paths):
                 v.append(Violation(s.file, f"service {b.service!r} mounts {b.source}, which is under "
                                            "ZFS_BASE_MOUNTPOINT but not listed in SERVICE_VOLUME_PATHS_AND_OWNERS"))
+    return v
+
+
+def _container_name_problems(readable: list[Stack]) -> list[Violation]:
+    """Rule 6: no container name is used by two stacks."""
+    v: list[Violation] = []
     seen: dict[str, str] = {}
     for s in readable:
         for cname in sorted(set(s.container_names.values())):

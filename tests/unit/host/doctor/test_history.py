@@ -1,14 +1,15 @@
 """doctor's checks of one file back: the local history's share of the pool, borg's FUSE
 bindings in borg's own interpreter, and borg mounts left open under MOUNT_DIR. The `host`
-fixture of test_doctor (every check ok), one thing broken per test."""
+fixture of test_check (every check ok), one thing broken per test."""
 
 import json
 
-from management.host import doctor, doctor_history
+from management.host import doctor
 from management.host.doctor import OK, WARN
+from management.host.doctor import history as doctor_history
 from management.runner import Result
-from tests.unit.host.test_doctor import FREE, NOW, H, absent, answer, failed
-from tests.unit.host.test_doctor import host as host  # noqa: F401  (the fixture: a host where every check is ok)
+from tests.unit.host.doctor.test_check import FREE, NOW, H, absent, answer, failed
+from tests.unit.host.doctor.test_check import host as host  # noqa: F401  (the fixture: a host where every check is ok)
 
 USED = ("zfs", "get", "-H", "-p", "-r", "-o", "name,property,value", "used", "datapool/services")
 

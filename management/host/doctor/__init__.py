@@ -1,0 +1,69 @@
+"""`doctor`: a read-only audit of the host against the design (spec 004 and docs/).
+
+Each check is a small function of a `Host` (the settings, the Runner, and the paths it reads)
+returning one `Check`: ok / warn / fail, a name, what it found, and for anything not ok the fix
+(a command to run or a file to edit). The CLI prints them and exits 1 when any check fails.
+
+What fails and what warns:
+- fail: the host departs from the design in a way that puts data or access at risk: no
+  userns-remap, unbounded container logs, the pool or a dataset not there, a disk of the pool not
+  ONLINE or with read/write/checksum errors, a scrub that found errors, under 5 % free,
+  password logins over ssh, no default-deny firewall, a readable .env or borg key, no
+  nightly backup scheduled, a last good backup older than STALE_AFTER;
+- warn: departs from the design without that risk (ssh on port 22, root login by key, the
+  cache import at boot, under 20 % free, compose v1 only, no boot unit, a key not exported, a
+  pool without redundancy, no scrub within 35 days or none scheduled),
+  or the check cannot tell (a tool is missing, systemd is not running): it names what is missing.
+
+Nothing here writes: every command is a query (`mutating=False`), every file is only read.
+
+One module per thing checked: docker, pool (ZFS), access (ssh, firewall), secrets, backups
+(schedule, last backup, coverage) and history (the local history, borg mounts); check.py holds
+Check, Host and the shared helpers, report.py runs them all and renders the report. Adding a
+check: a `check_*(host) -> Check` in the module of what it looks at, and a place in CHECKS.
+"""
+
+from management.host.doctor.access import (
+    SSHD_DEFAULTS,
+    check_firewall,
+    check_ssh_password,
+    check_ssh_port,
+    check_ssh_root,
+    iptables_input_denies,
+    nft_input_denies,
+    parse_sshd_config,
+)
+from management.host.doctor.backups import check_boot_unit, check_coverage, check_cron, check_last_backup
+from management.host.doctor.check import FAIL, OK, QUERY_TIMEOUT, WARN, Check, Host, cannot, missing, why
+from management.host.doctor.docker import check_compose, check_log_rotation, check_subids, check_userns
+from management.host.doctor.pool import (
+    DEBIAN_SCRUB_CRON,
+    FREE_FAIL,
+    FREE_WARN,
+    NO_REDUNDANCY,
+    SCRUB_MAX_AGE_DAYS,
+    check_datasets,
+    check_free_space,
+    check_pool,
+    check_pool_errors,
+    check_pool_redundancy,
+    check_scrub,
+    check_scrub_schedule,
+    check_zed,
+    check_zfs_import,
+    pool_space,
+    pool_status,
+)
+from management.host.doctor.report import CHECKS, all_checks, render, run_checks
+from management.host.doctor.secrets import check_borg_keys, check_env_mode, check_history_protection
+
+__all__ = [
+    "CHECKS", "DEBIAN_SCRUB_CRON", "FAIL", "FREE_FAIL", "FREE_WARN", "NO_REDUNDANCY", "OK", "QUERY_TIMEOUT",
+    "SCRUB_MAX_AGE_DAYS", "SSHD_DEFAULTS", "WARN", "Check", "Host", "all_checks", "cannot", "check_boot_unit",
+    "check_borg_keys", "check_compose", "check_coverage", "check_cron", "check_datasets", "check_env_mode",
+    "check_firewall", "check_free_space", "check_history_protection", "check_last_backup", "check_log_rotation",
+    "check_pool", "check_pool_errors", "check_pool_redundancy", "check_scrub", "check_scrub_schedule",
+    "check_ssh_password", "check_ssh_port", "check_ssh_root", "check_subids", "check_userns", "check_zed",
+    "check_zfs_import", "iptables_input_denies", "missing", "nft_input_denies", "parse_sshd_config", "pool_space",
+    "pool_status", "render", "run_checks", "why",
+]
