@@ -33,6 +33,7 @@ from management.config.kinds import (
     VolumePath,
     show_retention,
 )
+from management.text import pool_of
 
 
 def _below(key: str, name: str) -> Derived:
@@ -83,7 +84,7 @@ SETTINGS: tuple[Setting, ...] = (
                 default="orchestrator"),
         Setting("VIEW_DATASET", Dataset(), "Read-only clones borg reads from; must be outside ZFS_PARENT_DATASET.",
                 default=Derived("<pool>/orchestrator-views", ("ZFS_PARENT_DATASET",),
-                                lambda parent: parent.split("/", 1)[0] + "/orchestrator-views"),
+                                lambda parent: pool_of(parent) + "/orchestrator-views"),
                 note="Each is a clone of a snapshot, mounted at a stable path (VIEW_MOUNTPOINT) so that borg's "
                      "files cache works."),
         Setting("VIEW_MOUNTPOINT", AbsPath(), "Where the views are mounted (stable, for borg's files cache).",

@@ -14,6 +14,7 @@ from management.config import Settings
 from management.errors import CommandError, OrchestratorError
 from management.host import autostart, zed
 from management.runner import Result, Runner
+from management.text import pool_of
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 QUERY_TIMEOUT = 30.0
@@ -65,7 +66,7 @@ class Host:
 
     @property
     def pool(self) -> str:
-        return self.settings.zfs_parent_dataset.split("/", 1)[0]
+        return pool_of(self.settings.zfs_parent_dataset)
 
 
 def missing(exc: OrchestratorError) -> str | None:
