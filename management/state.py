@@ -1,5 +1,10 @@
 """Every file under STATE_DIR, and the only module that names one: one typed load and save
-each, every write atomic (a temp file in the same directory, fsync, rename).
+each, every write atomic (a temp file in the same directory, fsync, rename). Each JSON record
+is a dataclass here (Kept, HistoryPoint, Night, PruneHold, DrillRecord, ...) that reads the
+file as the tool has always written it (from_json) and writes it back the same (to_json);
+nothing outside this module reads a record as a dict. Writes with a rule of their own have a
+named method (record_drills, record_checks, record_updates, record_repositories, add_nights,
+release_prune).
 
 | file | written by | read by |
 |---|---|---|
@@ -54,6 +59,18 @@ CONSISTENT, CRASH_CONSISTENT = "consistent", "crash-consistent"
 UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
 
 
+def _opt_float(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _opt_int(value) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _opt_str(value) -> str | None:
+    return None if value is None else str(value)
+
+
 @dataclass
 class Kept:
     """kept_snapshots.json, per service: the snapshot its last archive was made from, kept until
@@ -98,18 +115,6 @@ class HistoryPoint:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def _opt_float(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _opt_int(value) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _opt_str(value) -> str | None:
-    return None if value is None else str(value)
 
 
 @dataclass
