@@ -201,12 +201,14 @@ def test_redis_stopped_for_the_snapshot_keeps_every_acknowledged_write(lab_apps,
 
 def test_the_boot_drill_boots_both_apps_and_their_probes_answer_from_the_archive(lab_apps):
     cyc = lab_apps
+    # a day's ordinary use: a few wiki pages (Fossil: one SQLite file modified)
+    sh(cyc.notes, f"for i in 1 2 3; do echo \"note $i\" | fossil wiki create N-$i -R {REPO} >/dev/null; done")
     count = sh(cyc.notes, f"sqlite3 {REPO} \"{PAGES}\"")
     counter = sh(cyc.cache, "redis-cli get counter")
     # Redis rewrites its append-only files (a new base, a new increment file, a new manifest)
     sh(cyc.cache, "redis-cli bgrewriteaof >/dev/null; for n in $(seq 100); do "
                   "redis-cli info persistence | grep -q 'aof_rewrite_in_progress:0' && exit 0; sleep 0.1; done; exit 1")
-    night(cyc, "after restores and an AOF rewrite")  # nothing else written: the archive holds what runs now
+    night(cyc, "Fossil pages, and an AOF rewrite after cache's restore")  # the archive holds what runs now
     r = run_cli(cyc.env_path, "drill", "notes", "cache", "--boot", "--json", timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     booted = {s["service"]: s for s in json.loads(r.stdout)["services"]}
