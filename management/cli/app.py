@@ -20,6 +20,8 @@ from management.config import Settings, load_settings
 from management.errors import ConfigError, OrchestratorError
 from management.runner import Runner, mask
 
+# The script cron, the boot unit and the zedlet run: the entry point, not the module that renders them
+ENTRY_POINT = Path(__file__).resolve().parents[2] / "orchestrator.py"
 EXIT_FAILED = 1
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from management.cli.app import EXIT_FAILED, App, cli, pass_app
+from management.cli.app import ENTRY_POINT, EXIT_FAILED, App, cli, pass_app
 
 
 @cli.command("doctor")
@@ -56,7 +56,7 @@ def install_cron(app: App, schedule: str, log_file: str, cron_dir: str, logrotat
     from management.host.schedule import install_cron as install
 
     s = app.settings  # validate the .env the cron job will use now, not at 3am
-    install(schedule, Path(sys.executable), Path(__file__).resolve(), app.env_file.resolve(), Path(log_file),
+    install(schedule, Path(sys.executable), ENTRY_POINT, app.env_file.resolve(), Path(log_file),
             Path(cron_dir), Path(logrotate_dir), update_schedule=s.update_schedule, drill_schedule=s.drill_schedule,
             drill_wait=s.borg_timeout, dry_run=app.dry_run, echo=click.echo, check_schedule=s.check_schedule,
             check_verify_data=bool(s.check_verify_data), snapshot_schedule=s.snapshot_schedule)
@@ -84,7 +84,7 @@ def install_zedlet(app: App, zed_dir: str) -> None:
     from management.monitoring.notify import ZED_SUBCLASSES
 
     _ = app.settings  # validate the .env zed will use now, not when a disk fails
-    text = render_zedlet(Path(sys.executable), Path(__file__).resolve(), app.env_file.resolve(), ZED_SUBCLASSES)
+    text = render_zedlet(Path(sys.executable), ENTRY_POINT, app.env_file.resolve(), ZED_SUBCLASSES)
     if app.dry_run:
         click.echo(text, nl=False)
         return
@@ -133,7 +133,7 @@ def install_autostart(app: App, unit_dir: str) -> None:
     from management.host.autostart import install_autostart as install
 
     s = app.settings  # validate the .env the unit will use now, not at boot
-    install(app.runner, Path(sys.executable), Path(__file__).resolve(), app.env_file.resolve(), s.storage_wait,
+    install(app.runner, Path(sys.executable), ENTRY_POINT, app.env_file.resolve(), s.storage_wait,
             Path(unit_dir), app.dry_run, click.echo)
 
 

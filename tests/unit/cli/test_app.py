@@ -1,10 +1,12 @@
+from pathlib import Path
+
 import click
 import pytest
 from click.testing import CliRunner
 
 import orchestrator
 from management.cli.app import EXIT_CONFIG, App, cli
-from tests.unit.config.test_load import settings_with
+from tests.unit.config.test_load import BASE, settings_with, write
 
 
 def test_orchestrator_py_is_the_entry_point_of_the_one_root_group():
@@ -24,3 +26,13 @@ def test_a_service_named_on_the_command_line_must_be_listed(tmp_path):
     assert app.service(first) == first and app.services_or_all(()) == list(app.settings.services)
     with pytest.raises(click.BadParameter, match="unknown service 'nope'"):
         app.service("nope")
+
+
+def test_what_cron_the_boot_unit_and_the_zedlet_run_is_the_entry_point(tmp_path):
+    """They run the script that rendered them: that is orchestrator.py, not the cli/ module."""
+    from management.cli.app import ENTRY_POINT
+    assert ENTRY_POINT == Path(orchestrator.__file__).resolve() and ENTRY_POINT.is_file()
+    env = write(tmp_path, BASE)
+    result = CliRunner().invoke(cli, ["--env-file", str(env), "--dry-run", "install-zedlet", "--zed-dir",
+                                      str(tmp_path / "zed.d")])
+    assert f" {ENTRY_POINT} " in result.output, result.output
