@@ -24,3 +24,13 @@ def test_a_service_named_on_the_command_line_must_be_listed(tmp_path):
     assert app.service(first) == first and app.services_or_all(()) == list(app.settings.services)
     with pytest.raises(click.BadParameter, match="unknown service 'nope'"):
         app.service("nope")
+
+
+def assert_adds_commands(module, expected: set[str]) -> None:
+    """`module` adds exactly `expected` to the root group (commands and groups), and each answers
+    --help: what each cli/ module's test asks of it."""
+    names = {name for name, cmd in cli.commands.items() if cmd.callback.__module__ == module.__name__}
+    assert names == expected
+    for name in sorted(names):
+        result = CliRunner().invoke(cli, [name, "--help"])
+        assert result.exit_code == 0 and result.output.startswith("Usage: "), (name, result.output)
