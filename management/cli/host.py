@@ -26,7 +26,8 @@ def doctor(app: App, as_json: bool, cron_dir: str, unit_dir: str, sshd_config: s
     (ok / warn / fail), each with its fix. Exit 1 when any check fails; warnings alone exit 0."""
     import json as _json
 
-    from management.host.doctor import FAIL, OK, WARN, Host, render, run_checks
+    from management.host.doctor.check import FAIL, OK, WARN, Host
+    from management.host.doctor.report import render, run_checks
 
     host = Host(app.settings, app.runner, cron_dir=Path(cron_dir), unit_dir=Path(unit_dir),
                 sshd_config=Path(sshd_config), zed_dir=Path(zed_dir))

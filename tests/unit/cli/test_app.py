@@ -36,3 +36,13 @@ def test_what_cron_the_boot_unit_and_the_zedlet_run_is_the_entry_point(tmp_path)
     result = CliRunner().invoke(cli, ["--env-file", str(env), "--dry-run", "install-zedlet", "--zed-dir",
                                       str(tmp_path / "zed.d")])
     assert f" {ENTRY_POINT} " in result.output, result.output
+
+
+def assert_adds_commands(module, expected: set[str]) -> None:
+    """`module` adds exactly `expected` to the root group (commands and groups), and each answers
+    --help: what each cli/ module's test asks of it."""
+    names = {name for name, cmd in cli.commands.items() if cmd.callback.__module__ == module.__name__}
+    assert names == expected
+    for name in sorted(names):
+        result = CliRunner().invoke(cli, [name, "--help"])
+        assert result.exit_code == 0 and result.output.startswith("Usage: "), (name, result.output)

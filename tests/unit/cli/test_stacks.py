@@ -1,20 +1,9 @@
-from click.testing import CliRunner
-
 import management.cli.stacks as module
-from management.cli.app import cli
+from tests.unit.cli.test_app import assert_adds_commands
 
 EXPECTED = set(("adopt check-stacks docker-down docker-pull docker-start docker-stop docker-up outdated rollback "
                  "status update").split())
 
 
-def commands_of(mod) -> set[str]:
-    """The root commands (and groups) the module adds to `cli`."""
-    return {name for name, cmd in cli.commands.items() if cmd.callback.__module__ == mod.__name__}
-
-
 def test_the_module_adds_its_commands_and_each_has_help():
-    names = commands_of(module)
-    assert names == EXPECTED
-    for name in sorted(names):
-        result = CliRunner().invoke(cli, [name, "--help"])
-        assert result.exit_code == 0 and result.output.startswith("Usage: "), (name, result.output)
+    assert_adds_commands(module, EXPECTED)

@@ -2,8 +2,8 @@
 
 
 
-from management.host import doctor
-from management.host.doctor import FAIL, OK, WARN
+from management.host.doctor import access as doctor
+from management.host.doctor.check import FAIL, OK, WARN
 from tests.unit.host.doctor.test_check import (
     SSHD_T,
     absent,

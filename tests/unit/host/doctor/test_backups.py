@@ -2,8 +2,9 @@
 
 import json
 
-from management.host import autostart, doctor, schedule
-from management.host.doctor import FAIL, OK, WARN
+from management.host import autostart, schedule
+from management.host.doctor import backups as doctor
+from management.host.doctor.check import FAIL, OK, WARN
 from management.runner import Result
 from tests.unit.host.doctor.test_check import (
     GIT_CONFIG,

@@ -11,9 +11,11 @@ import pytest
 
 from management.config import load_settings
 from management.errors import CommandError
-from management.host import autostart, doctor, schedule
+from management.host import autostart, schedule
 from management.host import zed as zedlet
-from management.host.doctor import FAIL, OK, WARN, Host
+from management.host.doctor import report as doctor
+from management.host.doctor.check import FAIL, OK, WARN, Host
+from management.host.doctor.pool import DEBIAN_SCRUB_CRON
 from management.runner import Result
 from tests.fakes import FakeRunner
 from tests.unit.config.test_load import BASE, write
@@ -79,7 +81,7 @@ def host(tmp_path):
     (etc / "cron.d" / schedule.CRON_NAME).write_text(schedule.render_cron(
         "30 3 * * *", tmp_path / "python", tmp_path / "orchestrator.py", env.resolve(), tmp_path / "log"))
     # Debian's zfsutils-linux, as the package ships it (trixie)
-    (etc / "cron.d" / doctor.DEBIAN_SCRUB_CRON).write_text(
+    (etc / "cron.d" / DEBIAN_SCRUB_CRON).write_text(
         "PATH=/usr/bin:/bin:/usr/sbin:/sbin\n\n# TRIM the first Sunday of every month.\n"
         "24 0 1-7 * * root if [ $(date +\\%w) -eq 0 ] && [ -x /usr/lib/zfs-linux/trim ]; then "
         "/usr/lib/zfs-linux/trim; fi\n\n# Scrub the second Sunday of every month.\n"

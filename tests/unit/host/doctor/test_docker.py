@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from management.host import doctor
-from management.host.doctor import FAIL, OK, WARN
+from management.host.doctor import docker as doctor
+from management.host.doctor.check import FAIL, OK, WARN
 from tests.unit.host.doctor.test_check import (
     DOCKER_INFO,
     INFO,

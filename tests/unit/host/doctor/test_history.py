@@ -4,9 +4,9 @@ fixture of test_check (every check ok), one thing broken per test."""
 
 import json
 
-from management.host import doctor
-from management.host.doctor import OK, WARN
 from management.host.doctor import history as doctor_history
+from management.host.doctor import report as doctor
+from management.host.doctor.check import OK, WARN
 from management.runner import Result
 from tests.unit.host.doctor.test_check import FREE, NOW, H, absent, answer, failed
 from tests.unit.host.doctor.test_check import host as host  # noqa: F401  (the fixture: a host where every check is ok)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from management.host import doctor
 from management.host import zed as zedlet
-from management.host.doctor import FAIL, OK, WARN
+from management.host.doctor import pool as doctor
+from management.host.doctor.check import FAIL, OK, WARN
 from management.runner import Result
 from tests.unit.host.doctor.test_check import (
     DATASETS,

@@ -6,8 +6,9 @@ import json
 from click.testing import CliRunner
 
 import orchestrator
-from management.host import autostart, doctor
-from management.host.doctor import FAIL, OK, WARN
+from management.host import autostart
+from management.host.doctor import report as doctor
+from management.host.doctor.check import FAIL, OK, WARN
 from tests.unit.host.doctor.test_check import (
     DOCKER_INFO,
 )

@@ -3,8 +3,8 @@
 import os
 
 from management.config import load_settings
-from management.host import doctor
-from management.host.doctor import FAIL, OK, WARN, Host
+from management.host.doctor import secrets as doctor
+from management.host.doctor.check import FAIL, OK, WARN, Host
 from tests.unit.host.doctor.test_check import host as host  # noqa: F401  (the fixture: a host where every check is ok)
 
 
