@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import LAB_SH
 from tests.lab.conftest import build_cycle, teardown_cycle
 from tests.lab.envfile import LAB_COMPOSE, LAB_PASSPHRASE, cli_argv, run_cli, write_lab_env, write_shim
+from tests.lab.stacks import seed
 
 pytestmark = [pytest.mark.lab, pytest.mark.compose]
 # the program a compose fault is injected into: v2 is `docker compose`, v1 `docker-compose`
@@ -210,9 +211,24 @@ STAGES = {
 }
 
 
+@pytest.fixture(scope="module")
+def signalled(lab, tmp_path_factory):
+    """One hub and two spokes for every signal below: each leaves the host as it found it (that is
+    what it asserts), so the next starts from a host a night just left, as a real one would."""
+    cyc = build_cycle(lab, tmp_path_factory.mktemp("signals"))
+    yield cyc
+    teardown_cycle(cyc)
+
+
 @pytest.mark.parametrize("stage,sig", [(s, signal.SIGTERM) for s in STAGES] + [("stopping", signal.SIGINT),
                                                                             ("borg-create", signal.SIGINT)])
-def test_signal_at_each_stage_leaves_a_host_the_next_run_can_use(cycle, tmp_path, stage, sig):
+def test_signal_at_each_stage_leaves_a_host_the_next_run_can_use(signalled, tmp_path, stage, sig):
+    cycle = signalled
+    assert cycle.host_is_clean() == []
+    # new bytes in every spoke: no night may skip its dataset as unchanged (borg must create, prune)
+    for svc in cycle.spokes:
+        seed(cycle.base, svc, {f"signal-{stage}-{sig.name}.txt": os.urandom(64)})
+    time.sleep(1.1)  # zfs-fuse's 1-second ctimes: the files are older than the night's second
     program, words = STAGES[stage]
     shims, mark = tmp_path / "shims", tmp_path / "entered"
     write_shim(shims, program, f'for a in "$@"; do case "$a" in {words}) touch {mark}; sleep 3;; esac; done')
