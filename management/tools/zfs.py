@@ -188,12 +188,13 @@ class Snapshot:
         return self.name.split("@", 1)[1]
 
 
-# One change to the pool at a time from this process: the borg workers make and remove their views
-# in parallel threads, and zfs-fuse once met two concurrent destroys of clones with a dropped control
+# One destroy or unmount at a time from this process: the borg workers remove their views in
+# parallel threads, and zfs-fuse once met two concurrent destroys of clones with a dropped control
 # request on one ("file descriptor closed ... I/O error") and a clone it called busy from then on,
-# unmounted or not, until it restarted (CI, 2026-12-07). Each change takes milliseconds; reads
-# (zfs list/get) stay parallel.
-_CHANGES = threading.Lock()
+# unmounted or not, until it restarted (CI, 2026-12-07). Each takes milliseconds; everything else
+# (reads, snapshots, clones, mounts) stays parallel.
+SERIAL = ("destroy", "unmount")
+_SERIAL = threading.Lock()
 
 
 class ZFSManager:
@@ -202,9 +203,9 @@ class ZFSManager:
         self.timeout = timeout
 
     def _run(self, argv: list[str], *, mutating: bool = True, ok_codes=(0,)):
-        if not mutating:
-            return self.runner.run(argv, mutating=False, timeout=self.timeout, ok_codes=ok_codes)
-        with _CHANGES:
+        if not (mutating and len(argv) > 1 and argv[0] == "zfs" and argv[1] in SERIAL):
+            return self.runner.run(argv, mutating=mutating, timeout=self.timeout, ok_codes=ok_codes)
+        with _SERIAL:
             return self.runner.run(argv, mutating=True, timeout=self.timeout, ok_codes=ok_codes)
 
     # --- queries ------------------------------------------------------------------------------

@@ -325,8 +325,8 @@ def test_space_argv_and_parse_space():
         space_argv("bad name")
 
 
-def test_changes_to_the_pool_never_overlap_while_reads_may():
-    """The borg workers remove their views from parallel threads: one zfs change at a time."""
+def test_destroys_never_overlap_while_reads_may():
+    """The borg workers remove their views from parallel threads: one destroy or unmount at a time."""
     import threading
 
     class Slow(FakeRunner):
