@@ -229,7 +229,9 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
         for svc, ports in s.ports.items():
             if "publish" not in allowed(s)[0]:
                 v.append(Violation(s.file, f"service {svc!r} publishes ports {ports_text(ports)}: only the hub "
-                                           f"({hub}) may (or declare {POLICY_KEY}.allow.publish with the reason)"))
+                                           f"({hub}) may: remove them (in its compose.override.yaml, service "
+                                           f"{svc!r}: `ports: !reset []`), or declare {POLICY_KEY}.allow.publish "
+                                           "with the reason"))
         bridged = [svc.name for svc in s.services.values() if svc.network_mode == "bridge"]
         if not s.external_networks and bridged:
             # compose refuses `networks:` beside `network_mode`: the hint says what to remove first

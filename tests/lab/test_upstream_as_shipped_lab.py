@@ -73,8 +73,9 @@ def expected_violations(services: Path) -> dict[str, str]:
                 f"disk); fix: {ADOPT.format(stack)}")
 
     def publishes(stack: str, service: str, ports: str) -> str:
-        return (f"{f(stack)}: service {service!r} publishes ports {ports}: only the hub (reverseproxy) may (or "
-                "declare x-orchestrator.allow.publish with the reason)")
+        return (f"{f(stack)}: service {service!r} publishes ports {ports}: only the hub (reverseproxy) may: remove "
+                f"them (in its compose.override.yaml, service {service!r}: `ports: !reset []`), or declare "
+                "x-orchestrator.allow.publish with the reason")
 
     def host_network(stack: str, service: str) -> str:
         return (f"{f(stack)}: service {service!r} uses network_mode: host: it publishes every port on the host; "

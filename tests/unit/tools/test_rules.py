@@ -91,7 +91,10 @@ def test_a_spoke_publishing_a_port_is_named_with_its_file(tmp_path):
     violations = check(world(tmp_path, photo=photo))
     assert len(violations) == 1
     assert violations[0].file == tmp_path / "photo" / "compose.yaml"
-    assert "publishes ports 2283:2283: only the hub" in violations[0].message
+    assert violations[0].message == (
+        "service 'app' publishes ports 2283:2283: only the hub (reverseproxy) may: remove them (in its "
+        "compose.override.yaml, service 'app': `ports: !reset []`), or declare x-orchestrator.allow.publish with "
+        "the reason")
 
 
 def test_network_mode_host_is_flagged_on_a_spoke_and_on_the_hub(tmp_path):
