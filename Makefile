@@ -280,7 +280,7 @@ cloud-init-user-data: ## Print cloud-init user-data for a new VM: ADMIN_USER=run
 	   ADMIN_USER=os.environ["ADMIN_USER"], HOSTNAME=os.environ["VM_HOSTNAME"], SSH_PUBLIC_KEY=key))'
 
 # --- benchmark -------------------------------------------------------------------------------
-.PHONY: bench bench-restore
+.PHONY: bench bench-restore bench-guard
 BENCH_ARGS ?=
 RESTORE_PATH_ARGS ?=
 
@@ -290,6 +290,9 @@ bench: $(TEST_VENV)/.dev-installed lab-up ## Downtime and nightly cost: this too
 bench-restore: $(TEST_VENV)/.dev-installed lab-up ## One file back (restore-path vs borg extract PATH alone; RESTORE_PATH_ARGS="--files 20000 --size-mb 2048"), then seconds per restore level for PostgreSQL, Fossil/SQLite, Redis (root; BENCH_ARGS="--pg-scale 10")
 	$(TEST_VENV)/bin/python bench/restore_path.py $(RESTORE_PATH_ARGS)
 	$(TEST_VENV)/bin/python bench/restore_levels.py $(BENCH_ARGS)
+
+bench-guard: $(TEST_VENV)/.dev-installed lab-up ## The mass-change guard's cost against the night it rides on, 1% and every file rewritten (root; GUARD_ARGS="--files 20000 --size-mb 400 --runs 3")
+	$(TEST_VENV)/bin/python bench/guard_cost.py $(GUARD_ARGS)
 
 # --- demo ------------------------------------------------------------------------------------
 .PHONY: demo demo-clean
@@ -350,6 +353,6 @@ test-unit: $(TEST_VENV)/.dev-installed ## Run only the unit tests (no outside to
 lint: $(TEST_VENV)/.dev-installed ## ruff check
 	$(TEST_VENV)/bin/ruff check .
 
-env-example: $(TEST_VENV)/.dev-installed ## Write .env.example from the settings table (SETTINGS in management/config.py)
+env-example: $(TEST_VENV)/.dev-installed ## Write .env.example from the settings table (SETTINGS in management/config/table.py)
 	$(TEST_VENV)/bin/python -c 'from pathlib import Path; from management import config, state; \
 	state.write_atomic(Path(".env.example"), config.render_env_example())'

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from management.state import MassChange
 from management.text import human_size
 
 OK, WARNING, FAILED, SKIPPED, UNCHANGED = "ok", "warning", "failed", "skipped", "unchanged"
@@ -51,12 +52,12 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
     finished_at: float | None = None
     interrupted: str = ""
-    # stack -> its mounts no backup reaches (management.tools.coverage): the night is not OK
+    # stack -> its mounts no backup reaches (management.stacks.coverage): the night is not OK
     uncovered: dict[str, list[str]] = field(default_factory=dict)
     # service -> why its prune is held (the prune guard): every archive kept, the night not OK
     held: dict[str, str] = field(default_factory=dict)
     # service -> the mass-change guard's finding: {text, archive, snapshot}, the version before
-    mass_changes: dict[str, dict] = field(default_factory=dict)
+    mass_changes: dict[str, MassChange] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -6,6 +6,11 @@ Standard library only: `management.views.fleet` runs on the controller, outside 
 from __future__ import annotations
 
 
+def pool_of(dataset: str) -> str:
+    """The ZFS pool a dataset lives in: its name's first component (`datapool/services` -> `datapool`)."""
+    return dataset.split("/", 1)[0]
+
+
 def human_size(n: int | None) -> str:
     if n is None:
         return "-"

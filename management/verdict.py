@@ -10,6 +10,17 @@ held (by the prune guard, or by the mass-change guard: a night that rewrote most
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from management.errors import OrchestratorError
+from management.state import CheckRecord, DrillRecord, PruneHold, StateStore
+from management.text import pool_of
+
+if TYPE_CHECKING:
+    from management.config import Settings
+
+PoolSays = tuple[str | None, bool | None]  # (health, redundant) of the pool: None where zpool does not say
+
 PROTECTED, AT_RISK = "PROTECTED", "AT RISK"
 CHECK_MAX_AGE_DAYS = 35  # the monthly repository check, plus a few days
 
@@ -20,8 +31,8 @@ RISK_CODES = ("uncovered", "never_backed_up", "stale", "never_drilled", "drill_f
 
 
 def risks(*, now: float, stale_after_hours: int, uncovered: int, last_backup: float | None,
-          drill: dict | None, check: dict | None, repo: str, pool_health: str | None,
-          prune_held: dict | None, pool_redundant: bool | None = None) -> list[tuple[str, str]]:
+          drill: DrillRecord | None, check: CheckRecord | None, repo: str, pool_health: str | None,
+          prune_held: PruneHold | None, pool_redundant: bool | None = None) -> list[tuple[str, str]]:
     """(code, text) of every reason a service is at risk; empty when it is protected.
     `pool_health` and `pool_redundant` None: unknown (not a reason)."""
     out = []
@@ -33,13 +44,13 @@ def risks(*, now: float, stale_after_hours: int, uncovered: int, last_backup: fl
         out.append(("stale", f"no good backup within {stale_after_hours}h"))
     if not drill:
         out.append(("never_drilled", "never drilled"))
-    elif not drill.get("ok"):
+    elif not drill.ok:
         out.append(("drill_failed", "its last restore drill failed"))
     if not check:
         out.append(("never_checked", "its repository was never checked"))
-    elif not check.get("ok"):
+    elif not check.ok:
         out.append(("check_failed", "its repository failed its check"))
-    elif now - float(check.get("time") or 0) > CHECK_MAX_AGE_DAYS * 86400:
+    elif now - (check.time or 0.0) > CHECK_MAX_AGE_DAYS * 86400:
         out.append(("check_old", f"its repository was last checked over {CHECK_MAX_AGE_DAYS} days ago"))
     if not repo.startswith("ssh://"):
         out.append(("repo_local", "its repository is on this machine"))
@@ -47,9 +58,9 @@ def risks(*, now: float, stale_after_hours: int, uncovered: int, last_backup: fl
         out.append(("pool", f"the pool is {pool_health}"))
     if pool_redundant is False:
         out.append(("pool_redundancy", "the pool has no redundancy (one disk: corruption is found, not repaired)"))
-    before = (prune_held or {}).get("mass_change")
-    if isinstance(before, dict) and before.get("text"):
-        out.append(("mass_change", str(before["text"])))
+    before = prune_held.mass_change if prune_held else None
+    if before and before.text:
+        out.append(("mass_change", before.text))
     if prune_held:
         out.append(("prune_held", "its prune is held"))
     return out
@@ -62,3 +73,45 @@ def reasons(**kwargs) -> list[str]:
 
 def verdict(why: list[str]) -> str:
     return AT_RISK if why else PROTECTED
+
+
+def read_pool(zfs, dataset: str):
+    """The pool `dataset` lives in, from one `zpool status` (`zfs` a tools.zfs.ZFSManager): the
+    one way the verdicts' pool health is read (status, and publish after each run). None when
+    zpool does not say (the pool not imported, zpool missing, no zfs)."""
+    if zfs is None:
+        return None
+    try:
+        return zfs.pool_status(pool_of(dataset))
+    except OrchestratorError:
+        return None
+
+
+def pool_says(status) -> PoolSays:
+    """(health, redundant) from `read_pool`'s answer."""
+    return (status.state, status.redundant) if status else (None, None)
+
+
+class VerdictInputs:
+    """The run state every service's verdict reads, read once: the one place its inputs are put
+    together (status, and publish's verdict textfile and status page)."""
+
+    def __init__(self, settings: Settings, store: StateStore):
+        self.settings = settings
+        self.last, self.drills, self.checks = store.last_success(), store.drills(), store.checks()
+        self.holds, self.nights = store.prune_holds(), store.nights()
+
+    def last_uncovered(self, service: str) -> int:
+        """The mounts no backup reached on the service's last night (nights.json)."""
+        nights = self.nights.get(service)
+        return (nights[-1].uncovered or 0) if nights else 0
+
+    def risks(self, service: str, now: float, pool: PoolSays, uncovered: int | None = None) -> list[tuple[str, str]]:
+        """The service's reasons (code, text); `uncovered` defaults to its last night's count."""
+        health, redundant = pool
+        return risks(now=now, stale_after_hours=self.settings.stale_after,
+                     uncovered=self.last_uncovered(service) if uncovered is None else uncovered,
+                     last_backup=self.last.get(service),
+                     drill=self.drills.get(service), check=self.checks.get(service),
+                     repo=self.settings.repo(service), pool_health=health, prune_held=self.holds.get(service),
+                     pool_redundant=redundant)

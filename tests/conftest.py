@@ -93,9 +93,14 @@ def lab() -> Lab:
 _skipped: list[str] = []
 
 
+_module_seconds: dict[str, float] = {}  # test file -> its tests' setup + call + teardown, seconds
+
+
 def pytest_runtest_logreport(report):
     if report.skipped:
         _skipped.append(report.nodeid)
+    path = report.nodeid.split("::", 1)[0]
+    _module_seconds[path] = _module_seconds.get(path, 0.0) + report.duration
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -104,6 +109,14 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter):
+    """Where the run's time went, by test file (the CI budget is spent per module: shared fixtures
+    are decided there), then the skips CI refuses."""
+    total = sum(_module_seconds.values())
+    if total > 60:
+        terminalreporter.write_sep("=", "seconds by test file (setup + call + teardown), the top 20")
+        for path, seconds in sorted(_module_seconds.items(), key=lambda kv: -kv[1])[:20]:
+            terminalreporter.write_line(f"{seconds:8.1f}  {seconds / total:5.1%}  {path}")
+        terminalreporter.write_line(f"{total:8.1f}  in all")
     if IN_CI and _skipped:
         terminalreporter.write_line(
             f"CI=true: {len(_skipped)} test(s) were skipped; in CI every test must run:", red=True

@@ -29,13 +29,15 @@ from pathlib import Path
 
 from management.config import COMPOSE_FILES, load_settings
 from management.cycles.context import Cycle
+from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, ValidationError, brief
-from management.lock import RunLock, SignalGuard
-from management.state import write_atomic
+from management.lock import SignalGuard
+from management.stacks.compose_file import Stack
+from management.stacks.coverage import COPIED, UNCOVERED, Coverage, stack_coverage
+from management.stacks.trees import compare_trees, walk
+from management.state import AdoptedMove, write_atomic
 from management.text import human_size
-from management.tools.compose_file import Stack
-from management.tools.coverage import COPIED, UNCOVERED, Coverage, stack_coverage
-from management.tools.trees import compare_trees, walk
+from management.tools.files import Files
 
 MARKER = "# Managed by orchestrator (make adopt): the stack's data on its ZFS dataset."
 OWN_FILE = "compose.orchestrator.yaml"
@@ -178,7 +180,7 @@ class AdoptOrchestrator(Cycle):
                 plan.left.append(f"{cov.service}:{cov.target}: {destination} already exists; move it away first")
                 continue
             if mount.kind == "volume":
-                source, path = mount.volume_name, self.docker.volume_path(mount.volume_name)
+                source, path = mount.volume_name, self.docker.volumes.path(mount.volume_name)
             else:
                 # through a symlink out of the stack folder: its copy and its size are what it leads to
                 source, path = mount.source, Path(os.path.realpath(mount.source))
@@ -236,9 +238,9 @@ class AdoptOrchestrator(Cycle):
         self.echo(f"adopt: {len(plan.moves)} mount(s), {human_size(plan.bytes)} in all")
         if dry_run:
             return plan
-        with RunLock(self.s.lock_file, "adopt"), SignalGuard() as guard:
+        with RunFrame(self, "adopt") as frame:
             self._check_space(plan)
-            self._run(plan, guard)
+            self._run(plan, frame.guard)
         return plan
 
     def _check_space(self, plan: Plan) -> None:
@@ -290,15 +292,14 @@ class AdoptOrchestrator(Cycle):
     def _copy(self, m: Move, undo: _Undo) -> None:
         tmp = m.destination.with_name(f".{m.destination.name}.adopting")
         if os.path.lexists(tmp):
-            self.runner.run(["rm", "-rf", "--one-file-system", "--", str(tmp)])  # a killed adopt's
+            Files(self.runner).remove_tree(tmp)  # a killed adopt's
         undo.remove(tmp)
         if m.path is None:
             tmp.mkdir(mode=0o755)
             os.chown(tmp, m.uid, m.gid)
         else:
             self.echo(f"copying {m.path} -> {m.destination} ({human_size(m.bytes)})")
-            self.runner.run(["cp", "-a", "--sparse=always", "--", f"{m.path}/.", str(tmp)],
-                            timeout=float(self.s.borg_timeout))
+            Files(self.runner).copy_tree(m.path, tmp, sparse=True, timeout=float(self.s.borg_timeout))
             cmp = compare_trees(m.path, tmp)
             if cmp.differences:
                 raise OrchestratorError(f"the copy of {m.path} differs: {'; '.join(cmp.differences[:3])}")
@@ -371,8 +372,8 @@ class AdoptOrchestrator(Cycle):
     def _record(self, plan: Plan) -> None:
         records = self.state.adopted()
         records.setdefault(plan.stack, []).extend(
-            {"service": m.service, "target": m.target, "kind": m.kind, "old": m.source, "new": str(m.destination),
-             "time": self.clock()} for m in plan.moves if m.copy)
+            AdoptedMove(m.service, m.target, m.kind, m.source, str(m.destination), self.clock())
+            for m in plan.moves if m.copy)
         self.state.save_adopted(records)
 
     # -- removing what adopt left -----------------------------------------------------------
@@ -383,14 +384,14 @@ class AdoptOrchestrator(Cycle):
         entries = records.get(service, [])
         done = []
         for entry in entries:
-            what = f"volume {entry['old']}" if entry["kind"] == "volume" else entry["old"]
+            what = f"volume {entry.old}" if entry.kind == "volume" else entry.old
             if dry_run:
-                self.echo(f"would remove {what} (now at {entry['new']})")
+                self.echo(f"would remove {what} (now at {entry.new})")
                 continue
-            if entry["kind"] == "volume":
-                self.docker.remove_volume(entry["old"])
-            elif os.path.isdir(entry["old"]) and not os.path.islink(entry["old"]):
-                shutil.rmtree(entry["old"])
+            if entry.kind == "volume":
+                self.docker.volumes.remove(entry.old)
+            elif os.path.isdir(entry.old) and not os.path.islink(entry.old):
+                shutil.rmtree(entry.old)
             self.echo(f"removed {what}")
             done.append(what)
         if not dry_run:
@@ -427,7 +428,7 @@ class _Undo:
                         write_atomic(path, text, mode=path.stat().st_mode & 0o777 if path.exists() else 0o600)
                 elif os.path.lexists(path):
                     if path.is_dir() and not path.is_symlink():
-                        self.runner.run(["rm", "-rf", "--one-file-system", "--", str(path)])
+                        Files(self.runner).remove_tree(path)
                     else:
                         path.unlink()
             except (OrchestratorError, OSError) as exc:

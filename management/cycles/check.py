@@ -14,9 +14,9 @@ import time
 from collections.abc import Sequence
 
 from management.cycles.context import Cycle
+from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, ValidationError
-from management.lock import RunLock
-from management.monitoring.publish import CheckOutcome, publish
+from management.monitoring.publish import CheckOutcome
 from management.results import CheckReport, CheckResult
 
 REPOSITORY, FULL, VERIFY_DATA = "repository", "full", "verify-data"
@@ -34,7 +34,7 @@ class CheckOrchestrator(Cycle):
                                   f"known: {', '.join(self.s.services)}")
         mode = VERIFY_DATA if verify_data else REPOSITORY if repository_only else FULL
         report = CheckReport(started_at=self.clock())
-        with RunLock(self.s.lock_file, "check", wait=wait):
+        with RunFrame(self, "check", wait=wait, signals=False) as frame:
             for service in targets:
                 result = CheckResult(service, mode=mode)
                 started = time.monotonic()
@@ -46,7 +46,6 @@ class CheckOrchestrator(Cycle):
                 result.duration = time.monotonic() - started
                 report.results.append(result)
                 self.echo(result.line())
-        report.finished_at = self.clock()
-        publish(CheckOutcome(report), self.s, self.state, self.runner.mask, self.echo, report.finished_at,
-                self.pool_health)
+            report.finished_at = self.clock()
+            frame.done(CheckOutcome(report), report.finished_at)
         return report

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from management.config import Settings
-from management.errors import OrchestratorError
 from management.monitoring.progress import Progress
 from management.runner import Runner
 from management.state import StateStore
 from management.tools.borg import BorgBackupRepoManager
 from management.tools.compose import DockerComposeManager
 from management.tools.zfs import ZFSManager
+from management.verdict import PoolSays, pool_says, read_pool
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,10 @@ class RunContext:
 
 
 class Cycle:
-    """The base of every locked run: its collaborators, read from the context."""
+    """The base of every locked run: its collaborators, read from the context once. Each has one
+    name here (`self.zfs`, not also `self.ctx.zfs`): the context itself is not kept."""
 
     def __init__(self, ctx: RunContext):
-        self.ctx = ctx
         self.s = ctx.settings
         self.runner = ctx.runner
         self.zfs = ctx.zfs
@@ -52,17 +52,7 @@ class Cycle:
         self.clock = ctx.clock
         self.progress = ctx.progress
 
-    def pool_health(self) -> tuple[str | None, bool | None]:
+    def pool_health(self) -> PoolSays:
         """The data pool's health and redundancy for the verdicts publish writes (one `zpool
-        status`, as status and doctor read it); None where zpool does not say."""
-        if self.zfs is None:
-            return None, None
-        try:
-            pool = self.zfs.pool_status(self.s.zfs_parent_dataset.split("/", 1)[0])
-        except OrchestratorError:
-            return None, None
-        return (pool.state, pool.redundant) if pool else (None, None)
-        try:
-            return self.zfs.pool_health(self.s.zfs_parent_dataset.split("/", 1)[0])
-        except OrchestratorError:
-            return None
+        status`, read as status reads it); None where zpool does not say."""
+        return pool_says(read_pool(self.zfs, self.s.zfs_parent_dataset))

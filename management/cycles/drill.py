@@ -24,14 +24,15 @@ from pathlib import Path
 
 from management.config import COMPOSE_FILES
 from management.cycles.context import Cycle
+from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, ValidationError, brief
-from management.lock import RunLock, SignalGuard
-from management.monitoring.publish import DrillOutcome, publish
+from management.monitoring.publish import DrillOutcome
 from management.results import COMPARED, FAILED, SHOWN, VERIFIED, DrillReport, DrillResult
+from management.stacks.compose_file import drill_probe
+from management.stacks.sandbox import sandbox_model
+from management.stacks.trees import compare_trees, manifest_differences, stack_manifest, walk
+from management.state import Kept
 from management.tools.borg import STACK_PREFIX, latest_archive
-from management.tools.compose_file import drill_probe
-from management.tools.sandbox import sandbox_model
-from management.tools.trees import compare_trees, manifest_differences, stack_manifest, walk
 
 SANDBOX_FILE = ".orchestrator-drill.json"  # the throwaway stack's model, inside the restored copy
 
@@ -50,7 +51,7 @@ class DrillOrchestrator(Cycle):
                                   f"known: {', '.join(self.s.services)}")
         self._check_drill_dir()
         report = DrillReport(started_at=self.clock())
-        with RunLock(self.s.lock_file, "drill", wait=wait), SignalGuard():
+        with RunFrame(self, "drill", wait=wait) as frame:
             self._cleanup_leftovers()
             self.zfs.ensure_view_parent(self.s.view_dataset)
             for service in targets:
@@ -59,8 +60,8 @@ class DrillOrchestrator(Cycle):
                     result = self._one(service)
                 report.results.append(result)
                 self.echo(result.line())
-        report.finished_at = self.clock()
-        self._publish(report)
+            report.finished_at = self.clock()
+            frame.done(DrillOutcome(report, self.runner.mask), report.finished_at)
         return report
 
     # -- scratch space -------------------------------------------------------------------
@@ -121,7 +122,7 @@ class DrillOrchestrator(Cycle):
                 raise ValidationError(f"no archive in {self.s.repo(service)}")
             result.archive = archive
             kept = self.state.kept().get(service) if self.s.keep_last_snapshot else None
-            snapshot = f"{self.s.dataset(service)}@{kept['snapshot']}" if kept else ""
+            snapshot = f"{self.s.dataset(service)}@{kept.snapshot}" if kept else ""
             why_not = self._why_not_comparable(kept, archive, snapshot)
             scratch = self._scratch(service, stamp)
             try:
@@ -147,10 +148,10 @@ class DrillOrchestrator(Cycle):
             cmp = compare_trees(view_path, scratch[0], frozenset({STACK_PREFIX}))
             differences = list(cmp.differences)
             stack_root = scratch[0] / STACK_PREFIX
-            if kept.get("stack") is not None:
+            if kept.stack is not None:
                 actual = stack_manifest(stack_root, self.state.manifest_key()) if stack_root.is_dir() else {}
-                differences += [f"{STACK_PREFIX}/{d}" for d in manifest_differences(kept["stack"], actual)]
-                result.entries += len(kept["stack"])
+                differences += [f"{STACK_PREFIX}/{d}" for d in manifest_differences(kept.stack, actual)]
+                result.entries += len(kept.stack)
             result.entries += cmp.entries
             result.bytes = cmp.bytes
             result.differences = len(differences)
@@ -180,7 +181,7 @@ class DrillOrchestrator(Cycle):
     # -- the boot drill ------------------------------------------------------------------
 
     def _boot(self, service: str, restored: Path, result: DrillResult) -> None:
-        """Start the restored stack as a throwaway, isolated stack (tools.sandbox) from compose's
+        """Start the restored stack as a throwaway, isolated stack (stacks.sandbox) from compose's
         model of the archived stack folder; healthy, and its declared probe passes, or the drill
         fails naming why. Torn down whatever happens; the live stack is never touched."""
         folder = restored / STACK_PREFIX
@@ -231,19 +232,13 @@ class DrillOrchestrator(Cycle):
                     result.booted = False
                     result.boot += f"; teardown: {brief(exc)}"
 
-    def _why_not_comparable(self, kept: dict | None, archive: str, snapshot: str) -> str:
+    def _why_not_comparable(self, kept: Kept | None, archive: str, snapshot: str) -> str:
         if not self.s.keep_last_snapshot:
             return "KEEP_LAST_SNAPSHOT=0: the snapshot of the archive is not kept"
         if not kept:
             return "no kept snapshot is recorded for this service"
-        if kept.get("archive") != archive:
-            return f"the kept snapshot belongs to {kept.get('archive') or 'another archive'}, not {archive}"
+        if kept.archive != archive:
+            return f"the kept snapshot belongs to {kept.archive or 'another archive'}, not {archive}"
         if not self.zfs.exists(snapshot):
             return f"{snapshot} no longer exists"
         return ""
-
-    # -- results -------------------------------------------------------------------------
-
-    def _publish(self, report: DrillReport) -> None:
-        publish(DrillOutcome(report, self.runner.mask), self.s, self.state, self.runner.mask, self.echo,
-                report.finished_at, self.pool_health)

@@ -21,11 +21,13 @@ import time
 from collections.abc import Iterable, Sequence
 
 from management.cycles.context import Cycle
+from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, brief
-from management.lock import RunLock
 from management.state import CONSISTENT, CRASH_CONSISTENT, HistoryPoint
+from management.text import pool_of
 
 # borg prune's periods (borg/archiver.py PRUNING_PATTERNS), in its order, local time like borg
+SAFETY_PREFIX = "restore-safety"  # the snapshot before an in-place restore or restore-path: `<prefix>-<time>`
 PERIODS = (("hourly", "%Y-%m-%d %H"), ("daily", "%Y-%m-%d"), ("weekly", "%G-%V"), ("monthly", "%Y-%m"),
            ("yearly", "%Y"))
 WITHIN_UNITS = {"S": 1, "H": 3600, "d": 86400, "w": 7 * 86400, "m": 31 * 86400, "y": 365 * 86400}
@@ -80,7 +82,7 @@ class History(Cycle):
 
     def all_snapshots(self) -> set[str]:
         """Every history snapshot as dataset@name (what a night's leftover cleanup must keep)."""
-        return {f"{self.s.dataset(svc)}@{p['snapshot']}" for svc, points in self.state.history().items()
+        return {f"{self.s.dataset(svc)}@{p.snapshot}" for svc, points in self.state.history().items()
                 for p in points}
 
     def held(self) -> set[str]:
@@ -88,15 +90,15 @@ class History(Cycle):
         that rewrote most of a service's files, until `release-prune`."""
         out = set()
         for service, hold in self.state.prune_holds().items():
-            before = hold.get("mass_change")
-            if isinstance(before, dict) and before.get("snapshot"):
-                out.add(f"{self.s.dataset(service)}@{before['snapshot']}")
+            before = hold.mass_change
+            if before and before.snapshot:
+                out.add(f"{self.s.dataset(service)}@{before.snapshot}")
         return out
 
     def protected(self) -> set[str]:
         """What no thinning or cleanup removes (dataset@name): each dataset's kept snapshot (its
         last archive's, which skip-unchanged compares with) and the versions before a mass change."""
-        kept = {f"{self.s.dataset(svc)}@{k['snapshot']}" for svc, k in self.state.kept().items()} \
+        kept = {f"{self.s.dataset(svc)}@{k.snapshot}" for svc, k in self.state.kept().items()} \
             if self.s.keep_last_snapshot else set()
         return kept | self.held()
 
@@ -106,7 +108,7 @@ class History(Cycle):
             return
         history = self.state.history()
         for service, point in points.items():
-            history[service] = [p for p in history.get(service, []) if p["snapshot"] != point["snapshot"]] + [point]
+            history[service] = [p for p in history.get(service, []) if p.snapshot != point.snapshot] + [point]
         self.state.save_history(history)
 
     def thin(self, services: Iterable[str], protected: set[str]) -> list[str]:
@@ -122,12 +124,12 @@ class History(Cycle):
             points = history.get(service, [])
             dataset = self.s.dataset(service)
             # a point whose snapshot is gone (destroyed by hand, a rollback) is forgotten
-            alive = [p for p in points if f"{dataset}@{p['snapshot']}" in existing]
-            stay = thin([(p["snapshot"], p["time"]) for p in alive], self.s.snapshot_retention, now)
+            alive = [p for p in points if f"{dataset}@{p.snapshot}" in existing]
+            stay = thin([(p.snapshot, p.time) for p in alive], self.s.snapshot_retention, now)
             kept_points = []
             for p in alive:
-                full = f"{dataset}@{p['snapshot']}"
-                if p["snapshot"] in stay or full in protected or not self._destroy(full, notes):
+                full = f"{dataset}@{p.snapshot}"
+                if p.snapshot in stay or full in protected or not self._destroy(full, notes):
                     kept_points.append(p)
             if kept_points != points:
                 history[service], changed = kept_points, True
@@ -145,15 +147,15 @@ class History(Cycle):
             return False
 
     def _make_room(self, history: dict[str, list[HistoryPoint]], protected: set[str], notes: list[str]) -> bool:
-        pool = self.s.zfs_parent_dataset.split("/", 1)[0]
+        pool = pool_of(self.s.zfs_parent_dataset)
         capacity = self.zfs.pool_capacity(pool)
         if capacity is None or capacity < POOL_FULL_PERCENT:
             return False
-        oldest = sorted(((p["time"], svc, p) for svc, points in history.items() for p in points),
+        oldest = sorted(((p.time, svc, p) for svc, points in history.items() for p in points),
                         key=lambda t: (t[0], t[1]))
         removed = []
         for _, service, point in oldest:
-            full = f"{self.s.dataset(service)}@{point['snapshot']}"
+            full = f"{self.s.dataset(service)}@{point.snapshot}"
             if full in protected:
                 continue
             if not self._destroy(full, notes):
@@ -177,7 +179,7 @@ class History(Cycle):
         if not self.on:
             raise OrchestratorError("SNAPSHOT_RETENTION is off: a scheduled snapshot would be removed at once")
         parent = self.s.zfs_parent_dataset
-        with RunLock(self.s.lock_file, "snapshot-history"):
+        with RunFrame(self, "snapshot-history", signals=False):
             self.zfs.snapshot(parent, name, recursive=True)
             services = [svc for svc in self.s.services if self.zfs.exists(f"{self.s.dataset(svc)}@{name}")]
             ours = {f"{self.s.dataset(svc)}@{name}" for svc in services}

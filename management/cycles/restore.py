@@ -23,8 +23,10 @@ from pathlib import Path
 
 from management.config import Settings
 from management.cycles.context import Cycle
+from management.cycles.frame import RunFrame
+from management.cycles.history import SAFETY_PREFIX
 from management.errors import OrchestratorError, ValidationError
-from management.lock import RunLock, SignalGuard
+from management.lock import SignalGuard
 from management.tools.borg import STACK_PREFIX, latest_archive
 
 DATA, STACK = "data", "stack"
@@ -56,8 +58,8 @@ class RestoreOrchestrator(Cycle):
         stack is started afterwards."""
         if only not in (None, DATA, STACK):
             raise ValidationError(f"only must be {DATA!r} or {STACK!r}, not {only!r}")
-        with RunLock(self.s.lock_file, "restore"), SignalGuard() as guard:
-            done = self._restore(service, archive, only, guard, start=True)
+        with RunFrame(self, "restore") as frame:
+            done = self._restore(service, archive, only, frame.guard, start=True)
         self._tell(done)
         return done
 
@@ -66,14 +68,14 @@ class RestoreOrchestrator(Cycle):
         failure is reported and the others go on. Returns (restored, failures)."""
         restored: list[Restored] = []
         failures: list[str] = []
-        with RunLock(self.s.lock_file, "restore-all"), SignalGuard() as guard:
+        with RunFrame(self, "restore-all") as frame:
             for service in self.s.services:
                 try:
                     archive = latest_archive(self.borg.list_archives(service), service)
                     if archive is None:
                         raise ValidationError(f"no archive in {self.s.repo(service)}")
                     self.echo(f"{service}: restoring {archive}")
-                    restored.append(self._restore(service, archive, None, guard, start=False))
+                    restored.append(self._restore(service, archive, None, frame.guard, start=False))
                 except OrchestratorError as exc:
                     failures.append(f"{service}: {self.runner.mask(str(exc)).splitlines()[0]}")
                     self.echo(f"{service}: FAILED: {failures[-1]}")
@@ -110,7 +112,7 @@ class RestoreOrchestrator(Cycle):
         ok = False
         try:
             if want_data:
-                safety = f"restore-safety-{stamp}"
+                safety = f"{SAFETY_PREFIX}-{stamp}"
                 self.zfs.snapshot(dataset, safety, recursive=False)
                 done.safety_snapshot = f"{dataset}@{safety}"
                 self.echo(f"{service}: safety snapshot {done.safety_snapshot}")
@@ -159,16 +161,16 @@ class RestoreOrchestrator(Cycle):
                 raise OrchestratorError(f"{service}: could not stop the stack: {failed[0].message}; "
                                         "nothing was changed")
             return True
-        ids = self.docker.running_containers(service)
+        ids = self.docker.containers.running(service)
         if ids:
             self.echo(f"{service}: stopping {len(ids)} container(s) of project {service} (its folder is gone)")
-            self.docker.stop_containers(ids)
+            self.docker.containers.stop(ids)
         return ids
 
     def _start(self, service: str, folder: Path, containers: list[str] | bool | None) -> None:
         self.docker.forget([service])
         if isinstance(containers, list) and not folder.is_dir():
-            self.runner.run(["docker", "start", *containers])
+            self.docker.containers.start(containers)
             return
         if not folder.is_dir():
             return

@@ -33,13 +33,14 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from management.cycles.context import Cycle
+from management.cycles.frame import RunFrame
+from management.cycles.history import SAFETY_PREFIX
 from management.errors import OrchestratorError, ValidationError, brief
-from management.lock import RunLock, SignalGuard
+from management.lock import SignalGuard
 from management.state import CONSISTENT
 from management.tools.borg import STACK_PREFIX
-from management.tools.trees import copy_path_argv
+from management.tools.files import Files
 
-SAFETY_PREFIX = "restore-safety"  # the safety snapshot before an in-place restore (as `restore` names it)
 STAGING = ".orchestrator-restore"  # a hidden folder beside the target while a version is staged
 REPLACED = ".orchestrator-replaced"  # the live folder between the two renames of a swap
 LIST_PARALLEL = 4  # archives listed at once
@@ -334,7 +335,7 @@ class TimeTravel(Cycle):
         """Every snapshot of the dataset, oldest first, versions unread (ours with their
         consistency and the archive made from each, a safety snapshot, a user's own). No borg."""
         dataset = self.s.dataset(service)
-        history = {p["snapshot"]: p for p in self.state.history().get(service, [])}
+        history = {p.snapshot: p for p in self.state.history().get(service, [])}
         kept = self.state.kept().get(service)
         snaps: list[Point] = []
         for snap in self.zfs.snapshots(dataset):
@@ -342,10 +343,10 @@ class TimeTravel(Cycle):
             if ds != dataset:
                 continue
             point = history.get(name)
-            is_kept = bool(kept) and kept["snapshot"] == name
-            archive = point.get("archive") if point else (kept.get("archive") if is_kept else None)
-            consistency = point.get("consistency") if point else (CONSISTENT if is_kept else None)
-            snaps.append(Point("snapshot", name, float(point["time"]) if point else float(snap.creation),
+            is_kept = kept is not None and kept.snapshot == name
+            archive = point.archive if point else (kept.archive if is_kept else None)
+            consistency = point.consistency if point else (CONSISTENT if is_kept else None)
+            snaps.append(Point("snapshot", name, float(point.time) if point else float(snap.creation),
                                consistency, archive))
         return sorted(snaps, key=lambda p: (p.time, p.name))
 
@@ -372,7 +373,7 @@ class TimeTravel(Cycle):
         no snapshot stands for listed at that path (a few at once)."""
         rel = check_relative(file)
         self._check_service(service)
-        with RunLock(self.s.lock_file, "versions"), Trees(self, service) as trees:
+        with RunFrame(self, "versions", signals=False), Trees(self, service) as trees:
             snaps = self._snapshot_points(service)
             archives = self._archive_points(service, snaps)
             for p in snaps:
@@ -421,7 +422,8 @@ class TimeTravel(Cycle):
             if link:
                 raise ValidationError(f"{service}: {link!r} on the live path is a symlink; it is never followed "
                                       "(restore with TO= into a folder outside the dataset, then move it yourself)")
-        with RunLock(self.s.lock_file, "restore-path"), SignalGuard() as guard, Trees(self, service) as trees:
+        with RunFrame(self, "restore-path") as frame, Trees(self, service) as trees:
+            guard = frame.guard
             live = version_at(mountpoint, rel)
             snaps = self._snapshot_points(service)
             point = self._quick(service, rel, snaps, trees, live, when) or self._walk(service, rel, snaps, trees,
@@ -446,9 +448,9 @@ class TimeTravel(Cycle):
                 return named[-1]
             if when.startswith(f"{service}-") and parse_when(when) is None:
                 return Point("archive", when, 0.0)  # its version is known once extracted
-        nights = [p["time"] for p in self.state.history().get(service, [])]
+        nights = [p.time for p in self.state.history().get(service, [])]
         kept = self.state.kept().get(service)
-        known = max(nights + ([next((p.time for p in snaps if p.name == kept["snapshot"]), 0.0)] if kept else []),
+        known = max(nights + ([next((p.time for p in snaps if p.name == kept.snapshot), 0.0)] if kept else []),
                     default=None)
         if known is None:
             return None
@@ -530,7 +532,7 @@ class TimeTravel(Cycle):
             stack.callback(self._remove, staging)
             if point.source == "snapshot":
                 staged = staging / rel.name
-                self.runner.run(copy_path_argv(trees.root(point.name) / rel, staged))
+                Files(self.runner).copy_path(trees.root(point.name) / rel, staged)
             else:
                 if not self.borg.extract(service, point.name, staging, paths=(str(rel),), sparse=True, force=True):
                     raise ValidationError(f"{point.name} does not hold {str(rel)!r} (`make versions` lists what does)")
@@ -584,7 +586,7 @@ class TimeTravel(Cycle):
 
     def _remove(self, path: Path) -> None:
         if os.path.lexists(path):
-            self.runner.run(["rm", "-rf", "--one-file-system", "--", str(path)])
+            Files(self.runner).remove_tree(path)
 
     def _stop(self, service: str) -> bool:
         if service not in self.docker.running_stacks():

@@ -25,12 +25,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from management.cycles.context import Cycle, RunContext
+from management.cycles.frame import RunFrame
 from management.errors import CommandError, OrchestratorError, ValidationError
-from management.lock import Interrupted, RunLock, SignalGuard
-from management.monitoring.publish import UpdateOutcome, publish, push
+from management.lock import Interrupted, SignalGuard
+from management.monitoring.publish import UpdateOutcome
 from management.results import FAILED, ROLLED_BACK, SKIPPED, UNCHANGED, UPDATED, UpdateResult
-from management.state import UPDATE_PREFIX
-from management.tools.compose_file import Stack
+from management.stacks.compose_file import Stack
+from management.state import UPDATE_PREFIX, UpdatePoint
 
 UPDATE_SNAP_RE = re.compile(rf"^{UPDATE_PREFIX}-\d{{8}}T\d{{6}}Z$")
 ROLLBACK_REPO = "orchestrator-rollback"
@@ -70,15 +71,12 @@ class UpdateOrchestrator(Cycle):
 
     # -- state -----------------------------------------------------------------------------
 
-    def _save(self, stack: str, snap: str, services: dict) -> None:
-        self.state.save_update_point(stack, snap, services)
-
-    def _load(self, stack: str, snap: str) -> dict:
-        data = self.state.update_point(stack, snap)
-        if data is None:
+    def _load(self, stack: str, snap: str) -> UpdatePoint:
+        point = self.state.update_point(stack, snap)
+        if point is None:
             path = self.state.update_point_path(stack, snap)
             raise ValidationError(f"{stack}: no record of update snapshot {snap!r} ({path})")
-        return data
+        return point
 
     def recorded(self, stack: str) -> list[str]:
         return self.state.update_points(stack)
@@ -91,7 +89,8 @@ class UpdateOrchestrator(Cycle):
             if stack.error:
                 rows.append(ImageRow(stack.name, "-", "-", None, f"compose cannot read it: {stack.error}"))
                 continue
-            running = {c["service"]: c["image"] for c in self.docker.containers(stack.name) if c["state"] == "running"}
+            running = {c["service"]: c["image"] for c in self.docker.containers.describe(stack.name)
+                       if c["state"] == "running"}
             for svc in stack.services.values():
                 row = ImageRow(stack.name, svc.name, svc.image or "-", running.get(svc.name), "")
                 if svc.build or not svc.image:
@@ -100,7 +99,7 @@ class UpdateOrchestrator(Cycle):
                     row.status = "not running"
                 else:
                     try:
-                        row.registry = self.docker.registry_id(svc.image)
+                        row.registry = self.docker.images.registry_id(svc.image)
                         row.status = "up to date" if row.registry == row.running else "newer available"
                     except OrchestratorError as exc:
                         why = exc.stderr_tail.strip().splitlines()[-1] if isinstance(exc, CommandError) and \
@@ -123,8 +122,8 @@ class UpdateOrchestrator(Cycle):
         that stack (which is then on its old or new version with matching data)."""
         results: list[UpdateResult] = []
         interrupted: Interrupted | None = None
-        with RunLock(self.s.lock_file, "update"), SignalGuard() as guard:
-            self._push("start")
+        with RunFrame(self, "update", ping=UpdateOutcome) as frame:
+            guard = frame.guard
             stacks = self.docker.stacks(names)
             hub = self.s.hub_service
             ordered = [s for s in stacks if s.name == hub] + [s for s in stacks if s.name != hub]
@@ -142,7 +141,7 @@ class UpdateOrchestrator(Cycle):
                     result.message = f"{result.message} ({exc})".strip()
                 self.echo(f"{stack.name}: {result.result}" + (f" - {result.message}" if result.message else ""))
                 results.append(result)
-        self._publish(results)
+            frame.done(UpdateOutcome(results))  # state for status and the textfile: per stack the last result
         if interrupted:
             raise interrupted
         return results
@@ -150,7 +149,8 @@ class UpdateOrchestrator(Cycle):
     def _update_stack(self, stack: Stack, guard: SignalGuard) -> UpdateResult:
         if stack.error:
             return UpdateResult(stack.name, FAILED, f"compose cannot read it ({stack.file}): {stack.error}")
-        running = {c["service"]: c["image"] for c in self.docker.containers(stack.name) if c["state"] == "running"}
+        running = {c["service"]: c["image"] for c in self.docker.containers.describe(stack.name)
+                   if c["state"] == "running"}
         pullable = [s for s in stack.services.values() if s.image and not s.build and s.name in running]
         if not running:
             return UpdateResult(stack.name, SKIPPED, "not running; start it first (nothing was pulled)")
@@ -165,7 +165,7 @@ class UpdateOrchestrator(Cycle):
                                 + self.runner.mask(tail[-1] if tail else exc.reason))
         services = {}
         for s in pullable:
-            new = self.docker.image_id(s.image)
+            new = self.docker.images.id(s.image)
             if new and new != running[s.name]:
                 services[s.name] = {"ref": s.image, "old": running[s.name], "new": new}
         if not services:
@@ -182,8 +182,8 @@ class UpdateOrchestrator(Cycle):
         has_data = self.zfs.exists(dataset)
         for svc, info in services.items():
             info["keep"] = rollback_tag(stack.name, svc, stamp)
-            self.docker.tag(info["old"], info["keep"])
-        self._save(stack.name, snap, {"dataset": dataset if has_data else None, "services": services})
+            self.docker.images.tag(info["old"], info["keep"])
+        self.state.save_update_point(stack.name, snap, UpdatePoint(dataset if has_data else None, services))
         result = self._current = UpdateResult(stack.name, UPDATED, snapshot=f"{dataset}@{snap}" if has_data else "",
                                               services=services)
         with guard.critical():  # a signal from here on waits until the stack is settled
@@ -216,7 +216,7 @@ class UpdateOrchestrator(Cycle):
 
     def _retag_old(self, services: dict) -> None:
         for info in services.values():
-            self.docker.tag(info["keep"] if self.docker.image_id(info["keep"]) else info["old"], info["ref"])
+            self.docker.images.tag(info["keep"] if self.docker.images.id(info["keep"]) else info["old"], info["ref"])
 
     def _start_old(self, stack: Stack, services: dict):
         self._retag_old(services)
@@ -230,7 +230,7 @@ class UpdateOrchestrator(Cycle):
 
     def rollback(self, name: str, snap: str | None = None) -> UpdateResult:
         """By hand: the stack back to a pre-update snapshot (default: the last) and its images."""
-        with RunLock(self.s.lock_file, "rollback"), SignalGuard() as guard:
+        with RunFrame(self, "rollback") as frame:
             (stack,) = self.docker.stacks([name])
             if stack.error:
                 raise ValidationError(f"{name}: compose cannot read it ({stack.file}): {stack.error}")
@@ -241,13 +241,13 @@ class UpdateOrchestrator(Cycle):
             snap = snap or snaps[-1]
             if snap not in snaps:
                 raise ValidationError(f"{name}: no pre-update snapshot {snap!r}; known: {', '.join(snaps)}")
-            state = self._load(name, snap)
-            with guard.critical():
-                back = self._roll_back(stack, state["services"], state.get("dataset"), snap)
-        result = UpdateResult(name, ROLLED_BACK if back.ok else FAILED,
-                              f"to {snap}" if back.ok else f"rollback to {snap} did not come up: {back.message}",
-                              snapshot=snap, services=state["services"])
-        self._publish([result])
+            point = self._load(name, snap)
+            with frame.guard.critical():
+                back = self._roll_back(stack, point.services, point.dataset, snap)
+            result = UpdateResult(name, ROLLED_BACK if back.ok else FAILED,
+                                  f"to {snap}" if back.ok else f"rollback to {snap} did not come up: {back.message}",
+                                  snapshot=snap, services=point.services)
+            frame.done(UpdateOutcome([result]))
         return result
 
     def _expire(self, stack: str, dataset: str | None) -> None:
@@ -258,28 +258,15 @@ class UpdateOrchestrator(Cycle):
 
     def _forget(self, stack: str, snap: str, dataset: str | None) -> None:
         try:
-            state = self._load(stack, snap)
+            point = self._load(stack, snap)
             if dataset and self.zfs.exists(f"{dataset}@{snap}"):
                 self.zfs.destroy_snapshot(f"{dataset}@{snap}")
-            for info in state.get("services", {}).values():
-                if info.get("keep"):
-                    self.docker.untag(info["keep"])
+            for info in point.services.values():
+                if info.get("keep"):  # an image record: the tag that held the old image, if one was made
+                    self.docker.images.untag(info["keep"])
             self.state.remove_update_point(stack, snap)
         except (OrchestratorError, OSError) as exc:
             self.echo(f"warning: {stack}: could not remove pre-update point {snap}: {exc}")
-
-    # -- monitoring ------------------------------------------------------------------------
-
-    def _publish(self, results: list[UpdateResult]) -> None:
-        """State for status and the textfile: per stack the last update result and when."""
-        publish(UpdateOutcome(results), self.s, self.state, self.runner.mask, self.echo, self.clock(),
-                self.pool_health)
-
-    def _push(self, event: str, body: str = "") -> None:
-        """UPDATE_PUSH_URL, healthchecks / Uptime Kuma style, like PUSH_URL for backups."""
-        warning = push(self.s.update_push_url, event, body=body)
-        if warning:
-            self.echo(f"warning: {warning}")
 
 
 def as_dicts(items) -> list[dict]:

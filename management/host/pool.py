@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from management.config import Settings
 from management.errors import ValidationError
 from management.runner import Runner
+from management.text import pool_of
 from management.tools import disks as disktool
 from management.tools.zfs import (
     FS_PROPS,
@@ -67,7 +68,7 @@ class PoolManager:
 
     @property
     def pool(self) -> str:
-        return check_pool_name(self.s.zfs_parent_dataset.split("/", 1)[0])
+        return check_pool_name(pool_of(self.s.zfs_parent_dataset))
 
     def _query(self, argv: list[str], ok_codes=(0,)):
         return self.runner.run(argv, mutating=False, ok_codes=ok_codes, timeout=TIMEOUT)

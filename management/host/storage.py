@@ -38,6 +38,7 @@ from management.config import Settings
 from management.errors import CommandError, OrchestratorError, ValidationError
 from management.runner import Runner
 from management.state import write_atomic
+from management.text import pool_of
 from management.tools.zfs import ZFSManager
 
 DIR_MODE = 0o750
@@ -135,7 +136,7 @@ class StorageManager:
         """The pool is imported, or found on the disks and imported as it is (a rebuilt OS disk).
         `force_import`: also a pool another system used last (`zpool import -f`)."""
         parent = self.s.zfs_parent_dataset
-        pool = parent.split("/")[0]
+        pool = pool_of(parent)
         if self.zfs.exists(pool):
             return []
         found = self.zfs.importable()
@@ -297,7 +298,7 @@ class StorageManager:
         imported by scanning (a disk that appeared after the boot's own import), every dataset
         below ZFS_PARENT_DATASET mounted. Empty when all is in place."""
         parent = self.s.zfs_parent_dataset
-        pool = parent.split("/")[0]
+        pool = pool_of(parent)
         if not self.zfs.exists(parent):
             try:
                 self.zfs.import_pool(pool)

@@ -8,11 +8,12 @@ the verdict's sit beside it as <name>_drill.prom, <name>_update.prom, <name>_che
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from management.results import FAILED, GOOD, ROLLED_BACK, UNCHANGED, UPDATED, RunReport
+from management.state import CheckRecord, DrillRecord, UpdateRecord
 from management.text import escape_label
 from management.verdict import RISK_CODES
 
@@ -92,13 +93,13 @@ def backup_families(report: RunReport, last_success: dict[str, float]) -> list[F
     return families
 
 
-def _per_service(state: dict[str, dict], columns) -> list[Family]:
-    """One gauge per (name, help, key) column, one sample per service from its state entry."""
-    return [Family(name, text, [({"service": svc}, entry.get(key)) for svc, entry in sorted(state.items())])
+def _per_service(state: Mapping[str, DrillRecord | CheckRecord], columns) -> list[Family]:
+    """One gauge per (name, help, field) column, one sample per service from its state record."""
+    return [Family(name, text, [({"service": svc}, getattr(entry, key)) for svc, entry in sorted(state.items())])
             for name, text, key in columns]
 
 
-def drill_families(state: dict[str, dict]) -> list[Family]:
+def drill_families(state: Mapping[str, DrillRecord]) -> list[Family]:
     """One series per service from the drill state (StateStore.drills)."""
     columns = (
         ("orchestrator_drill_success", "1 if the last restore drill of the service passed", "ok"),
@@ -112,19 +113,19 @@ def drill_families(state: dict[str, dict]) -> list[Family]:
     return _per_service(state, columns)
 
 
-def update_families(state: dict[str, dict]) -> list[Family]:
+def update_families(state: Mapping[str, UpdateRecord]) -> list[Family]:
     """Per stack from the update state (StateStore.last_update): when it last ran, and a 1
     for its result among updated / unchanged / rolled_back / failed."""
     ran = Family("orchestrator_update_last_run_timestamp_seconds", "When the last update of a stack ran.",
-                 [({"stack": stack}, round(s["time"])) for stack, s in sorted(state.items())])
+                 [({"stack": stack}, round(s.time)) for stack, s in sorted(state.items())])
     result = Family("orchestrator_update_last_result", "1 for the result of the last update of a stack.")
     for stack, s in sorted(state.items()):
         for name in (UPDATED, UNCHANGED, ROLLED_BACK, FAILED):
-            result.samples.append(({"stack": stack, "result": name.replace(" ", "_")}, int(s["result"] == name)))
+            result.samples.append(({"stack": stack, "result": name.replace(" ", "_")}, int(s.result == name)))
     return [ran, result]
 
 
-def check_families(state: dict[str, dict]) -> list[Family]:
+def check_families(state: Mapping[str, CheckRecord]) -> list[Family]:
     """One series per service from the repository check state (StateStore.checks)."""
     columns = (
         ("orchestrator_repo_check_success", "1 if the last check of the service's repository passed", "ok"),

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from management.results import FAILED, ROLLED_BACK, WARNING
+from management.state import MassChange
 
 FAILURE, ALWAYS = "failure", "always"
 
@@ -66,16 +67,16 @@ def backup_message(report) -> Message:
     return Message(f"backup on {_host()}: {verdict}", "\n".join(lines), report.ok, warned)
 
 
-def mass_change_lines(service: str, before: dict) -> list[str]:
+def mass_change_lines(service: str, before: MassChange) -> list[str]:
     """What the mass-change guard found, and the commands that bring the version before back."""
-    lines = [f"mass change: {service}: {str(before.get('text', '')).removeprefix('mass change: ')}; "
+    lines = [f"mass change: {service}: {before.text.removeprefix('mass change: ')}; "
              "every archive and the snapshot before are kept"]
-    if before.get("archive"):
+    if before.archive:
         lines.append(f"  the version before, whole: make restore SERVICE_NAME={service} "
-                     f"ARCHIVE_NAME={before['archive']}")
-    if before.get("snapshot"):
+                     f"ARCHIVE_NAME={before.archive}")
+    if before.snapshot:
         lines.append(f"  one file of it: make restore-path SERVICE_NAME={service} FILE=<path> "
-                     f"WHEN={before['snapshot']}")
+                     f"WHEN={before.snapshot}")
     lines.append(f"  if the change was meant: make release-prune SERVICE_NAME={service}")
     return lines
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from management.state import CRASH_CONSISTENT, NIGHTS_KEPT
+from management.state import CRASH_CONSISTENT, NIGHTS_KEPT, Night
 from management.text import age, human_size
 from management.verdict import PROTECTED
 
@@ -31,7 +31,7 @@ class PageRow:
     risks: list[str] = field(default_factory=list)
     last_backup_age: float | None = None  # seconds; None: never
     archives: int | None = None
-    nights: list[dict] = field(default_factory=list)  # StateStore.nights() entries, oldest first
+    nights: list[Night] = field(default_factory=list)  # StateStore.nights() entries, oldest first
     # restore points (publish.restore_points): history snapshots {snapshot, consistency, archive,
     # age_seconds}, oldest first, and the newest archive names the state knows, oldest first
     snapshots: list[dict] = field(default_factory=list)
@@ -74,24 +74,21 @@ def _seconds(value: float) -> str:
     return f"{value:.0f}s" if value < 120 else age(value)
 
 
-def _touched(night: dict) -> int | None:
+def _touched(night: Night) -> int | None:
     """A night's modified + deleted files (what the mass-change guard weighs), None when unrecorded."""
-    changed = night.get("changed")
-    if not isinstance(changed, dict):
-        return None
-    return int(changed.get("modified") or 0) + int(changed.get("deleted") or 0)
+    return None if night.changed is None else night.changed.touched
 
 
-def changes(nights: list[dict]) -> str:
+def changes(nights: list[Night]) -> str:
     """The modified + deleted files of each night as a chart, then the last night's `+added
     ~modified -deleted`, marked when the mass-change guard held it."""
-    last = next((n["changed"] for n in reversed(nights) if isinstance(n.get("changed"), dict)), None)
+    last = next((n.changed for n in reversed(nights) if n.changed is not None), None)
     if last is None:
         return '<span class="none">-</span>'
-    deleted = "?" if last.get("deleted") is None else f"{last['deleted']:,}"
-    text = f"+{last.get('added') or 0:,} ~{last.get('modified') or 0:,} -{deleted}"
+    deleted = "?" if last.deleted is None else f"{last.deleted:,}"
+    text = f"+{last.added or 0:,} ~{last.modified or 0:,} -{deleted}"
     chart = sparkline([_touched(n) for n in nights], "files modified or deleted", lambda v: f"{int(v):,}")
-    mark = ' <span class="mass">mass change</span>' if last.get("held") else ""
+    mark = ' <span class="mass">mass change</span>' if last.held else ""
     return f'{chart}<span class="val">{_e(text)}</span>{mark}'
 
 
@@ -100,8 +97,8 @@ def _row(r: PageRow) -> str:
     badge = f'<span class="badge {"ok" if ok else "risk"}">{_e(r.verdict)}</span>'
     why = "".join(f"<li>{_e(reason)}</li>" for reason in r.risks)
     backup = "never" if r.last_backup_age is None else f"{age(r.last_backup_age)} ago"
-    sizes = sparkline([n.get("bytes") for n in r.nights], "archive size", lambda v: human_size(int(v)))
-    durations = sparkline([n.get("duration") for n in r.nights], "duration", _seconds)
+    sizes = sparkline([n.bytes for n in r.nights], "archive size", lambda v: human_size(int(v)))
+    durations = sparkline([n.duration for n in r.nights], "duration", _seconds)
     return (f'<tr class="service"><th scope="row">{_e(r.service)}</th>'
             f'<td>{badge}{f"<ul>{why}</ul>" if why else ""}</td>'
             f"<td>{_e(backup)}</td><td>{_e('-' if r.archives is None else r.archives)}</td>"

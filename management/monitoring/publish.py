@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from management.config import Settings
 from management.monitoring.metrics import (
@@ -40,6 +41,7 @@ from management.monitoring.notify import (
     check_message,
     drill_message,
     notify,
+    trusted_prune_message,
     update_message,
 )
 from management.monitoring.page import PAGE_FILE, PageRow
@@ -56,8 +58,17 @@ from management.results import (
     RunReport,
     UpdateResult,
 )
-from management.state import StateStore, write_atomic
-from management.verdict import risks as risks_of
+from management.state import (
+    ArchiveCount,
+    Changed,
+    CheckRecord,
+    DrillRecord,
+    Night,
+    StateStore,
+    UpdateRecord,
+    write_atomic,
+)
+from management.verdict import PoolSays, VerdictInputs
 from management.verdict import verdict as verdict_of
 
 
@@ -93,7 +104,7 @@ def push(base: str | None, event: str, body: str = "", timeout: float = 10.0) ->
 class Outcome:
     """A finished run as monitoring sees it."""
 
-    kind: str
+    kind: str | None  # None: a run that records nothing and writes no metrics
 
     def record(self, store: StateStore, now: float) -> list[Family]:
         """Write the run's state; return the metrics, which read the state as a whole."""
@@ -103,7 +114,9 @@ class Outcome:
     def ok(self) -> bool:
         raise NotImplementedError
 
-    def push_url(self, settings: Settings) -> str | None:
+    @classmethod
+    def push_url(cls, settings: Settings) -> str | None:
+        """Where this kind of run pings (start, success, fail); None: it does not."""
         return settings.push_url
 
     def body(self) -> str:
@@ -126,12 +139,12 @@ class BackupOutcome(Outcome):
         last.update({d.service: now for d in self.report.datasets if d.result in GOOD})
         counts = store.archive_counts()
         for d in self.report.datasets:
-            entry = counts.get(d.service, {})
+            entry = counts.get(d.service) or ArchiveCount()
             if d.archives is not None:
-                entry.update(count=d.archives, time=now)
+                entry.count, entry.time = d.archives, now
             if d.result in (OK, WARNING) and d.service not in self.report.held:  # what the prune guard compares
-                entry.update(files=d.nfiles, bytes=d.original_size, archive=d.archive)
-            if entry:
+                entry.files, entry.bytes, entry.archive = d.nfiles, d.original_size, d.archive
+            if entry.to_json():
                 counts[d.service] = entry
         store.save_last_success(last)
         store.save_archive_counts(counts)
@@ -139,16 +152,15 @@ class BackupOutcome(Outcome):
                           for d in self.report.datasets if d.result != SKIPPED})
         return backup_families(self.report, last)
 
-    def _night(self, d, before: list[dict], now: float) -> dict:
+    def _night(self, d, before: list[Night], now: float) -> Night:
         """One night of a service for the status page's charts. An unchanged dataset's archive is
         the one before: its size and file count carry over."""
-        night = {"time": now, "result": d.result, "bytes": d.original_size, "deduplicated": d.deduplicated_size,
-                 "files": d.nfiles, "duration": round(d.duration, 3),
-                 "uncovered": len(self.report.uncovered.get(d.service, []))}
-        if d.changed is not None:  # what changed against the archive before (the mass-change guard's record)
-            night["changed"] = d.changed
+        night = Night(now, d.result, d.original_size, d.deduplicated_size, d.nfiles, round(d.duration, 3),
+                      len(self.report.uncovered.get(d.service, [])),
+                      # what changed against the archive before (the mass-change guard's record)
+                      None if d.changed is None else Changed.from_json(d.changed))
         if d.result == UNCHANGED and d.original_size is None and before:
-            night.update(bytes=before[-1].get("bytes"), files=before[-1].get("files"), deduplicated=0)
+            night.bytes, night.files, night.deduplicated = before[-1].bytes, before[-1].files, 0
         return night
 
     @property
@@ -172,23 +184,17 @@ class DrillOutcome(Outcome):
     kind = DRILL
 
     def record(self, store: StateStore, now: float) -> list[Family]:
-        state = store.drills()
-        for r in self.report.results:
-            previous = state.get(r.service, {})
-            state[r.service] = {
-                "time": self.report.finished_at, "ok": r.ok, "mode": r.mode, "archive": r.archive,
-                "entries": r.entries, "bytes": r.bytes, "differences": r.differences,
-                "message": self.mask(r.message),
-                "last_success": self.report.finished_at if r.ok else previous.get("last_success"),
-            }
-        store.save_drills(state)
-        return drill_families(state)
+        when = self.report.finished_at
+        return drill_families(store.record_drills({r.service: DrillRecord(
+            when, r.ok, r.mode, r.archive, r.entries, r.bytes, r.differences, self.mask(r.message),
+            last_success=when if r.ok else None) for r in self.report.results}))
 
     @property
     def ok(self) -> bool:
         return self.report.ok
 
-    def push_url(self, settings: Settings) -> str | None:
+    @classmethod
+    def push_url(cls, settings: Settings) -> str | None:
         return None  # the drill has no push URL of its own; its metric and notification tell
 
     def body(self) -> str:
@@ -204,20 +210,16 @@ class CheckOutcome(Outcome):
     kind = CHECK
 
     def record(self, store: StateStore, now: float) -> list[Family]:
-        state = store.checks()
-        for r in self.report.results:
-            previous = state.get(r.service, {})
-            state[r.service] = {"time": now, "ok": r.ok, "mode": r.mode,
-                                "message": (r.message.splitlines() or [""])[-1],
-                                "last_success": now if r.ok else previous.get("last_success")}
-        store.save_checks(state)
-        return check_families(state)
+        return check_families(store.record_checks({r.service: CheckRecord(
+            now, r.ok, r.mode, (r.message.splitlines() or [""])[-1], last_success=now if r.ok else None)
+            for r in self.report.results}))
 
     @property
     def ok(self) -> bool:
         return self.report.ok
 
-    def push_url(self, settings: Settings) -> str | None:
+    @classmethod
+    def push_url(cls, settings: Settings) -> str | None:
         return None  # its metric and notification tell
 
     def body(self) -> str:
@@ -233,18 +235,15 @@ class UpdateOutcome(Outcome):
     kind = UPDATE
 
     def record(self, store: StateStore, now: float) -> list[Family]:
-        state = store.last_update()
-        for r in self.results:
-            if r.result != SKIPPED:
-                state[r.stack] = {"time": now, "result": r.result, "message": r.message}
-        store.save_last_update(state)
-        return update_families(state)
+        return update_families(store.record_updates({r.stack: UpdateRecord(now, r.result, r.message)
+                                                     for r in self.results if r.result != SKIPPED}))
 
     @property
     def ok(self) -> bool:
         return all(r.result in (UPDATED, UNCHANGED, SKIPPED) for r in self.results)
 
-    def push_url(self, settings: Settings) -> str | None:
+    @classmethod
+    def push_url(cls, settings: Settings) -> str | None:
         return settings.update_push_url
 
     def body(self) -> str:
@@ -254,24 +253,34 @@ class UpdateOutcome(Outcome):
         return update_message([r for r in self.results if r.result != SKIPPED], self.ok)
 
 
-PoolSays = tuple[str | None, bool | None]  # (health, redundant): None where zpool does not say
+@dataclass
+class TrustedPruneOutcome(Outcome):
+    """`prune-trusted` on the trusted machine: it writes its holds as it goes, and has no metrics,
+    no verdict and no push URL; only its notification (a hold says so loudly)."""
+
+    report: RunReport
+    kind = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+    @classmethod
+    def push_url(cls, settings: Settings) -> str | None:
+        return None
+
+    def body(self) -> str:
+        return ""
+
+    def message(self) -> Message:
+        return trusted_prune_message(self.report)
 
 
 def service_risks(settings: Settings, store: StateStore, now: float,
                   pool: PoolSays) -> dict[str, list[tuple[str, str]]]:
-    """Every service's verdict reasons (code, text) from the run state: the same rules as status."""
-    pool_health, pool_redundant = pool
-    last, drills, checks, holds = store.last_success(), store.drills(), store.checks(), store.prune_holds()
-    nights = store.nights()
-    out = {}
-    for service in settings.services:
-        latest = (nights.get(service) or [{}])[-1]
-        out[service] = risks_of(now=now, stale_after_hours=settings.stale_after,
-                                uncovered=int(latest.get("uncovered") or 0), last_backup=last.get(service),
-                                drill=drills.get(service), check=checks.get(service), repo=settings.repo(service),
-                                pool_health=pool_health, prune_held=holds.get(service),
-                                pool_redundant=pool_redundant)
-    return out
+    """Every service's verdict reasons (code, text) from the run state: the same inputs as status."""
+    inputs = VerdictInputs(settings, store)
+    return {service: inputs.risks(service, now, pool) for service in settings.services}
 
 
 ARCHIVES_SHOWN = 5  # the newest archives the status page lists per service
@@ -285,34 +294,39 @@ def restore_points(store: StateStore, services: list[str], now: float) -> dict[s
     history, repos, kept, counts = store.history(), store.repositories(), store.kept(), store.archive_counts()
     out = {}
     for service in services:
-        snaps = [{"snapshot": p["snapshot"], "consistency": p.get("consistency"), "archive": p.get("archive"),
-                  "age_seconds": round(now - p["time"], 1)} for p in history.get(service, [])]
-        names = {str(a) for a in (repos.get(service) or {}).get("archives") or ()}
-        names |= {p["archive"] for p in snaps if p.get("archive")}
-        for entry in (kept.get(service), counts.get(service)):
-            if isinstance(entry, dict) and entry.get("archive"):
-                names.add(str(entry["archive"]))
+        snaps = [{"snapshot": p.snapshot, "consistency": p.consistency, "archive": p.archive,
+                  "age_seconds": round(now - p.time, 1)} for p in history.get(service, [])]
+        repo = repos.get(service)
+        names = set(repo.archives) if repo else set()
+        names |= {p["archive"] for p in snaps if p["archive"]}
+        count = counts.get(service)
+        kept_one = kept.get(service)
+        for archive in (kept_one.archive if kept_one else None, count.archive if count else None):
+            if archive:
+                names.add(str(archive))
         out[service] = (snaps, sorted(names)[-ARCHIVES_SHOWN:])
     return out
 
 
-def page_rows(risks: dict[str, list[tuple[str, str]]], store: StateStore, now: float) -> list[PageRow]:
+def page_rows(reasons: dict[str, list[str]], store: StateStore, now: float) -> list[PageRow]:
+    """One row per service of `reasons` (service -> why it is at risk, as text), with what the
+    run state says of it."""
     last, counts, nights = store.last_success(), store.archive_counts(), store.nights()
-    points = restore_points(store, list(risks), now)
+    points = restore_points(store, list(reasons), now)
     rows = []
-    for service, why in risks.items():
+    for service, why in reasons.items():
         when = last.get(service)
-        count = counts.get(service, {}).get("count")
-        rows.append(PageRow(service, verdict_of(why), [text for _, text in why],
-                            None if when is None else now - when, count if isinstance(count, int) else None,
+        count = counts[service].count if service in counts else None
+        rows.append(PageRow(service, verdict_of(why), list(why), None if when is None else now - when, count,
                             nights.get(service, []), *points[service]))
     return rows
 
 
-def write_page(directory, rows: list[PageRow], now: float) -> None:
-    """STATUS_PAGE_DIR/index.html, atomically (a reader never sees half a page)."""
+def write_page(path: Path, rows: list[PageRow], now: float) -> None:
+    """The status page, to `path` (STATUS_PAGE_DIR/index.html after each run, or `status
+    --html`'s file), atomically (a reader never sees half a page)."""
     generated = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now))
-    write_atomic(directory / PAGE_FILE, render_page(rows, host=socket.gethostname(), generated=generated))
+    write_atomic(path, render_page(rows, host=socket.gethostname(), generated=generated))
 
 
 def publish_verdicts(settings: Settings, store: StateStore, now: float,
@@ -325,7 +339,8 @@ def publish_verdicts(settings: Settings, store: StateStore, now: float,
         write_atomic(textfile(settings.prometheus_textfile, VERDICT),
                      render(verdict_families({s: [code for code, _ in why] for s, why in risks.items()})))
     if settings.status_page_dir:
-        write_page(settings.status_page_dir, page_rows(risks, store, now), now)
+        rows = page_rows({s: [text for _, text in why] for s, why in risks.items()}, store, now)
+        write_page(settings.status_page_dir / PAGE_FILE, rows, now)
 
 
 def publish(outcome: Outcome, settings: Settings, store: StateStore, mask: Callable[[str], str],
@@ -333,17 +348,18 @@ def publish(outcome: Outcome, settings: Settings, store: StateStore, mask: Calla
             pool_health: Callable[[], PoolSays] = lambda: (None, None)) -> None:
     """state -> textfile -> verdicts -> push -> notification; each step runs whatever the one
     before did. `pool_health` asks zpool for the pool's health and redundancy (only when a verdict
-    is written)."""
-    try:
-        families = outcome.record(store, now)
-        if settings.prometheus_textfile:
-            write_atomic(textfile(settings.prometheus_textfile, outcome.kind), render(families))
-    except OSError as exc:
-        outcome.state_failed(f"could not write the {outcome.kind} state: {exc}", echo)
-    try:
-        publish_verdicts(settings, store, now, pool_health)
-    except OSError as exc:
-        echo(f"warning: could not write the verdicts (metrics, status page): {exc}")
+    is written). An outcome without a kind (prune-trusted) records nothing and writes no verdict."""
+    if outcome.kind is not None:
+        try:
+            families = outcome.record(store, now)
+            if settings.prometheus_textfile:
+                write_atomic(textfile(settings.prometheus_textfile, outcome.kind), render(families))
+        except OSError as exc:
+            outcome.state_failed(f"could not write the {outcome.kind} state: {exc}", echo)
+        try:
+            publish_verdicts(settings, store, now, pool_health)
+        except OSError as exc:
+            echo(f"warning: could not write the verdicts (metrics, status page): {exc}")
     warning = push(outcome.push_url(settings), "success" if outcome.ok else "fail", body=mask(outcome.body()))
     if warning:
         echo(f"warning: {warning}")

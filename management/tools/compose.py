@@ -32,18 +32,19 @@ from pathlib import Path
 from management.config import PROJECT_RE, Settings
 from management.errors import CommandError, OrchestratorError, ValidationError
 from management.runner import Runner
-from management.tools.compose_file import (
-    NETWORK_RE,
+from management.stacks.compose_file import (
     Stack,
     StackDir,
-    dangling_links,
     find_stacks,
     stack_from_model,
 )
-from management.tools.coverage import Coverage, stack_coverage
-from management.tools.rules import Violation, accepted, check_stacks, under
+from management.stacks.house import StackQuestions
+from management.stacks.rules import under
+from management.tools.containers import Containers
+from management.tools.images import Images
+from management.tools.networks import Networks
+from management.tools.volumes import Volumes
 
-PROJECT_LABEL = "com.docker.compose.project"
 # Taken from the caller's shell these would apply to every stack at once (and differ between a
 # login shell and cron): compose reads them from each stack's own .env instead.
 COMPOSE_ENV_UNSET = ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "COMPOSE_PATH_SEPARATOR",
@@ -93,28 +94,6 @@ def is_v1_version(short: str) -> bool:
     return not (major.isdigit() and int(major) >= 2)
 
 
-def manifest_argv(ref: str) -> list[str]:
-    """What the registry holds for an image reference, without pulling it. A registry on
-    loopback speaks plain HTTP, as docker itself allows."""
-    host = ref.split("/", 1)[0] if "/" in ref else ""
-    local = host.split(":", 1)[0] in ("127.0.0.1", "localhost", "[::1]")
-    return ["docker", "manifest", "inspect", "-v", *(["--insecure"] if local else []), ref]
-
-
-def registry_image_id(manifest_json: str, platform: str = "linux/amd64") -> str:
-    """The image ID (config digest) the registry serves for `platform`: it equals the local image
-    ID docker gives that image once pulled, so it compares with what a container runs."""
-    data = json.loads(manifest_json)
-    entries = data if isinstance(data, list) else [data]
-    for entry in entries:
-        plat = (entry.get("Descriptor") or {}).get("platform") or {}
-        if not plat or f"{plat.get('os')}/{plat.get('architecture')}" == platform:
-            config = ((entry.get("SchemaV2Manifest") or entry.get("OCIManifest") or {}).get("config") or {})
-            if config.get("digest"):
-                return config["digest"]
-    raise ValidationError(f"the registry has no {platform} image in this manifest")
-
-
 def order_hub(stacks: Sequence[str], hub: str) -> tuple[list[str], list[str]]:
     """(hub or [], the others)."""
     return ([hub] if hub in stacks else []), [s for s in stacks if s != hub]
@@ -152,7 +131,12 @@ def compose_error(exc: CommandError) -> str:
     return " ".join(ln for ln in lines[-4:] if ln) or exc.reason
 
 
-class DockerComposeManager:
+class DockerComposeManager(StackQuestions):
+    """Compose projects: discovery, their models, up/start/stop/down/pull hub first or last, the
+    health wait, the update's gated up, throwaway stacks. What it drives besides compose is its
+    own wrapper (containers, images, networks, volumes); check, accepted and coverage come from
+    the stack models (StackQuestions)."""
+
     def __init__(self, settings: Settings, runner: Runner, zfs=None, echo: Callable[[str], None] | None = None):
         self.s = settings
         self.runner = runner
@@ -163,6 +147,11 @@ class DockerComposeManager:
         self._network_problems: dict[str, str] = {}
         self._mounted: set[str] | None = None  # read once per start/up (_read_mounts), else None
         self._models: dict[str, Stack] = {}  # one `config` per stack per run
+        # what compose drives, each its own wrapper of the docker CLI
+        self.containers = Containers(settings, runner)
+        self.images = Images(runner)
+        self.networks = Networks(runner, self.echo)
+        self.volumes = Volumes(runner)
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -244,27 +233,8 @@ class DockerComposeManager:
                                         "project name (lowercase letters, digits, '-' and '_')")
         return [self._models[n] for n in wanted]
 
-    def check(self) -> list[Violation]:
-        listed = [vp.relative for vp in self.s.volume_paths]
-        _found, empty = find_stacks(self.s.services_dir)
-        return check_stacks(self.stacks(), self.s.hub_service, self.s.zfs_base_mountpoint, listed,
-                            empty_dirs=empty, stop_timeout=self.s.stop_timeout,
-                            dangling=dangling_links(self.s.services_dir))
-
-    def accepted(self) -> list[str]:
-        """What stacks declared they are excused from, or need not have backed up, with reasons."""
-        return accepted(self.stacks(), self.s.hub_service)
-
-    def coverage(self, names: Sequence[str] | None = None) -> dict[str, list[Coverage]]:
-        """Stack -> the verdict for each of its mounts (stacks compose can read)."""
-        datasets = sorted(set(self.s.services) | set(self.discover_names()))
-        return {st.name: stack_coverage(st, self.s.zfs_base_mountpoint, datasets)
-                for st in self.stacks(names) if not st.error}
-
     def running_stacks(self) -> list[str]:
-        out = self.runner.run(["docker", "ps", "--filter", f"label={PROJECT_LABEL}",
-                               "--format", f'{{{{.Label "{PROJECT_LABEL}"}}}}'], mutating=False).stdout
-        projects = set(out.split())
+        projects = self.containers.running_projects()
         return [n for n in self.discover_names() if n in projects]
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -416,57 +386,6 @@ class DockerComposeManager:
         for name in names:
             self._models.pop(name, None)
 
-    def running_containers(self, project: str) -> list[str]:
-        """IDs of a project's running containers, whether or not its folder still exists."""
-        return self._project_containers(project)
-
-    def stop_containers(self, ids: Sequence[str]) -> None:
-        """`docker stop` for containers whose compose folder is gone: each keeps the stop
-        timeout compose gave it (stop_grace_period); STOP_TIMEOUT bounds the whole call."""
-        if ids:
-            self.runner.run(["docker", "stop", *ids], timeout=self.s.stop_timeout)
-
-    def _project_containers(self, project: str, all_states: bool = False) -> list[str]:
-        argv = ["docker", "ps", "-q", "--filter", f"label={PROJECT_LABEL}={project}"]
-        if all_states:  # a `compose run` container (one-off) is not a service of the stack
-            argv.insert(2, "-a")
-            argv += ["--filter", "label=com.docker.compose.oneoff=False"]
-        return self.runner.run(argv, mutating=False).stdout.split()
-
-    def _containers_of(self, projects: Sequence[str]) -> dict[str, list[str]]:
-        """Project -> the IDs of its containers in any state (one-off `compose run` ones left
-        out), for all the projects from one `docker ps`."""
-        if len(projects) == 1:
-            return {projects[0]: self._project_containers(projects[0], all_states=True)}
-        out = self.runner.run(["docker", "ps", "-a", "--filter", f"label={PROJECT_LABEL}", "--filter",
-                               "label=com.docker.compose.oneoff=False", "--format",
-                               f'{{{{.ID}}}}\t{{{{.Label "{PROJECT_LABEL}"}}}}'], mutating=False).stdout
-        ids: dict[str, list[str]] = {p: [] for p in projects}
-        for line in out.splitlines():
-            cid, _, project = line.partition("\t")
-            if project in ids:
-                ids[project].append(cid)
-        return ids
-
-    def _inspect(self, ids: list[str]) -> list[tuple[str, str, str]]:
-        """(name, state, health) per container; health is 'none' without a healthcheck."""
-        return [row[:3] for row in self._states(ids)]
-
-    def _states(self, ids: list[str]) -> list[tuple[str, str, str, int]]:
-        """(name, state, health, exit code) per container."""
-        if not ids:
-            return []
-        fmt = ("{{.Name}}\t{{.State.Status}}\t{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}"
-               "\t{{.State.ExitCode}}")
-        out = self.runner.run(["docker", "inspect", "--format", fmt, *ids], mutating=False).stdout
-        rows = []
-        for line in out.splitlines():
-            parts = line.split("\t")
-            if len(parts) >= 3:
-                code = int(parts[3]) if len(parts) > 3 and parts[3].lstrip("-").isdigit() else 0
-                rows.append((parts[0].lstrip("/"), parts[1], parts[2], code))
-        return rows
-
     def _wait_healthy(self, stack: Stack) -> StackResult:
         return self._wait_all_healthy([stack])[stack.name]
 
@@ -482,7 +401,7 @@ class DockerComposeManager:
             return results
         deadline = time.monotonic() + self.s.health_timeout
         try:
-            ids = self._containers_of([st.name for st in stacks])  # listed once: a poll is one inspect
+            ids = self.containers.of_projects([st.name for st in stacks])  # listed once: a poll is one inspect
         except CommandError as exc:
             for stack in stacks:
                 results[stack.name] = StackResult(stack.name, False, "its containers cannot be listed: "
@@ -509,7 +428,7 @@ class DockerComposeManager:
         whose containers cannot be read even then)."""
         every = [i for st in stacks for i in ids[st.name]]
         try:
-            rows = self._states(every)
+            rows = self.containers.states(every)
         except CommandError:
             rows = None
         if rows is not None and len(rows) == len(every):
@@ -521,11 +440,11 @@ class DockerComposeManager:
         out: list[list[tuple[str, str, str, int]] | str] = []
         for st in stacks:
             try:
-                out.append(self._states(ids[st.name]))
+                out.append(self.containers.states(ids[st.name]))
             except CommandError:
                 try:
-                    ids[st.name] = self._project_containers(st.name, all_states=True)
-                    out.append(self._states(ids[st.name]))
+                    ids[st.name] = self.containers.of_project(st.name, all_states=True)
+                    out.append(self.containers.states(ids[st.name]))
                 except CommandError as exc:  # this stack's problem alone
                     out.append(self.runner.mask(str(exc)))
         return out
@@ -557,55 +476,15 @@ class DockerComposeManager:
         return f": {' | '.join(last)}" if last else ""
 
     def _ensure_networks(self, names: Sequence[str] | None) -> None:
-        """Create the external networks the stacks declare, and only those, before anything
-        starts. A name docker should not get (it would read '-x' as an option) or a create
-        that fails is remembered, and only the stacks that need that network are refused."""
+        """Create the external networks the stacks declare before anything starts (Networks.ensure);
+        what cannot be had refuses only the stacks that need it (_start_one)."""
         self._network_problems = {}
         try:
             stacks = [s for s in self.stacks(names) if not s.error]
         except ValidationError:
             return  # reported per stack by the caller
         wanted = set().union(*(s.external_networks for s in stacks)) if stacks else set()
-        for net in sorted(n for n in wanted if not NETWORK_RE.match(n)):
-            self._network_problems[net] = (f"external network {net!r} is not a valid name "
-                                           "(letters, digits, '_', '.', '-'; not starting with '-')")
-        wanted -= set(self._network_problems)
-        if not wanted:
-            return
-        # one query for all of them: this runs inside the backup's downtime window
-        existing = set(self.runner.run(["docker", "network", "ls", "--format", "{{.Name}}"],
-                                       mutating=False).stdout.split())
-        for net in sorted(wanted - existing):
-            self.echo(f"creating external network {net}")
-            try:
-                self.runner.run(["docker", "network", "create", net])
-            except CommandError as exc:
-                self._network_problems[net] = f"external network {net!r} cannot be created: {exc}"
-
-    # -- images -----------------------------------------------------------------------------
-
-    def containers(self, project: str) -> list[dict]:
-        """Each container of a project: service, image ID, state, health, restarts, last health output."""
-        ids = self._project_containers(project, all_states=True)
-        if not ids:
-            return []
-        fmt = ('{{json (index .Config.Labels "com.docker.compose.service")}}\t{{.Image}}\t{{.State.Status}}\t'
-               '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}\t{{.RestartCount}}\t{{.Name}}\t'
-               '{{.State.ExitCode}}\t{{.HostConfig.RestartPolicy.Name}}\t'
-               '{{if .State.Health}}{{json .State.Health.Log}}{{else}}[]{{end}}')
-        out = self.runner.run(["docker", "inspect", "--format", fmt, *ids], mutating=False).stdout
-        rows = []
-        for line in out.splitlines():
-            parts = line.split("\t", 8)
-            if len(parts) != 9:
-                continue
-            log = json.loads(parts[8] or "[]") or []
-            rows.append({"service": json.loads(parts[0]), "image": parts[1], "state": parts[2], "health": parts[3],
-                         "restarts": int(parts[4] or 0), "name": parts[5].lstrip("/"),
-                         # a one-shot job (restart: no) that exited 0 has done its work
-                         "done": parts[2] == "exited" and parts[6] == "0" and parts[7] in ("", "no"),
-                         "last_health": (log[-1].get("Output") or "").strip() if log else ""})
-        return rows
+        self._network_problems = self.networks.ensure(wanted)
 
     # -- throwaway stacks (the boot drill) ---------------------------------------------------
 
@@ -632,31 +511,6 @@ class DockerComposeManager:
     def sandbox_down(self, project: str, file: Path) -> None:
         self._sandbox(project, file, "down", "-v", "--remove-orphans", "--timeout", "10", timeout=300)
 
-    def volume_path(self, name: str) -> Path | None:
-        """Where a docker volume keeps its bytes on the host (its Mountpoint), None when it does not exist."""
-        r = self.runner.run(["docker", "volume", "inspect", "--format", "{{.Mountpoint}}", name], mutating=False,
-                            ok_codes=(0, 1))
-        return Path(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else None
-
-    def remove_volume(self, name: str) -> None:
-        self.runner.run(["docker", "volume", "rm", name])
-
-    def image_id(self, ref: str) -> str | None:
-        r = self.runner.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], mutating=False,
-                            ok_codes=(0, 1))
-        return r.stdout.strip() or None if r.returncode == 0 else None
-
-    def registry_id(self, ref: str) -> str:
-        out = self.runner.run(manifest_argv(ref), mutating=False, timeout=120).stdout
-        return registry_image_id(out)
-
-    def tag(self, image: str, ref: str) -> None:
-        self.runner.run(["docker", "image", "tag", image, ref])
-
-    def untag(self, ref: str) -> None:
-        """Remove one tag; the image stays while anything else refers to it."""
-        self.runner.run(["docker", "image", "rm", "--no-prune", ref], ok_codes=(0, 1))
-
     def pull_services(self, stack: Stack, services: Sequence[str]) -> None:
         self._compose(stack, "pull", *services, timeout=self.s.command_timeout)
 
@@ -672,7 +526,7 @@ class DockerComposeManager:
         deadline = started + max(self.s.health_timeout, settle)
         baseline: dict[str, int] = {}
         while True:
-            rows = self.containers(stack.name)
+            rows = self.containers.describe(stack.name)
             for r in rows:
                 baseline.setdefault(r["name"], r["restarts"])
             bad = [r for r in rows if not r["done"] and (r["state"] != "running" or r["health"] == "unhealthy"
@@ -706,7 +560,7 @@ class DockerComposeManager:
         for name in names or found:
             if name not in found:
                 raise ValidationError(f"unknown stack {name!r} in {self.s.services_dir}; known: {', '.join(found)}")
-            containers = self._inspect(self._project_containers(name, all_states=True))
+            containers = self.containers.inspect(self.containers.of_project(name, all_states=True))
             running = sum(1 for _n, state, _h in containers if state == "running")
             health = sorted({h for _n, _s, h in containers if h != "none"})
             state = "running" if containers and running == len(containers) else (

@@ -17,6 +17,7 @@ destroys clones (datasets with an origin) below the view parent.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 
@@ -187,13 +188,24 @@ class Snapshot:
         return self.name.split("@", 1)[1]
 
 
+# One change to the pool at a time from this process: the borg workers make and remove their views
+# in parallel threads, and zfs-fuse once met two concurrent destroys of clones with a dropped control
+# request on one ("file descriptor closed ... I/O error") and a clone it called busy from then on,
+# unmounted or not, until it restarted (CI, 2026-12-07). Each change takes milliseconds; reads
+# (zfs list/get) stay parallel.
+_CHANGES = threading.Lock()
+
+
 class ZFSManager:
     def __init__(self, runner: Runner, timeout: float = ZFS_TIMEOUT):
         self.runner = runner
         self.timeout = timeout
 
     def _run(self, argv: list[str], *, mutating: bool = True, ok_codes=(0,)):
-        return self.runner.run(argv, mutating=mutating, timeout=self.timeout, ok_codes=ok_codes)
+        if not mutating:
+            return self.runner.run(argv, mutating=False, timeout=self.timeout, ok_codes=ok_codes)
+        with _CHANGES:
+            return self.runner.run(argv, mutating=True, timeout=self.timeout, ok_codes=ok_codes)
 
     # --- queries ------------------------------------------------------------------------------
 

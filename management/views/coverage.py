@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from management.tools.coverage import CONFIG, COPIED, COVERED, EPHEMERAL, FOREIGN, NOT_DATA, UNCOVERED, Coverage
+from management.stacks.coverage import CONFIG, COPIED, COVERED, EPHEMERAL, FOREIGN, NOT_DATA, UNCOVERED, Coverage
 
 ORDER = (COVERED, CONFIG, COPIED, EPHEMERAL, NOT_DATA, UNCOVERED, FOREIGN)
 

@@ -28,9 +28,17 @@ from dataclasses import asdict, dataclass, field
 
 from management.config import Settings
 from management.errors import CommandError, OrchestratorError, ValidationError
-from management.state import HistorySummary, StateStore, summarize_history
+from management.state import (
+    CheckRecord,
+    DrillRecord,
+    HistorySummary,
+    PruneHold,
+    StateStore,
+    UpdateRecord,
+    summarize_history,
+)
 from management.text import age, human_size
-from management.verdict import reasons as risk_reasons
+from management.verdict import VerdictInputs, pool_says, read_pool
 from management.verdict import verdict as verdict_of
 
 
@@ -65,9 +73,9 @@ class ServiceStatus:
     check: dict | None = None  # the last repository check's entry, plus age_seconds
     update: dict | None = None  # the last update state entry, plus age_seconds
     rollback_points: list[str] = field(default_factory=list)
-    # each mount's verdict (tools.coverage), None when there is no stack folder or compose cannot read it
+    # each mount's verdict (stacks.coverage), None when there is no stack folder or compose cannot read it
     coverage: list[dict] | None = None
-    prune_held: dict | None = None  # the prune guard's hold: {reason, since, archive}
+    prune_held: PruneHold | None = None  # the prune guard's hold
     # what the last night found changed against the archive before: {added, modified, deleted,
     # files, bytes, held} (nights.json), None when no night recorded it
     changed: dict | None = None
@@ -124,6 +132,7 @@ class StatusReport:
                 "time": s.last_backup, "age_seconds": _round(s.last_backup_age), "stale": s.stale,
                 "archive": s.last_archive}
             del row["last_backup_age"], row["last_archive"], row["stale"]
+            row["prune_held"] = s.prune_held.to_json() if s.prune_held else None  # as prune_holds.json has it
             rows.append(row)
         return {"time": self.time, "stale_after_hours": self.stale_after_hours, "stale": self.stale,
                 "uncovered": self.uncovered, "services": rows, "problems": list(self.problems),
@@ -133,12 +142,12 @@ class StatusReport:
 # --- reading what the runs left -----------------------------------------------------------------
 
 
-def _with_age(entry, now: float) -> dict | None:
-    if not isinstance(entry, dict):
+def _with_age(record: DrillRecord | CheckRecord | UpdateRecord | None, now: float) -> dict | None:
+    """A run's state record as status shows it: its fields as the file has them, and its age."""
+    if record is None:
         return None
-    out = dict(entry)
-    when = entry.get("time")
-    out["age_seconds"] = _round(now - when) if isinstance(when, (int, float)) else None
+    out = record.to_json()
+    out["age_seconds"] = None if record.time is None else _round(now - record.time)
     return out
 
 
@@ -208,19 +217,8 @@ def stacks(docker, names: list[str]) -> tuple[dict[str, StackState], str | None]
     return {r.stack: StackState(r.state, r.running, r.total, r.health) for r in rows}, None
 
 
-def _pool_health(settings: Settings, zfs) -> str | None:
-    try:
-        return zfs.pool_health(settings.zfs_parent_dataset.split("/", 1)[0])
-    except OrchestratorError:
-        return None
-
-
-def pool_state(settings: Settings, zfs, now: float) -> PoolState | None:
-    """The pool's layout, state, error counts and last scan from one `zpool status`."""
-    try:
-        st = zfs.pool_status(settings.zfs_parent_dataset.split("/", 1)[0])
-    except OrchestratorError:
-        return None
+def pool_state(st, now: float) -> PoolState | None:
+    """The pool's layout, state, error counts and last scan from one `zpool status` (verdict.read_pool)."""
     if st is None:
         return None
     scan = st.scan
@@ -263,17 +261,14 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
         problems.append(problem)
 
     state = StateStore(settings.state_dir)
-    last = state.last_success()
+    inputs = VerdictInputs(settings, state)  # what the verdict reads, as publish reads it
+    last, drills, checks, holds, nights = inputs.last, inputs.drills, inputs.checks, inputs.holds, inputs.nights
     kept = state.kept()
     counts = state.archive_counts()
-    drills = state.drills()
-    checks = state.checks()
-    holds = state.prune_holds()
-    pool_health = _pool_health(settings, zfs)
-    pool = pool_state(settings, zfs, now) if any(n in settings.services for n in names) else None
+    st = read_pool(zfs, settings.zfs_parent_dataset) if any(n in settings.services for n in names) else None
+    pool = pool_state(st, now)
     updates = state.last_update()
     history = state.history()
-    nights = state.nights()
     limit = settings.stale_after * 3600
 
     rows = []
@@ -284,21 +279,17 @@ def collect(settings: Settings, zfs, docker, wanted: list[str] | None = None,
             row.last_backup_age = None if row.last_backup is None else now - row.last_backup
             row.stale = row.last_backup_age is None or row.last_backup_age > limit
             entry = kept.get(name)
-            row.last_archive = (entry.get("archive") or None) if isinstance(entry, dict) else None
-            count = counts.get(name)
-            row.archives = count.get("count") if isinstance(count, dict) else None
+            row.last_archive = (entry.archive or None) if entry else None
+            row.archives = counts[name].count if name in counts else None
             if snapshots is not None:
                 row.history = summarize_history(history.get(name, []), snapshots.get(name, {}), now)
-            last_night = (nights.get(name) or [{}])[-1]
-            row.changed = last_night.get("changed") if isinstance(last_night.get("changed"), dict) else None
+            last_night = nights[name][-1] if nights.get(name) else None
+            row.changed = last_night.changed.to_json() if last_night and last_night.changed else None
         row.drill = _with_age(drills.get(name), now)
         row.check = _with_age(checks.get(name), now)
         row.prune_held = holds.get(name)
         if row.backed_up:
-            row.risks = risk_reasons(now=now, stale_after_hours=settings.stale_after, uncovered=len(row.uncovered),
-                                     last_backup=row.last_backup, drill=row.drill, check=row.check,
-                                     repo=settings.repo(name), pool_health=pool_health, prune_held=row.prune_held,
-                                     pool_redundant=pool.redundant if pool else None)
+            row.risks = [text for _, text in inputs.risks(name, now, pool_says(st), uncovered=len(row.uncovered))]
             row.verdict = verdict_of(row.risks)
         row.update = _with_age(updates.get(name), now)
         row.rollback_points = state.update_points(name)
@@ -412,7 +403,7 @@ def render(report: StatusReport) -> list[tuple[str, bool]]:
         if r.risks:
             lines.append((f"at risk: {r.service}: {'; '.join(r.risks)}", False))
         if r.prune_held:
-            lines.append((f"prune held: {r.service}: {r.prune_held.get('reason')}; every archive kept until "
+            lines.append((f"prune held: {r.service}: {r.prune_held.reason}; every archive kept until "
                           f"`make release-prune SERVICE_NAME={r.service}`", True))
         if r.uncovered:
             lines.append((f"not backed up: {r.service}: {len(r.uncovered)} mount(s) no backup reaches "

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import json
 
-from management.state import KEPT, LAST_SUCCESS, StateStore, write_atomic
+import pytest
+
+from management.state import (
+    KEPT,
+    LAST_SUCCESS,
+    ArchiveCount,
+    DrillRecord,
+    Kept,
+    Night,
+    PruneHold,
+    StateStore,
+    UpdatePoint,
+    UpdateRecord,
+    write_atomic,
+)
 
 
 def test_write_atomic_replaces_whole_file(tmp_path):
@@ -47,24 +61,24 @@ def test_a_damaged_file_reads_as_empty_instead_of_failing_the_run(tmp_path):
 def test_each_file_round_trips(tmp_path):
     store = StateStore(tmp_path)
     store.save_last_success({"git": 10.0})
-    store.save_archive_counts({"git": {"count": 3, "time": 10.0}})
-    store.save_kept({"git": {"snapshot": "s1", "archive": "git-1", "manifest": "m", "stack": None},
-                     "bad": {"archive": "no snapshot name"}})
+    store.save_archive_counts({"git": ArchiveCount(3, 10.0)})
+    store.save_kept({"git": Kept("s1", "git-1", "m", None)})
+    (tmp_path / KEPT).write_text((tmp_path / KEPT).read_text()[:-1] + ', "bad": {"archive": "no snapshot name"}}')
     store.save_last_compact({"git": 5.0})
-    store.save_drills({"git": {"ok": True}})
-    store.save_last_update({"web": {"time": 1.0, "result": "updated"}})
+    store.save_drills({"git": DrillRecord(5.0, True)})
+    store.save_last_update({"web": UpdateRecord(1.0, "updated")})
     assert store.last_success() == {"git": 10.0}
-    assert store.archive_counts() == {"git": {"count": 3, "time": 10.0}}
+    assert store.archive_counts() == {"git": ArchiveCount(3, 10.0)}
     assert list(store.kept()) == ["git"]  # an entry without a snapshot name is not a kept snapshot
     assert store.last_compact() == {"git": 5.0}
-    assert store.drills() == {"git": {"ok": True}} and store.last_update()["web"]["result"] == "updated"
+    assert store.drills() == {"git": DrillRecord(5.0, True)} and store.last_update()["web"].result == "updated"
     assert store.forget_kept() and store.kept() == {} and not store.forget_kept()
 
 
 def test_update_points_are_private_files_listed_oldest_first(tmp_path):
     store = StateStore(tmp_path)
     for snap in ("pre-update-20330102T000000Z", "pre-update-20330101T000000Z"):
-        store.save_update_point("web", snap, {"dataset": "pool/web", "services": {}})
+        store.save_update_point("web", snap, UpdatePoint("pool/web", {}))
     (store.update_dir("web") / "notes.json").write_text("{}")  # not a pre-update point
     assert store.update_points("web") == ["pre-update-20330101T000000Z", "pre-update-20330102T000000Z"]
     path = store.update_point_path("web", "pre-update-20330101T000000Z")
@@ -85,32 +99,100 @@ def test_nights_keep_the_last_thirty_runs_per_service_oldest_first(tmp_path):
     store = StateStore(tmp_path)
     assert store.nights() == {}
     for i in range(NIGHTS_KEPT + 5):
-        store.add_nights({"git": {"time": float(i), "bytes": i}})
-    store.add_nights({"photo": {"time": 99.0}})
+        store.add_nights({"git": Night(float(i), bytes=i)})
+    store.add_nights({"photo": Night(99.0)})
     nights = StateStore(tmp_path).nights()
-    assert [n["time"] for n in nights["git"]] == [float(i) for i in range(5, NIGHTS_KEPT + 5)]
-    assert nights["photo"] == [{"time": 99.0}]
+    assert [n.time for n in nights["git"]] == [float(i) for i in range(5, NIGHTS_KEPT + 5)]
+    assert nights["photo"] == [Night(99.0)]
     (tmp_path / NIGHTS).write_text('{"git": "x", "photo": [1, {"time": 1}]}')
-    assert store.nights() == {"photo": [{"time": 1}]}
+    assert store.nights() == {"photo": [Night(1.0)]}
 def test_releasing_a_prune_also_accepts_the_archives_that_vanished(tmp_path):
     store = StateStore(tmp_path)
     store.save_trusted_kept({"git": ["git-1", "git-2"], "photo": ["photo-1"]})
-    store.save_prune_holds({"git": {"reason": "gone", "since": 1.0, "archive": "git-3"}})
+    store.save_prune_holds({"git": PruneHold("gone", 1.0, "git-3")})
     assert store.trusted_kept()["git"] == ["git-1", "git-2"]
-    assert store.release_prune("git")["reason"] == "gone"
+    assert store.release_prune("git") == PruneHold("gone", 1.0, "git-3")
     assert store.trusted_kept() == {"photo": ["photo-1"]} and store.prune_holds() == {}
 
 
 def test_summarize_history_counts_what_is_on_the_pool_oldest_first():
-    from management.state import HistorySummary, summarize_history
+    from management.state import HistoryPoint, HistorySummary, summarize_history
 
-    points = [{"snapshot": "s3", "time": 900.0, "consistency": "crash-consistent", "archive": None},
-              {"snapshot": "s1", "time": 100.0, "consistency": "consistent", "archive": "a1"},
-              {"snapshot": "gone", "time": 50.0, "consistency": "consistent", "archive": "a0"},
-              {"snapshot": "s2", "time": 500.0, "archive": "a2"}]  # no consistency recorded: a nightly one
+    points = [HistoryPoint("s3", 900.0, "crash-consistent", None), HistoryPoint("s1", 100.0, "consistent", "a1"),
+              HistoryPoint("gone", 50.0, "consistent", "a0"),
+              HistoryPoint.from_json({"snapshot": "s2", "time": 500, "archive": "a2"})]  # no consistency: a nightly one
     h = summarize_history(points, {"s1": 10, "s2": 0, "s3": 5, "not-history": 99}, now=1000.0)
     assert (h.snapshots, h.bytes, h.oldest_age, h.newest_age, h.crash_consistent) == (3, 15, 900.0, 100.0, 1)
     assert [p["snapshot"] for p in h.points] == ["s1", "s2", "s3"]
     assert h.points[1] == {"snapshot": "s2", "time": 500.0, "age_seconds": 500.0, "consistency": "consistent",
                            "archive": "a2", "used": 0}
     assert summarize_history(points, {}, now=1000.0) == HistorySummary()
+
+
+@pytest.mark.parametrize("name, text", [
+    ("ARCHIVES", '{"git": {"count": 4, "time": 100.0, "files": null, "bytes": null, "archive": ""}, '
+                 '"photo": {"count": 2, "time": 5}, "web": {"files": 3, "bytes": 9, "archive": "web-1"}}'),
+    ("DRILLS", '{"git": {"time": 1.0, "ok": true, "mode": "files", "archive": "git-1", "entries": 3, "bytes": 10, '
+               '"differences": 0, "message": "", "last_success": 1.0}}'),
+    ("CHECKS", '{"git": {"time": 1.0, "ok": false, "mode": "full", "message": "x", "last_success": null}}'),
+    ("LAST_UPDATE", '{"web": {"time": 1.0, "result": "updated", "message": ""}}'),
+    ("REPOSITORIES", '{"git": {"fingerprint": "f", "repository": "r", "archives": ["git-1", "git-2"]}}'),
+    ("HISTORY", '{"git": [{"snapshot": "s1", "time": 1.0, "consistency": "consistent", "archive": "git-1"}, '
+                '{"snapshot": "s2", "time": 2.0, "consistency": "crash-consistent", "archive": null}]}'),
+    ("NIGHTS", '{"git": [{"time": 1.0, "result": "ok", "bytes": 10, "deduplicated": 2, "files": 3, "duration": 1.5, '
+               '"uncovered": 0, "changed": {"added": 1, "modified": 2, "deleted": null, "files": 3, "bytes": 2}}, '
+               '{"time": 2.0, "result": "warning", "bytes": 10, "deduplicated": 0, "files": 3, "duration": 0.5, '
+               '"uncovered": 1, "changed": {"added": 0, "modified": 3, "deleted": 0, "files": 3, "bytes": 0, '
+               '"held": true}}, {"time": 3.0, "result": "failed", "bytes": null, "deduplicated": null, '
+               '"files": null, "duration": 0.1, "uncovered": 0}]}'),
+    ("ADOPTED", '{"photo": [{"service": "app", "target": "/data", "kind": "volume", "old": "photo_data", '
+                '"new": "/datapool/services/photo/data", "time": 5.0}]}'),
+    ("KEPT", '{"git": {"snapshot": "s1", "archive": "git-1", "manifest": "m", "stack": {"file a": "x"}, '
+             '"repository": "r"}, "photo": {"snapshot": "s2", "archive": "p-1", "manifest": null, "stack": null, '
+             '"repository": null}}'),
+])
+def test_a_typed_record_file_from_before_loads_and_is_written_back_the_same(tmp_path, name, text):
+    import json
+
+    from management import state
+
+    path = tmp_path / getattr(state, name)
+    path.write_text(text)
+    store = StateStore(tmp_path)
+    load, save = {"ARCHIVES": ("archive_counts", "save_archive_counts"), "DRILLS": ("drills", "save_drills"),
+                  "CHECKS": ("checks", "save_checks"), "LAST_UPDATE": ("last_update", "save_last_update"),
+                  "REPOSITORIES": ("repositories", "save_repositories"), "KEPT": ("kept", "save_kept"),
+                  "ADOPTED": ("adopted", "save_adopted"),
+                  "NIGHTS": ("nights", "add_nights"),
+                  "HISTORY": ("history", "save_history")}[name]
+    if name == "NIGHTS":
+        store.add_nights({})  # the nights are only ever appended to: adding none writes them back
+    else:
+        getattr(store, save)(getattr(store, load)())
+    assert json.loads(path.read_text()) == json.loads(text)
+
+
+def test_a_failed_drill_or_check_keeps_when_it_last_passed(tmp_path):
+    from management.state import CheckRecord
+
+    store = StateStore(tmp_path)
+    store.record_drills({"git": DrillRecord(10.0, True, last_success=10.0)})
+    assert store.record_drills({"git": DrillRecord(20.0, False)})["git"].last_success == 10.0
+    store.record_checks({"git": CheckRecord(10.0, True, last_success=10.0), "photo": CheckRecord(10.0, False)})
+    checks = store.record_checks({"git": CheckRecord(20.0, False)})
+    assert (checks["git"].last_success, checks["git"].time, checks["photo"].last_success) == (10.0, 20.0, None)
+
+
+def test_an_update_point_from_before_loads_and_is_written_back_the_same(tmp_path):
+    import json
+
+    store = StateStore(tmp_path)
+    text = ('{"dataset": "pool/web", "services": {"app": {"ref": "web:1", "old": "sha256:a", "new": "sha256:b", '
+            '"keep": "orchestrator-rollback/web-app:1"}}}')
+    path = store.update_point_path("web", "pre-update-20330101T000000Z")
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    point = store.update_point("web", "pre-update-20330101T000000Z")
+    assert point.dataset == "pool/web" and point.services["app"]["keep"] == "orchestrator-rollback/web-app:1"
+    store.save_update_point("web", "pre-update-20330101T000000Z", point)
+    assert json.loads(path.read_text()) == json.loads(text)

@@ -11,3 +11,9 @@ def test_age_reads_hours_up_to_three_days():
 
 def test_escape_label_escapes_backslash_quote_and_newline():
     assert escape_label('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
+
+
+def test_the_pool_of_a_dataset_is_its_first_component():
+    from management.text import pool_of
+
+    assert pool_of("datapool/services/git") == "datapool" and pool_of("tank") == "tank"

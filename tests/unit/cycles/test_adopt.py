@@ -74,7 +74,7 @@ def test_compose_v1_is_refused_before_anything_is_read(tmp_path):
     from management.cycles.adopt import AdoptOrchestrator
     from management.cycles.context import RunContext
     from tests.fakes import FakeRunner
-    from tests.unit.test_config import settings_with
+    from tests.unit.config.test_load import settings_with
 
     docker = SimpleNamespace(discover_names=lambda: ["photo"], is_v1=True,
                              stacks=lambda names: pytest.fail("compose was asked"))
@@ -90,9 +90,9 @@ def test_a_writable_folder_the_stack_folders_copy_holds_can_still_be_moved_a_fil
 
     from management.cycles.adopt import AdoptOrchestrator
     from management.cycles.context import RunContext
-    from management.tools.compose_file import StackDir, stack_from_model
+    from management.stacks.compose_file import StackDir, stack_from_model
     from tests.fakes import FakeRunner
-    from tests.unit.test_config import settings_with
+    from tests.unit.config.test_load import settings_with
 
     settings = settings_with(tmp_path)
     folder = tmp_path / "photo"
@@ -119,9 +119,9 @@ def test_a_volume_never_created_is_adopted_owned_by_the_containers_root_not_the_
 
     from management.cycles.adopt import AdoptOrchestrator
     from management.cycles.context import RunContext
-    from management.tools.compose_file import StackDir, stack_from_model
+    from management.stacks.compose_file import StackDir, stack_from_model
     from tests.fakes import FakeRunner
-    from tests.unit.test_config import settings_with
+    from tests.unit.config.test_load import settings_with
 
     settings = settings_with(tmp_path)
     folder = tmp_path / "firefly"
@@ -131,7 +131,7 @@ def test_a_volume_never_created_is_adopted_owned_by_the_containers_root_not_the_
         "volumes": {"firefly_iii_db": {"name": "firefly_firefly_iii_db"}}}
     stack = stack_from_model(StackDir("firefly", folder, folder / "docker-compose.yml"), model)
     docker = SimpleNamespace(discover_names=lambda: ["firefly"], is_v1=False, forget=lambda names: None,
-                             stacks=lambda names: [stack], volume_path=lambda name: None)
+                             stacks=lambda names: [stack], volumes=SimpleNamespace(path=lambda name: None))
     plan = AdoptOrchestrator(RunContext(settings, FakeRunner(), None, docker, None)).plan("firefly")
     [move] = plan.moves
     assert move.path is None and (move.uid, move.gid) == (settings.subid_start, settings.subid_start)

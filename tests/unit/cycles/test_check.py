@@ -9,9 +9,9 @@ from management.cycles.check import CheckOrchestrator
 from management.cycles.context import RunContext
 from management.errors import CommandError
 from management.host.schedule import render_cron
-from management.state import StateStore
+from management.state import CheckRecord, StateStore
 from tests.fakes import FakeRunner
-from tests.unit.test_config import settings_with
+from tests.unit.config.test_load import settings_with
 
 
 class Borg:
@@ -41,8 +41,8 @@ def test_damage_fails_its_service_and_the_others_are_checked_all_the_same(tmp_pa
     assert not by["git"].ok and "checksum mismatch" in by["git"].message and by["photo"].ok
     assert by["git"].mode == "repository"
     state = StateStore(settings.state_dir).checks()
-    assert state["git"]["ok"] is False and state["git"]["last_success"] is None
-    assert state["photo"] == {"time": 500.0, "ok": True, "mode": "repository", "message": "", "last_success": 500.0}
+    assert state["git"].ok is False and state["git"].last_success is None
+    assert state["photo"] == CheckRecord(500.0, True, "repository", "", 500.0)
     text = (tmp_path / "m" / "orchestrator_check.prom").read_text()
     assert 'orchestrator_repo_check_success{service="git"} 0' in text
 

@@ -2,7 +2,7 @@ from management.cycles.context import Cycle, RunContext
 from management.monitoring.progress import Progress
 from management.state import StateStore
 from tests.fakes import FakeRunner
-from tests.unit.test_config import settings_with
+from tests.unit.config.test_load import settings_with
 
 
 def test_the_context_defaults_state_to_state_dir_and_progress_to_its_echo(tmp_path):

@@ -11,9 +11,9 @@ import pytest
 from management.cycles.context import RunContext
 from management.cycles.drill import DrillOrchestrator
 from management.results import COMPARED, FAILED, VERIFIED
-from management.state import StateStore
+from management.state import Kept, StateStore
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE, settings_with
+from tests.unit.config.test_load import BASE, settings_with
 
 
 class World:
@@ -74,7 +74,7 @@ def drill(tmp_path):
                                                                  f"ZFS_BASE_MOUNTPOINT={tmp_path}/pool"))
     world = World(tmp_path)
     ctx = RunContext(settings, FakeRunner(), world, None, world, echo=lambda _: None, clock=lambda: 1000.0)
-    ctx.state.save_kept({s: {"snapshot": "orchestrator-1", "archive": f"{s}-1", "manifest": "m", "stack": None}
+    ctx.state.save_kept({s: Kept("orchestrator-1", f"{s}-1", "m", None)
                          for s in settings.services})
     return DrillOrchestrator(ctx), world, settings
 
@@ -92,8 +92,8 @@ def test_an_archive_equal_to_its_snapshot_passes_and_a_damaged_one_fails_alone(d
     assert "data/file.txt" in by[second].first_differences[0]
     assert not report.ok
     state = StateStore(s.state_dir).drills()
-    assert state[first]["ok"] and state[first]["last_success"] == 1000.0
-    assert not state[second]["ok"] and state[second]["last_success"] is None
+    assert state[first].ok and state[first].last_success == 1000.0
+    assert not state[second].ok and state[second].last_success is None
     text = (s.prometheus_textfile.parent / "orchestrator_drill.prom").read_text()
     assert f'orchestrator_drill_success{{service="{second}"}} 0' in text
     assert list(s.drill_dir.iterdir()) == [] and world.views == {}  # scratch space and views are removed

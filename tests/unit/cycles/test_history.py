@@ -7,8 +7,8 @@ import pytest
 from management.cycles.context import RunContext
 from management.cycles.history import History, consistency_of, thin, within_seconds
 from tests.fakes import FakeRunner
-from tests.unit.cycles.test_backup import World, orchestrator
-from tests.unit.test_config import settings_with
+from tests.unit.config.test_load import settings_with
+from tests.unit.cycles.backup.world import World, orchestrator
 
 DAY = 86400
 
@@ -72,26 +72,26 @@ def nights(settings, world, days):
 
 def test_each_night_stays_as_history_and_retention_thins_only_ours(history_settings):
     world = World()
-    world.snapshots.add("datapool/services/git@mine")  # a user's own snapshot: never touched
+    world.snaps.add("datapool/services/git@mine")  # a user's own snapshot: never touched
     orch, report = nights(history_settings, world, [1, 2, 3, 4])
     assert report.ok, report
-    git = sorted(s for s in world.snapshots if s.startswith("datapool/services/git@orchestrator-"))
+    git = sorted(s for s in world.snaps if s.startswith("datapool/services/git@orchestrator-"))
     assert len(git) == 2, git  # daily=2: nights 3 and 4
-    assert "datapool/services/git@mine" in world.snapshots
+    assert "datapool/services/git@mine" in world.snaps
     history = orch.state.history()["git"]
-    assert [p["snapshot"] for p in history] == [s.partition("@")[2] for s in git]
-    assert all(p["consistency"] == "consistent" and p["archive"].startswith("git-") for p in history)
-    assert not any(s.startswith("datapool/services@") for s in world.snapshots)  # not the parent's
+    assert [p.snapshot for p in history] == [s.partition("@")[2] for s in git]
+    assert all(p.consistency == "consistent" and p.archive.startswith("git-") for p in history)
+    assert not any(s.startswith("datapool/services@") for s in world.snaps)  # not the parent's
 
 
 def test_the_kept_snapshot_never_goes_even_when_the_policy_would_thin_it(history_settings):
     world = World()
     orch, _ = nights(history_settings, world, [1])
-    night1 = orch.kept()["git"]["snapshot"]
+    night1 = orch.kept()["git"].snapshot
     world.fail[("create", "git")] = True  # git's archive stays the one of night 1
     orch, _ = nights(history_settings, world, [2, 3, 4])
-    assert orch.kept()["git"]["snapshot"] == night1
-    assert f"datapool/services/git@{night1}" in world.snapshots
+    assert orch.kept()["git"].snapshot == night1
+    assert f"datapool/services/git@{night1}" in world.snaps
 
 
 def test_a_nearly_full_pool_loses_the_oldest_history_first_and_the_night_says_so(history_settings):
@@ -101,18 +101,18 @@ def test_a_nearly_full_pool_loses_the_oldest_history_first_and_the_night_says_so
     orch, report = nights(history_settings, world, [2])
     notes = [n for n in report.notes if "history:" in n]
     assert notes and "95" not in notes[0] and "90% full" in notes[0]
-    kept = {f"datapool/services/{s}@{k['snapshot']}" for s, k in orch.kept().items()}
-    assert {s for s in world.snapshots if "@orchestrator-" in s} == kept  # only what skip-unchanged needs
+    kept = {f"datapool/services/{s}@{k.snapshot}" for s, k in orch.kept().items()}
+    assert {s for s in world.snaps if "@orchestrator-" in s} == kept  # only what skip-unchanged needs
 
 
 def test_leftover_cleanup_keeps_history_and_removes_only_unrecorded_ones_of_ours(history_settings):
     world = World()
     orch, _ = nights(history_settings, world, [1, 2])
-    before = set(world.snapshots)
-    world.snapshots.add("datapool/services/git@orchestrator-20200101T000000Z")
+    before = set(world.snaps)
+    world.snaps.add("datapool/services/git@orchestrator-20200101T000000Z")
     removed = orchestrator(history_settings, world).cleanup_leftovers()
     assert removed == ["datapool/services/git@orchestrator-20200101T000000Z"]
-    assert world.snapshots == before
+    assert world.snaps == before
 
 
 def test_a_scheduled_snapshot_is_crash_consistent_and_only_service_datasets_keep_it(history_settings):
@@ -120,10 +120,10 @@ def test_a_scheduled_snapshot_is_crash_consistent_and_only_service_datasets_keep
     ctx = RunContext(history_settings, FakeRunner(), world, world, world, echo=lambda _: None, clock=lambda: at(5, 12))
     notes = History(ctx).snapshot_now("orchestrator-20261105T113000Z")
     assert notes == []
-    assert sorted(world.snapshots) == ["datapool/services/git@orchestrator-20261105T113000Z",
+    assert sorted(world.snaps) == ["datapool/services/git@orchestrator-20261105T113000Z",
                                        "datapool/services/photo@orchestrator-20261105T113000Z"]
     points = ctx.state.history()
-    assert points["git"][0]["consistency"] == "crash-consistent" and points["git"][0]["archive"] is None
+    assert points["git"][0].consistency == "crash-consistent" and points["git"][0].archive is None
 
 
 def test_a_scheduled_snapshot_is_refused_when_history_is_off(tmp_path):
@@ -131,7 +131,7 @@ def test_a_scheduled_snapshot_is_refused_when_history_is_off(tmp_path):
     world = World()
     with pytest.raises(Exception, match="SNAPSHOT_RETENTION is off"):
         History(RunContext(s, FakeRunner(), world, world, world, echo=lambda _: None)).snapshot_now("orchestrator-x")
-    assert world.snapshots == set()
+    assert world.snaps == set()
 
 
 def test_history_switched_off_goes_at_the_next_night_but_the_kept_snapshot_stays(history_settings, tmp_path):
@@ -141,6 +141,6 @@ def test_history_switched_off_goes_at_the_next_night_but_the_kept_snapshot_stays
                                   "HUB_SERVICE=reverseproxy\nSNAPSHOT_RETENTION=off\n")
     orch, report = nights(off, world, [3])
     assert report.ok, report
-    kept = {f"datapool/services/{s}@{k['snapshot']}" for s, k in orch.kept().items()}
-    assert {s for s in world.snapshots if "@orchestrator-" in s} == kept
+    kept = {f"datapool/services/{s}@{k.snapshot}" for s, k in orch.kept().items()}
+    assert {s for s in world.snaps if "@orchestrator-" in s} == kept
     assert orch.state.history() == {}

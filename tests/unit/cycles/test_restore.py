@@ -11,7 +11,7 @@ from management.cycles.restore import RestoreOrchestrator
 from management.errors import CommandError
 from management.tools.borg import STACK_PREFIX
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE, settings_with
+from tests.unit.config.test_load import BASE, settings_with
 
 
 class Fakes:

@@ -24,8 +24,9 @@ from management.cycles.timetravel import (
 )
 from management.errors import ValidationError
 from management.runner import Runner
+from management.state import HistoryPoint
 from management.tools.zfs import Snapshot
-from tests.unit.test_config import BASE, settings_with
+from tests.unit.config.test_load import BASE, settings_with
 
 
 @pytest.mark.parametrize("bad, words", [
@@ -152,8 +153,8 @@ def world(tmp_path):
     (archives / "git-old" / "data" / "x").write_text("v0")
     fakes = Fakes(mountpoint, archives)
     ctx = RunContext(settings, Runner(), fakes, None, fakes, echo=lambda _: None)
-    ctx.state.save_history({"git": [{"snapshot": f"orchestrator-{i}", "time": 1000.0 * i,
-                                     "consistency": "consistent", "archive": f"git-{i}"} for i in (1, 2)]})
+    ctx.state.save_history({"git": [HistoryPoint(f"orchestrator-{i}", 1000.0 * i, "consistent", f"git-{i}")
+                                    for i in (1, 2)]})
     return TimeTravel(ctx), fakes, mountpoint / "data" / "x"
 
 

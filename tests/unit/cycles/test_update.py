@@ -5,6 +5,7 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,9 +13,9 @@ from management.cycles.context import RunContext
 from management.cycles.update import UpdateOrchestrator, expired, rollback_tag
 from management.errors import CommandError
 from management.results import ROLLED_BACK, UNCHANGED, UPDATED
-from management.tools.compose import StackResult, manifest_argv, registry_image_id
-from management.tools.compose_file import Service, Stack
-from tests.unit.test_config import settings_with
+from management.stacks.compose_file import Service, Stack
+from management.tools.compose import StackResult
+from tests.unit.config.test_load import settings_with
 
 
 @dataclass
@@ -29,13 +30,16 @@ class World:
         self.healthy_on = set(healthy_on)
         self.snapshots = set()
         self.pull_error = None
+        # what the compose wrapper hands out besides compose: its containers and images
+        self.containers = SimpleNamespace(describe=self.describe)
+        self.images = SimpleNamespace(id=self.image_id, registry_id=self.registry_id, tag=self.tag, untag=self.untag)
 
     # docker
     def stacks(self, names):
         return [Stack("app", Path("/s/app"), Path("/s/app/compose.yaml"),
                       services={"web": Service("web", image="app:1")})]
 
-    def containers(self, project):
+    def describe(self, project):
         return [{"service": s, "image": i, "state": "running"} for s, i in self.running.items()]
 
     def pull_services(self, stack, services):
@@ -204,11 +208,3 @@ def test_pure_helpers():
     assert expired(["pre-update-20260101T000000Z", "pre-update-20260201T000000Z", "mine", "pre-update-x"], 1) == [
         "pre-update-20260101T000000Z"]
     assert rollback_tag("My.App", "web", "20260101T000000Z") == "orchestrator-rollback/my.app-web:20260101T000000Z"
-    assert manifest_argv("127.0.0.1:15000/a:1")[-2:] == ["--insecure", "127.0.0.1:15000/a:1"]
-    assert "--insecure" not in manifest_argv("ghcr.io/immich-app/immich-server:release")
-    single = {"Descriptor": {"platform": {"os": "linux", "architecture": "amd64"}},
-              "SchemaV2Manifest": {"config": {"digest": "sha256:abc"}}}
-    arm = {"Descriptor": {"platform": {"os": "linux", "architecture": "arm64"}},
-           "OCIManifest": {"config": {"digest": "sha256:arm"}}}
-    assert registry_image_id(json.dumps(single)) == "sha256:abc"
-    assert registry_image_id(json.dumps([arm, single])) == "sha256:abc"

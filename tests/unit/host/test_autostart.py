@@ -8,7 +8,7 @@ from click.testing import CliRunner
 import orchestrator
 from management.errors import ValidationError
 from management.host import autostart
-from tests.unit.test_config import BASE
+from tests.unit.config.test_load import BASE
 
 PY, ORCH, ENV = Path("/opt/o/.venv/bin/python"), Path("/opt/o/orchestrator.py"), Path("/opt/o/.env")
 

@@ -13,7 +13,7 @@ from management.errors import ValidationError
 from management.host.pool import PoolManager
 from management.runner import Result
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE, write
+from tests.unit.config.test_load import BASE, write
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 LIST = ("zpool", "list", "-H", "-o", "name", "datapool")

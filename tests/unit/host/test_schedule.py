@@ -10,7 +10,7 @@ import pytest
 from management.errors import ValidationError
 from management.host import schedule
 from management.host.schedule import render_cron
-from tests.unit.test_config import settings_with
+from tests.unit.config.test_load import settings_with
 
 
 def test_cron_and_logrotate(tmp_path):

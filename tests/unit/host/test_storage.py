@@ -51,7 +51,7 @@ class _LateDisk(FakeRunner):
 
 def _storage(tmp_path, runner):
     from management.host.storage import StorageManager
-    from tests.unit.test_config import settings_with
+    from tests.unit.config.test_load import settings_with
 
     lines: list[str] = []
     return StorageManager(settings_with(tmp_path), runner, ZFSManager(runner), echo=lines.append), lines

@@ -27,6 +27,7 @@ from management.monitoring.metrics import (
     verdict_families,
 )
 from management.results import OK, ROLLED_BACK, DatasetResult, RunReport
+from management.state import CheckRecord, DrillRecord, UpdateRecord
 from tests.conftest import IN_CI, ROOT
 
 MONITORING = ROOT / "monitoring"
@@ -68,19 +69,20 @@ def backup_metrics() -> dict[str, dict[str, set[str]]]:
 
 
 def update_textfile_metrics() -> dict[str, dict[str, set[str]]]:
-    return exposition(render(update_families({"git": {"time": 1.0, "result": ROLLED_BACK, "message": ""}})))
+    return exposition(render(update_families({"git": UpdateRecord(1.0, ROLLED_BACK, "")})))
 
 
 def drill_metrics() -> dict[str, dict[str, set[str]]]:
     """The drill textfile, from the drill state (STATE_DIR/drills.json)."""
-    state = {"git": {"time": 2.0, "ok": True, "mode": "compared", "archive": "git-x", "last_success": 2.0,
-                     "differences": 0, "entries": 12, "bytes": 3456, "message": ""}}
+    state = {"git": DrillRecord.from_json({"time": 2.0, "ok": True, "mode": "compared", "archive": "git-x",
+                                           "last_success": 2.0, "differences": 0, "entries": 12, "bytes": 3456,
+                                           "message": ""})}
     return exposition(render(drill_families(state)))
 
 
 def check_metrics() -> dict[str, dict[str, set[str]]]:
     """The repository check textfile, from its state (STATE_DIR/checks.json)."""
-    state = {"git": {"time": 3.0, "ok": False, "mode": "repository", "message": "x", "last_success": 1.0}}
+    state = {"git": CheckRecord(3.0, False, "repository", "x", 1.0)}
     return exposition(render(check_families(state)))
 
 

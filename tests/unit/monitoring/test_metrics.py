@@ -17,6 +17,7 @@ from management.monitoring.metrics import (
     update_families,
 )
 from management.results import OK, ROLLED_BACK, DatasetResult, RunReport
+from management.state import DrillRecord, MassChange, UpdateRecord
 from tests.unit.test_results import report
 
 
@@ -29,15 +30,15 @@ def test_backup_metrics_keep_the_last_success_of_a_failed_service():
 
 
 def test_drill_metrics_keep_the_last_success_of_a_failed_drill():
-    text = render(drill_families({"git": {"time": 200.0, "ok": False, "last_success": 100.0, "differences": 3,
-                                          "entries": 70, "bytes": 5}}))
+    text = render(drill_families({"git": DrillRecord(200.0, False, last_success=100.0, differences=3,
+                                                         entries=70, bytes=5)}))
     assert 'orchestrator_drill_success{service="git"} 0' in text
     assert 'orchestrator_drill_last_success_timestamp_seconds{service="git"} 100.0' in text
     assert 'orchestrator_drill_differences{service="git"} 3' in text
 
 
 def test_update_metrics_one_for_the_result_and_zero_for_the_others():
-    text = render(update_families({"app": {"time": 5.4, "result": ROLLED_BACK}}))
+    text = render(update_families({"app": UpdateRecord(5.4, ROLLED_BACK)}))
     assert 'orchestrator_update_last_result{stack="app",result="rolled_back"} 1' in text
     assert 'orchestrator_update_last_result{stack="app",result="updated"} 0' in text
     assert 'orchestrator_update_last_run_timestamp_seconds{stack="app"} 5' in text
@@ -48,8 +49,8 @@ def test_every_label_value_is_escaped_the_same_way_whatever_the_run_kind():
     escaped = 'we\\"ird\\\\name\\nx'
     backup = RunReport(started_at=0.0, datasets=[DatasetResult(odd, OK)])
     for text in (render(backup_families(backup, {})),
-                 render(drill_families({odd: {"ok": True}})),
-                 render(update_families({odd: {"time": 1.0, "result": ROLLED_BACK}}))):
+                 render(drill_families({odd: DrillRecord(None, True)})),
+                 render(update_families({odd: UpdateRecord(1.0, ROLLED_BACK)}))):
         samples = [line for line in text.splitlines() if not line.startswith("#")]
         assert samples and all(escaped in line and "\n" not in line for line in samples)
 
@@ -83,7 +84,7 @@ def test_verdict_metrics_one_when_protected_and_one_series_per_reason():
 def test_the_files_each_night_changed_are_a_metric_per_kind():
     changed = {"added": 5, "modified": 2, "deleted": None, "files": 9}
     report = RunReport(0.0, datasets=[DatasetResult("photo", OK, changed=changed), DatasetResult("git", OK)],
-                       mass_changes={"photo": {"text": "mass change"}})
+                       mass_changes={"photo": MassChange("mass change")})
     text = render(backup_families(report, {}))
     assert 'orchestrator_backup_files_changed{service="photo",kind="added"} 5' in text
     assert 'orchestrator_backup_files_changed{service="photo",kind="modified"} 2' in text

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from management.monitoring.notify import Message, backup_message, notify, send, wanted
 from management.results import FAILED, OK, UNCHANGED, DatasetResult, RunReport
-from tests.unit.test_config import settings_with
+from tests.unit.config.test_load import settings_with
 
 
 class Receiver:

@@ -7,16 +7,16 @@ import re
 from html.parser import HTMLParser
 
 from management.monitoring.page import CHART_H, CHART_W, GREEN, RED, PageRow, render, sparkline
-from management.state import NIGHTS_KEPT
+from management.state import NIGHTS_KEPT, Night
 from management.verdict import AT_RISK, PROTECTED
 
 
 def page() -> str:
-    nights = [{"bytes": 1000 * i, "duration": 2.0 + i} for i in range(1, 31)]
+    nights = [Night(float(i), bytes=1000 * i, duration=2.0 + i) for i in range(1, 31)]
     return render([PageRow("git", PROTECTED, [], 3600.0, 12, nights),
                    PageRow("<photo>", AT_RISK, ["never drilled", "x & <script>alert(1)</script>"], None, None, []),
                    PageRow("wiki", AT_RISK, ["its prune is held"], 7200.0, 3,
-                           [{"bytes": None, "duration": 1.0}, {"bytes": 5, "duration": None}])],
+                           [Night(1.0, bytes=None, duration=1.0), Night(2.0, bytes=5, duration=None)])],
                   host="vm<1>", generated="2026-12-01 03:30 UTC")
 
 
@@ -87,10 +87,11 @@ def test_each_service_lists_its_restore_points_newest_first_and_the_commands_esc
 def test_each_service_charts_the_files_its_nights_changed_and_marks_a_mass_change():
     from management.monitoring.page import changes
 
-    nights = [{"changed": {"added": 1, "modified": 4, "deleted": 0}}, {"result": "failed"},
-              {"changed": {"added": 31, "modified": 31, "deleted": 31, "held": True}}]
+    nights = [Night.from_json(n) for n in ({"changed": {"added": 1, "modified": 4, "deleted": 0}},
+                                           {"result": "failed"},
+                                           {"changed": {"added": 31, "modified": 31, "deleted": 31, "held": True}})]
     html_text = changes(nights)
     assert "<svg" in html_text and "+31 ~31 -31" in html_text and "mass change" in html_text
     assert html_text.count("<rect") == 2  # the night without a record leaves its slot empty
-    assert "mass change" not in changes(nights[:1]) and "-?" in changes([{"changed": {"modified": 2}}])
-    assert changes([{"files": 3}]) == '<span class="none">-</span>'
+    assert "mass change" not in changes(nights[:1]) and "-?" in changes([Night.from_json({"changed": {"modified": 2}})])
+    assert changes([Night(1.0, files=3)]) == '<span class="none">-</span>'

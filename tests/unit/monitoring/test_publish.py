@@ -24,8 +24,8 @@ from management.results import (
     RunReport,
     UpdateResult,
 )
-from management.state import StateStore
-from tests.unit.test_config import settings_with
+from management.state import ArchiveCount, CheckRecord, HistoryPoint, Kept, RepositoryRecord, StateStore
+from tests.unit.config.test_load import settings_with
 
 
 def test_push_urls_healthchecks_and_uptime_kuma_styles():
@@ -83,7 +83,7 @@ def test_a_backup_records_state_then_writes_metrics_then_pushes_then_notifies(st
     publish(BackupOutcome(night()), settings, store, lambda t: t.replace("down", "***"), print, now=100.0)
     assert store.last_success() == {"git": 100.0, "photo": 50.0}  # a failed night keeps the older success
     # the archive count, and what the prune guard compares the next archive with (a failed one is not recorded)
-    assert store.archive_counts() == {"git": {"count": 4, "time": 100.0, "files": None, "bytes": None, "archive": ""}}
+    assert store.archive_counts() == {"git": ArchiveCount(4, 100.0, None, None, "")}
     text = (settings.prometheus_textfile).read_text()
     assert 'orchestrator_backup_last_success_timestamp_seconds{service="photo"} 50.0' in text
     assert [s[0] for s in seen] == ["push", "notify"]
@@ -106,7 +106,7 @@ def test_a_drill_and_an_update_take_the_same_path_with_their_own_file_and_url(st
     echoed = []
     drill = DrillReport([DrillResult("git", "git-1", "s", COMPARED, entries=1)], finished_at=7.0)
     publish(DrillOutcome(drill, str), settings, store, str, echoed.append, now=7.0)
-    assert store.drills()["git"]["last_success"] == 7.0
+    assert store.drills()["git"].last_success == 7.0
     assert (settings.prometheus_textfile.parent / "o_drill.prom").is_file()
     assert seen[0][1] is None  # the drill has no push URL of its own
     seen.clear()
@@ -131,7 +131,7 @@ def test_a_drill_whose_state_cannot_be_written_is_a_warning(steps, tmp_path):
 
 def test_every_run_rewrites_the_verdicts_and_the_status_page_from_the_state(steps, tmp_path):
     settings, store, _seen = steps
-    from tests.unit.test_config import BASE
+    from tests.unit.config.test_load import BASE
     base = BASE.replace("BORG_REPO_BASE_PATH=/backup/repos", "BORG_REPO_BASE_PATH=ssh://borg@backup:22/repos")
     settings = settings_with(tmp_path, f"STATE_DIR={tmp_path}/state\nPROMETHEUS_TEXTFILE={tmp_path}/m/o.prom\n"
                                        f"STATUS_PAGE_DIR={tmp_path}/www\n", base=base)
@@ -141,13 +141,14 @@ def test_every_run_rewrites_the_verdicts_and_the_status_page_from_the_state(step
         asked.append(1)
         return "ONLINE", True
 
-    store.save_checks({"git": {"time": 90.0, "ok": True}, "photo": {"time": 90.0, "ok": True}})
+    store.save_checks({"git": CheckRecord(90.0, True), "photo": CheckRecord(90.0, True)})
     report = RunReport(started_at=0.0, datasets=[DatasetResult("git", OK, duration=3.5, original_size=2048,
                                                                archives=2), DatasetResult("photo", OK)],
                        uncovered={"photo": ["a volume"]})
     publish(BackupOutcome(report), settings, store, str, print, now=100.0, pool_health=pool)
-    assert store.nights()["git"] == [{"time": 100.0, "result": OK, "bytes": 2048, "deduplicated": None,
-                                      "files": None, "duration": 3.5, "uncovered": 0}]
+    assert [n.to_json() for n in store.nights()["git"]] == [{"time": 100.0, "result": OK, "bytes": 2048,
+                                                          "deduplicated": None, "files": None, "duration": 3.5,
+                                                          "uncovered": 0}]
     verdicts = (settings.prometheus_textfile.parent / "o_verdict.prom").read_text()
     assert 'orchestrator_service_protected{service="git"} 0' in verdicts  # never drilled yet
     assert 'orchestrator_service_risk{service="git",reason="never_drilled"} 1' in verdicts
@@ -180,18 +181,17 @@ def test_an_unchanged_night_charts_the_size_of_the_archive_that_holds_it(steps):
     publish(BackupOutcome(second), settings, store, str, print, now=2.0)
     nights = store.nights()
     assert list(nights) == ["git"]  # a skipped service has no night
-    assert [(n["bytes"], n["files"], n["duration"], n["deduplicated"]) for n in nights["git"]] == [
+    assert [(n.bytes, n.files, n.duration, n.deduplicated) for n in nights["git"]] == [
         (500, 7, 9.0, None), (500, 7, 0.2, 0)]
 
 
 def test_restore_points_are_what_the_state_recorded_newest_archives_last(tmp_path):
     store = StateStore(tmp_path / "state")
-    store.save_history({"git": [{"snapshot": "s2", "time": 900.0, "consistency": "crash-consistent", "archive": None},
-                                {"snapshot": "s1", "time": 100.0, "consistency": "consistent",
-                                 "archive": "git-2033-05-10T03:30:00Z"}]})
-    store.save_repositories({"git": {"fingerprint": "f", "repository": "r", "archives": [
-        f"git-2033-05-0{d}T03:30:00Z" for d in range(1, 9)]}})
-    store.save_kept({"git": {"snapshot": "s1", "archive": "git-2033-05-11T03:30:00Z"}})
+    store.save_history({"git": [HistoryPoint("s2", 900.0, "crash-consistent", None),
+                                HistoryPoint("s1", 100.0, "consistent", "git-2033-05-10T03:30:00Z")]})
+    store.save_repositories({"git": RepositoryRecord("f", "r", tuple(
+        f"git-2033-05-0{d}T03:30:00Z" for d in range(1, 9)))})
+    store.save_kept({"git": Kept("s1", "git-2033-05-11T03:30:00Z")})
     points = publish_module.restore_points(store, ["git", "photo"], now=1000.0)
     snaps, names = points["git"]
     assert snaps == [{"snapshot": "s1", "consistency": "consistent", "archive": "git-2033-05-10T03:30:00Z",

@@ -23,11 +23,8 @@ from management.tools.borg import (
     retention_args,
     umount_argv,
 )
-from management.tools.trees import (
-    copy_tree_argv,
-)
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE, settings_with
+from tests.unit.config.test_load import BASE, settings_with
 
 
 @pytest.fixture
@@ -158,8 +155,6 @@ def test_a_local_repositorys_fingerprint_changes_with_every_commit_and_is_none_w
 
 
 def test_argv_for_the_archive_layout():
-    assert copy_tree_argv(Path("/srv/git"), Path("/v/git/.orchestrator-stack")) == \
-        ["cp", "-a", "--", "/srv/git/.", "/v/git/.orchestrator-stack"]
     assert extract_argv("/r/git", "git-1", (STACK_PREFIX,)) == \
         ["borg", "extract", "--numeric-ids", "/r/git::git-1", f"pp:{STACK_PREFIX}"]
     assert extract_argv("/r/git", "git-1", excludes=(STACK_PREFIX,)) == \

@@ -18,8 +18,8 @@ from management.tools.compose import (
     order_hub,
 )
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE, settings_with
-from tests.unit.tools.test_rules import CADDY, hub_model, spoke_model, stack_dir
+from tests.unit.config.test_load import BASE, settings_with
+from tests.unit.stacks.test_rules import CADDY, hub_model, spoke_model, stack_dir
 
 
 class FakeZFS:
@@ -53,6 +53,11 @@ def make(tmp_path, answers=None, unmounted=(), parallel=4, models=None):
                          **(answers or {})})
     lines = []
     return DockerComposeManager(settings, runner, FakeZFS(unmounted), echo=lines.append), runner, lines
+
+
+def use_runner(mgr, runner):
+    """Swap the runner of the manager and of the docker wrappers it hands out."""
+    mgr.runner = mgr.containers.runner = mgr.images.runner = mgr.networks.runner = mgr.volumes.runner = runner
 
 
 def compose_calls(runner, verb):
@@ -211,7 +216,7 @@ def test_stacks_run_in_parallel_bounded_by_compose_parallel(tmp_path):
             return super().run(argv, **kw)
 
     mgr, runner, _ = make(tmp_path, parallel=2)
-    mgr.runner = Slow(runner.answers)
+    use_runner(mgr, Slow(runner.answers))
     assert all(r.ok for r in mgr.stop())
     assert peak[0] == 2
 
@@ -310,7 +315,7 @@ def test_stacks_wait_for_health_together_not_one_compose_worker_each(tmp_path):
                                                                                          "immich_server", **hc)}
     mgr, _, lines = make(tmp_path, parallel=1, models=models)
     world = HealthWorld(dict(mgr.runner.answers), polls={"git": 2, "photo": 5})
-    mgr.runner = world
+    use_runner(mgr, world)
     results = {r.stack: r for r in mgr.start(["git", "photo"])}
     assert results["git"].ok and results["photo"].ok and results["git"].message == "healthy"
     verbs = [("start", c.argv[3]) if c.argv[:2] == ("docker", "compose") else (c.argv[1], len(c.argv) - 4)
@@ -323,7 +328,7 @@ def test_stacks_wait_for_health_together_not_one_compose_worker_each(tmp_path):
     assert lines.index("  git: ok - healthy") < lines.index("  photo: ok - healthy")
 
     world = HealthWorld(dict(world.answers), polls={"git": 2, "photo": 2}, crash={"photo"})
-    mgr.runner = world
+    use_runner(mgr, world)
     results = {r.stack: r for r in mgr.start(["git", "photo"])}
     assert results["git"].ok and not results["photo"].ok
     assert "photo-app (exited, exit code 1)" in results["photo"].message

@@ -323,3 +323,34 @@ def test_space_argv_and_parse_space():
     assert parse_space("used\t300\n") is None and parse_space("used\tx\navailable\t1\n") is None
     with pytest.raises(ValidationError):
         space_argv("bad name")
+
+
+def test_changes_to_the_pool_never_overlap_while_reads_may():
+    """The borg workers remove their views from parallel threads: one zfs change at a time."""
+    import threading
+
+    class Slow(FakeRunner):
+        def __init__(self):
+            super().__init__({("zfs", "get"): "pool/v/a\torigin\tpool/s/a@o-1\npool/v/a\tmounted\tno\n"})
+            self.inside = self.most = 0
+            self.guard = threading.Lock()
+
+        def run(self, argv, **kw):
+            if not kw.get("mutating", True):
+                return super().run(argv, **kw)
+            with self.guard:
+                self.inside += 1
+                self.most = max(self.most, self.inside)
+            time.sleep(0.02)
+            with self.guard:
+                self.inside -= 1
+            return super().run(argv, **kw)
+
+    fake = Slow()
+    zfs = ZFSManager(fake)
+    threads = [threading.Thread(target=zfs.destroy_view, args=("pool/v/a",)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a[1] for a in fake.argvs].count("destroy") == 4 and fake.most == 1

@@ -1,4 +1,4 @@
-from management.tools.coverage import COPIED, COVERED, EPHEMERAL, UNCOVERED, Coverage
+from management.stacks.coverage import COPIED, COVERED, EPHEMERAL, UNCOVERED, Coverage
 from management.views.coverage import copied, summary
 
 

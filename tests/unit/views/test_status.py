@@ -10,11 +10,12 @@ from click.testing import CliRunner
 
 import orchestrator
 from management.errors import CommandError, ValidationError
-from management.tools.compose import PROJECT_LABEL, DockerComposeManager
+from management.tools.compose import DockerComposeManager
+from management.tools.containers import PROJECT_LABEL
 from management.tools.zfs import ZFSManager
 from management.views import status
 from tests.fakes import FakeRunner
-from tests.unit.test_config import BASE, write
+from tests.unit.config.test_load import BASE, write
 
 NOW = 2_000_000_000.0
 H = 3600.0
@@ -96,8 +97,8 @@ def test_never_backed_up_is_stale_and_stale_after_is_the_setting(tmp_path):
 
 def test_drill_update_and_rollback_points(tmp_path):
     settings, _fake, zfs, docker, state = setup(tmp_path)
-    drill = {"time": NOW - 50 * H, "ok": False, "archive": "photo-a", "entries": 3, "bytes": 10, "differences": 1,
-             "message": "1 differs", "last_success": None}
+    drill = {"time": NOW - 50 * H, "ok": False, "mode": "compared", "archive": "photo-a", "entries": 3, "bytes": 10,
+             "differences": 1, "message": "1 differs", "last_success": None}
     write_state(state, "drills.json", {"photo": drill})
     write_state(state, "last_update.json", {"web": {"time": NOW - 100 * H, "result": "rolled back", "message": "x"}})
     (state / "updates" / "web").mkdir(parents=True)
@@ -199,7 +200,7 @@ def test_cli_table_says_stale_without_a_tty_and_refuses_unknown_names(tmp_path, 
 
 def test_cli_masks_secrets(tmp_path, monkeypatch):
     _settings, fake, _zfs, _docker, state = setup(tmp_path)
-    from tests.unit.test_config import PASS
+    from tests.unit.config.test_load import PASS
 
     write_state(state, "last_update.json", {"git": {"time": NOW, "result": "failed", "message": f"pull {PASS}"}})
     result = cli(tmp_path, monkeypatch, fake, "--json")
