@@ -40,10 +40,13 @@ install: ## Install apt packages (zfs, borg, docker), create VENV_DIR, pip insta
 	if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then missing="$$missing compose"; fi; \
 	if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then missing="$$missing venv"; fi; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing apt packages (missing:$$missing): $(APT_PACKAGES)"; \
-	  $(SUDO) apt-get update -qq && \
-	  cli=$$(apt-cache show --no-all-versions docker-cli >/dev/null 2>&1 && echo docker-cli); \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) $$cli; \
+	  echo "installing apt packages (missing:$$missing): $(APT_PACKAGES); a few minutes (OpenZFS is compiled)"; \
+	  log=$$(mktemp /tmp/orchestrator-install-apt.XXXXXX.log); \
+	  if { $(SUDO) apt-get update -qq && \
+	       cli=$$(apt-cache show --no-all-versions docker-cli >/dev/null 2>&1 && echo docker-cli || true) && \
+	       $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) $$cli; } >$$log 2>&1; then \
+	    echo "apt packages: installed (apt's and DKMS's output: $$log)"; \
+	  else tail -n 30 $$log; echo "install: apt-get failed; its whole output: $$log"; exit 1; fi; \
 	else echo "apt packages: all present"; fi
 	@# borg mount (make mount) needs borg's FUSE bindings; Debian's borgbackup only recommends them
 	@if ! $(BORG_PYTHON) -c 'import llfuse' >/dev/null 2>&1 && ! $(BORG_PYTHON) -c 'import pyfuse3' >/dev/null 2>&1; then \

@@ -128,9 +128,10 @@ def pytest_terminal_summary(terminalreporter):
 # The VM lab's boot scenarios (marker vm_scenario): `make test-vm` runs them all; `make test`
 # sets VM_SCENARIOS=rotate and runs ROTATION of them, chosen by the commit, so every scenario
 # runs in CI every few commits and the whole suite stays within its time budget. Scenarios are
-# collected from every file of tests/vm (test_provision.py's boots a guest of its own). One: the
-# scenarios grew to eight, and the longest (total loss ~19 min, a power cut during borg ~17 min
-# under TCG) next to the setup would outlast the host pass, making the VM lab CI's critical path.
+# collected from every file of tests/vm (test_provision.py's and test_first_hour.py's boot a guest
+# of their own). One: the scenarios grew to nine, and the longest (total loss ~19 min, a power cut
+# during borg ~17 min under TCG; the first hour ~10-15 min) next to the setup would outlast the host
+# pass, making the VM lab CI's critical path.
 ROTATION = 1
 
 

@@ -194,6 +194,11 @@ class AdoptOrchestrator(Cycle):
                 st = path.stat()
                 move.uid, move.gid = st.st_uid, st.st_gid
                 move.bytes = disk_usage(path)
+            else:
+                # never created (a stack adopted before its first start): owned as docker would
+                # create it under userns-remap, by the container's root; owned by the host's root,
+                # the container could not write it (nor chown it to its own user)
+                move.uid = move.gid = self.s.subid_start
             plan.moves.append(move)
             planned[(mount.kind, mount.source)] = move
         return plan
@@ -291,6 +296,7 @@ class AdoptOrchestrator(Cycle):
         undo.remove(tmp)
         if m.path is None:
             tmp.mkdir(mode=0o755)
+            os.chown(tmp, m.uid, m.gid)
         else:
             self.echo(f"copying {m.path} -> {m.destination} ({human_size(m.bytes)})")
             Files(self.runner).copy_tree(m.path, tmp, sparse=True, timeout=float(self.s.borg_timeout))

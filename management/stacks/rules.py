@@ -27,6 +27,7 @@ from management.stacks.compose_file import (
     drill_probe,
     mass_change_limit,
     policy_of,
+    port_text,
     ports_text,
 )
 from management.stacks.coverage import declared_ephemeral, ephemeral_problems, problems, stack_coverage
@@ -207,6 +208,7 @@ def check_stacks(stacks: list[Stack], hub: str, base: Path, listed: list[str], *
         # an upstream no readable stack answers to may belong to one compose cannot read: undecided
         v += _check_upstreams(hub_stack, readable, hub_nets, report_unknown=len(readable) == len(stacks))
     v += _data_problems(stacks, readable, base, listed)
+    v += _port_clashes(readable, hub)
     v += _container_name_problems(readable)
     return v
 
@@ -256,7 +258,9 @@ def _spoke_problems(s: Stack, hub: str, hub_stack: Stack | None, hub_nets: set[s
     for svc, ports in s.ports.items():
         if "publish" not in allowed(s)[0]:
             v.append(Violation(s.file, f"service {svc!r} publishes ports {ports_text(ports)}: only the hub "
-                                       f"({hub}) may (or declare {POLICY_KEY}.allow.publish with the reason)"))
+                                       f"({hub}) may: remove them (in its compose.override.yaml, service "
+                                       f"{svc!r}: `ports: !reset []`), or declare {POLICY_KEY}.allow.publish "
+                                       "with the reason"))
     bridged = [svc.name for svc in s.services.values() if svc.network_mode == "bridge"]
     if not s.external_networks and bridged:
         # compose refuses `networks:` beside `network_mode`: the hint says what to remove first
@@ -322,6 +326,64 @@ def _container_name_problems(readable: list[Stack]) -> list[Violation]:
                 v.append(Violation(s.file, f"container_name {cname!r} is also used by stack {seen[cname]!r}: "
                                            "docker allows one container per name"))
             seen.setdefault(cname, s.name)
+    return v
+
+
+def _host_port(port) -> tuple[str, str, str] | None:
+    """(host ip, published port, protocol) of a published port in either model's shape; None for
+    a port that is only exposed (no host side)."""
+    if isinstance(port, dict):
+        if not port.get("published"):
+            return None
+        return str(port.get("host_ip") or ""), str(port["published"]), str(port.get("protocol") or "tcp")
+    text, _, proto = str(port).partition("/")
+    parts = text.rsplit(":", 2)
+    if len(parts) < 2 or not parts[-2]:
+        return None
+    return (parts[0] if len(parts) == 3 else ""), parts[-2], proto or "tcp"
+
+
+def _same_address(a: str, b: str) -> bool:
+    """Two host addresses a port is published on overlap (an empty one or a wildcard is every one)."""
+    wild = ("", "0.0.0.0", "::", "[::]")
+    return a == b or a in wild or b in wild
+
+
+def _port_clashes(stacks: list[Stack], hub: str) -> list[Violation]:
+    """A host port published by two services: docker binds it once, so the second would not start
+    (an exception declared with allow.publish for a stack that also publishes the hub's 80/443,
+    as Pi-hole's file does). Said on each stack but the hub, with the ports that would stay."""
+    # only stacks that may publish: another spoke's ports are a violation of their own already
+    stacks = [s for s in stacks if s.name == hub or "publish" in allowed(s)[0]]
+    users: dict[tuple[str, str], list[tuple[Stack, str, str]]] = {}
+    for s in stacks:
+        for svc, ports in s.ports.items():
+            for port in ports:
+                key = _host_port(port)
+                if key:
+                    users.setdefault((key[1], key[2]), []).append((s, svc, key[0]))
+    v = []
+    for s in stacks:
+        if s.name == hub:
+            continue
+        for svc, ports in s.ports.items():
+            clash = {}
+            for port in ports:
+                key = _host_port(port)
+                others = [o for o, other, ip in users.get((key[1], key[2]), [])
+                          if (o.name, other) != (s.name, svc) and _same_address(ip, key[0])] if key else []
+                if others:
+                    clash[port_text(port)] = sorted({"the hub" if o.name == hub else f"stack {o.name}"
+                                                    for o in others})
+            if not clash:
+                continue
+            stay = [port_text(p) for p in ports if port_text(p) not in clash]
+            with_whom = "; ".join(f"{p} by {', '.join(who)}" for p, who in clash.items())
+            fix = (f"publish only the others: in its compose.override.yaml, service {svc!r} `ports: !override "
+                   f"[{', '.join(repr(p) for p in stay)}]`" if stay else
+                   f"remove its `ports:` (in its compose.override.yaml, service {svc!r}: `ports: !reset []`)")
+            v.append(Violation(s.file, f"service {svc!r} publishes host ports that are published again ({with_whom}):"
+                                       f" docker binds a host port once, so one of them would not start; {fix}"))
     return v
 
 

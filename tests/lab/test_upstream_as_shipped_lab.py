@@ -73,8 +73,9 @@ def expected_violations(services: Path) -> dict[str, str]:
                 f"disk); fix: {ADOPT.format(stack)}")
 
     def publishes(stack: str, service: str, ports: str) -> str:
-        return (f"{f(stack)}: service {service!r} publishes ports {ports}: only the hub (reverseproxy) may (or "
-                "declare x-orchestrator.allow.publish with the reason)")
+        return (f"{f(stack)}: service {service!r} publishes ports {ports}: only the hub (reverseproxy) may: remove "
+                f"them (in its compose.override.yaml, service {service!r}: `ports: !reset []`), or declare "
+                "x-orchestrator.allow.publish with the reason")
 
     def host_network(stack: str, service: str) -> str:
         return (f"{f(stack)}: service {service!r} uses network_mode: host: it publishes every port on the host; "
@@ -196,6 +197,11 @@ def test_declarations_in_an_override_file_show_as_accepted(as_shipped):
         return
     for gone in ("tailscale host", "pihole ports", "immich cache"):
         del expected[gone]
+    # declared, pihole still publishes 443, which the hub publishes too: docker would start one of them
+    expected["pihole clash"] = (
+        f"{services}/pihole/{FILES['pihole']}: service 'pihole' publishes host ports that are published again "
+        "(443:443 by the hub): docker binds a host port once, so one of them would not start; publish only the "
+        "others: in its compose.override.yaml, service 'pihole' `ports: !override ['53:53', '53:53/udp', '80:80']`")
     assert_lines(out, violations, expected)
     accepted = [ln for ln in out.splitlines() if ln.startswith("accepted: ")]
     assert sorted(accepted) == [

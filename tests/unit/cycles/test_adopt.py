@@ -109,3 +109,32 @@ def test_a_writable_folder_the_stack_folders_copy_holds_can_still_be_moved_a_fil
     assert [(m.target, m.source, m.destination) for m in plan.moves] == [
         ("/uploads", str(folder / "uploads"), settings.mountpoint("photo") / "uploads")]
     assert plan.bytes >= 5000 and plan.left == []
+
+
+def test_a_volume_never_created_is_adopted_owned_by_the_containers_root_not_the_hosts(tmp_path):
+    """A stack adopted before its first start (check-stacks' hint, followed on day one): the empty
+    directory is made for the container's root (SUBID_START under userns-remap), as docker would
+    make the volume; owned by the host's root, the container could neither write nor chown it."""
+    from types import SimpleNamespace
+
+    from management.cycles.adopt import AdoptOrchestrator
+    from management.cycles.context import RunContext
+    from management.stacks.compose_file import StackDir, stack_from_model
+    from tests.fakes import FakeRunner
+    from tests.unit.config.test_load import settings_with
+
+    settings = settings_with(tmp_path)
+    folder = tmp_path / "firefly"
+    folder.mkdir()
+    model = {"services": {"db": {"image": "mariadb:lts", "volumes": [
+        {"type": "volume", "source": "firefly_iii_db", "target": "/var/lib/mysql"}]}},
+        "volumes": {"firefly_iii_db": {"name": "firefly_firefly_iii_db"}}}
+    stack = stack_from_model(StackDir("firefly", folder, folder / "docker-compose.yml"), model)
+    docker = SimpleNamespace(discover_names=lambda: ["firefly"], is_v1=False, forget=lambda names: None,
+                             stacks=lambda names: [stack], volumes=SimpleNamespace(path=lambda name: None))
+    plan = AdoptOrchestrator(RunContext(settings, FakeRunner(), None, docker, None)).plan("firefly")
+    [move] = plan.moves
+    assert move.path is None and (move.uid, move.gid) == (settings.subid_start, settings.subid_start)
+    assert "empty (never created)" in move.line()
+    # the owner line it adds names the root key the .env already has, not a new key for uid 0
+    assert uid_key_for(move.uid, dict(settings.remapped_uids), "firefly", "firefly_iii_db")[1] is None

@@ -91,7 +91,10 @@ def test_a_spoke_publishing_a_port_is_named_with_its_file(tmp_path):
     violations = check(world(tmp_path, photo=photo))
     assert len(violations) == 1
     assert violations[0].file == tmp_path / "photo" / "compose.yaml"
-    assert "publishes ports 2283:2283: only the hub" in violations[0].message
+    assert violations[0].message == (
+        "service 'app' publishes ports 2283:2283: only the hub (reverseproxy) may: remove them (in its "
+        "compose.override.yaml, service 'app': `ports: !reset []`), or declare x-orchestrator.allow.publish with "
+        "the reason")
 
 
 def test_network_mode_host_is_flagged_on_a_spoke_and_on_the_hub(tmp_path):
@@ -407,3 +410,35 @@ def test_a_stack_that_rewrites_its_files_on_purpose_declares_it_with_a_reason_an
     messages = [v.message for v in check(world(tmp_path / "bad", photo=photo))]
     assert any("mass-change.limit: 0 must be a percent of the files (1..100) or off" in m for m in messages)
     assert any("mass-change: give the reason this stack rewrites its files" in m for m in messages)
+
+
+def test_an_allowed_spoke_publishing_the_hubs_port_is_told_which_ports_clash_and_what_to_keep(tmp_path):
+    """Pi-hole's file publishes 53 (DNS) and its web UI on 80 and 443; declaring allow.publish
+    for the DNS (the exception hint, followed) left 443 published twice: docker starts one of the
+    two. The hint names the clash and the ports that stay, in a line compose accepts."""
+    ports = [{"target": 53, "published": "53", "protocol": "tcp"}, {"target": 53, "published": "53", "protocol": "udp"},
+             {"target": 80, "published": "80", "protocol": "tcp"},
+             {"target": 443, "published": "443", "protocol": "tcp"}]
+    dns = spoke_model("photo", "photo_net", "immich_server", ports=ports)
+    dns["x-orchestrator"] = {"allow": {"publish": "DNS for the LAN"}}
+    [v] = check(world(tmp_path, photo=dns))
+    assert v.file == tmp_path / "photo" / "compose.yaml"
+    assert v.message == (
+        "service 'app' publishes host ports that are published again (443:443 by the hub): docker binds a host "
+        "port once, so one of them would not start; publish only the others: in its compose.override.yaml, "
+        "service 'app' `ports: !override ['53:53', '53:53/udp', '80:80']`")
+    # another address of the host is another port; udp is not tcp
+    dns["services"]["app"]["ports"] = [{"target": 443, "published": "443", "host_ip": "192.168.1.2"}]
+    hub = hub_model(ports=[{"target": 443, "published": "443", "host_ip": "192.168.1.3"},
+                           {"target": 53, "published": "53", "protocol": "udp"}])
+    assert check(world(tmp_path / "other", hub=hub, photo=dns)) == []
+    # a spoke with no exception is told to drop its ports, once (no second violation about the clash)
+    del dns["x-orchestrator"]
+    dns["services"]["app"]["ports"] = [{"target": 8080, "published": "443", "protocol": "tcp"}]
+    [v] = check(world(tmp_path / "plain", photo=dns))
+    assert "only the hub (reverseproxy) may" in v.message
+    # v1's strings, and every port clashing: remove them all
+    dns["x-orchestrator"] = {"allow": {"publish": "DNS for the LAN"}}
+    dns["services"]["app"]["ports"] = ["443:8443/tcp"]
+    [v] = check(world(tmp_path / "v1", photo=dns))
+    assert v.message.endswith("remove its `ports:` (in its compose.override.yaml, service 'app': `ports: !reset []`)")
