@@ -19,6 +19,7 @@ work directory this object made.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -428,3 +429,26 @@ def wheelhouse(python: str | None = None) -> Path:
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     return out
+
+
+@contextlib.contextmanager
+def host_lab_backup_server(lab, name: str):
+    """A directory of the host lab's borg server (sshd on 127.0.0.1, user borgsrv, `borg serve`),
+    which a guest reaches as BACKUP_SERVER:22 through qemu's guestfwd, with what the guest needs
+    to use it: the repository base, BORG_RSH, the lab's borg key (already in the server's
+    authorized_keys, so the server's files are not changed) and known_hosts. The directory is
+    removed afterwards."""
+    path = Path(lab.borg_repos) / lab.unique(name)
+    known = [line.split(None, 1)[1] for line in lab.ssh_known_hosts.read_text().splitlines() if line.strip()]
+    server = {
+        "repo_base": f"ssh://{lab.borg_user}@{BACKUP_SERVER}{path}",
+        "rsh": "ssh -i /root/.ssh/borg_ed25519 -o UserKnownHostsFile=/root/.ssh/borg_known_hosts "
+               "-o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=30",
+        "key": lab.ssh_key.read_text(),
+        "known_hosts": "".join(f"{BACKUP_SERVER} {k}\n" for k in known),
+    }
+    try:
+        yield server
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -817,19 +816,8 @@ def backup_server(vm):
     if vm.backup_port is None:
         pytest.skip("the host lab's sshd is not up (make lab-up): no backup server for the total loss")
     lab = lab_from_env()
-    path = Path(lab.borg_repos) / lab.unique("vm-total-loss-")
-    known = [line.split(None, 1)[1] for line in lab.ssh_known_hosts.read_text().splitlines() if line.strip()]
-    server = {
-        "repo_base": f"ssh://{lab.borg_user}@{machine.BACKUP_SERVER}{path}",
-        "rsh": "ssh -i /root/.ssh/borg_ed25519 -o UserKnownHostsFile=/root/.ssh/borg_known_hosts "
-               "-o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=30",
-        "key": lab.ssh_key.read_text(),
-        "known_hosts": "".join(f"{machine.BACKUP_SERVER} {k}\n" for k in known),
-    }
-    try:
+    with machine.host_lab_backup_server(lab, "vm-total-loss-") as server:
         yield server
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def give_backup_key(vm, server: dict) -> None:
