@@ -294,6 +294,14 @@ bench-restore: $(TEST_VENV)/.dev-installed lab-up ## One file back (restore-path
 bench-guard: $(TEST_VENV)/.dev-installed lab-up ## The mass-change guard's cost against the night it rides on, 1% and every file rewritten (root; GUARD_ARGS="--files 20000 --size-mb 400 --runs 3")
 	$(TEST_VENV)/bin/python bench/guard_cost.py $(GUARD_ARGS)
 
+# --- chaos -----------------------------------------------------------------------------------
+.PHONY: chaos
+NIGHTS ?= 30
+SEED ?= 1
+
+chaos: $(TEST_VENV)/.dev-installed lab-up ## Randomized faults on the lab: NIGHTS steps, each an operation with 0-2 faults at random moments, invariants after every step; a violation prints its replay (root; NIGHTS=300 SEED=7) (docs/reliability.md)
+	$(TEST_VENV)/bin/python -m tests.chaos --nights $(NIGHTS) --seed $(SEED)
+
 # --- demo ------------------------------------------------------------------------------------
 .PHONY: demo demo-clean
 

@@ -48,6 +48,7 @@ PACKAGES=(zfs-fuse docker.io docker-compose borgbackup python3-llfuse caddy busy
           mmdebstrap systemd-container rsync    # the fleet tests: a bookworm rootfs, nspawn machines, synchronize
           qemu-system-x86 qemu-utils            # the VM lab (tests/vm): a booted Debian with OpenZFS
           mtools                                # the VM lab's cloud-init seed disk (a FAT image, no mount)
+          faketime                              # the chaos campaign's moved clock (tests/chaos)
           chromium)                             # the status page, loaded through the hub by a real browser
 
 log() { printf 'lab: %s\n' "$*" >&2; }
