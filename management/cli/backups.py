@@ -125,8 +125,8 @@ def check_repos(app: App, services: tuple[str, ...], verify_data: bool, reposito
 @click.argument("service")
 @pass_app
 def release_prune(app: App, service: str) -> None:
-    """Release SERVICE's prune after the prune guard held it (its new archive shrank, was empty,
-    or was dated before the newest one): the change was meant, the next backup prunes again by
+    """Release SERVICE's prune after the prune guard held it (its new archive shrank or was
+    empty, or most of its files were rewritten): the change was meant, the next backup prunes again by
     the retention. Only the hold is removed; no archive is touched here."""
     from management.state import StateStore
 

@@ -170,8 +170,8 @@ SETTINGS: tuple[Setting, ...] = (
                 example="git:daily=365,weekly=52,monthly=24\nphoto:daily=90",
                 note="What a line leaves out comes from BORG_RETENTION."),
         Setting("PRUNE_GUARD_SHRINK", Int(0, 99), "Hold a service's prune when its new archive has this many "
-                "percent fewer bytes or files than the one before (or is empty after a non-empty one, or is "
-                "older than its newest archive: a wrong clock); 0: off.", default=50,
+                "percent fewer bytes or files than the one before (or is empty after a non-empty one); 0: off.",
+                default=50,
                 note="A dataset emptied by a mistake, ransomware or a bad migration is still backed up, but no "
                      "archive is pruned until `make release-prune SERVICE_NAME=...` says the change was meant."),
         Setting("CHANGE_GUARD_PERCENT", Int(0, 100), "Hold a service's prune, and keep the local snapshot from "

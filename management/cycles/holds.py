@@ -1,7 +1,7 @@
 """The prune holds: the guards that set them and their one owner during a run.
 
 A service's prune is held (every archive kept, no prune, no compact) when its new archive
-shrank past PRUNE_GUARD_SHRINK, was empty, is dated before the newest one, rewrote most of its
+shrank past PRUNE_GUARD_SHRINK, was empty, rewrote most of its
 files (the mass-change guard, backup), or when archives vanished since the last trusted prune
 (prune-trusted). A hold stays until a person runs `release-prune`, or until the repository it
 was set on is replaced. The record is state.PruneHold; `PruneHolds` is the only code that sets
@@ -16,16 +16,26 @@ from management.state import ArchiveCount, PruneHold, StateStore
 from management.tools.borg import Listing
 
 
+def clock_wait(archive: str, newest: str | None) -> str | None:
+    """Why tonight's prune waits for the clock, or None. An archive already in the repository is
+    dated after tonight's (a night made it while the clock ran ahead, or this clock is behind
+    now): borg prunes by date, so pruning now could drop tonight's archive as the older one of
+    its day. Not a hold: nothing for a person to release, it lifts itself the first night the
+    clock is past `newest`, and until then every archive is kept."""
+    if newest and archive < newest:
+        return (f"prune waits: {newest}, already in the repository, is dated after tonight's {archive} "
+                "(made while the clock ran ahead, or this clock is behind now); every archive is kept until "
+                "this machine's clock passes it: check `date` if it should have")
+    return None
+
+
 def prune_hold(previous: ArchiveCount | None, files: int | None, size: int | None, archive: str,
-               newest: str | None, shrink: int) -> str | None:
+               shrink: int) -> str | None:
     """Why this service's prune must wait for a person, or None: its new archive is empty after
-    a non-empty one, has `shrink` percent fewer bytes or files than the previous one, or is
-    older than the newest archive already there (a wrong clock). `previous` is what the last
-    night recorded (its ArchiveCount: files, bytes); `newest` the newest archive name in the repository."""
+    a non-empty one, or has `shrink` percent fewer bytes or files than the previous one.
+    `previous` is what the last night recorded (its ArchiveCount: files, bytes)."""
     if shrink == 0:
         return None
-    if newest and archive < newest:
-        return f"{archive} is older than {newest}, already in the repository: is the clock wrong?"
     if not previous:
         return None
     before_files, before_bytes = previous.files or 0, previous.bytes or 0

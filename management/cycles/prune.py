@@ -54,7 +54,7 @@ class TrustedPrune(Cycle):
                 last = self.borg.last_archives(service, max(2, len(new) + 1))
                 for before, after in zip(last, last[1:], strict=False):
                     reason = prune_hold(ArchiveCount(files=before["nfiles"], bytes=before["original_size"]),
-                                        after["nfiles"], after["original_size"], after["name"], None,
+                                        after["nfiles"], after["original_size"], after["name"],
                                         self.s.prune_guard_shrink)
                     if reason:
                         break

@@ -22,7 +22,7 @@ from management.cycles.backup.night import (
     night_changes,
     restored_since,
 )
-from management.cycles.holds import PruneHolds, prune_hold
+from management.cycles.holds import PruneHolds, clock_wait, prune_hold
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import Interrupted
 from management.results import FAILED, OK, UNCHANGED, WARNING, DatasetResult, RunReport
@@ -336,13 +336,17 @@ class BorgSteps(BackupCycle):
 
     def _held(self, step: ServiceStep, night: NightInputs, created, newest: str | None, last: Kept | None) -> bool:
         """The prune guard and the mass-change guard: True (and `step.hold` set) when tonight's
-        prune must wait for a person."""
+        prune must wait for a person; True too (no hold) while it waits for the clock (clock_wait)."""
         d = step.dataset
         service = d.service
         before_files, past = night.baselines[service]
+        wait = clock_wait(created.archive, newest)
+        if wait:
+            d.result = WARNING if d.result == OK else d.result
+            d.message = "; ".join(m for m in (d.message, wait) if m)
+            self.echo(f"{service}: {wait}")
         reason = night.holds.reason(service) or prune_hold(
-            night.previous.get(service), d.nfiles, d.original_size, created.archive, newest,
-            self.s.prune_guard_shrink)
+            night.previous.get(service), d.nfiles, d.original_size, created.archive, self.s.prune_guard_shrink)
         changed = self._mass_change(d, before_files, past, night.limits.get(service), night.last_night[service])
         before = None
         if changed:
@@ -354,7 +358,7 @@ class BorgSteps(BackupCycle):
             self.echo(f"{service}: {changed}")
             reason = reason or changed
         if not reason:
-            return False
+            return bool(wait)
         step.hold = PruneHold(reason, self.clock(), created.archive, created.repository, before)
         self.echo(f"{service}: prune held, every archive kept: {reason}; "
                   f"`make release-prune SERVICE_NAME={service}` once the change was meant")
