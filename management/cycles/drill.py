@@ -95,11 +95,8 @@ class DrillOrchestrator(Cycle):
 
     def _cleanup_leftovers(self) -> None:
         """A killed drill's views and scratch datasets (only ours: below the view parent)."""
-        for view in self.zfs.list_views(self.s.view_dataset):
-            self.zfs.destroy_view(view)
-        for dataset in self.zfs.list_scratch(self.s.view_dataset):
-            self.echo(f"removing a scratch dataset an earlier drill left: {dataset}")
-            self.zfs.destroy_scratch(self.s.view_dataset, dataset)
+        for dataset in self.zfs.clear_leftovers(self.s.view_dataset):
+            self.echo(f"removed what an earlier run left: {dataset}")
         if self.s.drill_dir is not None and self.s.drill_dir.is_dir():
             ours = re.compile(rf"^({'|'.join(map(re.escape, self.s.services))})-\d{{8}}T\d{{6}}Z$")
             for entry in self.s.drill_dir.iterdir():

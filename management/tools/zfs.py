@@ -381,6 +381,19 @@ class ZFSManager:
             self._run(["zfs", "unmount", dataset], ok_codes=(0, 1))
         self._destroy(["zfs", "destroy", check_dataset(dataset)])
 
+    def clear_leftovers(self, view_parent: str) -> list[str]:
+        """Destroy what a killed run left below the view parent: its views (clones), then a
+        drill's scratch datasets; nothing else (destroy_view and destroy_scratch refuse it).
+        Call it holding the run lock. Returns what was destroyed."""
+        removed = []
+        for view in self.list_views(view_parent):
+            self.destroy_view(view)
+            removed.append(view)
+        for dataset in self.list_scratch(view_parent):
+            self.destroy_scratch(view_parent, dataset)
+            removed.append(dataset)
+        return removed
+
     def destroy_view(self, view: str) -> None:
         """Unmount and destroy a clone. Refuses a dataset without an origin (real data)."""
         props = self._props(view, ("origin", "mounted")).get(view, {})

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from tests.conftest import LAB_SH
-from tests.lab.conftest import build_cycle, teardown_cycle
+from tests.lab.conftest import build_cycle, teardown_cycle, views_left
 from tests.lab.envfile import LAB_COMPOSE, LAB_PASSPHRASE, cli_argv, run_cli, write_lab_env, write_shim
 from tests.lab.stacks import seed
 
@@ -244,6 +244,29 @@ def test_signal_at_each_stage_leaves_a_host_the_next_run_can_use(signalled, tmp_
     assert cycle.host_is_clean() == []
 
 
+def test_a_drill_killed_mid_extract_leaves_scratch_that_the_next_night_removes(signalled, tmp_path):
+    """Found by the chaos campaign (kill -9 of `drill`): its scratch dataset and mount stayed,
+    and only a later drill removed them; the next night now does (both hold the run lock)."""
+    cycle = signalled
+    assert run_cli(cycle.env_path, "backup", timeout=600).returncode == 0  # an archive to drill
+    shims, mark = tmp_path / "shims", tmp_path / "entered"
+    write_shim(shims, "borg", f'for a in "$@"; do [ "$a" = extract ] && {{ touch {mark}; sleep 2; }}; done')
+    proc = popen_cli(cycle, "drill", path_prefix=shims)
+    wait_for(mark)
+    for pid in [proc.pid, *descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.communicate(timeout=60)
+    left = views_left(cycle.values["VIEW_DATASET"])
+    assert any("/drill-" in name for name in left), left
+    r = run_cli(cycle.env_path, "backup", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "removed leftovers of an earlier run" in r.stdout, r.stdout
+    assert cycle.host_is_clean() == []
+
+
 def test_kill_9_during_borg_create_next_run_recovers(cycle, tmp_path):
     shims, mark = tmp_path / "shims", tmp_path / "entered"
     write_shim(shims, "borg", f'for a in "$@"; do [ "$a" = create ] && {{ touch {mark}; sleep 2; }}; done')
@@ -287,3 +310,40 @@ def test_zfs_fuse_restarted_between_runs(cycle, lab):
     assert again.returncode == 0, again.stdout + again.stderr
     assert cycle.host_is_clean() == []
     borg_check_all(cycle)
+
+
+# --- the clock -----------------------------------------------------------------------------------
+
+
+def faketime_run(cycle, clock: str | None, *args: str) -> subprocess.CompletedProcess:
+    """The CLI with its clock (and its children's) moved by `clock` (libfaketime)."""
+    from tests.chaos.world import faketime_env
+
+    return subprocess.run(cli_argv(cycle.env_path, *args), capture_output=True, text=True, timeout=600,
+                          env=faketime_env(dict(os.environ), clock))
+
+
+def test_a_night_made_while_the_clock_ran_ahead_makes_prune_wait_not_fail(signalled):
+    """Found by the chaos campaign (a clock 5 h ahead for one night): every later night failed
+    with a prune hold that only `release-prune` lifted, and releasing it let borg's keep-daily
+    drop the real night's archive as the older one of its day. Now prune waits, the night is a
+    WARNING, no hold is recorded, and the first night past that date prunes again by itself."""
+    cycle = signalled  # the last of this module's tests on it: the archives it leaves are dated ahead
+    nights, listed = [], []
+    for clock in ("+5h", None, "+6h"):
+        seed(cycle.base, "git", {f"night-{clock}.txt": os.urandom(64)})
+        time.sleep(1.1)
+        r = faketime_run(cycle, clock, "backup", "--json", "git")
+        nights.append(r)
+        assert r.returncode == 0, r.stdout + r.stderr
+        listed.append(run_cli(cycle.env_path, "list-archives", "git").stdout)
+    ahead, behind, past = ({d["service"]: d for d in json.loads(r.stdout)["datasets"]}["git"] for r in nights)
+    assert ahead["result"] == "ok"
+    assert behind["result"] == "warning" and "prune waits: " in behind["message"], behind
+    assert f"{ahead['archive']}, already in the repository, is dated after tonight's" in behind["message"]
+    assert "release-prune" not in nights[1].stdout + nights[1].stderr
+    assert json.loads(nights[1].stdout)["held"] == {} and not behind["pruned"]
+    assert ahead["archive"] in listed[1] and behind["archive"] in listed[1], listed[1]  # both kept
+    # the clock past the ahead night: prune runs again by itself, by the retention
+    assert past["result"] == "ok" and past["pruned"] and past["archive"] in listed[2], past
+    assert cycle.host_is_clean() == []

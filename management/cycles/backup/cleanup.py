@@ -15,12 +15,9 @@ class Cleanup(BackupCycle):
     """What the night leaves behind, and what it removes."""
 
     def cleanup_leftovers(self) -> list[str]:
-        """Remove views and prefixed snapshots a killed run left behind. Only ours, and never
-        the kept last snapshot of a dataset."""
-        removed: list[str] = []
-        for view in self.zfs.list_views(self.s.view_dataset):
-            self.zfs.destroy_view(view)
-            removed.append(view)
+        """Remove views, a drill's scratch datasets and prefixed snapshots a killed run left
+        behind. Only ours, and never the kept last snapshot of a dataset."""
+        removed: list[str] = self.zfs.clear_leftovers(self.s.view_dataset)
         staging = self.state.stack_copies()
         for left in sorted(staging.glob(f"{self.s.snapshot_prefix}-*")) if staging.is_dir() else []:
             self._remove_tree(left)

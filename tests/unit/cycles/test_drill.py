@@ -40,6 +40,9 @@ class World:
     def list_scratch(self, parent):
         return []
 
+    def clear_leftovers(self, parent):
+        return []
+
     def ensure_view_parent(self, parent):
         pass
 

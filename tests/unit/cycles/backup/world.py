@@ -146,6 +146,12 @@ class World:
     def list_views(self, parent):
         return sorted(self.views)
 
+    def clear_leftovers(self, parent):
+        left = self.list_views(parent)
+        for view in left:
+            self.destroy_view(view)
+        return left
+
     def pool_capacity(self, pool):
         return self.capacity
 
