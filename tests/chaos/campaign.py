@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.chaos import invariants
 from tests.chaos.faults import CATALOGUE, Armed
 from tests.chaos.plan import Step, draw, step_rng
-from tests.chaos.world import Run, World
+from tests.chaos.world import Run, World, alive
 
 RUN_TIMEOUT = 900  # a run that takes longer has hung: a violation
 
@@ -255,16 +255,8 @@ class Campaign:
     def _wait_orphans(self, base: int, limit: float = 300) -> None:
         deadline = time.monotonic() + limit
         for pid, _ in self.world.calls_since(base):
-            while _running(pid) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _digest(data: bytes) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.chaos.world import World
+from tests.chaos.world import World, alive
 
 CLOCK_MOVES = ("-2d", "-3h", "+5h", "+3d")
 
@@ -70,22 +70,14 @@ def _kill_child(program: str) -> Callable[[World, Armed], str]:
             for pid, argv in reversed(world.calls_since(armed.base)):
                 if not argv.startswith(program + " ") or (program == "zfs" and " destroy" in f" {argv}"):
                     continue  # zfs-fuse wedges when a destroy is killed (LAB.md); OpenZFS does not
-                if _alive(pid) and _is_tool_child(pid, armed.pid):
+                if alive(pid) and _is_tool_child(pid, armed.pid):
                     os.kill(pid, signal.SIGKILL)
                     return f"SIGKILL to `{argv[:80]}`"
-            if not _alive(armed.pid):
+            if not alive(armed.pid):
                 return ""
             time.sleep(0.02)
         return ""
     return fire
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _is_tool_child(pid: int, tool: int) -> bool:

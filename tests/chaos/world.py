@@ -288,6 +288,15 @@ class World:
         self.lab_up()
 
 
+def alive(pid: int) -> bool:
+    """The process runs (exists and is not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _descendants(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, timeout=30).stdout
     children: dict[int, list[int]] = {}
