@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tests.conftest import LAB_SH, lab_from_env
 from tests.lab.conftest import Cycle, build_cycle, free_port, teardown_cycle
-from tests.lab.envfile import cli_argv
+from tests.lab.envfile import cli_argv, destroy_tree
 
 WRAPPED = ("zfs", "borg", "docker", "docker-compose")
 STUBBORN_FLAG = ".chaos-stubborn"  # in photo's data dir: while it exists, photo ignores SIGTERM
@@ -102,6 +102,7 @@ class World:
         self.undo_all()
         if self.cycle is not None:
             teardown_cycle(self.cycle)
+            destroy_tree(self.pool_filler)
         self.stop_sshd()
         subprocess.run(["umount", "-l", str(self.repos)], timeout=60)
         shutil.rmtree(self.repos, ignore_errors=True)
