@@ -45,7 +45,8 @@ class Cleanup(BackupCycle):
             self.state.forget_kept()
         return removed
 
-    def _cleanup(self, targets, snap, snapshotted, report, new_kept: dict | None = None) -> None:
+    def _cleanup(self, targets, snap, snapshotted, report, new_kept: dict | None = None,
+                 kept: dict[str, Kept] | None = None) -> None:
         try:
             left = set(self.zfs.list_views(self.s.view_dataset))  # one query, not one per service
         except OrchestratorError as exc:
@@ -76,7 +77,7 @@ class Cleanup(BackupCycle):
         except OSError as exc:
             report.errors.append(f"could not record the local history: {exc}")
         if new_kept:
-            self._supersede(new_kept, report)
+            self._supersede(new_kept, report, kept)
         if self.history.on or self.state.history():  # switched off: what it kept goes now
             self._thin_history(targets, report)
         if self._records:
@@ -89,11 +90,12 @@ class Cleanup(BackupCycle):
             if d.result == SKIPPED and not d.message:
                 d.message = "not backed up (see errors)"
 
-    def _supersede(self, new_kept: dict[str, Kept], report: RunReport) -> None:
+    def _supersede(self, new_kept: dict[str, Kept], report: RunReport, before: dict[str, Kept] | None = None) -> None:
         """Each dataset whose backup succeeded tonight keeps tonight's snapshot; only now is its
         previous one destroyed. The record is written first: a crash in between leaves an extra
-        snapshot of ours for the next run's cleanup, never a record of a missing one."""
-        kept = self.kept()
+        snapshot of ours for the next run's cleanup, never a record of a missing one. `before` is
+        the record as the night read it at its start (read again when not given)."""
+        kept = dict(self.kept() if before is None else before)
         previous = {svc: kept.get(svc) for svc in new_kept}
         kept.update(new_kept)
         try:

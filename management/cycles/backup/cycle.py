@@ -148,11 +148,14 @@ class BackupOrchestrator(Window, BorgSteps, Cleanup):
         snap = snapshot_name(self.s.snapshot_prefix, self.clock())
         snapshotted: list[str] = []  # datasets holding our snapshot, for cleanup
         new_kept: dict[str, Kept] = {}  # services whose new snapshot stays (their backup succeeded)
+        # read once a night, after the leftovers went: what the run replaces at its end is what it
+        # started from (a second read could meet a file broken meanwhile and drop what it held)
+        kept = self.kept() if self.s.keep_last_snapshot else {}
         try:
             self._window(targets, snap, snap_root, report, guard, snapshotted)
             if report.errors or not snapshotted:
                 return  # no borg without a complete snapshot
-            self._borg_phase(usable, snap, report, new_kept)
+            self._borg_phase(usable, snap, report, new_kept, kept)
         finally:
             with guard.critical():
-                self._cleanup(targets, snap, snapshotted, report, new_kept)
+                self._cleanup(targets, snap, snapshotted, report, new_kept, kept)

@@ -79,3 +79,26 @@ def test_the_snapshot_before_a_mass_change_is_kept_out_of_history_thinning(tmp_p
     state.release_prune("photo")
     run_nights(settings, world, 1)
     assert f"datapool/services/photo@{before}" not in world.snaps
+
+
+def test_a_kept_record_broken_during_the_night_keeps_the_entries_it_started_with(keeping):
+    """Found by the chaos campaign (seed 2026, step 65): kept_snapshots.json was cut while a night
+    ran, the night read it again at its end as empty, and the entry of a dataset unchanged that
+    night was lost with it (its snapshot left over). The night now writes back what it started from."""
+    world = World()
+    orch, _ = run_nights(keeping, world, 1)
+    night1 = orch.kept()
+    path = keeping.state_dir / "kept_snapshots.json"
+    world.written = {"datapool/services/git": 0}  # git unchanged tonight: it keeps night 1's snapshot
+    real_create = world.create
+
+    def create(service, *args, **kwargs):
+        path.write_text(path.read_text()[:20])  # broken while the night runs
+        return real_create(service, *args, **kwargs)
+
+    world.create = create
+    _, report = run_nights(keeping, world, 1)
+    after = StateStore(keeping.state_dir).kept()
+    assert {d.service: d.result for d in report.datasets}["git"] == "unchanged"
+    assert after["git"] == night1["git"] and after["photo"].snapshot != night1["photo"].snapshot
+    assert f"datapool/services/git@{night1['git'].snapshot}" in world.snaps
