@@ -55,6 +55,7 @@ class Campaign:
         self.networks = invariants.current_networks(world)
         self.tally = Tally(seed)
         self.night_files: dict[str, set[str]] = {}  # service -> its files as its last good night held them
+        self.pending_adopt = ""  # a spoke whose adopt a fault broke: the night after adopts it again first
         for service in world.cycle.spokes:
             for path in world.data(service).rglob("*"):
                 if path.is_file():
@@ -113,7 +114,7 @@ class Campaign:
 
     def step(self, step: Step) -> tuple[list[Run], list[str]]:
         w = self.world
-        self.day(step)
+        setup = self.day(step)
         before = w.cycle.containers()
         for armed in step.faults:
             self.tally.armed[armed.fault.name] += 1
@@ -122,7 +123,7 @@ class Campaign:
             armed.fault.undo(w, armed)
             if armed.fired:
                 self.tally.fired[armed.fault.name] += 1
-        runs = [run, *extra]
+        runs = [run, *setup, *extra]
         second = [a.extra for a in step.faults if a.fault.name == "second-run" and isinstance(a.extra, tuple)]
         runs += [Run(("backup",), code, out, "", 0.0) for code, out in second]
         crashed = any(a.fired and a.fault.crash for a in step.faults)
@@ -132,6 +133,10 @@ class Campaign:
         violations += [f"the second run exited {code}:\n{out[-1500:]}" for code, out in second if code not in (0, 1, 4)]
         if run.code not in (0, None) and not any(a.fired for a in step.faults):
             violations.append(f"`{' '.join(run.args)}` failed (exit {run.code}) with no fault fired")
+        violations += [f"`{' '.join(r.args)}` before the step failed (exit {r.code}):\n{r.output[-2000:]}"
+                       for r in setup if r.code != 0]
+        if step.op == "adopt" and (run.code != 0 or any(a.fired for a in step.faults)):
+            self.pending_adopt = step.service
         violations += invariants.no_traceback(runs)
         violations += invariants.stacks(w, before, runs, crashed)
         violations += invariants.leftovers(w, self.networks, crashed)
@@ -149,13 +154,22 @@ class Campaign:
                 violations += invariants.no_traceback([drill]) + invariants.secrets(w, [drill])
         return runs, violations
 
-    def day(self, step: Step) -> None:
-        """The day's writes before the operation (content from the seed, so a replay writes the same)."""
+    def day(self, step: Step) -> list[Run]:
+        """The day's writes before the operation (content from the seed, so a replay writes the
+        same); before an adopt, a new service with its data in a docker volume, started; before
+        the night after a broken adopt, that adopt again. Returns the runs it made (each must pass)."""
         rng = step_rng(self.seed, step.index * 7 + 1)
         for service, rel, size in step.changes:
             content = rng.randbytes(size)
             self.world.write(service, rel, content)
             self.versions.setdefault((service, rel), set()).add(_digest(content))
+        if step.op == "adopt":
+            self.world.add_uncovered(step.service)
+            return [self.world.run("docker-up", step.service)]
+        if step.heal and self.pending_adopt:
+            spoke, self.pending_adopt = self.pending_adopt, ""
+            return [self.world.run("adopt", spoke, "--yes")]
+        return []
 
     def operate(self, step: Step) -> tuple[Run, list[Run]]:
         w, extra = self.world, []
@@ -172,6 +186,8 @@ class Campaign:
         elif step.op == "reboot":
             w.reboot()
             args = ("docker-up",)
+        elif step.op == "adopt":
+            args = ("adopt", step.service, "--yes")
         elif step.op == "restore-path":
             rel = self.damaged_file(step)
             args = ("restore-path", step.service, f"data/{rel}", "--yes")  # FILE is in the dataset

@@ -26,7 +26,7 @@ def stacks(world: World, before: set[str], runs: list[Run], crashed: bool) -> li
     prefix = world.cycle.prefix
     out = []
     for name in sorted(missing):
-        service = name[len(prefix):].replace("central_hub", "reverseproxy")
+        service = name[len(prefix):].replace("central_hub", "reverseproxy").partition("-db")[0]
         said = [r for r in runs if r.code not in (0, None) and service in r.output]
         if not said:
             out.append(f"stack {service} ran before the step and does not now, and no failed run named it")
@@ -56,7 +56,7 @@ def leftovers(world: World, networks: set[str], crashed: bool) -> list[str]:
         out.append(f"mounts left: {mounts}")
     names = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
                            timeout=60).stdout.split()
-    stack_names = {f"{world.cycle.prefix}{s}" for s in world.cycle.spokes} | {f"{world.cycle.prefix}central_hub"}
+    stack_names = world.stack_containers()
     if extra := [n for n in names if n.startswith(world.cycle.prefix) and n not in stack_names]:
         out.append(f"containers left: {extra}")
     if extra := sorted(current_networks(world) - networks):

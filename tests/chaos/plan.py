@@ -20,6 +20,7 @@ OPERATIONS = {
     "drill": (9, ("zfs", "borg"), 35, 4.0),
     "update": (5, ("docker",), 12, 3.0),
     "reboot": (5, ("zfs", "docker"), 12, 3.0),
+    "adopt": (4, ("zfs", "docker"), 40, 8.0),
 }
 FAULT_COUNTS = (0, 1, 2)
 FAULT_COUNT_WEIGHTS = (25, 50, 25)
@@ -36,7 +37,8 @@ class Step:
     heal: bool = False  # the clean night after a fault
 
     def label(self) -> str:
-        what = f"{self.op} {self.service}" if self.op in ("backup-one", "restore-path", "restore") else self.op
+        what = f"{self.op} {self.service}" if self.op in ("backup-one", "restore-path", "restore", "adopt") \
+            else self.op
         if self.heal:
             return f"{what} (the night after)"
         return f"{what} + {', '.join(a.label() for a in self.faults) or 'no fault'}"

@@ -66,6 +66,7 @@ class World:
     ssh_port: int = 0  # the repository server: an sshd of the campaign's own (the VM lab's guests use the lab's)
     truncated: dict[str, float] = field(default_factory=dict)  # state file -> mtime when the harness broke it
     versions_pushed: int = 0
+    added: list[tuple[str, str]] = field(default_factory=list)  # (container, docker volume) of add_uncovered
 
     # --- set up and tear down --------------------------------------------------------------------
 
@@ -103,6 +104,8 @@ class World:
         if self.cycle is not None:
             teardown_cycle(self.cycle)
             destroy_tree(self.pool_filler)
+        for _, volume in self.added:
+            subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True, timeout=60)
         self.stop_sshd()
         subprocess.run(["umount", "-l", str(self.repos)], timeout=60)
         shutil.rmtree(self.repos, ignore_errors=True)
@@ -169,6 +172,36 @@ class World:
         subprocess.run(["docker", "build", "-q", "-t", ref, str(ctx)], check=True, capture_output=True, timeout=300,
                        env={"DOCKER_BUILDKIT": "0", "PATH": os.environ["PATH"]})
         subprocess.run(["docker", "push", "-q", ref], check=True, capture_output=True, timeout=300)
+
+    def add_uncovered(self, spoke: str) -> str:
+        """A new service in the spoke's stack as upstream files write one: its data in a named
+        docker volume (the OS disk: no backup reaches it), written every 0.2 s, on the spoke's
+        network. `adopt` is what brings it onto the dataset. Returns its container name."""
+        n = len(self.added) + 1
+        prefix = self.cycle.prefix
+        container, volume = f"{prefix}{spoke}-db{n}", f"{prefix}vol{n}"
+        compose = self.cycle.services_dir / spoke / "compose.yaml"
+        doc = json.loads(compose.read_text())
+        doc["services"][f"db{n}"] = {
+            "image": self.images["busybox"],
+            "container_name": container,
+            "restart": "unless-stopped",
+            "command": ["sh", "-c", "trap 'exit 0' TERM; i=0; while :; do i=$$((i+1)); "
+                        "echo $$i >> /var/lib/db/log; sleep 0.2 & wait $$!; done"],
+            "volumes": [f"db{n}:/var/lib/db"],
+            "networks": [f"{prefix}{spoke}_net"],
+            "healthcheck": {"test": ["CMD", "test", "-s", "/var/lib/db/log"], "interval": "1s", "retries": 30},
+        }
+        doc.setdefault("volumes", {})[f"db{n}"] = {"name": volume}
+        compose.write_text(json.dumps(doc, indent=2) + "\n")
+        self.added.append((container, volume))
+        return container
+
+    def stack_containers(self) -> set[str]:
+        """The containers the stacks are meant to have (the hub, the spokes, what add_uncovered added)."""
+        prefix = self.cycle.prefix
+        return ({f"{prefix}{s}" for s in self.cycle.spokes} | {f"{prefix}central_hub"}
+                | {container for container, _ in self.added})
 
     # --- fault effects ---------------------------------------------------------------------------
 
