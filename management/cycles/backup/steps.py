@@ -107,12 +107,18 @@ class BorgSteps(BackupCycle):
             return UNKNOWN
         return f"nothing written since {last.snapshot}" if written == 0 else None
 
-    def _unchanged_by_walk(self, service: str, last: Kept) -> str | None:
-        """zfs-fuse: the view's manifest equals the one recorded when that archive was made (and
-        was settled)."""
+    def _view_manifest(self, service: str) -> tuple[str, bool]:
+        """The change digest of the service's view and whether it is settled (`tree_manifest`):
+        one walk of every entry, the cost that grows with the dataset's files on zfs-fuse."""
+        return tree_manifest(self._view_path(service), self._snap_time, SKIP_STACK)
+
+    @staticmethod
+    def _unchanged_by_walk(last: Kept, walked: tuple[str, bool]) -> str | None:
+        """zfs-fuse: the view's manifest (`walked`) equals the one recorded when that archive was
+        made (and was settled)."""
+        manifest, settled = walked
         if not last.manifest:
             return None
-        manifest, settled = tree_manifest(self._view_path(service), self._snap_time, SKIP_STACK)
         return f"no file changed since {last.snapshot}" if settled and manifest == last.manifest else None
 
     def _has_written(self, service: str, snap: str) -> bool:
@@ -288,11 +294,13 @@ class BorgSteps(BackupCycle):
         self.zfs.create_view(f"{self.s.dataset(service)}@{night.snap}", view, self._view_path(service),
                              readonly=stack_dir is None)
         step.made_view = True
-        if why is UNKNOWN and self._unchanged(d, self._unchanged_by_walk(service, last), last, stack_now, night):
+        # zfs-fuse: the view is walked once; the digest that found it changed is the one recorded
+        walked = self._view_manifest(service) if why is UNKNOWN else None
+        if walked and self._unchanged(d, self._unchanged_by_walk(last, walked), last, stack_now, night):
             return
         manifest = None
         if self.s.keep_last_snapshot and self.s.skip_unchanged and not self._has_written(service, night.snap):
-            digest, settled = tree_manifest(self._view_path(service), self._snap_time, SKIP_STACK)
+            digest, settled = walked or self._view_manifest(service)
             manifest = digest if settled else None
         archived_stack = self._add_stack(service, stack_dir, view) if stack_dir else None
         listing = self.borg.listings.get(service)  # before tonight's archive joins it

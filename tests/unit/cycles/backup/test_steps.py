@@ -269,3 +269,30 @@ def test_the_night_after_a_restore_is_not_weighed_by_the_guard_and_says_why(keep
     # the same rewrite a night later, with no restore since: held
     _, after = run_nights(keeping, world, 1)
     assert "photo" in after.mass_changes and not after.ok
+
+
+def test_on_zfs_fuse_a_view_is_walked_once_a_night_and_the_walk_that_found_a_change_is_recorded(keeping,
+                                                                                                 monkeypatch):
+    """No `written@` (zfs-fuse): the skip-unchanged check walks the view; on a changed night that
+    same digest becomes the kept one (a second walk of 200,000 files would cost as much again)."""
+    from management.cycles.backup import steps
+
+    walks: list[str] = []
+    digest = {"git": "one", "photo": "one"}
+
+    def fake_manifest(root, taken_at, skip_top=frozenset()):
+        walks.append(Path(root).name)
+        return digest[Path(root).name], True
+
+    monkeypatch.setattr(steps, "tree_manifest", fake_manifest)
+    world = World()
+    world.written = {"datapool/services/git": None, "datapool/services/photo": None}  # zfs-fuse
+    orch, _ = run_nights(keeping, world, 1)
+    assert sorted(walks) == ["git", "photo"] and orch.kept()["git"].manifest == "one"
+    walks.clear()
+    digest["git"] = "two"  # git changed, photo did not
+    _, report = run_nights(keeping, world, 1)
+    results = {d.service: d.result for d in report.datasets}
+    assert results == {"git": OK, "photo": "unchanged"}
+    assert sorted(walks) == ["git", "photo"]  # once each, not twice for git
+    assert orch.kept()["git"].manifest == "two"
