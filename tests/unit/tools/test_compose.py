@@ -332,3 +332,37 @@ def test_stacks_wait_for_health_together_not_one_compose_worker_each(tmp_path):
     results = {r.stack: r for r in mgr.start(["git", "photo"])}
     assert results["git"].ok and not results["photo"].ok
     assert "photo-app (exited, exit code 1)" in results["photo"].message
+
+
+def test_status_asks_docker_twice_for_every_stack_together_not_twice_per_stack(tmp_path):
+    """One `docker ps` lists every project's containers and one `docker inspect` reads them all,
+    however many stacks (issue 38: 100 stacks were 200 docker processes one after the other)."""
+    ps = ("docker", "ps", "-a", "--filter", "label=com.docker.compose.project")
+    mgr, runner, _ = make(tmp_path, answers={
+        ps: "id-g1\tgit\nid-g2\tgit\nid-p1\tphoto\nid-x\tsomeone-else\n",
+        ("docker", "inspect"): "/git-app\trunning\thealthy\t0\n/git-db\texited\tnone\t0\n"
+                               "/photo-app\trunning\tnone\t0\n"})
+    rows = {r.stack: r for r in mgr.status()}
+    assert (rows["git"].running, rows["git"].total, rows["git"].state, rows["git"].health) == \
+        (1, 2, "partial", "healthy")
+    assert (rows["photo"].running, rows["photo"].total, rows["photo"].state) == (1, 1, "running")
+    assert rows["reverseproxy"].state == "absent"
+    docker = [c.argv for c in runner.calls if c.argv[0] == "docker" and c.argv[1] in ("ps", "inspect")]
+    assert [a[1] for a in docker] == ["ps", "inspect"]
+    assert docker[1][4:] == ("id-g1", "id-g2", "id-p1")  # in the order of the stacks asked
+
+
+def test_status_of_a_stack_whose_containers_went_away_meanwhile_asks_that_stack_again(tmp_path):
+    class Recreated(FakeRunner):  # git's container was recreated between `docker ps` and `docker inspect`
+        def run(self, argv, **kw):
+            if tuple(argv[:2]) == ("docker", "inspect") and "id-old" in argv:
+                raise CommandError("docker inspect", 1, "Error: No such object: id-old")
+            return super().run(argv, **kw)
+
+    mgr, runner, _ = make(tmp_path)
+    use_runner(mgr, Recreated({**runner.answers,
+                               ("docker", "ps", "-a", "--filter", "label=com.docker.compose.project"): "id-old\tgit\n",
+                               ("docker", "ps", "-a", "-q"): "id-new\n",
+                               ("docker", "inspect"): "/git-app\trunning\tnone\t0\n"}))
+    rows = {r.stack: r for r in mgr.status(["git", "photo"])}
+    assert (rows["git"].running, rows["git"].state) == (1, "running") and rows["photo"].state == "absent"

@@ -36,6 +36,9 @@ def ps(stack):
     return ("docker", "ps", "-a", "-q", "--filter", f"label={PROJECT_LABEL}={stack}")
 
 
+PS_ALL = ("docker", "ps", "-a", "--filter", f"label={PROJECT_LABEL}")  # every project's containers at once
+
+
 def setup(tmp_path, stacks=("git", "web"), answers=None, extra=""):
     services = tmp_path / "services"
     for name in stacks:
@@ -48,7 +51,7 @@ def setup(tmp_path, stacks=("git", "web"), answers=None, extra=""):
     from management.config import load_settings
 
     settings = load_settings(env)[0]
-    fake = FakeRunner({ZFS_GET: PROPS, ps("git"): "c1\nc2\n", ps("web"): "",
+    fake = FakeRunner({ZFS_GET: PROPS, ps("git"): "c1\nc2\n", ps("web"): "", PS_ALL: "c1\tgit\nc2\tgit\n",
                        ("docker", "inspect"): "/git-app-1\trunning\thealthy\n/git-db-1\trunning\tnone\n",
                        **(answers or {})})
     docker = DockerComposeManager(settings, fake, None)
@@ -72,6 +75,7 @@ def test_one_row_per_service_listed_ones_first_then_the_other_stack_folders(tmp_
     # the datasets come from ONE zfs call; docker is asked only about the stack folders
     assert [a for a in fake.argvs if a[0] == "zfs"] == [ZFS_GET]
     assert ps("photo") not in fake.argvs
+    assert [a[1] for a in fake.argvs if a[:2] in (("docker", "ps"), ("docker", "inspect"))] == ["ps", "inspect"]
     assert all(not c.mutating for c in fake.calls)
 
 
@@ -134,7 +138,8 @@ def test_a_missing_parent_dataset_is_missing_datasets_not_an_error(tmp_path):
 def test_a_tool_that_does_not_answer_is_a_problem_and_question_marks(tmp_path):
     settings, _fake, zfs, docker, _state = setup(tmp_path, answers={
         ZFS_GET: CommandError("zfs get ...", 1, "internal error: zfs-fuse is not running"),
-        ps("git"): CommandError("docker ps ...", 1, "Cannot connect to the Docker daemon")})
+        ps("git"): CommandError("docker ps ...", 1, "Cannot connect to the Docker daemon"),
+        PS_ALL: CommandError("docker ps ...", 1, "Cannot connect to the Docker daemon")})
     report = status.collect(settings, zfs, docker, now=NOW)
     assert report.problems == ["zfs: internal error: zfs-fuse is not running",
                                "docker: Cannot connect to the Docker daemon"]
