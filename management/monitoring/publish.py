@@ -148,7 +148,8 @@ class BackupOutcome(Outcome):
                 counts[d.service] = entry
         store.save_last_success(last)
         store.save_archive_counts(counts)
-        store.add_nights({d.service: self._night(d, store.nights().get(d.service, []), now)
+        before = store.nights()  # read once: once per service made a night at 100 stacks 100 reads of 3,000 nights
+        store.add_nights({d.service: self._night(d, before.get(d.service, []), now)
                           for d in self.report.datasets if d.result != SKIPPED})
         return backup_families(self.report, last)
 

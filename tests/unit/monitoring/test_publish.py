@@ -200,3 +200,21 @@ def test_restore_points_are_what_the_state_recorded_newest_archives_last(tmp_pat
     # the last listing, the history's archives and the kept one, the newest ARCHIVES_SHOWN (5)
     assert names == [f"git-2033-05-{d}T03:30:00Z" for d in ("06", "07", "08", "10", "11")]
     assert points["photo"] == ([], [])
+
+
+def test_a_night_reads_the_nights_before_once_however_many_services(tmp_path):
+    """nights.json holds NIGHTS_KEPT nights of every service (3,000 at 100 stacks): a night's
+    record reads it a fixed number of times, not once per service (issue 38)."""
+    class Counting(StateStore):
+        reads = 0
+
+        def nights(self):
+            Counting.reads += 1
+            return super().nights()
+
+    store = Counting(tmp_path / "state")
+    services = [f"s{i:02d}" for i in range(20)]
+    report = RunReport(started_at=0.0, datasets=[DatasetResult(s, OK, archives=1, nfiles=3) for s in services])
+    BackupOutcome(report).record(store, 1.0)
+    assert Counting.reads <= 2  # the nights before, and add_nights' own read
+    assert sorted(store.nights()) == services
