@@ -172,6 +172,23 @@ def _state_cases(store, services: list[str], history_points: int) -> list[tuple]
     ]
 
 
+def _night_record_row(store, services: list[str], runs: int) -> str:
+    """A backup night's state record at the end of the run (publish: last_success, archives,
+    nights), on top of NIGHTS_KEPT nights of every service."""
+    from management.monitoring.publish import BackupOutcome
+    from management.results import OK, DatasetResult, RunReport
+
+    report = RunReport(started_at=0.0, datasets=[DatasetResult(s, OK, archives=30, nfiles=200000, duration=1.0)
+                                                 for s in services])
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        BackupOutcome(report).record(store, 1.8e9)
+        times.append(time.perf_counter() - t)
+    m = statistics.median(times)
+    return f"| a night's record (BackupOutcome.record: 3 files) | {len(services)} | - | - | - | {1000 * m:.2f} | - |"
+
+
 def state_table(root: Path, stacks_list: list[int], runs: int, history_points: int) -> list[str]:
     from management.state import StateStore
 
@@ -195,6 +212,7 @@ def state_table(root: Path, stacks_list: list[int], runs: int, history_points: i
             lm, sm = statistics.median(loads), statistics.median(saves)
             rows.append(f"| {label} | {n} | {records:,} | {(d / fname).stat().st_size:,} | {1000 * lm:.2f} | "
                         f"{1000 * sm:.2f} | {1000 * lm * n:.1f} |")
+        rows.append(_night_record_row(store, services, runs))
         shutil.rmtree(d)
     return rows
 
