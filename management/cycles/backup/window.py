@@ -78,6 +78,14 @@ class Window(BackupCycle):
                 report.uncovered[stack] = [c.line().split(": ", 1)[1] for c in bad]
                 self.echo(f"{stack}: {len(bad)} mount(s) not backed up (make check-stacks shows each with its fix)")
 
+    def _made_anyway(self, dataset: str, snap: str) -> bool:
+        """Whether a `zfs snapshot` that failed made the snapshot all the same: the command was
+        killed (or timed out) after ZFS had taken it (chaos: SIGKILL of `zfs snapshot -r`)."""
+        try:
+            return self.zfs.exists(f"{dataset}@{snap}")
+        except OrchestratorError:
+            return False  # cannot tell: the next run's leftover cleanup removes it if it is there
+
     def _window(self, targets, snap, snap_root, report, guard, snapshotted) -> None:
         """Stop -> snapshot -> start, all of it with SIGINT/SIGTERM held back.
 
@@ -131,7 +139,12 @@ class Window(BackupCycle):
                 self.echo(f"snapshot {snap}")
                 self._snap_time = self.clock()
                 for dataset in [snap_root] if snap_root else [self.s.dataset(t) for t in targets]:
-                    self.zfs.snapshot(dataset, snap, recursive=True)
+                    try:
+                        self.zfs.snapshot(dataset, snap, recursive=True)
+                    except OrchestratorError:
+                        if self._made_anyway(dataset, snap):
+                            snapshotted.append(dataset)  # so that the cleanup destroys it
+                        raise
                     snapshotted.append(dataset)
                 report.snapshot = ", ".join(f"{d}@{snap}" for d in snapshotted)
             except OrchestratorError as exc:

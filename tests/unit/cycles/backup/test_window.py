@@ -48,6 +48,17 @@ def test_snapshot_failure_restarts_stacks_and_runs_no_borg(settings):
     assert kinds(world, "create") == []
 
 
+def test_a_snapshot_command_killed_after_zfs_took_it_leaves_no_snapshot(settings):
+    """Found by the chaos campaign (seed 65, step 23): `zfs snapshot -r` was killed after ZFS had
+    taken the snapshot; the night failed and left it, for the next night to find."""
+    world = World()
+    world.fail["snapshot"] = "made"
+    report = orchestrator(settings, world).backup()
+    assert not report.ok and kinds(world, "create") == []
+    assert sorted(kinds(world, "start")) == ["git", "photo", "reverseproxy"]
+    assert world.snaps == set()
+
+
 def test_stack_failing_to_stop_is_reported_and_the_rest_goes_on(settings):
     world = World()
     world.fail[("stop", "photo")] = True

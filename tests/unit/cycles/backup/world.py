@@ -114,6 +114,10 @@ class World:
 
     def snapshot(self, dataset, name, recursive=True):
         self.events.append(("snapshot", f"{dataset}@{name}"))
+        if self.fail.get("snapshot") == "made":  # killed after ZFS took it
+            self.snaps.add(f"{dataset}@{name}")
+            self.snaps |= {f"{d}@{name}" for d in self.datasets if recursive and d.startswith(dataset + "/")}
+            raise CommandError("zfs snapshot", -9, "")
         if self.fail.get("snapshot"):
             raise CommandError("zfs snapshot", 1, "out of space")
         self.snaps.add(f"{dataset}@{name}")
