@@ -26,6 +26,7 @@ from management.config import COMPOSE_FILES
 from management.cycles.context import Cycle
 from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, ValidationError, brief
+from management.lock import Interrupted
 from management.monitoring.publish import DrillOutcome
 from management.results import COMPARED, FAILED, SHOWN, VERIFIED, DrillReport, DrillResult
 from management.stacks.compose_file import drill_probe
@@ -54,12 +55,18 @@ class DrillOrchestrator(Cycle):
         with RunFrame(self, "drill", wait=wait) as frame:
             self._cleanup_leftovers()
             self.zfs.ensure_view_parent(self.s.view_dataset)
-            for service in targets:
-                self.echo(f"{service}: drilling")
-                with self.progress:
-                    result = self._one(service)
-                report.results.append(result)
-                self.echo(result.line())
+            try:
+                for service in targets:
+                    self.echo(f"{service}: drilling")
+                    with self.progress:
+                        result = self._one(service)
+                    report.results.append(result)
+                    self.echo(result.line())
+            except Interrupted:
+                # a scratch dataset whose `zfs create` the signal cut short may exist all the same,
+                # unknown to its step: everything below the view parent is ours while we hold the lock
+                self._cleanup_leftovers()
+                raise
             report.finished_at = self.clock()
             frame.done(DrillOutcome(report, self.runner.mask), report.finished_at)
         return report
