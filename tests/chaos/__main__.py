@@ -11,6 +11,7 @@ from tests.chaos.campaign import main
 parser = argparse.ArgumentParser(prog="make chaos", description=__doc__)
 parser.add_argument("--nights", type=int, default=30, help="steps to run (default 30)")
 parser.add_argument("--seed", type=int, default=1, help="the seed every step is drawn from (default 1)")
+parser.add_argument("--minutes", type=float, help="stop after this many minutes (after a night that heals)")
 parser.add_argument("--keep", action="store_true", help="leave the lab's stacks and datasets for a look afterwards")
 args = parser.parse_args()
-sys.exit(main(args.nights, args.seed, keep=args.keep))
+sys.exit(main(args.nights, args.seed, keep=args.keep, minutes=args.minutes))

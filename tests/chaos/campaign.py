@@ -62,7 +62,8 @@ class Campaign:
                     rel = str(path.relative_to(world.data(service)))
                     self.versions.setdefault((service, rel), set()).add(_digest(path.read_bytes()))
 
-    def run(self, nights: int, first: int = 1) -> Tally:
+    def run(self, nights: int, first: int = 1, minutes: float | None = None) -> Tally:
+        """`nights` steps, or fewer when `minutes` run out first (the table says how many ran)."""
         heal = False
         started = time.monotonic()
         first_night = self.world.run("backup", "--json")
@@ -71,6 +72,9 @@ class Campaign:
             self.tally.violations = [f"the first night, before any fault, failed:\n{first_night.output[-3000:]}"]
             return self.tally
         for index in range(first, first + nights):
+            if minutes is not None and time.monotonic() - started > minutes * 60 and not heal:
+                self.say(f"chaos: {minutes:g} minutes are up after {self.tally.steps} steps")
+                break
             step = draw(self.seed, index, heal=heal)
             t0 = time.monotonic()
             runs, violations = self.step(step)
@@ -279,12 +283,12 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def main(nights: int, seed: int, keep: bool = False) -> int:
+def main(nights: int, seed: int, keep: bool = False, minutes: float | None = None) -> int:
     say = lambda line: print(line, flush=True)  # noqa: E731 - progress, one line a step
     say(f"chaos: seed {seed}, {nights} steps; building the lab's hub and two spokes")
     world = World.build()
     try:
-        tally = Campaign(world, seed, say).run(nights)
+        tally = Campaign(world, seed, say).run(nights, minutes=minutes)
     finally:
         if keep:
             say(f"chaos: --keep: the lab's cycle stays ({world.cycle.env_path})")
