@@ -298,9 +298,10 @@ bench-guard: $(TEST_VENV)/.dev-installed lab-up ## The mass-change guard's cost 
 .PHONY: chaos
 NIGHTS ?= 30
 SEED ?= 1
+MINUTES ?=
 
-chaos: $(TEST_VENV)/.dev-installed lab-up ## Randomized faults on the lab: NIGHTS steps, each an operation with 0-2 faults at random moments, invariants after every step; a violation prints its replay (root; NIGHTS=300 SEED=7) (docs/reliability.md)
-	$(TEST_VENV)/bin/python -m tests.chaos --nights $(NIGHTS) --seed $(SEED)
+chaos: $(TEST_VENV)/.dev-installed lab-up ## Randomized faults on the lab: NIGHTS steps, each an operation with 0-2 faults at random moments, invariants after every step; a violation prints its replay (root; NIGHTS=300 SEED=7 [MINUTES=60]) (docs/reliability.md)
+	$(TEST_VENV)/bin/python -m tests.chaos --nights $(NIGHTS) --seed $(SEED) $(if $(MINUTES),--minutes $(MINUTES))
 
 # --- demo ------------------------------------------------------------------------------------
 .PHONY: demo demo-clean
