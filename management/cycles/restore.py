@@ -40,6 +40,7 @@ class Restored:
     stack_aside: str = ""  # where the stack folder that was replaced now is
     stack_restored: bool = False
     notes: list[str] = field(default_factory=list)
+    not_started: str = ""  # why the stack did not come up after the restore (the restore itself held)
 
     def undo(self, settings: Settings) -> str:
         steps = []
@@ -61,6 +62,9 @@ class RestoreOrchestrator(Cycle):
         with RunFrame(self, "restore") as frame:
             done = self._restore(service, archive, only, frame.guard, start=True)
         self._tell(done)
+        if done.not_started:  # restored, but the service is not back: not a success (chaos, seed 37)
+            raise OrchestratorError(f"{service}: restored from {archive}, but its stack did not start: "
+                                    f"{done.not_started}; the undo above puts the data and folder back")
         return done
 
     def restore_all(self) -> tuple[list[Restored], list[str]]:
@@ -145,7 +149,7 @@ class RestoreOrchestrator(Cycle):
         finally:
             if (ok and start) or (stopped and not ok):
                 with guard.critical():
-                    self._start(service, folder, stopped if not ok else None)
+                    done.not_started = self._start(service, folder, stopped if not ok else None)
         return done
 
     def _stop(self, service: str, folder: Path) -> list[str] | bool:
@@ -167,17 +171,20 @@ class RestoreOrchestrator(Cycle):
             self.docker.containers.stop(ids)
         return ids
 
-    def _start(self, service: str, folder: Path, containers: list[str] | bool | None) -> None:
+    def _start(self, service: str, folder: Path, containers: list[str] | bool | None) -> str:
+        """Start the service again; returns why it did not come up ("" when it did)."""
         self.docker.forget([service])
         if isinstance(containers, list) and not folder.is_dir():
             self.docker.containers.start(containers)
-            return
+            return ""
         if not folder.is_dir():
-            return
+            return ""
         self.echo(f"{service}: starting the stack")
         for r in self.docker.up([service]):
             if not r.ok:
                 self.echo(f"warning: {service} did not start: {r.message}")
+                return r.message
+        return ""
 
     def _restore_stack(self, service: str, archive: str, folder: Path, stamp: str, done: Restored,
                        guard: SignalGuard, *, required: bool) -> None:

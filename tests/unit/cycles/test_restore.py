@@ -110,6 +110,22 @@ def test_restore_swaps_data_and_folder_keeps_the_old_folder_aside_and_starts_the
 
 
 
+def test_a_restore_whose_stack_does_not_start_again_fails_and_says_how_to_undo(restore_settings):
+    """Found by the chaos campaign (seed 37, step 94): the restored stack did not come up, the
+    restore said "warning" and exited 0, and the service stayed down with nothing failing."""
+    from management.errors import OrchestratorError
+
+    s = restore_settings
+    folder = prepare(s)
+    fakes = Fakes(s)
+    fakes.up = lambda names: [type("R", (), {"ok": False, "stack": n, "message": "not healthy after 60s"})()
+                              for n in names]
+    with pytest.raises(OrchestratorError, match="restored from git-1, but its stack did not start: not healthy"):
+        restorer(s, fakes).restore("git", "git-1")
+    assert (folder / "compose.yaml").read_text() == "restored"  # the restore itself stays, with its undo
+    assert (s.mountpoint("git") / "data.txt").read_text() == "restored data"
+
+
 def test_a_failure_in_the_stack_half_rolls_the_data_back_and_keeps_the_folder(restore_settings):
     s = restore_settings
     folder = prepare(s)
