@@ -55,6 +55,7 @@ class Campaign:
         self.networks = invariants.current_networks(world)
         self.tally = Tally(seed)
         self.night_files: dict[str, set[str]] = {}  # service -> its files as its last good night held them
+        self.last_archive: dict[str, str] = {}  # service -> the archive its last good night reported
         self.pending_adopt = ""  # a spoke whose adopt a fault broke: the night after adopts it again first
         for service in world.cycle.spokes:
             for path in world.data(service).rglob("*"):
@@ -195,14 +196,16 @@ class Campaign:
         elif step.op == "restore-path":
             rel = self.damaged_file(step)
             args = ("restore-path", step.service, f"data/{rel}", "--yes")  # FILE is in the dataset
-        else:  # restore: the service's newest archive, data and stack folder
+        else:  # restore: data and stack folder from the archive of the service's last good night
+            # (not the one dated latest: a night with the clock ahead dated an older one later)
             listing = w.run("list-archives", step.service)
             extra.append(listing)
             names = [line.split()[0] for line in listing.stdout.splitlines()
                      if line.startswith(f"{step.service}-")]
             if not names:
                 return listing, []
-            args = ("restore", step.service, names[-1], "--yes")
+            chosen = self.last_archive.get(step.service)
+            args = ("restore", step.service, chosen if chosen in names else names[-1], "--yes")
         return self.with_faults(args, step.faults), extra
 
     def note_night(self, run: Run) -> None:
@@ -210,6 +213,8 @@ class Campaign:
         for d in run.json().get("datasets", []):
             if d.get("result") in invariants.GOOD and d.get("service") in self.world.cycle.spokes:
                 self.night_files[d["service"]] = {rel for (svc, rel) in self.versions if svc == d["service"]}
+                if d.get("archive"):
+                    self.last_archive[d["service"]] = d["archive"]
 
     def damaged_file(self, step: Step) -> str:
         """A file the service's last good night held, broken by the user today: restore-path
