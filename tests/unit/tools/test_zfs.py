@@ -98,6 +98,7 @@ class FlakyDestroy(FakeRunner):
 @pytest.mark.parametrize("stderr", [
     "cannot destroy 'pool/v/git': dataset is busy",
     "zfsfuse_ioctl_read_loop(): file descriptor closed\ncannot destroy 'pool/v/git': I/O error",
+    "umount: /v/git: target is busy.\ncannot unmount '/v/git': umount failed: umount child process failed",
 ])
 def test_a_view_destroy_that_meets_a_transient_state_is_retried_and_unmounted_again(stderr, monkeypatch):
     monkeypatch.setattr(time, "sleep", lambda s: None)
