@@ -45,8 +45,8 @@ class Cleanup(BackupCycle):
             self.state.forget_kept()
         return removed
 
-    def _cleanup(self, targets, snap, snapshotted, report, new_kept: dict | None = None,
-                 kept: dict[str, Kept] | None = None) -> None:
+    def _cleanup(self, targets, snap, snapshotted, report, new_kept: dict[str, Kept],
+                 kept: dict[str, Kept]) -> None:
         try:
             left = set(self.zfs.list_views(self.s.view_dataset))  # one query, not one per service
         except OrchestratorError as exc:
@@ -59,7 +59,7 @@ class Cleanup(BackupCycle):
                 self.zfs.destroy_view(view)
             except OrchestratorError as exc:
                 report.errors.append(f"cleanup: view {view}: {exc}")
-        keep = {f"{self.s.dataset(svc)}@{snap}" for svc in (new_kept or {})}
+        keep = {f"{self.s.dataset(svc)}@{snap}" for svc in new_kept}
         points = self._history_points(targets, snap, report) if snapshotted and not report.errors else {}
         keep |= {f"{self.s.dataset(svc)}@{snap}" for svc in points}
         for dataset in snapshotted:
@@ -90,12 +90,12 @@ class Cleanup(BackupCycle):
             if d.result == SKIPPED and not d.message:
                 d.message = "not backed up (see errors)"
 
-    def _supersede(self, new_kept: dict[str, Kept], report: RunReport, before: dict[str, Kept] | None = None) -> None:
+    def _supersede(self, new_kept: dict[str, Kept], report: RunReport, before: dict[str, Kept]) -> None:
         """Each dataset whose backup succeeded tonight keeps tonight's snapshot; only now is its
         previous one destroyed. The record is written first: a crash in between leaves an extra
         snapshot of ours for the next run's cleanup, never a record of a missing one. `before` is
-        the record as the night read it at its start (read again when not given)."""
-        kept = dict(self.kept() if before is None else before)
+        the record as the night read it at its start."""
+        kept = dict(before)
         previous = {svc: kept.get(svc) for svc in new_kept}
         kept.update(new_kept)
         try:

@@ -170,11 +170,10 @@ class BorgSteps(BackupCycle):
         names = [p.snapshot for p in self.state.history().get(service, []) if p.snapshot != tonight]
         return names[-1] if names else None
 
-    def _borg_phase(self, targets: list[str], snap: str, report: RunReport, new_kept: dict | None = None,
-                    kept: dict[str, Kept] | None = None) -> None:
+    def _borg_phase(self, targets: list[str], snap: str, report: RunReport, new_kept: dict,
+                    kept: dict[str, Kept]) -> None:
         """Each target's borg step (`_step`), BORG_PARALLEL at once; the cycle merges what each
         step returns once they all finished (or were interrupted): no step changes shared state."""
-        new_kept = {} if new_kept is None else new_kept
         night = self._night_inputs(targets, snap, report, kept)
         self.zfs.ensure_view_parent(self.s.view_dataset)
         by_service = {d.service: d for d in report.datasets}
@@ -206,11 +205,9 @@ class BorgSteps(BackupCycle):
         self._records = self._listing_records(wrote)
 
     def _night_inputs(self, targets: list[str], snap: str, report: RunReport,
-                      kept: dict[str, Kept] | None = None) -> NightInputs:
+                      kept: dict[str, Kept]) -> NightInputs:
         """What every step reads, read once before they start. A hold whose repository was replaced
         is dropped, and so is its baseline (an archive of that repository: compared with nothing)."""
-        if kept is None:
-            kept = self.kept() if self.s.keep_last_snapshot else {}
         last_compact = self.state.last_compact()
         holds = PruneHolds(self.state)
         dropped = holds.drop_stale(self.borg.listings)
