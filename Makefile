@@ -280,7 +280,7 @@ cloud-init-user-data: ## Print cloud-init user-data for a new VM: ADMIN_USER=run
 	   ADMIN_USER=os.environ["ADMIN_USER"], HOSTNAME=os.environ["VM_HOSTNAME"], SSH_PUBLIC_KEY=key))'
 
 # --- benchmark -------------------------------------------------------------------------------
-.PHONY: bench bench-restore bench-guard
+.PHONY: bench bench-restore bench-guard bench-scale
 BENCH_ARGS ?=
 RESTORE_PATH_ARGS ?=
 
@@ -293,6 +293,9 @@ bench-restore: $(TEST_VENV)/.dev-installed lab-up ## One file back (restore-path
 
 bench-guard: $(TEST_VENV)/.dev-installed lab-up ## The mass-change guard's cost against the night it rides on, 1% and every file rewritten (root; GUARD_ARGS="--files 20000 --size-mb 400 --runs 3")
 	$(TEST_VENV)/bin/python bench/guard_cost.py $(GUARD_ARGS)
+
+bench-scale: $(TEST_VENV)/.dev-installed lab-up ## Cost as files (2k/20k/200k) and stacks (1/10/100) grow, beside borg, compose and zfs alone in the same run (root; BENCH_ARGS="--only stacks --stacks 1,10")
+	$(TEST_VENV)/bin/python bench/scale.py $(BENCH_ARGS)
 
 # --- chaos -----------------------------------------------------------------------------------
 .PHONY: chaos
