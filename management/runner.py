@@ -81,6 +81,12 @@ class Runner:
     def mask(self, text: str) -> str:
         return mask(text, self.secrets)
 
+    def environment(self, env: Mapping[str, str] | None = None, unset_env: Sequence[str] = ()) -> dict[str, str]:
+        """The environment a command run with `env` and `unset_env` gets."""
+        full_env = {k: v for k, v in self.base_env.items() if k not in unset_env}
+        full_env.update(env or {})
+        return full_env
+
     def run(
         self,
         argv: Sequence[str],
@@ -110,9 +116,7 @@ class Runner:
             return Result(argv, 0, skipped=True)
         log.debug("running: %s%s", shown, env_note)
 
-        full_env = {k: v for k, v in self.base_env.items() if k not in unset_env}
-        if env:
-            full_env.update(env)
+        full_env = self.environment(env, unset_env)
         limit = self.default_timeout if timeout is None else timeout
         program = shutil.which(argv[0], path=full_env.get("PATH", os.defpath))
         if program is None:

@@ -24,6 +24,7 @@ release_prune).
 | trusted_kept.json | prune-trusted (on the trusted machine) | prune-trusted, release-prune |
 | repositories.json | backup, init-repos | backup (its preflight), page |
 | history.json | backup, snapshot-history (SNAPSHOT_SCHEDULE) | backup, versions, restore-path, status, doctor, page |
+| compose-models/<stack>.json | status, check-stacks (compose's model and its key; mode 0600) | status, check-stacks |
 
 (page: the status page, written after each run.) A missing or unreadable JSON file reads as
 empty: no run wrote it yet.
@@ -55,6 +56,7 @@ NIGHTS_KEPT = 30  # runs per service the status page charts
 TRUSTED_KEPT = "trusted_kept.json"
 REPOSITORIES = "repositories.json"
 HISTORY = "history.json"
+COMPOSE_MODELS = "compose-models"
 CONSISTENT, CRASH_CONSISTENT = "consistent", "crash-consistent"
 UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
 
@@ -593,6 +595,19 @@ class StateStore:
 
     def save_adopted(self, data: Mapping[str, list[AdoptedMove]]) -> None:
         self._write(ADOPTED, {k: [m.to_json() for m in v] for k, v in data.items()})
+
+    # -- compose models -----------------------------------------------------------------
+
+    def compose_model(self, stack: str, key: str) -> str | None:
+        """What `compose config` printed for `stack` when its inputs had `key` (stacks/model_key.py),
+        or None: another key, or none recorded."""
+        data = read_json(self.root / COMPOSE_MODELS / f"{stack}.json")
+        return data["output"] if data.get("key") == key and isinstance(data.get("output"), str) else None
+
+    def save_compose_model(self, stack: str, key: str, output: str) -> None:
+        """Mode 0600: a model holds what compose interpolated, `.env`'s secrets included."""
+        (self.root / COMPOSE_MODELS).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._write(f"{COMPOSE_MODELS}/{stack}.json", {"key": key, "output": output}, mode=0o600, indent=None)
 
     # -- drills -------------------------------------------------------------------------
 

@@ -73,6 +73,17 @@ class App:
     def docker(self):
         return self._docker(click.echo)
 
+    @cached_property
+    def docker_views(self):
+        """The stacks for read-only views (status, check-stacks): compose's models kept across
+        runs in STATE_DIR and reused while their inputs are the same (stacks/model_key.py), so
+        100 unchanged stacks start no compose. Every command that acts on stacks asks compose."""
+        from management.state import StateStore
+        from management.tools.compose import DockerComposeManager
+
+        return DockerComposeManager(self.settings, self.runner, self.zfs, echo=click.echo,
+                                    models=StateStore(self.settings.state_dir))
+
     def _docker(self, echo):
         from management.tools.compose import DockerComposeManager
 

@@ -59,7 +59,7 @@ def status(app: App, services: tuple[str, ...], as_json: bool, html_file: Path |
     from management.views.status import collect, render
 
     try:
-        report = collect(app.settings, app.zfs, app.docker, list(services) or None)
+        report = collect(app.settings, app.zfs, app.docker_views, list(services) or None)
     except ValidationError as exc:
         raise click.BadParameter(str(exc), param_hint="SERVICE") from None
     if html_file is not None:
@@ -90,16 +90,17 @@ def check_stacks_cmd(app: App) -> None:
     Exit 1 if any violation."""
     from management.views.coverage import copied, summary
 
-    violations = app.docker.check()
+    docker = app.docker_views
+    violations = docker.check()
     for v in violations:
         click.echo(str(v))
-    for note in app.docker.accepted():
+    for note in docker.accepted():
         click.echo(f"accepted: {note}")
-    coverage = app.docker.coverage()
+    coverage = docker.coverage()
     for note in copied(coverage):
         click.echo(f"copied: {note}")
-    click.echo(summary(coverage, unreadable=len(app.docker.discover_names()) - len(coverage)))
-    if app.docker.is_v1:
+    click.echo(summary(coverage, unreadable=len(docker.discover_names()) - len(coverage)))
+    if docker.is_v1:
         click.echo("note: compose v1 drops x-orchestrator blocks (allow, ephemeral, consistency, drill): "
                    "they take effect with compose v2 only")
     failures = [v for v in violations if not v.warning]  # a warning is said, and fails nothing
@@ -107,7 +108,7 @@ def check_stacks_cmd(app: App) -> None:
         click.secho(f"check-stacks: {len(failures)} violation(s)", fg="red", err=True)
         sys.exit(EXIT_FAILED)
     warned = len(violations) - len(failures)
-    click.echo(f"check-stacks: OK ({len(app.docker.discover_names())} stacks in {app.settings.services_dir}"
+    click.echo(f"check-stacks: OK ({len(docker.discover_names())} stacks in {app.settings.services_dir}"
                + (f"; {warned} warning(s) above)" if warned else ")"))
 
 

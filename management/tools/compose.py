@@ -8,7 +8,9 @@
   run, in parallel, before anything is stopped. Every compose command runs in the stack's
   folder without `-f`, so compose picks the same files (override, `.env`, COMPOSE_FILE and
   COMPOSE_PROFILES set there) as `docker compose up` typed in that folder. The project name is
-  the folder name.
+  the folder name. The read-only views (status, check-stacks) reuse a model kept in STATE_DIR
+  while every input compose could read is the same (stacks/model_key.py); what acts on stacks
+  always asks compose.
 - One stack's problem is that stack's problem: a stack compose cannot read is refused alone,
   with compose's message; the others go on. One stack's failure is a failed `StackResult`.
 - `stop`/`down` honour each service's `stop_grace_period` (no `-t`); STOP_TIMEOUT bounds the
@@ -39,7 +41,9 @@ from management.stacks.compose_file import (
     stack_from_model,
 )
 from management.stacks.house import StackQuestions
+from management.stacks.model_key import model_key
 from management.stacks.rules import under
+from management.state import StateStore
 from management.tools.containers import Containers
 from management.tools.images import Images
 from management.tools.networks import Networks
@@ -137,10 +141,12 @@ class DockerComposeManager(StackQuestions):
     own wrapper (containers, images, networks, volumes); check, accepted and coverage come from
     the stack models (StackQuestions)."""
 
-    def __init__(self, settings: Settings, runner: Runner, zfs=None, echo: Callable[[str], None] | None = None):
+    def __init__(self, settings: Settings, runner: Runner, zfs=None, echo: Callable[[str], None] | None = None,
+                 models: StateStore | None = None):
         self.s = settings
         self.runner = runner
         self.zfs = zfs
+        self.store = models  # compose's models kept across runs (status, check-stacks), or None
         self.echo = echo or (lambda _m: None)
         self._base: tuple[str, ...] | None = None
         self._v1 = False
@@ -196,9 +202,7 @@ class DockerComposeManager(StackQuestions):
 
     def _read(self, d: StackDir) -> Stack:
         try:
-            out = self.runner.run(config_argv(self.compose_base(), d.name, v1=self.is_v1), cwd=str(d.dir),
-                                  env=self.env(d.dir),
-                                  unset_env=COMPOSE_ENV_UNSET, timeout=CONFIG_TIMEOUT, mutating=False).stdout
+            out = self._config(d)
             if self.is_v1:
                 import yaml
 
@@ -208,6 +212,25 @@ class DockerComposeManager(StackQuestions):
             return Stack(d.name, d.dir, d.file, error=self.runner.mask(compose_error(exc)))
         except (ValidationError, ValueError) as exc:
             return Stack(d.name, d.dir, d.file, error=str(exc))
+
+    def _config(self, d: StackDir) -> str:
+        """What `compose config` prints for the stack: from the store when it holds the model for
+        these very inputs (stacks/model_key.py), else from compose (and then kept)."""
+        env = self.env(d.dir)
+        key = None
+        if self.store is not None:
+            key = model_key(d.dir, self.compose_base(), self.runner.environment(env, COMPOSE_ENV_UNSET))
+            kept = self.store.compose_model(d.name, key) if key else None
+            if kept is not None:
+                return kept
+        out = self.runner.run(config_argv(self.compose_base(), d.name, v1=self.is_v1), cwd=str(d.dir), env=env,
+                              unset_env=COMPOSE_ENV_UNSET, timeout=CONFIG_TIMEOUT, mutating=False).stdout
+        if key and not self.runner.dry_run:
+            try:
+                self.store.save_compose_model(d.name, key, out)
+            except OSError:
+                pass  # a STATE_DIR this user cannot write: the next run asks compose again
+        return out
 
     def stacks(self, names: Sequence[str] | None = None) -> list[Stack]:
         """The named stacks (all when None; none for an empty list) as compose resolves them; a stack compose cannot

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.conftest import build_cycle, teardown_cycle
-from tests.lab.envfile import run_cli, write_lab_env
+from tests.lab.envfile import LAB_COMPOSE, run_cli, write_lab_env, write_shim
 from tests.lab.stacks import volume_lines, write_services
 
 pytestmark = [pytest.mark.lab, pytest.mark.compose]
@@ -82,13 +82,41 @@ def test_a_spoke_on_an_unmounted_dataset_is_refused_and_the_others_start(cycle):
 
 
 def test_check_stacks_flags_a_published_spoke_port_and_a_hub_missing_a_network(lab, tmp_path):
+    """Also: compose's models are kept across runs (issue 38) and read again exactly for the
+    stacks whose inputs changed: a compose file, `.env`, a file an `env_file:` names."""
     prefix = lab.unique("ck")
     env_path, v = write_lab_env(tmp_path, lab, volume_lines(["git", "photo"]))
     services = Path(v["SERVICES_DIR"])
     write_services(services, prefix=prefix, busybox_image=lab.busybox_image, caddy_image=lab.caddy_image,
                    base=Path(v["ZFS_BASE_MOUNTPOINT"]), spokes=["git", "photo"], port=8443)
-    ok = run_cli(env_path, "check-stacks")
+    git = services / "git" / "compose.yaml"
+    spec = json.loads(git.read_text())
+    spec["services"]["web"]["env_file"] = ["conf/web.env"]
+    git.write_text(json.dumps(spec))
+    (services / "git" / "conf").mkdir()
+    (services / "git" / "conf" / "web.env").write_text("GREETING=hello\n")
+    shims, calls = tmp_path / "shims", tmp_path / "config-calls"
+    if LAB_COMPOSE == "v1":  # docker-compose -p NAME config
+        write_shim(shims, "docker-compose", f'[ "$3" = config ] && echo "$2" >> {calls}')
+    else:  # docker compose -p NAME config --format json
+        write_shim(shims, "docker", f'[ "$4" = config ] && echo "$3" >> {calls}')
+
+    def check_stacks():
+        calls.unlink(missing_ok=True)
+        r = run_cli(env_path, "check-stacks", path_prefix=shims)
+        return r, sorted(calls.read_text().split()) if calls.exists() else []
+
+    ok, read = check_stacks()
     assert ok.returncode == 0 and "OK (3 stacks" in ok.stdout, ok.stdout + ok.stderr
+    assert read == ["git", "photo", "reverseproxy"]
+    again, read = check_stacks()
+    assert read == [] and again.stdout == ok.stdout  # the kept models: not one compose process
+    (services / "photo" / ".env").write_text("TZ=UTC\n")
+    _, read = check_stacks()
+    assert read == ["photo"]
+    (services / "git" / "conf" / "web.env").write_text("GREETING=bye\n")
+    _, read = check_stacks()
+    assert read == ["git"]
 
     photo = services / "photo" / "compose.yaml"
     spec = json.loads(photo.read_text())
@@ -99,8 +127,8 @@ def test_check_stacks_flags_a_published_spoke_port_and_a_hub_missing_a_network(l
     spec["services"]["caddy"]["networks"].remove(f"{prefix}photo_net")
     hub.write_text(json.dumps(spec))
 
-    bad = run_cli(env_path, "check-stacks")
-    assert bad.returncode == 1
+    bad, read = check_stacks()
+    assert bad.returncode == 1 and read == ["photo", "reverseproxy"]
     out = bad.stdout + bad.stderr
     assert f"{photo}: service 'web' publishes ports 8080:8080: only the hub" in out
     assert f"{hub}: the hub does not join '{prefix}photo_net'" in out

@@ -366,3 +366,52 @@ def test_status_of_a_stack_whose_containers_went_away_meanwhile_asks_that_stack_
                                ("docker", "inspect"): "/git-app\trunning\tnone\t0\n"}))
     rows = {r.stack: r for r in mgr.status(["git", "photo"])}
     assert (rows["git"].running, rows["git"].state) == (1, "running") and rows["photo"].state == "absent"
+
+
+def with_store(tmp_path, runner=None, dry_run=False):
+    """A manager whose models are kept in a StateStore across runs, `docker` found on PATH."""
+    from management.state import StateStore
+
+    mgr, fake, lines = make(tmp_path)
+    bin_dir = tmp_path / "bin"
+    if not bin_dir.exists():  # once: a docker rewritten is an upgraded compose, another key
+        bin_dir.mkdir()
+        (bin_dir / "docker").write_text("#!/bin/sh\n")
+        (bin_dir / "docker").chmod(0o755)
+    runner = runner or FakeRunner(fake.answers, dry_run=dry_run)
+    runner.base_env = {"PATH": str(bin_dir)}
+    use_runner(mgr, runner)
+    mgr.store = StateStore(tmp_path / "state")
+    return mgr, runner
+
+
+def test_a_kept_model_is_used_while_its_inputs_are_the_same_and_read_again_when_one_changes(tmp_path):
+    first, runner = with_store(tmp_path)
+    models = {s.name: s for s in first.stacks()}
+    assert len(compose_calls(runner, "config")) == 3
+    again, runner2 = with_store(tmp_path)  # the next run: a new manager, the same STATE_DIR
+    assert {s.name: s for s in again.stacks()} == models
+    assert compose_calls(runner2, "config") == []  # not one compose process
+    (tmp_path / "services" / "git" / ".env").write_text("TAG=2\n")
+    third, runner3 = with_store(tmp_path)
+    third.stacks()
+    assert [c.argv[3] for c in compose_calls(runner3, "config")] == ["git"]
+    assert oct((tmp_path / "state" / "compose-models" / "git.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_model_compose_could_not_read_or_a_dry_run_keeps_nothing(tmp_path):
+    failing = FakeRunner({("docker", "compose", "-p", "git", "config"): Result(("docker",), 1, "", "yaml: bad")})
+    mgr, runner = with_store(tmp_path, runner=failing)
+    mgr.stacks(["git"])
+    assert not (tmp_path / "state" / "compose-models" / "git.json").exists()
+    dry, _ = with_store(tmp_path, dry_run=True)
+    dry.stacks(["photo"])
+    assert not (tmp_path / "state" / "compose-models").exists()
+
+
+def test_without_a_store_every_run_asks_compose(tmp_path):
+    mgr, runner, _ = make(tmp_path)
+    mgr.stacks()
+    mgr2, runner2, _ = make(tmp_path)
+    mgr2.stacks()
+    assert len(compose_calls(runner2, "config")) == 3
