@@ -100,6 +100,11 @@ def restore_path(app: App, service: str, file: str, when: str | None, to: str | 
         click.echo(f"note: {note}")
     if done.undo():
         click.echo(f"undo: {done.undo()}")
+    if done.not_started:  # the file is back, the service is not: not a success
+        click.secho(f"restore-path: {done.destination} is back, but the stack {service} did not start again: "
+                    f"{app.mask(done.not_started)}; `make docker-start SERVICE_NAME={service}` once that is fixed, "
+                    "or the undo above", fg="red", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 @cli.command("mount")

@@ -272,6 +272,7 @@ class PathRestored:
     existed: bool = True
     swapped: bool = False  # the version is in place (or at TO)
     notes: list[str] = field(default_factory=list)
+    not_started: str = ""  # why the stack stopped around the swap (--stop) did not start again
 
     def undo(self) -> str:
         if not self.safety_snapshot:
@@ -600,8 +601,7 @@ class TimeTravel(Cycle):
     def _start(self, service: str, done: PathRestored) -> None:
         for result in self.docker.start([service]):
             if not result.ok:
-                done.notes.append(f"{service}: the stack did not start again: {result.message}")
-                self.echo(f"warning: {done.notes[-1]}")
+                done.not_started = result.message
 
     # -- borg mount ---------------------------------------------------------------------------
 

@@ -219,3 +219,26 @@ def test_to_inside_the_dataset_is_refused_and_nothing_changes(world, tmp_path):
     with pytest.raises(ValidationError, match="inside git's dataset"):
         travel.restore_path("git", "data/x", to=live.parent / "out")
     assert fakes.calls == [] and not live.exists()
+
+
+def test_a_stack_stopped_around_the_swap_that_does_not_start_again_is_not_a_quiet_note(world):
+    """Found beside fix 6 of the chaos campaign: `restore-path --stop` whose stack did not come
+    back only added a note, and the command exited 0 with the service down."""
+    from management.tools.compose import StackResult
+
+    travel, fakes, live = world
+
+    class Docker:
+        def running_stacks(self):
+            return ["git"]
+
+        def stop(self, names):
+            return [StackResult(n, True) for n in names]
+
+        def start(self, names):
+            return [StackResult(n, False, "port 3000 is taken") for n in names]
+
+    travel.docker = Docker()
+    done = travel.restore_path("git", "data/x", stop=True)
+    assert done.swapped and live.read_text() == "v2"  # the file is back: that held
+    assert done.not_started == "port 3000 is taken"
