@@ -26,8 +26,10 @@ release_prune).
 | history.json | backup, snapshot-history (SNAPSHOT_SCHEDULE) | backup, versions, restore-path, status, doctor, page |
 | compose-models/<stack>.json | status, check-stacks (compose's model and its key; mode 0600) | status, check-stacks |
 
-(page: the status page, written after each run.) A missing or unreadable JSON file reads as
-empty: no run wrote it yet.
+(page: the status page, written after each run.) A missing JSON file reads as empty: no run
+wrote it yet. One that exists but does not parse (cut short by a crash or a full disk, edited by
+hand) reads as empty too, and `damaged()` names it: the night says so, rebuilds the local
+history from the pool, and lets every prune wait rather than forget a hold.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ TRUSTED_KEPT = "trusted_kept.json"
 REPOSITORIES = "repositories.json"
 HISTORY = "history.json"
 COMPOSE_MODELS = "compose-models"
+JSON_FILES = (LAST_SUCCESS, ARCHIVES, KEPT, COMPACT, DRILLS, LAST_UPDATE, ADOPTED, CHECKS, PRUNE_HOLDS, NIGHTS,
+              TRUSTED_KEPT, REPOSITORIES, HISTORY)
 CONSISTENT, CRASH_CONSISTENT = "consistent", "crash-consistent"
 UPDATE_PREFIX = "pre-update"  # the pre-update snapshots, and the records of them under updates/
 
@@ -436,6 +440,16 @@ def read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def parses(path: Path) -> bool:
+    """A missing file, or one that holds a JSON object."""
+    try:
+        return isinstance(json.loads(path.read_text()), dict)
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def _floats(data: dict) -> dict[str, float]:
     try:
         return {str(k): float(v) for k, v in data.items()}
@@ -455,6 +469,13 @@ class StateStore:
 
     def _write(self, name: str, data: object, mode: int = 0o644, indent: int | None = 2) -> None:
         write_atomic(self.root / name, json.dumps(data, indent=indent), mode=mode)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def damaged(self) -> list[str]:
+        """The state files that exist but do not read as a JSON object: each reads as empty."""
+        return [name for name in JSON_FILES if not parses(self.root / name)]
 
     # -- backups ------------------------------------------------------------------------
 

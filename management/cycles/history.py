@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from management.cycles.context import Cycle
 from management.cycles.frame import RunFrame
 from management.errors import OrchestratorError, brief
-from management.state import CONSISTENT, CRASH_CONSISTENT, HistoryPoint
+from management.state import CONSISTENT, CRASH_CONSISTENT, HISTORY, HistoryPoint
 from management.text import pool_of
 
 # borg prune's periods (borg/archiver.py PRUNING_PATTERNS), in its order, local time like borg
@@ -79,6 +79,25 @@ class History(Cycle):
     @property
     def on(self) -> bool:
         return bool(self.s.snapshot_retention)
+
+    def recover(self) -> str | None:
+        """history.json there but cut short (a crash, a full disk): it would read as empty, and the
+        night's leftover cleanup would take every history snapshot for a leftover. It is rebuilt
+        from the pool instead: each of our snapshots of a service's dataset is a point again
+        (its time the snapshot's, its consistency and archive unknown). Returns the note."""
+        if not self.on or HISTORY not in self.state.damaged():
+            return None
+        prefix = self.s.snapshot_prefix + "-"
+        datasets = {self.s.dataset(svc): svc for svc in self.s.services}
+        history: dict[str, list[HistoryPoint]] = {}
+        for snap in self.zfs.snapshots(self.s.zfs_parent_dataset):  # oldest first
+            service = datasets.get(snap.dataset)
+            if service and snap.snap.startswith(prefix):
+                history.setdefault(service, []).append(HistoryPoint(snap.snap, float(snap.creation)))
+        if not self.runner.dry_run:
+            self.state.save_history(history)
+        return (f"{self.state.path(HISTORY)} did not parse: rebuilt from the pool, "
+                f"{sum(map(len, history.values()))} restore point(s) kept")
 
     def all_snapshots(self) -> set[str]:
         """Every history snapshot as dataset@name (what a night's leftover cleanup must keep)."""

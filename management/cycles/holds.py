@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from management.state import ArchiveCount, PruneHold, StateStore
+from management.state import PRUNE_HOLDS, ArchiveCount, PruneHold, StateStore
 from management.tools.borg import Listing
 
 
@@ -80,6 +80,15 @@ class PruneHolds:
     def __init__(self, state: StateStore):
         self.state = state
         self.records = state.prune_holds()
+        # cut short: a hold it held is unknown, so every prune waits, and nothing overwrites it
+        self.unreadable = PRUNE_HOLDS in state.damaged()
+
+    def wait(self) -> str | None:
+        """Why every prune waits tonight, with no hold recorded: the holds cannot be read."""
+        if not self.unreadable:
+            return None
+        return (f"prune waits: {self.state.path(PRUNE_HOLDS)} does not parse, so a hold it held is unknown; "
+                "put it back from a copy of STATE_DIR, or remove it to lift every hold")
 
     def reason(self, service: str) -> str | None:
         """Why the service's prune is held already (it stays held, and says so, until released)."""
@@ -103,4 +112,5 @@ class PruneHolds:
         return hold
 
     def save(self) -> None:
-        self.state.save_prune_holds(self.records)
+        if not self.unreadable:
+            self.state.save_prune_holds(self.records)

@@ -56,6 +56,8 @@ def test_a_damaged_file_reads_as_empty_instead_of_failing_the_run(tmp_path):
     (tmp_path / KEPT).write_text("[1, 2]")
     store = StateStore(tmp_path)
     assert store.last_success() == {} and store.kept() == {}
+    assert store.damaged() == [LAST_SUCCESS, KEPT]  # and named, so the night can say so
+    assert StateStore(tmp_path / "none").damaged() == []  # missing is not damaged
 
 
 def test_each_file_round_trips(tmp_path):

@@ -125,6 +125,13 @@ class BackupOrchestrator(Window, BorgSteps, Cleanup):
 
     def _cycle(self, targets: list[str], report: RunReport, guard: SignalGuard) -> None:
         report.datasets = [DatasetResult(s) for s in targets]
+        for name in self.state.damaged():  # cut short by a crash or a full disk: it reads as empty
+            report.notes.append(f"{self.state.path(name)} does not parse: read as empty")
+            self.echo(f"note: {report.notes[-1]}")
+        rebuilt = self.history.recover()  # before the leftover cleanup, which would take its snapshots
+        if rebuilt:
+            report.notes.append(rebuilt)
+            self.echo(f"note: {rebuilt}")
         leftovers = self.cleanup_leftovers()
         if leftovers:
             self.echo(f"removed leftovers of an earlier run: {', '.join(leftovers)}")

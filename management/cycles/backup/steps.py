@@ -348,7 +348,7 @@ class BorgSteps(BackupCycle):
         d = step.dataset
         service = d.service
         before_files, past = night.baselines[service]
-        wait = clock_wait(created.archive, newest)
+        wait = clock_wait(created.archive, newest) or night.holds.wait()
         if wait:
             d.result = WARNING if d.result == OK else d.result
             d.message = "; ".join(m for m in (d.message, wait) if m)

@@ -144,3 +144,26 @@ def test_history_switched_off_goes_at_the_next_night_but_the_kept_snapshot_stays
     kept = {f"datapool/services/{s}@{k.snapshot}" for s, k in orch.kept().items()}
     assert {s for s in world.snaps if "@orchestrator-" in s} == kept
     assert orch.state.history() == {}
+
+
+def test_a_history_file_cut_short_is_rebuilt_from_the_pool_and_no_restore_point_is_lost(history_settings):
+    """Noticed in the chaos campaign (a state file truncated): history.json read as empty, and
+    the next night's leftover cleanup destroyed every local restore point as a leftover."""
+    world = World()
+    orch, _ = nights(history_settings, world, [1, 2])
+    points = {s for s in world.snaps if "@orchestrator-" in s}
+    path = orch.state.path("history.json")
+    path.write_text(path.read_text()[:20])  # cut mid-write
+    orch, report = nights(history_settings, world, [2])  # later that day: the policy thins nothing
+    assert points <= world.snaps
+    assert any("history.json does not parse" in n for n in report.notes), report.notes
+    assert any("rebuilt from the pool" in n for n in report.notes), report.notes
+    rebuilt = orch.state.history()["git"]
+    assert {f"datapool/services/git@{p.snapshot}" for p in rebuilt} >= {s for s in points if "/git@" in s}
+    assert orch.state.damaged() == []
+
+
+def test_a_whole_history_file_is_not_rebuilt(history_settings):
+    world = World()
+    orch, _ = nights(history_settings, world, [1])
+    assert orch.history.recover() is None

@@ -70,3 +70,14 @@ def test_a_hold_file_from_before_loads_and_is_written_back_with_the_same_keys(tm
     store.save_prune_holds(store.prune_holds())
     import json
     assert json.loads((tmp_path / PRUNE_HOLDS).read_text()) == json.loads(old)
+
+
+def test_a_hold_file_cut_short_makes_every_prune_wait_and_is_not_overwritten(tmp_path):
+    store = StateStore(tmp_path)
+    store.path("prune_holds.json").write_text('{"git": {"reason": "mass ch')
+    holds = PruneHolds(store)
+    assert holds.wait().startswith("prune waits: ") and "remove it to lift every hold" in holds.wait()
+    holds.hold("photo", PruneHold("x", 1.0, "photo-1", "r"))
+    holds.save()
+    assert store.path("prune_holds.json").read_text() == '{"git": {"reason": "mass ch'
+    assert PruneHolds(StateStore(tmp_path / "fine")).wait() is None

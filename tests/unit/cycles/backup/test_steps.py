@@ -98,6 +98,24 @@ def test_a_held_prune_keeps_every_archive_until_released(keeping):
     assert orchestrator(keeping, world).backup().ok and sorted(kinds(world, "prune")) == ["git", "photo"]
 
 
+def test_a_hold_file_cut_short_lets_every_prune_wait_with_a_hint_that_works(keeping):
+    """A hold it held is unknown: no prune until the file is put back or removed, a WARNING
+    (not a hold that release-prune could not find), and removing the file lifts it."""
+    world = World()
+    orchestrator(keeping, world).backup()
+    state = StateStore(keeping.state_dir)
+    state.path("prune_holds.json").write_text('{"photo": {"rea')
+    world.events.clear()
+    report = orchestrator(keeping, world).backup()
+    assert kinds(world, "prune") == [] and report.held == {}
+    assert all(d.result == "warning" and "prune_holds.json does not parse" in d.message
+               for d in report.datasets if d.archive), report.datasets
+    assert any("prune_holds.json does not parse: read as empty" in n for n in report.notes)
+    state.path("prune_holds.json").unlink()  # the hint, followed
+    world.events.clear()
+    assert orchestrator(keeping, world).backup().ok and sorted(kinds(world, "prune")) == ["git", "photo"]
+
+
 def test_a_hold_on_a_replaced_repository_is_dropped_with_a_note_and_a_new_one_records_its_repository(keeping):
     from management.tools.borg import Listing
 
