@@ -152,12 +152,21 @@ class Campaign:
             self.note_night(run)
         if step.heal:
             violations += invariants.healed(run)
+            self.follow_hint(run)
         if not violations and step.op in ("backup", "backup-one"):
             found, drill = invariants.archives_equal_snapshots(w, run)
             violations += found
             if drill:
                 violations += invariants.no_traceback([drill]) + invariants.secrets(w, [drill])
         return runs, violations
+
+    def follow_hint(self, run: Run) -> None:
+        """What a person does after the night that healed: a cut prune_holds.json makes every prune
+        wait until it is put back or removed (the tool says so), and the campaign removes it."""
+        holds = Path(self.world.cycle.values["STATE_DIR"]) / "prune_holds.json"
+        if "remove it to lift every hold" in run.output and str(holds) in self.world.truncated:
+            holds.unlink()
+            del self.world.truncated[str(holds)]
 
     def day(self, step: Step) -> list[Run]:
         """The day's writes before the operation (content from the seed, so a replay writes the
