@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from management.config import validate_dataset_name
-from management.errors import CommandError, ValidationError
+from management.errors import CommandError, OrchestratorError, ValidationError
 from management.runner import Runner
 
 SNAPSHOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}$")
@@ -352,9 +353,14 @@ class ZFSManager:
         """A read-only clone of `snapshot` mounted at `path` (a stable path for borg). The view
         parent must exist (ensure_view_parent, once per run). `readonly=False`: writable until
         `set_readonly` (the backup adds the stack folder first)."""
-        self._run(clone_argv(snapshot, view, str(path), readonly=readonly))
-        if not self.is_mounted(view) and not self.runner.dry_run:
-            self.mount(view)
+        existed = self.exists(view)
+        try:
+            self._run(clone_argv(snapshot, view, str(path), readonly=readonly))
+            if not self.is_mounted(view) and not self.runner.dry_run:
+                self.mount(view)
+        except OrchestratorError:
+            self._undo_made(view, existed, lambda: self.destroy_view(view))
+            raise
 
     def set_readonly(self, view: str) -> None:
         self._run(["zfs", "set", "readonly=on", check_dataset(view)])
@@ -363,10 +369,27 @@ class ZFSManager:
         """An empty dataset `<parent>/drill-<name>` mounted at `mountpoint`, for a restore drill.
         Below the view parent: outside the snapshotted tree and never a service dataset."""
         dataset = check_dataset(f"{parent}/{SCRATCH_PREFIX}{name}")
-        self._run(create_argv(dataset, mountpoint=str(mountpoint), parents=False))
-        if not self.is_mounted(dataset) and not self.runner.dry_run:
-            self.mount(dataset)
+        existed = self.exists(dataset)
+        try:
+            self._run(create_argv(dataset, mountpoint=str(mountpoint), parents=False))
+            if not self.is_mounted(dataset) and not self.runner.dry_run:
+                self.mount(dataset)
+        except OrchestratorError:
+            self._undo_made(dataset, existed, lambda: self.destroy_scratch(parent, dataset))
+            raise
         return dataset
+
+    def _undo_made(self, name: str, existed: bool, destroy: Callable[[], None]) -> None:
+        """A create or clone that failed, or was killed, after ZFS had made the dataset (chaos,
+        seed 37: `zfs create` SIGKILLed) leaves nothing: what it made is destroyed, never what was
+        there before. A destroy that fails too is left to the next run's leftover cleanup."""
+        if existed or self.runner.dry_run:
+            return
+        try:
+            if self.exists(name):
+                destroy()
+        except OrchestratorError:
+            pass
 
     def list_scratch(self, parent: str) -> list[str]:
         if not self.exists(parent):

@@ -292,6 +292,20 @@ def test_a_drill_killed_mid_extract_leaves_scratch_that_the_next_night_removes(s
     assert cycle.host_is_clean() == []
 
 
+def test_a_drill_whose_zfs_create_is_killed_after_zfs_made_the_scratch_leaves_nothing(shared, tmp_path):
+    """Found by the chaos campaign (seed 37, step 95): `zfs create` of the scratch dataset was
+    SIGKILLed after ZFS had made it; the drill failed, as it must, and left the dataset."""
+    cycle = shared
+    if not archive_count(cycle, "photo"):  # run alone: an archive to drill
+        assert run_cli(cycle.env_path, "backup", timeout=600).returncode == 0
+    shims = tmp_path / "shims"
+    write_shim(shims, "zfs", 'case "$1 $*" in create*drill-*) "$REAL" "$@"; kill -9 $$;; esac')
+    r = run_cli(cycle.env_path, "drill", "photo", timeout=600, path_prefix=shims)
+    assert r.returncode == 1 and "zfs create failed" in r.stdout, r.stdout + r.stderr
+    assert views_left(cycle.values["VIEW_DATASET"]) == []
+    assert cycle.host_is_clean() == []
+
+
 def test_kill_9_during_borg_create_next_run_recovers(shared, tmp_path):
     cycle = shared
     new_bytes(cycle, "kill-9")  # a borg create to kill

@@ -355,3 +355,42 @@ def test_destroys_never_overlap_while_reads_may():
     for t in threads:
         t.join()
     assert [a[1] for a in fake.argvs].count("destroy") == 4 and fake.most == 1
+
+
+class KilledCreate(FakeRunner):
+    """`zfs create` / `zfs clone` killed (-9) after ZFS made the dataset; `existed` says whether
+    it was there before the command."""
+
+    def __init__(self, existed: bool):
+        super().__init__({("zfs", "get"): "pool/v/drill-git\torigin\tpool/s/git@o-1\npool/v/drill-git\tmounted\tno\n"})
+        self.made = existed
+
+    def run(self, argv, **kw):
+        argv = tuple(str(a) for a in argv)
+        if argv[1] in ("create", "clone"):
+            super().run(argv, **kw)
+            self.made = True
+            raise CommandError(" ".join(argv), -9, "")
+        if argv[1] == "list":
+            super().run(argv, **kw)
+            from management.runner import Result
+            return Result(argv, 0 if self.made else 1, argv[-1] + "\n" if self.made else "")
+        if argv[1] == "destroy":
+            self.made = False
+        return super().run(argv, **kw)
+
+
+@pytest.mark.parametrize("make", ["scratch", "view"])
+def test_a_create_killed_after_zfs_made_the_dataset_leaves_nothing_and_never_takes_what_was_there(make):
+    """Found by the chaos campaign (seed 37, step 95): `zfs create` of a drill's scratch was
+    SIGKILLed after ZFS had made it; the drill failed and left the dataset."""
+    for existed in (False, True):
+        fake = KilledCreate(existed)
+        zfs = ZFSManager(fake)
+        with pytest.raises(CommandError):
+            if make == "scratch":
+                zfs.create_scratch("pool/v", "git", "/v/drill-git")
+            else:
+                zfs.create_view("pool/s/git@o-1", "pool/v/drill-git", "/v/drill-git")
+        destroyed = [a for a in fake.argvs if a[1] == "destroy"]
+        assert (destroyed == [("zfs", "destroy", "pool/v/drill-git")]) is not existed, fake.argvs
