@@ -74,7 +74,9 @@ def shared(lab, tmp_path_factory):
     """One hub and two spokes for most cases below, in file order: each leaves the host as it
     found it (that is what it asserts), so the next starts from a host a night just left, as a
     real one would. Cases that break what cannot be mended (a repository with another
-    passphrase, zfs-fuse restarted) build their own."""
+    passphrase, zfs-fuse restarted) build their own, before the first case on these or after
+    the last: every cycle's stacks are the compose projects reverseproxy, git and photo, so
+    another cycle's `docker-up` or `docker-down` in between would take these containers."""
     cyc = build_cycle(lab, tmp_path_factory.mktemp("shared"))
     yield cyc
     teardown_cycle(cyc)
@@ -134,22 +136,6 @@ def test_ssh_target_down_stops_nothing(lab, tmp_path):
         teardown_cycle(cyc)
 
 
-def test_unwritable_repository_fails_only_its_service(shared, lab):
-    cycle = shared
-    assert run_cli(cycle.env_path, "init-repos").returncode == 0
-    new_bytes(cycle, "unwritable")
-    photos = archive_count(cycle, "photo")
-    repo = f"{lab.borg_repos}/{cycle.prefix}/git"
-    os.chmod(repo, 0)  # borg serve runs as the borg user: permission denied
-    try:
-        r = run_cli(cycle.env_path, "backup", timeout=600)
-    finally:
-        os.chmod(repo, 0o700)
-    assert r.returncode == 1 and "result: FAILED (git)" in r.stdout
-    assert cycle.host_is_clean() == []
-    assert archive_count(cycle, "photo") == photos + 1
-
-
 def test_repository_disk_full_then_freed(lab, tmp_path):
     repos = tmp_path / "small"
     repos.mkdir()
@@ -178,6 +164,22 @@ def test_repository_disk_full_then_freed(lab, tmp_path):
             teardown_cycle(cyc)
     finally:
         subprocess.run(["umount", "-l", str(repos)])
+
+
+def test_unwritable_repository_fails_only_its_service(shared, lab):
+    cycle = shared
+    assert run_cli(cycle.env_path, "init-repos").returncode == 0
+    new_bytes(cycle, "unwritable")
+    photos = archive_count(cycle, "photo")
+    repo = f"{lab.borg_repos}/{cycle.prefix}/git"
+    os.chmod(repo, 0)  # borg serve runs as the borg user: permission denied
+    try:
+        r = run_cli(cycle.env_path, "backup", timeout=600)
+    finally:
+        os.chmod(repo, 0o700)
+    assert r.returncode == 1 and "result: FAILED (git)" in r.stdout
+    assert cycle.host_is_clean() == []
+    assert archive_count(cycle, "photo") == photos + 1
 
 
 # --- zfs and stacks ------------------------------------------------------------------------------
@@ -384,9 +386,9 @@ def test_a_night_made_while_the_clock_ran_ahead_makes_prune_wait_not_fail(shared
 
 
 def test_zfs_fuse_restarted_between_runs(cycle, lab):
-    """Last in this module: zfs-fuse killed and started again takes away the FUSE mounts the
-    lab's running containers hold, and the module's shared stacks did not survive it (CI at
-    1ea90ff: the clock test after it found none of them running)."""
+    """After the last case on the shared stacks: its own are the same compose projects, so its
+    `docker-up` and `docker-down` take the shared containers (CI at 1ea90ff: the clock test after
+    it found none of them running)."""
     assert run_cli(cycle.env_path, "backup", timeout=600).returncode == 0
     r = subprocess.run(["bash", str(LAB_SH), "recover-zfs"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
