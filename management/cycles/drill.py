@@ -121,11 +121,11 @@ class DrillOrchestrator(Cycle):
         view = f"{self.s.view_dataset}/{service}"
         view_made = False
         try:
-            archive = latest_archive(self.borg.list_archives(service), service)
+            kept = self.state.kept().get(service) if self.s.keep_last_snapshot else None
+            archive = latest_archive(self.borg.list_archives(service), service, kept.archive if kept else None)
             if archive is None:
                 raise ValidationError(f"no archive in {self.s.repo(service)}")
             result.archive = archive
-            kept = self.state.kept().get(service) if self.s.keep_last_snapshot else None
             snapshot = f"{self.s.dataset(service)}@{kept.snapshot}" if kept else ""
             why_not = self._why_not_comparable(kept, archive, snapshot)
             scratch = self._scratch(service, stamp)

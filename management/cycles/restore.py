@@ -73,9 +73,11 @@ class RestoreOrchestrator(Cycle):
         restored: list[Restored] = []
         failures: list[str] = []
         with RunFrame(self, "restore-all") as frame:
+            kept = self.state.kept()  # this machine's record of each service's newest archive, if it has one
             for service in self.s.services:
                 try:
-                    archive = latest_archive(self.borg.list_archives(service), service)
+                    made = kept[service].archive if service in kept else None
+                    archive = latest_archive(self.borg.list_archives(service), service, made)
                     if archive is None:
                         raise ValidationError(f"no archive in {self.s.repo(service)}")
                     self.echo(f"{service}: restoring {archive}")

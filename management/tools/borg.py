@@ -596,9 +596,15 @@ class BorgBackupRepoManager:
         self._run(check_argv(self.repo(service), verify_data, repository_only), mutating=False)
 
 
-def latest_archive(archives: Sequence[dict], service: str) -> str | None:
-    """The newest of the service's own archives (`<service>-<time>`), by borg's time."""
+def latest_archive(archives: Sequence[dict], service: str, made_last: str | None = None) -> str | None:
+    """The newest of the service's own archives (`<service>-<time>`): `made_last` when the
+    repository holds it (the archive this machine's last good backup of the service made or
+    found unchanged: its kept record), else the newest by borg's time. A night made while the
+    clock ran ahead is dated after the real newest one (chaos campaign, seed 37), so the date
+    alone would pick older data."""
     own = [a for a in archives if str(a.get("name", "")).startswith(f"{service}-")]
     if not own:
         return None
+    if made_last and any(a["name"] == made_last for a in own):
+        return made_last
     return max(own, key=lambda a: (a.get("time") or a.get("start") or "", a["name"]))["name"]

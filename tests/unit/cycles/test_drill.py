@@ -138,3 +138,16 @@ def test_a_signal_during_a_drill_clears_every_scratch_below_the_view_parent(dril
     with pytest.raises(Interrupted):
         orch.drill([service])
     assert world.cleared == [s.view_dataset, s.view_dataset]  # at the start, and after the signal
+
+
+def test_the_drill_takes_the_archive_the_last_night_made_over_one_dated_later(drill, monkeypatch):
+    """Chaos campaign, seed 37: after a night made with the clock ahead, the drill took that
+    archive (dated latest, older data) and could only verify it, not compare it."""
+    orch, world, s = drill
+    service = s.services[0]
+    world.tree(world.snapshots, service, "same")
+    world.tree(world.archives, service, "same")
+    monkeypatch.setattr(world, "list_archives", lambda svc: [{"name": f"{svc}-ahead", "time": "2099"},
+                                                             {"name": f"{svc}-1", "time": "2033"}])
+    [result] = orch.drill([service]).results
+    assert result.archive == f"{service}-1" and result.mode == COMPARED and result.ok

@@ -311,3 +311,13 @@ def test_create_counts_the_datas_added_and_modified_files_without_the_stack_fold
     fake = FakeRunner({("borg", "create"): Result(("borg",), 0, out, stderr)})
     created = BorgBackupRepoManager(settings, fake, clock=lambda: 0).create("git", tmp_path)
     assert (created.files_read, created.added, created.modified) == (7, 1, 3)
+
+
+def test_the_archive_this_machine_made_last_wins_over_one_dated_later():
+    """Chaos campaign, seed 37: a night made with the clock 3 days ahead is dated after every
+    real night since; by date alone, drill and restore-all took it, older data."""
+    archives = [{"name": "git-2026-12-10T03:30:00Z", "time": "2026-12-10T03:30:00"},  # the clock ran ahead
+                {"name": "git-2026-12-08T03:30:00Z", "time": "2026-12-08T03:30:00"}]  # made after it
+    assert latest_archive(archives, "git", "git-2026-12-08T03:30:00Z") == "git-2026-12-08T03:30:00Z"
+    assert latest_archive(archives, "git") == "git-2026-12-10T03:30:00Z"  # no record (a new machine): the date
+    assert latest_archive(archives, "git", "git-gone") == "git-2026-12-10T03:30:00Z"  # pruned since
