@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import yaml
+
 from management.config import COMPOSE_FILES, load_settings
 from management.cycles.context import Cycle
 from management.cycles.frame import RunFrame
@@ -93,16 +95,25 @@ def override_name(compose_file: Path) -> str:
     return f"{stem}.override.{suffix}"
 
 
-def override_text(moves: Sequence[Move]) -> str:
-    """Each moved mount replaced by target (compose v2 merges a service's volumes by target)."""
-    lines = [MARKER, "# Written by `make adopt`; the data that was elsewhere is on the dataset now.", "services:"]
-    by_service: dict[str, list[Move]] = {}
+def override_text(moves: Sequence[Move], earlier: str = "") -> str:
+    """Each moved mount replaced by target (compose v2 merges a service's volumes by target).
+    `earlier`: the file an earlier adopt of the stack wrote; its moves stay (one moved again, by
+    the same service and target, is replaced), so a second adopt adds to the first."""
+    binds: dict[tuple[str, str], str] = {}
+    for service, spec in ((yaml.safe_load(earlier) or {}).get("services") or {}).items() if earlier else ():
+        for volume in (spec or {}).get("volumes") or []:
+            if isinstance(volume, dict) and volume.get("target") and volume.get("source"):
+                binds[(str(service), str(volume["target"]))] = str(volume["source"])
     for m in moves:
-        by_service.setdefault(m.service, []).append(m)
-    for service, ms in by_service.items():
+        binds[(m.service, m.target)] = str(m.destination)
+    lines = [MARKER, "# Written by `make adopt`; the data that was elsewhere is on the dataset now.", "services:"]
+    by_service: dict[str, list[tuple[str, str]]] = {}
+    for (service, target), source in binds.items():
+        by_service.setdefault(service, []).append((source, target))
+    for service, binds_of in by_service.items():
         lines += [f"  {service}:", "    volumes:"]
-        for m in ms:
-            lines += ["      - type: bind", f"        source: {m.destination}", f"        target: {m.target}"]
+        for source, target in binds_of:
+            lines += ["      - type: bind", f"        source: {source}", f"        target: {target}"]
     return "\n".join(lines) + "\n"
 
 
@@ -309,27 +320,43 @@ class AdoptOrchestrator(Cycle):
     def _write_compose(self, stack: Stack, plan: Plan, undo: _Undo) -> None:
         """The override compose merges by itself when the stack has none and its .env names no
         COMPOSE_FILE; otherwise our own file, added to COMPOSE_FILE in the stack's .env (compose
-        reads it there), so a plain `docker compose up` in the folder uses it too."""
-        text = override_text(plan.moves)
+        reads it there), so a plain `docker compose up` in the folder uses it too. A file an
+        earlier adopt of the stack wrote gets these moves added, its own stay (chaos campaign,
+        seed 37: a second adopt rewrote it with its moves alone, and the first adopt's service
+        went back to its old volume)."""
         env = stack.dir / ".env"
         env_text = env.read_text() if env.exists() else ""
         named = compose_file_of(env_text)
         existing = [stack.dir / override_name(stack.dir / f) for f in COMPOSE_FILES
                     if (stack.dir / override_name(stack.dir / f)).exists()]
-        if named is None and not existing:
-            override = stack.dir / override_name(stack.file)
-            undo.remove(override)
-            write_atomic(override, text)
-            self.echo(f"wrote {override} (compose merges it by itself)")
+        ours = [f for f in (stack.dir / OWN_FILE, *existing) if f.is_file() and f.read_text().startswith(MARKER)]
+        target = ours[0] if ours else None
+        if target is None and named is None and not existing:
+            target = stack.dir / override_name(stack.file)
+        if target is not None and target.name != OWN_FILE:  # the override: compose merges it by itself
+            earlier = target.read_text() if target.exists() else ""
+            self._will_write(undo, target, earlier)
+            write_atomic(target, override_text(plan.moves, earlier))
+            self.echo(f"wrote {target} (compose merges it by itself)")
             return
         own = stack.dir / OWN_FILE
-        undo.remove(own)
-        write_atomic(own, text)
-        files = (named or [stack.file.name, *(p.name for p in existing[:1])]) + [OWN_FILE]
-        undo.restore(env, env_text if env.exists() else None)
-        mode = env.stat().st_mode & 0o777 if env.exists() else 0o644
-        write_atomic(env, with_compose_file(env_text, files), mode=mode)
+        earlier = own.read_text() if target == own else ""
+        self._will_write(undo, own, earlier)
+        write_atomic(own, override_text(plan.moves, earlier))
+        files = [f for f in named or [stack.file.name, *(p.name for p in existing[:1])] if f != OWN_FILE] + [OWN_FILE]
+        if files != named:
+            undo.restore(env, env_text if env.exists() else None)
+            mode = env.stat().st_mode & 0o777 if env.exists() else 0o644
+            write_atomic(env, with_compose_file(env_text, files), mode=mode)
         self.echo(f"wrote {own} and COMPOSE_FILE={':'.join(files)} in {env}")
+
+    @staticmethod
+    def _will_write(undo: _Undo, path: Path, earlier: str) -> None:
+        """An undo puts back what an earlier adopt wrote, or removes a file this one made."""
+        if earlier:
+            undo.restore(path, earlier)
+        else:
+            undo.remove(path)
 
     def _write_env(self, plan: Plan, undo: _Undo) -> None:
         env = self.s.env_file

@@ -353,13 +353,12 @@ class ZFSManager:
         """A read-only clone of `snapshot` mounted at `path` (a stable path for borg). The view
         parent must exist (ensure_view_parent, once per run). `readonly=False`: writable until
         `set_readonly` (the backup adds the stack folder first)."""
-        existed = self.exists(view)
         try:
             self._run(clone_argv(snapshot, view, str(path), readonly=readonly))
             if not self.is_mounted(view) and not self.runner.dry_run:
                 self.mount(view)
-        except OrchestratorError:
-            self._undo_made(view, existed, lambda: self.destroy_view(view))
+        except OrchestratorError as exc:
+            self._undo_made(view, exc, lambda: self.destroy_view(view))
             raise
 
     def set_readonly(self, view: str) -> None:
@@ -369,21 +368,21 @@ class ZFSManager:
         """An empty dataset `<parent>/drill-<name>` mounted at `mountpoint`, for a restore drill.
         Below the view parent: outside the snapshotted tree and never a service dataset."""
         dataset = check_dataset(f"{parent}/{SCRATCH_PREFIX}{name}")
-        existed = self.exists(dataset)
         try:
             self._run(create_argv(dataset, mountpoint=str(mountpoint), parents=False))
             if not self.is_mounted(dataset) and not self.runner.dry_run:
                 self.mount(dataset)
-        except OrchestratorError:
-            self._undo_made(dataset, existed, lambda: self.destroy_scratch(parent, dataset))
+        except OrchestratorError as exc:
+            self._undo_made(dataset, exc, lambda: self.destroy_scratch(parent, dataset))
             raise
         return dataset
 
-    def _undo_made(self, name: str, existed: bool, destroy: Callable[[], None]) -> None:
+    def _undo_made(self, name: str, error: OrchestratorError, destroy: Callable[[], None]) -> None:
         """A create or clone that failed, or was killed, after ZFS had made the dataset (chaos,
         seed 37: `zfs create` SIGKILLed) leaves nothing: what it made is destroyed, never what was
-        there before. A destroy that fails too is left to the next run's leftover cleanup."""
-        if existed or self.runner.dry_run:
+        there before ("already exists": it made nothing). A destroy that fails too is left to the
+        next run's leftover cleanup."""
+        if "already exists" in str(error) or self.runner.dry_run:
             return
         try:
             if self.exists(name):

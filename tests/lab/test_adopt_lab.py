@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.lab.conftest import build_cycle, teardown_cycle
 from tests.lab.envfile import LAB_PASSPHRASE, cli_argv, run_cli
@@ -60,7 +61,8 @@ def add_db(cyc, lab) -> None:
 def adopted(lab, tmp_path):
     cyc = build_cycle(lab, tmp_path, rewrite=add_db)
     yield cyc
-    subprocess.run(["docker", "volume", "rm", "-f", "photo_pgdata"], capture_output=True, timeout=60)
+    subprocess.run(["docker", "volume", "rm", "-f", "photo_pgdata", "photo_cachedata"], capture_output=True,
+                   timeout=60)
     teardown_cycle(cyc)
 
 
@@ -170,6 +172,22 @@ def test_uncovered_data_is_named_everywhere_then_adopted_onto_the_dataset(adopte
     removed = run_cli(cyc.env_path, "adopt", "--remove-old", "--yes", "photo")
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert not volume_dir.exists() and not (folder / "uploads").exists()
+
+    # a service added later, its data in a volume again: a second adopt adds it to the file the
+    # first one wrote, and db stays on the dataset (chaos campaign, seed 37: it went back)
+    doc = json.loads((folder / "compose.yaml").read_text())
+    doc["services"]["cache"] = {**doc["services"]["db"], "container_name": f"{cyc.prefix}photo-cache",
+                                "volumes": ["cachedata:/var/lib/db"]}
+    doc["volumes"]["cachedata"] = {}
+    (folder / "compose.yaml").write_text(json.dumps(doc, indent=2))
+    assert run_cli(cyc.env_path, "docker-up", "photo", timeout=300).returncode == 0
+    again = run_cli(cyc.env_path, "adopt", "--yes", "photo", timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert mounts(db)["/var/lib/db"] == f"{dataset_dir}/pgdata"
+    assert mounts(f"{cyc.prefix}photo-cache")["/var/lib/db"] == f"{dataset_dir}/cachedata"
+    assert sorted(yaml.safe_load(override.read_text())["services"]) == ["cache", "db"]
+    assert not (folder / "compose.orchestrator.yaml").exists() and not (folder / ".env").exists()
+    assert run_cli(cyc.env_path, "check-stacks").returncode == 0
 
 
 def add_live_db(cyc, lab) -> None:

@@ -138,3 +138,42 @@ def test_a_volume_never_created_is_adopted_owned_by_the_containers_root_not_the_
     assert "empty (never created)" in move.line()
     # the owner line it adds names the root key the .env already has, not a new key for uid 0
     assert uid_key_for(move.uid, dict(settings.remapped_uids), "firefly", "firefly_iii_db")[1] is None
+
+
+def test_a_second_adopt_adds_to_the_file_the_first_wrote_and_an_undo_puts_it_back(tmp_path):
+    """Chaos campaign, seed 37: the second adopt of a stack rewrote compose.orchestrator.yaml
+    with its own moves alone (the first adopt's service went back to its old docker volume) and
+    named the file twice in COMPOSE_FILE."""
+    from management.cycles.adopt import OWN_FILE, AdoptOrchestrator, _Undo
+    from management.stacks.compose_file import Stack
+
+    stack_dir = tmp_path / "git"
+    stack_dir.mkdir()
+    (stack_dir / "compose.yaml").write_text("services: {}\n")
+    (stack_dir / "compose.override.yaml").write_text("services: {}\n")  # the user's own
+    stack = Stack("git", stack_dir, stack_dir / "compose.yaml")
+    first = [Move("db2", "/var/lib/db", "volume", "vol2", None, BASE / "git/db2")]
+    second = [Move("db3", "/var/lib/db", "volume", "vol3", None, BASE / "git/db3")]
+
+    class Plan:
+        def __init__(self, moves):
+            self.moves = moves
+
+    adopt = AdoptOrchestrator.__new__(AdoptOrchestrator)
+    adopt.echo = lambda _m: None
+    adopt._write_compose(stack, Plan(first), _Undo(None))
+    adopt._write_compose(stack, Plan(second), undo := _Undo(None))
+    doc = yaml.safe_load((stack_dir / OWN_FILE).read_text())
+    assert {s: [v["source"] for v in spec["volumes"]] for s, spec in doc["services"].items()} == \
+        {"db2": ["/datapool/services/git/db2"], "db3": ["/datapool/services/git/db3"]}
+    assert compose_file_of((stack_dir / ".env").read_text()) == ["compose.yaml", "compose.override.yaml", OWN_FILE]
+    undo.run(lambda _m: None)  # the second adopt did not get through: the first one's file is back
+    doc = yaml.safe_load((stack_dir / OWN_FILE).read_text())
+    assert list(doc["services"]) == ["db2"]
+
+
+def test_moving_a_mount_again_replaces_it_by_service_and_target():
+    earlier = override_text([Move("db", "/data", "volume", "v", None, BASE / "x/old")])
+    text = override_text([Move("db", "/data", "volume", "v", None, BASE / "x/new")], earlier)
+    assert yaml.safe_load(text)["services"]["db"]["volumes"] == [
+        {"type": "bind", "source": "/datapool/services/x/new", "target": "/data"}]

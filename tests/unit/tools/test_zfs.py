@@ -369,6 +369,8 @@ class KilledCreate(FakeRunner):
         argv = tuple(str(a) for a in argv)
         if argv[1] in ("create", "clone"):
             super().run(argv, **kw)
+            if self.made:  # there before: zfs says so and makes nothing
+                raise CommandError(" ".join(argv), 1, "cannot create 'pool/v/drill-git': dataset already exists")
             self.made = True
             raise CommandError(" ".join(argv), -9, "")
         if argv[1] == "list":
