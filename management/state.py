@@ -475,7 +475,11 @@ class StateStore:
 
     def damaged(self) -> list[str]:
         """The state files that exist but do not read as a JSON object: each reads as empty."""
-        return [name for name in JSON_FILES if not parses(self.root / name)]
+        return [name for name in JSON_FILES if self.unreadable(name)]
+
+    def unreadable(self, name: str) -> bool:
+        """One state file (of JSON_FILES) exists but does not read as a JSON object."""
+        return not parses(self.root / name)
 
     # -- backups ------------------------------------------------------------------------
 

@@ -85,7 +85,7 @@ class History(Cycle):
         night's leftover cleanup would take every history snapshot for a leftover. It is rebuilt
         from the pool instead: each of our snapshots of a service's dataset is a point again
         (its time the snapshot's, its consistency and archive unknown). Returns the note."""
-        if not self.on or HISTORY not in self.state.damaged():
+        if not self.on or not self.state.unreadable(HISTORY):
             return None
         prefix = self.s.snapshot_prefix + "-"
         datasets = {self.s.dataset(svc): svc for svc in self.s.services}

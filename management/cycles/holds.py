@@ -81,7 +81,7 @@ class PruneHolds:
         self.state = state
         self.records = state.prune_holds()
         # cut short: a hold it held is unknown, so every prune waits, and nothing overwrites it
-        self.unreadable = PRUNE_HOLDS in state.damaged()
+        self.unreadable = state.unreadable(PRUNE_HOLDS)
 
     def wait(self) -> str | None:
         """Why every prune waits tonight, with no hold recorded: the holds cannot be read."""

@@ -133,7 +133,7 @@ def _follow(path: Path, folder: Path, seen: dict[Path, bytes], parts: list[str],
 
 def _name(value: str, folder: Path, here: Path, seen: dict[Path, bytes], parts: list[str], depth: int) -> None:
     """`value` as a file, relative to the stack folder or to the file that names it."""
-    for base in (folder, here):
+    for base in dict.fromkeys((folder, here)):  # the compose file's own folder is the stack folder
         try:
             target = base / value
             if not target.is_file():

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from management.state import (
+    ARCHIVES,
     KEPT,
     LAST_SUCCESS,
     ArchiveCount,
@@ -58,6 +59,8 @@ def test_a_damaged_file_reads_as_empty_instead_of_failing_the_run(tmp_path):
     assert store.last_success() == {} and store.kept() == {}
     assert store.damaged() == [LAST_SUCCESS, KEPT]  # and named, so the night can say so
     assert StateStore(tmp_path / "none").damaged() == []  # missing is not damaged
+    # one file asked alone (the history's and the holds' own checks read only their own file)
+    assert store.unreadable(KEPT) and not store.unreadable(ARCHIVES)
 
 
 def test_each_file_round_trips(tmp_path):
