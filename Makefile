@@ -328,29 +328,36 @@ lab-up: ## Install and start the test lab (zfs-fuse pool, dockerd with userns-re
 lab-down: ## Tear down what the test lab created
 	bash tests/lab/lab.sh down
 
-test: $(TEST_VENV)/.dev-installed lab-up ## The whole suite: unit + lab tests on compose v2, the compose v1 contract, and alongside them the VM lab (root, Debian)
-	@# The VM lab (a qemu guest: its image build, then the boots) shares nothing with the host
-	@# lab but the CPUs, so it runs alongside the host passes, at a lower priority (nice 5: at
-	@# nice 19 the host pass gained little, being mostly waits, and the guest, under TCG, took
-	@# 3000 s instead of about 2100, as long as the host pass itself); its output
-	@# follows theirs. It runs one boot scenario, rotating (chosen by the commit;
-	@# `make test-vm` runs all) on one Debian release, VM_SUITE (trixie: one image to build on a
-	@# cold machine; bookworm on demand, `make test-vm VM_SUITE=bookworm`). Compose v1 runs its
-	@# contract suite (`make test-v1`: every compose test). Every part runs; the target fails
-	@# when any part failed.
-	@mkdir -p $(VM_CACHE); rm -f $(VM_CACHE)/test-vm.rc; start=$$(date +%s); \
+test: $(TEST_VENV)/.dev-installed lab-up ## The whole suite: unit + lab tests on compose v2, the compose v1 contract, and alongside them the VM lab, then the fleet
+	@# Two chains run side by side. The host chain: every test that uses the host lab's
+	@# dockerd, zfs-fuse and sshd (compose v2, then the compose v1 contract), one after another.
+	@# The other chain shares nothing with the host lab but the CPUs: the VM lab (a qemu guest:
+	@# its image build, then the boots; at nice 5: at nice 19 the host pass gained little, being
+	@# mostly waits, and the guest under TCG took 3000 s instead of about 2100), then the fleet
+	@# (two systemd-nspawn machines and Ansible, marker fleet), which fills the CPU the guest
+	@# leaves when it ends before the host chain. Its output follows the host chain's.
+	@# The VM lab runs one boot scenario, rotating (chosen by the commit; `make test-vm` runs
+	@# all) on one Debian release, VM_SUITE (trixie: one image to build on a cold machine;
+	@# bookworm on demand, `make test-vm VM_SUITE=bookworm`). Compose v1 runs its contract
+	@# suite (`make test-v1`: every compose test). Every part runs; the target fails when any
+	@# part failed.
+	@mkdir -p $(VM_CACHE); rm -f $(VM_CACHE)/test-vm.rc $(VM_CACHE)/test-fleet.rc; start=$$(date +%s); \
 	( VM_CACHE=$(VM_CACHE) VM_SUITE=$(VM_SUITE) VM_SCENARIOS=rotate nice -n 5 $(TEST_VENV)/bin/python -m pytest -m vm $(PYTEST_ARGS) \
 	    > $(VM_CACHE)/test-vm.log 2>&1; echo $$? > $(VM_CACHE)/test-vm.rc; \
-	  echo "$$(( $$(date +%s) - start ))" > $(VM_CACHE)/test-vm.seconds ) & vm=$$!; \
-	echo "test: the VM lab runs alongside (log: $(VM_CACHE)/test-vm.log)"; \
-	$(TEST_VENV)/bin/python -m pytest -m "not vm" $(PYTEST_ARGS); v2=$$?; t2=$$(date +%s); \
+	  echo "$$(( $$(date +%s) - start ))" > $(VM_CACHE)/test-vm.seconds; \
+	  $(TEST_VENV)/bin/python -m pytest -m fleet $(PYTEST_ARGS) > $(VM_CACHE)/test-fleet.log 2>&1; \
+	  echo $$? > $(VM_CACHE)/test-fleet.rc; echo "$$(( $$(date +%s) - start ))" > $(VM_CACHE)/test-fleet.seconds ) & side=$$!; \
+	echo "test: the VM lab, then the fleet, run alongside (logs: $(VM_CACHE)/test-vm.log, test-fleet.log)"; \
+	$(TEST_VENV)/bin/python -m pytest -m "not vm and not fleet" $(PYTEST_ARGS); v2=$$?; t2=$$(date +%s); \
 	LAB_COMPOSE=v1 $(TEST_VENV)/bin/python -m pytest -m v1_contract $(PYTEST_ARGS); v1=$$?; t1=$$(date +%s); \
-	echo "test: waiting for the VM lab"; wait $$vm; \
+	echo "test: waiting for the VM lab and the fleet"; wait $$side; \
 	echo "==================== the VM lab (tests/vm, marker vm) ===================="; \
 	cat $(VM_CACHE)/test-vm.log; vmrc=$$(cat $(VM_CACHE)/test-vm.rc 2>/dev/null || echo 1); \
-	echo "test: parts (s): compose v2 pass $$(( t2 - start )), compose v1 contract $$(( t1 - t2 )), VM lab $$(cat $(VM_CACHE)/test-vm.seconds 2>/dev/null || echo '?') (alongside), all $$(( $$(date +%s) - start ))"; \
-	echo "test: exit codes: compose v2 pass $$v2, compose v1 contract $$v1, VM lab $$vmrc"; \
-	[ $$v2 = 0 ] && [ $$v1 = 0 ] && [ $$vmrc = 0 ]
+	echo "==================== the fleet (tests/lab/test_fleet_lab.py, marker fleet) ===================="; \
+	cat $(VM_CACHE)/test-fleet.log; fleetrc=$$(cat $(VM_CACHE)/test-fleet.rc 2>/dev/null || echo 1); \
+	echo "test: parts (s): compose v2 pass $$(( t2 - start )), compose v1 contract $$(( t1 - t2 )), VM lab $$(cat $(VM_CACHE)/test-vm.seconds 2>/dev/null || echo '?') then the fleet to $$(cat $(VM_CACHE)/test-fleet.seconds 2>/dev/null || echo '?') (alongside), all $$(( $$(date +%s) - start ))"; \
+	echo "test: exit codes: compose v2 pass $$v2, compose v1 contract $$v1, VM lab $$vmrc, fleet $$fleetrc"; \
+	[ $$v2 = 0 ] && [ $$v1 = 0 ] && [ $$vmrc = 0 ] && [ $$fleetrc = 0 ]
 
 test-v1: $(TEST_VENV)/.dev-installed lab-up ## Every compose-marked test again on compose v1 (docker-compose 1.29; make test runs its contract only)
 	LAB_COMPOSE=v1 $(TEST_VENV)/bin/python -m pytest -m compose $(PYTEST_ARGS)
