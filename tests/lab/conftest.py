@@ -123,13 +123,15 @@ def build_cycle(lab, tmp_path, *, spokes=SPOKES, repo_base=None, extra=None, sto
         files = {"index.html": f"<h1>{svc}</h1>".encode()}
         files.update({f"d{i % 5}/f{i}.bin": rng.randbytes(rng.randint(10, 20000)) for i in range(60)})
         seed(base, svc, files)
-    # zfs-fuse keeps 1-second timestamps, and borg never caches a file whose ctime equals the
-    # newest ctime of the run (race protection). One file written a second later is that newest.
-    time.sleep(1.1)
-    for svc in spokes:
-        seed(base, svc, {"stamp.txt": b"newest file"})
+    seeded = time.monotonic()
     up = run_cli(env_path, "docker-up")
     assert up.returncode == 0 or not up_must_pass, up.stdout + up.stderr
+    # zfs-fuse keeps 1-second timestamps, and borg never caches a file whose ctime equals the
+    # newest ctime of the run (race protection). One file written a second later is that newest;
+    # docker-up has mostly spent that second already.
+    time.sleep(max(0.0, 1.1 - (time.monotonic() - seeded)))
+    for svc in spokes:
+        seed(base, svc, {"stamp.txt": b"newest file"})
     return cyc
 
 
