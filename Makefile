@@ -335,7 +335,9 @@ test: $(TEST_VENV)/.dev-installed lab-up ## The whole suite: unit + lab tests on
 	@# its image build, then the boots; at nice 5: at nice 19 the host pass gained little, being
 	@# mostly waits, and the guest under TCG took 3000 s instead of about 2100), then the fleet
 	@# (two systemd-nspawn machines and Ansible, marker fleet), which fills the CPU the guest
-	@# leaves when it ends before the host chain. Its output follows the host chain's.
+	@# leaves when it ends before the host chain; it runs in a mount namespace without the
+	@# host lab's mounts (tests/lab/apart.sh), so its machines pin no dataset the host lab
+	@# destroys meanwhile. Its output follows the host chain's.
 	@# The VM lab runs one boot scenario, rotating (chosen by the commit; `make test-vm` runs
 	@# all) on one Debian release, VM_SUITE (trixie: one image to build on a cold machine;
 	@# bookworm on demand, `make test-vm VM_SUITE=bookworm`). Compose v1 runs its contract
@@ -345,7 +347,7 @@ test: $(TEST_VENV)/.dev-installed lab-up ## The whole suite: unit + lab tests on
 	( VM_CACHE=$(VM_CACHE) VM_SUITE=$(VM_SUITE) VM_SCENARIOS=rotate nice -n 5 $(TEST_VENV)/bin/python -m pytest -m vm $(PYTEST_ARGS) \
 	    > $(VM_CACHE)/test-vm.log 2>&1; echo $$? > $(VM_CACHE)/test-vm.rc; \
 	  echo "$$(( $$(date +%s) - start ))" > $(VM_CACHE)/test-vm.seconds; \
-	  $(TEST_VENV)/bin/python -m pytest -m fleet $(PYTEST_ARGS) > $(VM_CACHE)/test-fleet.log 2>&1; \
+	  tests/lab/apart.sh $(TEST_VENV)/bin/python -m pytest -m fleet $(PYTEST_ARGS) > $(VM_CACHE)/test-fleet.log 2>&1; \
 	  echo $$? > $(VM_CACHE)/test-fleet.rc; echo "$$(( $$(date +%s) - start ))" > $(VM_CACHE)/test-fleet.seconds ) & side=$$!; \
 	echo "test: the VM lab, then the fleet, run alongside (logs: $(VM_CACHE)/test-vm.log, test-fleet.log)"; \
 	$(TEST_VENV)/bin/python -m pytest -m "not vm and not fleet" $(PYTEST_ARGS); v2=$$?; t2=$$(date +%s); \

@@ -153,7 +153,9 @@ def rotated(names: list[str], key: str, keep: int = ROTATION) -> list[str]:
 def pytest_collection_modifyitems(config, items):
     """The fleet tests boot systemd-nspawn machines, whose mount namespaces start as copies of
     the host's (zfs-fuse mounts included); zfs-fuse can then call a lab dataset that was mounted
-    meanwhile busy, and its teardown fails. So they run after every other test.
+    meanwhile busy, and its teardown fails. So they run after every other test in one process;
+    `make test` runs them in a process of their own beside the host lab, in a mount namespace
+    without the lab's mounts (tests/lab/apart.sh).
 
     VM_SCENARIOS=rotate deselects (never skips) the boot scenarios not chosen for this commit."""
     items.sort(key=lambda item: item.get_closest_marker("fleet") is not None)
