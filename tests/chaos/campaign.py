@@ -53,6 +53,7 @@ class Campaign:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.versions: dict[tuple[str, str], set[str]] = {}  # (service, file) -> every content it had
         self.networks = invariants.current_networks(world)
+        self.points: invariants.RestorePoints | None = None  # after the first night
         self.tally = Tally(seed)
         self.night_files: dict[str, set[str]] = {}  # service -> its files as its last good night held them
         self.last_archive: dict[str, str] = {}  # service -> the archive its last good night reported
@@ -69,6 +70,7 @@ class Campaign:
         started = time.monotonic()
         first_night = self.world.run("backup", "--json")
         self.note_night(first_night)
+        self.points = invariants.RestorePoints(self.world)
         if first_night.code != 0:
             self.tally.violations = [f"the first night, before any fault, failed:\n{first_night.output[-3000:]}"]
             return self.tally
@@ -121,6 +123,8 @@ class Campaign:
         w = self.world
         setup = self.day(step)
         before = w.cycle.containers()
+        if self.points:
+            self.points.start()
         for armed in step.faults:
             self.tally.armed[armed.fault.name] += 1
         run, extra = self.operate(step)
@@ -147,6 +151,8 @@ class Campaign:
         violations += invariants.leftovers(w, self.networks, crashed)
         violations += invariants.state_files(w)
         violations += invariants.secrets(w, runs)
+        if self.points:
+            violations += self.points.check(runs)
         violations += self.restored_file(step, run)
         if step.op in ("backup", "backup-one"):
             self.note_night(run)

@@ -3,12 +3,15 @@ it found as sentences (empty: it holds)."""
 
 from __future__ import annotations
 
+import calendar
 import fcntl
 import json
 import subprocess
 import time
 from pathlib import Path
 
+from management.config import load_settings
+from management.cycles.history import thin
 from tests.chaos.world import Run, World
 from tests.lab.conftest import our_snapshots, views_left
 from tests.lab.envfile import LAB_PASSPHRASE
@@ -144,3 +147,90 @@ def healed(run: Run) -> list[str]:
     if run.code != 0 or bad or not report.get("datasets"):
         return [f"the clean night after the fault is not OK (exit {run.code}): {bad}\n{run.output[-2500:]}"]
     return []
+
+
+def lost_points(known: dict[str, float], before: set[str], after: set[str], recorded_after: dict[str, float] | None,
+                policy: dict[str, str], said: str, nows: list[float]) -> list[str]:
+    """The local restore points of one service a step lost: `known` (its history's points, name ->
+    time, as last read whole) that were on the pool before the step (`before`) and are not after
+    (`after`), though SNAPSHOT_RETENTION keeps them (under any of `nows`: the clock may have been
+    moved) and no run's output (`said`) names them as removed for a nearly full pool.
+    `recorded_after` is the history after the step (None: it does not parse)."""
+    gone = sorted(n for n in known if n in before and n not in after)
+    if not gone:
+        return []
+    candidates = dict(known)
+    if recorded_after is not None:
+        candidates.update(recorded_after)
+    else:  # cut short: what is on the pool is what the tool rebuilds it from
+        candidates.update({n: t for n in after if (t := name_time(n)) is not None})
+    stays = [thin(list(candidates.items()), policy, now) for now in nows]
+    return [n for n in gone if all(n in stay for stay in stays) and n not in said]
+
+
+def name_time(snapshot: str) -> float | None:
+    """orchestrator-20261207T193310Z -> its Unix time (the night's clock, UTC)."""
+    try:
+        return float(calendar.timegm(time.strptime(snapshot.rsplit("-", 1)[-1], "%Y%m%dT%H%M%SZ")))
+    except ValueError:
+        return None
+
+
+class RestorePoints:
+    """Local restore points never shrink but by SNAPSHOT_RETENTION, or by the room a nearly full
+    pool needs (which the run names). It remembers the history as last read whole, so that a
+    history.json the campaign cut in half hides no loss: the loss it would have hidden (every
+    point taken for a leftover) is the one this check was written for."""
+
+    def __init__(self, world: World):
+        self.world = world
+        settings, _ = load_settings(world.cycle.env_path)
+        self.policy = settings.snapshot_retention
+        self.prefix = settings.snapshot_prefix + "-"
+        self.parent = settings.zfs_parent_dataset
+        self.known: dict[str, dict[str, float]] = {}
+        self.before: dict[str, set[str]] = {}
+        self.remember()
+
+    def _history(self) -> dict[str, dict[str, float]] | None:
+        path = Path(self.world.cycle.values["STATE_DIR"]) / "history.json"
+        try:
+            data = json.loads(path.read_text()) if path.is_file() else {}
+            return {svc: {p["snapshot"]: float(p["time"]) for p in points} for svc, points in data.items()}
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+    def _pool(self) -> dict[str, set[str]]:
+        out = subprocess.run(["zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", self.parent],
+                             capture_output=True, text=True, timeout=120).stdout.split()
+        pool: dict[str, set[str]] = {}
+        for full in out:
+            dataset, _, name = full.partition("@")
+            if name.startswith(self.prefix) and dataset.startswith(self.parent + "/"):
+                pool.setdefault(dataset[len(self.parent) + 1:], set()).add(name)
+        return pool
+
+    def remember(self) -> None:
+        history = self._history()
+        if history is not None:
+            self.known = history
+
+    def start(self) -> None:
+        """Before the step's operation: what is on the pool."""
+        self.before = self._pool()
+
+    def check(self, runs: list[Run]) -> list[str]:
+        after = self._pool()
+        recorded = self._history()
+        said = "\n".join(r.output for r in runs)
+        now = time.time()
+        out = []
+        for service, points in sorted(self.known.items()):
+            nows = [now, max(points.values(), default=now)]
+            lost = lost_points(points, self.before.get(service, set()), after.get(service, set()),
+                               None if recorded is None else recorded.get(service, {}), self.policy, said, nows)
+            if lost:
+                out.append(f"{service}: local restore point(s) {lost} are gone, though SNAPSHOT_RETENTION "
+                           f"({self.policy}) keeps them and no run said the pool's fill removed them")
+        self.remember()
+        return out
