@@ -280,7 +280,7 @@ cloud-init-user-data: ## Print cloud-init user-data for a new VM: ADMIN_USER=run
 	   ADMIN_USER=os.environ["ADMIN_USER"], HOSTNAME=os.environ["VM_HOSTNAME"], SSH_PUBLIC_KEY=key))'
 
 # --- benchmark -------------------------------------------------------------------------------
-.PHONY: bench bench-restore bench-guard bench-scale
+.PHONY: bench bench-restore bench-guard bench-scale bench-scale-vm
 BENCH_ARGS ?=
 RESTORE_PATH_ARGS ?=
 
@@ -296,6 +296,9 @@ bench-guard: $(TEST_VENV)/.dev-installed lab-up ## The mass-change guard's cost 
 
 bench-scale: $(TEST_VENV)/.dev-installed lab-up ## Cost as files (2k/20k/200k) and stacks (1/10/100) grow, beside borg, compose and zfs alone in the same run (root; BENCH_ARGS="--only stacks --stacks 1,10")
 	$(TEST_VENV)/bin/python bench/scale.py $(BENCH_ARGS)
+
+bench-scale-vm: $(TEST_VENV)/.dev-installed ## The quiet night as files grow on OpenZFS, in the VM lab's Debian 13 guest (a reduced size; root, qemu; BENCH_ARGS="--files 1000,20000")
+	VM_CACHE=$(VM_CACHE) VM_SUITE=$(VM_SUITE) $(TEST_VENV)/bin/python bench/scale_vm.py $(BENCH_ARGS)
 
 # --- chaos -----------------------------------------------------------------------------------
 .PHONY: chaos
