@@ -185,6 +185,7 @@ def test_postgres_under_load_comes_back_from_its_archive_stopped_and_live(pg, la
         logs = subprocess.run(["docker", "logs", scratch], capture_output=True, text=True).stderr
         if live:  # snapshotted running: it came back through crash recovery
             assert "database system was not properly shut down" in logs, logs[-2000:]
+        subprocess.run(["docker", "rm", "-f", scratch], capture_output=True, timeout=120)
 
     # the boot drill starts each archived stack isolated: PostgreSQL comes up on the restored copy
     # (through crash recovery when it was snapshotted running) and the probe counts its rows
