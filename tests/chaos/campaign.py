@@ -152,7 +152,7 @@ class Campaign:
         violations += invariants.state_files(w)
         violations += invariants.secrets(w, runs)
         if self.points:
-            violations += self.points.check(runs)
+            violations += self.points.check(runs, crashed)
         violations += self.restored_file(step, run)
         if step.op in ("backup", "backup-one"):
             self.note_night(run)
