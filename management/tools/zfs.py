@@ -16,6 +16,7 @@ destroys clones (datasets with an origin) below the view parent.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from management.config import validate_dataset_name
 from management.errors import CommandError, OrchestratorError, ValidationError
 from management.runner import Runner
+
+log = logging.getLogger("orchestrator.zfs")
 
 SNAPSHOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}$")
 ZFS_TIMEOUT = 120.0
@@ -206,7 +209,19 @@ class ZFSManager:
         self.timeout = timeout
 
     def _run(self, argv: list[str], *, mutating: bool = True, ok_codes=(0,)):
-        if not (mutating and len(argv) > 1 and argv[0] == "zfs" and argv[1] in SERIAL):
+        if not mutating:
+            try:
+                return self.runner.run(argv, mutating=False, timeout=self.timeout, ok_codes=ok_codes)
+            except CommandError as exc:
+                # a query killed by a signal (not by our timeout: that has no exit code) is asked
+                # once more: it changes nothing, and the cleanup it serves would otherwise leave a
+                # clone for the next run (chaos, seed 37, step 147: `zfs get` SIGKILLed in
+                # restore-path's way out)
+                if exc.exit_code is None or exc.exit_code >= 0:
+                    raise
+                log.warning("%s was killed (exit code %s); asking once more", argv[:2], exc.exit_code)
+                return self.runner.run(argv, mutating=False, timeout=self.timeout, ok_codes=ok_codes)
+        if not (len(argv) > 1 and argv[0] == "zfs" and argv[1] in SERIAL):
             return self.runner.run(argv, mutating=mutating, timeout=self.timeout, ok_codes=ok_codes)
         with _SERIAL:
             return self.runner.run(argv, mutating=True, timeout=self.timeout, ok_codes=ok_codes)

@@ -311,6 +311,23 @@ def test_a_drill_whose_zfs_create_is_killed_after_zfs_made_the_scratch_leaves_no
     assert cycle.host_is_clean() == []
 
 
+def test_a_restore_path_whose_zfs_query_is_killed_on_the_way_out_removes_its_clone(shared, tmp_path):
+    """Found by the chaos campaign (seed 37, step 147): the `zfs get` with which restore-path
+    looked at its read-only clone before destroying it was SIGKILLed; the file came back, and
+    the clone stayed until the next run. A killed query is asked once more."""
+    cycle = shared
+    if not archives(cycle, "git"):  # run alone: a night, so there is a snapshot to read
+        assert run_cli(cycle.env_path, "backup", timeout=600).returncode == 0
+    shims, mark = tmp_path / "shims", tmp_path / "killed"
+    once = f'[ -e {mark} ] || {{ touch {mark}; kill -9 $$; }}'
+    write_shim(shims, "zfs", f'case "$1 $*" in "get "*-views/tt-*) {once};; esac')
+    r = run_cli(cycle.env_path, "restore-path", "git", "data/stamp.txt", "--yes", timeout=600, path_prefix=shims)
+    assert mark.exists(), "no zfs query of the clone was killed"
+    assert r.returncode == 0 and "could not remove" not in r.stdout, r.stdout + r.stderr
+    assert views_left(cycle.values["VIEW_DATASET"]) == []
+    assert cycle.host_is_clean() == []
+
+
 def test_kill_9_during_borg_create_next_run_recovers(shared, tmp_path):
     cycle = shared
     new_bytes(cycle, "kill-9")  # a borg create to kill

@@ -396,3 +396,40 @@ def test_a_create_killed_after_zfs_made_the_dataset_leaves_nothing_and_never_tak
                 zfs.create_view("pool/s/git@o-1", "pool/v/drill-git", "/v/drill-git")
         destroyed = [a for a in fake.argvs if a[1] == "destroy"]
         assert (destroyed == [("zfs", "destroy", "pool/v/drill-git")]) is not existed, fake.argvs
+
+
+class KilledQuery(FakeRunner):
+    """The first `kills` read-only `zfs get` are SIGKILLed (-9); `timeouts` of them time out instead."""
+
+    def __init__(self, answers, kills: int = 1, timeout: bool = False):
+        super().__init__(answers)
+        self.kills, self.timeout = kills, timeout
+
+    def run(self, argv, **kw):
+        if tuple(argv[:2]) == ("zfs", "get") and self.kills:
+            self.kills -= 1
+            super().run(argv, **kw)
+            raise CommandError(" ".join(argv), None if self.timeout else -9, "",
+                               reason="timed out after 120s" if self.timeout else "")
+        return super().run(argv, **kw)
+
+
+def test_a_query_killed_on_the_way_out_is_asked_once_more_and_the_clone_goes():
+    """Found by the chaos campaign (seed 37, step 147): `zfs get` SIGKILLed as restore-path
+    removed its read-only clone; the clone stayed until the next run."""
+    props = "pool/v/git\torigin\tpool/s/git@o-1\npool/v/git\tmounted\tyes\n"
+    fake = KilledQuery({("zfs", "get"): props})
+    ZFSManager(fake).destroy_view("pool/v/git")
+    assert [a[1] for a in fake.argvs] == ["get", "get", "unmount", "destroy"]
+    # killed twice: it fails, and nothing is destroyed on a guess
+    fake = KilledQuery({("zfs", "get"): props}, kills=2)
+    with pytest.raises(CommandError):
+        ZFSManager(fake).destroy_view("pool/v/git")
+    assert [a[1] for a in fake.argvs] == ["get", "get"]
+
+
+def test_a_query_that_timed_out_is_not_asked_again():
+    fake = KilledQuery({("zfs", "get"): "x\n"}, timeout=True)
+    with pytest.raises(CommandError, match="timed out"):
+        ZFSManager(fake).get("mounted", "pool/v/git")
+    assert len(fake.argvs) == 1
