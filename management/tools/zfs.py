@@ -219,7 +219,7 @@ class ZFSManager:
                 # restore-path's way out)
                 if exc.exit_code is None or exc.exit_code >= 0:
                     raise
-                log.warning("%s was killed (exit code %s); asking once more", argv[:2], exc.exit_code)
+                log.warning("`%s` was killed (exit code %s); asking once more", " ".join(argv[:2]), exc.exit_code)
                 return self.runner.run(argv, mutating=False, timeout=self.timeout, ok_codes=ok_codes)
         if not (len(argv) > 1 and argv[0] == "zfs" and argv[1] in SERIAL):
             return self.runner.run(argv, mutating=mutating, timeout=self.timeout, ok_codes=ok_codes)

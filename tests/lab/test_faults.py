@@ -318,6 +318,7 @@ def test_a_restore_path_whose_zfs_query_is_killed_on_the_way_out_removes_its_clo
     cycle = shared
     if not archives(cycle, "git"):  # run alone: a night, so there is a snapshot to read
         assert run_cli(cycle.env_path, "backup", timeout=600).returncode == 0
+    (cycle.base / "git" / "data" / "stamp.txt").write_bytes(b"broken by hand")  # what restore-path mends
     shims, mark = tmp_path / "shims", tmp_path / "killed"
     once = f'[ -e {mark} ] || {{ touch {mark}; kill -9 $$; }}'
     write_shim(shims, "zfs", f'case "$1 $*" in "get "*-views/tt-*) {once};; esac')
