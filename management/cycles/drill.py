@@ -25,6 +25,7 @@ from pathlib import Path
 from management.config import COMPOSE_FILES
 from management.cycles.context import Cycle
 from management.cycles.frame import RunFrame
+from management.cycles.history import SNAPSHOT_TIME
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import Interrupted
 from management.monitoring.publish import DrillOutcome
@@ -116,7 +117,7 @@ class DrillOrchestrator(Cycle):
     def _one(self, service: str) -> DrillResult:
         result = DrillResult(service)
         started = time.monotonic()
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.clock()))
+        stamp = time.strftime(SNAPSHOT_TIME, time.gmtime(self.clock()))
         scratch: tuple[Path, str | None] | None = None
         view = f"{self.s.view_dataset}/{service}"
         view_made = False

@@ -16,6 +16,7 @@ Promises (each has a test):
 
 from __future__ import annotations
 
+import calendar
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -32,6 +33,20 @@ PERIODS = (("hourly", "%Y-%m-%d %H"), ("daily", "%Y-%m-%d"), ("weekly", "%G-%V")
            ("yearly", "%Y"))
 WITHIN_UNITS = {"S": 1, "H": 3600, "d": 86400, "w": 7 * 86400, "m": 31 * 86400, "y": 365 * 86400}
 POOL_FULL_PERCENT = 90  # past this fill the night removes the oldest history snapshots first
+SNAPSHOT_TIME = "%Y%m%dT%H%M%SZ"  # the clock in a snapshot's name, `<prefix>-<time>` (UTC)
+
+
+def snapshot_time(prefix: str, name: str) -> float | None:
+    """The clock `<prefix>-YYYYmmddTHHMMSSZ` was named with: the night's, the time its history
+    point recorded (a night run while the clock was wrong names and records that clock, not the
+    pool's). None for any other name."""
+    head, _, stamp = name.rpartition("-")
+    if head != prefix:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(stamp, SNAPSHOT_TIME)))
+    except ValueError:
+        return None
 
 
 def within_seconds(text: str) -> float:
@@ -84,7 +99,8 @@ class History(Cycle):
         """history.json there but cut short (a crash, a full disk): it would read as empty, and the
         night's leftover cleanup would take every history snapshot for a leftover. It is rebuilt
         from the pool instead: each of our snapshots of a service's dataset is a point again
-        (its time the snapshot's, its consistency and archive unknown). Returns the note."""
+        (its time the one its name carries, which the lost point recorded, else the pool's
+        creation time; its consistency and archive unknown). Returns the note."""
         if not self.on or not self.state.unreadable(HISTORY):
             return None
         prefix = self.s.snapshot_prefix + "-"
@@ -93,7 +109,14 @@ class History(Cycle):
         for snap in self.zfs.snapshots(self.s.zfs_parent_dataset):  # oldest first
             service = datasets.get(snap.dataset)
             if service and snap.snap.startswith(prefix):
-                history.setdefault(service, []).append(HistoryPoint(snap.snap, float(snap.creation)))
+                # the name's clock, not the pool's: a night made while the clock ran ahead keeps
+                # the day it recorded, and retention thins the rebuilt history as it would have
+                # thinned the lost one (chaos, seed 37, step 39)
+                named = snapshot_time(self.s.snapshot_prefix, snap.snap)
+                history.setdefault(service, []).append(
+                    HistoryPoint(snap.snap, named if named is not None else float(snap.creation)))
+        for points in history.values():
+            points.sort(key=lambda p: (p.time, p.snapshot))  # oldest first, as recorded
         if not self.runner.dry_run:
             self.state.save_history(history)
         return (f"{self.state.path(HISTORY)} did not parse: rebuilt from the pool, "

@@ -24,7 +24,7 @@ from pathlib import Path
 from management.config import Settings
 from management.cycles.context import Cycle
 from management.cycles.frame import RunFrame
-from management.cycles.history import SAFETY_PREFIX
+from management.cycles.history import SAFETY_PREFIX, SNAPSHOT_TIME
 from management.errors import OrchestratorError, ValidationError
 from management.lock import SignalGuard
 from management.tools.borg import STACK_PREFIX, latest_archive
@@ -109,7 +109,7 @@ class RestoreOrchestrator(Cycle):
         dataset, mountpoint = self.s.dataset(service), self.s.mountpoint(service)
         if want_data and not self.zfs.is_mounted(dataset):
             raise ValidationError(f"{service}: dataset {dataset} is not mounted; nothing was changed")
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.clock()))
+        stamp = time.strftime(SNAPSHOT_TIME, time.gmtime(self.clock()))
         done = Restored(service, archive)
         folder = self.s.services_dir / service
         with guard.critical():

@@ -34,7 +34,7 @@ from pathlib import Path, PurePosixPath
 
 from management.cycles.context import Cycle
 from management.cycles.frame import RunFrame
-from management.cycles.history import SAFETY_PREFIX
+from management.cycles.history import SAFETY_PREFIX, SNAPSHOT_TIME
 from management.errors import OrchestratorError, ValidationError, brief
 from management.lock import SignalGuard
 from management.state import CONSISTENT
@@ -510,7 +510,7 @@ class TimeTravel(Cycle):
     def _put(self, service: str, rel: PurePosixPath, point: Point, trees: Trees, to: Path | None, stop: bool,
              guard: SignalGuard, *, existed: bool) -> PathRestored:
         mountpoint = self.s.mountpoint(service)
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.clock()))
+        stamp = time.strftime(SNAPSHOT_TIME, time.gmtime(self.clock()))
         target = (to / rel.name) if to is not None else mountpoint / rel
         done = self.last = PathRestored(service, str(rel), point, str(target), existed=existed)
         stopped = False

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 
 from management.cycles.context import Cycle, RunContext
 from management.cycles.frame import RunFrame
+from management.cycles.history import SNAPSHOT_TIME
 from management.errors import CommandError, OrchestratorError, ValidationError
 from management.lock import Interrupted, SignalGuard
 from management.monitoring.publish import UpdateOutcome
@@ -55,7 +56,7 @@ def rollback_tag(stack: str, service: str, stamp: str) -> str:
 
 
 def stamp_of(now: float) -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    return time.strftime(SNAPSHOT_TIME, time.gmtime(now))
 
 
 def expired(snapshots: Sequence[str], keep: int) -> list[str]:

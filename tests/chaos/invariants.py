@@ -3,7 +3,6 @@ it found as sentences (empty: it holds)."""
 
 from __future__ import annotations
 
-import calendar
 import fcntl
 import json
 import subprocess
@@ -11,7 +10,7 @@ import time
 from pathlib import Path
 
 from management.config import load_settings
-from management.cycles.history import thin
+from management.cycles.history import snapshot_time, thin
 from tests.chaos.world import Run, World
 from tests.lab.conftest import our_snapshots, views_left
 from tests.lab.envfile import LAB_PASSPHRASE
@@ -150,7 +149,7 @@ def healed(run: Run) -> list[str]:
 
 
 def lost_points(known: dict[str, float], before: set[str], after: set[str], recorded_after: dict[str, float] | None,
-                policy: dict[str, str], said: str, nows: list[float]) -> list[str]:
+                policy: dict[str, str], said: str, nows: list[float], prefix: str = "orchestrator") -> list[str]:
     """The local restore points of one service a step lost: `known` (its history's points, name ->
     time, as last read whole) that were on the pool before the step (`before`) and are not after
     (`after`), though SNAPSHOT_RETENTION keeps them (under any of `nows`: the clock may have been
@@ -163,17 +162,9 @@ def lost_points(known: dict[str, float], before: set[str], after: set[str], reco
     if recorded_after is not None:
         candidates.update(recorded_after)
     else:  # cut short: what is on the pool is what the tool rebuilds it from
-        candidates.update({n: t for n in after if (t := name_time(n)) is not None})
+        candidates.update({n: t for n in after if (t := snapshot_time(prefix, n)) is not None})
     stays = [thin(list(candidates.items()), policy, now) for now in nows]
     return [n for n in gone if all(n in stay for stay in stays) and n not in said]
-
-
-def name_time(snapshot: str) -> float | None:
-    """orchestrator-20261207T193310Z -> its Unix time (the night's clock, UTC)."""
-    try:
-        return float(calendar.timegm(time.strptime(snapshot.rsplit("-", 1)[-1], "%Y%m%dT%H%M%SZ")))
-    except ValueError:
-        return None
 
 
 class RestorePoints:
@@ -186,7 +177,7 @@ class RestorePoints:
         self.world = world
         settings, _ = load_settings(world.cycle.env_path)
         self.policy = settings.snapshot_retention
-        self.prefix = settings.snapshot_prefix + "-"
+        self.prefix = settings.snapshot_prefix
         self.parent = settings.zfs_parent_dataset
         self.known: dict[str, dict[str, float]] = {}
         self.before: dict[str, set[str]] = {}
@@ -206,7 +197,7 @@ class RestorePoints:
         pool: dict[str, set[str]] = {}
         for full in out:
             dataset, _, name = full.partition("@")
-            if name.startswith(self.prefix) and dataset.startswith(self.parent + "/"):
+            if name.startswith(self.prefix + "-") and dataset.startswith(self.parent + "/"):
                 pool.setdefault(dataset[len(self.parent) + 1:], set()).add(name)
         return pool
 
@@ -233,7 +224,8 @@ class RestorePoints:
         for service, points in sorted(self.known.items()):
             nows = [now, max(points.values(), default=now)]
             lost = lost_points(points, self.before.get(service, set()), after.get(service, set()),
-                               None if recorded is None else recorded.get(service, {}), self.policy, said, nows)
+                               None if recorded is None else recorded.get(service, {}), self.policy, said, nows,
+                               self.prefix)
             if lost:
                 out.append(f"{service}: local restore point(s) {lost} are gone, though SNAPSHOT_RETENTION "
                            f"({self.policy}) keeps them and no run said the pool's fill removed them")

@@ -5,7 +5,8 @@ history file that listed it was cut in half during the step."""
 import calendar
 import time
 
-from tests.chaos.invariants import lost_points, name_time
+from management.cycles.history import snapshot_time
+from tests.chaos.invariants import lost_points
 
 DAILY = {"daily": "7"}
 
@@ -17,7 +18,8 @@ def point(day: int, hour: int) -> tuple[str, float]:
 
 def test_a_snapshot_name_gives_its_time():
     name, at = point(7, 3)
-    assert name_time(name) == at and name_time("orchestrator-safety") is None
+    assert snapshot_time("orchestrator", name) == at and snapshot_time("orchestrator", "orchestrator-x") is None
+    assert snapshot_time("restore-safety", name) is None  # another prefix
 
 
 def test_retention_may_drop_a_point_the_same_day_holds_a_newer_one_of():

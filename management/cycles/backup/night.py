@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from management.cycles.history import SAFETY_PREFIX
+from management.cycles.history import SAFETY_PREFIX, SNAPSHOT_TIME
 from management.state import Night, RepositoryRecord
 from management.tools.borg import STACK_PREFIX, Listing
 
 
 def snapshot_name(prefix: str, now: float) -> str:
     """`<prefix>-YYYYmmddTHHMMSSZ`: sortable, unique per second, and marks the snapshot as ours."""
-    return f"{prefix}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}"
+    return f"{prefix}-{time.strftime(SNAPSHOT_TIME, time.gmtime(now))}"
 
 
 def stop_order(stacks: Sequence[str], hub: str) -> list[str]:

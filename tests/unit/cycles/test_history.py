@@ -152,6 +152,7 @@ def test_a_history_file_cut_short_is_rebuilt_from_the_pool_and_no_restore_point_
     world = World()
     orch, _ = nights(history_settings, world, [1, 2])
     points = {s for s in world.snaps if "@orchestrator-" in s}
+    recorded = {p.snapshot: p.time for p in orch.state.history()["git"]}
     path = orch.state.path("history.json")
     path.write_text(path.read_text()[:20])  # cut mid-write
     orch, report = nights(history_settings, world, [2])  # later that day: the policy thins nothing
@@ -160,6 +161,10 @@ def test_a_history_file_cut_short_is_rebuilt_from_the_pool_and_no_restore_point_
     assert any("rebuilt from the pool" in n for n in report.notes), report.notes
     rebuilt = orch.state.history()["git"]
     assert {f"datapool/services/git@{p.snapshot}" for p in rebuilt} >= {s for s in points if "/git@" in s}
+    # each point keeps the time it recorded (its name's clock, not the pool's creation time), so
+    # retention thins the rebuilt history as it would have thinned the lost one (chaos, seed 37,
+    # step 39: two nights made while the clock ran ahead were thinned as nights of the real day)
+    assert {p.snapshot: p.time for p in rebuilt if p.snapshot in recorded} == recorded
     assert orch.state.damaged() == []
 
 
