@@ -46,6 +46,7 @@ from tests.vm.test_vm import (  # noqa: E402
 )
 
 SERVICE = "alpha"
+OTHER = "beta"  # the other spoke: a few files all along, measured in the same nights
 APP_UID = 100999
 SHIMS = "/root/shims"
 
@@ -104,7 +105,8 @@ def night(vm) -> dict:
         raise SystemExit(f"bench-scale-vm: a night failed: {report}")
     return {"wall": wall, "window": report.get("downtime") or 0.0,
             "zfs": sum(c.startswith("zfs ") for c in calls), "borg": sum(c.startswith("borg ") for c in calls),
-            "results": {d["service"]: d["result"] for d in report["datasets"]}}
+            "results": {d["service"]: d["result"] for d in report["datasets"]},
+            "seconds": {d["service"]: d.get("duration") or 0.0 for d in report["datasets"]}}
 
 
 def main() -> int:
@@ -144,29 +146,35 @@ def main() -> int:
         vm.down()
     print(f"### The quiet night on OpenZFS as files grow (Debian 13 guest, {vm.accel.upper()}; seconds: the "
           f"emulator's; median of {args.quiet_runs} quiet nights)\n")
-    print("| files in alpha | the night that backs them up | its borg processes | quiet night | its window "
-          "| quiet night − window | zfs processes | borg processes | results |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    extra = {}
+    print(f"| files in {SERVICE} | the night that backs them up | its borg processes | quiet night | its window "
+          f"| quiet night − window | {SERVICE}'s own time, unchanged | {OTHER}'s (a few files), same nights "
+          "| zfs processes | borg processes | results |")
+    print("|" + "---|" * 11)
+    extra, own = {}, {}
     for n, backed, quiet in rows:
         wall = statistics.median(q["wall"] for q in quiet)
         window = statistics.median(q["window"] for q in quiet)
         extra[n] = statistics.median(q["wall"] - q["window"] for q in quiet)
-        last = quiet[-1]
-        results = ", ".join(f"{k} {v}" for k, v in sorted(last["results"].items()))
+        mine = statistics.median(q["seconds"].get(SERVICE, 0.0) for q in quiet)
+        other = statistics.median(q["seconds"].get(OTHER, 0.0) for q in quiet)
+        own[n] = statistics.median(q["seconds"].get(SERVICE, 0.0) - q["seconds"].get(OTHER, 0.0) for q in quiet)
+        zfs = "/".join(str(q["zfs"]) for q in quiet)
+        borg = "/".join(str(q["borg"]) for q in quiet)
+        results = ", ".join(f"{k} {v}" for k, v in sorted(quiet[-1]["results"].items()))
         print(f"| {n:,} | {backed['wall']:.1f} | {backed['borg']} | {wall:.1f} | {window:.1f} | {extra[n]:.1f} "
-              f"| {last['zfs']} | {last['borg']} | {results} |")
+              f"| {mine:.2f} | {other:.2f} | {zfs} | {borg} | {results} |")
     lo, hi = sizes[0], sizes[-1]
-    growth = extra[hi] - extra[lo]
-    counts = sorted({(q["zfs"], q["borg"]) for _, _, quiet in rows for q in quiet})
-    flat_counts = len(counts) == 1 and counts[0][1] == 0
+    no_borg = all(q["borg"] == 0 for _, _, quiet in rows for q in quiet)
     print()
     print("| target | measured | goal | result |")
     print("|---|---|---|---|")
-    print(f"| quiet night − window, {lo:,} → {hi:,} files | {extra[lo]:.1f} s → {extra[hi]:.1f} s ({growth:+.1f} s) "
-          f"| ≤ 0.5 s more (flat in files) | {'PASS' if growth <= 0.5 else 'MISS'} |")
-    print(f"| zfs and borg processes of a quiet night | {counts} (zfs, borg) "
-          f"| the same at every size, no borg | {'PASS' if flat_counts else 'MISS'} |")
+    print(f"| an unchanged dataset of {hi:,} files, its own time beyond a dataset of a few files in the same night "
+          f"| {own[hi]:+.2f} s ({own[lo]:+.2f} s at {lo:,}) | ≤ 0.5 s | {'PASS' if own[hi] <= 0.5 else 'MISS'} |")
+    print(f"| quiet night − window, {lo:,} → {hi:,} files | {extra[lo]:.1f} s → {extra[hi]:.1f} s "
+          f"| ≤ 0.5 s at {hi:,} files (here: the emulator's seconds; the fixed part is the floor) "
+          f"| {'PASS' if extra[hi] <= 0.5 else 'MISS'} |")
+    print(f"| borg processes of a quiet night | {'none' if no_borg else 'some'} | none at any size "
+          f"| {'PASS' if no_borg else 'MISS'} |")
     print(f"\nbench-scale-vm: {time.monotonic() - started:.0f} s in all", file=sys.stderr)
     return 0
 
