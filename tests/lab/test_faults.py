@@ -311,19 +311,21 @@ def test_a_drill_whose_zfs_create_is_killed_after_zfs_made_the_scratch_leaves_no
     assert cycle.host_is_clean() == []
 
 
-def test_a_restore_path_whose_zfs_query_is_killed_on_the_way_out_removes_its_clone(shared, tmp_path):
-    """Found by the chaos campaign (seed 37, step 147): the `zfs get` with which restore-path
-    looked at its read-only clone before destroying it was SIGKILLed; the file came back, and
-    the clone stayed until the next run. A killed query is asked once more."""
+@pytest.mark.parametrize("killed", ["get", "unmount"])
+def test_a_restore_path_whose_zfs_query_is_killed_on_the_way_out_removes_its_clone(shared, tmp_path, killed):
+    """Found by the chaos campaign (seed 37, step 147, twice): the `zfs get` with which
+    restore-path looked at its read-only clone, then (that fixed) the `zfs unmount` before its
+    destroy, was SIGKILLed; the file came back, and the clone stayed until the next run. A
+    killed query is asked once more; a killed unmount leaves the destroy to decide."""
     cycle = shared
     if not archives(cycle, "git"):  # run alone: a night, so there is a snapshot to read
         assert run_cli(cycle.env_path, "backup", timeout=600).returncode == 0
     (cycle.base / "git" / "data" / "stamp.txt").write_bytes(b"broken by hand")  # what restore-path mends
     shims, mark = tmp_path / "shims", tmp_path / "killed"
     once = f'[ -e {mark} ] || {{ touch {mark}; kill -9 $$; }}'
-    write_shim(shims, "zfs", f'case "$1 $*" in "get "*-views/tt-*) {once};; esac')
+    write_shim(shims, "zfs", f'case "$1 $*" in "{killed} "*-views/tt-*) {once};; esac')
     r = run_cli(cycle.env_path, "restore-path", "git", "data/stamp.txt", "--yes", timeout=600, path_prefix=shims)
-    assert mark.exists(), "no zfs query of the clone was killed"
+    assert mark.exists(), f"no zfs {killed} of the clone was killed"
     assert r.returncode == 0 and "could not remove" not in r.stdout, r.stdout + r.stderr
     assert views_left(cycle.values["VIEW_DATASET"]) == []
     assert cycle.host_is_clean() == []

@@ -433,3 +433,19 @@ def test_a_query_that_timed_out_is_not_asked_again():
     with pytest.raises(CommandError, match="timed out"):
         ZFSManager(fake).get("mounted", "pool/v/git")
     assert len(fake.argvs) == 1
+
+
+class KilledUnmount(FakeRunner):
+    def run(self, argv, **kw):
+        if tuple(argv[:2]) == ("zfs", "unmount"):
+            super().run(argv, **kw)
+            raise CommandError(" ".join(argv), -9, "")
+        return super().run(argv, **kw)
+
+
+def test_an_unmount_killed_before_the_destroy_does_not_stop_the_destroy():
+    """Found by the chaos campaign (seed 37, step 147 again, after the query was fixed): `zfs
+    unmount` of restore-path's clone SIGKILLed; the clone stayed until the next run."""
+    fake = KilledUnmount({("zfs", "get"): "pool/v/git\torigin\tpool/s/git@o-1\npool/v/git\tmounted\tyes\n"})
+    ZFSManager(fake).destroy_view("pool/v/git")
+    assert [a[1] for a in fake.argvs] == ["get", "unmount", "destroy"]
