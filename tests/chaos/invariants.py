@@ -11,6 +11,7 @@ from pathlib import Path
 
 from management.config import load_settings
 from management.cycles.history import snapshot_time, thin
+from management.state import HISTORY, StateStore
 from tests.chaos.world import Run, World
 from tests.lab.conftest import our_snapshots, views_left
 from tests.lab.envfile import LAB_PASSPHRASE
@@ -184,12 +185,11 @@ class RestorePoints:
         self.remember()
 
     def _history(self) -> dict[str, dict[str, float]] | None:
-        path = Path(self.world.cycle.values["STATE_DIR"]) / "history.json"
-        try:
-            data = json.loads(path.read_text()) if path.is_file() else {}
-            return {svc: {p["snapshot"]: float(p["time"]) for p in points} for svc, points in data.items()}
-        except (ValueError, TypeError, KeyError, AttributeError):
+        """service -> {snapshot: time}, read by the tool's own reader; None while it does not parse."""
+        store = StateStore(Path(self.world.cycle.values["STATE_DIR"]))
+        if store.unreadable(HISTORY):
             return None
+        return {svc: {p.snapshot: p.time for p in points} for svc, points in store.history().items()}
 
     def _pool(self) -> dict[str, set[str]]:
         out = subprocess.run(["zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", self.parent],
