@@ -156,6 +156,17 @@ def zfs_floors(parent: str) -> tuple[float, float]:
     return t_snap, t_get
 
 
+def destroy(dataset: str) -> None:
+    """A dataset of the bench's (and what is below it) destroyed. zfs-fuse calls a dataset busy
+    for a moment after a process that read it ended (borg extract): unmount, then retry, bounded."""
+    subprocess.run(["zfs", "unmount", "-f", dataset], capture_output=True, timeout=120)
+    for _ in range(20):
+        if subprocess.run(["zfs", "destroy", "-r", dataset], capture_output=True, timeout=600).returncode == 0:
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"bench-scale: cannot destroy {dataset}")
+
+
 class BorgAlone:
     """borg create / extract without the tool, into a repository of its own next to the tool's."""
 
@@ -197,11 +208,7 @@ class Clone:
 
     def drop(self) -> None:
         if subprocess.run(["zfs", "list", "-H", self.dataset], capture_output=True).returncode == 0:
-            for _ in range(20):
-                if subprocess.run(["zfs", "destroy", self.dataset], capture_output=True).returncode == 0:
-                    return
-                time.sleep(0.5)
-            raise SystemExit(f"bench-scale: cannot destroy {self.dataset}")
+            destroy(self.dataset)
 
     def __exit__(self, *exc):
         self.drop()
@@ -265,7 +272,7 @@ def files_size(lab, n: int) -> dict:
             try:
                 m["restore_floor"] = borg.extract(archive, Path(tmp) / "extract")
             finally:
-                sh(["zfs", "destroy", "-r", scratch])
+                destroy(scratch)
             log(f"{n} files: restore-path of one file from the newest archive, then borg extract PATH alone")
             target = str(paths[1].relative_to(cyc.base / SERVICE))
             drop_local_history(cyc)
