@@ -263,7 +263,7 @@ def files_size(lab, n: int) -> dict:
         # and a held prune fails the night this bench times
         cyc = build_cycle(lab, Path(tmp), spokes=[SERVICE],
                           extra={"BORG_TIMEOUT": "86400", "COMMAND_TIMEOUT": "7200", "PRUNE_GUARD_SHRINK": "0",
-                                 "CHANGE_GUARD_PERCENT": "0"})
+                                 "CHANGE_GUARD_PERCENT": "0", "CHANGE_GUARD_FACTOR": "0"})
         try:
             tool(cyc, "init-repos")
             data = cyc.base / SERVICE / "data"
