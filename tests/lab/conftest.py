@@ -135,9 +135,20 @@ def build_cycle(lab, tmp_path, *, spokes=SPOKES, repo_base=None, extra=None, sto
     return cyc
 
 
+def remove_containers(prefix: str) -> None:
+    """Every container whose name starts with `prefix`, running or not, removed at once (SIGKILL)."""
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=^{prefix}"], capture_output=True, text=True,
+                         timeout=60)
+    if out.stdout.split():
+        subprocess.run(["docker", "rm", "-f", *out.stdout.split()], capture_output=True, timeout=120)
+
+
 def teardown_cycle(cyc: Cycle) -> None:
+    # No stop is under test in a teardown: the test's containers go at once, not after their grace
+    # period (a slow stack's 12 s, twice a run), then docker-down removes what compose made
+    # around them (the containers of stacks named without the prefix, default networks).
+    remove_containers(cyc.prefix)
     run_cli(cyc.env_path, "docker-down", timeout=300)
-    subprocess.run(["docker", "rm", "-f", *sorted(running_containers(cyc.prefix))], capture_output=True, timeout=120)
     for net in cyc.spokes:
         subprocess.run(["docker", "network", "rm", f"{cyc.prefix}{net}_net"], capture_output=True, timeout=60)
     destroy_tree(cyc.parent)
