@@ -1,7 +1,9 @@
 """The fake world the backup cycle's tests run in: fake managers that record the order of events."""
 
+import math
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +53,7 @@ class World:
         self.unreadable = {}  # stack -> compose's error
         self.policies = {}  # stack -> its x-orchestrator block
         self.datasets = ["datapool/services", "datapool/services/git", "datapool/services/photo"]
+        self.last_run = 0.0  # when the last run on this world started (orchestrator())
         self.written = {}  # dataset -> bytes written since the kept snapshot (OpenZFS `written@`)
         self.snaps = set()
         self.created = {}  # dataset@snap -> its creation time (zfs's `creation`), for those a test sets
@@ -218,7 +221,15 @@ class World:
 
 
 def orchestrator(settings, world):
-    return BackupOrchestrator(RunContext(settings, FakeRunner(), world, world, world, echo=lambda _: None))
+    """A run on `world`, starting in a second of its own: a night takes seconds and ZFS refuses a
+    second snapshot of one name, so two nights never share one. Two runs of a test within one
+    second would (this fake allows it), and a night would then drop the snapshot an earlier one
+    kept: a test that passed or failed by where the second boundary fell (one in six, loaded)."""
+    start = max(time.time(), math.floor(world.last_run) + 1.0)
+    world.last_run = start
+    t0 = time.monotonic()
+    return BackupOrchestrator(RunContext(settings, FakeRunner(), world, world, world, echo=lambda _: None,
+                                         clock=lambda: start + (time.monotonic() - t0)))
 
 
 def kinds(world, kind):
