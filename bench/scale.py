@@ -8,14 +8,15 @@ PASS or MISS against the goals of issue 38 (docs/performance.md, "Scale", quotes
 
 Files (one spoke whose dataset holds N files: mostly small, 1 in 100 large, --kb-per-file on
 average), on a zfs-fuse pool of its own (--pool-gb, a sparse file; the lab's is 6 GB):
-  the tool's first night, then borg create alone into a repository of its own, from a clone of
-  the same snapshot (a stable path, so borg's files cache serves its second night as it serves
-  the tool's); 1 % of the files rewritten, the same pair again; a night with nothing changed
-  (its wall minus its window) against the change walk alone on a clone of the same data (`find`
-  printing every entry's stat, cold, then the tool's tree_manifest); `restore` of the whole service against `borg extract` of the same
-  archive alone onto the same pool; `restore-path` of one file from the newest archive (no local
-  snapshot left) against `borg extract PATH` alone; one `zfs snapshot -r` and one `zfs get -r`.
-  The tool's peak RSS is its own process's VmHWM (borg's are borg's), polled.
+  the tool's first night, then borg create alone into a repository of its own, from a clone of the
+  same snapshot (a stable path, so borg's files cache serves its second night as it serves the
+  tool's); 1 % of the files rewritten, the same pair again; a night with nothing changed (its wall
+  minus its window) against the change walk alone on a clone of the same data (`find` printing
+  every entry's stat, cold, then the tool's tree_manifest); `restore` of the whole service against
+  `borg extract` of the same archive alone onto the same pool; `restore-path` of one file from the
+  newest archive (no local snapshot left) against `borg extract PATH` alone; one `zfs snapshot -r`
+  and one `zfs get -r`. The tool's peak RSS is its own process's VmHWM (borg's are borg's),
+  polled.
 Stacks (N small spokes behind the hub, on the lab's pool):
   `status` and `check-stacks` (median of --runs); a night with nothing changed and its window
   (stop issued .. every stack healthy again) against bare `docker compose` stopping every stack

@@ -122,6 +122,14 @@ class History(Cycle):
         return (f"{self.state.path(HISTORY)} did not parse: rebuilt from the pool, "
                 f"{sum(map(len, history.values()))} restore point(s) kept")
 
+    def _current(self) -> dict[str, list[HistoryPoint]]:
+        """history.json as it stands, rebuilt from the pool first if it was cut short since the
+        night began (after `recover`): read as empty, a night's record or thinning would write
+        back only tonight's points, and the next night's cleanup would take the others for
+        leftovers (chaos, seed 1564430902, step 10: the file truncated mid-night)."""
+        self.recover()
+        return self.state.history()
+
     def all_snapshots(self) -> set[str]:
         """Every history snapshot as dataset@name (what a night's leftover cleanup must keep)."""
         return {f"{self.s.dataset(svc)}@{p.snapshot}" for svc, points in self.state.history().items()
@@ -148,7 +156,7 @@ class History(Cycle):
         """Add one point per service (tonight's snapshot), replacing a point of the same name."""
         if not points or self.runner.dry_run:
             return
-        history = self.state.history()
+        history = self._current()
         for service, point in points.items():
             history[service] = [p for p in history.get(service, []) if p.snapshot != point.snapshot] + [point]
         self.state.save_history(history)
@@ -157,7 +165,7 @@ class History(Cycle):
         """Apply SNAPSHOT_RETENTION to each service's history, then make room on a nearly full
         pool, oldest first. `protected` (dataset@name: the kept snapshots) never goes. Returns
         notes for the run's report: what the pool's fill removed, and what could not be removed."""
-        history = self.state.history()
+        history = self._current() if not self.runner.dry_run else self.state.history()
         existing = set(self.zfs.list_snapshots(self.s.zfs_parent_dataset))
         notes: list[str] = []
         now = self.clock()

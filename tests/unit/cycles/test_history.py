@@ -172,3 +172,25 @@ def test_a_whole_history_file_is_not_rebuilt(history_settings):
     world = World()
     orch, _ = nights(history_settings, world, [1])
     assert orch.history.recover() is None
+
+
+def test_a_history_file_cut_during_the_night_loses_no_restore_point(history_settings):
+    """Chaos, seed 1564430902, step 10: history.json truncated after the night had read it whole.
+    The night's record read it as empty and wrote back only tonight's points; the earlier points'
+    snapshots stayed on the pool, unrecorded, for the next night's cleanup to take as leftovers."""
+    world = World()
+    orch, _ = nights(history_settings, world, [1, 2])
+    path = orch.state.path("history.json")
+    create = world.create
+
+    def cut_then_create(service, *args, **kwargs):  # mid-night: after the start, before the record
+        path.write_text(path.read_text()[:20])
+        return create(service, *args, **kwargs)
+
+    world.create = cut_then_create
+    orch, report = nights(history_settings, world, [3])
+    assert report.ok, report
+    for service in ("git", "photo"):
+        ours = {s.partition("@")[2] for s in world.snaps if s.startswith(f"datapool/services/{service}@orchestrator-")}
+        assert ours and {p.snapshot for p in orch.state.history()[service]} == ours, (service, ours)
+    assert orch.state.damaged() == []
