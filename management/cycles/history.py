@@ -124,15 +124,16 @@ class History(Cycle):
 
     def _current(self) -> dict[str, list[HistoryPoint]]:
         """history.json as it stands, rebuilt from the pool first if it was cut short since the
-        night began (after `recover`): read as empty, a night's record or thinning would write
-        back only tonight's points, and the next night's cleanup would take the others for
-        leftovers (chaos, seed 1564430902, step 10: the file truncated mid-night)."""
+        night began (after `recover`; a dry run rebuilds nothing): read as empty, a night's
+        record or thinning would write back only tonight's points, and a cleanup would take the
+        others for leftovers (chaos, seed 1564430902, step 10: the file truncated mid-night).
+        Every read of the history here goes through it."""
         self.recover()
         return self.state.history()
 
     def all_snapshots(self) -> set[str]:
         """Every history snapshot as dataset@name (what a night's leftover cleanup must keep)."""
-        return {f"{self.s.dataset(svc)}@{p.snapshot}" for svc, points in self.state.history().items()
+        return {f"{self.s.dataset(svc)}@{p.snapshot}" for svc, points in self._current().items()
                 for p in points}
 
     def held(self) -> set[str]:
@@ -165,7 +166,7 @@ class History(Cycle):
         """Apply SNAPSHOT_RETENTION to each service's history, then make room on a nearly full
         pool, oldest first. `protected` (dataset@name: the kept snapshots) never goes. Returns
         notes for the run's report: what the pool's fill removed, and what could not be removed."""
-        history = self._current() if not self.runner.dry_run else self.state.history()
+        history = self._current()
         existing = set(self.zfs.list_snapshots(self.s.zfs_parent_dataset))
         notes: list[str] = []
         now = self.clock()
